@@ -1,0 +1,67 @@
+"""Who is acting: a logged-in user or a partner system's API token, seen the same way by every service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .models import Role
+
+if TYPE_CHECKING:
+    from .models import User
+
+
+@dataclass(frozen=True)
+class Actor:
+    role: str
+    label: str
+    party_id: int | None = None
+    provider_id: int | None = None
+    # The user to record in the audit trail; for a token, the secretariat user who issued it.
+    user: User | None = None
+    token_id: int | None = None
+    can_write: bool = True
+
+    @classmethod
+    def for_user(cls, user: User) -> Actor:
+        if not user.is_authenticated or not user.is_active:
+            return ANONYMOUS
+        role = Role.SECRETARIAT if user.is_superuser else user.role
+        return cls(
+            role=role,
+            label=user.get_username(),
+            party_id=user.party_id if role == Role.FOCAL_POINT else None,
+            provider_id=user.provider_id if role == Role.PROVIDER else None,
+            user=user,
+        )
+
+    @property
+    def is_secretariat(self) -> bool:
+        return self.role == Role.SECRETARIAT and self.can_write
+
+    @property
+    def can_post(self) -> bool:
+        return self.can_write and (
+            (self.role == Role.FOCAL_POINT and self.party_id is not None)
+            or (self.role == Role.PROVIDER and self.provider_id is not None)
+        )
+
+    @property
+    def can_read_stocktake(self) -> bool:
+        return self.role in (Role.SECRETARIAT, Role.COMMITTEE)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.role != "anonymous"
+
+    def acts_for(self, *, party_id: int | None, provider_id: int | None) -> bool:
+        """Whether this actor speaks for the given poster (never for another Party or provider)."""
+        if party_id is not None:
+            return self.party_id == party_id
+        if provider_id is not None:
+            return self.provider_id == provider_id
+        return False
+
+
+ANONYMOUS = Actor(role="anonymous", label="anonymous", can_write=False)
+SYSTEM = Actor(role=Role.SECRETARIAT, label="system")

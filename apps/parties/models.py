@@ -1,0 +1,80 @@
+"""Parties to the UNFCCC, the groups used for eligibility, and registered support providers."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RegionalGroup(models.TextChoices):
+    # The values are the UN's own names, which the import format's `eligible` field uses verbatim.
+    AFRICAN = "African States", _("African States")
+    ASIA_PACIFIC = "Asia-Pacific States", _("Asia-Pacific States")
+    EASTERN_EUROPEAN = "Eastern European States", _("Eastern European States")
+    LATIN_AMERICAN_CARIBBEAN = "Latin American and Caribbean States", _("Latin American and Caribbean States")
+    WESTERN_EUROPEAN_OTHER = "Western European and other States", _("Western European and other States")
+
+
+# Groups a Party can belong to besides its regional group.
+GROUP_LDC = "LDC"
+GROUP_SIDS = "SIDS"
+ELIGIBILITY_GROUPS = frozenset([*RegionalGroup.values, GROUP_LDC, GROUP_SIDS])
+
+
+class Party(models.Model):
+    iso3 = models.CharField(_("ISO3 code"), max_length=3, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    # Blank for the European Union and the Holy See, which sit in no UN regional group.
+    regional_group = models.CharField(
+        _("UN regional group"), max_length=40, choices=RegionalGroup.choices, blank=True
+    )
+    is_ldc = models.BooleanField(_("least developed country"), default=False)
+    is_sids = models.BooleanField(_("small island developing State"), default=False)
+    paris_agreement_party = models.BooleanField(_("Party to the Paris Agreement"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("Party")
+        verbose_name_plural = _("Parties")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.iso3})"
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The eligibility groups this Party belongs to (regional group, LDC, SIDS)."""
+        groups = set()
+        if self.regional_group:
+            groups.add(self.regional_group)
+        if self.is_ldc:
+            groups.add(GROUP_LDC)
+        if self.is_sids:
+            groups.add(GROUP_SIDS)
+        return frozenset(groups)
+
+
+class SupportProvider(models.Model):
+    class Kind(models.TextChoices):
+        DEVELOPMENT_BANK = "development_bank", _("Development bank")
+        AGENCY = "agency", _("UN or bilateral agency")
+        FUND = "fund", _("Climate fund")
+        NGO = "ngo", _("Non-governmental organisation")
+        RESEARCH = "research", _("Research centre")
+        PRIVATE = "private", _("Private sector")
+        OTHER = "other", _("Other")
+
+    short_name = models.CharField(
+        _("short name"), max_length=40, unique=True, help_text=_("Used in imports and the API, e.g. CTCN.")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    website = models.URLField(_("website"), blank=True)
+    contact_email = models.EmailField(_("contact email"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("registered at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["short_name"]
+        verbose_name = _("support provider")
+        verbose_name_plural = _("support providers")
+
+    def __str__(self) -> str:
+        return self.short_name

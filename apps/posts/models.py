@@ -1,0 +1,290 @@
+"""Needs and offers, their taxonomy terms and the audit trail of every change.
+
+The multi-valued facets (support types, focus areas, sectors, instruments) are many-to-many joins to small
+lookup tables rather than PostgreSQL arrays: joins filter and aggregate the same way on PostgreSQL and on the
+embedded SQLite default, the stocktake's GROUP BY a term is a plain join, and the lookup tables give the
+database a foreign key that refuses an unknown key. `eligible` and `aims` are JSON lists because nothing
+filters on them in SQL: eligibility is checked by the matching engine, which holds every offer in memory.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
+
+DESCRIPTION_MAX_LENGTH = 20_000
+TITLE_MAX_LENGTH = 200
+
+
+class TaxonomyTerm(models.Model):
+    """A key of one of the work programme's taxonomies; labels come from `taxonomies.py` so they translate."""
+
+    choices: type[models.TextChoices]
+    key = models.CharField(_("key"), max_length=40, primary_key=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return str(self.label)
+
+    @property
+    def label(self) -> str:
+        try:
+            return self.choices(self.key).label
+        except ValueError:
+            return self.key
+
+
+class SupportTypeTerm(TaxonomyTerm):
+    choices = SupportType
+
+    class Meta(TaxonomyTerm.Meta):
+        verbose_name = _("support type")
+        verbose_name_plural = _("support types")
+
+
+class FocusAreaTerm(TaxonomyTerm):
+    choices = FocusArea
+
+    class Meta(TaxonomyTerm.Meta):
+        verbose_name = _("focus area")
+        verbose_name_plural = _("focus areas")
+
+
+class SectorTerm(TaxonomyTerm):
+    choices = Sector
+
+    class Meta(TaxonomyTerm.Meta):
+        verbose_name = _("sector")
+        verbose_name_plural = _("sectors")
+
+
+class InstrumentTerm(TaxonomyTerm):
+    choices = FinanceInstrument
+
+    class Meta(TaxonomyTerm.Meta):
+        verbose_name = _("finance instrument")
+        verbose_name_plural = _("finance instruments")
+
+
+class PostQuerySet(models.QuerySet):
+    def published(self) -> "PostQuerySet":
+        return self.filter(status=Post.Status.PUBLISHED)
+
+    def needs(self) -> "PostQuerySet":
+        return self.filter(kind=Post.Kind.NEED)
+
+    def offers(self) -> "PostQuerySet":
+        return self.filter(kind=Post.Kind.OFFER)
+
+    def with_related(self) -> "PostQuerySet":
+        """What a list or detail shows: the poster and every facet, in a fixed number of queries."""
+        return self.select_related("party", "provider").prefetch_related(
+            "support_types", "focus_areas", "sectors", "instruments"
+        )
+
+
+class Post(models.Model):
+    class Kind(models.TextChoices):
+        NEED = "need", _("Need")
+        OFFER = "offer", _("Offer")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Submitted")
+        PUBLISHED = "published", _("Published")
+        RETURNED = "returned", _("Returned")
+        CLOSED = "closed", _("Closed")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    kind = models.CharField(_("kind"), max_length=5, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    party = models.ForeignKey(
+        "parties.Party",
+        verbose_name=_("Party"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="posts",
+    )
+    provider = models.ForeignKey(
+        "parties.SupportProvider",
+        verbose_name=_("support provider"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="posts",
+    )
+    external_id = models.CharField(
+        _("external id"),
+        max_length=100,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("The post's id in the system it was imported from."),
+    )
+    title = models.CharField(_("title"), max_length=TITLE_MAX_LENGTH)
+    description = models.TextField(_("description"), validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)])
+    language = models.CharField(_("language"), max_length=8, default="en")
+    support_types = models.ManyToManyField(
+        SupportTypeTerm, verbose_name=_("types of support"), related_name="posts"
+    )
+    focus_areas = models.ManyToManyField(FocusAreaTerm, verbose_name=_("focus areas"), related_name="posts")
+    sectors = models.ManyToManyField(SectorTerm, verbose_name=_("sectors"), related_name="posts", blank=True)
+    instruments = models.ManyToManyField(
+        InstrumentTerm, verbose_name=_("finance instruments"), related_name="posts", blank=True
+    )
+    amount_usd = models.DecimalField(
+        _("amount (USD)"),
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    eligible = models.JSONField(
+        _("eligible Parties and groups"),
+        default=list,
+        blank=True,
+        help_text=_("Offers only: ISO3 codes and group names that may receive it; empty means every Party."),
+    )
+    aims = models.JSONField(_("aims of Article 6.8"), default=list, blank=True)
+    partner_parties = models.ManyToManyField(
+        "parties.Party",
+        verbose_name=_("partner Parties"),
+        related_name="partner_posts",
+        blank=True,
+        help_text=_("Other Parties taking part with the posting Party (welcome, never required)."),
+    )
+    involves_iplc = models.BooleanField(
+        _("Indigenous Peoples and local communities take part"), default=False
+    )
+    # The Article 6.8 eligibility declarations.
+    declares_voluntary = models.BooleanField(
+        _("identified voluntarily by the participating Parties"), default=False
+    )
+    declares_no_transfer = models.BooleanField(
+        _("involves no transfer of mitigation outcomes"), default=False
+    )
+    declares_ndc = models.BooleanField(_("helps the host Party implement its NDC"), default=False)
+    declares_rights = models.BooleanField(
+        _(
+            "respects human rights, gender equality and the rights of Indigenous Peoples and local communities"
+        ),
+        default=False,
+    )
+    declares_safeguards = models.BooleanField(
+        _("minimises negative environmental, economic and social impacts"), default=False
+    )
+    contact_name = models.CharField(_("contact name"), max_length=200, blank=True)
+    contact_email = models.EmailField(_("contact email"), blank=True)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="posts",
+    )
+    return_reason = models.TextField(_("reason for return"), blank=True)
+    outcome = models.TextField(_("outcome"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True, db_index=True)
+    returned_at = models.DateTimeField(_("returned at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    # Set in the same transaction as the change that needs (re)matching; cleared by the worker. A broker
+    # outage leaves it set, and the periodic sweep picks the post up.
+    matching_pending = models.BooleanField(_("waiting for matching"), default=False, db_index=True)
+
+    objects = PostQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-created_at", "-id"]
+        verbose_name = _("post")
+        verbose_name_plural = _("posts")
+        indexes = [
+            models.Index(fields=["status", "kind", "-published_at"], name="post_status_kind_pub"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(party__isnull=False) & Q(provider__isnull=True))
+                | (Q(party__isnull=True) & Q(provider__isnull=False)),
+                name="post_has_party_or_provider",
+            ),
+            models.CheckConstraint(
+                condition=Q(provider__isnull=True) | Q(kind="offer"), name="provider_posts_offers_only"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_usd__isnull=True) | Q(amount_usd__gte=0), name="amount_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def poster(self):
+        return self.party or self.provider
+
+    @property
+    def poster_name(self) -> str:
+        return self.party.name if self.party_id else self.provider.name
+
+    @property
+    def export_id(self) -> str:
+        """The id used in exports: the external id, or `post-<id>` for posts made in the platform."""
+        return self.external_id or f"post-{self.pk}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in (self.Status.DRAFT, self.Status.RETURNED)
+
+
+class PostEvent(models.Model):
+    """One change to a post: who, when, which transition, which fields. Written only by posts.services."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", _("Created")
+        UPDATED = "updated", _("Updated")
+        SUBMITTED = "submitted", _("Submitted")
+        PUBLISHED = "published", _("Published")
+        RETURNED = "returned", _("Returned")
+        CLOSED = "closed", _("Closed")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        IMPORTED = "imported", _("Imported")
+
+    post = models.ForeignKey(Post, verbose_name=_("post"), on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    from_status = models.CharField(_("from status"), max_length=10, blank=True)
+    to_status = models.CharField(_("to status"), max_length=10, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="post_events",
+    )
+    # Who acted, kept as text too so the trail survives a deleted user or a revoked API token.
+    actor_label = models.CharField(_("actor"), max_length=200)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("post history entry")
+        verbose_name_plural = _("post history")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_label}"

@@ -1,0 +1,20 @@
+"""Settings for the test suite: the same stack as production where DATABASE_URL and REDIS_URL are given."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Unit tests run tasks in-process; tests marked `services` start a real worker against REDIS_URL.
+CELERY_TASK_ALWAYS_EAGER = True
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": env.str("LOG_LEVEL", "WARNING")},
+}

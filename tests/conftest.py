@@ -1,0 +1,75 @@
+"""Shared fixtures: one user per role, clients logged in as each, and the service/browser guard."""
+
+import os
+
+import pytest
+
+from apps.accounts.actors import Actor
+
+from .factories import (
+    CommitteeFactory,
+    FocalPointFactory,
+    ProviderUserFactory,
+    SecretariatFactory,
+    UserFactory,
+    party,
+)
+
+REQUIRE_SERVICES = bool(os.environ.get("NMA_REQUIRE_SERVICES"))
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service or browser is missing on a laptop; CI sets NMA_REQUIRE_SERVICES so it fails."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (NMA_REQUIRE_SERVICES is set, so this cannot be skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def focal_point(db):
+    return FocalPointFactory(username="fp_ken", party=party("KEN"))
+
+
+@pytest.fixture
+def other_focal_point(db):
+    return FocalPointFactory(username="fp_bra", party=party("BRA"))
+
+
+@pytest.fixture
+def provider_user(db):
+    return ProviderUserFactory(username="prov_user")
+
+
+@pytest.fixture
+def secretariat(db):
+    return SecretariatFactory(username="secretariat")
+
+
+@pytest.fixture
+def committee(db):
+    return CommitteeFactory(username="committee")
+
+
+@pytest.fixture
+def observer(db):
+    return UserFactory(username="observer")
+
+
+@pytest.fixture
+def actor():
+    """Turn a user into the Actor that services take."""
+    return Actor.for_user
+
+
+def _client_for(client_class, user):
+    client = client_class()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def login(db):
+    """`login(user)` gives a test client logged in as that user."""
+    from django.test import Client
+
+    return lambda user: _client_for(Client, user)
