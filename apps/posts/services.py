@@ -386,7 +386,7 @@ def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult)
             result.unchanged += 1
 
     created = Post.objects.bulk_create([p for p, _d in to_create])
-    for post, data in to_create:
+    for post, _data in to_create:
         events.append(_event(post, actor, "", {}, action=PostEvent.Action.IMPORTED))
         if post.status in MATCHING_STATUSES:
             to_match.append(post)

@@ -1,0 +1,113 @@
+"""Stored matches, the interest each side shows in them, and the fitted text model every worker loads."""
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Interest(models.TextChoices):
+    NONE = "", _("No answer yet")
+    INTERESTED = "interested", _("Interested")
+    DISMISSED = "dismissed", _("Dismissed")
+
+
+class MatchQuerySet(models.QuerySet):
+    def active(self) -> "MatchQuerySet":
+        return self.filter(is_active=True)
+
+    def connections(self) -> "MatchQuerySet":
+        return self.filter(connected_at__isnull=False)
+
+
+class Match(models.Model):
+    """One (need, offer) pair the engine ranked in either side's top k, upserted by the worker.
+
+    Rows are never deleted: a pair that drops out of the top k, or whose post is closed or withdrawn, is
+    made inactive and disappears from every view, while the stocktake can still count what was generated.
+    """
+
+    need = models.ForeignKey(
+        "posts.Post", verbose_name=_("need"), on_delete=models.CASCADE, related_name="matches_as_need"
+    )
+    offer = models.ForeignKey(
+        "posts.Post", verbose_name=_("offer"), on_delete=models.CASCADE, related_name="matches_as_offer"
+    )
+    score = models.FloatField(_("score"))
+    lexical = models.FloatField(_("lexical similarity"), default=0)
+    semantic = models.FloatField(_("semantic similarity"), default=0)
+    structured = models.FloatField(_("structured fit"), default=0)
+    explanation = models.JSONField(_("explanation"), default=dict)
+    # Place in the need's list of offers and in the offer's list of needs (1 is best; null: not in that top k).
+    rank_for_need = models.PositiveSmallIntegerField(_("rank for the need"), null=True, blank=True)
+    rank_for_offer = models.PositiveSmallIntegerField(_("rank for the offer"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True, db_index=True)
+    model_version = models.PositiveIntegerField(_("model version"), default=0)
+    created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # When the pair first scored at or above the strong-match threshold.
+    strong_at = models.DateTimeField(_("first strong at"), null=True, blank=True, db_index=True)
+    need_interest = models.CharField(
+        _("need side"), max_length=10, choices=Interest.choices, default=Interest.NONE, blank=True
+    )
+    need_interest_at = models.DateTimeField(_("need side answered at"), null=True, blank=True)
+    offer_interest = models.CharField(
+        _("offer side"), max_length=10, choices=Interest.choices, default=Interest.NONE, blank=True
+    )
+    offer_interest_at = models.DateTimeField(_("offer side answered at"), null=True, blank=True)
+    connected_at = models.DateTimeField(_("connected at"), null=True, blank=True, db_index=True)
+
+    objects = MatchQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("match")
+        verbose_name_plural = _("matches")
+        ordering = ["-score", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["need", "offer"], name="one_match_per_pair"),
+            models.CheckConstraint(condition=~Q(need=F("offer")), name="match_two_posts"),
+            models.CheckConstraint(
+                condition=Q(score__gte=0) & Q(score__lte=1), name="match_score_in_unit_range"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["need", "is_active", "-score"], name="match_need_active_score"),
+            models.Index(fields=["offer", "is_active", "-score"], name="match_offer_active_score"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.need_id} ↔ {self.offer_id} ({self.score:.2f})"
+
+
+class TextModelVersion(models.Model):
+    """A fitted text model (vocabulary, idf, weights), stored in the database so every worker can load it."""
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    corpus_size = models.PositiveIntegerField(_("posts in the corpus"))
+    payload = models.BinaryField(_("fitted model"))
+    created_at = models.DateTimeField(_("fitted at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("fitted text model")
+        verbose_name_plural = _("fitted text models")
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.corpus_size} posts)"
+
+
+class PostEmbedding(models.Model):
+    """A post's sentence embedding, cached by a hash of its text so a refit or a rebuild re-embeds nothing."""
+
+    post = models.OneToOneField(
+        "posts.Post", on_delete=models.CASCADE, related_name="embedding", primary_key=True
+    )
+    text_hash = models.CharField(max_length=64)
+    vector = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("post embedding")
+        verbose_name_plural = _("post embeddings")
+
+    def __str__(self) -> str:
+        return f"embedding of post {self.post_id}"

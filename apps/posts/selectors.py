@@ -1,0 +1,65 @@
+"""Reads of posts: who may see what, and the public search."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
+from django.db import connection
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+from apps.accounts.actors import Actor
+
+from .models import Post, PostQuerySet
+
+
+def post_list_public() -> PostQuerySet:
+    """Published posts, with what a list shows, for anyone."""
+    return Post.objects.published().with_related()
+
+
+def post_list_visible(*, actor: Actor) -> PostQuerySet:
+    """Published posts plus, for a poster, every post of their own Party or provider; staff see all."""
+    qs = Post.objects.with_related()
+    if actor.is_secretariat:
+        return qs
+    visible = Q(status=Post.Status.PUBLISHED)
+    if actor.party_id is not None:
+        visible |= Q(party_id=actor.party_id)
+    if actor.provider_id is not None:
+        visible |= Q(provider_id=actor.provider_id)
+    return qs.filter(visible)
+
+
+def post_list_own(*, actor: Actor) -> PostQuerySet:
+    """The posts of the actor's own Party or provider, every status."""
+    if actor.party_id is not None:
+        return Post.objects.with_related().filter(party_id=actor.party_id)
+    if actor.provider_id is not None:
+        return Post.objects.with_related().filter(provider_id=actor.provider_id)
+    return Post.objects.none()
+
+
+def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
+    """Full-text search over title and description.
+
+    PostgreSQL matches the expression of the GIN index of migration 0003 ('simple' configuration, so that
+    posts in any language are searchable, with web-search syntax: quotes, OR, -word); SQLite, the embedded
+    default, falls back to a case-insensitive LIKE on each word.
+    """
+    text = text.strip()[:200]
+    if not text:
+        return qs
+    if connection.vendor == "postgresql":
+        vector = RawSQL(_SEARCH_VECTOR_SQL, [], output_field=SearchVectorField())
+        return qs.annotate(search_vector=vector).filter(
+            search_vector=SearchQuery(text, config="simple", search_type="websearch")
+        )
+    for word in text.split():
+        qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
+    return qs
+
+
+# The same expression as the index, so PostgreSQL uses it.
+_SEARCH_VECTOR_SQL = (
+    "to_tsvector('simple', coalesce(posts_post.title, '') || ' ' || coalesce(posts_post.description, ''))"
+)
