@@ -111,3 +111,22 @@ class PostEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"embedding of post {self.post_id}"
+
+
+class RebuildRun(models.Model):
+    """A full rebuild fanned out in chunks; the worker that finishes the last chunk retires stale matches."""
+
+    model_version = models.PositiveIntegerField(_("model version"))
+    total_chunks = models.PositiveIntegerField(_("chunks"), default=0)
+    done_chunks = models.PositiveIntegerField(_("chunks done"), default=0)
+    matches_written = models.PositiveIntegerField(_("matches written"), default=0)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("rebuild")
+        verbose_name_plural = _("rebuilds")
+
+    def __str__(self) -> str:
+        return f"rebuild {self.pk} ({self.done_chunks}/{self.total_chunks})"

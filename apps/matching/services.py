@@ -1,11 +1,22 @@
-"""Matching services: queue a post for matching, and run the engine for posts (called by the tasks)."""
+"""Matching services: the hand-off from posts, running the engine, storing matches, interest and digests."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.actors import Actor
+from apps.accounts.models import Role, User
+
+from .models import Interest, Match
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +28,9 @@ def matching_enqueue(*, post_ids: Sequence[int]) -> None:
     down the hand-off is not lost: the request still succeeds and the periodic sweep matches them later.
     """
     ids = list(post_ids)
+    if not ids or not settings.MATCHING_AUTORUN:
+        # With autorun off (most unit tests) the posts stay flagged and the sweep matches them.
+        return
 
     def send() -> None:
         from .tasks import match_posts
@@ -25,8 +39,85 @@ def matching_enqueue(*, post_ids: Sequence[int]) -> None:
             match_posts.delay(ids)
         except Exception:
             # Never fail a focal point's request for a broker outage; the sweep will pick these up.
-            logger.warning(
-                "Could not queue matching for posts %s; left for the sweep", ids[:20], exc_info=True
-            )
+            logger.warning("Could not queue matching for %d posts; left for the sweep", len(ids), exc_info=True)
 
     transaction.on_commit(send)
+
+
+# --- interest and connections ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
+    """Record that the actor's side is interested in the match, or dismisses it.
+
+    When both sides are interested the match becomes a connection and both are emailed each other's contacts.
+    """
+    from .selectors import match_side_for_actor
+
+    if interest not in (Interest.INTERESTED, Interest.DISMISSED):
+        raise ValueError(_("Choose 'interested' or 'dismissed'."))
+    match = Match.objects.select_for_update().select_related("need", "offer").get(pk=match.pk)
+    side = match_side_for_actor(actor=actor, match=match)
+    if side is None:
+        raise PermissionDenied(_("Only the Parties or providers of the two posts can answer a match."))
+    if not match.is_active:
+        raise PermissionDenied(_("This match is no longer open."))
+    now = timezone.now()
+    setattr(match, f"{side}_interest", interest)
+    setattr(match, f"{side}_interest_at", now)
+    became_connection = (
+        match.connected_at is None
+        and match.need_interest == Interest.INTERESTED
+        and match.offer_interest == Interest.INTERESTED
+    )
+    if became_connection:
+        match.connected_at = now
+    match.save()
+    if became_connection:
+        from .notifications import connection_notify
+
+        transaction.on_commit(lambda: connection_notify(match))
+    return match
+
+
+def digest_collect(*, user: User, since) -> list[Match]:
+    """New strong matches of the user's own published posts since `since`, not yet dismissed by them."""
+    threshold = settings.MATCHING_STRONG_SCORE
+    if user.role == Role.FOCAL_POINT and user.party_id:
+        own_need = Q(need__party_id=user.party_id)
+        own_offer = Q(offer__party_id=user.party_id)
+    elif user.role == Role.PROVIDER and user.provider_id:
+        own_need = Q(pk__in=[])
+        own_offer = Q(offer__provider_id=user.provider_id)
+    else:
+        return []
+    matches = list(
+        Match.objects.active()
+        .filter(score__gte=threshold, strong_at__gte=since)
+        .filter((own_need & ~Q(need_interest=Interest.DISMISSED)) | (own_offer & ~Q(offer_interest=Interest.DISMISSED)))
+        .filter(need__status="published", offer__status="published")
+        .select_related("need", "offer")
+        .order_by("-score")[:50]
+    )
+    for match in matches:
+        own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
+        match.own_post = match.need if own_is_need else match.offer
+    return matches
+
+
+def digest_send_all(*, now=None) -> int:
+    """Email every opted-in poster their new strong matches of the last day. Returns emails sent."""
+    from .notifications import digest_send
+
+    now = now or timezone.now()
+    since = now - timedelta(days=1)
+    sent = 0
+    users = User.objects.filter(
+        is_active=True, digest_opt_in=True, role__in=[Role.FOCAL_POINT, Role.PROVIDER]
+    ).exclude(email="")
+    for user in users.iterator():
+        matches = digest_collect(user=user, since=since)
+        if matches:
+            sent += digest_send(user, matches)
+    return sent

@@ -1,10 +1,56 @@
-"""Celery tasks: thin wrappers that take ids and call matching services."""
+"""Celery tasks: thin wrappers that take ids, call a matching service, and retry on infrastructure errors."""
+
+from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
+from kombu.exceptions import OperationalError as BrokerError
+
+# Database or broker trouble is worth retrying; a bug is not.
+RETRY = {
+    "autoretry_for": (DatabaseError, BrokerError, ConnectionError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 6,
+    "acks_late": True,
+}
 
 
-@shared_task(acks_late=True)
-def match_posts(post_ids: list[int]) -> None:
-    from .services import matching_run_for_posts
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def match_posts(post_ids: list[int]) -> int:
+    """Recompute the matches of these posts against the other side (incremental)."""
+    from .pipeline import matching_run_for_posts
 
-    matching_run_for_posts(post_ids=post_ids)
+    return matching_run_for_posts(post_ids=post_ids)
+
+
+@shared_task(**RETRY, soft_time_limit=600, time_limit=660)
+def rebuild_chunk(run_id: int, side: str, post_ids: list[int]) -> int:
+    """One slice of a full rebuild: the top k of each of these posts."""
+    from .pipeline import rebuild_run_chunk
+
+    return rebuild_run_chunk(run_id=run_id, side=side, post_ids=post_ids)
+
+
+@shared_task(**RETRY)
+def sweep_pending() -> int:
+    """Match whatever is still flagged as waiting (a broker outage, a crashed worker)."""
+    from .pipeline import matching_sweep
+
+    return matching_sweep()
+
+
+@shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)
+def refit_if_grown() -> int | None:
+    """Refit the text model when the corpus has grown enough since the last fit; workers pick it up."""
+    from .pipeline import text_model_refit_if_grown
+
+    return text_model_refit_if_grown()
+
+
+@shared_task(**RETRY)
+def send_digests() -> int:
+    from .services import digest_send_all
+
+    return digest_send_all()

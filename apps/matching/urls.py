@@ -1,4 +1,8 @@
 from django.urls import path
 
+from . import views
+
 app_name = "matching"
-urlpatterns: list = []
+urlpatterns = [
+    path("<int:pk>/interest/", views.match_interest, name="interest"),
+]

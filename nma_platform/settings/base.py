@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -139,7 +140,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -176,3 +176,19 @@ def require(name: str, value: str) -> str:
     if not value:
         raise ImproperlyConfigured(f"The environment variable {name} must be set.")
     return value
+
+# Matching (apps.matching). Weights are the engine's defaults unless overridden here; see the README.
+# Hand each published or changed post to the worker as it commits; off, the periodic sweep matches them.
+MATCHING_AUTORUN = env.bool("MATCHING_AUTORUN", default=True)
+MATCHING_TOP_K = env.int("MATCHING_TOP_K", default=20)
+MATCHING_FLOOR = env.float("MATCHING_FLOOR", default=0.2)
+MATCHING_STRONG_SCORE = env.float("MATCHING_STRONG_SCORE", default=0.6)
+MATCHING_WEIGHTS = env.json("MATCHING_WEIGHTS", default={})
+MATCHING_REBUILD_CHUNK = env.int("MATCHING_REBUILD_CHUNK", default=500)
+# Refit the text model when the corpus has grown by this share since the last fit (checked by beat).
+MATCHING_REFIT_GROWTH = env.float("MATCHING_REFIT_GROWTH", default=0.1)
+CELERY_BEAT_SCHEDULE = {
+    "matching-sweep": {"task": "apps.matching.tasks.sweep_pending", "schedule": MATCHING_SWEEP_SECONDS},
+    "matching-refit": {"task": "apps.matching.tasks.refit_if_grown", "schedule": 60 * 60},
+    "matching-digest": {"task": "apps.matching.tasks.send_digests", "schedule": crontab(hour=6, minute=0)},
+}

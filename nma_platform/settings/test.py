@@ -18,3 +18,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "root": {"level": env.str("LOG_LEVEL", "WARNING")},
 }
+# Unit tests of other apps need not pay for the engine; matching tests switch it on (tests/matching).
+MATCHING_AUTORUN = False

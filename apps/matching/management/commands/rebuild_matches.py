@@ -1,0 +1,53 @@
+"""Recompute every match: fanned out in chunks to the Celery workers, or in this process with --sync."""
+
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.matching.pipeline import rebuild_progress, rebuild_start
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute all matches. By default the work is split into chunks and queued for the Celery workers "
+        "(so every machine's workers share it) and this command shows progress until they finish; with --sync "
+        "everything runs in this process."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sync", action="store_true", help="Run in this process instead of on the workers.")
+        parser.add_argument("--refit", action="store_true", help="Refit the text model first.")
+        parser.add_argument("--chunk-size", type=int, default=None, help="Posts per chunk (default: settings).")
+        parser.add_argument(
+            "--no-wait", action="store_true", help="Queue the chunks and return without waiting for the workers."
+        )
+        parser.add_argument("--timeout", type=int, default=3600, help="Seconds to wait for the workers.")
+
+    def handle(self, *args, sync, refit, chunk_size, no_wait, timeout, **options):
+        started = time.monotonic()
+
+        def report(done: int, total: int) -> None:
+            sys.stderr.write(f"\rrebuild: {done}/{total} chunks")
+            sys.stderr.flush()
+
+        try:
+            run = rebuild_start(sync=sync, refit=refit, chunk_size=chunk_size, progress=report)
+        except Exception as error:  # the broker is down, most likely
+            raise CommandError(f"Could not start the rebuild: {error}. Try --sync.") from error
+        if not sync and not no_wait:
+            deadline = started + timeout
+            while True:
+                done, total, finished = rebuild_progress(run.pk)
+                report(done, total)
+                if finished:
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError(f"\nThe workers did not finish within {timeout} s ({done}/{total} chunks).")
+                time.sleep(0.5)
+        sys.stderr.write("\n")
+        run.refresh_from_db()
+        self.stdout.write(
+            f"Rebuild {run.pk}: {run.total_chunks} chunks, {run.matches_written} matches written "
+            f"in {time.monotonic() - started:.1f} s" + (" (queued)" if no_wait and not sync else "")
+        )

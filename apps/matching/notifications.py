@@ -1,0 +1,66 @@
+"""Emails about matches: a connection between two posters, and the daily digest of new strong matches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Role, User
+from apps.posts.models import Post
+
+from .models import Match
+
+
+def poster_users(post: Post) -> list[User]:
+    """The active users who speak for the post's Party or provider."""
+    if post.party_id:
+        condition = Q(role=Role.FOCAL_POINT, party_id=post.party_id)
+    else:
+        condition = Q(role=Role.PROVIDER, provider_id=post.provider_id)
+    return list(User.objects.filter(condition, is_active=True).exclude(email=""))
+
+
+def _contact(post: Post) -> dict:
+    users = poster_users(post)
+    return {
+        "post": post,
+        "name": post.contact_name or ", ".join(u.get_full_name() or u.username for u in users),
+        "email": post.contact_email or ", ".join(u.email for u in users),
+    }
+
+
+def connection_notify(match: Match) -> int:
+    """Tell both sides of a new connection who the other is and how to reach them. Returns emails sent."""
+    sent = 0
+    for own, other in ((match.need, match.offer), (match.offer, match.need)):
+        recipients = [u.email for u in poster_users(own)]
+        if not recipients:
+            continue
+        body = render_to_string(
+            "matching/email/connection.txt",
+            {"own": own, "other": _contact(other), "match": match, "site_url": settings.SITE_URL},
+        )
+        sent += send_mail(
+            _("New connection: %(title)s") % {"title": other.title[:80]},
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+        )
+    return sent
+
+
+def digest_send(user: User, matches: Sequence[Match]) -> int:
+    body = render_to_string(
+        "matching/email/digest.txt", {"user": user, "matches": matches, "site_url": settings.SITE_URL}
+    )
+    return send_mail(
+        _("%(n)d new strong matches on the NMA Platform") % {"n": len(matches)},
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        [user.email],
+    )

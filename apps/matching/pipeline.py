@@ -1,0 +1,428 @@
+"""Connects the engine to the database: posts in, fitted model and index cached per worker, matches out.
+
+Each worker process keeps the current `TextModel` and a `MatchIndex` of every published post in memory. The
+index is rebuilt when the model version changes or when too many posts changed since it was built; between
+rebuilds, posts changed since the build (the "delta", found by `updated_at`) are scored on the fly, so a
+worker never matches against a stale post and never needs another worker's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from apps.parties.selectors import party_groups_by_iso3
+from apps.posts.models import Post
+
+from . import engine
+from .engine import MatchIndex, MatchResult, PostRecord, TextModel, Weights
+from .models import Match, PostEmbedding, RebuildRun, TextModelVersion
+
+logger = logging.getLogger(__name__)
+
+# Beyond this many changed posts since the index was built, rebuilding it is cheaper than scoring the delta.
+DELTA_LIMIT = 500
+EMBED_BATCH = 256
+
+
+def _weights() -> Weights:
+    return Weights(**settings.MATCHING_WEIGHTS)
+
+
+# --- posts as engine records ---------------------------------------------------------------------------------
+
+
+def post_records(posts: Q | None = None) -> list[PostRecord]:
+    """Engine records of the posts matching `posts`, read with a fixed number of queries (no N+1)."""
+    qs = Post.objects.all() if posts is None else Post.objects.filter(posts)
+    rows = list(
+        qs.order_by("id").values_list(
+            "id",
+            "kind",
+            "party__iso3",
+            "provider__short_name",
+            "status",
+            "title",
+            "description",
+            "language",
+            "amount_usd",
+            "eligible",
+        )
+    )
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    facets: dict[str, dict[int, set[str]]] = {}
+    for name in ("support_types", "focus_areas", "sectors"):
+        through = getattr(Post, name).through
+        column = [f.column for f in through._meta.get_fields() if f.name not in ("id", "post")][0]
+        by_post: dict[int, set[str]] = defaultdict(set)
+        for post_id, key in _in_batches(through.objects, "post_id", ids, ("post_id", column)):
+            by_post[post_id].add(key)
+        facets[name] = by_post
+    groups = party_groups_by_iso3()
+    return [
+        PostRecord(
+            id=pk,
+            kind=kind,
+            party=iso3,
+            party_groups=groups.get(iso3, frozenset()) if iso3 else frozenset(),
+            provider=provider,
+            status=status,
+            title=title,
+            description=description,
+            language=language,
+            support_types=frozenset(facets["support_types"].get(pk, ())),
+            focus_areas=frozenset(facets["focus_areas"].get(pk, ())),
+            sectors=frozenset(facets["sectors"].get(pk, ())),
+            amount_usd=float(amount) if amount is not None else None,
+            eligible=frozenset(eligible or ()),
+        )
+        for pk, kind, iso3, provider, status, title, description, language, amount, eligible in rows
+    ]
+
+
+def _in_batches(manager, column: str, ids: Sequence[int], fields: tuple[str, ...], size: int = 20_000):
+    """values_list over `column IN ids` in batches: SQLite caps the number of query parameters."""
+    if len(ids) > size * 2:
+        # For a whole-corpus read one unfiltered scan beats many IN lists.
+        wanted = set(ids)
+        for row in manager.values_list(*fields).iterator(chunk_size=10_000):
+            if row[0] in wanted:
+                yield row
+        return
+    for start in range(0, len(ids), size):
+        yield from manager.filter(**{f"{column}__in": ids[start : start + size]}).values_list(*fields)
+
+
+# --- embeddings cache ----------------------------------------------------------------------------------------
+
+
+def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
+    """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored."""
+    keys = {r.id: engine.post_embedding_key(r) for r in records}
+    cached: dict[int, np.ndarray] = {}
+    ids = list(keys)
+    for start in range(0, len(ids), 5000):
+        for post_id, text_hash, vector in PostEmbedding.objects.filter(post_id__in=ids[start : start + 5000]).values_list(
+            "post_id", "text_hash", "vector"
+        ):
+            if keys[post_id] == text_hash:
+                cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
+    missing = [r for r in records if r.id not in cached]
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start : start + EMBED_BATCH]
+        vectors = engine.embed_posts(batch)
+        PostEmbedding.objects.bulk_create(
+            [
+                PostEmbedding(post_id=r.id, text_hash=keys[r.id], vector=v.astype(np.float32).tobytes())
+                for r, v in zip(batch, vectors, strict=True)
+            ],
+            update_conflicts=True,
+            unique_fields=["post"],
+            update_fields=["text_hash", "vector", "updated_at"],
+        )
+        cached.update({r.id: v for r, v in zip(batch, vectors, strict=True)})
+    return cached
+
+
+# --- the fitted model store ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _WorkerState:
+    model_version: int | None = None
+    model: TextModel | None = None
+    index: MatchIndex | None = None
+    index_version: int | None = None
+    index_as_of: datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = _WorkerState()
+
+
+def text_model_refit() -> tuple[int, TextModel]:
+    """Fit a new model version on every published post and store it for all workers."""
+    records = post_records(Q(status=Post.Status.PUBLISHED))
+    if not records:
+        records = post_records()
+    if not records:
+        raise LookupError("There are no posts to fit a text model on.")
+    vectors = embeddings_for(records)
+    model = engine.fit_model(records, embeddings=np.stack([vectors[r.id] for r in records]))
+    latest = TextModelVersion.objects.aggregate(v=Max("version"))["v"] or 0
+    try:
+        with transaction.atomic():
+            stored = TextModelVersion.objects.create(
+                version=latest + 1, corpus_size=len(records), payload=model.to_bytes()
+            )
+    except IntegrityError:
+        # Another worker stored a version at the same moment: use the newest one.
+        return text_model_current()
+    logger.info("Fitted text model v%d on %d posts", stored.version, len(records))
+    _state.model_version, _state.model = stored.version, model
+    return stored.version, model
+
+
+def text_model_current() -> tuple[int, TextModel]:
+    """The newest stored model (fitting the first one if there is none), loaded once per process."""
+    latest = TextModelVersion.objects.aggregate(v=Max("version"))["v"]
+    if latest is None:
+        return text_model_refit()
+    if _state.model_version != latest or _state.model is None:
+        payload = TextModelVersion.objects.values_list("payload", flat=True).get(version=latest)
+        _state.model = TextModel.from_bytes(bytes(payload))
+        _state.model_version = latest
+    return _state.model_version, _state.model
+
+
+def text_model_refit_if_grown() -> int | None:
+    """Refit when the published corpus has grown by MATCHING_REFIT_GROWTH since the last fit."""
+    last = TextModelVersion.objects.order_by("-version").values_list("corpus_size", flat=True).first()
+    size = Post.objects.published().count()
+    if last is None or size >= last * (1 + settings.MATCHING_REFIT_GROWTH):
+        return text_model_refit()[0] if size else None
+    return None
+
+
+# --- the index -----------------------------------------------------------------------------------------------
+
+
+def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
+    """This process's index of published posts and the records of posts changed since it was built."""
+    version, model = text_model_current()
+    changed: list[PostRecord] = []
+    if _state.index is not None and _state.index_version == version:
+        changed = post_records(Q(updated_at__gte=_state.index_as_of))
+        if len(changed) <= DELTA_LIMIT:
+            return _state.index, {r.id: r for r in changed}
+    as_of = timezone.now()
+    records = post_records(Q(status=Post.Status.PUBLISHED))
+    _state.index = MatchIndex.build(records, model, embeddings=embeddings_for(records))
+    _state.index_version, _state.index_as_of = version, as_of
+    logger.info("Built the match index of %d posts (model v%d)", len(records), version)
+    # Anything saved while we read is caught by the next delta, which starts at `as_of`.
+    return _state.index, {}
+
+
+def index_reset() -> None:
+    """Forget this process's model and index (tests, and after a refit in the same process)."""
+    _state.model_version = _state.model = _state.index = _state.index_version = _state.index_as_of = None
+
+
+def _match_one(record: PostRecord, index: MatchIndex, delta: dict[int, PostRecord], *, k: int) -> list[MatchResult]:
+    """The post's top k on the other side, with posts changed since the index was built taken from the delta."""
+    floor, weights = settings.MATCHING_FLOOR, _weights()
+    other = engine.OFFER if record.kind == engine.NEED else engine.NEED
+    stale = {pk for pk, r in delta.items() if r.kind == other}
+    vector = embeddings_for([record])[record.id]
+    results = [
+        r
+        for r in index.match(record, k=k + len(stale), floor=floor, weights=weights, embedding=vector)
+        if (r.offer_id if other == engine.OFFER else r.need_id) not in stale
+    ]
+    fresh = [r for r in delta.values() if r.kind == other and r.status == engine.PUBLISHED]
+    if fresh:
+        vectors = embeddings_for([record, *fresh])
+        results += engine.match_post(record, fresh, index.model, weights=weights, k=k, floor=floor, embeddings=vectors)
+    other_id = (lambda r: r.offer_id) if other == engine.OFFER else (lambda r: r.need_id)
+    results.sort(key=lambda r: (-r.score, other_id(r)))
+    return results[:k]
+
+
+# --- storing matches -----------------------------------------------------------------------------------------
+
+
+def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
+    rows = [
+        Match(
+            need_id=r.need_id,
+            offer_id=r.offer_id,
+            score=round(min(max(r.score, 0.0), 1.0), 6),
+            lexical=r.components.get("lexical", 0.0),
+            semantic=r.components.get("semantic", 0.0),
+            structured=r.components.get("structured", 0.0),
+            explanation=r.explanation,
+            is_active=True,
+            model_version=version,
+        )
+        for r in results
+    ]
+    if not rows:
+        return 0
+    Match.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["need", "offer"],
+        update_fields=[
+            "score",
+            "lexical",
+            "semantic",
+            "structured",
+            "explanation",
+            "is_active",
+            "model_version",
+            "updated_at",
+        ],
+    )
+    return len(rows)
+
+
+def _mark_strong(condition: Q) -> None:
+    Match.objects.filter(
+        condition, is_active=True, strong_at__isnull=True, score__gte=settings.MATCHING_STRONG_SCORE
+    ).update(strong_at=timezone.now())
+
+
+def _entering_other_lists(record: PostRecord, results: list[MatchResult], k: int) -> list[MatchResult]:
+    """Of the post's candidates, those whose own top k the post now enters (their list is ranked too)."""
+    if not results:
+        return []
+    other = "offer" if record.kind == engine.NEED else "need"
+    own = "need" if other == "offer" else "offer"
+    by_other = {getattr(r, f"{other}_id"): r for r in results}
+    scores: dict[int, list[float]] = defaultdict(list)
+    for other_id, score in (
+        Match.objects.active()
+        .filter(**{f"{other}_id__in": list(by_other)})
+        .exclude(**{f"{own}_id": record.id})
+        .values_list(f"{other}_id", "score")
+    ):
+        scores[other_id].append(score)
+    return [r for other_id, r in by_other.items() if sum(s > r.score for s in scores[other_id]) < k]
+
+
+def matching_run_for_posts(*, post_ids: Sequence[int]) -> int:
+    """Recompute the matches of each post against the other side; returns the number of rows written."""
+    k = settings.MATCHING_TOP_K
+    written = 0
+    posts = {p.pk: p for p in Post.objects.filter(pk__in=post_ids).only("id", "status", "updated_at")}
+    published = [pk for pk, p in posts.items() if p.status == Post.Status.PUBLISHED]
+    gone = [pk for pk, p in posts.items() if p.status != Post.Status.PUBLISHED]
+    if gone:
+        # Closed, withdrawn or back in moderation: its matches disappear from every view.
+        Match.objects.active().filter(Q(need_id__in=gone) | Q(offer_id__in=gone)).update(is_active=False)
+    if published:
+        with _state.lock:
+            index, delta = _current_index()
+            version = _state.index_version or 0
+            records = {r.id: r for r in post_records(Q(pk__in=published))}
+            for pk in published:
+                record = records[pk]
+                # A wider net than k, to find the posts whose own top k this one enters.
+                candidates = _match_one(record, index, delta, k=max(5 * k, 100))
+                keep = candidates[:k] + _entering_other_lists(record, candidates[k:], k)
+                side = "need_id" if record.kind == engine.NEED else "offer_id"
+                other = "offer_id" if side == "need_id" else "need_id"
+                with transaction.atomic():
+                    Match.objects.active().filter(**{side: pk}).exclude(
+                        **{f"{other}__in": [getattr(r, other) for r in keep]}
+                    ).update(is_active=False)
+                    written += _upsert(keep, version=version)
+                    _mark_strong(Q(**{side: pk}))
+    # Clear the flag only where the post did not change again meanwhile (that change queued its own task).
+    for pk, post in posts.items():
+        Post.objects.filter(pk=pk, updated_at=post.updated_at).update(matching_pending=False)
+    return written
+
+
+def matching_sweep(*, batch: int = 200) -> int:
+    """Match every post still flagged as waiting (after a broker outage or a lost task)."""
+    done = 0
+    while True:
+        ids = list(Post.objects.filter(matching_pending=True).order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            return done
+        matching_run_for_posts(post_ids=ids)
+        still = Post.objects.filter(pk__in=ids, matching_pending=True).count()
+        done += len(ids) - still
+        if still == len(ids):
+            # Changed under us every time: leave them to the next sweep rather than loop.
+            return done
+
+
+# --- full rebuild --------------------------------------------------------------------------------------------
+
+
+def rebuild_start(
+    *,
+    sync: bool = False,
+    refit: bool = False,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildRun:
+    """Recompute every match: in chunks on the workers, or in this process when `sync`."""
+    from .tasks import rebuild_chunk
+
+    if refit:
+        text_model_refit()
+        index_reset()
+    version, _model = text_model_current()
+    size = chunk_size or settings.MATCHING_REBUILD_CHUNK
+    chunks: list[tuple[str, list[int]]] = []
+    for kind in (Post.Kind.NEED, Post.Kind.OFFER):
+        ids = list(Post.objects.published().filter(kind=kind).order_by("id").values_list("id", flat=True))
+        chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
+    run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
+    if not chunks:
+        rebuild_finish(run)
+        return run
+    for done, (kind, ids) in enumerate(chunks, start=1):
+        if sync:
+            rebuild_run_chunk(run_id=run.pk, side=kind, post_ids=ids)
+            if progress:
+                progress(done, len(chunks))
+        else:
+            rebuild_chunk.delay(run.pk, kind, ids)
+    run.refresh_from_db()
+    return run
+
+
+def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
+    """One chunk: the top k of each post; the worker that completes the last chunk finishes the run."""
+    k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
+    with _state.lock:
+        index, delta = _current_index()
+        if delta:
+            index_reset()
+            index, delta = _current_index()
+        version = _state.index_version or 0
+        index_side = index.needs if side == engine.NEED else index.offers
+        rows = [index_side.row_of[pk] for pk in post_ids if pk in index_side.row_of]
+        written = 0
+        for results in index.match_rows(side, rows, k=k, floor=floor, weights=weights):
+            written += _upsert(results, version=version)
+    RebuildRun.objects.filter(pk=run_id).update(
+        done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
+    )
+    run = RebuildRun.objects.get(pk=run_id)
+    if run.done_chunks >= run.total_chunks and run.finished_at is None:
+        rebuild_finish(run)
+    return written
+
+
+def rebuild_finish(run: RebuildRun) -> None:
+    """Retire every match the rebuild did not write again, and clear what was waiting before it started."""
+    with transaction.atomic():
+        if not RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now()):
+            return  # another worker finished it
+        Match.objects.active().filter(updated_at__lt=run.started_at).update(is_active=False)
+        _mark_strong(Q())
+        Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(matching_pending=False)
+
+
+def rebuild_progress(run_id: int) -> tuple[int, int, bool]:
+    run = RebuildRun.objects.get(pk=run_id)
+    return run.done_chunks, run.total_chunks, run.finished_at is not None
