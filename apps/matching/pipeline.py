@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 # Beyond this many changed posts since the index was built, rebuilding it is cheaper than scoring the delta.
 DELTA_LIMIT = 500
 EMBED_BATCH = 256
+SMALL_CORPUS = 2000
 
 
 def _weights() -> Weights:
@@ -65,7 +66,7 @@ def post_records(posts: Q | None = None) -> list[PostRecord]:
     facets: dict[str, dict[int, set[str]]] = {}
     for name in ("support_types", "focus_areas", "sectors"):
         through = getattr(Post, name).through
-        column = [f.column for f in through._meta.get_fields() if f.name not in ("id", "post")][0]
+        column = next(f.column for f in through._meta.get_fields() if f.name not in ("id", "post"))
         by_post: dict[int, set[str]] = defaultdict(set)
         for post_id, key in _in_batches(through.objects, "post_id", ids, ("post_id", column)):
             by_post[post_id].add(key)
@@ -114,9 +115,9 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     cached: dict[int, np.ndarray] = {}
     ids = list(keys)
     for start in range(0, len(ids), 5000):
-        for post_id, text_hash, vector in PostEmbedding.objects.filter(post_id__in=ids[start : start + 5000]).values_list(
-            "post_id", "text_hash", "vector"
-        ):
+        for post_id, text_hash, vector in PostEmbedding.objects.filter(
+            post_id__in=ids[start : start + 5000]
+        ).values_list("post_id", "text_hash", "vector"):
             if keys[post_id] == text_hash:
                 cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
     missing = [r for r in records if r.id not in cached]
@@ -152,13 +153,15 @@ class _WorkerState:
 _state = _WorkerState()
 
 
+class NotEnoughPosts(LookupError):
+    """Fewer than two published posts: nothing to fit a model on, and nothing to match."""
+
+
 def text_model_refit() -> tuple[int, TextModel]:
     """Fit a new model version on every published post and store it for all workers."""
     records = post_records(Q(status=Post.Status.PUBLISHED))
-    if not records:
-        records = post_records()
-    if not records:
-        raise LookupError("There are no posts to fit a text model on.")
+    if len(records) < 2:
+        raise NotEnoughPosts("At least two published posts are needed to fit a text model.")
     vectors = embeddings_for(records)
     model = engine.fit_model(records, embeddings=np.stack([vectors[r.id] for r in records]))
     latest = TextModelVersion.objects.aggregate(v=Max("version"))["v"] or 0
@@ -176,10 +179,20 @@ def text_model_refit() -> tuple[int, TextModel]:
 
 
 def text_model_current() -> tuple[int, TextModel]:
-    """The newest stored model (fitting the first one if there is none), loaded once per process."""
-    latest = TextModelVersion.objects.aggregate(v=Max("version"))["v"]
+    """The newest stored model (fitting the first one if there is none), loaded once per process.
+
+    While the platform is small, a refit costs little (embeddings are cached) and each post changes the
+    vocabulary a lot, so the model is refitted inline as soon as the corpus has grown; past
+    SMALL_CORPUS posts that is left to the hourly beat task.
+    """
+    latest = TextModelVersion.objects.order_by("-version").values_list("version", "corpus_size").first()
     if latest is None:
         return text_model_refit()
+    latest, corpus_size = latest
+    if corpus_size < SMALL_CORPUS:
+        published = Post.objects.published().count()
+        if published >= corpus_size * (1 + settings.MATCHING_REFIT_GROWTH) and published > corpus_size:
+            return text_model_refit()
     if _state.model_version != latest or _state.model is None:
         payload = TextModelVersion.objects.values_list("payload", flat=True).get(version=latest)
         _state.model = TextModel.from_bytes(bytes(payload))
@@ -221,7 +234,9 @@ def index_reset() -> None:
     _state.model_version = _state.model = _state.index = _state.index_version = _state.index_as_of = None
 
 
-def _match_one(record: PostRecord, index: MatchIndex, delta: dict[int, PostRecord], *, k: int) -> list[MatchResult]:
+def _match_one(
+    record: PostRecord, index: MatchIndex, delta: dict[int, PostRecord], *, k: int
+) -> list[MatchResult]:
     """The post's top k on the other side, with posts changed since the index was built taken from the delta."""
     floor, weights = settings.MATCHING_FLOOR, _weights()
     other = engine.OFFER if record.kind == engine.NEED else engine.NEED
@@ -235,7 +250,9 @@ def _match_one(record: PostRecord, index: MatchIndex, delta: dict[int, PostRecor
     fresh = [r for r in delta.values() if r.kind == other and r.status == engine.PUBLISHED]
     if fresh:
         vectors = embeddings_for([record, *fresh])
-        results += engine.match_post(record, fresh, index.model, weights=weights, k=k, floor=floor, embeddings=vectors)
+        results += engine.match_post(
+            record, fresh, index.model, weights=weights, k=k, floor=floor, embeddings=vectors
+        )
     other_id = (lambda r: r.offer_id) if other == engine.OFFER else (lambda r: r.need_id)
     results.sort(key=lambda r: (-r.score, other_id(r)))
     return results[:k]
@@ -316,25 +333,34 @@ def matching_run_for_posts(*, post_ids: Sequence[int]) -> int:
         Match.objects.active().filter(Q(need_id__in=gone) | Q(offer_id__in=gone)).update(is_active=False)
     if published:
         with _state.lock:
-            index, delta = _current_index()
-            version = _state.index_version or 0
-            records = {r.id: r for r in post_records(Q(pk__in=published))}
-            for pk in published:
-                record = records[pk]
-                # A wider net than k, to find the posts whose own top k this one enters.
-                candidates = _match_one(record, index, delta, k=max(5 * k, 100))
-                keep = candidates[:k] + _entering_other_lists(record, candidates[k:], k)
-                side = "need_id" if record.kind == engine.NEED else "offer_id"
-                other = "offer_id" if side == "need_id" else "need_id"
-                with transaction.atomic():
-                    Match.objects.active().filter(**{side: pk}).exclude(
-                        **{f"{other}__in": [getattr(r, other) for r in keep]}
-                    ).update(is_active=False)
-                    written += _upsert(keep, version=version)
-                    _mark_strong(Q(**{side: pk}))
+            written = _match_and_store(published, k)
     # Clear the flag only where the post did not change again meanwhile (that change queued its own task).
     for pk, post in posts.items():
         Post.objects.filter(pk=pk, updated_at=post.updated_at).update(matching_pending=False)
+    return written
+
+
+def _match_and_store(post_ids: list[int], k: int) -> int:
+    try:
+        index, delta = _current_index()
+    except NotEnoughPosts:
+        return 0  # a lone post has nobody to meet yet; the next publication matches it
+    version = _state.index_version or 0
+    written = 0
+    records = {r.id: r for r in post_records(Q(pk__in=post_ids))}
+    for pk in post_ids:
+        record = records[pk]
+        # A wider net than k, to find the posts whose own top k this one enters.
+        candidates = _match_one(record, index, delta, k=max(5 * k, 100))
+        keep = candidates[:k] + _entering_other_lists(record, candidates[k:], k)
+        side = "need_id" if record.kind == engine.NEED else "offer_id"
+        other = "offer_id" if side == "need_id" else "need_id"
+        with transaction.atomic():
+            Match.objects.active().filter(**{side: pk}).exclude(
+                **{f"{other}__in": [getattr(r, other) for r in keep]}
+            ).update(is_active=False)
+            written += _upsert(keep, version=version)
+            _mark_strong(Q(**{side: pk}))
     return written
 
 
@@ -342,7 +368,9 @@ def matching_sweep(*, batch: int = 200) -> int:
     """Match every post still flagged as waiting (after a broker outage or a lost task)."""
     done = 0
     while True:
-        ids = list(Post.objects.filter(matching_pending=True).order_by("id").values_list("id", flat=True)[:batch])
+        ids = list(
+            Post.objects.filter(matching_pending=True).order_by("id").values_list("id", flat=True)[:batch]
+        )
         if not ids:
             return done
         matching_run_for_posts(post_ids=ids)
@@ -369,12 +397,17 @@ def rebuild_start(
     if refit:
         text_model_refit()
         index_reset()
-    version, _model = text_model_current()
+    try:
+        version, _model = text_model_current()
+    except NotEnoughPosts:
+        version = 0
     size = chunk_size or settings.MATCHING_REBUILD_CHUNK
     chunks: list[tuple[str, list[int]]] = []
     for kind in (Post.Kind.NEED, Post.Kind.OFFER):
         ids = list(Post.objects.published().filter(kind=kind).order_by("id").values_list("id", flat=True))
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
+    if version == 0:
+        chunks = []  # fewer than two published posts: nothing can match, every old match retires
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
     if not chunks:
         rebuild_finish(run)
@@ -393,10 +426,14 @@ def rebuild_start(
 def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
     """One chunk: the top k of each post; the worker that completes the last chunk finishes the run."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
+    started_at = RebuildRun.objects.values_list("started_at", flat=True).get(pk=run_id)
     with _state.lock:
+        if _state.index_as_of is None or _state.index_as_of < started_at:
+            # A rebuild reads the database afresh: the index must be no older than the run.
+            _state.index = None
         index, delta = _current_index()
         if delta:
-            index_reset()
+            _state.index = None
             index, delta = _current_index()
         version = _state.index_version or 0
         index_side = index.needs if side == engine.NEED else index.offers
@@ -416,11 +453,15 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
 def rebuild_finish(run: RebuildRun) -> None:
     """Retire every match the rebuild did not write again, and clear what was waiting before it started."""
     with transaction.atomic():
-        if not RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now()):
+        if not RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(
+            finished_at=timezone.now()
+        ):
             return  # another worker finished it
         Match.objects.active().filter(updated_at__lt=run.started_at).update(is_active=False)
         _mark_strong(Q())
-        Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(matching_pending=False)
+        Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
+            matching_pending=False
+        )
 
 
 def rebuild_progress(run_id: int) -> tuple[int, int, bool]:

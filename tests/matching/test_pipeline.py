@@ -1,0 +1,180 @@
+"""The matching pipeline against the database: hand-off, stored matches, hard rules, life cycle, rebuild."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from apps.matching import pipeline
+from apps.matching.models import Match, PostEmbedding, TextModelVersion
+from apps.posts import services
+from apps.posts.models import Post
+
+from .conftest import SECRETARIAT_ACTOR, make_post
+
+pytestmark = pytest.mark.django_db
+
+
+def active_pairs():
+    return set(Match.objects.active().values_list("need__external_id", "offer__external_id"))
+
+
+def test_publishing_matches_each_need_to_the_offer_that_meets_it(corpus):
+    best = {}
+    for need in ("n-flood", "n-solar", "n-foret"):
+        top = Match.objects.active().filter(need=corpus[need]).order_by("-score").first()
+        best[need] = top.offer.external_id
+    assert best == {"n-flood": "o-warn", "n-solar": "o-grid", "n-foret": "o-forest"}
+    assert not Post.objects.filter(matching_pending=True).exists()
+
+
+def test_hard_rules_hold_for_every_stored_match(corpus):
+    pairs = Match.objects.active().select_related("need__party", "offer__party").prefetch_related(
+        "need__support_types", "offer__support_types"
+    )
+    assert pairs
+    for match in pairs:
+        assert match.need.kind == "need" and match.offer.kind == "offer"
+        assert match.need.party_id != match.offer.party_id
+        assert {t.key for t in match.need.support_types.all()} & {t.key for t in match.offer.support_types.all()}
+        assert 0 <= match.score <= 1
+    # Kenya's own offer never meets Kenya's need; the forest need (finance) never meets the technology offers.
+    assert ("n-flood", "o-kenya") not in active_pairs()
+    assert ("n-foret", "o-warn") not in active_pairs()
+
+
+def test_explanation_names_shared_tags_terms_and_language(corpus):
+    flood = Match.objects.get(need=corpus["n-flood"], offer=corpus["o-warn"])
+    assert flood.explanation["shared_support_types"] == ["technology"]
+    assert flood.explanation["shared_focus_areas"] == ["adaptation"]
+    assert "flood" in " ".join(flood.explanation["top_terms"])
+    assert flood.explanation["cross_lingual"] is False
+    forest = Match.objects.get(need=corpus["n-foret"], offer=corpus["o-forest"])
+    assert forest.explanation["cross_lingual"] is True
+    assert (forest.explanation["need_language"], forest.explanation["offer_language"]) == ("fr", "en")
+
+
+def test_eligibility_restricts_an_offer_to_its_groups(corpus, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        sids_only = make_post(
+            "o-sids", "offer", "AUS", ["technology"], ["adaptation"], ["disaster_risk"], "en",
+            "Flood early warning for small islands", "River gauges and flood forecasting for islands.",
+            eligible=["SIDS"],
+        )  # fmt: skip
+    # Kenya is neither a SIDS nor named: no match, however similar the text.
+    assert not Match.objects.filter(offer=sids_only).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        for_kenya = make_post(
+            "o-ken", "offer", "AUS", ["technology"], ["adaptation"], ["disaster_risk"], "en",
+            "Flood early warning for Kenya", "River gauges and flood forecasting for the Tana basin.",
+            eligible=["KEN", "SIDS"],
+        )  # fmt: skip
+    assert Match.objects.active().filter(offer=for_kenya, need=corpus["n-flood"]).exists()
+
+
+def test_withdrawing_a_post_removes_its_matches_from_every_view(corpus, django_capture_on_commit_callbacks):
+    offer = corpus["o-warn"]
+    assert Match.objects.active().filter(offer=offer).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_withdraw(actor=SECRETARIAT_ACTOR, post=offer)
+    assert not Match.objects.active().filter(offer=offer).exists()
+    # The rows stay for the stocktake's history, inactive.
+    assert Match.objects.filter(offer=offer, is_active=False).exists()
+
+
+def test_editing_a_published_post_rematches_it(corpus, django_capture_on_commit_callbacks):
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    need = corpus["n-solar"]
+    before = Match.objects.get(need=need, offer=corpus["o-grid"]).score
+    record = {
+        "kind": "need",
+        "party": "NPL",
+        "title": "Hospital cooling",
+        "description": "Efficient cooling for district hospitals and vaccine cold chains.",
+        "support_types": ["finance", "capacity_building"],
+        "focus_areas": ["clean_energy"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData()))
+    after = Match.objects.filter(need=need, offer=corpus["o-grid"], is_active=True).values_list("score", flat=True)
+    assert not after or after[0] < before
+
+
+def test_running_the_same_task_twice_leaves_the_same_rows(corpus):
+    ids = list(Post.objects.values_list("id", flat=True))
+    pipeline.matching_run_for_posts(post_ids=ids)
+    first = sorted(Match.objects.values_list("need_id", "offer_id", "score", "is_active"))
+    pipeline.matching_run_for_posts(post_ids=ids)
+    second = sorted(Match.objects.values_list("need_id", "offer_id", "score", "is_active"))
+    assert first == second
+    assert len(first) == len({(n, o) for n, o, _s, _a in first})
+
+
+def test_full_rebuild_agrees_with_incremental_matching(corpus):
+    incremental = sorted(Match.objects.active().values_list("need_id", "offer_id"))
+    Match.objects.all().delete()
+    run = pipeline.rebuild_start(sync=True)
+    assert run.finished_at is not None and run.done_chunks == run.total_chunks == 2
+    assert sorted(Match.objects.active().values_list("need_id", "offer_id")) == incremental
+
+
+def test_rebuild_retires_matches_it_does_not_write_again(corpus):
+    stale = Match.objects.active().first()
+    stale.score = 0.99
+    stale.save()
+    Match.objects.filter(pk=stale.pk).update(updated_at="2000-01-01T00:00:00Z")
+    stale_pair = (stale.need_id, stale.offer_id)
+    Post.objects.filter(pk=stale.offer_id).update(status="withdrawn")  # behind the services' back
+    pipeline.rebuild_start(sync=True)
+    assert not Match.objects.active().filter(need_id=stale_pair[0], offer_id=stale_pair[1]).exists()
+
+
+def test_the_model_is_versioned_and_embeddings_are_cached(corpus):
+    # While the corpus is small the model is refitted as it grows: one version per growth step.
+    versions = list(TextModelVersion.objects.values_list("version", "corpus_size"))
+    assert len(versions) >= 2 and max(versions)[1] == Post.objects.published().count()
+    assert PostEmbedding.objects.count() == Post.objects.count()
+    latest = max(versions)[0]
+    version, _model = pipeline.text_model_refit()
+    assert version == latest + 1
+    pipeline.index_reset()
+    # The new version is picked up from the database by a fresh process (simulated by the reset).
+    assert pipeline.text_model_current()[0] == latest + 1
+
+
+def test_sweep_matches_posts_left_waiting(corpus, settings, django_capture_on_commit_callbacks):
+    settings.MATCHING_AUTORUN = False
+    with django_capture_on_commit_callbacks(execute=True):
+        late = make_post(
+            "o-late", "offer", "FRA", ["technology"], ["adaptation"], ["disaster_risk"], "en",
+            "Flood warning radars", "Rainfall radar and flood forecasting for river basins.",
+        )  # fmt: skip
+    late.refresh_from_db()
+    assert late.matching_pending and not Match.objects.filter(offer=late).exists()
+    assert pipeline.matching_sweep() == 1
+    late.refresh_from_db()
+    assert not late.matching_pending
+    assert Match.objects.active().filter(offer=late, need=corpus["n-flood"]).exists()
+
+
+def test_export_matches_prints_the_domain_format(corpus, capsys):
+    call_command("export_matches")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines
+    assert set(lines[0]) == {"need", "offer", "score", "rank"}
+    by_need = {}
+    for line in lines:
+        by_need.setdefault(line["need"], []).append(line)
+    for rows in by_need.values():
+        assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert by_need["n-flood"][0]["offer"] == "o-warn"
+
+
+def test_rebuild_command_in_process(corpus, capsys):
+    Match.objects.all().delete()
+    call_command("rebuild_matches", "--sync")
+    out = capsys.readouterr()
+    assert "2 chunks" in out.out
+    assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
