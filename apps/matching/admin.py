@@ -1,7 +1,6 @@
 """Admin views of matching: stored matches (read-only), fitted model versions and rebuild runs."""
 
 from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
 
 from .models import Match, RebuildRun, TextModelVersion
 
@@ -45,12 +44,12 @@ class MatchAdmin(ReadOnlyAdmin):
 
 @admin.register(TextModelVersion)
 class TextModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ["version", "corpus_size", "created_at", "size_kb"]
+    list_display = ["version", "corpus_size", "created_at"]
+    # The payload can be tens of megabytes: never load it for a page.
     exclude = ["payload"]
 
-    @admin.display(description=_("size (kB)"))
-    def size_kb(self, obj):
-        return len(obj.payload) // 1024
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("payload")
 
 
 @admin.register(RebuildRun)
