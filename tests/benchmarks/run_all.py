@@ -1,0 +1,53 @@
+"""Run every benchmark of `make bench` one after the other and say which failed.
+
+    python tests/benchmarks/run_all.py [--quick]
+
+`--quick` passes each script its own small-size option where it has one, for a smoke run. PostgreSQL
+benchmarks use BENCH_DATABASE_URL (default: a scratch database on the local server).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PG = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nma_bench")
+
+# (script, full-run arguments, quick-run arguments)
+BENCHMARKS = [
+    ("matching_dev_pipeline.py", [], []),
+    ("engine_dev_eval.py", ["--cv"], []),
+    ("engine_speed.py", [], ["--quick"]),
+    ("matching_speed_db.py", ["--database-url", PG], ["--database-url", PG, "--sizes", "2000"]),
+    ("api_throughput.py", [], ["--quick"]),
+    ("stocktake_report.py", [], ["--quick"]),
+]
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv[1:]
+    failed = []
+    for script, full, small in BENCHMARKS:
+        path = HERE / script
+        if not path.exists():
+            print(f"== {script}: not present, skipped")
+            continue
+        args = small if quick else full
+        print(f"\n== {script} {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, str(path), *args], cwd=REPO)
+        print(f"== {script}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
+        if code:
+            failed.append(script)
+    if failed:
+        print(f"\nFailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
