@@ -1,0 +1,329 @@
+"""The matching engine on its own: hard rules, text similarity, serialisation, explanations, determinism.
+
+Pure: no database, no Django. The USE encoder loads once per process (module-scoped fixtures share it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.matching import engine
+from apps.matching.engine import MatchIndex, PostRecord, TextModel, Weights, match_all, passes_hard_rules
+
+GROUPS = {
+    "KEN": frozenset({"African States", "LDC"}),
+    "MEX": frozenset({"Latin American and Caribbean States"}),
+    "FJI": frozenset({"Asia-Pacific States", "SIDS"}),
+    "DEU": frozenset({"Western European and other States"}),
+    "PER": frozenset({"Latin American and Caribbean States"}),
+}
+
+
+def post(id: int, kind: str = "need", **fields) -> PostRecord:
+    party = fields.pop("party", "KEN" if kind == "need" else "DEU")
+    base = dict(
+        id=id,
+        kind=kind,
+        party=party,
+        party_groups=GROUPS.get(party, frozenset()) if party else frozenset(),
+        provider=None,
+        status="published",
+        title="Early warning systems for floods",
+        description="Hydrological monitoring stations and warning dissemination to communities.",
+        language="en",
+        support_types=frozenset({"technology", "capacity_building"}),
+        focus_areas=frozenset({"adaptation"}),
+        sectors=frozenset({"disaster_risk", "water"}),
+        amount_usd=None,
+        eligible=frozenset(),
+    )
+    base.update(fields)
+    return PostRecord(**base)
+
+
+TEXTS = [
+    ("Flood early warning for river basins",
+     "Hydrological stations, flood forecasting models and warning messages reaching villages by radio and SMS."),
+    ("Solar mini-grids for rural villages",
+     "Finance for solar photovoltaic mini-grids with batteries serving households and clinics without power."),
+    ("Mangrove restoration for coastal protection",
+     "Replanting mangroves with fishing communities to protect coasts from storm surge and store blue carbon."),
+    ("Electric buses for the capital city",
+     "Procurement of battery electric buses, charging depots and training of drivers and mechanics."),
+    ("Climate-smart agriculture and irrigation",
+     "Drought-tolerant seeds, drip irrigation and extension services for smallholder farmers."),
+    ("Energy efficiency in buildings",
+     "Building codes, insulation, efficient cooling and audits of public buildings to cut electricity use."),
+]  # fmt: skip
+SPANISH = ("Sistema de alerta temprana de inundaciones",
+           "Estaciones hidrológicas, modelos de pronóstico de crecidas y mensajes de alerta a las comunidades.")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def records() -> list[PostRecord]:
+    out = []
+    parties = ["KEN", "MEX", "FJI", "PER"]
+    for i, (title, desc) in enumerate(TEXTS):
+        out.append(post(i + 1, "need", party=parties[i % 4], title=title, description=desc))
+        out.append(post(i + 101, "offer", party="DEU" if i % 2 else None, provider=None if i % 2 else "GCF",
+                        title=title, description=desc, amount_usd=1e6 * (i + 1),
+                        eligible=frozenset({"LDC"}) if i == 3 else frozenset()))  # fmt: skip
+    out.append(post(50, "need", party="PER", title=SPANISH[0], description=SPANISH[1], language="es"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def vectors(records) -> np.ndarray:
+    return engine.embed_posts(records)
+
+
+@pytest.fixture(scope="module")
+def model(records, vectors) -> TextModel:
+    return engine.fit_model(records, embeddings=vectors)
+
+
+@pytest.fixture(scope="module")
+def index(records, vectors, model) -> MatchIndex:
+    return MatchIndex.build(records, model, embeddings=vectors)
+
+
+# -- hard rules -----------------------------------------------------------------------------------------------
+
+
+def test_need_meets_offer() -> None:
+    assert passes_hard_rules(post(1, "need"), post(2, "offer"))
+    assert not passes_hard_rules(post(1, "need"), post(2, "need"))
+    assert not passes_hard_rules(post(1, "offer"), post(2, "offer"))
+    assert not passes_hard_rules(post(2, "offer"), post(1, "need"))
+
+
+def test_support_types_must_overlap() -> None:
+    need = post(1, support_types=frozenset({"finance"}))
+    assert not passes_hard_rules(need, post(2, "offer", support_types=frozenset({"technology"})))
+    assert passes_hard_rules(need, post(2, "offer", support_types=frozenset({"technology", "finance"})))
+
+
+def test_eligibility_by_code_group_or_open() -> None:
+    need = post(1, party="KEN")
+    assert passes_hard_rules(need, post(2, "offer", eligible=frozenset()))
+    assert passes_hard_rules(need, post(2, "offer", eligible=frozenset({"KEN"})))
+    assert passes_hard_rules(need, post(2, "offer", eligible=frozenset({"LDC"})))
+    assert passes_hard_rules(need, post(2, "offer", eligible=frozenset({"African States", "SIDS"})))
+    assert not passes_hard_rules(need, post(2, "offer", eligible=frozenset({"SIDS", "MEX"})))
+
+
+def test_parties_must_differ() -> None:
+    assert not passes_hard_rules(post(1, party="KEN"), post(2, "offer", party="KEN"))
+    assert passes_hard_rules(post(1, party="KEN"), post(2, "offer", party=None, provider="GCF"))
+
+
+@pytest.mark.parametrize("status", ["draft", "submitted", "returned", "closed", "withdrawn"])
+def test_both_must_be_published(status: str) -> None:
+    assert not passes_hard_rules(post(1, status=status), post(2, "offer"))
+    assert not passes_hard_rules(post(1), post(2, "offer", status=status))
+
+
+# -- text model -----------------------------------------------------------------------------------------------
+
+
+def test_similarity_shape_and_range(model) -> None:
+    a = [f"{t}. {d}" for t, d in TEXTS[:3]]
+    b = [f"{t}. {d}" for t, d in TEXTS] + [""]
+    sims = model.similarity(a, b)
+    assert sims.shape == (3, 7)
+    assert np.all((sims >= 0) & (sims <= 1))
+    assert np.all(np.argmax(sims[:, :6], axis=1) == [0, 1, 2])  # each text is closest to itself
+
+
+def test_similarity_cross_lingual(model) -> None:
+    sims = model.similarity([f"{SPANISH[0]}. {SPANISH[1]}"], [f"{t}. {d}" for t, d in TEXTS])
+    assert int(np.argmax(sims[0])) == 0  # the Spanish flood text finds the English one
+
+
+def test_precomputed_vectors_give_the_same_similarities(model) -> None:
+    a, b = [TEXTS[0][1]], [TEXTS[1][1], TEXTS[0][0]]
+    direct = model.similarity(a, b)
+    cached = model.similarity(a, b, a_vectors=model.embed(a), b_vectors=model.embed(b))
+    assert np.allclose(direct, cached)
+
+
+def test_serialisation_round_trip(model) -> None:
+    texts = [f"{t}. {d}" for t, d in TEXTS]
+    loaded = TextModel.from_bytes(model.to_bytes())
+    assert np.array_equal(loaded.similarity(texts, texts), model.similarity(texts, texts))
+
+
+def test_unknown_format_is_refused(model) -> None:
+    import pickle
+
+    state = pickle.loads(model.to_bytes())
+    state["format"] = 999
+    with pytest.raises(ValueError):
+        TextModel.from_bytes(pickle.dumps(state))
+
+
+# -- matching -------------------------------------------------------------------------------------------------
+
+
+def test_match_finds_the_same_topic_first(index, records) -> None:
+    need = records[0]  # floods, KEN
+    results = index.match(need, k=3, floor=0.0)
+    assert results[0].offer_id == 101
+    assert all(0 <= r.score <= 1 for r in results)
+    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+    assert set(results[0].components) == {"lexical", "semantic", "structured"}
+
+
+def test_explanation_contents(index, records) -> None:
+    result = index.match(records[0], k=1, floor=0.0, sentence_pairs=True)[0]
+    exp = result.explanation
+    assert exp["shared_support_types"] == ["capacity_building", "technology"]
+    assert exp["shared_focus_areas"] == ["adaptation"]
+    assert exp["shared_sectors"] == ["disaster_risk", "water"]
+    assert "flood" in exp["top_terms"] or "warning" in exp["top_terms"]
+    assert exp["cross_lingual"] is False
+    need_sentence, offer_sentence = exp["best_sentence_pair"]["need"], exp["best_sentence_pair"]["offer"]
+    assert need_sentence in records[0].description and offer_sentence in records[1].description
+
+
+def test_cross_lingual_flag(index, records) -> None:
+    spanish = next(r for r in records if r.language == "es")
+    results = index.match(spanish, k=3, floor=0.0)
+    assert results[0].offer_id == 101
+    assert results[0].explanation["cross_lingual"] is True
+    assert results[0].explanation["need_language"] == "es"
+    assert results[0].explanation["offer_language"] == "en"
+
+
+def test_offer_side_match(index, records) -> None:
+    offer = next(r for r in records if r.id == 101)
+    results = index.match(offer, k=5, floor=0.0)
+    assert {r.offer_id for r in results} == {101}
+    assert results[0].need_id in (1, 50)
+
+
+def test_incremental_match_equals_match_all(index, records) -> None:
+    chunks = list(match_all(index, k=4, floor=0.2, chunk_size=3))
+    by_need = {(r.need_id, r.offer_id): r.score for c in chunks if c.kind == "need" for r in c.results}
+    by_offer = {(r.need_id, r.offer_id): r.score for c in chunks if c.kind == "offer" for r in c.results}
+    for rec in records:
+        inc = index.match(rec, k=4, floor=0.2)
+        got = {(r.need_id, r.offer_id): r.score for r in inc}
+        expected = by_need if rec.kind == "need" else by_offer
+        mine = {key: s for key, s in expected.items() if (key[0] if rec.kind == "need" else key[1]) == rec.id}
+        assert got == mine
+        ordered = [(r.need_id, r.offer_id) for r in inc]
+        chunk_order = [(r.need_id, r.offer_id) for c in chunks if c.kind == rec.kind for r in c.results
+                       if (r.need_id if rec.kind == "need" else r.offer_id) == rec.id]  # fmt: skip
+        assert ordered == chunk_order
+
+
+def test_post_outside_the_index_matches_like_an_indexed_one(index, records, vectors) -> None:
+    need = records[0]
+    outsider = dataclasses.replace(need, id=999)
+    inside = [(r.offer_id, r.score) for r in index.match(need, k=5, floor=0.0)]
+    outside = [(r.offer_id, r.score) for r in index.match(outsider, k=5, floor=0.0, embedding=vectors[0])]
+    assert [o for o, _ in inside] == [o for o, _ in outside]
+    assert np.allclose([s for _, s in inside], [s for _, s in outside], atol=1e-5)
+
+
+def test_match_post_filters_candidates(model, records, vectors) -> None:
+    embeddings = {r.id: v for r, v in zip(records, vectors, strict=True)}
+    need = records[0]
+    results = engine.match_post(
+        need, records, model, weights=Weights(), k=20, floor=0.0, embeddings=embeddings
+    )
+    assert results and all(passes_hard_rules(need, next(r for r in records if r.id == m.offer_id))
+                           for m in results)  # fmt: skip
+
+
+def test_floor_and_k(index, records) -> None:
+    assert index.match(records[0], k=2, floor=0.0)[:2] and len(index.match(records[0], k=2, floor=0.0)) == 2
+    assert index.match(records[0], k=20, floor=1.01) == []
+
+
+def test_unpublished_post_gets_nothing(index, records) -> None:
+    assert index.match(dataclasses.replace(records[0], status="draft"), k=5, floor=0.0) == []
+
+
+def test_deterministic(records, vectors) -> None:
+    a = engine.fit_model(records, embeddings=vectors)
+    b = engine.fit_model(records, embeddings=vectors)
+    ia, ib = (
+        MatchIndex.build(records, a, embeddings=vectors),
+        MatchIndex.build(records, b, embeddings=vectors),
+    )
+    for rec in records:
+        assert [(r.need_id, r.offer_id, r.score) for r in ia.match(rec, floor=0.0)] == [
+            (r.need_id, r.offer_id, r.score) for r in ib.match(rec, floor=0.0)
+        ]
+
+
+def test_record_from_import_format() -> None:
+    rec = engine.post_record_from_import(
+        {
+            "external_id": "x",
+            "kind": "offer",
+            "provider": "GCF",
+            "title": "T",
+            "description": "D",
+            "support_types": ["finance"],
+            "focus_areas": ["mitigation"],
+            "eligible": ["SIDS", "KEN"],
+            "amount_usd": 5,
+        },
+        id=7,
+        party_groups=GROUPS,
+    )
+    assert rec.party is None and rec.provider == "GCF" and rec.status == "published" and rec.language == "en"
+    assert rec.eligible == {"SIDS", "KEN"} and rec.amount_usd == 5.0 and rec.sectors == frozenset()
+
+
+# -- property: nothing returned ever breaks a hard rule -------------------------------------------------------
+
+PARTIES = [*GROUPS, None]
+TAGS = st.frozensets(st.sampled_from(engine.SUPPORT_TYPES), min_size=1)
+ELIGIBLE = st.frozensets(st.sampled_from([*GROUPS, "LDC", "SIDS", "African States", "Asia-Pacific States"]))
+
+
+@st.composite
+def synthetic_posts(draw) -> list[PostRecord]:
+    n = draw(st.integers(min_value=2, max_value=14))
+    out = []
+    for i in range(n):
+        kind = draw(st.sampled_from(["need", "offer"]))
+        party = draw(st.sampled_from(PARTIES[:-1] if kind == "need" else PARTIES))
+        title, desc = TEXTS[draw(st.integers(0, len(TEXTS) - 1))]
+        out.append(post(i + 1, kind, party=party, provider=None if party else "GCF", title=title,
+                        description=desc, support_types=draw(TAGS),
+                        status=draw(st.sampled_from(["published", "published", "draft", "closed"])),
+                        eligible=draw(ELIGIBLE) if kind == "offer" else frozenset()))  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def text_vectors() -> dict[str, np.ndarray]:
+    recs = [post(i, title=t, description=d) for i, (t, d) in enumerate(TEXTS)]
+    return {r.title: v for r, v in zip(recs, engine.embed_posts(recs), strict=True)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(posts=synthetic_posts())
+def test_no_returned_pair_breaks_a_hard_rule(posts, model, text_vectors) -> None:
+    embeddings = {p.id: text_vectors[p.title] for p in posts}
+    index = MatchIndex.build(posts, model, embeddings=embeddings)
+    by_id = {p.id: p for p in posts}
+    pairs = [(r.need_id, r.offer_id) for p in posts for r in index.match(p, k=20, floor=0.0)]
+    pairs += [
+        (r.need_id, r.offer_id) for c in match_all(index, k=20, floor=0.0, chunk_size=4) for r in c.results
+    ]
+    for need_id, offer_id in pairs:
+        assert passes_hard_rules(by_id[need_id], by_id[offer_id])
+    # And nothing eligible is missed when k is large and the floor is 0.
+    expected = {(n.id, o.id) for n in posts for o in posts if passes_hard_rules(n, o)}
+    assert set(pairs) == expected
