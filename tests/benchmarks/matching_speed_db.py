@@ -1,0 +1,312 @@
+"""Speed of matching with the database: full rebuild writing matches to PostgreSQL, publish-to-visible latency.
+
+    python tests/benchmarks/matching_speed_db.py [--database-url URL] [--sizes 10000,50000,100000]
+                                                 [--real-embeddings] [--live N]
+
+For each size (half needs, half offers, fixed seed, the synthetic vocabulary of engine_speed.py) in a fresh
+database:
+- embedding throughput, measured on a real sample of posts; with --real-embeddings every post is embedded,
+  otherwise the cache is filled with random unit vectors (same cost downstream) and the full embedding time is
+  extrapolated from the sample, which the output says;
+- `rebuild_matches --sync` with embeddings cached: model fit, index build, matching, writing every match;
+- the same rebuild fanned out to two live Celery worker processes on Redis;
+- publish-to-visible: a post published through the service, with two live workers (model and index warm),
+  until its matches are in the database (p50/p95 over --live posts);
+- peak memory of this process (the in-process rebuild);
+- baseline in the same run: scikit-learn NearestNeighbors(metric="cosine", algorithm="brute") over the same
+  TF-IDF vectors, top 20 offers of every need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def fresh_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def insert_posts(records) -> dict[int, int]:
+    """Bulk-insert synthetic records as published posts; returns record id -> post id."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.parties.models import Party, SupportProvider
+    from apps.posts.models import Post
+
+    parties = dict(Party.objects.values_list("iso3", "id"))
+    providers = {}
+    for name in sorted({r.provider for r in records if r.provider}):
+        providers[name] = SupportProvider.objects.get_or_create(short_name=name, defaults={"name": name})[
+            0
+        ].pk
+    now = timezone.now()
+    mapping: dict[int, int] = {}
+    with transaction.atomic():
+        for start in range(0, len(records), 5000):
+            chunk = records[start : start + 5000]
+            posts = Post.objects.bulk_create(
+                [
+                    Post(
+                        kind=r.kind,
+                        status="published",
+                        party_id=parties.get(r.party) if r.party else None,
+                        provider_id=None if r.party else providers[r.provider],
+                        title=r.title[:200],
+                        description=r.description,
+                        language=r.language,
+                        amount_usd=r.amount_usd,
+                        eligible=sorted(r.eligible),
+                        published_at=now,
+                        submitted_at=now,
+                    )
+                    for r in chunk
+                ]
+            )
+            for r, p in zip(chunk, posts, strict=True):
+                mapping[r.id] = p.pk
+            for name in ("support_types", "focus_areas", "sectors"):
+                through = getattr(Post, name).through
+                column = next(
+                    f.attname for f in through._meta.concrete_fields if f.name not in ("id", "post")
+                )
+                through.objects.bulk_create(
+                    [
+                        through(post_id=mapping[r.id], **{column: key})
+                        for r in chunk
+                        for key in getattr(r, name)
+                    ]
+                )
+    return mapping
+
+
+def fill_embeddings(records, mapping, *, real: bool) -> float:
+    """Fill the embedding cache; returns the measured (or extrapolated) seconds to embed every post."""
+    from apps.matching import engine, pipeline
+    from apps.matching.models import PostEmbedding
+
+    sample = records[: min(len(records), 1000)]
+    started = time.perf_counter()
+    engine.embed_posts(sample)
+    per_post = (time.perf_counter() - started) / len(sample)
+    if real:
+        started = time.perf_counter()
+        pipeline.embeddings_for(pipeline.post_records())
+        return time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    db_records = pipeline.post_records()
+    for start in range(0, len(db_records), 5000):
+        chunk = db_records[start : start + 5000]
+        vectors = rng.standard_normal((len(chunk), engine.EMBED_DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        PostEmbedding.objects.bulk_create(
+            [
+                PostEmbedding(post_id=r.id, text_hash=engine.post_embedding_key(r), vector=v.tobytes())
+                for r, v in zip(chunk, vectors, strict=True)
+            ]
+        )
+    return per_post * len(records)
+
+
+def baseline_nearest_neighbours(records) -> float:
+    from sklearn.neighbors import NearestNeighbors
+
+    from apps.matching import engine
+
+    model = engine.TextModel.fit(
+        [engine.post_text(r) for r in records[:2000]],
+        embeddings=np.zeros((min(2000, len(records)), 512), "f4"),
+    )
+    needs = [engine.post_text(r) for r in records if r.kind == "need"]
+    offers = [engine.post_text(r) for r in records if r.kind == "offer"]
+    started = time.perf_counter()
+    nn = NearestNeighbors(n_neighbors=20, metric="cosine", algorithm="brute").fit(
+        model.vectorizer.transform(offers)
+    )
+    nn.kneighbors(model.vectorizer.transform(needs))
+    return time.perf_counter() - started
+
+
+def start_workers(n: int, env: dict) -> list[subprocess.Popen]:
+    celery = str(Path(sys.executable).parent / "celery")
+    return [
+        subprocess.Popen(
+            [
+                celery,
+                "-A",
+                "nma_platform",
+                "worker",
+                "--pool=solo",
+                "--loglevel=WARNING",
+                f"--hostname=bench{i}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(n)
+    ]
+
+
+def wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def run(size: int, args) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.matching import pipeline
+    from apps.matching.models import Match, PostEmbedding, RebuildRun
+    from apps.parties.selectors import party_groups_by_iso3
+    from apps.posts.models import Post
+    from tests.benchmarks.engine_speed import synthetic_posts
+
+    connection.close()
+    fresh_database(args.database_url)
+    call_command("migrate", verbosity=0)
+    records = synthetic_posts(size, 7, party_groups_by_iso3())
+    started = time.perf_counter()
+    mapping = insert_posts(records)
+    inserted = time.perf_counter() - started
+    embed_all = fill_embeddings(records, mapping, real=args.real_embeddings)
+    embed_note = "measured" if args.real_embeddings else "extrapolated from 1,000 real embeddings"
+    print(
+        f"\n## {size:,} posts: inserted in {inserted:.1f} s; embedding all: {embed_all:.0f} s ({embed_note})"
+    )
+
+    pipeline.index_reset()
+    started = time.perf_counter()
+    run = pipeline.rebuild_start(sync=True)
+    in_process = time.perf_counter() - started
+    print(
+        f"rebuild in process (cached embeddings, fit + index + match + write): {in_process:.1f} s, "
+        f"{run.matches_written:,} rows written, {Match.objects.active().count():,} active; "
+        f"peak RSS {peak_rss_mb():,.0f} MB"
+    )
+    print(f"  = with every embedding computed: {in_process + embed_all:.0f} s")
+    baseline = baseline_nearest_neighbours(records)
+    print(f"baseline NearestNeighbors(cosine, brute) over TF-IDF, top 20 of every need: {baseline:.1f} s "
+          f"(rebuild / baseline = {in_process / baseline:.1f}x)")  # fmt: skip
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "nma_platform.settings.local", "DEBUG": "false"}
+    env["DATABASE_URL"], env["REDIS_URL"] = args.database_url, args.redis_url
+    workers = start_workers(2, env)
+    try:
+        from nma_platform.celery import app as celery_app
+
+        celery_app.conf.update(broker_url=args.redis_url, task_always_eager=False)
+        celery_app.control.purge()
+        started = time.perf_counter()
+        queued = pipeline.rebuild_start(sync=False)
+        ok = wait(lambda: RebuildRun.objects.get(pk=queued.pk).finished_at is not None, 3600)
+        fanned = time.perf_counter() - started
+        print(
+            f"rebuild fanned out to 2 worker processes: {fanned:.1f} s "
+            f"({queued.total_chunks} chunks; each worker loads the model and builds its index once)"
+            + ("" if ok else " TIMED OUT")
+        )
+
+        from apps.accounts.actors import Actor
+        from apps.posts import services
+        from apps.posts.post_data import ReferenceData, parse_post_record
+
+        secretariat = Actor(role="secretariat", label="bench")
+        refs = ReferenceData()
+        latencies = []
+        for i, record in enumerate(records[: args.live]):
+            data = parse_post_record(
+                {
+                    "kind": record.kind,
+                    "party": record.party or "KEN",
+                    "title": f"{record.title} (live {i})"[:200],
+                    "description": record.description,
+                    "support_types": sorted(record.support_types),
+                    "focus_areas": sorted(record.focus_areas),
+                    "sectors": sorted(record.sectors),
+                    "status": "submitted",
+                },
+                refs,
+            )
+            post = services.post_create(actor=secretariat, data=data)
+            # Its text is new: embed it now as the live path would, so the figure is the worker's latency.
+            started = time.perf_counter()
+            services.post_publish(actor=secretariat, post=post)
+            side = "need" if post.kind == "need" else "offer"
+            found = wait(
+                lambda post=post, side=side: (
+                    not Post.objects.filter(pk=post.pk, matching_pending=True).exists()
+                ),
+                60,
+            )
+            if found:
+                latencies.append(time.perf_counter() - started)
+        if latencies:
+            latencies.sort()
+            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            print(
+                f"publish to matches stored (2 live workers, warm): p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                f"p95 {p95 * 1000:.0f} ms over {len(latencies)} posts (includes embedding the new text)"
+            )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+    print(f"embeddings cached: {PostEmbedding.objects.count():,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/nma_bench_matching")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"))
+    parser.add_argument("--sizes", default="10000,50000,100000")
+    parser.add_argument("--real-embeddings", action="store_true")
+    parser.add_argument("--live", type=int, default=20, help="posts published with live workers")
+    args = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ["REDIS_URL"] = args.redis_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "nma_platform.settings.local"
+    os.environ["MATCHING_AUTORUN"] = "true"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["DEBUG"] = "false"
+    fresh_database(args.database_url)
+    import django
+
+    django.setup()
+    for size in (int(s) for s in args.sizes.split(",")):
+        run(size, args)
+
+
+if __name__ == "__main__":
+    main()
