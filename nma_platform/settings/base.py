@@ -107,7 +107,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -141,20 +141,69 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 
+# The REST API (/api/v1/). Rates are DRF's "<n>/<second|minute|hour|day>"; each token, each logged-in user
+# and each anonymous IP has its own budget. Behind a reverse proxy set API_NUM_PROXIES so that the client's
+# IP (not the proxy's) is counted. Throttle counts live in the default cache: give production a shared cache
+# (Redis) so that every gunicorn process counts the same requests.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a request without credentials to a protected endpoint gets 401 with WWW-Authenticate.
+        "apps.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PARSER_CLASSES": ["apps.accounts.serializers.SafeJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "apps.accounts.apis.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.accounts.permissions.TokenRateThrottle",
+        "apps.accounts.permissions.SessionUserRateThrottle",
+        "apps.accounts.permissions.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env.str("API_THROTTLE_TOKEN", default="1200/minute"),
+        "user": env.str("API_THROTTLE_USER", default="600/minute"),
+        "anon": env.str("API_THROTTLE_ANON", default="120/minute"),
+    },
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=None),
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "NMA Platform API",
-    "DESCRIPTION": "Needs and offers of non-market cooperation under Article 6.8 of the Paris Agreement.",
+    "DESCRIPTION": (
+        "Needs and offers of non-market cooperation under Article 6.8 of the Paris Agreement, for partner "
+        "systems.\n\n"
+        "**Authentication**: `Authorization: Bearer <token>` with a token issued by the secretariat in the "
+        "admin (scope `read`, `stocktake`, or `write` for one Party or provider), or a logged-in browser "
+        "session (send the CSRF token on writes). Anonymous callers read published posts and reference data.\n\n"
+        "**Errors** always have the body `{\"errors\": [{\"field\": ..., \"code\": ..., \"message\": ...}]}` "
+        "(`field` is null when the error is not about one field; bulk import items add `index`): 400 bad "
+        "input, 401 no valid token, 403 not allowed, 404 not found, 409 illegal life-cycle transition, "
+        "429 throttled (see Retry-After).\n\n"
+        "**Pagination**: lists return `{\"next\": url|null, \"results\": [...]}`; follow `next`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "ENUM_NAME_OVERRIDES": {
+        "PostStatusEnum": "apps.posts.models.Post.Status",
+        "PostKindEnum": "apps.posts.models.Post.Kind",
+        "MatchInterestEnum": "apps.matching.models.Interest",
+        "ProviderKindEnum": "apps.parties.models.SupportProvider.Kind",
+    },
+    "TAGS": [
+        {"name": "posts", "description": "Needs and offers: list, detail, create, update, life cycle, import."},
+        {"name": "matches", "description": "Ranked matches of your posts, and your interest in them."},
+        {"name": "reference data", "description": "Parties, support providers and taxonomy keys."},
+        {"name": "stocktake", "description": "Figures for the committee's reports."},
+        {"name": "platform", "description": "Health and liveness."},
+    ],
 }
 
 LOGGING = {
