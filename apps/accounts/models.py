@@ -1,8 +1,15 @@
 """Users and the role each plays: a focal point acts for one Party, a provider user for one organisation."""
 
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -83,3 +90,168 @@ class User(AbstractUser):
     @property
     def can_read_stocktake(self) -> bool:
         return self.is_active and (self.is_committee or self.is_secretariat)
+
+
+# --- API tokens for partner systems ------------------------------------------------------------------------
+
+API_TOKEN_PREFIX_LENGTH = 8
+# Never write last_used_at more often than this: a partner's sync loop must not cost one UPDATE per request.
+API_TOKEN_TOUCH_SECONDS = 60
+
+
+def api_token_hash(raw: str) -> str:
+    """The stored form of a token. A plain sha256 is enough: the key is 256 random bits, not a password."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def issue(
+        self,
+        *,
+        name: str,
+        scope: str,
+        created_by: "User | None",
+        party=None,
+        provider=None,
+        expires_at=None,
+    ) -> tuple["ApiToken", str]:
+        """Create a token and return it with its raw value, which is never stored and cannot be shown again."""
+        token = self.model(
+            name=name,
+            scope=scope,
+            party=party,
+            provider=provider,
+            expires_at=expires_at,
+            created_by=created_by,
+        )
+        raw = token.set_new_key()
+        token.full_clean()
+        token.save()
+        return token, raw
+
+    def usable(self) -> "ApiTokenQuerySet":
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiToken(models.Model):
+    """A partner system's credential, issued and revoked by the secretariat.
+
+    The raw token is `nma_<prefix>_<secret>`. Only the prefix (to find the row, not secret) and the sha256 of
+    the whole token are stored, so a leaked database does not leak working tokens.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", _("Read: published posts and reference data")
+        WRITE = "write", _("Write: posts of one Party or support provider")
+        # The committee's and the secretariat's reporting scripts: read, plus the stocktake figures.
+        STOCKTAKE = "stocktake", _("Read and stocktake figures (committee and secretariat reporting)")
+
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("Which system uses it, e.g. 'Kenya MRV registry'.")
+    )
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, editable=False)
+    scope = models.CharField(_("scope"), max_length=10, choices=Scope.choices, default=Scope.READ)
+    party = models.ForeignKey(
+        "parties.Party",
+        verbose_name=_("Party"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+        help_text=_("Write tokens: the Party the system posts for."),
+    )
+    provider = models.ForeignKey(
+        "parties.SupportProvider",
+        verbose_name=_("support provider"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+        help_text=_("Write tokens: the provider the system posts for."),
+    )
+    created_by = models.ForeignKey(
+        User,
+        verbose_name=_("issued by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="issued_api_tokens",
+    )
+    created_at = models.DateTimeField(_("issued at"), auto_now_add=True)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Leave empty for a token that does not expire.")
+    )
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        constraints = [
+            # A write token speaks for exactly one Party or provider; a read token for nobody.
+            models.CheckConstraint(
+                condition=(
+                    Q(scope="write")
+                    & (
+                        (Q(party__isnull=False) & Q(provider__isnull=True))
+                        | (Q(party__isnull=True) & Q(provider__isnull=False))
+                    )
+                )
+                | (~Q(scope="write") & Q(party__isnull=True) & Q(provider__isnull=True)),
+                name="api_token_scope_matches_poster",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    def clean(self) -> None:
+        if self.scope == self.Scope.WRITE:
+            if (self.party_id is None) == (self.provider_id is None):
+                raise ValidationError(
+                    _("A write token acts for exactly one Party or one support provider: choose one.")
+                )
+        elif self.party_id is not None or self.provider_id is not None:
+            raise ValidationError(_("Only a write token acts for a Party or a support provider."))
+
+    def set_new_key(self) -> str:
+        """Give the token a fresh random key; return the raw value (the caller shows it once)."""
+        self.prefix = secrets.token_hex(API_TOKEN_PREFIX_LENGTH // 2)
+        raw = f"nma_{self.prefix}_{secrets.token_urlsafe(32)}"
+        self.key_hash = api_token_hash(raw)
+        return raw
+
+    def matches(self, raw: str) -> bool:
+        return hmac.compare_digest(self.key_hash, api_token_hash(raw))
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_revoked and not self.is_expired
+
+    def touch(self) -> None:
+        """Record a use, at most once a minute (a conditional UPDATE, so concurrent requests write once)."""
+        now = timezone.now()
+        if (
+            self.last_used_at is not None
+            and (now - self.last_used_at).total_seconds() < API_TOKEN_TOUCH_SECONDS
+        ):
+            return
+        threshold = now - timedelta(seconds=API_TOKEN_TOUCH_SECONDS)
+        ApiToken.objects.filter(pk=self.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=threshold)
+        ).update(last_used_at=now)
+        self.last_used_at = now

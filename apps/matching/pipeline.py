@@ -31,7 +31,7 @@ from .models import Match, PostEmbedding, RebuildRun, TextModelVersion
 logger = logging.getLogger(__name__)
 
 # Beyond this many changed posts since the index was built, rebuilding it is cheaper than scoring the delta.
-DELTA_LIMIT = 500
+DELTA_LIMIT = 200
 EMBED_BATCH = 256
 SMALL_CORPUS = 2000
 

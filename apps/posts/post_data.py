@@ -45,6 +45,11 @@ IMPORT_FIELDS = frozenset(
 )
 DECLARATIONS = ("voluntary", "no_transfer", "ndc", "rights", "safeguards")
 MAX_AMOUNT = Decimal("99999999999999.99")
+# The enums' `.values` build a new list on every access; a large import checks them millions of times.
+FACET_KEYS: dict[str, list[str]] = {name: choices.values for name, choices in FACETS.items()}
+KINDS = frozenset(Post.Kind.values)
+STATUSES = frozenset(Post.Status.values)
+AIMS = Aim.values
 
 
 @dataclass
@@ -150,7 +155,7 @@ def _list_of_strings(record: dict, name: str, errors: list[FieldError], *, requi
 
 def _taxonomy(record: dict, name: str, errors: list[FieldError], *, required: bool) -> list[str]:
     values = _list_of_strings(record, name, errors, required=required)
-    known = FACETS[name].values
+    known = FACET_KEYS[name]
     unknown = [v for v in values if v not in known]
     if unknown:
         errors.append(
@@ -201,11 +206,11 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
     if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
         errors.append(FieldError("external_id", _("Expected a non-empty string.")))
         external_id = None
-    elif isinstance(external_id, str) and len(external_id) > 100:
+    elif isinstance(external_id, str) and len(external_id.strip()) > 100:
         errors.append(FieldError("external_id", _("At most 100 characters."), "max_length"))
 
     kind = record.get("kind")
-    if kind not in Post.Kind.values:
+    if not isinstance(kind, str) or kind not in KINDS:
         errors.append(
             FieldError("kind", _("Expected 'need' or 'offer'."), "required" if kind is None else "invalid")
         )
@@ -255,9 +260,13 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
             else:
                 if amount_usd < 0:
                     errors.append(FieldError("amount_usd", _("The amount may not be negative."), "min_value"))
+                    amount_usd = None
                 elif amount_usd > MAX_AMOUNT:
                     errors.append(FieldError("amount_usd", _("The amount is too large."), "max_value"))
-                amount_usd = amount_usd.quantize(Decimal("0.01")) if amount_usd <= MAX_AMOUNT else None
+                    amount_usd = None
+                else:
+                    # Only in range: quantizing a huge negative exponent would raise InvalidOperation.
+                    amount_usd = amount_usd.quantize(Decimal("0.01"))
 
     eligible = []
     for value in _list_of_strings(record, "eligible", errors, required=False):
@@ -277,8 +286,8 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
             eligible.append(key)
 
     aims = _list_of_strings(record, "aims", errors, required=False)
-    if any(a not in Aim.values for a in aims):
-        errors.append(FieldError("aims", _("Unknown aim; expected some of: %s.") % ", ".join(Aim.values)))
+    if any(a not in AIMS for a in aims):
+        errors.append(FieldError("aims", _("Unknown aim; expected some of: %s.") % ", ".join(AIMS)))
     partner_parties = []
     for code in _list_of_strings(record, "partner_parties", errors, required=False):
         partner = refs.parties.get(code.upper())
@@ -287,10 +296,15 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         else:
             partner_parties.append(partner)
 
-    involves_iplc = record.get("involves_iplc", False)
-    if not isinstance(involves_iplc, bool):
+    # null means absent, as for every other optional field (the export writes null for what a post lacks).
+    involves_iplc = record.get("involves_iplc")
+    if involves_iplc is None:
+        involves_iplc = False
+    elif not isinstance(involves_iplc, bool):
         errors.append(FieldError("involves_iplc", _("Expected true or false.")))
-    declarations = record.get("declarations") or {}
+    declarations = record.get("declarations")
+    if declarations is None:
+        declarations = {}
     if not isinstance(declarations, dict) or any(
         k not in DECLARATIONS or not isinstance(v, bool) for k, v in declarations.items()
     ):
@@ -306,14 +320,10 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         errors.append(FieldError("contact_email", _("Enter a valid email address.")))
 
     status = record.get("status", default_status)
-    if status is not None and status not in Post.Status.values:
+    if status is not None and (not isinstance(status, str) or status not in STATUSES):
         errors.append(FieldError("status", _("Unknown status %r.") % (status,)))
 
-    if (
-        isinstance(kind, str)
-        and kind in Post.Kind.values
-        and not any(e.field in ("party", "provider") for e in errors)
-    ):
+    if isinstance(kind, str) and kind in KINDS and not any(e.field in ("party", "provider") for e in errors):
         errors.extend(
             post_rules_errors(
                 kind=kind,

@@ -63,3 +63,52 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
 _SEARCH_VECTOR_SQL = (
     "to_tsvector('simple', coalesce(posts_post.title, '') || ' ' || coalesce(posts_post.description, ''))"
 )
+
+
+# --- Helpers for the web pages (read-only; the services still enforce every rule) -------------------------
+
+# The owner's actions a page may offer, in the order the page lists them.
+POST_PAGE_ACTIONS = ("edit", "submit", "close", "withdraw")
+
+
+def post_allowed_actions(*, actor: Actor, post: Post) -> frozenset[str]:
+    """Which of edit/submit/close/withdraw the actor may do to the post now, so a page shows only those."""
+    from .services import TRANSITIONS, post_can_manage
+
+    if not post_can_manage(actor=actor, post=post):
+        return frozenset()
+    return frozenset(action for action in POST_PAGE_ACTIONS if post.status in TRANSITIONS[action])
+
+
+def post_status_counts(*, actor: Actor) -> dict[str, int]:
+    """How many of the actor's own posts are in each status, in one query."""
+    from django.db.models import Count
+
+    rows = (
+        post_list_own(actor=actor)
+        .select_related(None)
+        .prefetch_related(None)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
+def post_eligibility_labels(codes: list[str]) -> list[str]:
+    """Readable names for an offer's `eligible` entries (ISO3 codes and group names), in one query."""
+    from django.utils.translation import gettext as _
+
+    from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup
+
+    group_labels = {group.value: str(group.label) for group in RegionalGroup}
+    group_labels[GROUP_LDC] = str(_("Least developed countries (LDC)"))
+    group_labels[GROUP_SIDS] = str(_("Small island developing States (SIDS)"))
+    iso3_codes = [code for code in codes if code not in group_labels]
+    names = dict(Party.objects.filter(iso3__in=iso3_codes).values_list("iso3", "name")) if iso3_codes else {}
+    return [group_labels.get(code) or names.get(code) or code for code in codes]
+
+
+def post_awaiting_moderation_count() -> int:
+    """How many posts wait for the secretariat to publish or return them."""
+    return Post.objects.filter(status=Post.Status.SUBMITTED).count()
