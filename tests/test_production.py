@@ -20,7 +20,9 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY")}
+    # Only the project's own variables: a browser test may have set DJANGO_ALLOW_ASYNC_UNSAFE in this process.
+    dropped = ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
     full_env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path / 'prod.sqlite3'}")
     full_env.update(env)
     return subprocess.run(

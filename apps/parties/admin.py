@@ -1,0 +1,133 @@
+"""The secretariat's admin for reference data: Parties and the support providers it registers.
+
+Access follows the platform's roles, not Django's per-model permissions: the admin site already admits only
+active staff users, and these pages further require the secretariat role (or a superuser), so a staff
+account that is really a focal point or a committee member can neither read nor change reference data here.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import Party, SupportProvider
+
+
+def is_secretariat_staff(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_staff and getattr(user, "is_secretariat", False))
+
+
+class SecretariatAdminMixin:
+    """Give the secretariat (and only it) view/add/change rights; nothing here is ever hard-deleted."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_secretariat_staff(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_secretariat_staff(request)
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return is_secretariat_staff(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_secretariat_staff(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Posts and users point at these rows (PROTECT); retiring a provider is deactivation.
+        return False
+
+
+@admin.register(Party)
+class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    list_display = ("iso3", "name", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+    list_display_links = ("iso3", "name")
+    list_filter = ("regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+    search_fields = ("iso3", "name")
+    ordering = ("name",)
+    list_per_page = 50
+
+
+def _count_of(model, field: str) -> Coalesce:
+    """How many `model` rows point at the provider through `field`, as a correlated subquery."""
+    rows = model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field).annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
+
+
+class ProviderUsersFilter(admin.SimpleListFilter):
+    title = _("user accounts")
+    parameter_name = "has_users"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Has user accounts")), ("no", _("No user account yet"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(users__isnull=False).distinct()
+        if self.value() == "no":
+            return queryset.filter(users__isnull=True)
+        return queryset
+
+
+@admin.register(SupportProvider)
+class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    list_display = ("short_name", "name", "kind", "is_active", "user_count", "post_count", "created_at")
+    list_display_links = ("short_name", "name")
+    list_filter = ("is_active", "kind", ProviderUsersFilter)
+    search_fields = ("short_name", "name", "contact_email", "website")
+    readonly_fields = ("created_at",)
+    # A website typed without a scheme is https (Django 6's default; says so now, without a warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fields = ("short_name", "name", "kind", "website", "contact_email", "is_active", "created_at")
+    actions = ("deactivate", "reactivate")
+
+    def get_queryset(self, request):
+        # Both counts as correlated subqueries in the page's query: no join fan-out, and the changelist's
+        # COUNT(*) queries leave unused subquery annotations out (a joined Count would be counted too).
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_users=_count_of(get_user_model(), "provider"),
+                n_posts=_count_of(apps.get_model("posts", "Post"), "provider"),
+            )
+        )
+
+    @admin.display(description=_("users"), ordering="n_users")
+    def user_count(self, obj: SupportProvider) -> int:
+        return obj.n_users
+
+    @admin.display(description=_("posts"), ordering="n_posts")
+    def post_count(self, obj: SupportProvider) -> int:
+        return obj.n_posts
+
+    @admin.action(description=_("Deactivate the selected providers (no new offers or imports)"))
+    def deactivate(self, request: HttpRequest, queryset) -> None:
+        count = queryset.filter(is_active=True).update(is_active=False)
+        self.message_user(
+            request,
+            ngettext(
+                "Deactivated %(n)d support provider. Its published offers stay until withdrawn.",
+                "Deactivated %(n)d support providers. Their published offers stay until withdrawn.",
+                count,
+            )
+            % {"n": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Reactivate the selected providers"))
+    def reactivate(self, request: HttpRequest, queryset) -> None:
+        count = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(
+            request,
+            ngettext("Reactivated %(n)d support provider.", "Reactivated %(n)d support providers.", count)
+            % {"n": count},
+            messages.SUCCESS,
+        )

@@ -1,0 +1,541 @@
+"""The secretariat's admin for posts: the moderation queue, content fixes, and the full history of each post.
+
+Every write goes through `posts.services`, never `Model.save()`, so the audit trail and the matching queue
+cannot be bypassed from here either:
+
+- Moderation is done with the *publish* and *return with reason* actions (on the list, for several posts at
+  once) and the matching buttons on a submitted post's page; they call `post_publish` / `post_return`, and a
+  refused transition (publishing a draft...) comes back as an admin message, never a 500.
+- The change form edits content only while the life cycle allows an edit (draft, returned, published);
+  `save_model` turns the form into a `PostData` and calls `post_update`, and `save_related` does not touch
+  the many-to-many fields itself (the service sets them and records them in the history). Status, timestamps,
+  owner, reason and outcome are always read-only: they change only through the life cycle.
+- Posts are never hard-deleted (no delete permission, no delete action), and nobody adds one here: posts are
+  made by their Party or provider, or imported with `manage.py import_posts`.
+
+Access follows the platform's roles (see `apps.parties.admin.SecretariatAdminMixin`).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.actors import Actor
+from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
+
+from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
+from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
+from .services import TRANSITIONS, PostTransitionError, post_publish, post_return, post_update
+from .taxonomies import POST_LANGUAGES, Aim
+
+# --- taxonomy terms: reference keys fixed by DOMAIN.md, so view-only ---------------------------------------
+
+
+class TermInUseFilter(admin.SimpleListFilter):
+    title = _("in use")
+    parameter_name = "in_use"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Used by at least one post")), ("no", _("Not used yet"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(posts__isnull=False).distinct()
+        if self.value() == "no":
+            return queryset.filter(posts__isnull=True)
+        return queryset
+
+
+class TaxonomyTermAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    """The keys are a contract with importers and the API, and their labels live in code to be translated."""
+
+    list_display = ("key", "label", "position", "post_count")
+    list_filter = (TermInUseFilter,)
+    search_fields = ("key",)
+    ordering = ("position",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_posts=Count("posts"))
+
+    @admin.display(description=_("posts"), ordering="n_posts")
+    def post_count(self, obj) -> int:
+        return obj.n_posts
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+for _term_model in (SupportTypeTerm, FocusAreaTerm, SectorTerm, InstrumentTerm):
+    admin.site.register(_term_model, TaxonomyTermAdmin)
+
+
+# --- history ------------------------------------------------------------------------------------------------
+
+
+def _changes_summary(event: PostEvent):
+    """`field: old → new` lines for an event's changes (long texts shortened, the full JSON stays stored)."""
+
+    def short(value) -> str:
+        text = "" if value is None else str(value)
+        return text if len(text) <= 80 else text[:77] + "…"
+
+    if not event.changes:
+        return "—"
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}: {} → {}",
+        ((name, short(old), short(new)) for name, (old, new) in event.changes.items()),
+    )
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PostEventInline(ReadOnlyMixin, admin.TabularInline):
+    """The post's full history on its page, oldest first so it reads as a story."""
+
+    model = PostEvent
+    fields = ("created_at", "action", "from_status", "to_status", "actor_label", "changes_summary", "note")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = _("History (every change, who made it and when)")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_secretariat_staff(request)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("created_at", "id")
+
+    @admin.display(description=_("changes"))
+    def changes_summary(self, obj: PostEvent):
+        return _changes_summary(obj)
+
+
+@admin.register(PostEvent)
+class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "post_link", "action", "from_status", "to_status", "actor_label", "note")
+    list_filter = ("action", "to_status", "post__kind", "created_at")
+    search_fields = ("post__title", "post__external_id", "actor_label", "note")
+    list_select_related = ("post",)
+    fields = (
+        "created_at",
+        "post_link",
+        "action",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_label",
+        "changes_summary",
+        "note",
+    )
+    readonly_fields = fields
+    # The history table grows without bound; an exact total count on every page view is not worth a scan.
+    show_full_result_count = False
+
+    @admin.display(description=_("post"), ordering="post__title")
+    def post_link(self, obj: PostEvent):
+        url = reverse("admin:posts_post_change", args=[obj.post_id])
+        return format_html('<a href="{}">{}</a>', url, obj.post.title)
+
+    @admin.display(description=_("changes"))
+    def changes_summary(self, obj: PostEvent):
+        return _changes_summary(obj)
+
+
+# --- posts --------------------------------------------------------------------------------------------------
+
+
+class ModerationQueueFilter(admin.SimpleListFilter):
+    """The secretariat's work list: submitted posts, oldest first (see PostAdmin.get_ordering)."""
+
+    title = _("moderation")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("submitted", _("Awaiting moderation (oldest first)"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "submitted":
+            return queryset.filter(status=Post.Status.SUBMITTED)
+        return queryset
+
+
+def _in_queue(request: HttpRequest) -> bool:
+    return (
+        request.GET.get(ModerationQueueFilter.parameter_name) == "submitted"
+        or request.GET.get("status__exact") == Post.Status.SUBMITTED
+    )
+
+
+CONTENT_FIELDS = (
+    "kind",
+    "party",
+    "provider",
+    "title",
+    "description",
+    "language",
+    "support_types",
+    "focus_areas",
+    "sectors",
+    "instruments",
+    "amount_usd",
+    "eligible",
+    "aims",
+    "partner_parties",
+    "involves_iplc",
+    *(f"declares_{key}" for key in DECLARATIONS),
+    "contact_name",
+    "contact_email",
+)
+LIFE_CYCLE_FIELDS = (
+    "status",
+    "external_id",
+    "owner",
+    "return_reason",
+    "outcome",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "published_at",
+    "returned_at",
+    "closed_at",
+    "withdrawn_at",
+    "matching_pending",
+)
+
+
+class PostAdminForm(forms.ModelForm):
+    """The content a secretariat may fix; validated with the same cross-field rules as the import and the
+    web form, then saved by `post_update`."""
+
+    language = forms.ChoiceField(label=_("language"), choices=POST_LANGUAGES)
+    aims = forms.MultipleChoiceField(
+        label=_("aims of Article 6.8"),
+        choices=Aim.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    eligible = forms.CharField(
+        label=_("eligible Parties and groups"),
+        required=False,
+        help_text=_(
+            "Offers only. ISO3 codes and group names (LDC, SIDS, a UN regional group), separated by commas; "
+            "empty means every Party."
+        ),
+    )
+
+    class Meta:
+        model = Post
+        fields = CONTENT_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "eligible" in self.fields and not self.is_bound:
+            self.initial["eligible"] = ", ".join(self.instance.eligible or [])
+
+    def clean_eligible(self) -> list[str]:
+        refs = ReferenceData()
+        keys: list[str] = []
+        for value in filter(None, (v.strip() for v in self.cleaned_data["eligible"].split(","))):
+            key = refs.eligibility_key(value)
+            if key is None:
+                raise forms.ValidationError(
+                    gettext("Unknown Party code or group %(value)s."), params={"value": repr(value)}
+                )
+            if key not in keys:
+                keys.append(key)
+        return keys
+
+    def clean(self):
+        cleaned = super().clean()
+        if "kind" not in self.fields:
+            return cleaned
+        for error in post_rules_errors(
+            kind=cleaned.get("kind"),
+            party=cleaned.get("party"),
+            provider=cleaned.get("provider"),
+            eligible=cleaned.get("eligible") or [],
+            instruments=[t.key for t in cleaned.get("instruments") or []],
+            partner_parties=list(cleaned.get("partner_parties") or []),
+        ):
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+    def to_post_data(self) -> PostData:
+        cleaned = self.cleaned_data
+        return PostData(
+            kind=cleaned["kind"],
+            title=cleaned["title"],
+            description=cleaned["description"],
+            support_types=[t.key for t in cleaned["support_types"]],
+            focus_areas=[t.key for t in cleaned["focus_areas"]],
+            party=cleaned.get("party"),
+            provider=cleaned.get("provider"),
+            sectors=[t.key for t in cleaned.get("sectors") or []],
+            instruments=[t.key for t in cleaned.get("instruments") or []],
+            language=cleaned["language"],
+            amount_usd=cleaned.get("amount_usd"),
+            eligible=cleaned.get("eligible") or [],
+            aims=cleaned.get("aims") or [],
+            partner_parties=list(cleaned.get("partner_parties") or []),
+            involves_iplc=cleaned.get("involves_iplc", False),
+            declarations={key: bool(cleaned.get(f"declares_{key}")) for key in DECLARATIONS},
+            contact_name=cleaned.get("contact_name", ""),
+            contact_email=cleaned.get("contact_email", ""),
+            external_id=self.instance.external_id,
+        )
+
+
+class ReturnReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for returning (the owner sees it and edits the post accordingly)"),
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        max_length=5000,
+    )
+
+
+@admin.register(Post)
+class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    form = PostAdminForm
+    change_list_template = "admin/posts/post/change_list.html"
+    change_form_template = "admin/posts/post/change_form.html"
+    list_display = ("title", "kind", "status", "poster_code", "language", "submitted_at", "published_at")
+    list_filter = (
+        ModerationQueueFilter,
+        "status",
+        "kind",
+        "party__regional_group",
+        "party__is_ldc",
+        "party__is_sids",
+        "support_types",
+        "focus_areas",
+        "language",
+        "involves_iplc",
+        "matching_pending",
+    )
+    search_fields = (
+        "title",
+        "external_id",
+        "party__iso3",
+        "party__name",
+        "provider__short_name",
+        "provider__name",
+    )
+    list_select_related = ("party", "provider")
+    autocomplete_fields = ("party", "provider", "partner_parties")
+    actions = ("publish_selected", "return_selected")
+    inlines = (PostEventInline,)
+    fieldsets = (
+        (None, {"fields": ("kind", "party", "provider", "title", "description", "language")}),
+        (
+            _("Taxonomy"),
+            {"fields": ("support_types", "focus_areas", "sectors", "instruments", "aims")},
+        ),
+        (_("Amount and eligibility"), {"fields": ("amount_usd", "eligible", "partner_parties")}),
+        (
+            _("Article 6.8 declarations"),
+            {"fields": ("involves_iplc", *(f"declares_{key}" for key in DECLARATIONS))},
+        ),
+        (_("Contact"), {"fields": ("contact_name", "contact_email")}),
+        (_("Life cycle"), {"fields": LIFE_CYCLE_FIELDS}),
+    )
+
+    # --- permissions: no adding, no deleting -------------------------------------------------------------
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    # --- list -------------------------------------------------------------------------------------------
+
+    def get_ordering(self, request):
+        if _in_queue(request):
+            return ("submitted_at", "id")
+        return super().get_ordering(request)
+
+    @admin.display(description=_("Party or provider"), ordering="party__iso3")
+    def poster_code(self, obj: Post) -> str:
+        return obj.party.iso3 if obj.party_id else obj.provider.short_name
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "queue_count": Post.objects.filter(status=Post.Status.SUBMITTED).count(),
+            "queue_param": ModerationQueueFilter.parameter_name,
+            "in_queue": _in_queue(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    # --- change form: content only while editable, saved through post_update ---------------------------
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None or obj.status not in TRANSITIONS["edit"]:
+            return (*CONTENT_FIELDS, *LIFE_CYCLE_FIELDS)
+        return LIFE_CYCLE_FIELDS
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name in ("support_types", "focus_areas", "sectors", "instruments"):
+            kwargs["widget"] = forms.CheckboxSelectMultiple
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: Post, form: PostAdminForm, change: bool) -> None:
+        if not change or not form.has_changed() or "kind" not in form.fields:
+            return
+        # post_update re-reads the row under a lock and applies the data; `obj` (already mutated by the form)
+        # is only used afterwards by the admin for its message and log entry.
+        post_update(actor=Actor.for_user(request.user), post=obj, data=form.to_post_data())
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # Deliberately saves nothing: post_update already set the many-to-many fields (and recorded them in
+        # the history), and the only inline, the history, is read-only. The admin's change message still
+        # reads what each formset saved, so say "nothing".
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        post = self.get_object(request, object_id) if object_id else None
+        extra_context = {**(extra_context or {}), "can_moderate": False}
+        if post is not None:
+            extra_context["can_moderate"] = (
+                post.status == Post.Status.SUBMITTED and self.has_change_permission(request, post)
+            )
+            if post.status not in TRANSITIONS["edit"]:
+                # Nothing on the form is editable (see get_readonly_fields): offer no Save button.
+                extra_context.update(show_save=False, show_save_and_continue=False)
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PostTransitionError as error:
+            # The post moved on (e.g. its owner submitted it) while the form was open: nothing was saved.
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # --- moderation: list actions, and buttons on a submitted post's page --------------------------------
+
+    def _moderate(self, request, posts, call) -> int:
+        """Apply one service call to each post; report each refusal as a message. Returns the successes."""
+        done = 0
+        actor = Actor.for_user(request.user)
+        for post in posts:
+            try:
+                call(actor, post)
+            except (PostTransitionError, PermissionDenied, ValueError) as error:
+                self.message_user(request, f"“{post.title}”: {error}", messages.ERROR)
+            else:
+                done += 1
+        return done
+
+    @admin.action(description=_("Publish the selected posts"), permissions=["change"])
+    def publish_selected(self, request, queryset) -> None:
+        done = self._moderate(
+            request, queryset.order_by("submitted_at", "id"), lambda a, p: post_publish(actor=a, post=p)
+        )
+        if done:
+            self.message_user(
+                request,
+                ngettext("Published %(n)d post.", "Published %(n)d posts.", done) % {"n": done},
+                messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Return the selected posts with a reason…"), permissions=["change"])
+    def return_selected(self, request, queryset):
+        posts = list(queryset.order_by("submitted_at", "id"))
+        form = ReturnReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            done = self._moderate(request, posts, lambda a, p: post_return(actor=a, post=p, reason=reason))
+            if done:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "Returned %(n)d post to its owner.", "Returned %(n)d posts to their owners.", done
+                    )
+                    % {"n": done},
+                    messages.SUCCESS,
+                )
+            return None
+        # The intermediate page: the action posts back to the changelist with the reason and "apply".
+        return self._return_page(request, posts, form, selected=True)
+
+    def _return_page(self, request, posts, form, *, selected: bool) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Return posts to their owners"),
+            "opts": self.model._meta,
+            "posts": posts,
+            "form": form,
+            "selected": selected,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "not_submitted": [p for p in posts if p.status != Post.Status.SUBMITTED],
+        }
+        return TemplateResponse(request, "admin/posts/post/return_reason.html", context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/publish/",
+                self.admin_site.admin_view(self.publish_view),
+                name="posts_post_publish",
+            ),
+            path(
+                "<path:object_id>/return/",
+                self.admin_site.admin_view(self.return_view),
+                name="posts_post_return",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _post_for_moderation(self, request, object_id) -> Post:
+        post = get_object_or_404(Post, pk=object_id)
+        if not self.has_change_permission(request, post):
+            raise PermissionDenied
+        return post
+
+    def _change_url(self, post: Post) -> str:
+        return reverse("admin:posts_post_change", args=[post.pk])
+
+    def publish_view(self, request, object_id) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        post = self._post_for_moderation(request, object_id)
+        if self._moderate(request, [post], lambda a, p: post_publish(actor=a, post=p)):
+            self.message_user(request, gettext("Published “%s”.") % post.title, messages.SUCCESS)
+        return HttpResponseRedirect(self._change_url(post))
+
+    def return_view(self, request, object_id) -> HttpResponse:
+        post = self._post_for_moderation(request, object_id)
+        form = ReturnReasonForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            if self._moderate(request, [post], lambda a, p: post_return(actor=a, post=p, reason=reason)):
+                self.message_user(
+                    request, gettext("Returned “%s” to its owner.") % post.title, messages.SUCCESS
+                )
+            return HttpResponseRedirect(self._change_url(post))
+        return self._return_page(request, [post], form, selected=False)

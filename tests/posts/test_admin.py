@@ -1,0 +1,446 @@
+"""The secretariat's admin for posts: moderation queue and actions, content edits through the services,
+history, search, query counts, and who may use any of it."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.posts.models import Post, PostEvent
+from tests.factories import CommitteeFactory, PostFactory, SupportProviderFactory, party
+
+pytestmark = pytest.mark.django_db
+
+S = Post.Status
+LIST_URL = reverse("admin:posts_post_changelist")
+
+
+def change_url(post: Post) -> str:
+    return reverse("admin:posts_post_change", args=[post.pk])
+
+
+@pytest.fixture
+def staff(login, secretariat):
+    """The secretariat's logged-in client (a staff user with the secretariat role, not a superuser)."""
+    return login(secretariat)
+
+
+def submitted(title: str, days_ago: int, **kwargs) -> Post:
+    return PostFactory(
+        title=title,
+        status=S.SUBMITTED,
+        published_at=None,
+        submitted_at=timezone.now() - timedelta(days=days_ago),
+        **kwargs,
+    )
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# --- moderation queue ---------------------------------------------------------------------------------------
+
+
+def test_moderation_queue_lists_submitted_posts_oldest_first(staff):
+    middle = submitted("Middle", 5)
+    oldest = submitted("Oldest", 9)
+    newest = submitted("Newest", 1)
+    PostFactory(title="Already published")
+    PostFactory(title="Still a draft", status=S.DRAFT)
+
+    response = staff.get(LIST_URL, {"queue": "submitted"})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [oldest, middle, newest]
+    # The status filter is the same queue, in the same order.
+    response = staff.get(LIST_URL, {"status__exact": "submitted"})
+    assert list(response.context["cl"].result_list) == [oldest, middle, newest]
+
+
+def test_posts_list_links_to_the_queue_with_its_size(staff):
+    submitted("A", 2)
+    submitted("B", 1)
+    PostFactory()
+    response = staff.get(LIST_URL)
+    assert response.status_code == 200
+    assert "Moderation queue: 2 posts waiting" in response.content.decode()
+    assert "?queue=submitted" in response.content.decode()
+
+
+def test_publish_action_goes_through_the_service(staff, secretariat):
+    first, second = submitted("First", 3), submitted("Second", 2)
+    response = staff.post(LIST_URL, {"action": "publish_selected", "_selected_action": [first.pk, second.pk]})
+    assert response.status_code == 302
+    for post in (first, second):
+        post.refresh_from_db()
+        assert post.status == S.PUBLISHED and post.published_at is not None
+        # Through post_publish: history with the secretariat as actor, and handed to matching.
+        event = post.events.get()
+        assert (event.action, event.actor, event.from_status) == ("published", secretariat, S.SUBMITTED)
+        assert post.matching_pending
+    assert "Published 2 posts." in messages_of(response)
+
+
+def test_publishing_a_draft_is_reported_not_a_500(staff):
+    draft = PostFactory(title="Draft on solar pumps", status=S.DRAFT)
+    ok = submitted("Ready", 2)
+    response = staff.post(LIST_URL, {"action": "publish_selected", "_selected_action": [draft.pk, ok.pk]})
+    assert response.status_code == 302
+    messages = messages_of(response)
+    assert "“Draft on solar pumps”: A post that is draft cannot be published." in messages
+    assert "Published 1 post." in messages
+    draft.refresh_from_db()
+    ok.refresh_from_db()
+    assert (draft.status, ok.status) == (S.DRAFT, S.PUBLISHED)
+    assert not draft.events.exists()
+
+
+def test_return_action_asks_for_the_reason_first(staff, secretariat):
+    post = submitted("Mangroves", 4)
+    data = {"action": "return_selected", "_selected_action": [post.pk]}
+
+    page = staff.post(LIST_URL, data)
+    assert page.status_code == 200
+    assert page.templates[0].name == "admin/posts/post/return_reason.html"
+    html = page.content.decode()
+    assert 'name="reason"' in html and "Mangroves" in html
+    assert '<label for="id_reason"' in html
+    post.refresh_from_db()
+    assert post.status == S.SUBMITTED
+
+    # Submitting the page without a reason shows it again with the error; nothing changes.
+    page = staff.post(LIST_URL, {**data, "apply": "1", "reason": "   "})
+    assert page.status_code == 200
+    assert "This field is required." in page.content.decode()
+    post.refresh_from_db()
+    assert post.status == S.SUBMITTED
+
+    response = staff.post(LIST_URL, {**data, "apply": "1", "reason": "Add the sites and the budget."})
+    assert response.status_code == 302
+    post.refresh_from_db()
+    assert post.status == S.RETURNED
+    assert post.return_reason == "Add the sites and the budget."
+    event = post.events.get()
+    assert (event.action, event.actor, event.note) == (
+        "returned",
+        secretariat,
+        "Add the sites and the budget.",
+    )
+    assert "Returned 1 post to its owner." in messages_of(response)
+
+
+def test_returning_a_published_post_is_refused_with_a_message(staff):
+    post = PostFactory(title="Live offer")
+    response = staff.post(
+        LIST_URL,
+        {"action": "return_selected", "_selected_action": [post.pk], "apply": "1", "reason": "Why not"},
+    )
+    assert response.status_code == 302
+    assert "“Live offer”: A post that is published cannot be returned." in messages_of(response)
+    post.refresh_from_db()
+    assert post.status == S.PUBLISHED
+
+
+def test_buttons_on_a_submitted_posts_page(staff, secretariat):
+    post = submitted("Early warning", 2)
+    page = staff.get(change_url(post))
+    html = page.content.decode()
+    assert reverse("admin:posts_post_publish", args=[post.pk]) in html
+    assert reverse("admin:posts_post_return", args=[post.pk]) in html
+    # Content is read-only while in moderation, and there is nothing to save.
+    assert 'name="title"' not in html and 'name="_save"' not in html
+
+    return_url = reverse("admin:posts_post_return", args=[post.pk])
+    assert staff.get(return_url).status_code == 200
+    response = staff.post(return_url, {"reason": "Name the river basins."})
+    assert response.status_code == 302
+    post.refresh_from_db()
+    assert (post.status, post.return_reason) == (S.RETURNED, "Name the river basins.")
+
+    other = submitted("Mini-grids", 1)
+    publish_url = reverse("admin:posts_post_publish", args=[other.pk])
+    assert staff.get(publish_url).status_code == 405
+    response = staff.post(publish_url)
+    assert response.status_code == 302
+    other.refresh_from_db()
+    assert other.status == S.PUBLISHED
+    assert other.events.get().actor == secretariat
+
+
+def test_publish_button_on_a_draft_reports_the_error(staff):
+    draft = PostFactory(status=S.DRAFT)
+    response = staff.post(reverse("admin:posts_post_publish", args=[draft.pk]), follow=True)
+    assert response.status_code == 200
+    assert "A post that is draft cannot be published." in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.status == S.DRAFT
+
+
+# --- content edits go through post_update --------------------------------------------------------------------
+
+
+def form_data(client, url) -> dict:
+    """The change form's current values, as the browser would post them back."""
+    page = client.get(url)
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        if value is True:
+            data[name] = "on"
+        elif isinstance(value, (list, tuple)):
+            data[name] = [str(v) for v in value]
+        else:
+            data[name] = str(value)
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[management.add_prefix(name)] = management[name].value()
+    data["_save"] = "Save"
+    return data
+
+
+def test_editing_content_records_history_and_rematches(staff, secretariat):
+    post = PostFactory(
+        title="Solar pumps for farmers",
+        kind=Post.Kind.OFFER,
+        support_types=["technology"],
+        focus_areas=["clean_energy"],
+        matching_pending=False,
+    )
+    data = form_data(staff, change_url(post))
+    data.update(
+        title="Solar pumps for smallholder farmers",
+        sectors=["agriculture_food", "renewable_energy"],
+        eligible="ldc, SIDS, bgd",
+        instruments=["in_kind"],
+    )
+    response = staff.post(change_url(post), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    post.refresh_from_db()
+    assert post.title == "Solar pumps for smallholder farmers"
+    assert post.eligible == ["LDC", "SIDS", "BGD"]
+    assert post.status == S.PUBLISHED
+    assert post.matching_pending
+    event = post.events.get()
+    assert (event.action, event.actor) == ("updated", secretariat)
+    assert event.changes["title"] == ["Solar pumps for farmers", "Solar pumps for smallholder farmers"]
+    assert event.changes["sectors"] == [[], ["agriculture_food", "renewable_energy"]]
+    assert event.changes["eligible"] == [[], ["LDC", "SIDS", "BGD"]]
+
+
+def test_saving_an_unchanged_form_writes_no_history(staff):
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    response = staff.post(change_url(post), form_data(staff, change_url(post)))
+    assert response.status_code == 302
+    assert not post.events.exists()
+
+
+def test_edit_form_applies_the_shared_rules(staff):
+    post = PostFactory(status=S.DRAFT, title="A need", published_at=None)
+    data = form_data(staff, change_url(post))
+    data.update(title="A need with eligibility", eligible="LDC", instruments=["grant"])
+    response = staff.post(change_url(post), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "Only offers restrict who is eligible" in str(errors["eligible"])
+    assert "leave them out of a need" in str(errors["instruments"])
+    data.update(eligible="Atlantis", instruments=[])
+    response = staff.post(change_url(post), data)
+    assert "Unknown Party code or group" in str(response.context["adminform"].form.errors["eligible"])
+    post.refresh_from_db()
+    assert post.title == "A need" and not post.events.exists()
+
+
+def test_status_and_life_cycle_fields_are_read_only(staff):
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    form = staff.get(change_url(post)).context["adminform"].form
+    for name in (
+        "status",
+        "owner",
+        "return_reason",
+        "outcome",
+        "published_at",
+        "matching_pending",
+        "external_id",
+    ):
+        assert name not in form.fields
+    assert "title" in form.fields
+
+
+# --- history ------------------------------------------------------------------------------------------------
+
+
+def test_history_inline_on_the_post_page(staff, secretariat, focal_point):
+    from apps.accounts.actors import Actor
+    from apps.posts.services import post_publish, post_submit
+
+    post = PostFactory(status=S.DRAFT, title="Koshi lake sensors", published_at=None)
+    post_submit(actor=Actor.for_user(focal_point), post=post)
+    post_publish(actor=Actor.for_user(secretariat), post=post)
+    PostEvent.objects.filter(post=post, action="submitted").update(changes={"title": ["Old", "New"]})
+
+    html = staff.get(change_url(post)).content.decode()
+    assert "History (every change, who made it and when)" in html
+    assert "fp_ken" in html and "secretariat" in html
+    assert "Submitted" in html and "Published" in html
+    assert "title: Old → New" in html
+    # Read-only: no way to add, change or delete a history entry from the post page.
+    assert "events-0-DELETE" not in html and "Add another post history entry" not in html
+
+
+def test_history_has_its_own_read_only_list(staff, secretariat):
+    post = PostFactory(title="Blue carbon inventory")
+    PostEvent.objects.create(post=post, action="published", to_status="published", actor_label="secretariat")
+    PostEvent.objects.create(post=PostFactory(title="Other"), action="created", actor_label="fp_ken")
+    url = reverse("admin:posts_postevent_changelist")
+    response = staff.get(url, {"q": "Blue carbon"})
+    assert response.status_code == 200
+    assert [e.post for e in response.context["cl"].result_list] == [post]
+    response = staff.get(url, {"action__exact": "created"})
+    assert [e.actor_label for e in response.context["cl"].result_list] == ["fp_ken"]
+    event = post.events.get()
+    assert staff.get(reverse("admin:posts_postevent_add")).status_code == 403
+    assert staff.get(reverse("admin:posts_postevent_delete", args=[event.pk])).status_code == 403
+    page = staff.get(reverse("admin:posts_postevent_change", args=[event.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+
+
+# --- never deleted, never added here ------------------------------------------------------------------------
+
+
+def test_posts_cannot_be_deleted_or_added(staff):
+    post = PostFactory()
+    response = staff.get(LIST_URL)
+    actions = [name for name, _label in response.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in actions
+    assert {"publish_selected", "return_selected"} <= set(actions)
+    assert staff.get(reverse("admin:posts_post_delete", args=[post.pk])).status_code == 403
+    assert staff.post(reverse("admin:posts_post_delete", args=[post.pk]), {"post": "yes"}).status_code == 403
+    assert staff.get(reverse("admin:posts_post_add")).status_code == 403
+    assert Post.objects.filter(pk=post.pk).exists()
+
+
+# --- search, filters and query counts -----------------------------------------------------------------------
+
+
+def test_search(staff):
+    tana = PostFactory(title="Flood warning on the Tana river", external_id="ken-ews-7")
+    bgd = PostFactory(title="Salt-tolerant rice", party=party("BGD"))
+    PostFactory(title="Something else")
+    for query, expected in [("Tana", [tana]), ("ken-ews-7", [tana]), ("BGD", [bgd]), ("Bangladesh", [bgd])]:
+        response = staff.get(LIST_URL, {"q": query})
+        assert list(response.context["cl"].result_list) == expected, query
+
+
+def test_filters(staff):
+    fiji = PostFactory(party=party("FJI"), kind=Post.Kind.OFFER, focus_areas=["mitigation"])
+    PostFactory(party=party("KEN"))
+    assert list(staff.get(LIST_URL, {"party__is_sids__exact": "1"}).context["cl"].result_list) == [fiji]
+    assert list(staff.get(LIST_URL, {"kind__exact": "offer"}).context["cl"].result_list) == [fiji]
+    assert list(staff.get(LIST_URL, {"focus_areas__key__exact": "mitigation"}).context["cl"].result_list) == [
+        fiji
+    ]
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_changelist_query_count(n, staff, django_assert_num_queries):
+    for i in range(n):
+        PostFactory(title=f"Post {i}", party=party(["KEN", "FJI", "BRA"][i % 3]))
+    PostFactory(kind=Post.Kind.OFFER, party=None, provider=SupportProviderFactory())
+    # 1 session, 2 user, 3 queue count (the link above the list), 4-5 the support types' and focus areas'
+    # filter choices, 6 filtered count, 7 total count, 8-9 the user's and groups' Django permissions (the
+    # sidebar lists the other apps' admins, which use them), 10 the page of posts joined with Party and
+    # provider, 11 the distinct languages for the language filter.
+    with django_assert_num_queries(11):
+        response = staff.get(LIST_URL)
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == n + 1
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_history_list_query_count(n, staff, django_assert_num_queries):
+    for i in range(n):
+        PostEvent.objects.create(post=PostFactory(), action="created", actor_label=f"user{i}")
+    # 1 session, 2 user, 3 filtered count (no total count: show_full_result_count is off for the
+    # ever-growing history), 4-5 the user's and groups' Django permissions (sidebar), 6 the page of events
+    # joined with their post, 7 the distinct statuses for the to_status filter.
+    with django_assert_num_queries(7):
+        response = staff.get(reverse("admin:posts_postevent_changelist"))
+    assert response.status_code == 200
+
+
+def test_change_page_query_count_does_not_grow_with_history(staff, django_assert_max_num_queries):
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    PostEvent.objects.bulk_create(
+        [
+            PostEvent(post=post, action="updated", actor_label=f"u{i}", changes={"title": ["a", "b"]})
+            for i in range(40)
+        ]
+    )
+    with django_assert_max_num_queries(30):
+        response = staff.get(change_url(post))
+    assert response.content.decode().count("title: a → b") == 40
+
+
+def test_taxonomy_terms_are_listed_and_searchable_but_fixed(staff):
+    PostFactory(sectors=["water"])
+    url = reverse("admin:posts_sectorterm_changelist")
+    response = staff.get(url, {"q": "water"})
+    assert [t.key for t in response.context["cl"].result_list] == ["water"]
+    in_use = staff.get(url, {"in_use": "yes"}).context["cl"].result_list
+    assert [t.key for t in in_use] == ["water"]
+    assert staff.get(reverse("admin:posts_sectorterm_add")).status_code == 403
+    page = staff.get(reverse("admin:posts_sectorterm_change", args=["water"]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+
+
+# --- who may use the admin ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["focal_point", "committee", "provider_user", "observer"])
+def test_non_staff_get_the_login_page(role, request, login):
+    client = login(request.getfixturevalue(role))
+    post = submitted("Queue item", 1)
+    for url in (LIST_URL, change_url(post), reverse("admin:index")):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+    response = client.post(LIST_URL, {"action": "publish_selected", "_selected_action": [post.pk]})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+    response = client.post(reverse("admin:posts_post_publish", args=[post.pk]))
+    assert response["Location"].startswith(reverse("admin:login"))
+    post.refresh_from_db()
+    assert post.status == S.SUBMITTED
+
+
+def test_anonymous_gets_the_login_page(client):
+    response = client.get(LIST_URL)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+
+
+def test_staff_flag_without_the_secretariat_role_is_not_enough(login, focal_point):
+    """A committee member or a focal point marked staff by mistake still cannot moderate."""
+    post = submitted("Queue item", 1)
+    for user in (CommitteeFactory(username="staff_committee", is_staff=True), focal_point):
+        user.is_staff = True
+        user.save()
+        client = login(user)
+        assert client.get(LIST_URL).status_code == 403
+        assert client.get(change_url(post)).status_code == 403
+        response = client.post(LIST_URL, {"action": "publish_selected", "_selected_action": [post.pk]})
+        assert response.status_code == 403
+        assert client.post(reverse("admin:posts_post_publish", args=[post.pk])).status_code == 403
+        assert (
+            client.post(reverse("admin:posts_post_return", args=[post.pk]), {"reason": "x"}).status_code
+            == 403
+        )
+        # The admin index lists none of the platform's models for them.
+        assert "Posts" not in client.get(reverse("admin:index")).content.decode()
+    post.refresh_from_db()
+    assert post.status == S.SUBMITTED
+    assert not post.events.exists()
