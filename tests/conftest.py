@@ -3,6 +3,8 @@
 import os
 
 import pytest
+from django.conf import settings
+from django.utils import translation
 
 from apps.accounts.actors import Actor
 
@@ -16,6 +18,13 @@ from .factories import (
 )
 
 REQUIRE_SERVICES = bool(os.environ.get("NMA_REQUIRE_SERVICES"))
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    # Django leaves a request's language active in the thread; later tests must start in English.
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -1,0 +1,255 @@
+"""The web form of a need or an offer: taxonomies as labelled choices, turned into a `PostData` for the services.
+
+Field-level checks are Django's (lengths, choices, numbers); the rules across fields are the import format's
+`post_rules_errors`, so the form and the import refuse the same posts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider
+
+from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
+from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
+from .taxonomies import POST_LANGUAGES, Aim, FinanceInstrument, FocusArea, Sector, SupportType
+
+ELIGIBILITY_GROUP_CHOICES = [
+    *RegionalGroup.choices,
+    (GROUP_LDC, _("Least developed countries (LDC)")),
+    (GROUP_SIDS, _("Small island developing States (SIDS)")),
+]
+# Where an error of `post_rules_errors` is shown: its field name there -> the form field(s) it belongs to.
+RULE_ERROR_FIELDS = {
+    "kind": ("kind",),
+    "eligible": ("eligible_groups", "eligible_parties"),
+    "instruments": ("instruments",),
+    "partner_parties": ("partner_parties",),
+}
+DECLARATION_LABELS = {
+    "voluntary": Post._meta.get_field("declares_voluntary").verbose_name,
+    "no_transfer": Post._meta.get_field("declares_no_transfer").verbose_name,
+    "ndc": Post._meta.get_field("declares_ndc").verbose_name,
+    "rights": Post._meta.get_field("declares_rights").verbose_name,
+    "safeguards": Post._meta.get_field("declares_safeguards").verbose_name,
+}
+
+
+def _checkboxes(choices, label, *, required: bool, help_text: str = "") -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=label,
+        choices=choices,
+        required=required,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=help_text,
+    )
+
+
+class PostForm(forms.Form):
+    """A need or an offer of one poster (a Party or a support provider, fixed by the caller)."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=Post.Kind.choices, widget=forms.RadioSelect)
+    title = forms.CharField(label=_("Title"), max_length=TITLE_MAX_LENGTH)
+    description = forms.CharField(
+        label=_("Description"),
+        max_length=DESCRIPTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("What is needed or offered, where, for whom and by when."),
+    )
+    support_types = _checkboxes(SupportType.choices, _("Types of support"), required=True)
+    focus_areas = _checkboxes(FocusArea.choices, _("Focus areas"), required=True)
+    sectors = _checkboxes(Sector.choices, _("Sectors"), required=False)
+    instruments = _checkboxes(
+        FinanceInstrument.choices,
+        _("Finance instruments"),
+        required=False,
+        help_text=_("Offers of finance only."),
+    )
+    eligible_groups = _checkboxes(
+        ELIGIBILITY_GROUP_CHOICES,
+        _("Eligible groups"),
+        required=False,
+        help_text=_("Offers only. Leave eligibility empty to open the offer to every Party."),
+    )
+    eligible_parties = forms.MultipleChoiceField(
+        label=_("Eligible Parties"),
+        required=False,
+        help_text=_("Offers only. Hold Ctrl (or Cmd) to choose several."),
+    )
+    partner_parties = forms.MultipleChoiceField(
+        label=_("Partner Parties"),
+        required=False,
+        help_text=_("Other Parties taking part (welcome, never required)."),
+    )
+    aims = _checkboxes(Aim.choices, _("Aims of Article 6.8"), required=False)
+    declares_voluntary = forms.BooleanField(label=DECLARATION_LABELS["voluntary"], required=False)
+    declares_no_transfer = forms.BooleanField(label=DECLARATION_LABELS["no_transfer"], required=False)
+    declares_ndc = forms.BooleanField(label=DECLARATION_LABELS["ndc"], required=False)
+    declares_rights = forms.BooleanField(label=DECLARATION_LABELS["rights"], required=False)
+    declares_safeguards = forms.BooleanField(label=DECLARATION_LABELS["safeguards"], required=False)
+    involves_iplc = forms.BooleanField(
+        label=_("Indigenous Peoples and local communities take part"), required=False
+    )
+    language = forms.ChoiceField(label=_("Language of the text"), choices=POST_LANGUAGES, initial="en")
+    amount_usd = forms.DecimalField(
+        label=_("Amount (USD)"),
+        required=False,
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT,
+        max_digits=16,
+        decimal_places=2,
+        help_text=_("Amount needed or offered, in US dollars; leave empty if not known."),
+    )
+    contact_name = forms.CharField(label=_("Contact name"), max_length=200, required=False)
+    contact_email = forms.EmailField(label=_("Contact email"), required=False)
+
+    def __init__(
+        self,
+        *args,
+        party: Party | None = None,
+        provider: SupportProvider | None = None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.party = party
+        self.provider = provider
+        # One query for both Party lists; the choices also validate tampered codes.
+        self.parties_by_iso3 = {p.iso3: p for p in Party.objects.only("iso3", "name")}
+        party_choices = [(iso3, f"{p.name} ({iso3})") for iso3, p in self.parties_by_iso3.items()]
+        self.fields["eligible_parties"].choices = party_choices
+        self.fields["partner_parties"].choices = [
+            choice for choice in party_choices if party is None or choice[0] != party.iso3
+        ]
+        # The error summary lists fields in this order: the order of the page's fieldsets.
+        self.order_fields([field.name for _key, _legend, fields in self.fieldsets() for field in fields])
+        if provider is not None:
+            # A support provider posts offers only: the form does not even offer 'need'.
+            self.fields["kind"].choices = [(Post.Kind.OFFER, Post.Kind.OFFER.label)]
+            self.fields["kind"].initial = Post.Kind.OFFER
+
+    @classmethod
+    def initial_for(cls, post: Post) -> dict:
+        """The form's initial values for editing a post (expects `with_related()` and partner_parties)."""
+        groups = {value for value, _label in ELIGIBILITY_GROUP_CHOICES}
+        initial = {
+            "kind": post.kind,
+            "title": post.title,
+            "description": post.description,
+            "support_types": [t.key for t in post.support_types.all()],
+            "focus_areas": [t.key for t in post.focus_areas.all()],
+            "sectors": [t.key for t in post.sectors.all()],
+            "instruments": [t.key for t in post.instruments.all()],
+            "eligible_groups": [code for code in post.eligible if code in groups],
+            "eligible_parties": [code for code in post.eligible if code not in groups],
+            "partner_parties": [p.iso3 for p in post.partner_parties.all()],
+            "aims": list(post.aims),
+            "involves_iplc": post.involves_iplc,
+            "language": post.language,
+            "amount_usd": post.amount_usd,
+            "contact_name": post.contact_name,
+            "contact_email": post.contact_email,
+        }
+        for key in DECLARATIONS:
+            initial[f"declares_{key}"] = getattr(post, f"declares_{key}")
+        return initial
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind is None:
+            return cleaned
+        for error in post_rules_errors(
+            kind=kind,
+            party=self.party,
+            provider=self.provider,
+            eligible=self._eligible(cleaned),
+            instruments=cleaned.get("instruments", []),
+            partner_parties=self._partner_parties(cleaned),
+        ):
+            targets = [
+                name
+                for name in RULE_ERROR_FIELDS.get(error.field, ())
+                if name in self.fields and cleaned.get(name)
+            ] or [name for name in RULE_ERROR_FIELDS.get(error.field, ())[:1] if name in self.fields]
+            if not targets:
+                self.add_error(None, error.message)
+            for name in targets:
+                self.add_error(name, error.message)
+        return cleaned
+
+    def _eligible(self, cleaned: dict) -> list[str]:
+        return list(
+            dict.fromkeys([*cleaned.get("eligible_groups", []), *cleaned.get("eligible_parties", [])])
+        )
+
+    def _partner_parties(self, cleaned: dict) -> list[Party]:
+        return [self.parties_by_iso3[code] for code in cleaned.get("partner_parties", [])]
+
+    def to_post_data(self) -> PostData:
+        """The validated form as the services' input; call only after `is_valid()`."""
+        cleaned = self.cleaned_data
+        return PostData(
+            kind=cleaned["kind"],
+            title=cleaned["title"],
+            description=cleaned["description"],
+            support_types=cleaned["support_types"],
+            focus_areas=cleaned["focus_areas"],
+            party=self.party,
+            provider=self.provider,
+            sectors=cleaned["sectors"],
+            instruments=cleaned["instruments"],
+            language=cleaned["language"],
+            amount_usd=cleaned["amount_usd"],
+            eligible=self._eligible(cleaned),
+            aims=cleaned["aims"],
+            partner_parties=self._partner_parties(cleaned),
+            involves_iplc=cleaned["involves_iplc"],
+            declarations={key: cleaned[f"declares_{key}"] for key in DECLARATIONS},
+            contact_name=cleaned["contact_name"],
+            contact_email=cleaned["contact_email"],
+        )
+
+    # Groups of fields the template renders as fieldsets, so the page reads in the order a poster thinks.
+    def fieldsets(self) -> list[tuple[str, str, list[forms.BoundField]]]:
+        def bound(*names: str) -> list[forms.BoundField]:
+            return [self[name] for name in names]
+
+        return [
+            ("about", _("About the post"), bound("kind", "title", "description", "language")),
+            (
+                "taxonomy",
+                _("What and where"),
+                bound("support_types", "focus_areas", "sectors", "amount_usd", "instruments"),
+            ),
+            (
+                "eligibility",
+                _("Who may receive it (offers only)"),
+                bound("eligible_groups", "eligible_parties"),
+            ),
+            ("partners", _("Partners and participation"), bound("partner_parties", "involves_iplc")),
+            (
+                "declarations",
+                _("Article 6.8 aims and declarations"),
+                bound(
+                    "aims",
+                    "declares_voluntary",
+                    "declares_no_transfer",
+                    "declares_ndc",
+                    "declares_rights",
+                    "declares_safeguards",
+                ),
+            ),
+            ("contact", _("Contact"), bound("contact_name", "contact_email")),
+        ]
+
+
+class CloseForm(forms.Form):
+    outcome = forms.CharField(
+        label=_("Outcome"),
+        max_length=DESCRIPTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("How was the need met or the offer taken up? Who took part?"),
+    )

@@ -1,0 +1,40 @@
+"""Small formatting helpers for post pages: money, page links that keep the filters, status badges."""
+
+from decimal import Decimal
+
+from django import template
+from django.utils.formats import number_format
+
+register = template.Library()
+
+
+@register.filter
+def usd(amount: Decimal | int | float | None) -> str:
+    """`1250000` -> `USD 1,250,000` (cents only when there are some); empty for no amount."""
+    if amount in (None, ""):
+        return ""
+    amount = Decimal(amount)
+    places = 0 if amount == amount.to_integral_value() else 2
+    # Thousands separators always, whatever USE_THOUSAND_SEPARATOR says; the format follows the locale.
+    return f"USD {number_format(amount, decimal_pos=places, use_l10n=True, force_grouping=True)}"
+
+
+@register.simple_tag(takes_context=True)
+def page_url(context, number: int, param: str = "page") -> str:
+    """The current URL's query string with only the page number replaced, so pages keep search and filters."""
+    query = context["request"].GET.copy()
+    query[param] = number
+    return f"?{query.urlencode()}"
+
+
+@register.filter
+def status_class(status: str) -> str:
+    return f"badge badge-{status}"
+
+
+@register.filter
+def language_name(code: str) -> str:
+    """The name of a post's language (`sw` -> Swahili), or the code itself if it is not in the list."""
+    from apps.posts.taxonomies import POST_LANGUAGES
+
+    return str(dict(POST_LANGUAGES).get(code, code))

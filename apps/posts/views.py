@@ -1,0 +1,279 @@
+"""Pages for needs and offers: the public list and detail, the poster's dashboard, the form and the actions.
+
+Views stay thin: they build the Actor, call selectors and services, and turn the services' refusals into a 403
+(PermissionDenied, handled by Django) or a message on the page (PostTransitionError, ValueError), never a 500.
+A post the actor may not see is a 404 on every read; a post the actor may see but not manage is a 403 on every
+write URL and method; an anonymous visitor of a write URL is sent to the login page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from apps.accounts.actors import Actor
+
+from .filters import PostFilter
+from .forms import CloseForm, PostForm
+from .models import Post
+from .selectors import (
+    post_allowed_actions,
+    post_awaiting_moderation_count,
+    post_eligibility_labels,
+    post_list_own,
+    post_list_public,
+    post_list_visible,
+    post_status_counts,
+)
+from .services import (
+    PostTransitionError,
+    post_can_manage,
+    post_close,
+    post_create,
+    post_submit,
+    post_update,
+    post_withdraw,
+)
+
+Status = Post.Status
+# The dashboard's order: what needs the poster's attention first.
+DASHBOARD_STATUSES = (
+    Status.RETURNED,
+    Status.DRAFT,
+    Status.SUBMITTED,
+    Status.PUBLISHED,
+    Status.CLOSED,
+    Status.WITHDRAWN,
+)
+ATTENTION_STATUSES = frozenset({Status.RETURNED, Status.DRAFT})
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    # A history restore asks for the whole page (htmx's cache missed), like a request without htmx.
+    return bool(request.htmx) and not request.htmx.history_restore_request and not request.htmx.boosted
+
+
+def _label_filter_choices(form: forms.Form) -> None:
+    """Name the empty choice of each facet "Any" (the defaults are dashes and "Unknown"); display only."""
+    any_label = _("Any")
+    for field in form.fields.values():
+        if isinstance(field, forms.NullBooleanField):
+            field.widget.choices = [("", any_label), ("true", _("Yes")), ("false", _("No"))]
+        elif isinstance(field, forms.ModelChoiceField):
+            field.empty_label = any_label
+        elif isinstance(field, forms.ChoiceField):
+            # django-filter's ChoiceField adds the empty choice itself, with its `empty_label`, when the
+            # choices are set: set the label, then the choices again without their empty entry.
+            field.empty_label = any_label
+            field.choices = [choice for choice in field.choices if choice[0] != ""]
+        elif isinstance(field, forms.CharField):
+            field.widget.input_type = "search"
+
+
+def post_list(request: HttpRequest) -> HttpResponse:
+    """Published posts with search and facets; htmx swaps only the results, without JS the whole page loads."""
+    filterset = PostFilter(request.GET, queryset=post_list_public())
+    _label_filter_choices(filterset.form)
+    page = Paginator(filterset.qs, settings.POSTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"filter": filterset, "page": page, "posts": page.object_list}
+    template = "posts/_results.html" if _wants_partial(request) else "posts/list.html"
+    response = render(request, template, context)
+    # The same URL answers with a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    post = get_object_or_404(
+        post_list_visible(actor=actor).select_related("owner").prefetch_related("partner_parties"), pk=pk
+    )
+    can_manage = post_can_manage(actor=actor, post=post)
+    context = {
+        "post": post,
+        "can_manage": can_manage,
+        "actions": post_allowed_actions(actor=actor, post=post),
+        "eligible_labels": post_eligibility_labels(list(post.eligible)),
+        # Contact details are for registered users only; the public reads the post without them.
+        "show_contact": actor.is_authenticated,
+        "events": post.events.select_related("actor") if can_manage else None,
+        "close_form": CloseForm(),
+        "perms_moderate": actor.is_secretariat,
+    }
+    return render(request, "posts/detail.html", context)
+
+
+def _poster_of(request: HttpRequest, actor: Actor):
+    """The Party or provider the logged-in poster acts for (the form and the services need the objects)."""
+    user = request.user
+    return (user.party if actor.party_id else None), (user.provider if actor.provider_id else None)
+
+
+def _submit_requested(request: HttpRequest) -> bool:
+    return "save_and_submit" in request.POST
+
+
+@login_required
+def post_create_view(request: HttpRequest) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    if not actor.can_post:
+        raise PermissionDenied(_("Only focal points and support providers can create posts."))
+    party, provider = _poster_of(request, actor)
+    if request.method == "POST":
+        form = PostForm(request.POST, party=party, provider=provider)
+        if form.is_valid():
+            post = post_create(actor=actor, data=form.to_post_data())
+            messages.success(request, _("Your draft “%(title)s” is saved.") % {"title": post.title})
+            if _submit_requested(request):
+                _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+            return redirect("posts:detail", pk=post.pk)
+    else:
+        kind = request.GET.get("kind")
+        initial = {"kind": kind} if kind in Post.Kind.values else {}
+        form = PostForm(initial=initial, party=party, provider=provider)
+    return render(request, "posts/form.html", {"form": form, "post": None, "can_submit": True})
+
+
+def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySet | None = None) -> Post:
+    post = get_object_or_404(queryset if queryset is not None else Post.objects.all(), pk=pk)
+    if not post_can_manage(actor=actor, post=post):
+        raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
+    return post
+
+
+@login_required
+def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    post = _managed_post(request, pk, actor, Post.objects.with_related().prefetch_related("partner_parties"))
+    actions = post_allowed_actions(actor=actor, post=post)
+    if "edit" not in actions:
+        messages.error(request, str(PostTransitionError("edit", post.status)))
+        return redirect("posts:detail", pk=post.pk)
+    # Editing never moves a post to another poster: the form validates against the post's own.
+    if request.method == "POST":
+        form = PostForm(request.POST, party=post.party, provider=post.provider)
+        if form.is_valid():
+            ok = _run_action(
+                request,
+                lambda: post_update(actor=actor, post=post, data=form.to_post_data()),
+                _("Your changes are saved."),
+            )
+            if ok and _submit_requested(request) and "submit" in actions:
+                _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+            return redirect("posts:detail", pk=post.pk)
+    else:
+        form = PostForm(initial=PostForm.initial_for(post), party=post.party, provider=post.provider)
+    context = {"form": form, "post": post, "can_submit": "submit" in actions}
+    return render(request, "posts/form.html", context)
+
+
+_SUCCESS = {
+    "submit": _("Submitted to the secretariat for review. You will see it here once it is published."),
+    "withdraw": _("The post is withdrawn. It is no longer shown or matched."),
+    "close": _("The post is closed. Thank you for recording the outcome."),
+}
+
+
+def _run_action(request: HttpRequest, action: Callable[[], object], success: str) -> bool:
+    """Run a service call; a refused transition or a missing value becomes a message, not an error page."""
+    try:
+        action()
+    except (PostTransitionError, ValueError) as error:
+        messages.error(request, str(error))
+        return False
+    messages.success(request, str(success))
+    return True
+
+
+@login_required
+@require_POST
+def post_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    post = _managed_post(request, pk, actor)
+    _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+    return redirect("posts:detail", pk=post.pk)
+
+
+@login_required
+@require_POST
+def post_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    post = _managed_post(request, pk, actor)
+    _run_action(request, lambda: post_withdraw(actor=actor, post=post), _SUCCESS["withdraw"])
+    return redirect("posts:detail", pk=post.pk)
+
+
+@login_required
+def post_close_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET shows the outcome form (also the fallback when the detail page's form had an error); POST closes."""
+    actor = Actor.for_user(request.user)
+    post = _managed_post(request, pk, actor)
+    if "close" not in post_allowed_actions(actor=actor, post=post):
+        messages.error(request, str(PostTransitionError("close", post.status)))
+        return redirect("posts:detail", pk=post.pk)
+    form = CloseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        outcome = form.cleaned_data["outcome"]
+        _run_action(request, lambda: post_close(actor=actor, post=post, outcome=outcome), _SUCCESS["close"])
+        return redirect("posts:detail", pk=post.pk)
+    return render(request, "posts/close.html", {"post": post, "form": form})
+
+
+def _page_with_count(queryset: QuerySet, count: int, number: str | None) -> Page:
+    """A page of `queryset` whose total is already known (from the status counts): no COUNT query per section."""
+    paginator = Paginator(queryset, settings.POSTS_PAGE_SIZE)
+    paginator.__dict__["count"] = count  # `count` is a cached_property; seed it.
+    return paginator.get_page(number)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """A poster's posts grouped by status, what needs attention first; other roles get their starting points."""
+    actor = Actor.for_user(request.user)
+    if not actor.can_post:
+        awaiting = post_awaiting_moderation_count() if actor.is_secretariat else None
+        return render(request, "posts/dashboard_other.html", {"actor": actor, "awaiting": awaiting})
+    counts = post_status_counts(actor=actor)
+    # The dashboard lists titles and dates only: no facet prefetch.
+    own = (
+        post_list_own(actor=actor).prefetch_related(None).select_related(None).order_by("-updated_at", "-pk")
+    )
+    sections = []
+    for status in DASHBOARD_STATUSES:
+        count = counts.get(status, 0)
+        if not count:
+            continue
+        page_param = f"{status}_page"
+        page = _page_with_count(own.filter(status=status), count, request.GET.get(page_param))
+        sections.append(
+            {
+                "status": status,
+                "label": Status(status).label,
+                "count": count,
+                "page": page,
+                "page_param": page_param,
+                "attention": status in ATTENTION_STATUSES,
+            }
+        )
+    poster_name = request.user.party.name if actor.party_id else request.user.provider.name
+    context = {
+        "sections": sections,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "attention_count": sum(counts.get(s, 0) for s in ATTENTION_STATUSES),
+        "poster_name": poster_name,
+        "can_post_needs": actor.party_id is not None,
+    }
+    return render(request, "posts/dashboard.html", context)

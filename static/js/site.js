@@ -1,0 +1,44 @@
+// Progressive enhancements only: every page works without this file.
+(function () {
+  "use strict";
+
+  // On the post form, hide what applies to offers only while "Need" is chosen (the server refuses it anyway).
+  function syncOfferOnly(form) {
+    var checked = form.querySelector('input[name="kind"]:checked');
+    var isNeed = checked && checked.value === "need";
+    form.querySelectorAll("[data-offer-only]").forEach(function (element) {
+      // Never hide a field the server flagged: the poster must see what to fix.
+      element.hidden = isNeed && !element.querySelector(".field-errors");
+    });
+  }
+
+  // Leave unused filters out of htmx GET requests, so the pushed URL is short and shareable (?q=flood).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var formData = event.detail.formData;
+    if (event.detail.verb !== "get" || !formData) {
+      return;
+    }
+    var names = Array.from(new Set(Array.from(formData.keys())));
+    names.forEach(function (name) {
+      if (formData.getAll(name).every(function (value) { return value === ""; })) {
+        formData.delete(name);
+      }
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    // Take keyboard and screen-reader users straight to the list of problems after a refused submission.
+    var summary = document.querySelector(".error-summary");
+    if (summary) {
+      summary.focus();
+    }
+    document.querySelectorAll("form[data-post-form]").forEach(function (form) {
+      syncOfferOnly(form);
+      form.addEventListener("change", function (event) {
+        if (event.target.name === "kind") {
+          syncOfferOnly(form);
+        }
+      });
+    });
+  });
+})();

@@ -1,0 +1,150 @@
+"""Account pages: logging in lands on the dashboard, the profile, and switching the language."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from django.utils import translation
+
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _back_to_english():
+    """LocaleMiddleware (and the profile view) activate a language for the thread and nothing deactivates it:
+    restore the default so that later tests' English messages do not turn French or Arabic."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+def test_login_lands_on_the_dashboard(focal_point):
+    client = Client()
+    page = client.get(reverse("login"))
+    assert page.status_code == 200
+    assert 'name="username"' in page.content.decode()
+    response = client.post(reverse("login"), {"username": "fp_ken", "password": "pw-for-tests-1"})
+    assert response.status_code == 302
+    assert response.url == reverse("dashboard") == "/dashboard/"
+    assert "Dashboard: Kenya" in client.get(response.url).content.decode()
+
+
+def test_login_with_a_wrong_password_shows_the_error(focal_point):
+    response = Client().post(reverse("login"), {"username": "fp_ken", "password": "wrong"})
+    assert response.status_code == 200
+    assert 'class="error-summary"' in response.content.decode()
+
+
+def test_login_applies_the_preferred_language(focal_point):
+    focal_point.preferred_language = "fr"
+    focal_point.save()
+    response = Client().post(reverse("login"), {"username": "fp_ken", "password": "pw-for-tests-1"})
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
+
+
+def test_logout_is_a_post_and_returns_to_the_list(focal_point, login):
+    client = login(focal_point)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302 and response.url == reverse("posts:list")
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_profile_requires_login(client):
+    response = client.get(reverse("accounts:profile"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_profile_page_shows_the_users_details(focal_point, login):
+    response = login(focal_point).get("/accounts/profile/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Kenya" in html and "Party focal point" in html
+    assert 'name="digest_opt_in"' in html and 'name="preferred_language"' in html
+    # Role and Party are the secretariat's to change, not the user's.
+    assert 'name="role"' not in html and 'name="party"' not in html
+
+
+def test_profile_edit(focal_point, login):
+    client = login(focal_point)
+    response = client.post(
+        reverse("accounts:profile"),
+        {
+            "first_name": "Amina",
+            "last_name": "Odhiambo",
+            "organisation": "Ministry of Environment",
+            "phone": "+254 20 000 000",
+            "preferred_language": "fr",
+            # digest_opt_in left out: an unticked box opts out.
+        },
+    )
+    assert response.status_code == 302 and response.url == reverse("accounts:profile")
+    focal_point.refresh_from_db()
+    assert (focal_point.first_name, focal_point.last_name) == ("Amina", "Odhiambo")
+    assert focal_point.organisation == "Ministry of Environment"
+    assert focal_point.phone == "+254 20 000 000"
+    assert focal_point.preferred_language == "fr"
+    assert focal_point.digest_opt_in is False
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
+
+    client.post(reverse("accounts:profile"), {"first_name": "Amina", "digest_opt_in": "on"})
+    focal_point.refresh_from_db()
+    assert focal_point.digest_opt_in is True
+    assert focal_point.preferred_language == ""
+
+
+def test_profile_refuses_an_unknown_language_and_cannot_change_the_role(focal_point, login):
+    response = login(focal_point).post(
+        reverse("accounts:profile"), {"preferred_language": "klingon", "role": "secretariat"}
+    )
+    assert response.status_code == 200
+    assert "preferred_language" in response.context["form"].errors
+    focal_point.refresh_from_db()
+    assert focal_point.role == "focal_point" and focal_point.preferred_language == ""
+
+
+def test_role_is_not_changed_by_a_tampered_profile_post(focal_point, login):
+    login(focal_point).post(reverse("accounts:profile"), {"first_name": "X", "role": "secretariat"})
+    focal_point.refresh_from_db()
+    assert focal_point.role == "focal_point" and focal_point.first_name == "X"
+
+
+def test_language_switcher_lists_every_language(client):
+    html = client.get("/").content.decode()
+    assert f'action="{reverse("set_language")}"' in html
+    for code, _name in settings.LANGUAGES:
+        assert f'<option value="{code}" lang="{code}"' in html
+
+
+def test_switching_language_sets_the_cookie_and_the_page_language(client):
+    response = client.post(reverse("set_language"), {"language": "fr", "next": "/posts/"})
+    assert response.status_code == 302 and response.url == "/posts/"
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
+    html = client.get("/posts/").content.decode()
+    assert '<html lang="fr"' in html
+    response = client.post(reverse("set_language"), {"language": "ar", "next": "/posts/"})
+    html = client.get("/posts/").content.decode()
+    assert '<html lang="ar" dir="rtl"' in html
+
+
+def test_french_catalogue_translates_the_pages(client, tmp_path, settings):
+    """locale/fr is shipped as a .po (compiled .mo files are not committed): compile it here and use it."""
+    msgfmt = shutil.which("msgfmt")
+    if msgfmt is None:
+        skip_or_fail("msgfmt (GNU gettext) is missing: install it with `apt-get install gettext`")
+    target = tmp_path / "fr" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    source = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+    subprocess.run([msgfmt, "--check", "-o", target / "django.mo", source], check=True)
+    # Changing LOCALE_PATHS makes Django drop its cached catalogues.
+    settings.LOCALE_PATHS = [tmp_path]
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    html = client.get(reverse("posts:list")).content.decode()
+    assert '<html lang="fr"' in html
+    for text in ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher"):
+        assert text in html
+    assert "Needs and offers" not in html

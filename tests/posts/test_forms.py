@@ -1,0 +1,168 @@
+"""The post form: bad input becomes a field error (never an exception), good input becomes a PostData."""
+
+from decimal import Decimal
+
+import pytest
+
+from apps.posts.forms import PostForm
+from apps.posts.post_data import PostData
+from tests.factories import SupportProviderFactory, party
+
+pytestmark = pytest.mark.django_db
+
+
+def form_data(**overrides) -> dict:
+    data = {
+        "kind": "need",
+        "title": "Early-warning system for the Tana river basin",
+        "description": "Stations, forecasting capacity and community alerts for river floods.",
+        "support_types": ["technology", "capacity_building"],
+        "focus_areas": ["adaptation"],
+        "sectors": ["disaster_risk", "water"],
+        "language": "en",
+        "amount_usd": "1250000",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def party_form(**overrides) -> PostForm:
+    return PostForm(form_data(**overrides), party=party("KEN"))
+
+
+def provider_form(provider=None, **overrides) -> PostForm:
+    return PostForm(form_data(**overrides), provider=provider or SupportProviderFactory(short_name="CTCN"))
+
+
+def test_valid_need_becomes_post_data():
+    form = party_form(
+        partner_parties=["UGA", "TZA"],
+        aims=["ambition"],
+        declares_no_transfer="on",
+        involves_iplc="on",
+        contact_name="Amina",
+        contact_email="amina@example.org",
+    )
+    assert form.is_valid(), form.errors
+    data = form.to_post_data()
+    assert isinstance(data, PostData)
+    assert data.kind == "need"
+    assert data.party == party("KEN") and data.provider is None
+    assert data.support_types == ["technology", "capacity_building"]
+    assert data.sectors == ["disaster_risk", "water"]
+    assert data.amount_usd == Decimal("1250000")
+    assert [p.iso3 for p in data.partner_parties] == ["UGA", "TZA"]
+    assert data.declarations == {
+        "voluntary": False,
+        "no_transfer": True,
+        "ndc": False,
+        "rights": False,
+        "safeguards": False,
+    }
+    assert data.involves_iplc is True
+    assert data.eligible == []
+    assert data.contact_email == "amina@example.org"
+
+
+def test_offer_eligibility_combines_groups_and_parties():
+    form = party_form(
+        kind="offer",
+        eligible_groups=["LDC", "SIDS"],
+        eligible_parties=["UGA"],
+        instruments=["grant"],
+        support_types=["finance"],
+    )
+    assert form.is_valid(), form.errors
+    data = form.to_post_data()
+    assert data.eligible == ["LDC", "SIDS", "UGA"]
+    assert data.instruments == ["grant"]
+
+
+def test_form_shows_taxonomy_labels_as_choices():
+    html = str(PostForm(party=party("KEN"))["support_types"])
+    assert 'type="checkbox"' in html
+    assert "Technology development and transfer" in html
+    assert 'value="capacity_building"' in html
+    focus = str(PostForm(party=party("KEN"))["focus_areas"])
+    assert "Adaptation, resilience and sustainability" in focus
+
+
+def test_provider_form_offers_no_need_kind():
+    form = PostForm(provider=SupportProviderFactory(short_name="CTCN"))
+    assert [value for value, _label in form.fields["kind"].choices] == ["offer"]
+
+
+def test_partner_choices_exclude_the_posting_party():
+    form = PostForm(party=party("KEN"))
+    codes = [value for value, _label in form.fields["partner_parties"].choices]
+    assert "KEN" not in codes and "UGA" in codes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"title": "x" * 201}, "title"),
+        ({"title": "   "}, "title"),
+        ({"description": ""}, "description"),
+        ({"description": "   "}, "description"),
+        ({"description": "x" * 20_001}, "description"),
+        ({"support_types": ["finance", "bribery"]}, "support_types"),
+        ({"support_types": []}, "support_types"),
+        ({"focus_areas": ["space_travel"]}, "focus_areas"),
+        ({"focus_areas": None}, "focus_areas"),
+        ({"sectors": ["not_a_sector"]}, "sectors"),
+        ({"instruments": ["crypto"], "kind": "offer"}, "instruments"),
+        ({"partner_parties": ["XXX"]}, "partner_parties"),
+        ({"kind": "offer", "eligible_parties": ["ZZZ"]}, "eligible_parties"),
+        ({"kind": "offer", "eligible_groups": ["Atlantis"]}, "eligible_groups"),
+        ({"amount_usd": "-5"}, "amount_usd"),
+        ({"amount_usd": "lots"}, "amount_usd"),
+        ({"amount_usd": "1e30"}, "amount_usd"),
+        ({"language": "xx"}, "language"),
+        ({"kind": "grant"}, "kind"),
+        ({"contact_email": "not-an-email"}, "contact_email"),
+    ],
+)
+def test_bad_input_is_a_field_error(overrides, field):
+    form = party_form(**overrides)
+    assert not form.is_valid()
+    assert field in form.errors, form.errors
+
+
+def test_need_with_eligibility_is_refused_on_the_eligibility_field():
+    form = party_form(kind="need", eligible_groups=["LDC"])
+    assert not form.is_valid()
+    assert form.errors["eligible_groups"] == [
+        "Only offers restrict who is eligible; a need has no eligibility."
+    ]
+    form = party_form(kind="need", eligible_parties=["UGA"])
+    assert not form.is_valid()
+    assert "eligible_parties" in form.errors
+
+
+def test_need_with_instruments_is_refused():
+    form = party_form(kind="need", instruments=["grant"])
+    assert not form.is_valid()
+    assert "instruments" in form.errors
+
+
+def test_provider_posting_a_need_is_refused_on_kind():
+    form = provider_form(kind="need")
+    assert not form.is_valid()
+    assert "kind" in form.errors
+
+
+def test_provider_offer_is_valid():
+    provider = SupportProviderFactory(short_name="CTCN")
+    form = provider_form(provider, kind="offer", eligible_groups=["African States"])
+    assert form.is_valid(), form.errors
+    data = form.to_post_data()
+    assert data.provider == provider and data.party is None
+    assert data.eligible == ["African States"]
+
+
+def test_partner_party_same_as_poster_is_refused():
+    # Not offered as a choice, so a tampered POST is refused as an unknown choice.
+    form = party_form(partner_parties=["KEN"])
+    assert not form.is_valid()
+    assert "partner_parties" in form.errors

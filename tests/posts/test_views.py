@@ -1,0 +1,645 @@
+"""Post pages through the test client: who may see and do what, the public list, the dashboard, the forms."""
+
+import pytest
+from django.conf import settings
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from apps.posts.models import Post, PostEvent
+from tests.factories import PostFactory, SupportProviderFactory, party
+
+pytestmark = pytest.mark.django_db
+
+ROLES = (
+    "anonymous",
+    "observer",
+    "focal_point",
+    "other_focal_point",
+    "provider_user",
+    "secretariat",
+    "committee",
+)
+# Who may manage a post of Kenya (the `focal_point` fixture's Party): its own focal point, and the secretariat,
+# which the services let act on any post.
+MANAGERS_OF_KEN = {"focal_point", "secretariat"}
+
+
+@pytest.fixture
+def client_as(request, login):
+    """`client_as(role)`: a client logged in as that role's fixture user, or an anonymous client."""
+
+    def make(role: str) -> Client:
+        if role == "anonymous":
+            return Client()
+        return login(request.getfixturevalue(role))
+
+    return make
+
+
+def ken_post(status: str, **kwargs) -> Post:
+    """A post of Kenya in the given status (only published and closed posts have a publication date)."""
+    if status not in ("published", "closed"):
+        kwargs.setdefault("published_at", None)
+    return PostFactory(status=status, party=party("KEN"), **kwargs)
+
+
+def form_data(**overrides) -> dict:
+    data = {
+        "kind": "need",
+        "title": "Early-warning system for the Tana river basin",
+        "description": "Stations, forecasting capacity and community alerts for river floods.",
+        "support_types": ["technology"],
+        "focus_areas": ["adaptation"],
+        "language": "en",
+        "amount_usd": "250000",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def assert_refused(role: str, response) -> None:
+    """Anonymous visitors are sent to log in; logged-in users without the right get a 403."""
+    if role == "anonymous":
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login"))
+    else:
+        assert response.status_code == 403
+
+
+# --- The role matrix on every write path -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_create_by_role(role, client_as):
+    client = client_as(role)
+    kind = "offer" if role == "provider_user" else "need"
+    page = client.get(reverse("posts:create"))
+    response = client.post(reverse("posts:create"), form_data(kind=kind))
+    if role in ("focal_point", "other_focal_point", "provider_user"):
+        assert page.status_code == 200
+        post = Post.objects.get()
+        assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
+        assert post.status == Post.Status.DRAFT and post.kind == kind
+        assert str(post.owner.pk) == client.session["_auth_user_id"]
+        assert post.events.filter(action=PostEvent.Action.CREATED).exists()
+    else:
+        assert_refused(role, page)
+        assert_refused(role, response)
+        assert not Post.objects.exists()
+
+
+def test_create_posts_for_the_users_own_party(focal_point, other_focal_point, login):
+    login(other_focal_point).post(reverse("posts:create"), form_data())
+    assert Post.objects.get().party == party("BRA")
+
+
+def test_provider_creates_offer_for_their_organisation(provider_user, login):
+    client = login(provider_user)
+    page = client.get(reverse("posts:create"))
+    assert 'value="need"' not in page.content.decode()
+    client.post(reverse("posts:create"), form_data(kind="offer", eligible_groups=["LDC"]))
+    post = Post.objects.get()
+    assert post.provider == provider_user.provider and post.party is None
+    assert post.eligible == ["LDC"]
+
+
+def test_provider_posting_a_need_gets_a_field_error(provider_user, login):
+    response = login(provider_user).post(reverse("posts:create"), form_data(kind="need"))
+    assert response.status_code == 200
+    assert "kind" in response.context["form"].errors
+    assert not Post.objects.exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_edit_by_role(role, client_as, focal_point):
+    post = PostFactory(status="draft", published_at=None, owner=focal_point, title="Old title")
+    client = client_as(role)
+    page = client.get(reverse("posts:edit", args=[post.pk]))
+    response = client.post(reverse("posts:edit", args=[post.pk]), form_data(title="New title"))
+    post.refresh_from_db()
+    if role in MANAGERS_OF_KEN:
+        assert page.status_code == 200
+        assert page.context["form"].initial["title"] == "Old title"
+        assert response.status_code == 302
+        assert post.title == "New title"
+        assert post.party == party("KEN")
+        assert post.events.filter(action=PostEvent.Action.UPDATED).exists()
+    else:
+        assert_refused(role, page)
+        assert_refused(role, response)
+        assert post.title == "Old title"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_submit_by_role(role, client_as):
+    post = ken_post("draft")
+    response = client_as(role).post(reverse("posts:submit", args=[post.pk]))
+    post.refresh_from_db()
+    if role in MANAGERS_OF_KEN:
+        assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
+        assert post.status == Post.Status.SUBMITTED and post.submitted_at is not None
+    else:
+        assert_refused(role, response)
+        assert post.status == Post.Status.DRAFT
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_close_by_role(role, client_as):
+    post = ken_post("published")
+    client = client_as(role)
+    page = client.get(reverse("posts:close", args=[post.pk]))
+    response = client.post(reverse("posts:close", args=[post.pk]), {"outcome": "Funded by the CTCN in 2026."})
+    post.refresh_from_db()
+    if role in MANAGERS_OF_KEN:
+        assert page.status_code == 200
+        assert response.status_code == 302
+        assert post.status == Post.Status.CLOSED and post.outcome == "Funded by the CTCN in 2026."
+    else:
+        assert_refused(role, page)
+        assert_refused(role, response)
+        assert post.status == Post.Status.PUBLISHED
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_withdraw_by_role(role, client_as):
+    post = ken_post("published")
+    response = client_as(role).post(reverse("posts:withdraw", args=[post.pk]))
+    post.refresh_from_db()
+    if role in MANAGERS_OF_KEN:
+        assert response.status_code == 302
+        assert post.status == Post.Status.WITHDRAWN and post.withdrawn_at is not None
+    else:
+        assert_refused(role, response)
+        assert post.status == Post.Status.PUBLISHED
+
+
+@pytest.mark.parametrize("url_name", ["posts:edit", "posts:submit", "posts:close", "posts:withdraw"])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_another_partys_draft_is_403_on_every_write_url(url_name, method, other_focal_point, login):
+    post = ken_post("draft", title="Kenya's draft")
+    response = getattr(login(other_focal_point), method)(reverse(url_name, args=[post.pk]))
+    post_only = url_name in ("posts:submit", "posts:withdraw")
+    # A GET of a POST-only action is refused by its method (405); everything else is a 403; never a 200.
+    assert response.status_code == (405 if method == "get" and post_only else 403)
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT and post.title == "Kenya's draft"
+
+
+@pytest.mark.parametrize("url_name", ["posts:submit", "posts:withdraw"])
+def test_actions_are_post_only(url_name, focal_point, login):
+    post = ken_post("draft")
+    assert login(focal_point).get(reverse(url_name, args=[post.pk])).status_code == 405
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT
+
+
+def test_actions_need_csrf(focal_point):
+    post = ken_post("draft")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(focal_point)
+    assert client.post(reverse("posts:submit", args=[post.pk])).status_code == 403
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT
+
+
+def test_unknown_post_is_404(focal_point, login):
+    client = login(focal_point)
+    assert client.get(reverse("posts:detail", args=[999999])).status_code == 404
+    assert client.post(reverse("posts:submit", args=[999999])).status_code == 404
+
+
+# --- Transitions allowed and refused through the UI ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "url_name", "data"),
+    [
+        ("published", "posts:submit", {}),
+        ("submitted", "posts:submit", {}),
+        ("closed", "posts:withdraw", {}),
+        ("withdrawn", "posts:withdraw", {}),
+        ("draft", "posts:close", {"outcome": "Done"}),
+        ("submitted", "posts:close", {"outcome": "Done"}),
+    ],
+)
+def test_refused_transition_is_a_message_not_an_error(status, url_name, data, focal_point, login):
+    post = ken_post(status)
+    response = login(focal_point).post(reverse(url_name, args=[post.pk]), data)
+    assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
+    assert any("cannot be" in message for message in messages_of(response))
+    post.refresh_from_db()
+    assert post.status == status
+
+
+def test_editing_a_submitted_post_is_refused_with_a_message(focal_point, login):
+    post = ken_post("submitted", title="Under review")
+    client = login(focal_point)
+    for response in (
+        client.get(reverse("posts:edit", args=[post.pk])),
+        client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Changed")),
+    ):
+        assert response.status_code == 302
+        assert "A post that is submitted cannot be edited." in messages_of(response)
+    post.refresh_from_db()
+    assert post.title == "Under review"
+
+
+def test_close_without_outcome_is_a_field_error(focal_point, login):
+    post = ken_post("published")
+    response = login(focal_point).post(reverse("posts:close", args=[post.pk]), {"outcome": "  "})
+    assert response.status_code == 200
+    assert "outcome" in response.context["form"].errors
+    assert 'class="error-summary"' in response.content.decode()
+    post.refresh_from_db()
+    assert post.status == Post.Status.PUBLISHED
+
+
+def test_create_save_and_submit(focal_point, login):
+    response = login(focal_point).post(reverse("posts:create"), form_data(save_and_submit="1"))
+    post = Post.objects.get()
+    assert post.status == Post.Status.SUBMITTED
+    assert any("Submitted" in m for m in messages_of(response))
+
+
+def test_edit_and_resubmit_a_returned_post(focal_point, login):
+    post = ken_post("returned", return_reason="Say which districts the stations cover.")
+    client = login(focal_point)
+    page = client.get(reverse("posts:edit", args=[post.pk]))
+    assert "Say which districts the stations cover." in page.content.decode()
+    client.post(
+        reverse("posts:edit", args=[post.pk]),
+        form_data(description="Stations in Garissa and Tana River counties.", save_and_submit="1"),
+    )
+    post.refresh_from_db()
+    assert post.status == Post.Status.SUBMITTED
+    assert post.description == "Stations in Garissa and Tana River counties."
+
+
+def test_edit_published_post_stays_published(focal_point, login):
+    post = ken_post("published")
+    login(focal_point).post(reverse("posts:edit", args=[post.pk]), form_data(title="Sharper title"))
+    post.refresh_from_db()
+    assert post.status == Post.Status.PUBLISHED and post.title == "Sharper title"
+
+
+def test_edit_form_is_prefilled_with_the_posts_terms(focal_point, login):
+    post = PostFactory(
+        status="draft",
+        published_at=None,
+        kind="offer",
+        support_types=["finance"],
+        sectors=["water"],
+        instruments=["grant"],
+        eligible=["LDC", "UGA"],
+    )
+    post.partner_parties.set([party("TZA")])
+    initial = login(focal_point).get(reverse("posts:edit", args=[post.pk])).context["form"].initial
+    assert initial["support_types"] == ["finance"]
+    assert initial["instruments"] == ["grant"]
+    assert initial["eligible_groups"] == ["LDC"] and initial["eligible_parties"] == ["UGA"]
+    assert initial["partner_parties"] == ["TZA"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"title": "x" * 201}, "title"),
+        ({"support_types": ["finance", "not_a_key"]}, "support_types"),
+        ({"partner_parties": ["XXX"]}, "partner_parties"),
+        ({"amount_usd": "-1"}, "amount_usd"),
+        ({"kind": "offer", "eligible_groups": ["Atlantis"]}, "eligible_groups"),
+        ({"kind": "need", "eligible_groups": ["LDC"]}, "eligible_groups"),
+        ({"description": ""}, "description"),
+    ],
+)
+def test_bad_input_shows_field_error_and_summary(overrides, field, focal_point, login):
+    response = login(focal_point).post(reverse("posts:create"), form_data(**overrides))
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert field in form.errors
+    html = response.content.decode()
+    assert 'class="error-summary"' in html
+    assert f'href="#field-{field}"' in html
+    assert f'id="id_{field}_error"' in html
+    assert not Post.objects.exists()
+
+
+# --- Detail: who sees what ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_draft_detail_visible_only_to_own_party_and_staff(role, client_as):
+    post = ken_post("draft", title="Kenya's unfinished draft")
+    response = client_as(role).get(reverse("posts:detail", args=[post.pk]))
+    if role in MANAGERS_OF_KEN:
+        assert response.status_code == 200
+        assert "Kenya&#x27;s unfinished draft" in response.content.decode()
+    else:
+        # Invisible posts are 404 on every read, so their existence does not leak.
+        assert response.status_code == 404
+
+
+@pytest.mark.parametrize("status", ["submitted", "returned", "closed", "withdrawn"])
+def test_unpublished_posts_hidden_from_the_public(status, client):
+    post = ken_post(status)
+    assert client.get(reverse("posts:detail", args=[post.pk])).status_code == 404
+
+
+def test_published_detail_for_the_public_hides_contacts(client, focal_point):
+    post = ken_post(
+        "published",
+        owner=focal_point,
+        contact_name="Amina Odhiambo",
+        contact_email="amina@kenya.example",
+        amount_usd=1250000,
+        sectors=["water"],
+    )
+    response = client.get(reverse("posts:detail", args=[post.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert post.title in html
+    assert "USD 1,250,000" in html
+    assert "Water" in html
+    assert "amina@kenya.example" not in html
+    assert "Amina Odhiambo" not in html
+    assert focal_point.email not in html
+    assert "Log in</a> to see the contact details" in html
+    # The public sees no actions and no history.
+    assert reverse("posts:edit", args=[post.pk]) not in html
+    assert "History" not in html
+
+
+def test_published_detail_shows_contacts_to_logged_in_users(observer, focal_point, login):
+    post = ken_post(
+        "published", owner=focal_point, contact_name="Amina Odhiambo", contact_email="amina@kenya.example"
+    )
+    html = login(observer).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "amina@kenya.example" in html and "Amina Odhiambo" in html
+    assert focal_point.email in html
+    assert reverse("posts:edit", args=[post.pk]) not in html
+
+
+def test_detail_shows_the_owners_actions_for_the_status(focal_point, login):
+    client = login(focal_point)
+    draft = ken_post("draft")
+    html = client.get(reverse("posts:detail", args=[draft.pk])).content.decode()
+    assert reverse("posts:submit", args=[draft.pk]) in html
+    assert reverse("posts:edit", args=[draft.pk]) in html
+    assert reverse("posts:close", args=[draft.pk]) not in html
+    published = ken_post("published")
+    html = client.get(reverse("posts:detail", args=[published.pk])).content.decode()
+    assert reverse("posts:close", args=[published.pk]) in html
+    assert reverse("posts:withdraw", args=[published.pk]) in html
+    assert reverse("posts:submit", args=[published.pk]) not in html
+    closed = ken_post("closed", outcome="Funded.")
+    html = client.get(reverse("posts:detail", args=[closed.pk])).content.decode()
+    assert 'class="actions"' not in html
+    assert "Funded." in html
+
+
+def test_secretariat_gets_a_moderation_link_for_a_submitted_post(secretariat, focal_point, login):
+    post = ken_post("submitted", language="sw")
+    link = f"/admin/posts/post/{post.pk}/change/"
+    html = login(secretariat).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert link in html
+    assert "Swahili" in html
+    assert link not in login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode()
+
+
+def test_returned_post_shows_the_reason_to_its_owner(focal_point, login):
+    post = ken_post("returned", return_reason="Add the expected number of beneficiaries.")
+    html = login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "Add the expected number of beneficiaries." in html
+
+
+def test_offer_detail_lists_eligibility_by_name(client):
+    post = PostFactory(kind="offer", eligible=["LDC", "UGA"])
+    html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "Least developed countries (LDC)" in html and "Uganda" in html
+
+
+# --- The public list ---------------------------------------------------------------------------------------
+
+
+def test_list_shows_only_published_posts(client):
+    published = PostFactory(title="Published mangrove restoration")
+    hidden = [
+        ken_post(s, title=f"Hidden {s}") for s in ("draft", "submitted", "returned", "closed", "withdrawn")
+    ]
+    for url in ("/", "/posts/"):
+        html = client.get(url).content.decode()
+        assert published.title in html
+        for post in hidden:
+            assert post.title not in html
+
+
+def test_list_search_over_title_and_description(client):
+    PostFactory(title="Mangrove restoration", description="Coastal protection in Lamu.")
+    PostFactory(title="Solar mini-grids", description="Rural electrification with batteries.")
+    html = client.get(reverse("posts:list"), {"q": "mangrove"}).content.decode()
+    assert "Mangrove restoration" in html and "Solar mini-grids" not in html
+    html = client.get(reverse("posts:list"), {"q": "batteries"}).content.decode()
+    assert "Solar mini-grids" in html and "Mangrove restoration" not in html
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"kind": "offer"}, "offer"),
+        ({"support_type": "finance"}, "finance"),
+        ({"focus_area": "clean_energy"}, "clean"),
+        ({"sector": "oceans_coasts"}, "oceans"),
+        ({"regional_group": "Latin American and Caribbean States"}, "brazil"),
+        ({"party": "BRA"}, "brazil"),
+        ({"ldc": "true"}, "uganda"),
+        ({"sids": "true"}, "fiji"),
+    ],
+)
+def test_list_filters(params, expected, client):
+    PostFactory(title="Kenya baseline need")
+    posts = {
+        "offer": PostFactory(title="An offer", kind="offer"),
+        "finance": PostFactory(title="Finance need", support_types=["finance"]),
+        "clean": PostFactory(title="Clean energy need", focus_areas=["clean_energy"]),
+        "oceans": PostFactory(title="Ocean need", sectors=["oceans_coasts"]),
+        "brazil": PostFactory(title="Brazil need", party=party("BRA")),
+        "uganda": PostFactory(title="Uganda need", party=party("UGA")),
+        "fiji": PostFactory(title="Fiji need", party=party("FJI")),
+    }
+    response = client.get(reverse("posts:list"), params)
+    shown = {post.title for post in response.context["posts"]}
+    assert shown == {posts[expected].title}
+
+
+def test_list_ignores_an_unknown_filter_value(client):
+    PostFactory(title="Kenya need")
+    response = client.get(reverse("posts:list"), {"party": "XXX", "kind": "bogus"})
+    assert response.status_code == 200
+    assert [p.title for p in response.context["posts"]] == ["Kenya need"]
+
+
+def test_list_pagination_keeps_the_filters(client, settings):
+    settings.POSTS_PAGE_SIZE = 2
+    for n in range(5):
+        PostFactory(title=f"Offer {n}", kind="offer")
+    PostFactory(title="A need")
+    first = client.get(reverse("posts:list"), {"kind": "offer"})
+    assert len(first.context["posts"]) == 2
+    assert first.context["page"].paginator.count == 5
+    assert "?kind=offer&amp;page=2" in first.content.decode()
+    last = client.get(reverse("posts:list"), {"kind": "offer", "page": 3})
+    assert len(last.context["posts"]) == 1
+    # An out-of-range or non-numeric page gives the nearest page rather than an error.
+    assert client.get(reverse("posts:list"), {"page": "999"}).status_code == 200
+    assert client.get(reverse("posts:list"), {"page": "abc"}).status_code == 200
+
+
+def test_htmx_request_gets_only_the_results_fragment(client):
+    PostFactory(title="Mangrove restoration")
+    response = client.get(reverse("posts:list"), {"q": "mangrove"}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "Mangrove restoration" in html
+    assert "<html" not in html and "<form" not in html
+    assert "HX-Request" in response["Vary"]
+    full = client.get(reverse("posts:list"), {"q": "mangrove"}).content.decode()
+    assert "<html" in full and 'hx-get="/posts/"' in full and 'hx-target="#results"' in full
+
+
+def test_list_money_has_thousands_separators(client):
+    PostFactory(title="Big need", amount_usd=12500000)
+    assert "USD 12,500,000" in client.get(reverse("posts:list")).content.decode()
+
+
+@pytest.mark.parametrize("n_posts", [3, 30])
+def test_public_list_query_count_is_constant(n_posts, client, django_assert_num_queries):
+    for n in range(n_posts):
+        PostFactory(title=f"Post {n}", sectors=["water"], instruments=["grant"], kind="offer")
+    # 1 count, 2 the page (with party/provider joined), 3-6 the four facet prefetches,
+    # 7 the Parties of the filter form's Party select.
+    with django_assert_num_queries(7):
+        response = client.get(reverse("posts:list"))
+    assert len(response.context["posts"]) == min(n_posts, settings.POSTS_PAGE_SIZE)
+
+
+@pytest.mark.parametrize("n_posts", [3, 30])
+def test_logged_in_list_query_count_is_constant(n_posts, focal_point, login, django_assert_num_queries):
+    client = login(focal_point)
+    for n in range(n_posts):
+        PostFactory(title=f"Post {n}")
+    # 1 session, 2 user, then as for the public: count, page, four prefetches, the Party select.
+    with django_assert_num_queries(9):
+        client.get(reverse("posts:list"), {"q": "Post", "kind": "need"})
+
+
+# --- The dashboard -----------------------------------------------------------------------------------------
+
+
+def test_dashboard_groups_own_posts_and_flags_what_needs_attention(focal_point, login):
+    returned = ken_post("returned", title="Returned one", return_reason="Clarify the budget lines.")
+    draft = ken_post("draft", title="Draft one")
+    published = ken_post("published", title="Published one")
+    PostFactory(status="draft", published_at=None, party=party("BRA"), title="Brazil draft")
+    PostFactory(title="Brazil published", party=party("BRA"))
+    response = login(focal_point).get(reverse("dashboard"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    sections = {s["status"]: [p.title for p in s["page"].object_list] for s in response.context["sections"]}
+    assert sections == {"returned": ["Returned one"], "draft": ["Draft one"], "published": ["Published one"]}
+    assert [s["status"] for s in response.context["sections"]] == ["returned", "draft", "published"]
+    assert "Clarify the budget lines." in html
+    assert "2 posts need your attention" in html
+    assert "Brazil" not in html
+    for post in (returned, draft):
+        assert reverse("posts:edit", args=[post.pk]) in html
+    assert reverse("posts:detail", args=[published.pk]) in html
+
+
+def test_dashboard_of_a_provider_user_lists_their_offers(provider_user, login):
+    PostFactory(kind="offer", party=None, provider=provider_user.provider, title="Our offer")
+    PostFactory(
+        kind="offer", party=None, provider=SupportProviderFactory(short_name="OTHER"), title="Not ours"
+    )
+    html = login(provider_user).get(reverse("dashboard")).content.decode()
+    assert "Our offer" in html and "Not ours" not in html
+    assert "?kind=need" not in html
+
+
+def test_dashboard_paginates_each_status(focal_point, login, settings):
+    settings.POSTS_PAGE_SIZE = 2
+    for n in range(3):
+        ken_post("draft", title=f"Draft {n}")
+    response = login(focal_point).get(reverse("dashboard"), {"draft_page": 2})
+    (section,) = response.context["sections"]
+    assert section["count"] == 3 and len(section["page"].object_list) == 1
+
+
+@pytest.mark.parametrize("n_posts", [1, 25])
+def test_dashboard_query_count_is_constant(n_posts, focal_point, login, django_assert_num_queries):
+    for status in ("returned", "draft", "submitted", "published", "closed", "withdrawn"):
+        for n in range(n_posts):
+            ken_post(status, title=f"{status} {n}")
+    client = login(focal_point)
+    # 1 session, 2 user, 3 counts by status, 4-9 one page per status (six statuses), 10 the user's Party name.
+    with django_assert_num_queries(10):
+        response = client.get(reverse("dashboard"))
+    assert len(response.context["sections"]) == 6
+
+
+def test_dashboard_for_anonymous_redirects_to_login(client):
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_dashboard_for_the_secretariat_counts_posts_awaiting_moderation(secretariat, login):
+    ken_post("submitted")
+    ken_post("submitted")
+    html = login(secretariat).get(reverse("dashboard")).content.decode()
+    assert "2 posts await moderation." in html
+    assert "/admin/posts/post/?status__exact=submitted" in html
+
+
+@pytest.mark.parametrize("role", ["committee", "observer"])
+def test_dashboard_for_readers(role, client_as):
+    response = client_as(role).get(reverse("dashboard"))
+    assert response.status_code == 200
+    assert "sections" not in response.context
+
+
+# --- Layout ------------------------------------------------------------------------------------------------
+
+
+def test_layout_landmarks_and_links_for_the_public(client):
+    html = client.get("/").content.decode()
+    for landmark in ("<header", "<nav", '<main id="main"', "<footer", 'class="skip-link" href="#main"'):
+        assert landmark in html
+    assert 'href="/api/v1/docs/"' in html
+    assert 'href="/stocktake/summary/"' in html
+    assert 'href="/admin/"' not in html
+    assert reverse("login") in html
+    assert "/static/vendor/htmx.min.js" in html
+    assert "https://" not in html.split("<main")[0]  # no CDN in the head
+
+
+def test_layout_links_for_staff_and_committee(secretariat, committee, login):
+    html = login(secretariat).get("/").content.decode()
+    assert 'href="/admin/"' in html and 'href="/stocktake/"' in html
+    assert f'action="{reverse("logout")}"' in html
+    html = login(committee).get("/").content.decode()
+    assert 'href="/admin/"' not in html and 'href="/stocktake/"' in html
+
+
+def test_filter_selects_offer_any_rather_than_dashes(client):
+    html = client.get(reverse("posts:list")).content.decode()
+    assert "---------" not in html and "Unknown" not in html
+    assert '<option value="" selected>Any</option>' in html
+
+
+def test_detail_states_each_declaration_in_words(client):
+    post = PostFactory(declares_no_transfer=True, declares_ndc=True, involves_iplc=True)
+    html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert html.count(">Declared:<") == 2 and html.count(">Not declared:<") == 3
