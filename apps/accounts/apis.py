@@ -1,0 +1,366 @@
+"""What every API endpoint shares (the base view, the one error format, the schema's error responses) and the
+platform endpoints that belong to no domain: health and ping.
+
+Error format, everywhere under /api/v1/: `{"errors": [{"field": ..., "code": ..., "message": ...}]}`; bulk
+import items add `index`. 400 bad input (every bad field named), 401 missing/invalid/expired/revoked token,
+403 not allowed, 404 unknown or invisible, 409 illegal life-cycle transition, 415 not JSON, 429 throttled
+(with Retry-After).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import connection
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpResponse
+from django.template import Context, Template
+from django.utils.translation import gettext as _
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.settings import spectacular_settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularRedocView
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .actors import Actor
+from .authentication import request_actor
+from .serializers import ErrorSerializer, HealthSerializer, PingSerializer
+
+logger = logging.getLogger(__name__)
+
+# Primary keys are bigints: a larger id in a URL can match nothing, and must not reach the database.
+MAX_ID = 2**63 - 1
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input: every field or query parameter at fault is listed.",
+    401: "No valid credentials: the token is missing, unknown, expired or revoked.",
+    403: "The caller may not do this (e.g. a read token writing, or acting for another Party or provider).",
+    404: "No such object, or not visible to the caller.",
+    409: "The post's status does not allow this life-cycle action.",
+    413: "The request body is too large.",
+    415: "The request body must be JSON (Content-Type: application/json).",
+    429: "Too many requests: wait the number of seconds in the Retry-After header.",
+}
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+
+
+class ApiError(exceptions.APIException):
+    """An error response whose items are already in the API's format (e.g. bulk import errors by index)."""
+
+    def __init__(self, errors: list[dict], *, status_code: int = status.HTTP_400_BAD_REQUEST):
+        super().__init__(detail=errors[0]["message"] if errors else "")
+        self.errors = errors
+        self.status_code = status_code
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "invalid_transition"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+def error_items(detail: Any, field: str | None = None) -> list[dict]:
+    """Flatten DRF's error detail (dicts of lists of ErrorDetail, nested) into the API's list of errors."""
+    if isinstance(detail, dict):
+        items = []
+        for key, value in detail.items():
+            if key in (api_settings.NON_FIELD_ERRORS_KEY, "__all__", "detail"):
+                name = field
+            else:
+                name = f"{field}.{key}" if field else str(key)
+            items.extend(error_items(value, name))
+        return items
+    if isinstance(detail, list):
+        items = []
+        for position, value in enumerate(detail):
+            # A list of messages belongs to the field; a list of objects is a list of nested items.
+            name = f"{field}.{position}" if field and isinstance(value, dict | list) else field
+            items.extend(error_items(value, name))
+        return items
+    return [{"field": field, "code": getattr(detail, "code", None) or "invalid", "message": str(detail)}]
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler (status, Retry-After, WWW-Authenticate, rollback), then the body in the one error format."""
+    from apps.posts.services import PostTransitionError
+
+    if isinstance(exc, PostTransitionError):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(_("The request body is too large."))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(_("Not found."))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or _("You do not have permission to do this."))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ApiError):
+        response.data = {"errors": exc.errors}
+    else:
+        response.data = {"errors": error_items(exc.detail)}
+    return response
+
+
+def field_error(field: str | None, message: str, code: str = "invalid") -> ApiError:
+    """A 400 naming one field."""
+    return ApiError([{"field": field, "code": code, "message": str(message)}])
+
+
+# --- input hygiene -----------------------------------------------------------------------------------------
+
+
+def unsafe_text_problem(value: str) -> str | None:
+    """Why a string cannot be stored (PostgreSQL refuses NUL and lone surrogates), or None if it can."""
+    if "\x00" in value:
+        return _("NUL characters are not allowed.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _("Invalid Unicode (unpaired surrogate).")
+    return None
+
+
+def check_json_text(value: Any, path: str | None = None) -> list[dict]:
+    """Errors for every string in a parsed JSON body that the database could not store."""
+    if isinstance(value, str):
+        problem = unsafe_text_problem(value)
+        return [{"field": path, "code": "invalid", "message": problem}] if problem else []
+    errors = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and unsafe_text_problem(key):
+                errors.append({"field": path, "code": "invalid", "message": unsafe_text_problem(key)})
+            errors.extend(check_json_text(item, name))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            errors.extend(check_json_text(item, f"{path}.{position}" if path else str(position)))
+    return errors
+
+
+# --- schema ------------------------------------------------------------------------------------------------
+
+
+class ApiAutoSchema(AutoSchema):
+    """Adds the error responses a view can give (its `error_statuses`, plus 401/429/415 where they apply)."""
+
+    def get_description(self) -> str:
+        # A view's own docstring only: never the base class's, which says nothing about the endpoint.
+        method = getattr(self.view, self.method.lower(), None)
+        return inspect.getdoc(method) or (inspect.cleandoc(type(self.view).__doc__ or ""))
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        codes = set(getattr(self.view, "error_statuses", {}).get(self.method.lower(), ()))
+        if self.view.authentication_classes:
+            codes.add(401)
+        if self.view.throttle_classes:
+            codes.add(429)
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.update((400, 415))
+        for code in sorted(codes):
+            if str(code) not in responses:
+                response = OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code])
+                responses[str(code)] = self._get_response_for_code(response, str(code), direction=direction)
+        return responses
+
+
+# --- the base view -----------------------------------------------------------------------------------------
+
+
+class ApiView(APIView):
+    """Base of every /api/v1/ endpoint: JSON in and out, the shared error handling, the caller as an Actor."""
+
+    schema = ApiAutoSchema()
+    # method -> error statuses (besides 401/429/415, added automatically) for the schema.
+    error_statuses: dict[str, tuple[int, ...]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Query strings reach SQL as parameters: refuse what the database would choke on, with a 400.
+        errors = []
+        for key, values in request.query_params.lists():
+            for value in [key, *values]:
+                problem = unsafe_text_problem(value)
+                if problem:
+                    errors.append({"field": key, "code": "invalid", "message": problem})
+        if errors:
+            raise ApiError(errors)
+
+    @property
+    def actor(self) -> Actor:
+        if not hasattr(self, "_actor"):
+            self._actor = request_actor(self.request)
+        return self._actor
+
+    def json_body(self) -> Any:
+        data = self.request.data
+        errors = check_json_text(data)
+        if errors:
+            raise ApiError(errors)
+        return data
+
+    @staticmethod
+    def get_or_404(queryset: QuerySet, pk: int) -> Model:
+        if not 0 < pk <= MAX_ID:
+            raise exceptions.NotFound(_("Not found."))
+        obj = queryset.filter(pk=pk).first()
+        if obj is None:
+            raise exceptions.NotFound(_("Not found."))
+        return obj
+
+
+# --- platform endpoints ------------------------------------------------------------------------------------
+
+
+def _database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        logger.warning("Health check: the database does not answer", exc_info=True)
+        return "error"
+    return "ok"
+
+
+def _broker_status() -> tuple[str, int | None]:
+    """'eager' when tasks run in-process; otherwise whether the broker answers, and how many workers do."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "eager", None
+    from kombu import Connection
+
+    from nma_platform.celery import app as celery_app
+
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=1,
+            transport_options={"socket_connect_timeout": 1, "socket_timeout": 1, "max_retries": 0},
+        ) as broker:
+            broker.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=1
+            )
+    except Exception:
+        logger.warning("Health check: the broker does not answer", exc_info=True)
+        return "error", None
+    try:
+        workers = len(celery_app.control.ping(timeout=0.5) or [])
+    except Exception:
+        logger.warning("Health check: pinging the workers failed", exc_info=True)
+        workers = 0
+    return "ok", workers
+
+
+class HealthApi(ApiView):
+    """For load balancers and monitoring: no authentication, no throttling, no secrets in the answer."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        tags=["platform"],
+        summary="Database, broker and worker status",
+        description="HTTP 200 while the database answers (status `degraded` if the broker or workers do not), 503 when it does not.",
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
+    def get(self, request):
+        database = _database_status()
+        broker, workers = _broker_status()
+        if database != "ok":
+            overall = "down"
+        elif broker == "error" or workers == 0:
+            overall = "degraded"
+        else:
+            overall = "ok"
+        body = {"status": overall, "database": database, "broker": broker, "workers": workers}
+        return Response(body, status=200 if database == "ok" else 503, headers={"Cache-Control": "no-store"})
+
+
+class PingApi(ApiView):
+    """Liveness without touching the database; also the baseline of tests/benchmarks/api_throughput.py."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(tags=["platform"], summary="Liveness (no database query)", responses={200: PingSerializer})
+    def get(self, request):
+        return Response({"ok": True})
+
+
+class NotFoundApi(ApiView):
+    """Any other path under /api/v1/: a 404 in the API's error format instead of an HTML page."""
+
+    schema = None  # not an endpoint
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def initial(self, request, *args, **kwargs):
+        path = request.path
+        hint = ""
+        if not path.endswith("/"):
+            from django.urls import Resolver404, resolve
+
+            try:
+                match = resolve(path + "/")
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "view_class", None) is not NotFoundApi:
+                hint = " " + _("Did you mean %(path)s/ ?") % {"path": path}
+        raise exceptions.NotFound(_("There is no API endpoint at this address.") + hint)
+
+
+# drf-spectacular's Redoc page loads Google Fonts; the platform must work on a closed network, so the page is
+# the same without them (Redoc falls back to the system fonts).
+_REDOC_PAGE = Template(
+    """<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <title>{{ title }}</title>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <style>body { margin: 0; padding: 0; }</style>
+  </head>
+  <body>
+    <div id="redoc-container"></div>
+    <script src="{{ redoc_standalone }}"></script>
+    <script>
+      Redoc.init("{{ schema_url|escapejs }}", {{ settings|default:"{}"|safe }}, document.getElementById("redoc-container"))
+    </script>
+  </body>
+</html>
+"""
+)
+
+
+class OfflineRedocView(SpectacularRedocView):
+    @extend_schema(exclude=True)
+    def get(self, request, *args, **kwargs):
+        context = {
+            "title": self.title,
+            "redoc_standalone": self._redoc_standalone(),
+            "schema_url": self._get_schema_url(request),
+            "settings": self._dump(spectacular_settings.REDOC_UI_SETTINGS),
+        }
+        return HttpResponse(_REDOC_PAGE.render(Context(context)))

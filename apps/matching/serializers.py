@@ -1,0 +1,91 @@
+"""Matches in the API: both posts in brief, the score and its parts, the explanation, each side's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.posts.models import Post
+
+from .models import Interest, Match
+
+
+def _post_summary(post: Post) -> dict[str, Any]:
+    return {
+        "id": post.pk,
+        "external_id": post.export_id,
+        "kind": post.kind,
+        "status": post.status,
+        "title": post.title,
+        "party": post.party.iso3 if post.party_id else None,
+        "provider": post.provider.short_name if post.provider_id else None,
+    }
+
+
+def _time(value) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def match_api_record(match: Match) -> dict[str, Any]:
+    """A match as the API returns it. Expects need/offer and their posters selected."""
+    return {
+        "id": match.pk,
+        "score": round(match.score, 4),
+        "lexical": round(match.lexical, 4),
+        "semantic": round(match.semantic, 4),
+        "structured": round(match.structured, 4),
+        "explanation": match.explanation if isinstance(match.explanation, dict) else {},
+        "rank_for_need": match.rank_for_need,
+        "rank_for_offer": match.rank_for_offer,
+        "need": _post_summary(match.need),
+        "offer": _post_summary(match.offer),
+        "need_interest": match.need_interest,
+        "offer_interest": match.offer_interest,
+        "connected_at": _time(match.connected_at),
+        "created_at": _time(match.created_at),
+    }
+
+
+class MatchPostSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Post.Kind.choices)
+    status = serializers.ChoiceField(choices=Post.Status.choices)
+    title = serializers.CharField()
+    party = serializers.CharField(allow_null=True)
+    provider = serializers.CharField(allow_null=True)
+
+
+class MatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="0 to 1; higher is a better fit.")
+    lexical = serializers.FloatField(help_text="Shared wording (0 to 1).")
+    semantic = serializers.FloatField(help_text="Similar meaning, across languages (0 to 1).")
+    structured = serializers.FloatField(
+        help_text="Fit of support types, focus areas, sectors, amount (0 to 1)."
+    )
+    explanation = serializers.DictField(
+        help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms, ..."
+    )
+    rank_for_need = serializers.IntegerField(
+        allow_null=True, help_text="The offer's place in the need's list."
+    )
+    rank_for_offer = serializers.IntegerField(
+        allow_null=True, help_text="The need's place in the offer's list."
+    )
+    need = MatchPostSerializer()
+    offer = MatchPostSerializer()
+    need_interest = serializers.ChoiceField(
+        choices=Interest.choices, help_text="'' until the need side answers."
+    )
+    offer_interest = serializers.ChoiceField(choices=Interest.choices)
+    connected_at = serializers.DateTimeField(allow_null=True, help_text="When both sides were interested.")
+    created_at = serializers.DateTimeField()
+
+
+class MatchInterestSerializer(serializers.Serializer):
+    interest = serializers.ChoiceField(choices=[Interest.INTERESTED.value, Interest.DISMISSED.value])

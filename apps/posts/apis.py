@@ -1,0 +1,673 @@
+"""Posts for partner systems: list (filters, search, incremental sync), detail, create, update, life cycle and
+bulk import. Thin views: the selectors decide who sees what, the services decide who may change what.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error
+from apps.accounts.permissions import CanWritePosts
+from apps.parties.models import RegionalGroup
+
+from .filters import PostFilter
+from .models import Post
+from .post_data import PostData, PostDataError, ReferenceData, parse_post_record
+from .selectors import post_list_visible
+from .serializers import (
+    PostCloseSerializer,
+    PostImportResultSerializer,
+    PostImportSerializer,
+    PostPageSerializer,
+    PostSerializer,
+    PostWriteSerializer,
+    field_errors_to_api,
+    post_api_record,
+    post_input_record,
+    posts_with_facets,
+    with_poster_codes,
+)
+from .services import (
+    PostTransitionError,
+    post_can_manage,
+    post_close,
+    post_create,
+    post_import,
+    post_submit,
+    post_update,
+    post_withdraw,
+)
+from .taxonomies import POST_LANGUAGES, FinanceInstrument, FocusArea, Sector, SupportType
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_IMPORT_ITEMS = 1000
+# Dates a partner may sync from: anything outside cannot be a post's time, and would overflow in conversions.
+MIN_YEAR, MAX_YEAR = 1970, 9000
+
+
+# --- filters -----------------------------------------------------------------------------------------------
+
+
+class IsoDateTimeField(forms.Field):
+    """An ISO 8601 date-time (or date, meaning its midnight UTC); naive values are UTC."""
+
+    default_error_messages = {
+        "invalid": gettext_lazy(
+            "Enter an ISO 8601 date-time such as 2026-01-31T12:00:00Z (years %(min)d to %(max)d)."
+        )
+    }
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        # An unencoded '+' of a UTC offset arrives as a space.
+        text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text)
+        try:
+            parsed = parse_datetime(text)
+            if parsed is None:
+                day = parse_date(text)
+                parsed = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+            if parsed is None:
+                raise ValueError
+            if timezone.is_naive(parsed):
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"min": MIN_YEAR, "max": MAX_YEAR}
+            ) from None
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"min": MIN_YEAR, "max": MAX_YEAR}
+            )
+        return parsed
+
+
+class IsoDateTimeFilter(django_filters.Filter):
+    field_class = IsoDateTimeField
+
+
+class PostApiFilter(PostFilter):
+    """The web list's facets, plus what a partner system needs: provider, status, language, updated_since."""
+
+    instrument = django_filters.ChoiceFilter(choices=FinanceInstrument.choices, field_name="instruments")
+    provider = django_filters.CharFilter(field_name="provider__short_name", lookup_expr="iexact")
+    status = django_filters.ChoiceFilter(choices=Post.Status.choices)
+    language = django_filters.ChoiceFilter(choices=POST_LANGUAGES)
+    updated_since = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta(PostFilter.Meta):
+        fields = [*PostFilter.Meta.fields, "instrument", "provider", "status", "language", "updated_since"]
+
+
+def _filter_errors(filterset: django_filters.FilterSet) -> list[dict]:
+    return [
+        {"field": name, "code": error.code or "invalid", "message": " ".join(error.messages)}
+        for name, errors in filterset.form.errors.as_data().items()
+        for error in errors
+    ]
+
+
+# --- keyset pagination -------------------------------------------------------------------------------------
+
+# ordering -> (field, its kind). Every ordering is completed by `id`, so the order is total and a cursor
+# (the last row's key) resumes exactly after that row: no item is skipped or repeated because others were
+# added or changed. With `updated_at` a post changed during a walk moves behind the cursor and is delivered
+# again, with its new content, at the end: what an incremental sync wants.
+ORDERINGS = {"updated_at": "datetime", "created_at": "datetime", "title": "text", "id": "int"}
+ORDERING_CHOICES = [name for field in ORDERINGS for name in (field, f"-{field}")]
+DEFAULT_ORDERING = "updated_at"
+
+
+def _encode_cursor(ordering: str, post: Post) -> str:
+    field = ordering.lstrip("-")
+    value = getattr(post, field)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    payload = json.dumps({"o": ordering, "v": value, "id": post.pk}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
+    invalid = field_error("cursor", _("Invalid cursor: use the `next` link of a previous page."))
+    if len(cursor) > 1000:
+        raise invalid
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if not isinstance(payload, dict) or payload.get("o") != ordering:
+        raise invalid
+    pk, value = payload.get("id"), payload.get("v")
+    if not isinstance(pk, int) or isinstance(pk, bool) or not 0 <= pk <= MAX_ID:
+        raise invalid
+    kind = ORDERINGS[ordering.lstrip("-")]
+    if kind == "datetime":
+        try:
+            value = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            value = None
+        if value is None or timezone.is_naive(value):
+            raise invalid
+    elif kind == "text":
+        if not isinstance(value, str) or "\x00" in value:
+            raise invalid
+    elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise invalid
+    return value, pk
+
+
+def _page_size(request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise field_error("page_size", _("Give a whole number from 1 to %d.") % MAX_PAGE_SIZE)
+    return int(raw)
+
+
+def paginate_posts(request, queryset) -> tuple[list[Post], str | None]:
+    """One page after the request's cursor, and the link to the next page (None on the last)."""
+    ordering = request.query_params.get("ordering") or DEFAULT_ORDERING
+    if ordering not in ORDERING_CHOICES:
+        raise field_error("ordering", _("Order by one of: %s.") % ", ".join(ORDERING_CHOICES))
+    size = _page_size(request)
+    field = ordering.lstrip("-")
+    descending = ordering.startswith("-")
+    queryset = queryset.order_by(
+        *([ordering] if field == "id" else [ordering, "-id" if descending else "id"])
+    )
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        value, pk = _decode_cursor(cursor, ordering)
+        after = "lt" if descending else "gt"
+        if field == "id":
+            queryset = queryset.filter(**{f"id__{after}": pk})
+        else:
+            # The redundant bound (>=, <=) lets the database start from the cursor in the field's index
+            # instead of scanning every row before it.
+            bound = "lte" if descending else "gte"
+            queryset = queryset.filter(
+                Q(**{f"{field}__{bound}": value}),
+                Q(**{f"{field}__{after}": value}) | Q(**{f"id__{after}": pk}),
+            )
+    rows = list(queryset[: size + 1])
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    return rows, replace_query_param(
+        request.build_absolute_uri(), "cursor", _encode_cursor(ordering, rows[-1])
+    )
+
+
+# --- schema parameters -------------------------------------------------------------------------------------
+
+
+def _choice_param(name: str, choices, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, enum=list(choices), description=description)
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("q", OpenApiTypes.STR, description="Full-text search in title and description."),
+    _choice_param("kind", Post.Kind.values, "need or offer."),
+    _choice_param("support_type", SupportType.values, "Posts asking for or offering this type of support."),
+    _choice_param("focus_area", FocusArea.values, "Focus area of the work programme."),
+    _choice_param("sector", Sector.values, "Sector."),
+    _choice_param("instrument", FinanceInstrument.values, "Finance instrument (offers)."),
+    _choice_param("regional_group", RegionalGroup.values, "UN regional group of the posting Party."),
+    OpenApiParameter("party", OpenApiTypes.STR, pattern=r"^[A-Z]{3}$", description="ISO3 code of the Party."),
+    OpenApiParameter("provider", OpenApiTypes.STR, description="Short name of the support provider."),
+    OpenApiParameter("ldc", OpenApiTypes.BOOL, description="Posted by a least developed country (or not)."),
+    OpenApiParameter("sids", OpenApiTypes.BOOL, description="Posted by a small island developing State."),
+    _choice_param("status", Post.Status.values, "Status; others' posts are only visible when published."),
+    _choice_param("language", [code for code, _label in POST_LANGUAGES], "Language of the text."),
+    OpenApiParameter(
+        "updated_since",
+        OpenApiTypes.DATETIME,
+        description="Only posts changed at or after this time (ISO 8601; naive means UTC): incremental sync.",
+    ),
+    _choice_param(
+        "ordering",
+        ORDERING_CHOICES,
+        "Sort key (default updated_at, oldest change first, the order for syncing); ties broken by id.",
+    ),
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="Opaque; follow the `next` link."),
+    OpenApiParameter(
+        "page_size", OpenApiTypes.INT, description=f"1 to {MAX_PAGE_SIZE}; default {PAGE_SIZE}."
+    ),
+]
+
+
+# --- views -------------------------------------------------------------------------------------------------
+
+
+class PostApiMixin:
+    def visible_posts(self):
+        # The facets are loaded by posts_with_facets, in one query for the whole page.
+        return with_poster_codes(post_list_visible(actor=self.actor).prefetch_related(None))
+
+    def represent_all(self, posts: list[Post]) -> list[dict]:
+        return [
+            post_api_record(post, actor=self.actor, can_manage=post_can_manage(actor=self.actor, post=post))
+            for post in posts_with_facets(posts)
+        ]
+
+    def represent(self, post: Post) -> dict:
+        return self.represent_all([post])[0]
+
+    def fresh(self, post: Post) -> dict:
+        """Re-read a post after a write, with everything the representation needs."""
+        return self.represent(self.visible_posts().get(pk=post.pk))
+
+    def parse(self, record: Any, refs: ReferenceData) -> PostData:
+        try:
+            return parse_post_record(record, refs)
+        except PostDataError as error:
+            raise ApiError(field_errors_to_api(error.errors)) from None
+
+    def own_poster(self, record: Any, refs: ReferenceData) -> Any:
+        """Fill in the caller's own Party or provider when the record names neither."""
+        if (
+            not isinstance(record, dict)
+            or record.get("party") is not None
+            or record.get("provider") is not None
+        ):
+            return record
+        record = dict(record)
+        if self.actor.party_id is not None:
+            record["party"] = next(
+                (p.iso3 for p in refs.parties.values() if p.pk == self.actor.party_id), None
+            )
+        elif self.actor.provider_id is not None:
+            record["provider"] = next(
+                (p.short_name for p in refs.providers.values() if p.pk == self.actor.provider_id), None
+            )
+        return record
+
+
+WRITE_ERRORS = {"post": (400, 403), "put": (400, 403, 404, 409), "patch": (400, 403, 404, 409)}
+
+
+class PostListApi(PostApiMixin, ApiView):
+    error_statuses = {"get": (400,), "post": (400, 403)}
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [CanWritePosts()]
+        return super().get_permissions()
+
+    @extend_schema(
+        tags=["posts"],
+        operation_id="posts_list",
+        summary="List posts",
+        description=(
+            "Published posts, plus every post of the caller's own Party or provider (the secretariat sees "
+            "all). Filter by any facet, search with `q`, and sync incrementally with `updated_since` and "
+            "`ordering=updated_at`. Pages are keyset cursors: follow `next` until it is null."
+        ),
+        parameters=LIST_PARAMETERS,
+        responses=PostPageSerializer,
+    )
+    def get(self, request):
+        posts = self.visible_posts()
+        # Building the filter form costs more than the rest of a plain page: only when a filter is given.
+        if any(name in PostApiFilter.base_filters for name in request.query_params):
+            filterset = PostApiFilter(request.query_params, queryset=posts, request=request)
+            if not filterset.is_valid():
+                raise ApiError(_filter_errors(filterset))
+            posts = filterset.qs
+        posts, next_url = paginate_posts(request, posts)
+        return Response({"next": next_url, "results": self.represent_all(posts)})
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Create a post",
+        description=(
+            "A draft of the caller's own Party or provider (omit `party` and `provider` to post for your own). "
+            "Submit it for moderation with `POST /api/v1/posts/{id}/submit/`."
+        ),
+        request=PostWriteSerializer,
+        responses={201: PostSerializer},
+    )
+    def post(self, request):
+        refs = ReferenceData()
+        record = self.own_poster(self.json_body(), refs)
+        data = self.parse(record, refs)
+        if not self.actor.is_secretariat and data.status not in (None, Post.Status.DRAFT):
+            raise field_error(
+                "status",
+                _("A new post is a draft; submit it with POST /api/v1/posts/{id}/submit/."),
+                "not_allowed",
+            )
+        if data.external_id and Post.objects.filter(external_id=data.external_id).exists():
+            raise _external_id_taken()
+        try:
+            post = post_create(actor=self.actor, data=data)
+        except IntegrityError:
+            raise _external_id_taken() from None
+        response = Response(self.fresh(post), status=status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"{post.pk}/")
+        return response
+
+
+def _external_id_taken() -> ApiError:
+    return field_error(
+        "external_id",
+        _("A post with this external_id exists: update it (PUT) or use posts/import/, which is idempotent."),
+        "unique",
+    )
+
+
+class PostDetailApi(PostApiMixin, ApiView):
+    error_statuses = {"get": (404,), **WRITE_ERRORS}
+
+    def get_permissions(self):
+        if self.request.method in ("PUT", "PATCH"):
+            return [CanWritePosts()]
+        return super().get_permissions()
+
+    @extend_schema(tags=["posts"], summary="One post", responses=PostSerializer)
+    def get(self, request, pk: int):
+        return Response(self.represent(self.get_or_404(self.visible_posts(), pk)))
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Replace a post",
+        description=(
+            "The whole post in the import format. Drafts, returned and published posts can be edited; "
+            "`status` and `external_id` cannot change here (use the life-cycle actions)."
+        ),
+        request=PostWriteSerializer,
+        responses=PostSerializer,
+    )
+    def put(self, request, pk: int):
+        return self._update(pk, partial=False)
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Change some fields of a post",
+        request=PostWriteSerializer(partial=True),
+        responses=PostSerializer,
+    )
+    def patch(self, request, pk: int):
+        return self._update(pk, partial=True)
+
+    def _update(self, pk: int, *, partial: bool) -> Response:
+        post = self.get_or_404(self.visible_posts(), pk)
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise field_error(None, _("Expected a JSON object."))
+        refs = ReferenceData()
+        if partial:
+            record = {**post_input_record(posts_with_facets([post])[0]), **body}
+        else:
+            record = self.own_poster(body, refs)
+        data = self.parse(record, refs)
+        errors = []
+        if data.status is not None and data.status != post.status:
+            errors.append(
+                {
+                    "field": "status",
+                    "code": "not_allowed",
+                    "message": _("Change the status with the life-cycle actions (submit, withdraw, close)."),
+                }
+            )
+        if "external_id" in body and data.external_id != post.export_id:
+            errors.append(
+                {"field": "external_id", "code": "immutable", "message": _("The external_id cannot change.")}
+            )
+        if not self.actor.is_secretariat and (data.party, data.provider) != (post.party, post.provider):
+            errors.append(
+                {
+                    "field": "party" if data.party else "provider",
+                    "code": "immutable",
+                    "message": _("A post cannot move to another Party or provider."),
+                }
+            )
+        if errors:
+            raise ApiError(errors)
+        post = post_update(actor=self.actor, post=post, data=data)
+        return Response(self.fresh(post))
+
+
+class _TransitionApi(PostApiMixin, ApiView):
+    permission_classes = [CanWritePosts]
+    error_statuses = {"post": (403, 404, 409)}
+
+    def transition(self, post: Post) -> Post:
+        raise NotImplementedError
+
+    def post(self, request, pk: int):
+        post = self.get_or_404(self.visible_posts(), pk)
+        return Response(self.fresh(self.transition(post)))
+
+
+_TRANSITION_DOC = (
+    "For the post's own Party or provider (or the secretariat). 409 when its status does not allow it."
+)
+
+
+class PostSubmitApi(_TransitionApi):
+    @extend_schema(
+        tags=["posts"],
+        summary="Submit a draft or returned post for moderation",
+        description=_TRANSITION_DOC,
+        request=None,
+        responses=PostSerializer,
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def transition(self, post: Post) -> Post:
+        return post_submit(actor=self.actor, post=post)
+
+
+class PostWithdrawApi(_TransitionApi):
+    @extend_schema(
+        tags=["posts"],
+        summary="Withdraw a post",
+        description=_TRANSITION_DOC,
+        request=None,
+        responses=PostSerializer,
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def transition(self, post: Post) -> Post:
+        return post_withdraw(actor=self.actor, post=post)
+
+
+class PostCloseApi(_TransitionApi):
+    error_statuses = {"post": (400, 403, 404, 409)}
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Close a published post as fulfilled",
+        description=_TRANSITION_DOC,
+        request=PostCloseSerializer,
+        responses=PostSerializer,
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def transition(self, post: Post) -> Post:
+        body = self.json_body()
+        outcome = body.get("outcome") if isinstance(body, dict) else None
+        if not isinstance(outcome, str) or not outcome.strip():
+            raise field_error(
+                "outcome", _("Describe the outcome: how was the need met or the offer taken up?"), "required"
+            )
+        if len(outcome) > 20_000:
+            raise field_error("outcome", _("At most 20,000 characters."), "max_length")
+        try:
+            return post_close(actor=self.actor, post=post, outcome=outcome)
+        except ValueError as error:
+            raise field_error("outcome", str(error)) from None
+
+
+class PostImportApi(PostApiMixin, ApiView):
+    permission_classes = [CanWritePosts]
+    error_statuses = {"post": (400, 403, 409)}
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Import a batch of posts (all or nothing)",
+        description=(
+            f"Up to {MAX_IMPORT_ITEMS} posts in the import format, each with an `external_id`. A post whose "
+            "external_id exists is updated, otherwise created; sending the same batch twice changes nothing. "
+            "Nothing is written unless every item is valid; errors name the item (`index`) and the field. "
+            "The secretariat imports published posts by default; a Party or provider imports drafts (or "
+            "`status: submitted`), and only its own posts."
+        ),
+        request=PostImportSerializer,
+        responses=PostImportResultSerializer,
+    )
+    def post(self, request):
+        body = self.json_body()
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise field_error("items", _("Give a non-empty list of posts in `items`."), "required")
+        if len(items) > MAX_IMPORT_ITEMS:
+            raise field_error(
+                "items", _("At most %d posts per request; split the batch.") % MAX_IMPORT_ITEMS, "max_length"
+            )
+        datas = self._validate(items)
+        try:
+            result = post_import(actor=self.actor, items=datas)
+        except (PermissionDenied, PostTransitionError, ValueError, IntegrityError):
+            # Rare (the checks above catch the usual causes): find which items fail, writing nothing.
+            raise self._attribute_errors(datas) from None
+        ids = dict(
+            Post.objects.filter(external_id__in=[d.external_id for d in datas]).values_list(
+                "external_id", "id"
+            )
+        )
+        return Response(
+            {
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged": result.unchanged,
+                "items": [
+                    {"index": index, "id": ids[d.external_id], "external_id": d.external_id}
+                    for index, d in enumerate(datas)
+                ],
+            }
+        )
+
+    def _validate(self, items: list) -> list[PostData]:
+        """Every item parsed, or an ApiError listing every bad item and field (403 if any is not the caller's)."""
+        refs = ReferenceData()
+        errors: list[dict] = []
+        datas: list[PostData] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            try:
+                data = parse_post_record(self.own_poster(item, refs), refs)
+            except PostDataError as error:
+                errors.extend(field_errors_to_api(error.errors, index=index))
+                continue
+            if not data.external_id:
+                errors.append(
+                    _item_error(index, "external_id", _("An import needs an external_id."), "required")
+                )
+            elif data.external_id in seen:
+                errors.append(
+                    _item_error(
+                        index,
+                        "external_id",
+                        _("Same external_id as item %d.") % seen[data.external_id],
+                        "duplicate",
+                    )
+                )
+            else:
+                seen[data.external_id] = index
+            datas.append(data)
+        if errors:
+            raise ApiError(errors)
+        denied = []
+        if not self.actor.is_secretariat:
+            for index, data in enumerate(datas):
+                if not self.actor.acts_for(
+                    party_id=data.party.pk if data.party else None,
+                    provider_id=data.provider.pk if data.provider else None,
+                ):
+                    denied.append(
+                        _item_error(
+                            index,
+                            "party" if data.party else "provider",
+                            _("You may only post for your own Party or organisation."),
+                            "permission_denied",
+                        )
+                    )
+            existing = Post.objects.filter(external_id__in=list(seen)).values_list(
+                "external_id", "party_id", "provider_id"
+            )
+            for external_id, party_id, provider_id in existing:
+                if not self.actor.acts_for(party_id=party_id, provider_id=provider_id):
+                    denied.append(
+                        _item_error(
+                            seen[external_id],
+                            "external_id",
+                            _("This external_id belongs to a post of another Party or provider."),
+                            "permission_denied",
+                        )
+                    )
+        if denied:
+            raise ApiError(sorted(denied, key=lambda e: e["index"]), status_code=status.HTTP_403_FORBIDDEN)
+        return datas
+
+    def _attribute_errors(self, datas: list[PostData]) -> ApiError:
+        errors: list[dict] = []
+        worst = status.HTTP_400_BAD_REQUEST
+        with transaction.atomic():
+            for index, data in enumerate(datas):
+                try:
+                    with transaction.atomic():
+                        post_import(actor=self.actor, items=[data])
+                except PermissionDenied as error:
+                    worst = status.HTTP_403_FORBIDDEN
+                    errors.append(_item_error(index, None, str(error), "permission_denied"))
+                except PostTransitionError as error:
+                    worst = worst if worst == status.HTTP_403_FORBIDDEN else status.HTTP_409_CONFLICT
+                    errors.append(_item_error(index, "status", str(error), "invalid_transition"))
+                except (ValueError, IntegrityError) as error:
+                    message = (
+                        str(error) if isinstance(error, ValueError) else _("Conflicts with another post.")
+                    )
+                    errors.append(_item_error(index, None, message))
+            transaction.set_rollback(True)
+        if not errors:
+            errors.append(
+                _item_error(None, None, _("The batch conflicts with concurrent changes; retry it."))
+            )
+            worst = status.HTTP_409_CONFLICT
+        return ApiError(errors, status_code=worst)
+
+
+def _item_error(index: int | None, field: str | None, message: str, code: str = "invalid") -> dict:
+    item = {"field": field, "code": code, "message": str(message)}
+    if index is not None:
+        item["index"] = index
+    return item

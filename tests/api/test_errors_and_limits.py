@@ -1,0 +1,104 @@
+"""One error format everywhere, and throttling per token and per anonymous IP (429 with Retry-After)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..factories import PostFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error_format(response) -> None:
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["errors"] and body["errors"]
+    for error in body["errors"]:
+        assert {"field", "code", "message"} <= set(error)
+        assert isinstance(error["code"], str) and error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("get", "/api/v1/nowhere/", 404),
+        ("get", "/api/v1/posts", 404),
+        ("get", "/api/v1/posts/abc/", 404),
+        ("get", "/api/v1/posts/-3/", 404),
+        ("get", "/api/v1/posts/123456789/", 404),
+        ("delete", "/api/v1/posts/1/", 405),
+        ("post", "/api/v1/posts/", 401),
+        ("get", "/api/v1/stocktake/", 401),
+        ("put", "/api/v1/parties/", 405),
+    ],
+)
+def test_errors_share_one_format(api, method, url, status):
+    response = getattr(api(), method)(url)
+    assert response.status_code == status
+    assert_error_format(response)
+
+
+def test_not_found_suggests_the_trailing_slash(api):
+    message = api().get("/api/v1/posts").json()["errors"][0]["message"]
+    assert "/api/v1/posts/" in message
+
+
+def test_anonymous_callers_are_throttled_per_ip(api, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "3/minute", "token": "100/minute", "user": "100/minute"},
+    }
+    client = api()
+    assert [client.get("/api/v1/taxonomies/").status_code for _ in range(3)] == [200, 200, 200]
+    throttled = client.get("/api/v1/taxonomies/")
+    assert throttled.status_code == 429
+    assert 0 < int(throttled["Retry-After"]) <= 60
+    assert throttled.json()["errors"][0]["code"] == "throttled"
+    # Another IP has its own budget.
+    assert client.get("/api/v1/taxonomies/", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+def test_tokens_are_throttled_per_token(api, tokens, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "100/minute", "token": "2/minute", "user": "100/minute"},
+    }
+    ken, bra = api(tokens["ken"]), api(tokens["bra"])
+    assert [ken.get("/api/v1/parties/").status_code for _ in range(2)] == [200, 200]
+    assert ken.get("/api/v1/parties/").status_code == 429
+    # Another token, even from the same IP, is not affected; neither is an anonymous caller.
+    assert bra.get("/api/v1/parties/").status_code == 200
+    assert api().get("/api/v1/parties/").status_code == 200
+    # A write is throttled as well.
+    assert ken.post("/api/v1/posts/", {}, format="json").status_code == 429
+
+
+def test_session_users_are_throttled_per_user(session_api, focal_point, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "100/minute", "token": "100/minute", "user": "1/minute"},
+    }
+    client = session_api(focal_point)
+    assert client.get("/api/v1/posts/").status_code == 200
+    assert client.get("/api/v1/posts/").status_code == 429
+
+
+def test_health_is_never_throttled(api, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "1/minute", "token": "1/minute", "user": "1/minute"},
+    }
+    assert {api().get("/api/v1/health/").status_code for _ in range(3)} == {200}
+
+
+def test_a_server_error_is_not_hidden_as_a_client_error(api, monkeypatch):
+    """Unexpected exceptions stay 500s (and reach the logs), never dressed up as 4xx."""
+    PostFactory()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("apps.posts.apis.post_api_record", boom)
+    client = api()
+    client.raise_request_exception = False
+    assert client.get("/api/v1/posts/").status_code == 500

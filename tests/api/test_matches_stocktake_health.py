@@ -1,0 +1,211 @@
+"""Matches of a post, the stocktake export, and the health check."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from apps.matching.models import Match
+
+from ..factories import PostFactory, party
+from .conftest import csrf_headers
+from .factories import MatchFactory
+
+pytestmark = pytest.mark.django_db
+
+
+# --- matches -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def need_with_matches():
+    need = PostFactory(kind="need")
+    for score in (0.5, 0.9, 0.7):
+        MatchFactory(need=need, offer=PostFactory(kind="offer", party=party("JPN")), score=score)
+    MatchFactory(need=need, is_active=False, score=0.99)
+    return need
+
+
+def test_matches_ranked_with_score_and_explanation(api, tokens, need_with_matches):
+    response = api(tokens["ken"]).get(f"/api/v1/posts/{need_with_matches.pk}/matches/")
+    assert response.status_code == 200
+    matches = response.json()
+    assert [m["score"] for m in matches] == [0.9, 0.7, 0.5]  # the inactive one is gone
+    first = matches[0]
+    assert first["need"]["id"] == need_with_matches.pk and first["offer"]["party"] == "JPN"
+    assert first["explanation"]["top_terms"] == ["flood", "warning"]
+    assert (first["need_interest"], first["connected_at"]) == ("", None)
+
+
+def test_matches_only_for_the_posts_own_party(api, tokens, need_with_matches, session_api, secretariat):
+    url = f"/api/v1/posts/{need_with_matches.pk}/matches/"
+    assert api().get(url).status_code == 401
+    assert api(tokens["read"]).get(url).status_code == 403
+    assert api(tokens["bra"]).get(url).status_code == 403
+    assert api(tokens["provider"]).get(url).status_code == 403
+    assert session_api(secretariat).get(url).status_code == 200
+    draft = PostFactory(status="draft", published_at=None)
+    assert api(tokens["bra"]).get(f"/api/v1/posts/{draft.pk}/matches/").status_code == 404
+
+
+@pytest.mark.parametrize("count", [1, 8])
+def test_match_list_queries_are_constant(api, tokens, django_assert_num_queries, count):
+    need = PostFactory(kind="need")
+    for _ in range(count):
+        MatchFactory(need=need)
+    api(tokens["ken"]).get("/api/v1/taxonomies/")  # records last_used_at, so no UPDATE below
+    # token; the post (visibility); the matches with both posts and their Parties and providers
+    with django_assert_num_queries(3):
+        assert len(api(tokens["ken"]).get(f"/api/v1/posts/{need.pk}/matches/").json()) == count
+
+
+def test_both_sides_interested_make_a_connection(api, tokens, session_api):
+    from ..factories import FocalPointFactory
+
+    match = MatchFactory()
+    assert (
+        api(tokens["ken"])
+        .post(f"/api/v1/matches/{match.pk}/interest/", {"interest": "interested"}, format="json")
+        .status_code
+        == 200
+    )
+    japan = FocalPointFactory(username="fp_jpn", party=party("JPN"))
+    client = session_api(japan)
+    response = client.post(
+        f"/api/v1/matches/{match.pk}/interest/",
+        {"interest": "interested"},
+        format="json",
+        **csrf_headers(client),
+    )
+    assert response.status_code == 200
+    assert response.json()["connected_at"] is not None
+    assert Match.objects.get(pk=match.pk).connected_at is not None
+
+
+@pytest.mark.parametrize("body", [{}, {"interest": "maybe"}, {"interest": ""}, ["interested"]])
+def test_bad_interest_is_400(api, tokens, body):
+    match = MatchFactory()
+    response = api(tokens["ken"]).post(f"/api/v1/matches/{match.pk}/interest/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "interest"
+
+
+def test_interest_in_an_unknown_match_is_404(api, tokens):
+    assert (
+        api(tokens["ken"])
+        .post("/api/v1/matches/999999/interest/", {"interest": "dismissed"}, format="json")
+        .status_code
+        == 404
+    )
+
+
+# --- stocktake ---------------------------------------------------------------------------------------------
+
+STOCKTAKE = "/api/v1/stocktake/"
+
+
+def test_stocktake_for_committee_and_secretariat_only(
+    api, tokens, session_api, committee, secretariat, focal_point
+):
+    query = {"from": "2025-01-01", "to": "2025-12-31"}
+    PostFactory()
+    for client in (api(tokens["stocktake"]), session_api(committee), session_api(secretariat)):
+        response = client.get(STOCKTAKE, query)
+        assert response.status_code == 200, response.json()
+        assert response.json()["period"] == {"from": "2025-01-01", "to": "2025-12-31"}
+        assert isinstance(response.json()["figures"], list)
+    assert api().get(STOCKTAKE, query).status_code == 401
+    for client in (api(tokens["read"]), api(tokens["ken"]), session_api(focal_point)):
+        assert client.get(STOCKTAKE, query).status_code == 403
+
+
+def test_stocktake_filters_reach_the_export(api, tokens, monkeypatch):
+    calls = []
+
+    def fake_export(*, date_from, date_to, filters):
+        calls.append((date_from.isoformat(), date_to.isoformat(), filters))
+        return {"period": {"from": date_from.isoformat(), "to": date_to.isoformat()}, "figures": []}
+
+    monkeypatch.setattr("apps.stocktake.apis.stocktake_export", fake_export)
+    query = {
+        "from": "2025-01-01",
+        "to": "2025-06-30",
+        "ldc": "true",
+        "focus_area": "adaptation",
+        "regional_group": "African States",
+    }
+    assert api(tokens["stocktake"]).get(STOCKTAKE, query).status_code == 200
+    assert calls == [
+        (
+            "2025-01-01",
+            "2025-06-30",
+            {"regional_group": "African States", "ldc": True, "focus_area": "adaptation"},
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "fields"),
+    [
+        ({}, {"from", "to"}),
+        ({"from": "2025-13-01", "to": "yesterday"}, {"from", "to"}),
+        ({"from": "2025-06-01", "to": "2025-01-01"}, {"from"}),
+        ({"from": "1900-01-01", "to": "2025-01-01"}, {"from"}),
+        ({"from": "2016-01-01", "to": "2099-01-01"}, {"to"}),
+        ({"from": "2025-01-01", "to": "2025-02-01", "focus_area": "space"}, {"focus_area"}),
+        ({"from": "2025-01-01", "to": "2025-02-01", "ldc": "perhaps"}, {"ldc"}),
+    ],
+)
+def test_stocktake_bad_dates_and_filters_are_400(api, tokens, query, fields):
+    response = api(tokens["stocktake"]).get(STOCKTAKE, query)
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == fields
+
+
+# --- health ------------------------------------------------------------------------------------------------
+
+
+def test_health_without_a_broker_is_eager(api):
+    response = api().get("/api/v1/health/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "eager", "workers": None}
+
+
+def test_health_needs_no_token_and_ignores_a_bad_one(api):
+    assert api("nma_bad_token").get("/api/v1/health/").status_code == 200
+
+
+def test_health_with_an_unreachable_broker_is_degraded(api, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = api().get("/api/v1/health/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded", "database": "ok", "broker": "error", "workers": None}
+    assert "127.0.0.1" not in response.content.decode()  # no connection details leak
+
+
+def test_health_with_a_real_broker(api, settings):
+    import os
+
+    from ..conftest import skip_or_fail
+
+    if not os.environ.get("REDIS_URL"):
+        skip_or_fail("REDIS_URL is not set")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = os.environ["REDIS_URL"]
+    body = api().get("/api/v1/health/").json()
+    assert body["broker"] == "ok"
+    assert isinstance(body["workers"], int)
+
+
+def test_health_is_503_when_the_database_is_down(api, monkeypatch):
+    from django.db import connection
+
+    def broken(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", broken)
+    response = api().get("/api/v1/health/")
+    assert response.status_code == 503
+    assert response.json()["database"] == "error"
+    assert response.json()["status"] == "down"

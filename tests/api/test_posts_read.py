@@ -1,0 +1,275 @@
+"""Reading posts: who sees what, every filter, search, ordering, incremental sync and keyset pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.models import ApiToken
+from apps.posts.models import Post
+
+from ..factories import PostFactory, SupportProviderFactory, party
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/posts/"
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.json()
+    return [post["id"] for post in response.json()["results"]]
+
+
+def walk(client, url: str) -> list[int]:
+    """Every id of every page, following `next`."""
+    seen = []
+    while url:
+        response = client.get(url)
+        seen += ids(response)
+        url = response.json()["next"]
+    return seen
+
+
+@pytest.fixture
+def statuses():
+    """One KEN post in each status, and a published BRA post."""
+    posts = {s: PostFactory(status=s, title=f"KEN {s}") for s in Post.Status.values}
+    posts["bra"] = PostFactory(party=party("BRA"), title="BRA published")
+    return posts
+
+
+def test_visibility_by_caller(api, tokens, statuses, session_api, secretariat):
+    published = {statuses["published"].pk, statuses["bra"].pk}
+    assert set(ids(api().get(LIST))) == published
+    assert set(ids(api(tokens["read"]).get(LIST))) == published
+    assert set(ids(api(tokens["bra"]).get(LIST))) == published
+    # KEN's token sees every KEN post, whatever its status.
+    assert set(ids(api(tokens["ken"]).get(LIST))) == {p.pk for p in statuses.values()}
+    assert set(ids(session_api(secretariat).get(LIST))) == {p.pk for p in statuses.values()}
+
+
+def test_detail_hides_what_the_caller_may_not_see(api, tokens, statuses):
+    draft = statuses["draft"]
+    assert api().get(f"{LIST}{draft.pk}/").status_code == 404
+    assert api(tokens["bra"]).get(f"{LIST}{draft.pk}/").status_code == 404
+    assert api(tokens["ken"]).get(f"{LIST}{draft.pk}/").status_code == 200
+
+
+def test_contact_details_and_return_reason(api, tokens):
+    post = PostFactory(contact_name="Wanjiru", contact_email="w@example.go.ke", return_reason="Old reason")
+    anonymous = api().get(f"{LIST}{post.pk}/").json()
+    assert "contact_email" not in anonymous and "contact_name" not in anonymous
+    assert "return_reason" not in anonymous
+    reader = api(tokens["read"]).get(f"{LIST}{post.pk}/").json()
+    assert reader["contact_email"] == "w@example.go.ke"
+    assert "return_reason" not in reader
+    owner = api(tokens["ken"]).get(f"{LIST}{post.pk}/").json()
+    assert owner["return_reason"] == "Old reason"
+
+
+def test_representation_is_the_import_format_plus_id_status_and_times(api):
+    post = PostFactory(
+        kind="offer",
+        party=party("JPN"),
+        sectors=["water"],
+        instruments=["grant"],
+        eligible=["LDC", "KEN"],
+        amount_usd="250000.00",
+        external_id="jica-7",
+    )
+    post.partner_parties.set([party("KOR")])
+    body = api().get(f"{LIST}{post.pk}/").json()
+    assert body["id"] == post.pk
+    assert body["external_id"] == "jica-7"
+    assert (body["kind"], body["party"], body["provider"], body["status"]) == (
+        "offer",
+        "JPN",
+        None,
+        "published",
+    )
+    assert body["support_types"] == ["technology"] and body["sectors"] == ["water"]
+    assert body["instruments"] == ["grant"] and body["eligible"] == ["LDC", "KEN"]
+    assert body["amount_usd"] == 250000.0
+    assert body["partner_parties"] == ["KOR"]
+    assert body["published_at"].endswith("Z") and body["closed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "matching", "other"),
+    [
+        ("kind=offer", {"kind": "offer"}, {}),
+        ("support_type=finance", {"support_types": ["finance"]}, {}),
+        ("focus_area=mitigation", {"focus_areas": ["mitigation"]}, {}),
+        ("sector=water", {"sectors": ["water"]}, {"sectors": ["health"]}),
+        ("instrument=grant", {"kind": "offer", "instruments": ["grant"]}, {"kind": "offer"}),
+        ("regional_group=Latin American and Caribbean States", {"party": "BRA"}, {}),
+        ("party=BRA", {"party": "BRA"}, {}),
+        ("ldc=true", {"party": "NPL"}, {"party": "BRA"}),
+        ("ldc=false", {"party": "BRA"}, {"party": "NPL"}),
+        ("sids=true", {"party": "FJI"}, {}),
+        ("language=fr", {"language": "fr"}, {}),
+        ("q=mangrove", {"title": "Mangrove restoration"}, {}),
+        ("q=mangrove", {"description": "Restoring mangrove belts on the coast."}, {}),
+        ("provider=prov-api", {"provider": "PROV-API"}, {}),
+        ("status=draft", {"status": "draft"}, {}),
+    ],
+)
+def test_every_filter(api, tokens, query, matching, other):
+    def make(fields):
+        fields = dict(fields)
+        if "party" in fields:
+            fields["party"] = party(fields["party"])
+        if "provider" in fields:
+            fields.update(
+                provider=SupportProviderFactory(short_name=fields["provider"]), party=None, kind="offer"
+            )
+        return PostFactory(**fields)
+
+    wanted = make(matching)
+    make(other)
+    assert ids(api(tokens["ken"]).get(LIST, {"page_size": 100, **dict([query.split("=", 1)])})) == [wanted.pk]
+
+
+def test_updated_since_and_ordering_for_incremental_sync(api):
+    old, recent = PostFactory(), PostFactory()
+    Post.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=3))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    assert ids(api().get(LIST, {"updated_since": since})) == [recent.pk]
+    assert ids(api().get(LIST, {"updated_since": "2000-01-01"})) == [old.pk, recent.pk]
+    assert ids(api().get(LIST, {"ordering": "-updated_at"})) == [recent.pk, old.pk]
+    # An unencoded '+' of an offset arrives as a space, and still parses.
+    assert ids(api().get(f"{LIST}?updated_since=2000-01-01T00:00:00 00:00")) == [old.pk, recent.pk]
+
+
+@pytest.mark.parametrize(
+    "ordering", ["updated_at", "-updated_at", "created_at", "-created_at", "title", "-title", "id", "-id"]
+)
+def test_pages_cover_everything_once_in_every_ordering(api, ordering):
+    posts = [PostFactory(title=f"Post {i % 4}") for i in range(13)]  # duplicate titles: ties broken by id
+    seen = walk(api(), f"{LIST}?ordering={ordering}&page_size=4")
+    assert sorted(seen) == sorted(p.pk for p in posts)
+    assert len(seen) == len(set(seen))
+
+
+def test_pages_neither_skip_nor_repeat_while_posts_change(api):
+    """A sync walk by updated_at: a post changed before the walk reaches it is seen once, with its change; one
+    changed after it was seen comes again at the end; a post created during the walk is included."""
+    posts = [PostFactory() for _ in range(12)]
+    client = api()
+    first = client.get(LIST, {"ordering": "updated_at", "page_size": 4}).json()
+    seen = [p["id"] for p in first["results"]]
+    already_seen, not_yet_seen = Post.objects.get(pk=seen[0]), posts[-1]
+    for post in (already_seen, not_yet_seen):
+        post.title = "Changed during the walk"
+        post.save()
+    created = PostFactory()
+    rest = walk(client, first["next"])
+    everything = seen + rest
+    assert set(everything) == {p.pk for p in posts} | {created.pk}
+    assert everything.count(not_yet_seen.pk) == 1
+    assert everything.count(already_seen.pk) == 2  # again, with the new title
+    assert len(everything) == len(posts) + 2
+
+
+def test_stable_pages_by_id_while_posts_change(api):
+    posts = [PostFactory() for _ in range(10)]
+    client = api()
+    first = client.get(LIST, {"ordering": "id", "page_size": 3}).json()
+    for post in posts:
+        post.title = "Edited"
+        post.save()
+    assert [p["id"] for p in first["results"]] + walk(client, first["next"]) == [p.pk for p in posts]
+
+
+def _touch(raw_token: str) -> None:
+    ApiToken.objects.filter(prefix=raw_token.split("_")[1]).update(last_used_at=timezone.now())
+
+
+@pytest.mark.parametrize("page_size", [2, 25])
+def test_list_queries_do_not_grow_with_the_page(api, tokens, django_assert_num_queries, page_size):
+    for i in range(60):
+        post = PostFactory(sectors=["water"], kind="offer" if i % 2 else "need")
+        post.partner_parties.set([party("BRA")])
+    _touch(tokens["ken"])
+    client = api(tokens["ken"])
+    # token; posts page (with party and provider); every facet and the partner Parties (one UNION ALL)
+    with django_assert_num_queries(3):
+        response = client.get(LIST, {"page_size": page_size, "sector": "water", "ordering": "-created_at"})
+    assert len(response.json()["results"]) == page_size
+    # Anonymous: the same without the token lookup.
+    with django_assert_num_queries(2):
+        response = api().get(LIST, {"page_size": page_size})
+    assert len(response.json()["results"]) == page_size
+    with django_assert_num_queries(2):
+        # The next page costs the same.
+        assert len(api().get(response.json()["next"]).json()["results"]) == page_size
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("kind=both", "kind"),
+        ("support_type=money", "support_type"),
+        ("party=XXX", "party"),
+        ("party=" + "A" * 300, "party"),
+        ("updated_since=yesterday", "updated_since"),
+        ("updated_since=9999-12-31T23:59:59-14:00", "updated_since"),
+        ("updated_since=0001-01-01T00:00:00%2B14:00", "updated_since"),
+        ("updated_since=2025-02-30", "updated_since"),
+        ("ordering=amount_usd", "ordering"),
+        ("page_size=0", "page_size"),
+        ("page_size=101", "page_size"),
+        ("page_size=99999999999999999999999", "page_size"),
+        ("page_size=-1", "page_size"),
+        ("cursor=notacursor", "cursor"),
+        ("cursor=eyJvIjoiaWQiLCJ2IjoxLCJpZCI6OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTl9", "cursor"),
+        ("q=%00", "q"),
+        ("status=%00", "status"),
+    ],
+)
+def test_bad_query_parameters_are_400_naming_the_parameter(api, query, field):
+    response = api().get(f"{LIST}?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_a_cursor_belongs_to_its_ordering(api):
+    PostFactory.create_batch(3)
+    next_url = api().get(LIST, {"page_size": 1, "ordering": "title"}).json()["next"]
+    response = api().get(next_url.replace("ordering=title", "ordering=id"))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "cursor"
+
+
+def test_unknown_parameters_are_ignored(api):
+    post = PostFactory()
+    assert ids(api().get(LIST, {"colour": "green"})) == [post.pk]
+
+
+@pytest.mark.parametrize("pk", ["0", "99999999999999999999999999", str(2**63)])
+def test_huge_or_zero_ids_are_404(api, pk):
+    for url in (f"{LIST}{pk}/", f"{LIST}{pk}/matches/"):
+        response = api().get(url)
+        assert response.status_code in (401, 404)
+        assert "errors" in response.json()
+
+
+def test_list_representation_matches_the_export_format(api, tokens):
+    """The page's one-query facets give exactly what post_to_record gives with Django's prefetch."""
+    from apps.posts.post_data import post_to_record
+
+    post = PostFactory(
+        kind="offer",
+        support_types=["capacity_building", "finance"],
+        focus_areas=["clean_energy", "adaptation"],
+        sectors=["waste", "water", "health"],
+        instruments=["in_kind", "grant"],
+    )
+    post.partner_parties.set([party("BRA"), party("FJI")])
+    body = api(tokens["ken"]).get(LIST).json()["results"][0]
+    expected = post_to_record(Post.objects.with_related().get(pk=post.pk))
+    assert {key: body[key] for key in expected} == expected
+    assert body["support_types"] == ["finance", "capacity_building"]
+    assert sorted(body["partner_parties"]) == ["BRA", "FJI"]
