@@ -1,0 +1,161 @@
+"""Server-side SVG charts (line and grouped bar): no script, no network, they print and save to PDF as drawn.
+
+Each chart is an accessible image: role="img" labelled by its <title> and described by its <desc>, with a
+<title> on every point or bar for the exact value; the same numbers are always in a table beside it.
+Series differ by colour and by dash pattern or hatching, so they survive greyscale printing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 640, 300
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 16, 64
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+DASHES = ("", "6 4", "2 3", "8 3 2 3", "1 2", "10 2")
+
+Series = Sequence[tuple[str, Sequence[float | int | None]]]
+
+
+def nice_ticks(maximum: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least `maximum` (steps of 1, 2 or 5 times a power of ten)."""
+    if maximum <= 0:
+        return [0, 1]
+    raw = maximum / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if step < 1 and maximum >= 1:
+        step = 1
+    top = math.ceil(maximum / step) * step
+    return [round(i * step, 10) for i in range(round(top / step) + 1)]
+
+
+def _fmt(value: float) -> str:
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _frame(chart_id: str, title: str, desc: str, body: list[str], legend: list[str]) -> SafeString:
+    parts = [
+        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
+        f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>',
+        *body,
+        *legend,
+        "</svg>",
+    ]
+    # Every value above went through escape().
+    return mark_safe("\n".join(parts))
+
+
+def _axes(ticks: list[float], labels: Sequence[str], slot: float) -> list[str]:
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    top = ticks[-1] or 1
+    out = ['<g class="chart-axes" font-size="11" fill="#4a5561">']
+    for tick in ticks:
+        y = MARGIN_TOP + plot_h - plot_h * tick / top
+        out.append(
+            f'<line x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c9d1d9" '
+            f'stroke-width="1"/><text x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>'
+        )
+    # Label every slot when they fit, otherwise every n-th one.
+    every = max(1, math.ceil(len(labels) * 60 / (WIDTH - MARGIN_LEFT - MARGIN_RIGHT)))
+    for i, label in enumerate(labels):
+        if i % every:
+            continue
+        x = MARGIN_LEFT + slot * (i + 0.5)
+        out.append(
+            f'<text x="{x:.1f}" y="{HEIGHT - MARGIN_BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
+    out.append("</g>")
+    return out
+
+
+def _legend(names: Sequence[str], *, bars: bool) -> list[str]:
+    out = ['<g class="chart-legend" font-size="12" fill="#1b1f24">']
+    x = MARGIN_LEFT
+    y = HEIGHT - 18
+    for i, name in enumerate(names):
+        colour = COLOURS[i % len(COLOURS)]
+        if bars:
+            out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="12" fill="{colour}"/>')
+        else:
+            dash = DASHES[i % len(DASHES)]
+            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(
+                f'<line x1="{x}" x2="{x + 18}" y1="{y - 3}" y2="{y - 3}" stroke="{colour}" stroke-width="3"'
+                f"{dash_attr}/>"
+            )
+        out.append(f'<text x="{x + 24}" y="{y + 2}">{escape(name)}</text>')
+        x += 34 + 7 * len(name)
+    out.append("</g>")
+    return out
+
+
+def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], series: Series) -> SafeString:
+    """One line per series over the labels (months); missing values (None) break the line."""
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    values = [v for _name, vs in series for v in vs if v is not None]
+    ticks = nice_ticks(max(values, default=0))
+    top = ticks[-1] or 1
+    slot = plot_w / max(len(labels), 1)
+    body = _axes(ticks, labels, slot)
+    for i, (name, vs) in enumerate(series):
+        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i % len(DASHES)]
+        segments: list[list[str]] = [[]]
+        points = []
+        for j, value in enumerate(vs):
+            if value is None:
+                segments.append([])
+                continue
+            x = MARGIN_LEFT + slot * (j + 0.5)
+            y = MARGIN_TOP + plot_h - plot_h * value / top
+            segments[-1].append(f"{x:.1f},{y:.1f}")
+            points.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                f"<title>{escape(name)}, {escape(labels[j])}: {_fmt(value)}</title></circle>"
+            )
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        body.append(f'<g class="chart-series" aria-label="{escape(name)}">')
+        for segment in segments:
+            if len(segment) > 1:
+                body.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash_attr} '
+                    f'points="{" ".join(segment)}"/>'
+                )
+        body.extend(points)
+        body.append("</g>")
+    return _frame(chart_id, title, desc, body, _legend([name for name, _vs in series], bars=False))
+
+
+def bar_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], series: Series) -> SafeString:
+    """Grouped bars: for each label, one bar per series side by side."""
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    values = [v for _name, vs in series for v in vs if v is not None]
+    ticks = nice_ticks(max(values, default=0))
+    top = ticks[-1] or 1
+    slot = plot_w / max(len(labels), 1)
+    bar_w = slot * 0.8 / max(len(series), 1)
+    body = _axes(ticks, labels, slot)
+    for i, (name, vs) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        body.append(f'<g class="chart-series" aria-label="{escape(name)}" fill="{colour}">')
+        for j, value in enumerate(vs):
+            height = plot_h * (value or 0) / top
+            x = MARGIN_LEFT + slot * j + slot * 0.1 + bar_w * i
+            y = MARGIN_TOP + plot_h - height
+            body.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{height:.1f}">'
+                f"<title>{escape(name)}, {escape(labels[j])}: {_fmt(value or 0)}</title></rect>"
+            )
+        body.append("</g>")
+    return _frame(chart_id, title, desc, body, _legend([name for name, _vs in series], bars=True))

@@ -1,0 +1,91 @@
+"""The report's period and filters, and the snapshot form (the same fields plus a title)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.parties.models import RegionalGroup
+from apps.posts.taxonomies import FocusArea, SupportType
+
+from .selectors import MAX_PERIOD_DAYS
+
+_ALL = [("", _("All"))]
+_GROUP_MEMBERSHIP = [("", _("All Parties")), ("yes", _("Members only")), ("no", _("Non-members only"))]
+
+
+def default_period(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The half-year the Committee is likely reviewing: the one in which `today` falls."""
+    today = today or timezone.localdate()
+    if today.month <= 6:
+        return dt.date(today.year, 1, 1), dt.date(today.year, 6, 30)
+    return dt.date(today.year, 7, 1), dt.date(today.year, 12, 31)
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class PeriodForm(forms.Form):
+    date_from = forms.DateField(label=_("From"), widget=DateInput())
+    date_to = forms.DateField(label=_("To"), widget=DateInput(), help_text=_("Both days are included."))
+
+    @classmethod
+    def from_query(cls, data) -> PeriodForm:
+        """Bound to the query string, or to the default period when it has none."""
+        if not data.get("date_from") and not data.get("date_to"):
+            start, end = default_period()
+            data = data.copy()
+            data["date_from"], data["date_to"] = start.isoformat(), end.isoformat()
+        return cls(data)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end:
+            if start > end:
+                self.add_error("date_to", _("The end of the period must not be before its start."))
+            elif (end - start).days > MAX_PERIOD_DAYS:
+                self.add_error("date_to", _("Choose a period of at most ten years."))
+        return cleaned
+
+
+class StocktakeForm(PeriodForm):
+    regional_group = forms.ChoiceField(
+        label=_("Regional group"), choices=_ALL + list(RegionalGroup.choices), required=False
+    )
+    ldc = forms.ChoiceField(label=_("Least developed countries"), choices=_GROUP_MEMBERSHIP, required=False)
+    sids = forms.ChoiceField(
+        label=_("Small island developing States"), choices=_GROUP_MEMBERSHIP, required=False
+    )
+    focus_area = forms.ChoiceField(
+        label=_("Focus area"), choices=_ALL + list(FocusArea.choices), required=False
+    )
+    support_type = forms.ChoiceField(
+        label=_("Type of support"), choices=_ALL + list(SupportType.choices), required=False
+    )
+
+    def filters(self) -> dict:
+        """The cleaned filters as `stocktake_export` takes them (only those set)."""
+        data = self.cleaned_data
+        filters: dict = {}
+        for key in ("regional_group", "focus_area", "support_type"):
+            if data.get(key):
+                filters[key] = data[key]
+        for key in ("ldc", "sids"):
+            if data.get(key):
+                filters[key] = data[key] == "yes"
+        return filters
+
+
+class SnapshotForm(StocktakeForm):
+    title = forms.CharField(
+        label=_("Title"), max_length=200, help_text=_("The meeting it is for, e.g. GCNMA 12, June 2026.")
+    )
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False)

@@ -1,0 +1,188 @@
+"""Stocktake pages: the report (committee and secretariat), its downloads, snapshots, the public summary."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.actors import Actor
+
+from . import services
+from .exports import export_csv, export_filename, export_json
+from .forms import PeriodForm, SnapshotForm, StocktakeForm
+from .models import Snapshot
+from .selectors import (
+    GAP_DAYS,
+    export_diff,
+    snapshot_list,
+    snapshot_previous,
+    stocktake_export,
+    stocktake_headline,
+    stocktake_waiting_needs,
+    strong_score_threshold,
+)
+from .tables import FIGURE_LABELS, changes_table, format_value, report_layout
+
+FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+def stocktake_reader_required(view):
+    """Committee members and the secretariat; anyone else logged in gets 403, the anonymous log in first."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not Actor.for_user(request.user).can_read_stocktake:
+            raise PermissionDenied(_("The stocktake report is for Committee members and the secretariat."))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _download(export: dict, fmt: str, prefix: str = "stocktake") -> HttpResponse:
+    if fmt not in FORMATS:
+        raise Http404
+    body = export_json(export) if fmt == "json" else export_csv(export)
+    response = HttpResponse(body, content_type=FORMATS[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(export, fmt, prefix)}"'
+    return response
+
+
+@require_GET
+@stocktake_reader_required
+def report(request: HttpRequest) -> HttpResponse:
+    form = StocktakeForm.from_query(request.GET)
+    context = {"form": form, "threshold": strong_score_threshold(), "gap_days": GAP_DAYS}
+    if form.is_valid():
+        period = {"date_from": form.cleaned_data["date_from"], "date_to": form.cleaned_data["date_to"]}
+        filters = form.filters()
+        export = stocktake_export(**period, filters=filters)
+        context.update(
+            export=export,
+            layout=report_layout(export),
+            waiting=stocktake_waiting_needs(**period, filters=filters, limit=100),
+            query=request.GET.urlencode() or form.data.urlencode(),
+            can_snapshot=Actor.for_user(request.user).is_secretariat,
+            snapshot_form=SnapshotForm(initial={**form.cleaned_data}),
+        )
+    return render(request, "stocktake/report.html", context, status=200 if form.is_valid() else 400)
+
+
+@require_GET
+@stocktake_reader_required
+def report_download(request: HttpRequest, fmt: str) -> HttpResponse:
+    form = StocktakeForm.from_query(request.GET)
+    if not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain; charset=utf-8")
+    export = stocktake_export(
+        date_from=form.cleaned_data["date_from"], date_to=form.cleaned_data["date_to"], filters=form.filters()
+    )
+    return _download(export, fmt)
+
+
+@require_POST
+@stocktake_reader_required
+def snapshot_create(request: HttpRequest) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    if not actor.is_secretariat:
+        raise PermissionDenied(_("Only the secretariat can freeze a stocktake report."))
+    form = SnapshotForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return redirect(f"{_report_url()}?{_period_query(request.POST)}")
+    snapshot = services.snapshot_create(
+        actor=actor,
+        title=form.cleaned_data["title"],
+        date_from=form.cleaned_data["date_from"],
+        date_to=form.cleaned_data["date_to"],
+        filters=form.filters(),
+        note=form.cleaned_data["note"],
+    )
+    messages.success(
+        request, _("Snapshot “%(title)s” saved: its figures will not change.") % {"title": snapshot}
+    )
+    return redirect(snapshot)
+
+
+def _report_url() -> str:
+    return reverse("stocktake:report")
+
+
+def _period_query(data) -> str:
+    keys = ("date_from", "date_to", "regional_group", "ldc", "sids", "focus_area", "support_type")
+    query = data.copy()
+    for key in list(query):
+        if key not in keys:
+            del query[key]
+    return query.urlencode()
+
+
+@require_GET
+@stocktake_reader_required
+def snapshots(request: HttpRequest) -> HttpResponse:
+    return render(request, "stocktake/snapshot_list.html", {"snapshots": snapshot_list()})
+
+
+@require_GET
+@stocktake_reader_required
+def snapshot_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    snapshot = get_object_or_404(Snapshot.objects.select_related("created_by"), slug=slug)
+    previous = snapshot_previous(snapshot)
+    changes = changes_table(export_diff(previous.export, snapshot.export)) if previous else None
+    return render(
+        request,
+        "stocktake/snapshot_detail.html",
+        {
+            "snapshot": snapshot,
+            "export": snapshot.export,
+            "layout": report_layout(snapshot.export),
+            "previous": previous,
+            "changes": changes,
+            "filter_labels": _filter_labels(snapshot.filters),
+        },
+    )
+
+
+def _filter_labels(filters: dict) -> list[tuple[str, str]]:
+    form = StocktakeForm()
+    labels = []
+    for key, value in filters.items():
+        field = form.fields[key]
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        labels.append((str(field.label), str(dict(field.choices).get(value, value))))
+    return labels
+
+
+@require_GET
+@stocktake_reader_required
+def snapshot_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    snapshot = get_object_or_404(Snapshot, slug=slug)
+    return _download(snapshot.export, fmt, prefix=snapshot.slug)
+
+
+@require_GET
+def summary(request: HttpRequest) -> HttpResponse:
+    """The headline counts for anyone, no login: no filters, no lists, no names."""
+    form = PeriodForm.from_query(request.GET)
+    context: dict = {"form": form}
+    if form.is_valid():
+        headline = stocktake_headline(
+            date_from=form.cleaned_data["date_from"], date_to=form.cleaned_data["date_to"]
+        )
+        context["headline"] = [
+            {"figure": name, "label": FIGURE_LABELS[name], "value": format_value(name, value)}
+            for name, value in headline.items()
+        ]
+    return render(request, "stocktake/summary.html", context, status=200 if form.is_valid() else 400)

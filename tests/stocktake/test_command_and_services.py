@@ -1,0 +1,138 @@
+"""The `stocktake` management command, the snapshot service's permissions, and the SVG chart helpers."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import CommandError, call_command
+
+from apps.accounts.actors import ANONYMOUS, SYSTEM, Actor
+from apps.stocktake.charts import bar_chart, line_chart, nice_ticks
+from apps.stocktake.exports import export_csv
+from apps.stocktake.models import Snapshot
+from apps.stocktake.selectors import stocktake_export
+from apps.stocktake.services import snapshot_create
+
+from .conftest import PERIOD
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("stocktake", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_command_prints_the_json_export(world):
+    output = json.loads(run("--from", "2026-01-01", "--to", "2026-06-30"))
+    assert output == stocktake_export(**PERIOD, filters={})
+
+
+def test_command_prints_csv_with_filters(world):
+    output = run(
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-06-30",
+        "--format",
+        "csv",
+        "--ldc",
+        "yes",
+        "--support-type",
+        "finance",
+    )
+    assert output == export_csv(stocktake_export(**PERIOD, filters={"ldc": True, "support_type": "finance"}))
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert rows[0] == {**dict.fromkeys(rows[0], ""), "figure": "needs_published", "value": "1"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-02-30", "--to", "2026-06-30"], "'2026-02-30' is not a date"),
+        (["--from", "January", "--to", "2026-06-30"], "write it as YYYY-MM-DD"),
+        (["--from", "2026-07-01", "--to", "2026-06-30"], "starts (2026-07-01) after it ends"),
+        (
+            ["--from", "2026-01-01", "--to", "2026-06-30", "--focus-area", "space"],
+            "Unknown focus_area 'space'",
+        ),
+    ],
+)
+def test_command_refuses_bad_input_clearly(db, args, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(*args)
+
+
+def test_command_bad_dates_exit_non_zero(db):
+    from django.core.management import ManagementUtility
+
+    utility = ManagementUtility(["manage.py", "stocktake", "--from", "2026-13-01", "--to", "2026-06-30"])
+    with pytest.raises(SystemExit) as exit_info:
+        utility.execute()
+    assert exit_info.value.code != 0
+
+
+@pytest.mark.parametrize("role", ["focal_point", "provider_user", "committee", "observer"])
+def test_only_the_secretariat_may_create_a_snapshot(request, role):
+    with pytest.raises(PermissionDenied):
+        snapshot_create(actor=Actor.for_user(request.getfixturevalue(role)), title="GCNMA 12", **PERIOD)
+    assert not Snapshot.objects.exists()
+
+
+def test_anonymous_and_read_only_tokens_may_not_create_a_snapshot(db):
+    with pytest.raises(PermissionDenied):
+        snapshot_create(actor=ANONYMOUS, title="GCNMA 12", **PERIOD)
+    read_only = Actor(role="secretariat", label="token", can_write=False)
+    with pytest.raises(PermissionDenied):
+        snapshot_create(actor=read_only, title="GCNMA 12", **PERIOD)
+
+
+def test_snapshot_service_validates(secretariat):
+    actor = Actor.for_user(secretariat)
+    with pytest.raises(ValueError, match="title"):
+        snapshot_create(actor=actor, title="  ", **PERIOD)
+    with pytest.raises(ValueError, match="Unknown filter"):
+        snapshot_create(actor=actor, title="x", filters={"country": "KEN"}, **PERIOD)
+    assert not Snapshot.objects.exists()
+
+
+def test_snapshot_slugs_are_unique_and_never_new(db):
+    first = snapshot_create(actor=SYSTEM, title="GCNMA 12, June 2026", **PERIOD)
+    second = snapshot_create(actor=SYSTEM, title="GCNMA 12, June 2026", **PERIOD)
+    reserved = snapshot_create(actor=SYSTEM, title="New", **PERIOD)
+    assert (first.slug, second.slug, reserved.slug) == (
+        "gcnma-12-june-2026",
+        "gcnma-12-june-2026-2",
+        "new-snapshot",
+    )
+
+
+def test_nice_ticks():
+    assert nice_ticks(0) == [0, 1]
+    assert nice_ticks(7) == [0, 2, 4, 6, 8]
+    assert nice_ticks(1234) == [0, 500, 1000, 1500]
+    assert nice_ticks(0.45) == [0, 0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def test_charts_are_labelled_and_escape_text():
+    svg = line_chart(
+        chart_id="c1",
+        title="Needs <published>",
+        desc="A & B",
+        labels=["2026-01", "2026-02", "2026-03"],
+        series=[("Needs", [1, None, 3]), ("Offers", [0, 2, 1])],
+    )
+    assert svg.startswith(
+        '<svg class="chart" id="c1" viewBox="0 0 640 300" role="img" aria-labelledby="c1-title c1-desc"'
+    )
+    assert '<title id="c1-title">Needs &lt;published&gt;</title>' in svg
+    assert '<desc id="c1-desc">A &amp; B</desc>' in svg
+    # A missing month breaks the line: no polyline for "Needs" (two one-point segments), one for "Offers".
+    assert svg.count("<polyline") == 1
+    assert "<title>Needs, 2026-03: 3</title>" in svg
+    bars = bar_chart(
+        chart_id="c2", title="t", desc="d", labels=["a", "b"], series=[("x", [1, 2]), ("y", [3, None])]
+    )
+    assert bars.count("<rect x=") == 4 + 2  # four bars and two legend keys
+    assert "<title>y, b: 0</title>" in bars

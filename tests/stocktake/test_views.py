@@ -1,0 +1,288 @@
+"""The report page, its downloads, snapshots and the public summary, through the client, for every role."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps.posts.models import Post
+from apps.stocktake.models import Snapshot
+from apps.stocktake.selectors import DIMENSIONS, HEADLINE_FIGURES, stocktake_export
+
+from .conftest import PERIOD
+
+QUERY = "?date_from=2026-01-01&date_to=2026-06-30"
+REPORT = reverse("stocktake:report")
+READERS = ["committee", "secretariat"]
+OTHERS = ["focal_point", "provider_user", "observer"]
+
+
+def _export_queries() -> int:
+    with CaptureQueriesContext(connection) as queries:
+        stocktake_export(**PERIOD, filters={})
+    return len(queries.captured_queries)
+
+
+# --- who may read ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        REPORT,
+        reverse("stocktake:download", args=["json"]),
+        reverse("stocktake:snapshots"),
+    ],
+)
+def test_anonymous_is_sent_to_log_in(client, db, url):
+    response = client.get(url + QUERY)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", OTHERS)
+@pytest.mark.parametrize(
+    "url",
+    [REPORT, reverse("stocktake:download", args=["csv"]), reverse("stocktake:snapshots")],
+)
+def test_posters_and_observers_may_not_read_the_report(request, login, role, url):
+    response = login(request.getfixturevalue(role)).get(url + QUERY)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("role", READERS)
+def test_committee_and_secretariat_read_the_report(request, login, world, role):
+    response = login(request.getfixturevalue(role)).get(REPORT + QUERY)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<dd>5</dd>" in html  # needs published
+    assert "Period: 2026-01-01 to 2026-06-30" in html
+    # Charts are inline SVG with a title and a description; tables have captions and scoped headers.
+    assert html.count('<svg class="chart"') == 5
+    assert 'role="img" aria-labelledby="chart-posts-title chart-posts-desc"' in html
+    assert '<title id="chart-posts-title">Needs and offers published, by month</title>' in html
+    assert "<caption" in html and '<th scope="col">' in html and '<th scope="row">' in html
+    assert "css/stocktake-print.css" in html
+    # The waiting needs are listed by title: N_old (unanswered) and N4 (unmatched).
+    assert world.n4.title in html and world.n_old.title in html
+    # Only the secretariat sees the snapshot form.
+    assert (reverse("stocktake:snapshot_create") in html) == (role == "secretariat")
+
+
+def test_report_query_count_is_fixed(login, committee, world, django_assert_num_queries):
+    client = login(committee)
+    export_queries = _export_queries()
+    # session, user, then the export's aggregates (about 30, see test_selectors), then the waiting needs:
+    # their ids (one CTE query) and the posts with their Party (one query); on PostgreSQL each of the two
+    # selectors also sets its transaction up (SAVEPOINT, SET LOCAL jit, RELEASE).
+    waiting = 2 + (3 if connection.vendor == "postgresql" else 0)
+    with django_assert_num_queries(2 + export_queries + waiting):
+        response = client.get(REPORT + QUERY)
+    assert response.status_code == 200
+
+
+def test_report_without_a_period_shows_the_current_half_year(login, committee):
+    response = login(committee).get(REPORT)
+    assert response.status_code == 200
+    assert response.context["form"].is_valid()
+
+
+def test_a_bad_period_is_explained_next_to_the_field(login, committee):
+    response = login(committee).get(REPORT + "?date_from=2026-06-30&date_to=2026-01-01")
+    assert response.status_code == 400
+    assert "The end of the period must not be before its start." in response.content.decode()
+    assert "export" not in response.context
+
+
+def test_filters_reach_the_figures(login, committee, world):
+    response = login(committee).get(REPORT + QUERY + "&ldc=yes")
+    headline = {item["figure"]: item["value"] for item in response.context["layout"]["headline"]}
+    assert headline["needs_published"] == "1"
+    assert headline["providers_posting"] == "0"
+
+
+# --- downloads ---------------------------------------------------------------------------------------------
+
+
+def test_json_download_is_the_export(login, committee, world):
+    response = login(committee).get(
+        reverse("stocktake:download", args=["json"]) + QUERY + "&support_type=technology"
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Disposition"] == 'attachment; filename="stocktake_2026-01-01_2026-06-30.json"'
+    assert json.loads(response.content) == stocktake_export(**PERIOD, filters={"support_type": "technology"})
+
+
+def test_csv_download_has_a_column_per_dimension(login, committee, world):
+    response = login(committee).get(reverse("stocktake:download", args=["csv"]) + QUERY)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert list(rows[0]) == ["figure", *DIMENSIONS, "value"]
+    assert [row["figure"] for row in rows[: len(HEADLINE_FIGURES)]] == list(HEADLINE_FIGURES)
+    by_support = [r for r in rows if r["figure"] == "needs_published" and r["support_type"] == "finance"]
+    assert len(by_support) == 1 and by_support[0]["value"] == "2" and by_support[0]["month"] == ""
+    median = next(
+        r for r in rows if r["figure"] == "days_to_first_strong_match_median" and r["month"] == "2026-02"
+    )
+    assert median["value"] == ""  # null: nothing to measure that month
+
+
+def test_unknown_download_format_is_404(login, committee):
+    assert login(committee).get(reverse("stocktake:download", args=["xlsx"]) + QUERY).status_code == 404
+
+
+def test_bad_period_download_is_400(login, committee):
+    response = login(committee).get(reverse("stocktake:download", args=["json"]) + "?date_from=2026-13-01")
+    assert response.status_code == 400
+
+
+# --- snapshots ---------------------------------------------------------------------------------------------
+
+
+SNAPSHOT_POST = {
+    "date_from": "2026-01-01",
+    "date_to": "2026-06-30",
+    "title": "GCNMA 12, June 2026",
+    "note": "For the twelfth meeting.",
+}
+
+
+def test_anonymous_cannot_freeze_a_snapshot(client, db):
+    response = client.post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert not Snapshot.objects.exists()
+
+
+@pytest.mark.parametrize("role", [*OTHERS, "committee"])
+def test_only_the_secretariat_freezes_a_snapshot(request, login, role):
+    response = login(request.getfixturevalue(role)).post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
+    assert response.status_code == 403
+    assert not Snapshot.objects.exists()
+
+
+def test_secretariat_freezes_a_snapshot(login, secretariat, world):
+    response = login(secretariat).post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "ldc": "yes"})
+    snapshot = Snapshot.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/stocktake/snapshots/{snapshot.slug}/"
+    assert snapshot.slug == "gcnma-12-june-2026"
+    assert snapshot.title == "GCNMA 12, June 2026"
+    assert snapshot.filters == {"ldc": True}
+    assert snapshot.created_by == secretariat
+    assert snapshot.export == stocktake_export(**PERIOD, filters={"ldc": True})
+
+
+def test_snapshot_needs_post(login, secretariat):
+    assert login(secretariat).get(reverse("stocktake:snapshot_create")).status_code == 405
+
+
+def test_snapshot_without_a_title_is_refused_with_a_message(login, secretariat):
+    response = login(secretariat).post(
+        reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": ""}, follow=True
+    )
+    assert not Snapshot.objects.exists()
+    assert "This field is required." in response.content.decode()
+    assert response.redirect_chain[-1][0].startswith(REPORT + "?date_from=2026-01-01")
+
+
+def test_a_snapshot_keeps_its_figures_when_posts_change(login, secretariat, committee, world):
+    login(secretariat).post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
+    snapshot = Snapshot.objects.get()
+    Post.objects.filter(pk=world.n5.pk).update(published_at=None, status=Post.Status.DRAFT)
+    assert stocktake_export(**PERIOD, filters={})["figures"][0]["value"] == 4
+    response = login(committee).get(snapshot.get_absolute_url())
+    assert response.status_code == 200
+    headline = {item["figure"]: item["value"] for item in response.context["layout"]["headline"]}
+    assert headline["needs_published"] == "5"
+    assert "This is the first snapshot." in response.content.decode()
+    download = login(committee).get(reverse("stocktake:snapshot_download", args=[snapshot.slug, "json"]))
+    assert json.loads(download.content)["figures"][0] == {
+        "figure": "needs_published",
+        "dimension": {},
+        "value": 5,
+    }
+
+
+def test_a_snapshot_lists_what_changed_since_the_previous_one(login, secretariat, committee, world):
+    client = login(secretariat)
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "GCNMA 11"})
+    Post.objects.filter(pk=world.n5.pk).update(published_at=None, status=Post.Status.DRAFT)
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "GCNMA 12"})
+    second = Snapshot.objects.get(title="GCNMA 12")
+    response = login(committee).get(second.get_absolute_url())
+    changes = response.context["changes"]
+    rows = {(row[0], row[1]): row[2:] for row in changes.rows}
+    assert rows[("Needs published", "Total")] == ["5", "4", "-1"]
+    assert rows[("Needs published", "Month: 2026-06")] == ["1", "0", "-1"]
+    assert ("Offers published", "Total") not in rows
+    assert "GCNMA 11" in response.content.decode()
+
+
+def test_snapshot_list_query_count(login, committee, secretariat, world, django_assert_num_queries):
+    from apps.accounts.actors import Actor
+    from apps.stocktake.services import snapshot_create
+
+    for title in ("GCNMA 11", "GCNMA 12", "GCNMA 12"):
+        snapshot_create(actor=Actor.for_user(secretariat), title=title, **PERIOD)
+    client = login(committee)
+    # session, user, the snapshots with who froze them (one join)
+    with django_assert_num_queries(3):
+        response = client.get(reverse("stocktake:snapshots"))
+    html = response.content.decode()
+    assert html.count('href="/stocktake/snapshots/gcnma-12') == 2  # the second "GCNMA 12" is gcnma-12-2
+    assert "/stocktake/snapshots/gcnma-12-2/" in html
+
+
+def test_unknown_snapshot_is_404(login, committee):
+    assert login(committee).get(reverse("stocktake:snapshot", args=["nope"])).status_code == 404
+
+
+def test_snapshots_are_read_only_in_the_admin(admin_client, secretariat, world):
+    from apps.accounts.actors import Actor
+    from apps.stocktake.services import snapshot_create
+
+    snapshot = snapshot_create(actor=Actor.for_user(secretariat), title="GCNMA 12", **PERIOD)
+    assert admin_client.get(reverse("admin:stocktake_snapshot_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:stocktake_snapshot_add")).status_code == 403
+    page = admin_client.get(reverse("admin:stocktake_snapshot_change", args=[snapshot.pk])).content.decode()
+    assert "needs_published" in page
+    assert 'name="export"' not in page and 'name="date_from"' not in page  # read-only, not inputs
+    assert 'name="title"' in page
+
+
+# --- the public summary ------------------------------------------------------------------------------------
+
+
+def test_public_summary_needs_no_login(client, world, django_assert_max_num_queries):
+    # session-less anonymous request: the headline's queries only (posts, posters, 5 match events, gaps) and
+    # on PostgreSQL the transaction set-up.
+    with django_assert_max_num_queries(14):
+        response = client.get(reverse("stocktake:summary") + QUERY)
+    assert response.status_code == 200
+    headline = {item["figure"]: item["value"] for item in response.context["headline"]}
+    assert headline == {
+        "needs_published": "5",
+        "offers_published": "2",
+        "parties_posting": "5",
+        "providers_posting": "1",
+        "matches": "4",
+        "strong_matches": "3",
+        "interests": "3",
+        "connections": "1",
+        "needs_unmatched_60d": "1",
+    }
+    html = response.content.decode()
+    assert world.n4.title not in html  # counts only, no post
+    assert "<svg" not in html and "Download" not in html
+
+
+def test_public_summary_bad_period(client, db):
+    response = client.get(reverse("stocktake:summary") + "?date_from=2026-06-30&date_to=2026-01-01")
+    assert response.status_code == 400
