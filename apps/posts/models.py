@@ -214,6 +214,9 @@ class Post(models.Model):
         verbose_name_plural = _("posts")
         indexes = [
             models.Index(fields=["status", "kind", "-published_at"], name="post_status_kind_pub"),
+            # The API's keyset pagination and incremental sync walk (updated_at, id) and (created_at, id).
+            models.Index(fields=["updated_at", "id"], name="post_updated_id"),
+            models.Index(fields=["created_at", "id"], name="post_created_id"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -120,6 +120,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NMA Platform <no-rep
 # Celery: with REDIS_URL the tasks go to the broker and workers run them; without it they run in-process.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# With Redis at hand the cache is shared by every web process (API throttling counts across processes).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -177,11 +180,11 @@ SPECTACULAR_SETTINGS = {
         "**Authentication**: `Authorization: Bearer <token>` with a token issued by the secretariat in the "
         "admin (scope `read`, `stocktake`, or `write` for one Party or provider), or a logged-in browser "
         "session (send the CSRF token on writes). Anonymous callers read published posts and reference data.\n\n"
-        "**Errors** always have the body `{\"errors\": [{\"field\": ..., \"code\": ..., \"message\": ...}]}` "
+        '**Errors** always have the body `{"errors": [{"field": ..., "code": ..., "message": ...}]}` '
         "(`field` is null when the error is not about one field; bulk import items add `index`): 400 bad "
         "input, 401 no valid token, 403 not allowed, 404 not found, 409 illegal life-cycle transition, "
         "429 throttled (see Retry-After).\n\n"
-        "**Pagination**: lists return `{\"next\": url|null, \"results\": [...]}`; follow `next`."
+        '**Pagination**: lists return `{"next": url|null, "results": [...]}`; follow `next`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -198,7 +201,10 @@ SPECTACULAR_SETTINGS = {
         "ProviderKindEnum": "apps.parties.models.SupportProvider.Kind",
     },
     "TAGS": [
-        {"name": "posts", "description": "Needs and offers: list, detail, create, update, life cycle, import."},
+        {
+            "name": "posts",
+            "description": "Needs and offers: list, detail, create, update, life cycle, import.",
+        },
         {"name": "matches", "description": "Ranked matches of your posts, and your interest in them."},
         {"name": "reference data", "description": "Parties, support providers and taxonomy keys."},
         {"name": "stocktake", "description": "Figures for the committee's reports."},
@@ -225,6 +231,7 @@ def require(name: str, value: str) -> str:
     if not value:
         raise ImproperlyConfigured(f"The environment variable {name} must be set.")
     return value
+
 
 # Matching (apps.matching). Weights are the engine's defaults unless overridden here; see the README.
 # Hand each published or changed post to the worker as it commits; off, the periodic sweep matches them.

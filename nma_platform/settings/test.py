@@ -20,3 +20,5 @@ LOGGING = {
 }
 # Unit tests of other apps need not pay for the engine; matching tests switch it on (tests/matching).
 MATCHING_AUTORUN = False
+# Each test starts with an empty cache (throttle counters), whatever REDIS_URL says.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
