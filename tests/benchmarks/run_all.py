@@ -18,14 +18,26 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PG = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nma_bench")
 
-# (script, full-run arguments, quick-run arguments)
+# (script, full-run arguments, quick-run arguments); each PostgreSQL benchmark gets its own scratch database.
 BENCHMARKS = [
     ("matching_dev_pipeline.py", [], []),
     ("engine_dev_eval.py", ["--cv"], []),
-    ("engine_speed.py", [], ["--quick"]),
-    ("matching_speed_db.py", ["--database-url", PG], ["--database-url", PG, "--sizes", "2000"]),
-    ("api_throughput.py", [], ["--quick"]),
-    ("stocktake_report.py", [], ["--quick"]),
+    ("engine_speed.py", [], ["--quick", "--sizes", "10000"]),
+    (
+        "matching_speed_db.py",
+        ["--database-url", f"{PG}_matching"],
+        ["--database-url", f"{PG}_matching", "--sizes", "2000"],
+    ),
+    (
+        "api_throughput.py",
+        ["--database-url", f"{PG}_api"],
+        ["--database-url", f"{PG}_api", "--posts", "10000", "--seconds", "3"],
+    ),
+    (
+        "stocktake_report.py",
+        ["--database-url", f"{PG}_stocktake"],
+        ["--database-url", f"{PG}_stocktake", "--posts", "10000", "--matches", "100000", "--repeat", "2"],
+    ),
 ]
 
 
