@@ -33,7 +33,38 @@ class Actor:
             party_id=user.party_id if role == Role.FOCAL_POINT else None,
             provider_id=user.provider_id if role == Role.PROVIDER else None,
             user=user,
+            # A provider the secretariat deactivated keeps reading but no longer writes.
+            can_write=not (role == Role.PROVIDER and user.provider_id and not user.provider.is_active),
         )
+
+    @classmethod
+    def for_token(cls, token: ApiToken) -> Actor:
+        """A partner system's token as an Actor.
+
+        A write token acts as a focal point of its Party or as a user of its provider; a read token reads like
+        a registered observer; a stocktake token reads like a committee member (the stocktake figures too).
+        Read and stocktake tokens never write. The audit trail records the secretariat user who issued the
+        token and names the token, so every change made through the API can be traced to one partner system.
+        """
+        from .models import ApiToken
+
+        if not token.is_usable:
+            return ANONYMOUS
+        label = f"API token “{token.name}” ({token.prefix})"
+        common = {"label": label, "user": token.created_by, "token_id": token.pk}
+        if token.scope == ApiToken.Scope.WRITE and token.party_id is not None:
+            return cls(role=Role.FOCAL_POINT, party_id=token.party_id, **common)
+        if token.scope == ApiToken.Scope.WRITE and token.provider_id is not None:
+            # A provider the secretariat deactivated keeps reading but no longer writes.
+            return cls(
+                role=Role.PROVIDER,
+                provider_id=token.provider_id,
+                can_write=token.provider.is_active,
+                **common,
+            )
+        if token.scope == ApiToken.Scope.STOCKTAKE:
+            return cls(role=Role.COMMITTEE, can_write=False, **common)
+        return cls(role=Role.OBSERVER, can_write=False, **common)
 
     @property
     def is_secretariat(self) -> bool:
@@ -65,29 +96,3 @@ class Actor:
 
 ANONYMOUS = Actor(role="anonymous", label="anonymous", can_write=False)
 SYSTEM = Actor(role=Role.SECRETARIAT, label="system")
-
-
-def _actor_for_token(cls: type[Actor], token: ApiToken) -> Actor:
-    """A partner system's token as an Actor.
-
-    A write token acts as a focal point of its Party or as a user of its provider; a read token reads like a
-    registered observer; a stocktake token reads like a committee member (the stocktake figures too). Read
-    and stocktake tokens never write. The audit trail records the secretariat user who issued the token and
-    names the token, so every change made through the API can be traced to one partner system.
-    """
-    from .models import ApiToken
-
-    if not token.is_usable:
-        return ANONYMOUS
-    label = f"API token “{token.name}” ({token.prefix})"
-    common = {"label": label, "user": token.created_by, "token_id": token.pk}
-    if token.scope == ApiToken.Scope.WRITE and token.party_id is not None:
-        return cls(role=Role.FOCAL_POINT, party_id=token.party_id, **common)
-    if token.scope == ApiToken.Scope.WRITE and token.provider_id is not None:
-        return cls(role=Role.PROVIDER, provider_id=token.provider_id, **common)
-    if token.scope == ApiToken.Scope.STOCKTAKE:
-        return cls(role=Role.COMMITTEE, can_write=False, **common)
-    return cls(role=Role.OBSERVER, can_write=False, **common)
-
-
-Actor.for_token = classmethod(_actor_for_token)

@@ -549,3 +549,29 @@ def test_import_queries_do_not_grow_with_the_chunk(queued):
     assert count(import_items(5, prefix="a")) == count(import_items(25, prefix="b"))
     # Updates too (every post changed).
     assert count(import_items(5, prefix="a", title="x")) == count(import_items(25, prefix="b", title="x"))
+
+
+def test_a_deactivated_provider_can_no_longer_post(db):
+    from apps.accounts.actors import Actor
+    from apps.posts.post_data import ReferenceData, parse_post_record
+    from apps.posts.services import post_create
+
+    from ..factories import ProviderUserFactory, SupportProviderFactory
+
+    provider = SupportProviderFactory(short_name="OLDFUND")
+    user = ProviderUserFactory(username="old", provider=provider)
+    record = {
+        "kind": "offer",
+        "provider": "OLDFUND",
+        "title": "Grants",
+        "description": "Grants for adaptation.",
+        "support_types": ["finance"],
+        "focus_areas": ["adaptation"],
+    }
+    first, second = (parse_post_record(record, ReferenceData()) for _ in range(2))
+    assert post_create(actor=Actor.for_user(user), data=first).provider == provider
+    provider.is_active = False
+    provider.save()
+    user.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        post_create(actor=Actor.for_user(user), data=second)
