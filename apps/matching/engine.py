@@ -9,6 +9,7 @@ calls `MatchIndex` / `match_all`.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import pickle
@@ -518,7 +519,13 @@ def amount_fit(need_amount: np.ndarray, offer_amount: np.ndarray) -> np.ndarray:
 class _Side:
     """The posts of one kind, as arrays for vectorised hard rules and scoring."""
 
-    def __init__(self, records: list[PostRecord], feats: TextFeatures, tokens: dict[str, int]) -> None:
+    def __init__(
+        self,
+        records: list[PostRecord],
+        feats: TextFeatures,
+        tokens: dict[str, int],
+        languages: dict[str, int] | None = None,
+    ) -> None:
         self.records = records
         self.feats = feats
         self.ids = np.array([r.id for r in records], dtype=np.int64)
@@ -528,7 +535,24 @@ class _Side:
         self.focus = np.array([_bitmask(r.focus_areas, FOCUS_AREAS) for r in records], dtype=np.uint32)
         self.sectors = np.array([_bitmask(r.sectors, SECTORS) for r in records], dtype=np.uint32)
         self.amount = np.array([np.nan if r.amount_usd is None else r.amount_usd for r in records])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # amount_fit(n, o) = min(sqrt(o) / sqrt(n), 1): an outer product of these, clipped (block scoring).
+            self.sqrt_amount = np.sqrt(self.amount).astype(np.float32)
+            self.inv_sqrt_amount = (1.0 / np.sqrt(self.amount)).astype(np.float32)
         self.language = np.array([r.language for r in records])
+        languages = {} if languages is None else languages
+        self.language_code = np.array([languages.setdefault(r.language, len(languages)) for r in records],
+                                      dtype=np.int32).reshape(-1)  # fmt: skip
+        self.languages_used = np.unique(self.language_code)
+        # The tag profile (sectors, focus areas, support types) of each post: the structured component of a pair
+        # depends on the two profiles and the two amounts only, so a block computes it per pair of profiles.
+        self.profile_keys, self.profile_of = np.unique(
+            (self.sectors.astype(np.uint64) << 6) | (self.focus << 3) | self.support, return_inverse=True
+        )
+        self.profile_of = self.profile_of.astype(np.intp).reshape(-1)
+        # Tags outside the taxonomy (never from the platform, possible from a caller) are explained by sets.
+        self.known_tags = np.array([r.support_types <= _SUPPORT_SET and r.focus_areas <= _FOCUS_SET
+                                    and r.sectors <= _SECTOR_SET for r in records], dtype=bool)  # fmt: skip
         # Party codes: -1 for "no Party" (an offer from a provider).
         self.party = np.array([tokens.setdefault(r.party, len(tokens)) if r.party else -1 for r in records])
         n_tok = lambda: len(tokens)  # noqa: E731
@@ -540,16 +564,8 @@ class _Side:
         self._offer_tokens = offer_tokens
         self.open_to_all = np.array([not r.eligible for r in records], dtype=bool)
 
-    def token_matrix(self, which: str, n_tokens: int) -> sp.csr_matrix:
-        # Tokens unknown to the index (a new post's Party or group) cannot meet anything in it: drop them.
-        lists = [
-            [t for t in x if t < n_tokens]
-            for x in (self._need_tokens if which == NEED else self._offer_tokens)
-        ]
-        indptr = np.cumsum([0] + [len(x) for x in lists])
-        indices = np.array([t for x in lists for t in x], dtype=np.int64)
-        return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                             shape=(len(lists), n_tokens))  # fmt: skip
+
+_SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCUS_AREAS), frozenset(SECTORS)
 
 
 class MatchIndex:
@@ -559,18 +575,40 @@ class MatchIndex:
     Measured: ~1 GB peak RSS for fit + index at 50k posts, growing linearly.
     """
 
-    def __init__(self, model: TextModel, needs: _Side, offers: _Side, tokens: dict[str, int]) -> None:
+    def __init__(
+        self,
+        model: TextModel,
+        needs: _Side,
+        offers: _Side,
+        tokens: dict[str, int],
+        languages: dict[str, int] | None = None,
+    ) -> None:
         self.model = model
         self.needs = needs
         self.offers = offers
         self.tokens = tokens
-        n_tok = len(tokens)
-        self._need_tok = needs.token_matrix(NEED, n_tok)
-        self._offer_elig_t = offers.token_matrix(OFFER, n_tok).T.tocsr()
+        self.languages = {} if languages is None else languages
+        # Eligibility tokens: the most common ones in the offers' eligible lists (groups, mostly) become bits of
+        # one integer per post, compared in one pass over a block; the rest go through a small sparse product.
+        counts = np.bincount([t for x in offers._offer_tokens for t in x], minlength=len(tokens))
+        common = [int(t) for t in np.argsort(-counts, kind="stable")[:64] if counts[t] > 0]
+        self._token_bit = np.full(len(tokens), -1, dtype=np.int64)
+        self._token_bit[common] = np.arange(len(common))
+        self._bits_dtype = next(d for d in (np.uint8, np.uint16, np.uint32, np.uint64)
+                                if np.iinfo(d).bits >= len(common))  # fmt: skip
+        rare = np.setdiff1d(np.nonzero(counts)[0], common)
+        self._token_res = np.full(len(tokens), -1, dtype=np.int64)
+        self._token_res[rare] = np.arange(len(rare))
+        self._n_residual = len(rare)
+        self._need_codes = self._token_codes(needs, NEED)
+        self._offer_codes = self._token_codes(offers, OFFER)
         self._offer_words_t = offers.feats.words.T.tocsr()
         self._offer_esa_t = offers.feats.esa.T.tocsr()
         self._need_words_t = needs.feats.words.T.tocsr()
         self._need_esa_t = needs.feats.esa.T.tocsr()
+        # The block products read every row of the other side: keep the embeddings C-contiguous float32.
+        for side in (needs, offers):
+            side.feats.vectors = np.ascontiguousarray(side.feats.vectors, dtype=np.float32)
 
     @classmethod
     def build(
@@ -588,77 +626,159 @@ class MatchIndex:
         records = [r for r in records if r.kind in (NEED, OFFER)]
         vectors = _vectors_for(records, embeddings)
         tokens: dict[str, int] = {}
+        languages: dict[str, int] = {}
         sides = {}
         for kind in (NEED, OFFER):
             rows = [i for i, r in enumerate(records) if r.kind == kind]
             side_records = [records[i] for i in rows]
             feats = model.features([post_text(r) for r in side_records], vectors=vectors[rows])
-            sides[kind] = _Side(side_records, feats, tokens)
-        return cls(model, sides[NEED], sides[OFFER], tokens)
+            sides[kind] = _Side(side_records, feats, tokens, languages)
+        return cls(model, sides[NEED], sides[OFFER], tokens, languages)
 
     def __len__(self) -> int:
         return len(self.needs.records) + len(self.offers.records)
 
     # -- scoring ------------------------------------------------------------------------------------------------
 
-    def _eligibility(self, need_side: _Side, nrows: np.ndarray, need_tok: sp.csr_matrix) -> np.ndarray:
-        """(len(nrows), n_offers) bool: every hard rule between those needs and all offers."""
-        offers = self.offers
-        elig = (need_tok @ self._offer_elig_t).toarray() > 0
-        elig |= offers.open_to_all[None, :]
-        ok = elig
-        ok &= (need_side.support[nrows][:, None] & offers.support[None, :]) != 0
-        need_party = need_side.party[nrows][:, None]
-        ok &= (need_party >= 0) & (need_party != offers.party[None, :])
-        ok &= need_side.published[nrows][:, None] & offers.published[None, :]
+    def _token_codes(self, side: _Side, which: str) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The eligibility tokens of a side (needs: own ISO3 and groups; offers: eligible list) as bitmasks over
+        the most common tokens, plus a sparse matrix over the rest (rare ISO3 codes). Tokens unknown to the
+        index (a new post's Party or group) cannot meet anything in it and are dropped."""
+        lists = side._need_tokens if which == NEED else side._offer_tokens
+        bit_of, res_of = self._token_bit, self._token_res
+        n_tok = len(bit_of)
+        bits = np.zeros(len(lists), dtype=self._bits_dtype)
+        res_rows: list[int] = []
+        res_cols: list[int] = []
+        for i, tokens in enumerate(lists):
+            b = 0
+            for t in tokens:
+                if t >= n_tok:
+                    continue
+                if bit_of[t] >= 0:
+                    b |= 1 << int(bit_of[t])
+                elif res_of[t] >= 0:
+                    res_rows.append(i)
+                    res_cols.append(int(res_of[t]))
+            bits[i] = b
+        residual = sp.csr_matrix((np.ones(len(res_rows), dtype=np.float32), (res_rows, res_cols)),
+                                 shape=(len(lists), self._n_residual))  # fmt: skip
+        return bits, residual
+
+    def _codes(self, side: _Side, which: str) -> tuple[np.ndarray, sp.csr_matrix]:
+        if side is self.needs and which == NEED:
+            return self._need_codes
+        if side is self.offers and which == OFFER:
+            return self._offer_codes
+        return self._token_codes(side, which)
+
+    def _hard_rules(self, q_side: _Side, kind: str, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n_other) bool: every hard rule between the query rows of `q_side` and the other side."""
+        if kind == NEED:
+            n_side, o_side = q_side, self.offers
+            n_sel, o_sel = (lambda a: a[rows][:, None]), (lambda a: a[None, :])
+        else:
+            n_side, o_side = self.needs, q_side
+            n_sel, o_sel = (lambda a: a[None, :]), (lambda a: a[rows][:, None])
+        n_bits, n_res = self._codes(n_side, NEED)
+        o_bits, o_res = self._codes(o_side, OFFER)
+        ok = (n_sel(n_bits) & o_sel(o_bits)) != 0
+        if self._n_residual and o_res.nnz:
+            ok |= ((n_res[rows] @ o_res.T) if kind == NEED else (o_res[rows] @ n_res.T)).toarray() > 0
+        ok |= o_sel(o_side.open_to_all)
+        ok &= (n_sel(n_side.support) & o_sel(o_side.support)) != 0
+        need_party = n_sel(n_side.party)
+        ok &= (need_party >= 0) & (need_party != o_sel(o_side.party))
+        ok &= n_sel(n_side.published) & o_sel(o_side.published)
         return ok
 
-    def _scores(
-        self,
-        n_feats: TextFeatures,
-        n_side: _Side,
-        nrows: np.ndarray,
-        o_feats: TextFeatures,
-        o_side: _Side,
-        orows: np.ndarray | None,
-        words_t: sp.csr_matrix | None,
-        esa_t: sp.csr_matrix | None,
-        weights: Weights,
-        *,
-        pairwise: bool = False,
-    ) -> dict[str, np.ndarray]:
-        """Component and total scores; a (needs x offers) block, or row-aligned pairs when `pairwise`."""
+    def _pair_scores(
+        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, weights: Weights
+    ) -> tuple[dict[str, np.ndarray], sp.csr_matrix]:
+        """Components and total of row-aligned (need, offer) pairs, in float64: the scores that are stored.
+
+        Also returns the pairs' elementwise word TF-IDF products (one row per pair), which the explanations reuse.
+        """
         model = self.model
-        o_rows = slice(None) if orows is None else orows
-        if pairwise:
-            # n_feats / o_feats are whole sides here, nrows / orows the row-aligned pairs.
-            words = _pair_dots(n_feats.words, nrows, o_feats.words, orows)
-            esa = _pair_dots(n_feats.esa, nrows, o_feats.esa, orows)
-            sem = np.einsum("ij,ij->i", n_feats.vectors[nrows], o_feats.vectors[orows])
-            n_sel = lambda a: a[nrows]  # noqa: E731
-            o_sel = lambda a: a[orows]  # noqa: E731
-        else:
-            words = (n_feats.words @ words_t).toarray()
-            esa = (n_feats.esa @ esa_t).toarray()
-            sem = n_feats.vectors @ o_feats.vectors.T
-            n_sel = lambda a: a[nrows][:, None]  # noqa: E731
-            o_sel = lambda a: a[o_rows][None, :]  # noqa: E731
+        nf, of = n_side.feats, o_side.feats
+        word_products = _pair_products(nf.words, nrows, of.words, orows)
+        words = _row_sums(word_products)
+        esa = _row_sums(_pair_products(nf.esa, nrows, of.esa, orows))
+        sem = np.einsum("ij,ij->i", nf.vectors[nrows], of.vectors[orows])
         lexical = model.lexical_from(words, esa, weights.esa_share)
         semantic = model.normalise("semantic", sem)
-        structured = (
-            0.40 * _jaccard(n_sel(n_side.sectors), o_sel(o_side.sectors))
-            + 0.25 * _jaccard(n_sel(n_side.focus), o_sel(o_side.focus))
-            + 0.20 * _coverage(n_sel(n_side.support), o_sel(o_side.support))
-            + 0.15 * amount_fit(n_sel(n_side.amount), o_sel(o_side.amount))
-        )
-        same_language = n_sel(n_side.language) == o_sel(o_side.language)
+        structured = _structured(
+            n_side.sectors[nrows], n_side.focus[nrows], n_side.support[nrows], n_side.amount[nrows],
+            o_side.sectors[orows], o_side.focus[orows], o_side.support[orows], o_side.amount[orows],
+        )  # fmt: skip
+        same_language = n_side.language[nrows] == o_side.language[orows]
         w_lex = np.where(same_language, weights.lexical, weights.lexical * weights.cross_lingual_lexical)
         w_sem = weights.semantic + (weights.lexical - w_lex)
         total = (w_lex * lexical + w_sem * semantic + weights.structured * structured) / (
             weights.lexical + weights.semantic + weights.structured
         )
-        return {"lexical": lexical, "semantic": semantic, "structured": structured, "score": total,
+        comp = {"lexical": lexical, "semantic": semantic, "structured": structured, "score": total,
                 "cross_lingual": ~same_language}  # fmt: skip
+        return comp, word_products
+
+    def _block(
+        self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(len(rows), n_other) float32 total scores of the query rows against the whole other side, and the
+        bool mask of the pairs that pass every hard rule (scores there are undefined).
+
+        The same blend as `_pair_scores`, rearranged so that each step is one in-place pass over the block:
+        total * W = (w_sem + w_lex) * S + f * w_lex * (L - S) + w_st * T, f = 1 in one language, else
+        `cross_lingual_lexical`. Used to select candidates; the selected pairs are rescored by `_pair_scores`.
+        """
+        model = self.model
+        q = q_side.feats.rows(rows)
+        if kind == NEED:
+            other = self.offers
+            words_t, esa_t = self._offer_words_t, self._offer_esa_t
+            words, esa = self.offers.feats.words, self.offers.feats.esa
+        else:
+            other = self.needs
+            words_t, esa_t = self._need_words_t, self._need_esa_t
+            words, esa = self.needs.feats.words, self.needs.feats.esa
+        ok = self._hard_rules(q_side, kind, rows)
+        total_w = weights.lexical + weights.semantic + weights.structured
+        share = weights.esa_share
+        lex = _dense_product(q.words, words_t, words)
+        _normalise_into(model, "words", lex, 1.0 - share)
+        esa_sims = _dense_product(q.esa, esa_t, esa)
+        _normalise_into(model, "esa", esa_sims, share)
+        lex += esa_sims
+        del esa_sims
+        sem = q.vectors @ other.feats.vectors.T
+        _normalise_into(model, "semantic", sem, 1.0)
+        lex -= sem  # L - S
+        q_lang, o_lang = q_side.language_code[rows], other.language_code
+        xl = weights.cross_lingual_lexical
+        if xl != 1.0 and len(np.unique(np.concatenate([np.unique(q_lang), other.languages_used]))) > 1:
+            factor = np.where(q_lang[:, None] == o_lang[None, :], np.float32(weights.lexical / total_w),
+                              np.float32(weights.lexical * xl / total_w))  # fmt: skip
+            lex *= factor
+            del factor
+        else:
+            lex *= np.float32(weights.lexical / total_w)
+        sem *= np.float32((weights.semantic + weights.lexical) / total_w)
+        lex += sem
+        del sem
+        if weights.structured:
+            if kind == NEED:
+                struct = _structured_block(q_side, rows, other, np.float32(weights.structured / total_w))
+            else:
+                struct = _structured_block(other, None, q_side, np.float32(weights.structured / total_w),
+                                           orows=rows).T  # fmt: skip
+            lex += struct
+        return lex, ok
+
+    def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
+        """(len(rows), n_other) total scores, -inf where a hard rule fails."""
+        scores, ok = self._block(q_side, kind, np.asarray(rows, dtype=np.int64), weights)
+        np.copyto(scores, -np.inf, where=~ok)
+        return scores
 
     # -- matching -----------------------------------------------------------------------------------------------
 
@@ -684,8 +804,9 @@ class MatchIndex:
         if row is not None and side.records[row] == record:
             return self._match_rows(record.kind, np.array([row]), k, floor, weights, sentence_pairs)[0]
         vec = _vectors_for([record], None if embedding is None else {record.id: embedding})
-        # A copy: the index's own token table must not grow (a new Party gets a code no indexed post has).
-        one = _Side([record], self.model.features([post_text(record)], vectors=vec), dict(self.tokens))
+        # Copies: the index's own tables must not grow (a new Party gets a code no indexed post has).
+        one = _Side([record], self.model.features([post_text(record)], vectors=vec), dict(self.tokens),
+                    dict(self.languages))  # fmt: skip
         return self._match_side_rows(one, record.kind, np.array([0]), k, floor, weights, sentence_pairs)[0]
 
     def match_rows(
@@ -707,39 +828,6 @@ class MatchIndex:
         side = self.needs if kind == NEED else self.offers
         return self._match_side_rows(side, kind, rows, k, floor, weights, sentence_pairs)
 
-    def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
-        """(len(rows), n_other) total scores, -inf where a hard rule fails."""
-        q_feats = q_side.feats.rows(rows)
-        if kind == NEED:
-            need_tok = q_side.token_matrix(NEED, len(self.tokens))[rows] if q_side is not self.needs \
-                else self._need_tok[rows]  # fmt: skip
-            ok = self._eligibility(q_side, rows, need_tok)
-            s = self._scores(q_feats, q_side, rows, self.offers.feats, self.offers, None,
-                             self._offer_words_t, self._offer_esa_t, weights)["score"]  # fmt: skip
-        else:
-            # An offer against all needs: the same computations with the roles swapped, then transposed.
-            need_tok = self._need_tok
-            all_needs = np.arange(len(self.needs.records))
-            ok = self._eligibility_for_offers(q_side, rows, need_tok)
-            s = self._scores(self.needs.feats, self.needs, all_needs, q_feats, q_side, rows,
-                             q_feats.words.T.tocsr(), q_feats.esa.T.tocsr(), weights)["score"].T  # fmt: skip
-        return np.where(ok, s, -np.inf)
-
-    def _eligibility_for_offers(
-        self, o_side: _Side, orows: np.ndarray, need_tok: sp.csr_matrix
-    ) -> np.ndarray:
-        """(len(orows), n_needs) bool: every hard rule between those offers and all needs."""
-        needs = self.needs
-        elig_t = o_side.token_matrix(OFFER, len(self.tokens))[orows].T.tocsr()
-        elig = (need_tok @ elig_t).toarray().T > 0
-        elig |= o_side.open_to_all[orows][:, None]
-        ok = elig
-        ok &= (o_side.support[orows][:, None] & needs.support[None, :]) != 0
-        need_party = needs.party[None, :]
-        ok &= (need_party >= 0) & (need_party != o_side.party[orows][:, None])
-        ok &= o_side.published[orows][:, None] & needs.published[None, :]
-        return ok
-
     def _match_side_rows(
         self,
         q_side: _Side,
@@ -752,69 +840,149 @@ class MatchIndex:
     ) -> list[list[MatchResult]]:
         if len(rows) == 0:
             return []
-        scores = self._block_scores(q_side, kind, rows, weights)
-        other = self.offers if kind == NEED else self.needs
-        picked = _top_k(scores, k, floor, other.ids)
-        pairs_q = np.concatenate([np.full(len(p), i) for i, p in enumerate(picked)]).astype(np.int64)
-        pairs_o = np.concatenate(picked).astype(np.int64) if picked else np.zeros(0, dtype=np.int64)
-        results = self._results(q_side, kind, rows[pairs_q], pairs_o, weights, sentence_pairs)
-        grouped: list[list[MatchResult]] = [[] for _ in rows]
-        for qi, res in zip(pairs_q, results, strict=True):
-            grouped[qi].append(res)
-        # Rescored pairwise; re-sort so the order matches the stored scores exactly, then apply the floor.
-        return [_finalise(g, kind, k, floor) for g in grouped]
+        scores, ok = self._block(q_side, kind, rows, weights)
+        q, o = _candidates(scores, ok, k, floor)
+        del scores, ok
+        return self._results(q_side, kind, rows, q, o, k, floor, weights, sentence_pairs)
 
     def _results(
         self,
         q_side: _Side,
         kind: str,
-        q_rows: np.ndarray,
-        o_rows: np.ndarray,
+        rows: np.ndarray,
+        q: np.ndarray,
+        o: np.ndarray,
+        k: int,
+        floor: float,
         weights: Weights,
         sentence_pairs: bool,
-    ) -> list[MatchResult]:
-        """Score row-aligned (query, other) pairs one by one, with components and explanations."""
-        if len(q_rows) == 0:
-            return []
+    ) -> list[list[MatchResult]]:
+        """Rescore candidate pairs (q: index into `rows`, o: row of the other side), keep the best k >= floor
+        per query, best first (ties: lower id first), with components and explanations."""
+        other = self.offers if kind == NEED else self.needs
         if kind == NEED:
-            n_side, n_rows, o_side, of_rows = q_side, q_rows, self.offers, o_rows
+            n_side, n_rows, o_side, of_rows = q_side, rows[q], other, o
         else:
-            n_side, n_rows, o_side, of_rows = self.needs, o_rows, q_side, q_rows
-        nf, of = n_side.feats, o_side.feats
-        comp = self._scores(nf, n_side, n_rows, of, o_side, of_rows, None, None, weights, pairwise=True)
-        out = []
-        for i in range(len(q_rows)):
-            need, offer = n_side.records[n_rows[i]], o_side.records[of_rows[i]]
-            explanation = _explain(
-                need, offer, _row(nf.words, n_rows[i]), _row(of.words, of_rows[i]), self.model
-            )
-            out.append(
-                MatchResult(
-                    need_id=need.id,
-                    offer_id=offer.id,
-                    score=float(np.clip(comp["score"][i], 0.0, 1.0)),
-                    components={key: float(comp[key][i]) for key in ("lexical", "semantic", "structured")},
-                    explanation=explanation,
-                )
-            )
+            n_side, n_rows, o_side, of_rows = other, o, q_side, rows[q]
+        comp, word_products = self._pair_scores(n_side, n_rows, o_side, of_rows, weights)
+        score = np.clip(comp["score"], 0.0, 1.0)
+        order = np.lexsort((other.ids[o], -score, q))
+        keep = order[score[order] >= floor]
+        # Rank within each query's run of the sorted pairs: keep the first k.
+        qk = q[keep]
+        first = np.searchsorted(qk, qk, side="left")
+        keep = keep[np.arange(len(keep)) - first < k]
+        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products[keep],
+                                     self.model)  # fmt: skip
+        lexical = comp["lexical"][keep].tolist()
+        semantic = comp["semantic"][keep].tolist()
+        structured = comp["structured"][keep].tolist()
+        need_ids = n_side.ids[n_rows[keep]].tolist()
+        offer_ids = o_side.ids[of_rows[keep]].tolist()
+        grouped: list[list[MatchResult]] = [[] for _ in rows]
+        for i, (qi, s) in enumerate(zip(q[keep].tolist(), score[keep].tolist(), strict=True)):
+            grouped[qi].append(MatchResult(need_ids[i], offer_ids[i], s,
+                                           {"lexical": lexical[i], "semantic": semantic[i],
+                                            "structured": structured[i]}, explanations[i]))  # fmt: skip
         if sentence_pairs:
-            add_sentence_pairs(out, {r.id: r for r in n_side.records}, {r.id: r for r in o_side.records})
-        return out
+            flat = [r for g in grouped for r in g]
+            add_sentence_pairs(flat, {r.id: r for r in n_side.records}, {r.id: r for r in o_side.records})
+        return grouped
 
 
-def _row(m: sp.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, data) of a CSR row, without building a scipy object (that costs ~0.1 ms each)."""
-    start, end = m.indptr[i], m.indptr[i + 1]
-    return m.indices[start:end], m.data[start:end]
+def _pair_products(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> sp.csr_matrix:
+    """Row p: the elementwise product of row arows[p] of a and row brows[p] of b, in float64 (exact for the
+    float32 factors), so that a pair's dot product does not depend on the batch it is computed in."""
+    if len(arows) == 0:
+        return sp.csr_matrix((0, a.shape[1]), dtype=np.float64)
+    out = a[arows].astype(np.float64).multiply(b[brows])
+    return sp.csr_matrix(out)
 
 
-def _pair_dots(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(arows), dtype=np.float64)
-    for p, (i, j) in enumerate(zip(arows, brows, strict=True)):
-        ai, ad = _row(a, i)
-        bi, bd = _row(b, j)
-        _, ia, ib = np.intersect1d(ai, bi, assume_unique=True, return_indices=True)
-        out[p] = float(np.dot(ad[ia].astype(np.float64), bd[ib]))
+def _row_sums(m: sp.csr_matrix) -> np.ndarray:
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return np.bincount(rows, weights=m.data, minlength=m.shape[0]).astype(np.float64)
+
+
+def _dense_product(a: sp.csr_matrix, b_t: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
+    """a @ b_t as a dense float32 array (b_t is b transposed, both CSR).
+
+    A sparse x sparse product costs about 20-40 ns per multiply-add (it builds a sparse result that is then
+    densified), a sparse x dense one about 1 ns but over every entry of b for each row of a. The second wins
+    when the vocabulary is small and common words are in most posts; the first when rows share few terms.
+    """
+    n, vocabulary = a.shape
+    sparse_flops = int(np.diff(b_t.indptr)[a.indices].sum())
+    if n > 1 and b.nnz * n < 20 * sparse_flops and vocabulary * n <= 16_000_000:
+        return np.ascontiguousarray((b @ a.T.toarray()).T, dtype=np.float32)
+    return np.asarray((a @ b_t).toarray(), dtype=np.float32)
+
+
+def _normalise_into(model: TextModel, name: str, x: np.ndarray, scale: float) -> None:
+    """x <- scale * model.normalise(name, x), in place (float32)."""
+    lo, hi = model.calibration[name]
+    a = np.float32(scale / (hi - lo))
+    x *= a
+    x -= np.float32(lo) * a
+    np.clip(x, 0.0, np.float32(scale), out=x)
+
+
+def _structured(
+    n_sectors: np.ndarray, n_focus: np.ndarray, n_support: np.ndarray, n_amount: np.ndarray,
+    o_sectors: np.ndarray, o_focus: np.ndarray, o_support: np.ndarray, o_amount: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    return _tag_fit(n_sectors, n_focus, n_support, o_sectors, o_focus, o_support) + 0.15 * amount_fit(
+        n_amount, o_amount
+    )
+
+
+def _tag_fit(
+    n_sectors: np.ndarray, n_focus: np.ndarray, n_support: np.ndarray,
+    o_sectors: np.ndarray, o_focus: np.ndarray, o_support: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    return (
+        0.40 * _jaccard(n_sectors, o_sectors)
+        + 0.25 * _jaccard(n_focus, o_focus)
+        + 0.20 * _coverage(n_support, o_support)
+    )
+
+
+def _profiles(side: _Side, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the profiles used by the rows, each row's index into them); every row when rows is None."""
+    if rows is None:
+        return np.arange(len(side.profile_keys)), side.profile_of
+    used, inv = np.unique(side.profile_of[rows], return_inverse=True)
+    return used, inv.reshape(-1)
+
+
+def _structured_block(
+    needs: _Side,
+    nrows: np.ndarray | None,
+    offers: _Side,
+    scale: np.float32,
+    *,
+    orows: np.ndarray | None = None,
+) -> np.ndarray:
+    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row."""
+    n_used, n_inv = _profiles(needs, nrows)
+    o_used, o_inv = _profiles(offers, orows)
+    nk, ok_ = needs.profile_keys[n_used][:, None], offers.profile_keys[o_used][None, :]
+    table = _tag_fit((nk >> 6).astype(np.uint32), (nk >> 3) & 7, nk & 7,
+                     (ok_ >> 6).astype(np.uint32), (ok_ >> 3) & 7, ok_ & 7)  # fmt: skip
+    table = (scale * table).astype(np.float32)
+    out = np.take(table[n_inv], o_inv, axis=1)
+    # amount_fit = min(sqrt(offer) / sqrt(need), 1); 1 when the need asks for 0; 0.5 when either is unknown.
+    n_amt = needs.amount if nrows is None else needs.amount[nrows]
+    o_amt = offers.amount if orows is None else offers.amount[orows]
+    n_inv_sqrt = needs.inv_sqrt_amount if nrows is None else needs.inv_sqrt_amount[nrows]
+    o_sqrt = offers.sqrt_amount if orows is None else offers.sqrt_amount[orows]
+    c = np.float32(0.15) * scale
+    amount = np.multiply.outer(n_inv_sqrt * c, o_sqrt)
+    np.minimum(amount, c, out=amount)
+    amount[n_amt == 0] = c
+    amount[np.isnan(n_amt)] = 0.5 * c
+    amount[:, np.isnan(o_amt)] = 0.5 * c
+    out += amount
     return out
 
 
@@ -823,26 +991,22 @@ def _coverage(need_mask: np.ndarray, offer_mask: np.ndarray) -> np.ndarray:
     return _popcount(need_mask & offer_mask) / np.maximum(_popcount(need_mask), 1)
 
 
-def _top_k(scores: np.ndarray, k: int, floor: float, ids: np.ndarray) -> list[np.ndarray]:
-    """Column indices of the best k entries >= floor per row, allowing a small margin for the pairwise rescoring."""
-    out = []
-    margin = 1e-4  # block (BLAS) and pairwise sums can differ in the last float32 bits
-    take = min(k + 5, scores.shape[1])
-    for row in scores:
-        if take == 0:
-            out.append(np.zeros(0, dtype=np.int64))
-            continue
-        cand = np.argpartition(-row, take - 1)[:take] if take < len(row) else np.arange(len(row))
-        cand = cand[row[cand] >= floor - margin]
-        out.append(cand[np.lexsort((ids[cand], -row[cand]))])
-    return out
+def _candidates(scores: np.ndarray, ok: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, other column) of the eligible entries of each row of the block that may be in its top k.
 
-
-def _finalise(results: list[MatchResult], kind: str, k: int, floor: float) -> list[MatchResult]:
-    other_id = (lambda r: r.offer_id) if kind == NEED else (lambda r: r.need_id)
-    results = [r for r in results if r.score >= floor]
-    results.sort(key=lambda r: (-r.score, other_id(r)))
-    return results[:k]
+    Those are the entries within 1e-4 (the last float32 bits in which the block and the float64 pairwise
+    rescoring can differ) of the (k + 5)-th best and of the floor, ties included, so that the rescoring, which
+    decides the final order and cut (ties: lower id first), sees every contender. Sets ineligible entries to -inf.
+    """
+    np.copyto(scores, -np.inf, where=~ok)
+    n, m = scores.shape
+    take = min(k + 5, m)
+    if take == 0 or n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, m - take, axis=1)[:, m - take] if take < m else scores.min(axis=1)
+    threshold = np.maximum(kth, np.float32(floor)) - np.float32(1e-4)
+    q, o = np.nonzero(scores >= threshold[:, None])
+    return q.astype(np.int64), o.astype(np.int64)
 
 
 def _vectors_for(
@@ -866,32 +1030,71 @@ def _vectors_for(
 # ---------------------------------------------------------------------------------------------------------------
 # Explanations
 
+TOP_TERMS = 8
 
-def _explain(
-    need: PostRecord,
-    offer: PostRecord,
-    need_words: tuple[np.ndarray, np.ndarray],
-    offer_words: tuple[np.ndarray, np.ndarray],
+
+@functools.lru_cache(maxsize=4096)
+def _names(mask: int, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(v for i, v in enumerate(vocabulary) if mask >> i & 1))
+
+
+def _explanations(
+    n_side: _Side,
+    nrows: np.ndarray,
+    o_side: _Side,
+    orows: np.ndarray,
+    word_products: sp.csr_matrix,
     model: TextModel,
-) -> dict[str, Any]:
-    common, ia, ib = np.intersect1d(need_words[0], offer_words[0], assume_unique=True, return_indices=True)
-    product = need_words[1][ia] * offer_words[1][ib]
-    order = np.lexsort((common, -product))[:8]
-    terms = model.terms()
-    explanation: dict[str, Any] = {
-        "shared_support_types": sorted(need.support_types & offer.support_types),
-        "shared_focus_areas": sorted(need.focus_areas & offer.focus_areas),
-        "shared_sectors": sorted(need.sectors & offer.sectors),
-        "top_terms": [str(terms[common[i]]) for i in order if product[i] > 0],
-        "cross_lingual": need.language != offer.language,
-    }
-    if need.language != offer.language:
-        explanation["need_language"] = need.language
-        explanation["offer_language"] = offer.language
-    if need.amount_usd is not None and offer.amount_usd is not None:
-        explanation["amount_covered"] = round(min(offer.amount_usd / need.amount_usd, 1.0), 3) \
-            if need.amount_usd > 0 else 1.0  # fmt: skip
-    return explanation
+) -> list[dict[str, Any]]:
+    """The explanation of each row-aligned (need, offer) pair; `word_products` row p is the elementwise product
+    of the pair's word TF-IDF rows (from `_pair_products`), whose largest entries are the shared top terms."""
+    n = len(nrows)
+    if n == 0:
+        return []
+    # Top terms of every pair at once: sort all products by (pair, -product, term) and keep each pair's first
+    # TOP_TERMS. The products are compared in float32, the precision of the TF-IDF rows themselves.
+    wp = sp.csr_matrix(word_products)
+    counts = np.diff(wp.indptr)
+    pair = np.repeat(np.arange(n), counts)
+    product = wp.data.astype(np.float32)
+    order = np.lexsort((wp.indices, -product, pair))
+    rank = np.arange(len(order)) - wp.indptr[pair[order]]
+    chosen = order[(rank < TOP_TERMS) & (product[order] > 0)]
+    names = model.terms()[wp.indices[chosen]].tolist()
+    ends = np.cumsum(np.bincount(pair[chosen], minlength=n)).tolist()
+
+    needs = [n_side.records[i] for i in nrows.tolist()]
+    offers = [o_side.records[i] for i in orows.tolist()]
+    n_known, o_known = n_side.known_tags[nrows].tolist(), o_side.known_tags[orows].tolist()
+    support = (n_side.support[nrows] & o_side.support[orows]).tolist()
+    focus = (n_side.focus[nrows] & o_side.focus[orows]).tolist()
+    sectors = (n_side.sectors[nrows] & o_side.sectors[orows]).tolist()
+    out = []
+    start = 0
+    for p in range(n):
+        need, offer = needs[p], offers[p]
+        if n_known[p] and o_known[p]:
+            shared = (list(_names(support[p], SUPPORT_TYPES)), list(_names(focus[p], FOCUS_AREAS)),
+                      list(_names(sectors[p], SECTORS)))  # fmt: skip
+        else:
+            shared = (sorted(need.support_types & offer.support_types), sorted(need.focus_areas & offer.focus_areas),
+                      sorted(need.sectors & offer.sectors))  # fmt: skip
+        explanation: dict[str, Any] = {
+            "shared_support_types": shared[0],
+            "shared_focus_areas": shared[1],
+            "shared_sectors": shared[2],
+            "top_terms": names[start : ends[p]],
+            "cross_lingual": need.language != offer.language,
+        }
+        start = ends[p]
+        if need.language != offer.language:
+            explanation["need_language"] = need.language
+            explanation["offer_language"] = offer.language
+        if need.amount_usd is not None and offer.amount_usd is not None:
+            explanation["amount_covered"] = round(min(offer.amount_usd / need.amount_usd, 1.0), 3) \
+                if need.amount_usd > 0 else 1.0  # fmt: skip
+        out.append(explanation)
+    return out
 
 
 def best_sentence_pair(need: PostRecord, offer: PostRecord) -> tuple[str, str, float] | None:
@@ -980,45 +1183,35 @@ def match_all(
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
     keep = min(k + 5, len(needs.records))
-    best_scores = np.full((keep, n_off), -np.inf, dtype=np.float64)
+    best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
     for start in range(0, len(needs.records), chunk_size):
         rows = np.arange(start, min(start + chunk_size, len(needs.records)))
-        scores = index._block_scores(needs, NEED, rows, weights)
-        picked = _top_k(scores, k, floor, offers.ids)
-        q = np.concatenate([np.full(len(p), i) for i, p in enumerate(picked)]).astype(np.int64)
-        o = np.concatenate(picked).astype(np.int64)
-        results = index._results(needs, NEED, rows[q], o, weights, False)
-        grouped: list[list[MatchResult]] = [[] for _ in rows]
-        for qi, res in zip(q, results, strict=True):
-            grouped[qi].append(res)
-        yield MatchChunk(NEED, [int(needs.ids[r]) for r in rows],
-                         [res for g in grouped for res in _finalise(g, NEED, k, floor)])  # fmt: skip
+        scores, ok = index._block(needs, NEED, rows, weights)
+        q, o = _candidates(scores, ok, k, floor)  # sets the ineligible entries to -inf
+        del ok
+        grouped = index._results(needs, NEED, rows, q, o, k, floor, weights, False)
+        yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
         if keep and n_off:
-            # Merge this chunk's candidates into the running best needs per offer (ties: lower need id first,
-            # as in the incremental path, which sorts by id; rows are in id order within a side only by chance,
-            # so the final selection below re-sorts by (score, id)).
-            merged_s = np.vstack([best_scores, scores])
-            merged_n = np.vstack([best_needs, np.broadcast_to(rows[:, None], scores.shape)])
-            top = np.argpartition(-merged_s, keep - 1, axis=0)[:keep] if merged_s.shape[0] > keep \
-                else np.arange(merged_s.shape[0])[:, None].repeat(n_off, 1)  # fmt: skip
+            # The chunk's best `keep` needs of each offer, merged into the running best (the margin of `keep`
+            # over k covers float32 ties; the final selection rescores and re-sorts by (score, need id)).
+            if len(rows) > keep:
+                top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
+                chunk_s = np.take_along_axis(scores, top, axis=0)
+                chunk_n = rows[top]
+            else:
+                chunk_s, chunk_n = scores, np.broadcast_to(rows[:, None], scores.shape)
+            merged_s = np.vstack([best_scores, chunk_s])
+            merged_n = np.vstack([best_needs, chunk_n])
+            top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[merged_s.shape[0] - keep :]
             best_scores = np.take_along_axis(merged_s, top, axis=0)
             best_needs = np.take_along_axis(merged_n, top, axis=0)
+        del scores
     for start in range(0, n_off, chunk_size):
         cols = np.arange(start, min(start + chunk_size, n_off))
-        q_list, n_list = [], []
-        for j, col in enumerate(cols):
-            s, nrows = best_scores[:, col], best_needs[:, col]
-            valid = (nrows >= 0) & (s >= floor - 1e-4)
-            s, nrows = s[valid], nrows[valid]
-            order = np.lexsort((needs.ids[nrows], -s))
-            n_list.append(nrows[order])
-            q_list.append(np.full(len(order), j))
-        q = np.concatenate(q_list).astype(np.int64) if q_list else np.zeros(0, dtype=np.int64)
-        nr = np.concatenate(n_list).astype(np.int64) if n_list else np.zeros(0, dtype=np.int64)
-        results = index._results(offers, OFFER, cols[q], nr, weights, False)
-        grouped = [[] for _ in cols]
-        for qi, res in zip(q, results, strict=True):
-            grouped[qi].append(res)
-        yield MatchChunk(OFFER, [int(offers.ids[c]) for c in cols],
-                         [res for g in grouped for res in _finalise(g, OFFER, k, floor)])  # fmt: skip
+        s, nrows = best_scores[:, cols], best_needs[:, cols]
+        r, c = np.nonzero((nrows >= 0) & (s >= floor - 1e-4))
+        order = np.argsort(c, kind="stable")
+        grouped = index._results(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights,
+                                 False)  # fmt: skip
+        yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])

@@ -2,14 +2,17 @@
 
     python tests/benchmarks/engine_speed.py [--sizes 10000,50000,100000] [--quick] [--processes 2]
 
-For each size (half needs, half offers, fixed seed): embedding time, fit time, index build, full match_all,
-incremental match p50/p95 with the model warm, peak memory; and a baseline in the same run: scikit-learn
-NearestNeighbors(metric="cosine", algorithm="brute") over the same TF-IDF vectors for the same queries.
+For each size (half needs, half offers, fixed seed): embedding time, fit time, index build, match_rows of a
+500-post chunk per side (one Celery rebuild chunk), full match_all, incremental match p50/p95 with the model warm
+(an indexed post, and a post outside the index with its embedding given), peak memory; and a baseline in the same
+run: scikit-learn NearestNeighbors(metric="cosine", algorithm="brute") over the same TF-IDF vectors for the same
+queries. `--quick` gives all but a 1000-post sample random unit vectors instead of USE embeddings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import resource
@@ -170,13 +173,25 @@ def run(n: int, args: argparse.Namespace, party_groups: dict[str, frozenset[str]
         f"fit {fit_s:.1f}s, index build {build_s:.1f}s, model {len(model.to_bytes()) / 1e6:.1f} MB serialised"
     )
 
-    t = time.perf_counter()
-    stored = 0
-    for chunk in engine.match_all(index, k=20, floor=engine.DEFAULT_FLOOR, chunk_size=256):
-        stored += len(chunk.results)
-    all_s = time.perf_counter() - t
-    print(f"match_all: {all_s:.1f}s, {stored:,} matches above floor {engine.DEFAULT_FLOOR}")
-    print(f"full rebuild (embed + fit + build + match_all): {embed_s + fit_s + build_s + all_s:.0f}s")
+    # One Celery rebuild chunk: index.match_rows of 500 posts of one side against the whole other side.
+    for kind, side in ((engine.NEED, index.needs), (engine.OFFER, index.offers)):
+        rows = np.arange(min(500, len(side.records)))
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            found = index.match_rows(kind, rows, k=20, floor=engine.DEFAULT_FLOOR)
+            times.append(time.perf_counter() - t)
+        print(f"match_rows of {len(rows)} {kind}s: median {np.median(times):.2f}s of 3 "
+              f"({sum(map(len, found)):,} matches)")  # fmt: skip
+
+    if args.match_all:
+        t = time.perf_counter()
+        stored = 0
+        for chunk in engine.match_all(index, k=20, floor=engine.DEFAULT_FLOOR, chunk_size=500):
+            stored += len(chunk.results)
+        all_s = time.perf_counter() - t
+        print(f"match_all: {all_s:.1f}s, {stored:,} matches above floor {engine.DEFAULT_FLOOR}")
+        print(f"full rebuild (embed + fit + build + match_all): {embed_s + fit_s + build_s + all_s:.0f}s")
 
     rng = np.random.default_rng(1)
     queries = [
@@ -191,6 +206,17 @@ def run(n: int, args: argparse.Namespace, party_groups: dict[str, frozenset[str]
     p50, p95 = np.percentile(times, [50, 95])
     print(
         f"incremental match (need vs {len(index.offers.records):,} offers): p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+    )
+    # A post not in the index (a new or edited one), its embedding given as the pipeline does.
+    outside = []
+    for q in queries:
+        new_post = dataclasses.replace(q, id=-q.id)
+        t = time.perf_counter()
+        index.match(new_post, k=20, embedding=vectors[q.id - 1])
+        outside.append((time.perf_counter() - t) * 1000)
+    o50, o95 = np.percentile(outside, [50, 95])
+    print(
+        f"incremental match of a post outside the index (embedding given): p50 {o50:.1f} ms, p95 {o95:.1f} ms"
     )
 
     from sklearn.neighbors import NearestNeighbors
@@ -216,6 +242,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="embed a sample only (projected time)")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--no-match-all", dest="match_all", action="store_false",
+                        help="skip the full match_all (minutes at 100k posts)")  # fmt: skip
     args = parser.parse_args()
     party_groups = engine.party_groups_from_csv(str(REPO.parent / "shared" / "reference" / "parties.csv"))
     for n in [int(s) for s in args.sizes.split(",")]:

@@ -327,3 +327,75 @@ def test_no_returned_pair_breaks_a_hard_rule(posts, model, text_vectors) -> None
     # And nothing eligible is missed when k is large and the floor is 0.
     expected = {(n.id, o.id) for n in posts for o in posts if passes_hard_rules(n, o)}
     assert set(pairs) == expected
+
+
+# -- vectorised scoring and explanations agree with the per-pair definitions ------------------------------------
+
+
+def _explain_one_pair(index: MatchIndex, need: PostRecord, offer: PostRecord) -> dict:
+    """The explanation of one pair, computed directly from the two posts (the per-pair reference)."""
+    nw = index.needs.feats.words[index.needs.row_of[need.id]]
+    ow = index.offers.feats.words[index.offers.row_of[offer.id]]
+    common, ia, ib = np.intersect1d(nw.indices, ow.indices, assume_unique=True, return_indices=True)
+    product = nw.data[ia] * ow.data[ib]
+    order = np.lexsort((common, -product))[:8]
+    terms = index.model.terms()
+    expected = {
+        "shared_support_types": sorted(need.support_types & offer.support_types),
+        "shared_focus_areas": sorted(need.focus_areas & offer.focus_areas),
+        "shared_sectors": sorted(need.sectors & offer.sectors),
+        "top_terms": [str(terms[common[i]]) for i in order if product[i] > 0],
+        "cross_lingual": need.language != offer.language,
+    }
+    if need.language != offer.language:
+        expected |= {"need_language": need.language, "offer_language": offer.language}
+    if need.amount_usd is not None and offer.amount_usd is not None:
+        expected["amount_covered"] = round(min(offer.amount_usd / need.amount_usd, 1.0), 3)
+    return expected
+
+
+def test_vectorised_explanations_equal_the_per_pair_ones(index, records) -> None:
+    by_id = {r.id: r for r in records}
+    results = [r for c in match_all(index, k=20, floor=0.0, chunk_size=2) for r in c.results]
+    assert results
+    for res in results:
+        assert res.explanation == _explain_one_pair(index, by_id[res.need_id], by_id[res.offer_id])
+
+
+def test_pair_scores_equal_the_block_scores(index) -> None:
+    # Every eligible (need, offer) pair: the float64 pairwise components against the float32 block.
+    scores = index._block_scores(index.needs, engine.NEED, np.arange(len(index.needs.records)), Weights())
+    n, o = np.nonzero(np.isfinite(scores))
+    comp, _ = index._pair_scores(index.needs, n, index.offers, o, Weights())
+    assert np.allclose(comp["score"], scores[n, o], atol=1e-5)
+    brute = np.array([
+        [passes_hard_rules(need, offer) for offer in index.offers.records] for need in index.needs.records
+    ])  # fmt: skip
+    assert np.array_equal(np.isfinite(scores), brute)
+
+
+@pytest.mark.parametrize("weights", [Weights(), Weights(cross_lingual_lexical=0.5, esa_share=0.2),
+                                     Weights(lexical=0.0, semantic=0.0, structured=1.0)])  # fmt: skip
+def test_match_rows_equals_match(index, weights) -> None:
+    for kind, side in (("need", index.needs), ("offer", index.offers)):
+        rows = list(range(len(side.records)))
+        batch = index.match_rows(kind, rows, k=3, floor=0.1, weights=weights)
+        for row, got in zip(rows, batch, strict=True):
+            one = index.match(side.records[row], k=3, floor=0.1, weights=weights)
+            assert [(r.need_id, r.offer_id, r.score, r.components, r.explanation) for r in got] == [
+                (r.need_id, r.offer_id, r.score, r.components, r.explanation) for r in one
+            ]
+
+
+def test_ties_at_the_cut_go_to_the_lower_id(model, text_vectors) -> None:
+    # Ten identical offers tie for every need: the top 3 must be the three lowest ids, whatever the block order.
+    title, desc = TEXTS[0]
+    need = post(1, title=title, description=desc)
+    offers = [
+        post(i, "offer", title=title, description=desc) for i in (90, 20, 70, 30, 80, 40, 60, 50, 100, 10)
+    ]
+    embeddings = {p.id: text_vectors[title] for p in [need, *offers]}
+    index = MatchIndex.build([need, *offers], model, embeddings=embeddings)
+    assert [r.offer_id for r in index.match(need, k=3, floor=0.0)] == [10, 20, 30]
+    chunks = list(match_all(index, k=3, floor=0.0))
+    assert [r.offer_id for c in chunks if c.kind == "need" for r in c.results] == [10, 20, 30]
