@@ -411,16 +411,36 @@ def rebuild_start(
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
     if not chunks:
         rebuild_finish(run)
-        return run
-    for done, (kind, ids) in enumerate(chunks, start=1):
-        if sync:
-            rebuild_run_chunk(run_id=run.pk, side=kind, post_ids=ids)
-            if progress:
-                progress(done, len(chunks))
-        else:
+    elif sync:
+        _rebuild_in_process(run, size, progress)
+    else:
+        for kind, ids in chunks:
             rebuild_chunk.delay(run.pk, kind, ids)
     run.refresh_from_db()
     return run
+
+
+def _rebuild_in_process(
+    run: RebuildRun, chunk_size: int, progress: Callable[[int, int], None] | None
+) -> None:
+    """The whole rebuild here, in one pass: `match_all` gets both sides' top k from the same products, where
+    the workers' chunks each compute one side (twice the work, but spread over every machine)."""
+    k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
+    with _state.lock:
+        _state.index = None  # a rebuild reads the database afresh
+        index, _delta = _current_index()
+        version = _state.index_version or 0
+        for done, chunk in enumerate(
+            engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights), start=1
+        ):
+            with transaction.atomic():
+                written = _upsert(chunk.results, version=version)
+            RebuildRun.objects.filter(pk=run.pk).update(
+                done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
+            )
+            if progress:
+                progress(done, run.total_chunks)
+    rebuild_finish(run)
 
 
 def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
