@@ -17,6 +17,10 @@ from apps.stocktake.services import snapshot_create
 
 from .conftest import PERIOD
 
+# Every test here touches the database (some only through request.getfixturevalue, which pytest-django
+# cannot see when it orders tests: without the mark they would run after the transactional tests).
+pytestmark = pytest.mark.django_db
+
 
 def run(*args: str) -> str:
     out = io.StringIO()

@@ -22,6 +22,10 @@ from apps.stocktake.selectors import (
 from .conftest import PERIOD, need, noon
 from .factories import MatchFactory
 
+# Every test here touches the database (some only through request.getfixturevalue, which pytest-django
+# cannot see when it orders tests: without the mark they would run after the transactional tests).
+pytestmark = pytest.mark.django_db
+
 MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
 
 

@@ -15,6 +15,10 @@ from apps.stocktake.selectors import DIMENSIONS, HEADLINE_FIGURES, stocktake_exp
 
 from .conftest import PERIOD
 
+# Every test here touches the database (some only through request.getfixturevalue, which pytest-django
+# cannot see when it orders tests: without the mark they would run after the transactional tests).
+pytestmark = pytest.mark.django_db
+
 QUERY = "?date_from=2026-01-01&date_to=2026-06-30"
 REPORT = reverse("stocktake:report")
 READERS = ["committee", "secretariat"]
