@@ -158,3 +158,19 @@ def test_match_panel_on_the_owners_post_page(match, kenya, login):
     body = response.content.decode()
     assert "River flood forecasting" in body
     assert reverse("matching:interest", args=[match.pk]) in body
+
+
+def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
+    match.explanation = {
+        "shared_support_types": ["capacity_building"],
+        "shared_focus_areas": ["clean_energy"],
+        "top_terms": ["flood"],
+        "cross_lingual": True,
+        "need_language": "fr",
+        "offer_language": "en",
+    }
+    match.save()
+    body = login(kenya).get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "Capacity-building" in body and "capacity_building" not in body
+    assert "Development of clean energy sources" in body
+    assert "French" in body and "English" in body

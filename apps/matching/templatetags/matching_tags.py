@@ -6,6 +6,7 @@ from django import template
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
+from apps.posts.taxonomies import FACETS
 
 from ..selectors import match_list_for_post, match_side_for_actor
 
@@ -33,3 +34,12 @@ def match_panel(context, post):
 @register.filter
 def percent(value) -> str:
     return f"{round(float(value) * 100)}%"
+
+
+_LABELS = {key: label for choices in FACETS.values() for key, label in choices.choices}
+
+
+@register.filter
+def term_labels(keys) -> str:
+    """Taxonomy keys (as stored in an explanation) as their translated labels, comma-separated."""
+    return ", ".join(str(_LABELS.get(key, key)) for key in keys or ())
