@@ -49,7 +49,7 @@ def live_worker(settings):
     ):
         yield celery_app
     celery_app.conf.update(task_always_eager=True)
-    point_broker(celery_app, "memory://")
+    point_broker(celery_app, "memory://localhost/")
 
 
 def point_broker(app, url: str) -> None:
