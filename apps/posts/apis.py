@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -39,11 +40,13 @@ from .serializers import (
     PostImportResultSerializer,
     PostImportSerializer,
     PostPageSerializer,
+    PostRow,
     PostSerializer,
     PostWriteSerializer,
     field_errors_to_api,
     post_api_record,
     post_input_record,
+    post_rows,
     posts_with_facets,
     with_poster_codes,
 )
@@ -141,11 +144,12 @@ ORDERING_CHOICES = [name for field in ORDERINGS for name in (field, f"-{field}")
 DEFAULT_ORDERING = "updated_at"
 
 
-def _encode_cursor(ordering: str, post: Post) -> str:
+def _encode_cursor(ordering: str, post: PostRow) -> str:
     field = ordering.lstrip("-")
-    value = getattr(post, field)
-    if isinstance(value, datetime):
-        value = value.isoformat()
+    value = post.pk if field == "id" else post.record[field]
+    if ORDERINGS[field] == "datetime":
+        # The record's `...Z` as isoformat() writes it, the form cursors have always had.
+        value = value.removesuffix("Z") + "+00:00"
     payload = json.dumps({"o": ordering, "v": value, "id": post.pk}, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
@@ -188,7 +192,7 @@ def _page_size(request) -> int:
     return int(raw)
 
 
-def paginate_posts(request, queryset) -> tuple[list[Post], str | None]:
+def paginate_posts(request, queryset) -> tuple[list[PostRow], str | None]:
     """One page after the request's cursor, and the link to the next page (None on the last)."""
     ordering = request.query_params.get("ordering") or DEFAULT_ORDERING
     if ordering not in ORDERING_CHOICES:
@@ -213,7 +217,7 @@ def paginate_posts(request, queryset) -> tuple[list[Post], str | None]:
                 Q(**{f"{field}__{bound}": value}),
                 Q(**{f"{field}__{after}": value}) | Q(**{f"id__{after}": pk}),
             )
-    rows = list(queryset[: size + 1])
+    rows = post_rows(queryset[: size + 1], limit=size)
     if len(rows) <= size:
         return rows, None
     rows = rows[:size]
@@ -268,18 +272,27 @@ class PostApiMixin:
         # The facets are loaded by posts_with_facets, in one query for the whole page.
         return with_poster_codes(post_list_visible(actor=self.actor).prefetch_related(None))
 
-    def represent_all(self, posts: list[Post]) -> list[dict]:
+    def visible_ids(self):
+        """What the caller may see, for `post_rows` (which compiles only its `SELECT id`, so neither the
+        selector's select_related nor its prefetches run)."""
+        return post_list_visible(actor=self.actor)
+
+    def represent_all(self, posts: list[PostRow]) -> list[dict]:
         return [
             post_api_record(post, actor=self.actor, can_manage=post_can_manage(actor=self.actor, post=post))
-            for post in posts_with_facets(posts)
+            for post in posts
         ]
 
-    def represent(self, post: Post) -> dict:
-        return self.represent_all([post])[0]
+    def represent_one(self, pk: int) -> dict:
+        """One visible post's record (404 when it is not visible)."""
+        rows = post_rows(self.visible_ids().filter(pk=pk).order_by()) if 0 < pk <= MAX_ID else []
+        if not rows:
+            raise NotFound(_("Not found."))
+        return self.represent_all(rows)[0]
 
     def fresh(self, post: Post) -> dict:
         """Re-read a post after a write, with everything the representation needs."""
-        return self.represent(self.visible_posts().get(pk=post.pk))
+        return self.represent_one(post.pk)
 
     def parse(self, record: Any, refs: ReferenceData) -> PostData:
         try:
@@ -331,7 +344,7 @@ class PostListApi(PostApiMixin, ApiView):
         responses=PostPageSerializer,
     )
     def get(self, request):
-        posts = self.visible_posts()
+        posts = self.visible_ids()
         # Building the filter form costs more than the rest of a plain page: only when a filter is given.
         if any(name in PostApiFilter.base_filters for name in request.query_params):
             filterset = PostApiFilter(request.query_params, queryset=posts, request=request)
@@ -390,7 +403,7 @@ class PostDetailApi(PostApiMixin, ApiView):
 
     @extend_schema(tags=["posts"], summary="One post", responses=PostSerializer)
     def get(self, request, pk: int):
-        return Response(self.represent(self.get_or_404(self.visible_posts(), pk)))
+        return Response(self.represent_one(pk))
 
     @extend_schema(
         tags=["posts"],

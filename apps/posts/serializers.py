@@ -8,15 +8,19 @@ over `post_to_record`, because a list page of 100 posts must not pay for DRF's f
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F
 from rest_framework import serializers
 
 from apps.accounts.actors import Actor
-from apps.parties.models import Party
+from apps.parties.models import Party, SupportProvider
 from apps.posts.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from apps.posts.post_data import DECLARATIONS, FieldError, post_to_record
 from apps.posts.taxonomies import (
@@ -90,24 +94,31 @@ class PostWithFacets:
 
 def posts_with_facets(posts: list[Post]) -> list[PostWithFacets]:
     """The posts with every facet's keys and the partner Parties' ISO3 codes, in one UNION ALL query."""
-    ids = [post.pk for post in posts]
+    facets = _facet_keys([post.pk for post in posts])
+    return [PostWithFacets(post, facets[post.pk]) for post in posts]
+
+
+def _facet_keys(ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """Post id -> facet (and `partner_parties`) -> keys in the taxonomy's order, in one UNION ALL query."""
     facets: dict[int, dict[str, list[str]]] = {pk: {} for pk in ids}
     if ids:
         if connection.vendor == "postgresql":
-            # One array parameter: psycopg would otherwise parse a hundred placeholders on every page.
-            condition, params = "= ANY(%s)", [ids]
+            # One array parameter, as an array literal: psycopg would otherwise parse a hundred placeholders,
+            # or dump the list element by element in Python, on every page. The statement stays the same.
+            condition, params = "= ANY(%s::bigint[])", ["{" + ",".join(map(str, ids)) + "}"]
         else:
             condition, params = f"IN ({', '.join(['%s'] * len(ids))})", ids
-        with connection.cursor() as cursor:
+        with _read_cursor() as cursor:
             cursor.execute(_facets_sql().format(ids=condition), params * (len(FACETS) + 1))
             for post_id, name, key in cursor.fetchall():
                 facets[post_id].setdefault(name, []).append(key)
     for by_name in facets.values():
         for name, keys in by_name.items():
-            # The taxonomies' own order (their `position`), as post_to_record gives it.
-            order = _FACET_ORDER.get(name)
-            keys.sort(key=(lambda k, order=order: order.get(k, len(order))) if order else None)
-    return [PostWithFacets(post, facets[post.pk]) for post in posts]
+            if len(keys) > 1:
+                # The taxonomies' own order (their `position`), as post_to_record gives it.
+                order = _FACET_ORDER.get(name)
+                keys.sort(key=(lambda k, order=order: order.get(k, len(order))) if order else None)
+    return facets
 
 
 _FACET_ORDER = {name: {key: i for i, key in enumerate(choices.values)} for name, choices in FACETS.items()}
@@ -130,8 +141,214 @@ def _facets_sql() -> str:
     return " UNION ALL ".join(parts)
 
 
-def post_api_record(post: Post | PostWithFacets, *, actor: Actor, can_manage: bool) -> dict[str, Any]:
-    """A post as the API returns it. Expects a `PostWithFacets` (or a post with every relation prefetched)."""
+# --- the read path: posts as API records straight from database rows -------------------------------------
+
+
+class PostRow:
+    """One post read by `post_rows`: its API record, built from plain column values.
+
+    A list page is the API's hottest path; model instances, the ORM's column conversions and the
+    `PostWithFacets` wrapper cost several times the two queries that feed them. `post_api_record` turns a row
+    into the same record as a post (tests/api/test_performance_paths.py checks it against `post_to_record`).
+    """
+
+    __slots__ = ("contact_email", "contact_name", "party_id", "pk", "provider_id", "record", "returned_at")
+
+    def __init__(self, values: tuple, facets: dict[str, list[str]]):
+        (
+            pk,
+            external_id,
+            kind,
+            party_iso3,
+            provider_name,
+            title,
+            description,
+            language,
+            amount,
+            eligible,
+            status,
+            aims,
+            involves_iplc,
+            voluntary,
+            no_transfer,
+            ndc,
+            rights,
+            safeguards,
+            outcome,
+            created_at,
+            updated_at,
+            submitted_at,
+            published_at,
+            closed_at,
+            withdrawn_at,
+            self.contact_name,
+            self.contact_email,
+            returned_at,
+            return_reason,
+            self.party_id,
+            self.provider_id,
+        ) = values
+        self.pk = pk
+        self.returned_at = (_stamp(returned_at), return_reason)
+        self.record = {
+            # The order of post_api_record for a post: the import format, then the rest.
+            "id": pk,
+            "external_id": external_id or f"post-{pk}",
+            "kind": kind,
+            "party": party_iso3,
+            "provider": provider_name,
+            "title": title,
+            "description": description,
+            "support_types": facets.get("support_types", []),
+            "focus_areas": facets.get("focus_areas", []),
+            "sectors": facets.get("sectors", []),
+            "language": language,
+            "amount_usd": float(amount) if amount is not None else None,
+            "instruments": facets.get("instruments", []),
+            "eligible": json.loads(eligible),
+            "status": status,
+            "aims": json.loads(aims),
+            "partner_parties": facets.get("partner_parties", []),
+            "involves_iplc": bool(involves_iplc),
+            "declarations": {
+                "voluntary": bool(voluntary),
+                "no_transfer": bool(no_transfer),
+                "ndc": bool(ndc),
+                "rights": bool(rights),
+                "safeguards": bool(safeguards),
+            },
+            "outcome": outcome,
+            "created_at": _stamp(created_at),
+            "updated_at": _stamp(updated_at),
+            "submitted_at": _stamp(submitted_at),
+            "published_at": _stamp(published_at),
+            "closed_at": _stamp(closed_at),
+            "withdrawn_at": _stamp(withdrawn_at),
+        }
+
+
+def _stamp(text: str | None) -> str | None:
+    # Both databases give `YYYY-MM-DDTHH:MM:SS.ffffffZ` (see _row_sql); isoformat() omits zero microseconds.
+    return text.replace(".000000Z", "Z") if text is not None else None
+
+
+def post_rows(queryset, *, limit: int | None = None) -> list[PostRow]:
+    """The posts of a queryset (filtered, ordered, sliced as the caller likes) as `PostRow`s, in two queries.
+
+    The ORM compiles only `SELECT id` of the queryset (the selectors and filters stay the one definition of
+    who sees what); a fixed SQL statement around it reads the columns, formatting timestamps in the database.
+    Order: the queryset's (fields of Post, as in `order_by` or the model's default ordering). Rows after
+    `limit` (a page's look-ahead row) come without their facets, which nobody reads.
+    """
+    try:
+        page_sql, params = queryset.values_list("id").query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    query = queryset.query
+    names = query.order_by or (query.get_meta().ordering if query.default_ordering else ())
+    order = ", ".join(
+        f"p.{_column(name.lstrip('-'))} {'DESC' if name.startswith('-') else 'ASC'}" for name in names
+    )
+    sql = _row_sql(connection.vendor).format(page=page_sql, order=f" ORDER BY {order}" if order else "")
+    with _read_cursor() as cursor:
+        cursor.execute(sql, params)
+        values = cursor.fetchall()
+    facets = _facet_keys([row[0] for row in values[:limit]])
+    return [PostRow(row, facets.get(row[0], {})) for row in values]
+
+
+def _read_cursor():
+    """A cursor for the read path; on PostgreSQL, one whose statements are prepared once they repeat.
+
+    Planning the page's statement costs the database more than running it. Django's own cursors bind
+    parameters client-side, which psycopg never prepares; this one binds them server-side, and psycopg
+    prepares a statement on its 5th use on a connection (keeping the latest 100): the plain pages, the facets.
+    """
+    if connection.vendor != "postgresql" or not settings.API_PREPARED_STATEMENTS:
+        # Off behind a connection pooler in transaction mode that cannot keep prepared statements.
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns preparing off; only server-side binding cursors (these) are affected.
+        raw.prepare_threshold = 5
+    with connection.wrap_database_errors:
+        # Django's wrapper, so the queries are logged and counted like any other.
+        return connection._prepare_cursor(psycopg.Cursor(raw))
+
+
+def _column(name: str) -> str:
+    field = Post._meta.pk if name == "pk" else Post._meta.get_field(name)
+    return connection.ops.quote_name(field.column)
+
+
+@functools.cache
+def _row_sql(vendor: str) -> str:
+    """The row of `PostRow`, around a page's `SELECT id ...` (`{page}`), followed by `{order}`."""
+    if vendor == "postgresql":
+
+        def stamp(column: str) -> str:
+            return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+    else:
+        # SQLite stores UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]` (Django's adapter); NULL stays NULL.
+        def stamp(column: str) -> str:
+            return f"replace({column}, ' ', 'T') || 'Z'"
+
+    def col(name: str) -> str:
+        return f"p.{_column(name)}"
+
+    columns = [
+        col("id"),
+        col("external_id"),
+        col("kind"),
+        f"pa.{_column_of(Party, 'iso3')}",
+        f"pr.{_column_of(SupportProvider, 'short_name')}",
+        col("title"),
+        col("description"),
+        col("language"),
+        col("amount_usd"),
+        col("eligible"),
+        col("status"),
+        col("aims"),
+        col("involves_iplc"),
+        *(col(f"declares_{key}") for key in DECLARATIONS),
+        col("outcome"),
+        *(stamp(col(name)) for name in ("created_at", "updated_at", "submitted_at", "published_at")),
+        *(stamp(col(name)) for name in ("closed_at", "withdrawn_at")),
+        col("contact_name"),
+        col("contact_email"),
+        stamp(col("returned_at")),
+        col("return_reason"),
+        col("party"),
+        col("provider"),
+    ]
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {', '.join(columns)} FROM ({{page}}) page "
+        f"JOIN {quote(Post._meta.db_table)} p ON p.{_column('id')} = page.{_column('id')} "
+        f"LEFT JOIN {quote(Party._meta.db_table)} pa ON pa.{_column_of(Party, 'id')} = {col('party')} "
+        f"LEFT JOIN {quote(SupportProvider._meta.db_table)} pr "
+        f"ON pr.{_column_of(SupportProvider, 'id')} = {col('provider')}{{order}}"
+    )
+
+
+def _column_of(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def post_api_record(
+    post: PostRow | Post | PostWithFacets, *, actor: Actor, can_manage: bool
+) -> dict[str, Any]:
+    """A post as the API returns it: from a `PostRow`, or a `PostWithFacets` (or a fully prefetched post)."""
+    if isinstance(post, PostRow):
+        record = dict(post.record)
+        if actor.is_authenticated:
+            record["contact_name"] = post.contact_name
+            record["contact_email"] = post.contact_email
+        if can_manage:
+            record["returned_at"], record["return_reason"] = post.returned_at
+        return record
     record = {"id": post.pk, **post_to_record(post)}
     record.update(
         aims=list(post.aims),

@@ -220,6 +220,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
+# transaction mode (before 1.21, or without max_prepared_statements).
+API_PREPARED_STATEMENTS = env.bool("API_PREPARED_STATEMENTS", default=True)
 # Posts per page in the public list and the dashboards.
 POSTS_PAGE_SIZE = env.int("POSTS_PAGE_SIZE", default=20)
 # How often the sweep looks for posts still waiting to be matched (seconds).

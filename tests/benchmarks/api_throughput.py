@@ -216,6 +216,46 @@ def start_gunicorn(database_url: str, port: int, workers: int, threads: int) -> 
     sys.exit("gunicorn did not start")
 
 
+# --- CPU accounting ----------------------------------------------------------------------------------------
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(master: int, database: str) -> tuple[list[int], list[int]]:
+    """The gunicorn master and workers, and the PostgreSQL backends serving the benchmark's database."""
+    app, db = [master], []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            app.append(int(entry.name))
+        elif cmdline.startswith("postgres:") and f" {database} " in cmdline:
+            db.append(int(entry.name))
+    return app, db
+
+
+def cpu_snapshot(master: int, database: str) -> tuple[float, float]:
+    """CPU seconds used so far by the application server and by the database backends.
+
+    On a machine shared with other work, throughput swings with the load; the CPU each request costs does
+    not (much), so the report gives both.
+    """
+    app, db = server_pids(master, database)
+    return sum(map(_process_cpu, app)), sum(map(_process_cpu, db))
+
+
 # --- clients -----------------------------------------------------------------------------------------------
 
 
@@ -379,11 +419,17 @@ def main() -> int:
     port = free_port()
     server = start_gunicorn(options.database_url, port, options.workers, options.threads)
     results = {}
+    database = options.database_url.rsplit("/", 1)[-1].split("?")[0]
     try:
         for paths in scenarios.values():  # warm every worker's connection and caches
             run_python(port, paths, min(options.concurrency, 8), 1.0, 400)
         for name, paths in scenarios.items():
+            app_before, db_before = cpu_snapshot(server.pid, database)
             results[name] = runner(port, paths, options.concurrency, options.seconds, options.max_requests)
+            app_after, db_after = cpu_snapshot(server.pid, database)
+            served = max(1, results[name]["requests"])
+            results[name]["app_cpu_ms"] = round((app_after - app_before) / served * 1000, 2)
+            results[name]["db_cpu_ms"] = round((db_after - db_before) / served * 1000, 2)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -393,13 +439,24 @@ def main() -> int:
         f"\nAPI throughput: {options.posts:,} posts, gunicorn {options.workers} workers x {options.threads} "
         f"threads, {options.concurrency} concurrent clients ({client}), {os.cpu_count()} CPUs\n"
     )
-    print(f"{'scenario':<22}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    ping_cpu = (results["ping (no query)"]["app_cpu_ms"] + results["ping (no query)"]["db_cpu_ms"]) or 1
+    print(
+        f"{'scenario':<22}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'app cpu':>9}{'db cpu':>8}{'cpu ratio':>10}"
+    )
     for name, r in results.items():
         r["ratio_to_ping"] = round(r["rps"] / baseline, 3)
+        # Ping's server CPU per request over this one's: the throughput ratio a dedicated machine would show
+        # if the server were the only thing using the CPUs (the load generator is not counted).
+        r["cpu_ratio_to_ping"] = round(ping_cpu / ((r["app_cpu_ms"] + r["db_cpu_ms"]) or ping_cpu), 3)
         print(
             f"{name:<22}{r['rps']:>9.0f}{r['ratio_to_ping']:>8.2f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}"
-            f"{r['p99_ms']:>9.1f}{r['errors']:>8}"
+            f"{r['p99_ms']:>9.1f}{r['errors']:>8}{r['app_cpu_ms']:>9.2f}{r['db_cpu_ms']:>8.2f}"
+            f"{r['cpu_ratio_to_ping']:>10.2f}"
         )
+    print(
+        "(app/db cpu: server CPU ms per request, gunicorn and PostgreSQL backends; cpu ratio: ping's over it)"
+    )
     listing = results["post list page"]
     goals = {
         "list >= 1/3 of ping": listing["ratio_to_ping"] >= 1 / 3,
