@@ -176,7 +176,9 @@ def test_match_finds_the_same_topic_first(index, records) -> None:
     assert results[0].offer_id == 101
     assert all(0 <= r.score <= 1 for r in results)
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
-    assert set(results[0].components) == {"lexical", "semantic", "structured"}
+    assert set(results[0].components) == {"lexical", "semantic", "structured", "alignment"}
+    first_stage = index.match(need, k=3, floor=0.0, weights=Weights(alignment=0.0))
+    assert set(first_stage[0].components) == {"lexical", "semantic", "structured"}
 
 
 def test_explanation_contents(index, records) -> None:
@@ -399,3 +401,68 @@ def test_ties_at_the_cut_go_to_the_lower_id(model, text_vectors) -> None:
     assert [r.offer_id for r in index.match(need, k=3, floor=0.0)] == [10, 20, 30]
     chunks = list(match_all(index, k=3, floor=0.0))
     assert [r.offer_id for c in chunks if c.kind == "need" for r in c.results] == [10, 20, 30]
+
+
+# -- second stage: sentence-alignment rerank ---------------------------------------------------------------------
+
+
+def test_sentence_coverage_counts_the_parts_of_the_need_that_are_answered() -> None:
+    a, b, c = np.eye(3, dtype=np.float32)
+    need = np.stack([a, b])
+    assert engine.sentence_coverage(need, np.stack([a, b, c])) == 1.0
+    assert engine.sentence_coverage(need, np.stack([a, c])) == 0.5  # answers one of the two parts
+    assert engine.sentence_coverage(need, np.stack([-a])) == 0.0  # clipped at 0
+
+
+def test_rerank_score_is_the_blend_mixed_with_coverage(index, records) -> None:
+    by_id = {r.id: r for r in records}
+    weights = Weights()
+    first = {
+        r.offer_id: r.score for r in index.match(records[0], k=20, floor=0.0, weights=Weights(alignment=0.0))
+    }
+    for res in index.match(records[0], k=20, floor=0.0, weights=weights):
+        need_vec = np.stack(engine.embed_sentences(engine.post_sentences(by_id[res.need_id])))
+        offer_vec = np.stack(engine.embed_sentences(engine.post_sentences(by_id[res.offer_id])))
+        coverage = engine.sentence_coverage(need_vec, offer_vec)
+        assert res.components["alignment"] == pytest.approx(coverage, abs=1e-6)
+        expected = (first[res.offer_id] + weights.alignment * coverage) / (1 + weights.alignment)
+        assert res.score == pytest.approx(expected, abs=1e-9)
+
+
+def test_rerank_only_reorders_the_shortlist(index, records) -> None:
+    # With a shortlist of 2, the reranked top 2 are the first stage's top 2, possibly swapped.
+    for need in (r for r in records if r.kind == "need"):
+        first = index.match(need, k=2, floor=0.0, weights=Weights(alignment=0.0))
+        second = index.match(need, k=2, floor=0.0, weights=Weights(alignment=5.0, rerank_depth=2))
+        assert {r.offer_id for r in second} == {r.offer_id for r in first}
+        assert [r.score for r in second] == sorted((r.score for r in second), reverse=True)
+
+
+def test_rerank_floor_applies_to_the_final_score(index, records) -> None:
+    everything = index.match(records[0], k=20, floor=0.0)
+    cut = everything[len(everything) // 2].score
+    kept = index.match(records[0], k=20, floor=cut)
+    assert kept == [r for r in everything if r.score >= cut]
+
+
+@pytest.mark.parametrize(
+    "weights", [Weights(), Weights(alignment=0.0), Weights(alignment=1.0, rerank_depth=3)]
+)
+def test_match_all_equals_match_rows_with_and_without_the_rerank(index, weights) -> None:
+    chunks = list(match_all(index, k=3, floor=0.1, chunk_size=2, weights=weights))
+    for kind, side in (("need", index.needs), ("offer", index.offers)):
+        expected = [r for res in index.match_rows(kind, range(len(side.records)), k=3, floor=0.1, weights=weights)
+                    for r in res]  # fmt: skip
+        got = [r for c in chunks if c.kind == kind for r in c.results]
+        assert [(r.need_id, r.offer_id, r.score, r.components) for r in got] == [
+            (r.need_id, r.offer_id, r.score, r.components) for r in expected
+        ]
+
+
+def test_cached_sentence_embeddings_give_the_same_matches(records, vectors, model, index) -> None:
+    sentences = dict(zip((r.id for r in records), engine.embed_post_sentences(records), strict=True))
+    cached = MatchIndex.build(records, model, embeddings=vectors, sentences=sentences)
+    for need in (r for r in records if r.kind == "need"):
+        assert cached.match(need, k=5, floor=0.0) == index.match(need, k=5, floor=0.0)
+    assert engine.post_sentences_key(records[0]) == engine.post_sentences_key(records[1])  # same text
+    assert engine.post_sentences_key(records[0]) != engine.post_sentences_key(records[2])
