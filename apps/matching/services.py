@@ -39,7 +39,9 @@ def matching_enqueue(*, post_ids: Sequence[int]) -> None:
             match_posts.delay(ids)
         except Exception:
             # Never fail a focal point's request for a broker outage; the sweep will pick these up.
-            logger.warning("Could not queue matching for %d posts; left for the sweep", len(ids), exc_info=True)
+            logger.warning(
+                "Could not queue matching for %d posts; left for the sweep", len(ids), exc_info=True
+            )
 
     transaction.on_commit(send)
 
@@ -95,7 +97,10 @@ def digest_collect(*, user: User, since) -> list[Match]:
     matches = list(
         Match.objects.active()
         .filter(score__gte=threshold, strong_at__gte=since)
-        .filter((own_need & ~Q(need_interest=Interest.DISMISSED)) | (own_offer & ~Q(offer_interest=Interest.DISMISSED)))
+        .filter(
+            (own_need & ~Q(need_interest=Interest.DISMISSED))
+            | (own_offer & ~Q(offer_interest=Interest.DISMISSED))
+        )
         .filter(need__status="published", offer__status="published")
         .select_related("need", "offer")
         .order_by("-score")[:50]

@@ -29,7 +29,9 @@ def match_interest(request, pk: int):
         messages.error(request, str(error))
     else:
         if match.connected_at:
-            messages.success(request, _("Both sides are interested: we have emailed you each other's contacts."))
+            messages.success(
+                request, _("Both sides are interested: we have emailed you each other's contacts.")
+            )
     own_post = match.need if side == "need" else match.offer
     if request.htmx:
         from .templatetags.matching_tags import match_panel

@@ -22,33 +22,89 @@ def _fresh_matching_state(settings):
 
 CORPUS = [
     # (external_id, kind, party/provider, support types, focus areas, sectors, language, title, description)
-    ("n-flood", "need", "KEN", ["technology"], ["adaptation"], ["disaster_risk", "water"], "en",
-     "Flood early-warning system for the Tana river basin",
-     "We need automatic river gauges, rainfall radar and a forecasting model so that villages along the Tana "
-     "receive flood warnings by SMS at least 48 hours ahead. Training of hydrologists is part of the request."),
-    ("n-solar", "need", "NPL", ["finance", "capacity_building"], ["clean_energy"], ["renewable_energy", "energy_access"], "en",
-     "Solar mini-grids for remote mountain villages",
-     "Nepal seeks grant finance and technician training to build solar mini-grids with battery storage for "
-     "off-grid villages, with a tariff model that local cooperatives can run."),
-    ("n-foret", "need", "COD", ["finance"], ["mitigation"], ["forests_land", "biodiversity_ecosystems"], "fr",
-     "Protection des forêts avec les peuples autochtones",
-     "La République démocratique du Congo cherche un financement pour protéger les forêts tropicales avec les "
-     "peuples autochtones et les communautés locales, par la cartographie des terres et la surveillance."),
-    ("o-warn", "offer", "JPN", ["technology", "capacity_building"], ["adaptation"], ["disaster_risk"], "en",
-     "Early-warning systems for river floods",
-     "Japan offers river gauges, flood forecasting software and training of hydrologists so that communities "
-     "receive early warnings of floods by mobile phone."),
-    ("o-grid", "offer", "DEU", ["finance"], ["clean_energy"], ["renewable_energy"], "en",
-     "Grants for solar mini-grids and rural electrification",
-     "Germany provides grants for solar mini-grids with batteries in remote villages, including tariff design "
-     "and cooperative management."),
-    ("o-forest", "offer", "NOR", ["finance"], ["mitigation"], ["forests_land"], "en",
-     "Results-based finance for rainforest protection with Indigenous Peoples",
-     "Norway offers results-based payments for protecting tropical rainforests together with Indigenous Peoples "
-     "and local communities, supporting land mapping and forest monitoring."),
-    ("o-kenya", "offer", "KEN", ["technology"], ["adaptation"], ["disaster_risk"], "en",
-     "Kenyan flood forecasting know-how",
-     "Kenya shares its own flood early-warning software for river basins."),
+    (
+        "n-flood",
+        "need",
+        "KEN",
+        ["technology"],
+        ["adaptation"],
+        ["disaster_risk", "water"],
+        "en",
+        "Flood early-warning system for the Tana river basin",
+        "We need automatic river gauges, rainfall radar and a forecasting model so that villages along the Tana "
+        "receive flood warnings by SMS at least 48 hours ahead. Training of hydrologists is part of the request.",
+    ),
+    (
+        "n-solar",
+        "need",
+        "NPL",
+        ["finance", "capacity_building"],
+        ["clean_energy"],
+        ["renewable_energy", "energy_access"],
+        "en",
+        "Solar mini-grids for remote mountain villages",
+        "Nepal seeks grant finance and technician training to build solar mini-grids with battery storage for "
+        "off-grid villages, with a tariff model that local cooperatives can run.",
+    ),
+    (
+        "n-foret",
+        "need",
+        "COD",
+        ["finance"],
+        ["mitigation"],
+        ["forests_land", "biodiversity_ecosystems"],
+        "fr",
+        "Protection des forêts avec les peuples autochtones",
+        "La République démocratique du Congo cherche un financement pour protéger les forêts tropicales avec les "
+        "peuples autochtones et les communautés locales, par la cartographie des terres et la surveillance.",
+    ),
+    (
+        "o-warn",
+        "offer",
+        "JPN",
+        ["technology", "capacity_building"],
+        ["adaptation"],
+        ["disaster_risk"],
+        "en",
+        "Early-warning systems for river floods",
+        "Japan offers river gauges, flood forecasting software and training of hydrologists so that communities "
+        "receive early warnings of floods by mobile phone.",
+    ),
+    (
+        "o-grid",
+        "offer",
+        "DEU",
+        ["finance"],
+        ["clean_energy"],
+        ["renewable_energy"],
+        "en",
+        "Grants for solar mini-grids and rural electrification",
+        "Germany provides grants for solar mini-grids with batteries in remote villages, including tariff design "
+        "and cooperative management.",
+    ),
+    (
+        "o-forest",
+        "offer",
+        "NOR",
+        ["finance"],
+        ["mitigation"],
+        ["forests_land"],
+        "en",
+        "Results-based finance for rainforest protection with Indigenous Peoples",
+        "Norway offers results-based payments for protecting tropical rainforests together with Indigenous Peoples "
+        "and local communities, supporting land mapping and forest monitoring.",
+    ),
+    (
+        "o-kenya",
+        "offer",
+        "KEN",
+        ["technology"],
+        ["adaptation"],
+        ["disaster_risk"],
+        "en",
+        "Kenyan flood forecasting know-how",
+        "Kenya shares its own flood early-warning software for river basins.",
+    ),
 ]
 
 

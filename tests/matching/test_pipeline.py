@@ -29,14 +29,18 @@ def test_publishing_matches_each_need_to_the_offer_that_meets_it(corpus):
 
 
 def test_hard_rules_hold_for_every_stored_match(corpus):
-    pairs = Match.objects.active().select_related("need__party", "offer__party").prefetch_related(
-        "need__support_types", "offer__support_types"
+    pairs = (
+        Match.objects.active()
+        .select_related("need__party", "offer__party")
+        .prefetch_related("need__support_types", "offer__support_types")
     )
     assert pairs
     for match in pairs:
         assert match.need.kind == "need" and match.offer.kind == "offer"
         assert match.need.party_id != match.offer.party_id
-        assert {t.key for t in match.need.support_types.all()} & {t.key for t in match.offer.support_types.all()}
+        assert {t.key for t in match.need.support_types.all()} & {
+            t.key for t in match.offer.support_types.all()
+        }
         assert 0 <= match.score <= 1
     # Kenya's own offer never meets Kenya's need; the forest need (finance) never meets the technology offers.
     assert ("n-flood", "o-kenya") not in active_pairs()
@@ -96,8 +100,12 @@ def test_editing_a_published_post_rematches_it(corpus, django_capture_on_commit_
         "focus_areas": ["clean_energy"],
     }
     with django_capture_on_commit_callbacks(execute=True):
-        services.post_update(actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData()))
-    after = Match.objects.filter(need=need, offer=corpus["o-grid"], is_active=True).values_list("score", flat=True)
+        services.post_update(
+            actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData())
+        )
+    after = Match.objects.filter(need=need, offer=corpus["o-grid"], is_active=True).values_list(
+        "score", flat=True
+    )
     assert not after or after[0] < before
 
 

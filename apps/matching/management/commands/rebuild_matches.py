@@ -16,11 +16,17 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--sync", action="store_true", help="Run in this process instead of on the workers.")
-        parser.add_argument("--refit", action="store_true", help="Refit the text model first.")
-        parser.add_argument("--chunk-size", type=int, default=None, help="Posts per chunk (default: settings).")
         parser.add_argument(
-            "--no-wait", action="store_true", help="Queue the chunks and return without waiting for the workers."
+            "--sync", action="store_true", help="Run in this process instead of on the workers."
+        )
+        parser.add_argument("--refit", action="store_true", help="Refit the text model first.")
+        parser.add_argument(
+            "--chunk-size", type=int, default=None, help="Posts per chunk (default: settings)."
+        )
+        parser.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="Queue the chunks and return without waiting for the workers.",
         )
         parser.add_argument("--timeout", type=int, default=3600, help="Seconds to wait for the workers.")
 
@@ -43,7 +49,9 @@ class Command(BaseCommand):
                 if finished:
                     break
                 if time.monotonic() > deadline:
-                    raise CommandError(f"\nThe workers did not finish within {timeout} s ({done}/{total} chunks).")
+                    raise CommandError(
+                        f"\nThe workers did not finish within {timeout} s ({done}/{total} chunks)."
+                    )
                 time.sleep(0.5)
         sys.stderr.write("\n")
         run.refresh_from_db()
