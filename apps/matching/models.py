@@ -117,13 +117,17 @@ class TextModelVersion(models.Model):
 
 
 class PostEmbedding(models.Model):
-    """A post's sentence embedding, cached by a hash of its text so a refit or a rebuild re-embeds nothing."""
+    """A post's embeddings, cached by a hash of its text so a refit or a rebuild re-embeds nothing."""
 
     post = models.OneToOneField(
         "posts.Post", on_delete=models.CASCADE, related_name="embedding", primary_key=True
     )
     text_hash = models.CharField(max_length=64)
     vector = models.BinaryField()
+    # The rerank's vectors of the post's sentences (n x 512 float16), kept under their own hash: they are
+    # embedded only when the post is first shortlisted, and a rebuild must not embed them again.
+    sentences_hash = models.CharField(max_length=64, blank=True, default="")
+    sentences = models.BinaryField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

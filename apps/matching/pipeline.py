@@ -137,6 +137,42 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     return cached
 
 
+class DatabaseSentenceStore(engine.SentenceStore):
+    """The rerank's sentence vectors, kept beside each post's embedding (`PostEmbedding.sentences`)."""
+
+    def get(self, records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
+        keys = {r.id: engine.post_sentences_key(r) for r in records}
+        found: dict[int, np.ndarray] = {}
+        for post_id, sentences_hash, data in _in_batches(
+            PostEmbedding.objects,
+            "post_id",
+            list(keys),
+            ("post_id", "sentences_hash", "sentences"),
+            size=5000,
+        ):
+            if data is not None and keys.get(post_id) == sentences_hash:
+                found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
+        return found
+
+    def put(self, records: Sequence[PostRecord], vectors: Sequence[np.ndarray]) -> None:
+        # Rows exist for every indexed post (`embeddings_for` runs first); a post without one is skipped.
+        PostEmbedding.objects.bulk_update(
+            [
+                PostEmbedding(
+                    post_id=r.id,
+                    sentences_hash=engine.post_sentences_key(r),
+                    sentences=np.asarray(v, dtype=np.float16).tobytes(),
+                )
+                for r, v in zip(records, vectors, strict=True)
+            ],
+            ["sentences_hash", "sentences"],
+            batch_size=500,
+        )
+
+
+sentence_store = DatabaseSentenceStore()
+
+
 # --- the fitted model store ----------------------------------------------------------------------------------
 
 
@@ -222,7 +258,9 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
             return _state.index, {r.id: r for r in changed}
     as_of = timezone.now()
     records = post_records(Q(status=Post.Status.PUBLISHED))
-    _state.index = MatchIndex.build(records, model, embeddings=embeddings_for(records))
+    _state.index = MatchIndex.build(
+        records, model, embeddings=embeddings_for(records), sentence_store=sentence_store
+    )
     _state.index_version, _state.index_as_of = version, as_of
     logger.info("Built the match index of %d posts (model v%d)", len(records), version)
     # Anything saved while we read is caught by the next delta, which starts at `as_of`.
@@ -251,7 +289,14 @@ def _match_one(
     if fresh:
         vectors = embeddings_for([record, *fresh])
         results += engine.match_post(
-            record, fresh, index.model, weights=weights, k=k, floor=floor, embeddings=vectors
+            record,
+            fresh,
+            index.model,
+            weights=weights,
+            k=k,
+            floor=floor,
+            embeddings=vectors,
+            sentence_store=sentence_store,
         )
     other_id = (lambda r: r.offer_id) if other == engine.OFFER else (lambda r: r.need_id)
     results.sort(key=lambda r: (-r.score, other_id(r)))

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -421,9 +422,8 @@ def test_rerank_score_is_the_blend_mixed_with_coverage(index, records) -> None:
         r.offer_id: r.score for r in index.match(records[0], k=20, floor=0.0, weights=Weights(alignment=0.0))
     }
     for res in index.match(records[0], k=20, floor=0.0, weights=weights):
-        need_vec = np.stack(engine.embed_sentences(engine.post_sentences(by_id[res.need_id])))
-        offer_vec = np.stack(engine.embed_sentences(engine.post_sentences(by_id[res.offer_id])))
-        coverage = engine.sentence_coverage(need_vec, offer_vec)
+        need_vec, offer_vec = engine.embed_post_sentences([by_id[res.need_id], by_id[res.offer_id]])
+        coverage = engine.sentence_coverage(need_vec.astype(np.float32), offer_vec.astype(np.float32))
         assert res.components["alignment"] == pytest.approx(coverage, abs=1e-6)
         expected = (first[res.offer_id] + weights.alignment * coverage) / (1 + weights.alignment)
         assert res.score == pytest.approx(expected, abs=1e-9)
@@ -466,3 +466,52 @@ def test_cached_sentence_embeddings_give_the_same_matches(records, vectors, mode
         assert cached.match(need, k=5, floor=0.0) == index.match(need, k=5, floor=0.0)
     assert engine.post_sentences_key(records[0]) == engine.post_sentences_key(records[1])  # same text
     assert engine.post_sentences_key(records[0]) != engine.post_sentences_key(records[2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 40), st.floats(0.01, 0.6))
+def test_single_row_product_equals_the_sparse_product(seed, vocabulary, density) -> None:
+    # The incremental match's fast path (one query row) must give what scipy's product gives.
+    rng = np.random.default_rng(seed)
+    a = sp.random(1, vocabulary, density=density, format="csr", dtype=np.float32, random_state=rng)
+    b = sp.random(30, vocabulary, density=density, format="csr", dtype=np.float32, random_state=rng)
+    b_t = b.T.tocsr()
+    expected = (a @ b_t).toarray()
+    got = engine._dense_product(a, b_t, b)
+    assert got.shape == (1, 30) and got.dtype == np.float32
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+class _RecordingStore(engine.SentenceStore):
+    def __init__(self, known=None) -> None:
+        self.known = dict(known or {})
+        self.asked: list[int] = []
+        self.stored: dict[int, np.ndarray] = {}
+
+    def get(self, records):
+        self.asked += [r.id for r in records]
+        return {r.id: self.known[r.id] for r in records if r.id in self.known}
+
+    def put(self, records, vectors):
+        self.stored.update({r.id: v for r, v in zip(records, vectors, strict=True)})
+
+
+def test_the_rerank_keeps_the_sentences_it_embeds_in_the_store(
+    records, vectors, model, index, monkeypatch
+) -> None:
+    store = _RecordingStore()
+    fresh = MatchIndex.build(records, model, embeddings=vectors, sentence_store=store)
+    first = fresh.match(records[0], k=5, floor=0.0)
+    assert first == index.match(records[0], k=5, floor=0.0)
+    assert records[0].id in store.stored and all(v.dtype == np.float16 for v in store.stored.values())
+    assert set(store.stored) <= set(store.asked)
+
+    # A new index (another worker, a rebuild) finds them in the store and embeds nothing.
+    def no_embedding(_records):
+        raise AssertionError("sentences were embedded again")
+
+    monkeypatch.setattr(engine, "embed_post_sentences", no_embedding)
+    second_store = _RecordingStore(store.stored)
+    again = MatchIndex.build(records, model, embeddings=vectors, sentence_store=second_store)
+    assert again.match(records[0], k=5, floor=0.0) == first
+    assert second_store.stored == {}

@@ -2,8 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db.models import Q
 
 from apps.matching import pipeline
 from apps.matching.models import Match, PostEmbedding, TextModelVersion
@@ -186,3 +188,54 @@ def test_rebuild_command_in_process(corpus, capsys):
     out = capsys.readouterr()
     assert "2 chunks" in out.out
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
+
+
+def test_rerank_sentence_vectors_are_kept_for_every_worker(corpus, monkeypatch):
+    from apps.matching import engine
+
+    # Every post of a stored match was shortlisted: its sentence vectors are stored under their text hash.
+    stored = dict(PostEmbedding.objects.exclude(sentences=None).values_list("post_id", "sentences_hash"))
+    matched = set(Match.objects.active().values_list("need_id", flat=True)) | set(
+        Match.objects.active().values_list("offer_id", flat=True)
+    )
+    assert len(matched) >= 6 and matched <= set(stored)
+    records = {r.id: r for r in pipeline.post_records(Q(status=Post.Status.PUBLISHED))}
+    assert all(stored[pk] == engine.post_sentences_key(records[pk]) for pk in stored)
+
+    # A fresh process (the reset) rebuilds everything without embedding a sentence again.
+    def no_embedding(_records):
+        raise AssertionError("sentences were embedded again")
+
+    monkeypatch.setattr(engine, "embed_post_sentences", no_embedding)
+    pipeline.index_reset()
+    before = sorted(Match.objects.active().values_list("need_id", "offer_id"))
+    run = pipeline.rebuild_start(sync=True)
+    assert run.finished_at is not None
+    assert sorted(Match.objects.active().values_list("need_id", "offer_id")) == before
+
+
+def test_editing_a_post_refreshes_its_stored_sentence_vectors(corpus, django_capture_on_commit_callbacks):
+    from apps.matching import engine
+
+    need = corpus["n-flood"]
+    old_hash = PostEmbedding.objects.get(post=need).sentences_hash
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    record = {
+        "kind": "need",
+        "party": "KEN",
+        "title": "Flood early-warning system for the Tana river basin",
+        "description": "Automatic river gauges and flood forecasting. Warnings reach villages by SMS.",
+        "support_types": ["technology"],
+        "focus_areas": ["adaptation"],
+        "sectors": ["disaster_risk", "water"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(
+            actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData())
+        )
+    row = PostEmbedding.objects.get(post=need)
+    record = pipeline.post_records(Q(pk=need.pk))[0]
+    assert row.sentences_hash == engine.post_sentences_key(record) != old_hash
+    vectors = np.frombuffer(bytes(row.sentences), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
+    assert vectors.shape[0] == len(engine.post_sentences(record)) == 3
