@@ -32,9 +32,10 @@ EMBED_CHARS = 600
 EMBED_DIM = 512
 # Embeddings are reduced by PCA to this many dimensions when the fit corpus is large enough: the incremental
 # match is bound by memory bandwidth over the (n_posts x dim) float32 matrix (50k offers x 256 dims = 51 MB read
-# per query, ~7 ms here), so halving dim halves its time. On the development set, with a PCA basis fitted on its
-# own post and sentence vectors, 256 and 128 dims scored alike (nDCG@10 0.896 and 0.900, against 0.906
-# unreduced); below 128 it fell.
+# per query, ~7 ms here), so halving dim halves its time. The development set (210 posts) is too small to be
+# reduced (PCA starts at 4 x REDUCED_DIM posts), so the check was made with a basis fitted on its post and
+# sentence vectors together (1,221): 256 and 128 dims scored alike (nDCG@10 0.896 and 0.900, against 0.906
+# unreduced); below 128 it fell. A stored model keeps its own projection, so an older 256-dim one still works.
 REDUCED_DIM = 128
 # ESA (explicit semantic analysis): a text is described by its TF-IDF similarity to "concept" documents
 # sampled from the corpus, keeping its strongest concepts; two texts about the same subject share concepts even
@@ -300,8 +301,9 @@ class SentenceStore:
 
 
 # Sentence embeddings by text, shared by every index of the process, so that a rebuilt index (or the next match)
-# does not embed the same sentences again; cleared when full (~200 MB of float32 at the cap).
-SENTENCE_CACHE_SIZE = 100_000
+# does not embed the same sentences again; cleared when full (~40 MB of float32 at the cap). Indexes backed by
+# a SentenceStore find most vectors there, so this only catches sentences repeated across posts.
+SENTENCE_CACHE_SIZE = 20_000
 _sentence_cache: dict[str, np.ndarray] = {}
 _sentence_lock = threading.Lock()
 
@@ -488,7 +490,7 @@ class TextModel:
     def features(self, texts: Sequence[str], *, vectors: np.ndarray | None = None) -> TextFeatures:
         """Features of texts; `vectors` are their 512-d embeddings if already known (else they are embedded)."""
         if not texts:
-            dim = REDUCED_DIM if self.projection is not None else EMBED_DIM
+            dim = self.projection[1].shape[1] if self.projection is not None else EMBED_DIM
             return TextFeatures(
                 sp.csr_matrix((0, len(self.vectorizer.vocabulary_)), dtype=np.float32),
                 sp.csr_matrix((0, self.concepts.shape[0]), dtype=np.float32),
@@ -668,6 +670,10 @@ class _Side:
         first use (the rerank needs them for shortlisted posts only, so the index is built without them)."""
         rows = list(dict.fromkeys(int(r) for r in rows))
         todo = [r for r in rows if r not in self._sentences]
+        if todo and store is not None and len(self._sentences) + len(todo) > SENTENCE_ROWS_KEPT:
+            # The store gives them back for one query per batch: keep a worker's memory bounded (a whole
+            # corpus' sentences are ~0.7 GB at 100k posts) instead of holding every post ever shortlisted.
+            self._sentences.clear()
         if todo and store is not None:
             found = store.get([self.records[r] for r in todo])
             for r in todo:
@@ -685,6 +691,8 @@ class _Side:
 
 
 _SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCUS_AREAS), frozenset(SECTORS)
+# Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~7 KB each).
+SENTENCE_ROWS_KEPT = 20_000
 
 
 class MatchIndex:

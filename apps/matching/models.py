@@ -36,6 +36,8 @@ class Match(models.Model):
     lexical = models.FloatField(_("lexical similarity"), default=0)
     semantic = models.FloatField(_("semantic similarity"), default=0)
     structured = models.FloatField(_("structured fit"), default=0)
+    # Share of the need's sentences that some sentence of the offer answers (the rerank); null: not reranked.
+    alignment = models.FloatField(_("sentence alignment"), null=True, blank=True)
     explanation = models.JSONField(_("explanation"), default=dict)
     # Place in the need's list of offers and in the offer's list of needs (1 is best; null: not in that top k).
     rank_for_need = models.PositiveSmallIntegerField(_("rank for the need"), null=True, blank=True)
@@ -44,6 +46,9 @@ class Match(models.Model):
     model_version = models.PositiveIntegerField(_("model version"), default=0)
     created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # When the score last moved by MATERIAL_CHANGE or more: every rebuild rewrites each row (updated_at), but a
+    # focal point's "updated" mark must mean that the match itself changed.
+    changed_at = models.DateTimeField(_("score changed at"), null=True, blank=True)
     # When the pair first scored at or above the strong-match threshold.
     strong_at = models.DateTimeField(_("first strong at"), null=True, blank=True, db_index=True)
     need_interest = models.CharField(

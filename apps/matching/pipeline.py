@@ -140,33 +140,50 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
 class DatabaseSentenceStore(engine.SentenceStore):
     """The rerank's sentence vectors, kept beside each post's embedding (`PostEmbedding.sentences`)."""
 
+    BATCH = 2000
+
     def get(self, records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
         keys = {r.id: engine.post_sentences_key(r) for r in records}
+        ids = sorted(keys)
         found: dict[int, np.ndarray] = {}
-        for post_id, sentences_hash, data in _in_batches(
-            PostEmbedding.objects,
-            "post_id",
-            list(keys),
-            ("post_id", "sentences_hash", "sentences"),
-            size=5000,
-        ):
-            if data is not None and keys.get(post_id) == sentences_hash:
-                found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
+        # Always by primary key in batches, never a table scan: the rows carry ~7 KB of vectors each.
+        for start in range(0, len(ids), self.BATCH):
+            for post_id, sentences_hash, data in PostEmbedding.objects.filter(
+                post_id__in=ids[start : start + self.BATCH], sentences__isnull=False
+            ).values_list("post_id", "sentences_hash", "sentences"):
+                if keys[post_id] == sentences_hash:
+                    found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(
+                        -1, engine.EMBED_DIM
+                    )
         return found
 
     def put(self, records: Sequence[PostRecord], vectors: Sequence[np.ndarray]) -> None:
-        # Rows exist for every indexed post (`embeddings_for` runs first); a post without one is skipped.
+        by_id = {r.id: (r, v) for r, v in zip(records, vectors, strict=True)}
+        # Only for posts whose stored embedding is of the same text: a worker whose index still holds an edited
+        # post's old text must not overwrite the vectors of the new one.
+        current = {
+            post_id
+            for post_id, text_hash in PostEmbedding.objects.filter(post_id__in=list(by_id)).values_list(
+                "post_id", "text_hash"
+            )
+            if text_hash == engine.post_embedding_key(by_id[post_id][0])
+        }
+        if len(current) < len(by_id):
+            logger.info(
+                "Sentence vectors of %d stale or unindexed posts not stored", len(by_id) - len(current)
+            )
+        # In primary-key order, so that two workers storing overlapping batches cannot deadlock.
         PostEmbedding.objects.bulk_update(
             [
                 PostEmbedding(
-                    post_id=r.id,
-                    sentences_hash=engine.post_sentences_key(r),
-                    sentences=np.asarray(v, dtype=np.float16).tobytes(),
+                    post_id=pk,
+                    sentences_hash=engine.post_sentences_key(by_id[pk][0]),
+                    sentences=np.asarray(by_id[pk][1], dtype=np.float16).tobytes(),
                 )
-                for r, v in zip(records, vectors, strict=True)
+                for pk in sorted(current)
             ],
             ["sentences_hash", "sentences"],
-            batch_size=500,
+            batch_size=200,
         )
 
 
@@ -306,6 +323,29 @@ def _match_one(
 # --- storing matches -----------------------------------------------------------------------------------------
 
 
+# A re-score that moves a match by less than this (one point of the percentage shown) is not a change that a
+# focal point should be told about.
+MATERIAL_CHANGE = 0.01
+
+
+def _changed_at(rows: list[Match], now: datetime) -> None:
+    """Set each row's `changed_at`: now for a new pair, one that comes back active or a material change of
+    score; else the stored value."""
+    needs, offers = {row.need_id for row in rows}, {row.offer_id for row in rows}
+    # Read the stored pairs through the side with fewer posts (a chunk is grouped by one side).
+    column, ids = ("need_id", sorted(needs)) if len(needs) <= len(offers) else ("offer_id", sorted(offers))
+    stored = {}
+    for start in range(0, len(ids), 2000):
+        for need_id, offer_id, score, is_active, changed_at in Match.objects.filter(
+            **{f"{column}__in": ids[start : start + 2000]}
+        ).values_list("need_id", "offer_id", "score", "is_active", "changed_at"):
+            stored[(need_id, offer_id)] = (score, is_active, changed_at)
+    for row in rows:
+        old = stored.get((row.need_id, row.offer_id))
+        material = old is None or not old[1] or abs(old[0] - row.score) >= MATERIAL_CHANGE
+        row.changed_at = now if material else old[2]
+
+
 def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
     rows = [
         Match(
@@ -315,6 +355,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
             lexical=r.components.get("lexical", 0.0),
             semantic=r.components.get("semantic", 0.0),
             structured=r.components.get("structured", 0.0),
+            alignment=r.components.get("alignment"),
             explanation=r.explanation,
             is_active=True,
             model_version=version,
@@ -323,6 +364,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
     ]
     if not rows:
         return 0
+    _changed_at(rows, timezone.now())
     Match.objects.bulk_create(
         rows,
         batch_size=500,
@@ -333,10 +375,12 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
             "lexical",
             "semantic",
             "structured",
+            "alignment",
             "explanation",
             "is_active",
             "model_version",
             "updated_at",
+            "changed_at",
         ],
     )
     return len(rows)

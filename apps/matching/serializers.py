@@ -38,6 +38,7 @@ def match_api_record(match: Match) -> dict[str, Any]:
         "lexical": round(match.lexical, 4),
         "semantic": round(match.semantic, 4),
         "structured": round(match.structured, 4),
+        "alignment": None if match.alignment is None else round(match.alignment, 4),
         "explanation": match.explanation if isinstance(match.explanation, dict) else {},
         "rank_for_need": match.rank_for_need,
         "rank_for_offer": match.rank_for_offer,
@@ -67,6 +68,11 @@ class MatchSerializer(serializers.Serializer):
     semantic = serializers.FloatField(help_text="Similar meaning, across languages (0 to 1).")
     structured = serializers.FloatField(
         help_text="Fit of support types, focus areas, sectors, amount (0 to 1)."
+    )
+    alignment = serializers.FloatField(
+        allow_null=True,
+        help_text="Share of the need's sentences that some sentence of the offer answers (0 to 1); null when "
+        "the pair was not reranked.",
     )
     explanation = serializers.DictField(
         help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms, ..."

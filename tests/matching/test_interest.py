@@ -174,3 +174,68 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     assert "Capacity-building" in body and "capacity_building" not in body
     assert "Development of clean energy sources" in body
     assert "French" in body and "English" in body
+
+
+def test_the_secretariat_sees_the_other_side_of_each_match(match, login):
+    # The secretariat speaks for neither side: the panel still lists, on the need's page, the offers.
+    body = login(SecretariatFactory(username="sec-panel")).get(reverse("posts:detail", args=[match.need_id]))
+    html = body.content.decode()
+    panel = html[html.index('id="match-') :]
+    assert "River flood forecasting" in panel
+    assert reverse("posts:detail", args=[match.offer_id]) in panel
+    assert reverse("matching:interest", args=[match.pk]) not in html  # no buttons for the secretariat
+
+
+def test_the_panel_shows_the_sentence_alignment_when_there_is_one(match, kenya, login):
+    client = login(kenya)
+    assert (
+        "parts of the need answered"
+        not in client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    )
+    match.alignment = 0.62
+    match.save()
+    body = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "parts of the need answered 62%" in body
+
+
+def test_updated_badge_only_for_a_material_change(match, kenya, login):
+    client = login(kenya)
+    Match.objects.filter(pk=match.pk).update(created_at=timezone.now() - timedelta(days=30))
+    body = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "badge-updated" not in body and "badge-new" not in body
+    Match.objects.filter(pk=match.pk).update(changed_at=timezone.now() - timedelta(days=1))
+    body = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "badge-updated" in body
+
+
+def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
+    client = login(kenya)
+    Match.objects.filter(pk=match.pk).update(is_active=False)
+    response = client.post(
+        reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "This match is no longer open." in response.content.decode()
+    htmx = client.post(
+        reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, HTTP_HX_REQUEST="true"
+    )
+    assert htmx.status_code == 204
+    assert htmx["HX-Redirect"] == reverse("posts:detail", args=[match.need_id]) + "#matches"
+    match.refresh_from_db()
+    assert match.need_interest == ""
+
+
+def test_an_htmx_answer_to_a_match_no_longer_listed_navigates_instead_of_swapping(
+    match, kenya, login, settings
+):
+    # Twenty better matches push this one out of the panel: htmx must load the page, not swap it into the item.
+    for i in range(20):
+        Match.objects.create(
+            need=match.need, offer=PostFactory(kind="offer", party=party("FRA")), score=0.9 + i / 1000
+        )
+    response = login(kenya).post(
+        reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 204 and response["HX-Redirect"].endswith("#matches")
+    match.refresh_from_db()
+    assert match.need_interest == "interested"

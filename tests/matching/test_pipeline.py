@@ -1,5 +1,6 @@
 """The matching pipeline against the database: hand-off, stored matches, hard rules, life cycle, rebuild."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -239,3 +240,37 @@ def test_editing_a_post_refreshes_its_stored_sentence_vectors(corpus, django_cap
     assert row.sentences_hash == engine.post_sentences_key(record) != old_hash
     vectors = np.frombuffer(bytes(row.sentences), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
     assert vectors.shape[0] == len(engine.post_sentences(record)) == 3
+
+
+def test_a_rescore_marks_a_match_changed_only_when_its_score_moves(corpus):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    pair = Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).get()
+    assert pair.changed_at is not None and pair.alignment is not None and 0 <= pair.alignment <= 1
+    ids = list(Post.objects.values_list("id", flat=True))
+    # The corpus was matched as it grew, under earlier model versions: score everything with the current one.
+    pipeline.matching_run_for_posts(post_ids=ids)
+    long_ago = timezone.now() - timedelta(days=60)
+    Match.objects.filter(pk=pair.pk).update(changed_at=long_ago)
+    pipeline.matching_run_for_posts(post_ids=ids)  # the same scores again
+    pair.refresh_from_db()
+    assert pair.changed_at == long_ago
+    Match.objects.filter(pk=pair.pk).update(score=pair.score - 0.2)  # the stored score was different
+    pipeline.matching_run_for_posts(post_ids=ids)
+    pair.refresh_from_db()
+    assert pair.changed_at > long_ago
+
+
+def test_a_stale_index_does_not_overwrite_the_sentences_of_edited_text(corpus):
+    from apps.matching import engine
+
+    need = corpus["n-flood"]
+    record = pipeline.post_records(Q(pk=need.pk))[0]
+    current = PostEmbedding.objects.get(post=need)
+    stale = dataclasses.replace(record, description="An older text of the post. It was edited since.")
+    pipeline.sentence_store.put([stale], engine.embed_post_sentences([stale]))
+    assert PostEmbedding.objects.get(post=need).sentences_hash == current.sentences_hash
+    assert pipeline.sentence_store.get([stale]) == {}
+    assert set(pipeline.sentence_store.get([record])) == {need.pk}

@@ -12,7 +12,7 @@ from ..selectors import match_list_for_post, match_side_for_actor
 
 register = template.Library()
 
-# Matches found or re-scored this recently carry a "new" or "updated" badge.
+# Matches found, or whose score changed materially, this recently carry a "new" or "updated" badge.
 FRESH_FOR = timedelta(days=7)
 
 
@@ -23,11 +23,14 @@ def match_panel(context, post):
     fresh_since = timezone.now() - FRESH_FOR
     for match in matches:
         match.side = match_side_for_actor(actor=actor, match=match)
-        match.other = match.offer if match.side == "need" else match.need
+        # Seen from the post whose page this is (the secretariat, which speaks for neither side, sees it too).
+        match.other = match.offer if post.kind == "need" else match.need
         match.own_interest = getattr(match, f"{match.side}_interest", "") if match.side else ""
         match.other_interest = match.offer_interest if match.side == "need" else match.need_interest
         match.is_new = match.created_at >= fresh_since
-        match.is_updated = not match.is_new and match.updated_at >= fresh_since
+        match.is_updated = (
+            not match.is_new and match.changed_at is not None and match.changed_at >= fresh_since
+        )
     return {"post": post, "matches": matches, "request": context["request"]}
 
 
