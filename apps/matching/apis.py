@@ -13,7 +13,7 @@ from apps.posts.selectors import post_list_visible
 from apps.posts.services import post_can_manage
 
 from .models import Interest, Match
-from .selectors import match_list_for_post
+from .selectors import match_list_for_post, match_with_ranks
 from .serializers import MatchInterestSerializer, MatchSerializer, match_api_record
 from .services import match_set_interest
 
@@ -37,7 +37,8 @@ class PostMatchListApi(ApiView):
         )
         if not post_can_manage(actor=self.actor, post=post):
             raise PermissionDenied(_("Only the post's own Party or provider sees its matches."))
-        return Response([match_api_record(match) for match in match_list_for_post(post=post)])
+        matches = match_with_ranks(match_list_for_post(post=post, limit=None))[:20]
+        return Response([match_api_record(match) for match in matches])
 
 
 class MatchInterestApi(ApiView):
@@ -61,7 +62,5 @@ class MatchInterestApi(ApiView):
             raise field_error("interest", _("Choose 'interested' or 'dismissed'."), "invalid_choice")
         match = self.get_or_404(Match.objects.all(), pk)
         match = match_set_interest(actor=self.actor, match=match, interest=interest)
-        match = Match.objects.select_related(
-            "need__party", "need__provider", "offer__party", "offer__provider"
-        ).get(pk=match.pk)
+        match = match_with_ranks(Match.objects.filter(pk=match.pk)).get()
         return Response(match_api_record(match))

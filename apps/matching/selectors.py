@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from apps.accounts.actors import Actor
 from apps.posts.models import Post
 
 from .models import Match
+
+
+def _rank_in_list_of(side: str) -> Coalesce:
+    """1 + the number of active matches of the same post on `side` that rank before this one (by score, then
+    id: the order of every list). Computed when read, as ranks shift whenever another match comes or goes."""
+    before = (
+        Match.objects.active()
+        .filter(**{side: OuterRef(side)})
+        .filter(Q(score__gt=OuterRef("score")) | Q(score=OuterRef("score"), id__lt=OuterRef("id")))
+        .order_by()
+        .values(side)
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(before), 0) + 1
+
+
+def match_with_ranks(qs: QuerySet[Match]) -> QuerySet[Match]:
+    """Matches with `need_rank` (the offer's place in the need's list) and `offer_rank`, posts and posters."""
+    return qs.select_related("need__party", "need__provider", "offer__party", "offer__provider").annotate(
+        need_rank=_rank_in_list_of("need"), offer_rank=_rank_in_list_of("offer")
+    )
 
 
 def match_list_for_post(*, post: Post, limit: int | None = 20) -> QuerySet[Match]:

@@ -31,7 +31,8 @@ def _time(value) -> str | None:
 
 
 def match_api_record(match: Match) -> dict[str, Any]:
-    """A match as the API returns it. Expects need/offer and their posters selected."""
+    """A match as the API returns it. Expects need/offer and their posters selected, and the ranks annotated
+    (`selectors.match_with_ranks`)."""
     return {
         "id": match.pk,
         "score": round(match.score, 4),
@@ -40,8 +41,8 @@ def match_api_record(match: Match) -> dict[str, Any]:
         "structured": round(match.structured, 4),
         "alignment": None if match.alignment is None else round(match.alignment, 4),
         "explanation": match.explanation if isinstance(match.explanation, dict) else {},
-        "rank_for_need": match.rank_for_need,
-        "rank_for_offer": match.rank_for_offer,
+        "rank_for_need": getattr(match, "need_rank", None) if match.is_active else None,
+        "rank_for_offer": getattr(match, "offer_rank", None) if match.is_active else None,
         "need": _post_summary(match.need),
         "offer": _post_summary(match.offer),
         "need_interest": match.need_interest,
