@@ -412,6 +412,7 @@ class TextModel:
         self.projection = projection  # (mean, components) of the PCA, or None
         self.calibration = calibration
         self._terms: np.ndarray | None = None
+        self._analyzer: Any = None
 
     # -- fitting ------------------------------------------------------------------------------------------------
 
@@ -477,7 +478,13 @@ class TextModel:
     def esa(self, words: sp.csr_matrix) -> sp.csr_matrix:
         out = []
         for start in range(0, words.shape[0], 1024):
-            act = (words[start : start + 1024] @ self._concepts_t).toarray()
+            block = words[start : start + 1024]
+            # One text (an incremental match): sum the concepts' postings directly, without a sparse result.
+            act = (
+                _row_product(block, self._concepts_t)
+                if block.shape[0] == 1
+                else (block @ self._concepts_t).toarray()
+            )
             act[act >= ESA_SELF_THRESHOLD] = 0.0
             out.append(_top_k_per_row(act, ESA_TOP_CONCEPTS))
         if not out:
@@ -496,10 +503,36 @@ class TextModel:
                 sp.csr_matrix((0, self.concepts.shape[0]), dtype=np.float32),
                 np.zeros((0, dim), dtype=np.float32),
             )
-        words = self.vectorizer.transform(texts).astype(np.float32).tocsr()
+        if len(texts) == 1:
+            words = self._transform_one(texts[0])
+        else:
+            words = self.vectorizer.transform(texts).astype(np.float32).tocsr()
         if vectors is None:
             vectors = self.embed(texts)
         return TextFeatures(words, self.esa(words), self.project(vectors))
+
+    def _transform_one(self, text: str) -> sp.csr_matrix:
+        """`vectorizer.transform([text])` for one text (the incremental match), without scikit-learn's input
+        validation, which costs more than the transform itself: counts of the known terms, sublinear tf, idf,
+        L2 norm, exactly as the fitted TfidfVectorizer computes them."""
+        if self._analyzer is None:
+            self._analyzer = self.vectorizer.build_analyzer()
+        vocabulary = self.vectorizer.vocabulary_
+        counts: dict[int, int] = {}
+        for token in self._analyzer(text):
+            column = vocabulary.get(token)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        tf = np.array([counts[c] for c in columns.tolist()], dtype=np.float64)
+        values = (np.log(tf) + 1.0) * self.vectorizer.idf_[columns]
+        norm = np.sqrt(np.dot(values, values))
+        if norm > 0:
+            values /= norm
+        return sp.csr_matrix(
+            (values.astype(np.float32), columns, np.array([0, len(columns)], dtype=np.int32)),
+            shape=(1, len(vocabulary)),
+        )
 
     # -- similarity ---------------------------------------------------------------------------------------------
 

@@ -515,3 +515,16 @@ def test_the_rerank_keeps_the_sentences_it_embeds_in_the_store(
     again = MatchIndex.build(records, model, embeddings=vectors, sentence_store=second_store)
     assert again.match(records[0], k=5, floor=0.0) == first
     assert second_store.stored == {}
+
+
+def test_one_text_is_featurised_as_in_a_batch(model, records) -> None:
+    # The incremental path featurises a single post without scikit-learn's batch transform: same vectors.
+    texts = [engine.post_text(r) for r in records] + ["", "Ça, c'est une phrase française: énergie solaire!"]
+    batch = model.vectorizer.transform(texts).astype(np.float32).toarray()
+    for i, text in enumerate(texts):
+        one = model._transform_one(text)
+        assert one.shape == (1, batch.shape[1])
+        assert np.allclose(one.toarray()[0], batch[i], atol=1e-6)
+    single = model.features([texts[0]], vectors=np.ones((1, engine.EMBED_DIM), dtype=np.float32))
+    many = model.features(texts[:2], vectors=np.ones((2, engine.EMBED_DIM), dtype=np.float32))
+    assert np.allclose(single.esa.toarray()[0], many.esa.toarray()[0], atol=1e-6)
