@@ -123,6 +123,14 @@ def field_error(field: str | None, message: str, code: str = "invalid") -> ApiEr
     return ApiError([{"field": field, "code": code, "message": str(message)}])
 
 
+def json_text_response(text: str, *, status: int = 200) -> HttpResponse:
+    """A response whose body is JSON already written (the posts' read path has the database write it).
+
+    The same Content-Type as the JSON renderer's; DRF still adds its headers (Allow, Vary) to it.
+    """
+    return HttpResponse(text, status=status, content_type="application/json")
+
+
 # --- input hygiene -----------------------------------------------------------------------------------------
 
 

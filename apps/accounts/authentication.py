@@ -6,10 +6,12 @@ service takes, so a token and a logged-in user go through the same permission ru
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.request import Request
 
 from .actors import Actor
@@ -79,11 +81,27 @@ class ApiTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class ApiSessionAuthentication(SessionAuthentication):
+    """A logged-in browser session, with CSRF checks, as DRF's; without a session cookie (a partner system, a
+    script) there is no session user to load, so the request does not load its session to find that out."""
+
+    def authenticate(self, request: Request):
+        if settings.SESSION_COOKIE_NAME not in request._request.COOKIES:
+            return None
+        return super().authenticate(request)
+
+
 def request_actor(request: Request) -> Actor:
     """The Actor behind an API request: the token's, the session user's, or anonymous."""
     if isinstance(request.auth, ApiToken):
         return Actor.for_token(request.auth)
     return Actor.for_user(request.user)
+
+
+class ApiSessionScheme(SessionScheme):
+    """Documents the session as DRF's SessionAuthentication is (drf-spectacular matches classes exactly)."""
+
+    target_class = "apps.accounts.authentication.ApiSessionAuthentication"
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

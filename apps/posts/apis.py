@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import functools
 import json
 import re
 from datetime import UTC, datetime
@@ -14,8 +16,10 @@ from typing import Any
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -27,7 +31,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error
+from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error, json_text_response
 from apps.accounts.permissions import CanWritePosts
 from apps.parties.models import RegionalGroup
 
@@ -39,14 +43,16 @@ from .serializers import (
     PostCloseSerializer,
     PostImportResultSerializer,
     PostImportSerializer,
+    PostJson,
     PostPageSerializer,
-    PostRow,
     PostSerializer,
     PostWriteSerializer,
     field_errors_to_api,
-    post_api_record,
+    page_query,
+    page_query_once,
     post_input_record,
-    post_rows,
+    post_json,
+    post_json_rows,
     posts_with_facets,
     with_poster_codes,
 )
@@ -125,6 +131,27 @@ class PostApiFilter(PostFilter):
         fields = [*PostFilter.Meta.fields, "instrument", "provider", "status", "language", "updated_since"]
 
 
+@functools.lru_cache(maxsize=512)
+def _filterset_of(names: frozenset[str]) -> type[PostApiFilter]:
+    """PostApiFilter with only the named filters.
+
+    A filterset deep-copies every filter, and its form every field, on every request: for the 14 filters,
+    several times the cost of the rest of the page. Filters not given filter nothing, so the result is the same.
+    """
+    subset = type("PostApiFilter", (PostApiFilter,), {})
+    # After the class is made: the metaclass would set every filter.
+    subset.base_filters = {name: f for name, f in PostApiFilter.base_filters.items() if name in names}
+    # django-filter also makes the form class, and a field per filter, for every request; they depend only
+    # on the filters. (Fields of copies: a field made on a base filter would be deep-copied with it each time.)
+    form = type(
+        "PostApiFilterForm",
+        (PostApiFilter._meta.form,),
+        {name: copy.deepcopy(f).field for name, f in subset.base_filters.items()},
+    )
+    subset.get_form_class = lambda self: form
+    return subset
+
+
 def _filter_errors(filterset: django_filters.FilterSet) -> list[dict]:
     return [
         {"field": name, "code": error.code or "invalid", "message": " ".join(error.messages)}
@@ -144,9 +171,10 @@ ORDERING_CHOICES = [name for field in ORDERINGS for name in (field, f"-{field}")
 DEFAULT_ORDERING = "updated_at"
 
 
-def _encode_cursor(ordering: str, post: PostRow) -> str:
+def _encode_cursor(ordering: str, post: PostJson) -> str:
     field = ordering.lstrip("-")
-    value = post.pk if field == "id" else post.record[field]
+    # Read from the record: one per page, not worth a column of every row.
+    value = post.pk if field == "id" else json.loads(post.record)[field]
     if ORDERINGS[field] == "datetime":
         # The record's `...Z` as isoformat() writes it, the form cursors have always had.
         value = value.removesuffix("Z") + "+00:00"
@@ -192,38 +220,52 @@ def _page_size(request) -> int:
     return int(raw)
 
 
-def paginate_posts(request, queryset) -> tuple[list[PostRow], str | None]:
-    """One page after the request's cursor, and the link to the next page (None on the last)."""
+def _page_request(request) -> tuple[str, int, tuple[Any, int] | None]:
+    """The page the request asks for: its ordering, its size, and the cursor's (value, id) if it has one."""
     ordering = request.query_params.get("ordering") or DEFAULT_ORDERING
     if ordering not in ORDERING_CHOICES:
         raise field_error("ordering", _("Order by one of: %s.") % ", ".join(ORDERING_CHOICES))
     size = _page_size(request)
+    cursor = request.query_params.get("cursor")
+    return ordering, size, _decode_cursor(cursor, ordering) if cursor else None
+
+
+def _after_values(ordering: str, after: tuple[Any, int] | None) -> dict[str, Any]:
+    """The cursor's values as the database takes them (see `_page`), by name; none without a cursor."""
+    if after is None:
+        return {}
+    value, pk = after
+    kind = ORDERINGS[ordering.lstrip("-")]
+    if kind == "int":
+        return {"pk": pk}
+    if kind == "datetime":
+        value = connection.ops.adapt_datetimefield_value(value)
+    return {"value": value, "pk": pk}
+
+
+def _page(queryset, ordering: str, size: int, *, value: Any = None, pk: int | None = None):
+    """The queryset ordered by `ordering` and id, after the post whose (ordering field, id) is (value, pk) if
+    given, up to one post more than the page (to know whether there is a next one)."""
     field = ordering.lstrip("-")
     descending = ordering.startswith("-")
     queryset = queryset.order_by(
         *([ordering] if field == "id" else [ordering, "-id" if descending else "id"])
     )
-    cursor = request.query_params.get("cursor")
-    if cursor:
-        value, pk = _decode_cursor(cursor, ordering)
-        after = "lt" if descending else "gt"
+    if pk is not None:
+        # One row comparison, which the database starts from in the (field, id) index; as SQL, the values
+        # are the parameters as given (see `page_query_once`).
+        table, quote = Post._meta.db_table, connection.ops.quote_name
+        id_column = f"{quote(table)}.{quote(Post._meta.pk.column)}"
+        after = "<" if descending else ">"
         if field == "id":
-            queryset = queryset.filter(**{f"id__{after}": pk})
+            condition = RawSQL(f"{id_column} {after} %s", (pk,), output_field=BooleanField())
         else:
-            # The redundant bound (>=, <=) lets the database start from the cursor in the field's index
-            # instead of scanning every row before it.
-            bound = "lte" if descending else "gte"
-            queryset = queryset.filter(
-                Q(**{f"{field}__{bound}": value}),
-                Q(**{f"{field}__{after}": value}) | Q(**{f"id__{after}": pk}),
+            column = f"{quote(table)}.{quote(Post._meta.get_field(field).column)}"
+            condition = RawSQL(
+                f"({column}, {id_column}) {after} (%s, %s)", (value, pk), output_field=BooleanField()
             )
-    rows = post_rows(queryset[: size + 1], limit=size)
-    if len(rows) <= size:
-        return rows, None
-    rows = rows[:size]
-    return rows, replace_query_param(
-        request.build_absolute_uri(), "cursor", _encode_cursor(ordering, rows[-1])
-    )
+        queryset = queryset.filter(condition)
+    return queryset[: size + 1]
 
 
 # --- schema parameters -------------------------------------------------------------------------------------
@@ -273,26 +315,35 @@ class PostApiMixin:
         return with_poster_codes(post_list_visible(actor=self.actor).prefetch_related(None))
 
     def visible_ids(self):
-        """What the caller may see, for `post_rows` (which compiles only its `SELECT id`, so neither the
+        """What the caller may see, for `post_json_rows` (which compiles only its `SELECT id`, so neither the
         selector's select_related nor its prefetches run)."""
         return post_list_visible(actor=self.actor)
 
-    def represent_all(self, posts: list[PostRow]) -> list[dict]:
+    def represent_all(self, posts: list[PostJson]) -> list[str]:
+        """The posts' records for this caller, as JSON text."""
+        actor = self.actor
+        if not actor.is_authenticated:
+            # No contact details, manages nothing: the records as read.
+            return [post.record for post in posts]
         return [
-            post_api_record(post, actor=self.actor, can_manage=post_can_manage(actor=self.actor, post=post))
-            for post in posts
+            post_json(post, actor=actor, can_manage=post_can_manage(actor=actor, post=post)) for post in posts
         ]
 
-    def represent_one(self, pk: int) -> dict:
-        """One visible post's record (404 when it is not visible)."""
-        rows = post_rows(self.visible_ids().filter(pk=pk).order_by()) if 0 < pk <= MAX_ID else []
+    def represent_one(self, pk: int) -> str:
+        """One visible post's record as JSON text (404 when it is not visible)."""
+        page = None
+        if 0 < pk <= MAX_ID:
+            page = page_query_once(
+                ("post", self.actor), lambda pk: self.visible_ids().filter(pk=pk).order_by(), pk=pk
+            )
+        rows = post_json_rows(page)
         if not rows:
             raise NotFound(_("Not found."))
         return self.represent_all(rows)[0]
 
-    def fresh(self, post: Post) -> dict:
-        """Re-read a post after a write, with everything the representation needs."""
-        return self.represent_one(post.pk)
+    def fresh(self, post: Post, *, status: int = 200) -> HttpResponse:
+        """The response to a write: the post read again, with everything the representation needs."""
+        return json_text_response(self.represent_one(post.pk), status=status)
 
     def parse(self, record: Any, refs: ReferenceData) -> PostData:
         try:
@@ -344,15 +395,38 @@ class PostListApi(PostApiMixin, ApiView):
         responses=PostPageSerializer,
     )
     def get(self, request):
-        posts = self.visible_ids()
-        # Building the filter form costs more than the rest of a plain page: only when a filter is given.
-        if any(name in PostApiFilter.base_filters for name in request.query_params):
-            filterset = PostApiFilter(request.query_params, queryset=posts, request=request)
+        names = frozenset(request.query_params).intersection(PostApiFilter.base_filters)
+        filterset = None
+        if names:
+            # Building the filter form costs more than the rest of a plain page: only when a filter is
+            # given, and only the filters given.
+            filterset = _filterset_of(names)(
+                request.query_params, queryset=self.visible_ids(), request=request
+            )
             if not filterset.is_valid():
                 raise ApiError(_filter_errors(filterset))
-            posts = filterset.qs
-        posts, next_url = paginate_posts(request, posts)
-        return Response({"next": next_url, "results": self.represent_all(posts)})
+        ordering, size, after = _page_request(request)
+        values = _after_values(ordering, after)
+        if filterset is not None:
+            page = page_query(_page(filterset.qs, ordering, size, **values))
+        else:
+            # The caller's plain pages are all the same statement: compose and compile it once.
+            page = page_query_once(
+                ("posts", self.actor, ordering, size),
+                lambda **v: _page(self.visible_ids(), ordering, size, **v),
+                **values,
+            )
+        # A search is planned for its words each time: how many posts match decides the best plan.
+        rows = post_json_rows(page, limit=size, plan_page_each_time=bool(request.query_params.get("q")))
+        next_url = None
+        if len(rows) > size:
+            rows = rows[:size]
+            next_url = replace_query_param(
+                request.build_absolute_uri(), "cursor", _encode_cursor(ordering, rows[-1])
+            )
+        # The records come as JSON text (see `post_json_rows`): the page is written around them.
+        results = ",".join(self.represent_all(rows))
+        return json_text_response(f'{{"next":{json.dumps(next_url)},"results":[{results}]}}')
 
     @extend_schema(
         tags=["posts"],
@@ -380,7 +454,7 @@ class PostListApi(PostApiMixin, ApiView):
             post = post_create(actor=self.actor, data=data)
         except IntegrityError:
             raise _external_id_taken() from None
-        response = Response(self.fresh(post), status=status.HTTP_201_CREATED)
+        response = self.fresh(post, status=status.HTTP_201_CREATED)
         response["Location"] = request.build_absolute_uri(f"{post.pk}/")
         return response
 
@@ -403,7 +477,7 @@ class PostDetailApi(PostApiMixin, ApiView):
 
     @extend_schema(tags=["posts"], summary="One post", responses=PostSerializer)
     def get(self, request, pk: int):
-        return Response(self.represent_one(pk))
+        return json_text_response(self.represent_one(pk))
 
     @extend_schema(
         tags=["posts"],
@@ -462,7 +536,7 @@ class PostDetailApi(PostApiMixin, ApiView):
         if errors:
             raise ApiError(errors)
         post = post_update(actor=self.actor, post=post, data=data)
-        return Response(self.fresh(post))
+        return self.fresh(post)
 
 
 class _TransitionApi(PostApiMixin, ApiView):
@@ -476,7 +550,7 @@ class _TransitionApi(PostApiMixin, ApiView):
 
     def post(self, request, pk: int):
         post = self.get_or_404(self.visible_posts(), pk)
-        return Response(self.fresh(self.transition(post)))
+        return self.fresh(self.transition(post))
 
 
 _TRANSITION_DOC = (

@@ -1,16 +1,19 @@
 """Posts in the API: the import format of DOMAIN.md in and out, plus id, status and timestamps on output.
 
 Input is validated by `post_data.parse_post_record` (the same rules as the import command); the serializers
-here describe the format for the OpenAPI schema. Output is built by `post_api_record`, a plain function
-over `post_to_record`, because a list page of 100 posts must not pay for DRF's field machinery.
+here describe the format for the OpenAPI schema. Output is defined by `post_api_record`, a plain function
+over `post_to_record`; list and detail read the same records as JSON text straight from the database
+(`post_json_rows`), because a list page must pay neither for DRF's field machinery nor for model instances.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
-from typing import Any
+import weakref
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -144,117 +147,172 @@ def _facets_sql() -> str:
 # --- the read path: posts as API records straight from database rows -------------------------------------
 
 
-class PostRow:
-    """One post read by `post_rows`: its API record, built from plain column values.
+class PostJson(NamedTuple):
+    """One post read by `post_json_rows`: its API record as JSON text, and what the caller-dependent fields and
+    a page's cursor need.
 
-    A list page is the API's hottest path; model instances, the ORM's column conversions and the
-    `PostWithFacets` wrapper cost several times the two queries that feed them. `post_api_record` turns a row
-    into the same record as a post (tests/api/test_performance_paths.py checks it against `post_to_record`).
+    A list page is the API's hottest path. On PostgreSQL the database writes each record's JSON (facets,
+    timestamps and all) in C, for less than Python spends turning the columns into dicts and encoding them;
+    `post_json` adds the fields that depend on the caller. tests/api/test_performance_paths.py holds the
+    text to `post_api_record` of a fully loaded post, on either database.
     """
 
-    __slots__ = ("contact_email", "contact_name", "party_id", "pk", "provider_id", "record", "returned_at")
-
-    def __init__(self, values: tuple, facets: dict[str, list[str]]):
-        (
-            pk,
-            external_id,
-            kind,
-            party_iso3,
-            provider_name,
-            title,
-            description,
-            language,
-            amount,
-            eligible,
-            status,
-            aims,
-            involves_iplc,
-            voluntary,
-            no_transfer,
-            ndc,
-            rights,
-            safeguards,
-            outcome,
-            created_at,
-            updated_at,
-            submitted_at,
-            published_at,
-            closed_at,
-            withdrawn_at,
-            self.contact_name,
-            self.contact_email,
-            returned_at,
-            return_reason,
-            self.party_id,
-            self.provider_id,
-        ) = values
-        self.pk = pk
-        self.returned_at = (_stamp(returned_at), return_reason)
-        self.record = {
-            # The order of post_api_record for a post: the import format, then the rest.
-            "id": pk,
-            "external_id": external_id or f"post-{pk}",
-            "kind": kind,
-            "party": party_iso3,
-            "provider": provider_name,
-            "title": title,
-            "description": description,
-            "support_types": facets.get("support_types", []),
-            "focus_areas": facets.get("focus_areas", []),
-            "sectors": facets.get("sectors", []),
-            "language": language,
-            "amount_usd": float(amount) if amount is not None else None,
-            "instruments": facets.get("instruments", []),
-            "eligible": json.loads(eligible),
-            "status": status,
-            "aims": json.loads(aims),
-            "partner_parties": facets.get("partner_parties", []),
-            "involves_iplc": bool(involves_iplc),
-            "declarations": {
-                "voluntary": bool(voluntary),
-                "no_transfer": bool(no_transfer),
-                "ndc": bool(ndc),
-                "rights": bool(rights),
-                "safeguards": bool(safeguards),
-            },
-            "outcome": outcome,
-            "created_at": _stamp(created_at),
-            "updated_at": _stamp(updated_at),
-            "submitted_at": _stamp(submitted_at),
-            "published_at": _stamp(published_at),
-            "closed_at": _stamp(closed_at),
-            "withdrawn_at": _stamp(withdrawn_at),
-        }
+    pk: int
+    party_id: int | None
+    provider_id: int | None
+    # The record without the caller-dependent fields below: a JSON object.
+    record: str
+    contact_name: str
+    contact_email: str
+    returned_at: str | None
+    return_reason: str
 
 
-def _stamp(text: str | None) -> str | None:
-    # Both databases give `YYYY-MM-DDTHH:MM:SS.ffffffZ` (see _row_sql); isoformat() omits zero microseconds.
-    return text.replace(".000000Z", "Z") if text is not None else None
+def post_json(post: PostJson, *, actor: Actor, can_manage: bool) -> str:
+    """The post's API record as JSON text: what `post_api_record` gives, for this caller."""
+    extra = {}
+    if actor.is_authenticated:
+        # The public reads posts without contact details (DOMAIN.md); any token or account sees them.
+        extra["contact_name"] = post.contact_name
+        extra["contact_email"] = post.contact_email
+    if can_manage:
+        extra["returned_at"] = post.returned_at
+        extra["return_reason"] = post.return_reason
+    if not extra:
+        return post.record
+    # The extra keys come last in the record: open the object again and append them.
+    return f"{post.record[:-1]}, {json.dumps(extra, ensure_ascii=False)[1:]}"
 
 
-def post_rows(queryset, *, limit: int | None = None) -> list[PostRow]:
-    """The posts of a queryset (filtered, ordered, sliced as the caller likes) as `PostRow`s, in two queries.
+class PageQuery(NamedTuple):
+    """A page's `SELECT id ...` of posts: its SQL and parameters, and the fields of Post it is ordered by."""
 
-    The ORM compiles only `SELECT id` of the queryset (the selectors and filters stay the one definition of
-    who sees what); a fixed SQL statement around it reads the columns, formatting timestamps in the database.
-    Order: the queryset's (fields of Post, as in `order_by` or the model's default ordering). Rows after
-    `limit` (a page's look-ahead row) come without their facets, which nobody reads.
+    sql: str
+    params: tuple
+    order: tuple[str, ...]
+
+
+def page_query(queryset) -> PageQuery | None:
+    """The `SELECT id ...` of a queryset of posts (filtered, ordered, sliced); None when it can match nothing.
+
+    Only the ids are compiled, so neither select_related nor prefetches of the queryset run: the selectors and
+    filters stay the one definition of who sees what, and `post_json_rows` reads the rest.
     """
     try:
-        page_sql, params = queryset.values_list("id").query.sql_with_params()
+        sql, params = queryset.values_list("id").query.sql_with_params()
     except EmptyResultSet:
-        return []
+        return None
     query = queryset.query
-    names = query.order_by or (query.get_meta().ordering if query.default_ordering else ())
+    order = query.order_by or (query.get_meta().ordering if query.default_ordering else ())
+    return PageQuery(sql, tuple(params), tuple(order))
+
+
+class _Slot(NamedTuple):
+    """Where a compiled page query takes one of the values of `page_query_once`."""
+
+    name: str
+
+
+# Compiled page queries: key -> (sql, params with _Slot placeholders, order), or _UNCACHEABLE. Emptied when
+# full: the keys are per caller and page shape, a few per partner system.
+_PAGE_QUERIES: dict[Hashable, tuple[str, tuple, tuple[str, ...]] | object] = {}
+_PAGE_QUERIES_MAX = 2000
+_UNCACHEABLE, _MISSING = object(), object()
+
+
+def page_query_once(key: Hashable, build: Callable[..., Any], **values: Any) -> PageQuery | None:
+    """`page_query(build(**values))`, with the ORM's work done once per `key` and the names of `values`.
+
+    Composing and compiling a page's queryset costs the API more than the database's whole answer. The first
+    call builds it with a stand-in for each value and remembers where the stand-ins land among the SQL
+    parameters; later calls put their values there. So `key` must decide everything else the queryset depends
+    on (the caller, the ordering, the page size), and each value must reach the parameters as it is given: an
+    int, or a str or datetime already in the form the database takes (`connection.ops.adapt_*`), passed to a
+    lookup on an integer field or to RawSQL. A value that does not is noticed, and that key is compiled every
+    time.
+    """
+    cache_key = (connection.alias, connection.vendor, key, tuple(sorted(values)))
+    compiled = _PAGE_QUERIES.get(cache_key, _MISSING)
+    if compiled is _MISSING:
+        compiled = _compile_with_stand_ins(build, values)
+        if len(_PAGE_QUERIES) >= _PAGE_QUERIES_MAX:
+            _PAGE_QUERIES.clear()
+        _PAGE_QUERIES[cache_key] = compiled
+    if compiled is _UNCACHEABLE:
+        return page_query(build(**values))
+    sql, params, order = compiled
+    return PageQuery(sql, tuple(values[p.name] if type(p) is _Slot else p for p in params), order)
+
+
+def _compile_with_stand_ins(build: Callable[..., Any], values: dict[str, Any]):
+    stand_ins = {name: _stand_in(index, value) for index, (name, value) in enumerate(values.items())}
+    page = page_query(build(**stand_ins))
+    if page is None:
+        # Nothing could match these stand-ins; the real values might.
+        return _UNCACHEABLE
+    params, found = [], set()
+    for param in page.params:
+        name = next((n for n, s in stand_ins.items() if type(param) is type(s) and param == s), None)
+        params.append(param if name is None else _Slot(name))
+        found.add(name)
+    inlined = any(isinstance(s, str) and s in page.sql for s in stand_ins.values())
+    if found.issuperset(stand_ins) and not inlined:
+        return page.sql, tuple(params), page.order
+    return _UNCACHEABLE
+
+
+def _stand_in(index: int, value: Any) -> Any:
+    """A value of the same type as `value` that no query holds on its own."""
+    if type(value) is int:
+        return -(2**62) - index
+    if type(value) is str:
+        return f"\x01stand-in {index}\x01"
+    if type(value) is datetime:
+        return datetime(1, 1, 1, 0, 0, 0, index + 1, tzinfo=UTC)
+    raise TypeError(f"No stand-in for a {type(value).__name__} parameter")
+
+
+def post_json_rows(
+    page: PageQuery | None, *, limit: int | None = None, plan_page_each_time: bool = False
+) -> list[PostJson]:
+    """The posts of a page query as `PostJson`s, in its order.
+
+    A fixed SQL statement around the page's `SELECT id ...` reads the posts. With `plan_page_each_time`, the
+    page's query runs first on its own, planned for its parameters (PostgreSQL), and the statement reads the
+    ids it found: for filters whose best plan depends on the value, such as a search (how many posts match).
+    On SQLite, rows after `limit` (a page's look-ahead row) come without their facets, which nobody reads.
+    """
+    if page is None:
+        return []
+    order = _order_sql(page.order)
+    if connection.vendor == "postgresql":
+        if plan_page_each_time:
+            with connection.cursor() as cursor:
+                cursor.execute(page.sql, page.params)
+                ids = [pk for (pk,) in cursor.fetchall()]
+            if not ids:
+                return []
+            # An array literal, so the statement stays the same whatever the number of ids.
+            page = PageQuery(_IDS_PAGE, ("{" + ",".join(map(str, ids)) + "}",), page.order)
+        with _read_cursor() as cursor:
+            cursor.execute(_json_sql().format(page=page.sql, order=order), page.params)
+            return [PostJson._make(row) for row in cursor.fetchall()]
+    with connection.cursor() as cursor:
+        cursor.execute(_row_sql().format(page=page.sql, order=order), page.params)
+        values = cursor.fetchall()
+    facets = _facet_keys([row[0] for row in values[:limit]])
+    return [_python_json_row(row, facets.get(row[0], {})) for row in values]
+
+
+_IDS_PAGE = "SELECT unnest(%s::bigint[]) AS id"
+
+
+@functools.cache
+def _order_sql(names: tuple[str, ...]) -> str:
     order = ", ".join(
         f"p.{_column(name.lstrip('-'))} {'DESC' if name.startswith('-') else 'ASC'}" for name in names
     )
-    sql = _row_sql(connection.vendor).format(page=page_sql, order=f" ORDER BY {order}" if order else "")
-    with _read_cursor() as cursor:
-        cursor.execute(sql, params)
-        values = cursor.fetchall()
-    facets = _facet_keys([row[0] for row in values[:limit]])
-    return [PostRow(row, facets.get(row[0], {})) for row in values]
+    return f" ORDER BY {order}" if order else ""
 
 
 def _read_cursor():
@@ -262,7 +320,7 @@ def _read_cursor():
 
     Planning the page's statement costs the database more than running it. Django's own cursors bind
     parameters client-side, which psycopg never prepares; this one binds them server-side, and psycopg
-    prepares a statement on its 5th use on a connection (keeping the latest 100): the plain pages, the facets.
+    prepares a statement on its 5th use on a connection (keeping the latest 100): the plain pages, the details.
     """
     if connection.vendor != "postgresql" or not settings.API_PREPARED_STATEMENTS:
         # Off behind a connection pooler in transaction mode that cannot keep prepared statements.
@@ -272,9 +330,23 @@ def _read_cursor():
     if raw.prepare_threshold is None:
         # Django turns preparing off; only server-side binding cursors (these) are affected.
         raw.prepare_threshold = 5
+    if raw not in _GENERIC_PLAN_SESSIONS:
+        # A prepared statement is otherwise planned again on every execution: its custom plan for the
+        # parameters looks cheaper than the generic one (LIMIT 21 of 90% published rows), so PostgreSQL
+        # never settles on the generic plan, and planning costs more than the execution. The generic plans
+        # of these statements are the same plans. Only server-side bound statements (this cursor's) are
+        # affected: Django's own cursors bind on the client and have no plan cache.
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+        if not connection.in_atomic_block:
+            # Said outside a transaction, it holds for the session; inside, a rollback would undo it.
+            _GENERIC_PLAN_SESSIONS.add(raw)
     with connection.wrap_database_errors:
         # Django's wrapper, so the queries are logged and counted like any other.
         return connection._prepare_cursor(psycopg.Cursor(raw))
+
+
+# Database connections (psycopg's) whose session plans prepared statements generically.
+_GENERIC_PLAN_SESSIONS: weakref.WeakSet = weakref.WeakSet()
 
 
 def _column(name: str) -> str:
@@ -282,21 +354,132 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
+def _column_of(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _from_page(page: str = "({page})") -> str:
+    """The posts of a page's `SELECT id ...` (`{page}`, or the named query), with their Party and provider."""
+    quote = connection.ops.quote_name
+    return (
+        f"FROM {page} page "
+        f"JOIN {quote(Post._meta.db_table)} p ON p.{_column('id')} = page.{_column('id')} "
+        f"LEFT JOIN {quote(Party._meta.db_table)} pa ON pa.{_column_of(Party, 'id')} = p.{_column('party')} "
+        f"LEFT JOIN {quote(SupportProvider._meta.db_table)} pr "
+        f"ON pr.{_column_of(SupportProvider, 'id')} = p.{_column('provider')}"
+    )
+
+
+def _pg_stamp(column: str) -> str:
+    # isoformat() of a UTC time with `Z`: microseconds only when there are some.
+    return (
+        f"""replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z')"""
+    )
+
+
 @functools.cache
-def _row_sql(vendor: str) -> str:
-    """The row of `PostRow`, around a page's `SELECT id ...` (`{page}`), followed by `{order}`."""
-    if vendor == "postgresql":
+def _json_sql() -> str:
+    """PostgreSQL: the columns of `PostJson` for a page's `SELECT id ...` (`{page}`), followed by `{order}`.
 
-        def stamp(column: str) -> str:
-            return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-
-    else:
-        # SQLite stores UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]` (Django's adapter); NULL stays NULL.
-        def stamp(column: str) -> str:
-            return f"replace({column}, ' ', 'T') || 'Z'"
+    The record's keys in the order of `post_api_record`; facets in the taxonomy's order, partner Parties in
+    Party's (their name), as the prefetches of the model path give them.
+    """
 
     def col(name: str) -> str:
         return f"p.{_column(name)}"
+
+    # Every facet of the page's posts in one pass: one index scan per facet table for the whole page, sorted
+    # once, then aggregated in that order (an aggregate takes its rows in the order of a sorted subquery).
+    # A subquery per post and facet, each aggregate sorting its own few keys, cost the database twice this.
+    # Keys in their term's position, partner Parties by name: the orderings of the model path's prefetches.
+    ids = "ANY(ARRAY(SELECT id FROM page))"
+    parts = []
+    for number, name in enumerate(FACETS):
+        through = getattr(Post, name).through._meta
+        term = getattr(Post, name).field.related_model._meta
+        key = through.get_field(term.model_name).column
+        # The union's column names are the first SELECT's.
+        named = " AS facet" if number == 0 else ""
+        parts.append(
+            f"SELECT t.post_id, {number}{named}, t.{key}{' AS key' if named else ''}, "
+            f"o.{term.get_field('position').column}, t.{key} "
+            f"FROM {through.db_table} t JOIN {term.db_table} o ON o.{term.pk.column} = t.{key} "
+            f"WHERE t.post_id = {ids}"
+        )
+    through = Post.partner_parties.through._meta
+    parts.append(
+        f"SELECT t.post_id, {len(FACETS)}, x.{_column_of(Party, 'iso3')}, NULL, x.{_column_of(Party, 'name')} "
+        f"FROM {through.db_table} t JOIN {Party._meta.db_table} x ON x.{_column_of(Party, 'id')} = t.party_id "
+        f"WHERE t.post_id = {ids}"
+    )
+    names = [*FACETS, "partner_parties"]
+    aggregates = ", ".join(
+        f"json_agg(key) FILTER (WHERE facet = {number}) AS {name}" for number, name in enumerate(names)
+    )
+    facets = (
+        f"SELECT post_id, {aggregates} FROM ({' UNION ALL '.join(parts)} ORDER BY 1, 2, 4, 5) keys "
+        "GROUP BY post_id"
+    )
+
+    def facet(name: str) -> str:
+        return f"coalesce(f.{name}, '[]')"
+
+    record = {
+        "id": col("id"),
+        "external_id": f"coalesce(nullif({col('external_id')}, ''), 'post-' || {col('id')})",
+        "kind": col("kind"),
+        "party": f"pa.{_column_of(Party, 'iso3')}",
+        "provider": f"pr.{_column_of(SupportProvider, 'short_name')}",
+        "title": col("title"),
+        "description": col("description"),
+        "support_types": facet("support_types"),
+        "focus_areas": facet("focus_areas"),
+        "sectors": facet("sectors"),
+        "language": col("language"),
+        # numeric(16, 2) as it is: a JSON number that reads back as the float the model path gives.
+        "amount_usd": col("amount_usd"),
+        "instruments": facet("instruments"),
+        "eligible": col("eligible"),
+        "status": col("status"),
+        "aims": col("aims"),
+        "partner_parties": facet("partner_parties"),
+        "involves_iplc": col("involves_iplc"),
+        "declarations": "json_build_object({})".format(
+            ", ".join(f"'{name}', {col(f'declares_{name}')}" for name in DECLARATIONS)
+        ),
+        "outcome": col("outcome"),
+        **{name: _pg_stamp(col(name)) for name in _STAMPS},
+    }
+    record_sql = "json_build_object({})::text".format(", ".join(f"'{k}', {v}" for k, v in record.items()))
+    columns = [
+        col("id"),
+        col("party"),
+        col("provider"),
+        record_sql,
+        col("contact_name"),
+        col("contact_email"),
+        _pg_stamp(col("returned_at")),
+        col("return_reason"),
+    ]
+    return (
+        f"WITH page AS MATERIALIZED ({{page}}), f AS ({facets}) "
+        f"SELECT {', '.join(columns)} {_from_page('page')} LEFT JOIN f ON f.post_id = {col('id')}{{order}}"
+    )
+
+
+_STAMPS = ("created_at", "updated_at", "submitted_at", "published_at", "closed_at", "withdrawn_at")
+
+
+@functools.cache
+def _row_sql() -> str:
+    """SQLite: the columns of `_python_json_row` for a page's `SELECT id ...` (`{page}`), then `{order}`."""
+
+    def col(name: str) -> str:
+        return f"p.{_column(name)}"
+
+    def stamp(column: str) -> str:
+        # SQLite stores UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]` (Django's adapter); NULL stays NULL.
+        return f"replace({column}, ' ', 'T') || 'Z'"
 
     columns = [
         col("id"),
@@ -314,8 +497,7 @@ def _row_sql(vendor: str) -> str:
         col("involves_iplc"),
         *(col(f"declares_{key}") for key in DECLARATIONS),
         col("outcome"),
-        *(stamp(col(name)) for name in ("created_at", "updated_at", "submitted_at", "published_at")),
-        *(stamp(col(name)) for name in ("closed_at", "withdrawn_at")),
+        *(stamp(col(name)) for name in _STAMPS),
         col("contact_name"),
         col("contact_email"),
         stamp(col("returned_at")),
@@ -323,32 +505,98 @@ def _row_sql(vendor: str) -> str:
         col("party"),
         col("provider"),
     ]
-    quote = connection.ops.quote_name
-    return (
-        f"SELECT {', '.join(columns)} FROM ({{page}}) page "
-        f"JOIN {quote(Post._meta.db_table)} p ON p.{_column('id')} = page.{_column('id')} "
-        f"LEFT JOIN {quote(Party._meta.db_table)} pa ON pa.{_column_of(Party, 'id')} = {col('party')} "
-        f"LEFT JOIN {quote(SupportProvider._meta.db_table)} pr "
-        f"ON pr.{_column_of(SupportProvider, 'id')} = {col('provider')}{{order}}"
+    return f"SELECT {', '.join(columns)} {_from_page()}{{order}}"
+
+
+def _python_json_row(values: tuple, facets: dict[str, list[str]]) -> PostJson:
+    """SQLite: a `PostJson` from the columns of `_row_sql` and the facets of `_facet_keys`."""
+    (
+        pk,
+        external_id,
+        kind,
+        party_iso3,
+        provider_name,
+        title,
+        description,
+        language,
+        amount,
+        eligible,
+        status,
+        aims,
+        involves_iplc,
+        voluntary,
+        no_transfer,
+        ndc,
+        rights,
+        safeguards,
+        outcome,
+        created_at,
+        updated_at,
+        submitted_at,
+        published_at,
+        closed_at,
+        withdrawn_at,
+        contact_name,
+        contact_email,
+        returned_at,
+        return_reason,
+        party_id,
+        provider_id,
+    ) = values
+    record = {
+        "id": pk,
+        "external_id": external_id or f"post-{pk}",
+        "kind": kind,
+        "party": party_iso3,
+        "provider": provider_name,
+        "title": title,
+        "description": description,
+        "support_types": facets.get("support_types", []),
+        "focus_areas": facets.get("focus_areas", []),
+        "sectors": facets.get("sectors", []),
+        "language": language,
+        "amount_usd": float(amount) if amount is not None else None,
+        "instruments": facets.get("instruments", []),
+        "eligible": json.loads(eligible),
+        "status": status,
+        "aims": json.loads(aims),
+        "partner_parties": facets.get("partner_parties", []),
+        "involves_iplc": bool(involves_iplc),
+        "declarations": {
+            "voluntary": bool(voluntary),
+            "no_transfer": bool(no_transfer),
+            "ndc": bool(ndc),
+            "rights": bool(rights),
+            "safeguards": bool(safeguards),
+        },
+        "outcome": outcome,
+        "created_at": _stamp(created_at),
+        "updated_at": _stamp(updated_at),
+        "submitted_at": _stamp(submitted_at),
+        "published_at": _stamp(published_at),
+        "closed_at": _stamp(closed_at),
+        "withdrawn_at": _stamp(withdrawn_at),
+    }
+    return PostJson(
+        pk=pk,
+        party_id=party_id,
+        provider_id=provider_id,
+        record=json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        contact_name=contact_name,
+        contact_email=contact_email,
+        returned_at=_stamp(returned_at),
+        return_reason=return_reason,
     )
 
 
-def _column_of(model, name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
+def _stamp(text: str | None) -> str | None:
+    # isoformat() omits zero microseconds.
+    return text.replace(".000000Z", "Z") if text is not None else None
 
 
-def post_api_record(
-    post: PostRow | Post | PostWithFacets, *, actor: Actor, can_manage: bool
-) -> dict[str, Any]:
-    """A post as the API returns it: from a `PostRow`, or a `PostWithFacets` (or a fully prefetched post)."""
-    if isinstance(post, PostRow):
-        record = dict(post.record)
-        if actor.is_authenticated:
-            record["contact_name"] = post.contact_name
-            record["contact_email"] = post.contact_email
-        if can_manage:
-            record["returned_at"], record["return_reason"] = post.returned_at
-        return record
+def post_api_record(post: Post | PostWithFacets, *, actor: Actor, can_manage: bool) -> dict[str, Any]:
+    """A post as the API returns it, from a `PostWithFacets` or a fully prefetched post (the definition that
+    `post_json_rows` and `post_json` follow)."""
     record = {"id": post.pk, **post_to_record(post)}
     record.update(
         aims=list(post.aims),

@@ -153,17 +153,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so that a request without credentials to a protected endpoint gets 401 with WWW-Authenticate.
         "apps.accounts.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "apps.accounts.authentication.ApiSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PARSER_CLASSES": ["apps.accounts.serializers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.accounts.apis.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "apps.accounts.permissions.TokenRateThrottle",
-        "apps.accounts.permissions.SessionUserRateThrottle",
-        "apps.accounts.permissions.AnonymousRateThrottle",
-    ],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.permissions.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": env.str("API_THROTTLE_TOKEN", default="1200/minute"),
         "user": env.str("API_THROTTLE_USER", default="600/minute"),

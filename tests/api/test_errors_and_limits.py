@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from apps.accounts.permissions import ApiRateThrottle
+
 from ..factories import PostFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +75,28 @@ def test_tokens_are_throttled_per_token(api, tokens, settings):
     assert ken.post("/api/v1/posts/", {}, format="json").status_code == 429
 
 
+def test_a_spent_budget_comes_back_one_request_at_a_time(api, tokens, settings, monkeypatch):
+    """n per period: the whole budget at once, then one request every period / n (and Retry-After says when)."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "100/minute", "token": "3/minute", "user": "100/minute"},
+    }
+    now = [1_000_000.0]
+    monkeypatch.setattr(ApiRateThrottle, "timer", staticmethod(lambda: now[0]))
+    ken = api(tokens["ken"])
+    assert [ken.get("/api/v1/parties/").status_code for _ in range(3)] == [200, 200, 200]
+    throttled = ken.get("/api/v1/parties/")
+    assert throttled.status_code == 429 and throttled["Retry-After"] == "20"
+    now[0] += 15
+    assert ken.get("/api/v1/parties/")["Retry-After"] == "5"
+    now[0] += 5
+    assert ken.get("/api/v1/parties/").status_code == 200
+    assert ken.get("/api/v1/parties/").status_code == 429
+    # A refused request costs nothing; a minute of rest refills the whole budget.
+    now[0] += 60
+    assert [ken.get("/api/v1/parties/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
 def test_session_users_are_throttled_per_user(session_api, focal_point, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -98,7 +122,7 @@ def test_a_server_error_is_not_hidden_as_a_client_error(api, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("apps.posts.apis.post_api_record", boom)
+    monkeypatch.setattr("apps.posts.apis.post_json_rows", boom)
     client = api()
     client.raise_request_exception = False
     assert client.get("/api/v1/posts/").status_code == 500

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
@@ -153,6 +154,16 @@ def test_pages_cover_everything_once_in_every_ordering(api, ordering):
     assert len(seen) == len(set(seen))
 
 
+@pytest.mark.parametrize("ordering", ["updated_at", "-title", "-id"])
+def test_search_pages_in_order(api, ordering):
+    """A search reads its page's ids first, then their records: pages still come whole and in order."""
+    wanted = [PostFactory(title=f"Mangrove {i % 3}") for i in range(7)]
+    PostFactory(title="Solar")
+    whole = ids(api().get(LIST, {"q": "mangrove", "ordering": ordering, "page_size": 100}))
+    assert sorted(whole) == sorted(p.pk for p in wanted)
+    assert walk(api(), f"{LIST}?q=mangrove&ordering={ordering}&page_size=3") == whole
+
+
 def test_pages_neither_skip_nor_repeat_while_posts_change(api):
     """A sync walk by updated_at: a post changed before the walk reaches it is seen once, with its change; one
     changed after it was seen comes again at the end; a post created during the walk is included."""
@@ -194,15 +205,19 @@ def test_list_queries_do_not_grow_with_the_page(api, tokens, django_assert_num_q
         post.partner_parties.set([party("BRA")])
     _touch(tokens["ken"])
     client = api(tokens["ken"])
-    # token; posts page (with party and provider); every facet and the partner Parties (one UNION ALL)
-    with django_assert_num_queries(3):
+    # The page's posts with their party and provider, and on PostgreSQL their facets and partner Parties too
+    # (the database writes the records); on SQLite the facets and partner Parties are one more query (a
+    # UNION ALL).
+    page = 1 if connection.vendor == "postgresql" else 2
+    # The token, then the page.
+    with django_assert_num_queries(1 + page):
         response = client.get(LIST, {"page_size": page_size, "sector": "water", "ordering": "-created_at"})
     assert len(response.json()["results"]) == page_size
     # Anonymous: the same without the token lookup.
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(page):
         response = api().get(LIST, {"page_size": page_size})
     assert len(response.json()["results"]) == page_size
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(page):
         # The next page costs the same.
         assert len(api().get(response.json()["next"]).json()["results"]) == page_size
 

@@ -284,9 +284,10 @@ def _thread_loop(port: int, paths: list[str], deadline: float, budget: int, out:
     out.append((latencies, errors))
 
 
-def _process_run(args) -> tuple[list[float], int]:
+def _process_run(args) -> tuple[list[float], int, float]:
     port, paths, threads, seconds, budget = args
-    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    deadline = started + seconds
     out: list = []
     lock = threading.Lock()
     shared = [budget]
@@ -299,21 +300,22 @@ def _process_run(args) -> tuple[list[float], int]:
     for worker in workers:
         worker.join()
     latencies = [x for lat, _e in out for x in lat]
-    return latencies, sum(e for _l, e in out)
+    return latencies, sum(e for _l, e in out), time.perf_counter() - started
 
 
 def run_python(port: int, paths: list[str], concurrency: int, seconds: float, max_requests: int) -> dict:
     processes = min(4, concurrency)
     per_process = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
-    started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.map(
             _process_run,
             [(port, paths, n, seconds, max_requests // processes) for n in per_process],
         )
-    elapsed = time.perf_counter() - started
-    latencies = sorted(x for lat, _e in results for x in lat)
-    errors = sum(e for _l, e in results)
+    latencies = sorted(x for lat, _e, _s in results for x in lat)
+    errors = sum(e for _l, e, _s in results)
+    # Each process timed its own run (starting the pool takes a while): the rate is the sum of theirs.
+    rate = sum((len(lat) - e) / s for lat, e, s in results)
+    elapsed = (len(latencies) - errors) / rate if rate else 1.0
     return summarise(len(latencies), errors, elapsed, latencies)
 
 
@@ -329,7 +331,25 @@ def summarise(count: int, errors: int, elapsed: float, latencies: list[float]) -
         "p95_ms": round(pct(95), 1),
         "p99_ms": round(pct(99), 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0,
+        "elapsed": elapsed,
+        "latencies": latencies,
     }
+
+
+def combine(parts: list[dict]) -> dict:
+    """One scenario's rounds as one result: all its requests over all its time."""
+    if len(parts) == 1:
+        return parts[0]
+    count, errors = sum(p["requests"] for p in parts), sum(p["errors"] for p in parts)
+    elapsed = sum(p["elapsed"] for p in parts)
+    if all("latencies" in p for p in parts):
+        return summarise(count, errors, elapsed, sorted(x for p in parts for x in p["latencies"]))
+    # wrk gives percentiles only: weigh each round's by its requests (an approximation).
+    weighted = {
+        key: round(sum(p[key] * p["requests"] for p in parts) / max(1, count), 1)
+        for key in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+    }
+    return {"requests": count, "errors": errors, "rps": round((count - errors) / elapsed, 1), **weighted}
 
 
 WRK_SCRIPT = """
@@ -386,6 +406,7 @@ def run_wrk(port: int, paths: list[str], concurrency: int, seconds: float, max_r
         "p95_ms": float(p95),
         "p99_ms": float(p99),
         "mean_ms": float(mean),
+        "elapsed": elapsed,
     }
 
 
@@ -402,6 +423,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 2) * 2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split each scenario's time into this many slices, the scenarios taking turns (on a machine "
+        "shared with other work, every scenario then sees the same mix of load)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     options = parser.parse_args()
 
@@ -423,13 +451,30 @@ def main() -> int:
     try:
         for paths in scenarios.values():  # warm every worker's connection and caches
             run_python(port, paths, min(options.concurrency, 8), 1.0, 400)
-        for name, paths in scenarios.items():
-            app_before, db_before = cpu_snapshot(server.pid, database)
-            results[name] = runner(port, paths, options.concurrency, options.seconds, options.max_requests)
-            app_after, db_after = cpu_snapshot(server.pid, database)
+        rounds = max(1, options.rounds)
+        parts: dict[str, list[dict]] = {name: [] for name in scenarios}
+        cpu = dict.fromkeys(scenarios, (0.0, 0.0))
+        for _round in range(rounds):
+            for name, paths in scenarios.items():
+                app_before, db_before = cpu_snapshot(server.pid, database)
+                parts[name].append(
+                    runner(
+                        port,
+                        paths,
+                        options.concurrency,
+                        options.seconds / rounds,
+                        options.max_requests // rounds,
+                    )
+                )
+                app_after, db_after = cpu_snapshot(server.pid, database)
+                cpu[name] = (cpu[name][0] + app_after - app_before, cpu[name][1] + db_after - db_before)
+        for name in scenarios:
+            results[name] = combine(parts[name])
             served = max(1, results[name]["requests"])
-            results[name]["app_cpu_ms"] = round((app_after - app_before) / served * 1000, 2)
-            results[name]["db_cpu_ms"] = round((db_after - db_before) / served * 1000, 2)
+            results[name]["app_cpu_ms"] = round(cpu[name][0] / served * 1000, 2)
+            results[name]["db_cpu_ms"] = round(cpu[name][1] / served * 1000, 2)
+            results[name].pop("latencies", None)
+            results[name].pop("elapsed", None)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -437,7 +482,9 @@ def main() -> int:
     baseline = results["ping (no query)"]["rps"] or 1
     print(
         f"\nAPI throughput: {options.posts:,} posts, gunicorn {options.workers} workers x {options.threads} "
-        f"threads, {options.concurrency} concurrent clients ({client}), {os.cpu_count()} CPUs\n"
+        f"threads, {options.concurrency} concurrent clients ({client}), {os.cpu_count()} CPUs"
+        + (f", {options.rounds} rounds" if options.rounds > 1 else "")
+        + "\n"
     )
     ping_cpu = (results["ping (no query)"]["app_cpu_ms"] + results["ping (no query)"]["db_cpu_ms"]) or 1
     print(
