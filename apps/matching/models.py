@@ -39,9 +39,6 @@ class Match(models.Model):
     # Share of the need's sentences that some sentence of the offer answers (the rerank); null: not reranked.
     alignment = models.FloatField(_("sentence alignment"), null=True, blank=True)
     explanation = models.JSONField(_("explanation"), default=dict)
-    # Place in the need's list of offers and in the offer's list of needs (1 is best; null: not in that top k).
-    rank_for_need = models.PositiveSmallIntegerField(_("rank for the need"), null=True, blank=True)
-    rank_for_offer = models.PositiveSmallIntegerField(_("rank for the offer"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
     model_version = models.PositiveIntegerField(_("model version"), default=0)
     created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)

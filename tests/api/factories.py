@@ -35,6 +35,4 @@ class MatchFactory(factory.django.DjangoModelFactory):
             "cross_lingual": False,
         }
     )
-    rank_for_need = 1
-    rank_for_offer = 1
     strong_at = factory.LazyFunction(timezone.now)
