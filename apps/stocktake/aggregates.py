@@ -1,7 +1,6 @@
 """Two SQL building blocks Django lacks: days between two timestamps, and PostgreSQL's percentile_cont."""
 
-from django.db import NotSupportedError
-from django.db.models import Aggregate, FloatField, Func
+from django.db.models import FloatField, Func
 
 
 class DaysBetween(Func):
@@ -24,26 +23,16 @@ class DaysBetween(Func):
         )
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's ordered-set aggregate: the continuous percentile of the expression (0 <= fraction <= 1).
+def days_between_sql(later: str, earlier: str) -> str:
+    """`DaysBetween` as PostgreSQL text, for the statements `selectors` writes around querysets."""
+    return DaysBetween.template % {"expressions": f"{later}{DaysBetween.arg_joiner}{earlier}"}
 
-    Other databases have no equivalent; `apps.stocktake.selectors` reads the ranks with ORDER BY/OFFSET there.
-    """
 
-    function = "percentile_cont"
-    name = "PercentileCont"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    allow_distinct = False
-
-    def __init__(self, expression, fraction: float, **extra):
-        fraction = float(fraction)
-        if not 0 <= fraction <= 1:
-            raise ValueError("A percentile is a fraction between 0 and 1.")
-        # A validated float, so formatting it into the SQL is safe.
-        super().__init__(expression, fraction=repr(fraction), **extra)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        if connection.vendor != "postgresql":
-            raise NotSupportedError("percentile_cont is computed on PostgreSQL only.")
-        return super().as_sql(compiler, connection, **extra_context)
+def percentile_cont_sql(fraction: float, expression: str) -> str:
+    """PostgreSQL's ordered-set aggregate: the continuous percentile of the SQL expression (0 <= fraction
+    <= 1). Other databases have no equivalent; `selectors` reads the ranks with ORDER BY/OFFSET there."""
+    fraction = float(fraction)
+    if not 0 <= fraction <= 1:
+        raise ValueError("A percentile is a fraction between 0 and 1.")
+    # A validated float, so formatting it into the SQL is safe.
+    return f"percentile_cont({fraction!r}) WITHIN GROUP (ORDER BY {expression})"

@@ -1,17 +1,22 @@
 """Stocktake figures for a period, computed by the database and returned as one long, tidy table.
 
-Every figure is an aggregate query (conditional Count/Sum with `filter=`, GROUP BY through
-`values().annotate()`, `TruncMonth` for the trend, `percentile_cont` for percentiles on PostgreSQL); no figure
-loops over posts or matches in Python. Two places step outside plain ORM aggregates, each explained where it
-is: the gap figures are one SQL statement composed around ORM querysets (`_gap_sql`), and on SQLite, which
-has no percentile aggregate, a percentile reads the one or two values at its rank (`_sqlite_percentile`).
-About thirty queries in all, whatever the amount of data (two more per month with durations on SQLite).
-What each figure means: `FIGURES.md` beside this module.
+Every figure is an aggregate computed by the database; no figure loops over posts or matches in Python. The
+sectors, instruments and Parties are ORM aggregates (conditional Count/Sum with `filter=`, GROUP BY through
+`values().annotate()`). Four statements are SQL composed around querysets the ORM builds, each explained
+where it is, so that what several figures share is read once: the posts (`_posts_sql`), the balance of
+needs and offers by type of support and focus area (`_balance_sql`), the match events (`_events_sql`) and
+the needs' first strong matches, durations and gaps (`_needs_sql`). They number each timestamp against the
+months' ends (`_bucket`), so that a month's figure is an integer comparison over a few grouped rows rather
+than timestamp conditions on every row. On SQLite, which has no percentile aggregate, a percentile reads
+the one or two values at its rank (`_sqlite_percentile`). Seven statements in all, whatever the amount of
+data (on SQLite, plus a count and the ranks of each month with durations). What each figure means:
+`FIGURES.md` beside this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +37,6 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from apps.accounts.models import Role, User
@@ -41,7 +45,7 @@ from apps.parties.models import Party, RegionalGroup
 from apps.posts.models import Post
 from apps.posts.taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
 
-from .aggregates import DaysBetween, PercentileCont
+from .aggregates import DaysBetween, days_between_sql, percentile_cont_sql
 from .models import Snapshot
 
 # A need still open this many days after publication with no strong match (or no answer) is a gap.
@@ -519,23 +523,25 @@ def _number(value: Any) -> int | float | None:
     return value
 
 
+def _amount(value: Any) -> Any:
+    """A sum of amounts read by raw SQL, as the ORM would return it: PostgreSQL gives a Decimal; SQLite,
+    which keeps decimals as floats, a float that Django would round to the field's two decimal places."""
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        return decimal.Context(prec=15).create_decimal_from_float(value).quantize(Decimal("0.01"))
+    return value
+
+
 def _ratio(numerator: float | int, denominator: float | int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
-
-
-def _month_label(value: dt.datetime | dt.date | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime) and timezone.is_aware(value):
-        value = timezone.localtime(value)
-    return value.strftime("%Y-%m")
 
 
 def _compute(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
     _posts_figures(figures, period, f, full=full)
     _participation_figures(figures, period, f, full=full)
     _matching_figures(figures, period, f, full=full)
-    _gap_figures(figures, period, f, full=full)
+    _needs_figures(figures, period, f, full=full)
 
 
 # --- posts -------------------------------------------------------------------------------------------------
@@ -559,105 +565,237 @@ def _open_q(at: dt.datetime) -> Q:
     )
 
 
+def _posts_sql(f: Filters, period: Period, *, full: bool) -> tuple[str, list]:
+    """The posts statement: rows (part, i, term, needs, offers, amount needed, amount offered, Parties,
+    providers, LDC Parties, SIDS Parties), the last four counted distinct.
+
+    `g` counts the posts published before the end by kind, poster, month of publication (`pb`: 0 before
+    the period, i + 1 in month i) and the month's end by which they were closed (`cb`) or withdrawn (`wb`),
+    numbered as in `_bucket`: a few thousand rows, which every part reads instead of the posts. Parts:
+
+    - total: published in the period (and the distinct posters).
+    - month, i: the same for month i.
+    - regional_group, term: the same by the posting Party's regional group.
+    - state, i (full report only): open (needs, offers), closed (amounts columns) and withdrawn (Parties,
+      providers columns) at the end of month i; a post is open at instant t when published before it and
+      neither closed nor withdrawn before it.
+    """
+    start, end = period.start, period.end
+    months = [month.end for month in period.months()] if full else [end]
+    adapt = connection.ops.adapt_datetimefield_value
+    sql: list[str] = []
+    params: list = []
+
+    def add(text: str, values: Iterable = ()) -> None:
+        sql.append(text)
+        params.extend(values)
+
+    posts_sql, posts_params = (
+        Post.objects.filter(*f.post_conditions())
+        .order_by()
+        .values("kind", "party_id", "provider_id", "published_at", "closed_at", "withdrawn_at", "amount_usd")
+        .query.sql_with_params()
+    )
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    add(f"WITH RECURSIVE g AS {materialized} (SELECT p.kind, p.party_id, p.provider_id")
+    for name, column, thresholds in (
+        ("pb", "p.published_at", [start, *months]),  # published before the end of month i: pb <= i + 1
+        ("cb", "p.closed_at", months),  # closed by the end of month i: cb <= i
+        ("wb", "p.withdrawn_at", months),  # withdrawn by the end of month i: wb <= i
+    ):
+        bucket_sql, bucket_params = _bucket(column, thresholds)
+        add(f", {bucket_sql} AS {name}", bucket_params)
+    add(f", COUNT(*) AS n, SUM(p.amount_usd) AS amount FROM ({posts_sql}) p", posts_params)
+    add(" WHERE p.published_at IS NOT NULL AND p.published_at < %s", [adapt(end)])
+    if not full:  # no states: only the period's posts
+        add(" AND p.published_at >= %s", [adapt(start)])
+    add(" GROUP BY 1, 2, 3, 4, 5, 6)")
+    add(", m AS (SELECT 0 AS i UNION ALL SELECT i + 1 FROM m WHERE i < %s)", [len(months) - 1])
+    add(
+        ", gp AS (SELECT g.*, pp.regional_group, pp.is_ldc, pp.is_sids FROM g"
+        f" LEFT JOIN {Party._meta.db_table} pp ON pp.id = g.party_id WHERE g.pb >= 1)"
+    )
+    flows = (
+        "SUM(CASE WHEN kind = %s THEN n ELSE 0 END), SUM(CASE WHEN kind = %s THEN n ELSE 0 END),"
+        " SUM(CASE WHEN kind = %s THEN amount END), SUM(CASE WHEN kind = %s THEN amount END),"
+        " COUNT(DISTINCT party_id), COUNT(DISTINCT provider_id),"
+        " COUNT(DISTINCT CASE WHEN is_ldc THEN party_id END),"
+        " COUNT(DISTINCT CASE WHEN is_sids THEN party_id END)"
+    )
+    kinds = [NEED, OFFER, NEED, OFFER]
+    # The first part types the columns for the ones after (PostgreSQL types a UNION pairwise).
+    add(f" SELECT 'total', CAST(NULL AS INTEGER), CAST(NULL AS TEXT), {flows} FROM gp", kinds)
+    if full:
+        add(f" UNION ALL SELECT 'month', pb - 1, NULL, {flows} FROM gp GROUP BY pb", kinds)
+        add(
+            " UNION ALL SELECT 'regional_group', NULL, regional_group,"
+            " SUM(CASE WHEN kind = %s THEN n ELSE 0 END), SUM(CASE WHEN kind = %s THEN n ELSE 0 END),"
+            " NULL, NULL, COUNT(DISTINCT party_id), NULL, NULL, NULL"
+            " FROM gp GROUP BY regional_group",
+            [NEED, OFFER],
+        )
+        states = ", ".join(
+            f"SUM(CASE WHEN kind = %s AND {condition} THEN n ELSE 0 END)"
+            for condition in ("pb <= m.i + 1 AND cb > m.i AND wb > m.i", "cb <= m.i", "wb <= m.i")
+            for _kind in (NEED, OFFER)
+        )
+        add(
+            f" UNION ALL SELECT 'state', m.i, NULL, {states}, NULL, NULL FROM g CROSS JOIN m GROUP BY m.i",
+            [NEED, OFFER] * 3,
+        )
+    return "".join(sql), params
+
+
+def _balance_sql(f: Filters, period: Period) -> tuple[str, list]:
+    """The balance statement: rows (part, kind, term, focus area, published in the period, open at its end):
+    part `support_type` or `focus_area` by term, and `pair` by (type of support, focus area), open only.
+
+    Each post's terms of a facet are read as one number, a bit per term (`mask`: a GROUP BY post over the
+    (post, term) index, in post order), so the posts published in the period or open at its end are
+    counted once, grouped by kind, the two states and the two numbers: about a hundred groups, which the
+    parts split by term with a join on the bits. Joining the posts to each facet table, then to both for the
+    pairs, multiplied the rows and cost half the report (100,000 posts: 370 ms for the three queries, 260
+    ms for this one). Terms outside the taxonomy have no bit, as they have no row in the export.
+    """
+    start, end = period.start, period.end
+    adapt = connection.ops.adapt_datetimefield_value
+    sql: list[str] = []
+    params: list = []
+
+    def add(text: str, values: Iterable = ()) -> None:
+        sql.append(text)
+        params.extend(values)
+
+    facets = {
+        "support_type": ("support_types", SupportType.values),
+        "focus_area": ("focus_areas", FocusArea.values),
+    }
+
+    def terms(values: list[str]) -> tuple[str, list]:
+        """The taxonomy as a table (term, bit)."""
+        rows = [f"SELECT %s AS term, {1 << i} AS bit" for i in range(len(values))]
+        return " UNION ALL ".join(rows), list(values)
+
+    posts_sql, posts_params = (
+        Post.objects.filter(*f.post_conditions())
+        .order_by()
+        .values("id", "kind", "published_at", "closed_at", "withdrawn_at")
+        .query.sql_with_params()
+    )
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    is_open = (
+        "(p.closed_at IS NULL OR p.closed_at >= %s) AND (p.withdrawn_at IS NULL OR p.withdrawn_at >= %s)"
+    )
+    add(
+        f"WITH g AS {materialized} (SELECT p.kind, CASE WHEN p.published_at >= %s THEN 1 ELSE 0 END AS pub,"
+        f" CASE WHEN {is_open} THEN 1 ELSE 0 END AS op, support_type.mask AS support_type,"
+        " focus_area.mask AS focus_area, COUNT(*) AS n",
+        [adapt(start), adapt(end), adapt(end)],
+    )
+    add(f" FROM ({posts_sql}) p", posts_params)
+    for dimension, (facet, values) in facets.items():
+        field = Post._meta.get_field(facet)
+        post, term = field.m2m_column_name(), field.m2m_reverse_name()
+        assert len(values) < 63, "one bit per term in a 64-bit integer"
+        whens = " ".join(f"WHEN %s THEN {1 << i}" for i in range(len(values)))
+        add(
+            f" LEFT JOIN (SELECT {post} AS post, SUM(CASE {term} {whens} ELSE 0 END) AS mask"
+            f" FROM {field.m2m_db_table()} GROUP BY {post}) {dimension} ON {dimension}.post = p.id",
+            values,
+        )
+    add(
+        f" WHERE p.published_at IS NOT NULL AND p.published_at < %s AND (p.published_at >= %s OR ({is_open}))"
+        " GROUP BY 1, 2, 3, 4, 5)",
+        [adapt(end), adapt(start), adapt(end), adapt(end)],
+    )
+    # The first part types the columns for the ones after (PostgreSQL types a UNION pairwise).
+    for number, dimension in enumerate(facets):
+        terms_sql, terms_params = terms(facets[dimension][1])
+        fourth = "CAST(NULL AS TEXT)" if number == 0 else "NULL"
+        add(
+            f"{' UNION ALL ' if number else ' '}SELECT '{dimension}', g.kind, t.term, {fourth},"
+            " SUM(CASE WHEN g.pub = 1 THEN g.n ELSE 0 END), SUM(CASE WHEN g.op = 1 THEN g.n ELSE 0 END)"
+            f" FROM g JOIN ({terms_sql}) t ON (g.{dimension} & t.bit) <> 0 GROUP BY g.kind, t.term",
+            terms_params,
+        )
+    support_sql, support_params = terms(SupportType.values)
+    focus_sql, focus_params = terms(FocusArea.values)
+    add(
+        " UNION ALL SELECT 'pair', g.kind, s.term, a.term, NULL, SUM(g.n) FROM g"
+        f" JOIN ({support_sql}) s ON (g.support_type & s.bit) <> 0"
+        f" JOIN ({focus_sql}) a ON (g.focus_area & a.bit) <> 0"
+        " WHERE g.op = 1 GROUP BY g.kind, s.term, a.term",
+        [*support_params, *focus_params],
+    )
+    return "".join(sql), params
+
+
 def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
     start, end = period.start, period.end
     in_period = _published_in(start, end)
-    is_need, is_offer = Q(kind=NEED), Q(kind=OFFER)
     posts = _posts(f)
 
-    # Query 1: totals over every post published before the end; the state at each month's end rides along.
-    aggregates: dict[str, Any] = {
-        "needs_published": Count("id", filter=is_need & in_period),
-        "offers_published": Count("id", filter=is_offer & in_period),
-    }
-    if full:
-        months = period.months()
-        # The last month ends with the period, so its state is the period-end figure.
-        for i, month in enumerate(months):
-            at = month.end
-            for kind, is_kind in (("needs", is_need), ("offers", is_offer)):
-                aggregates[f"{kind}_open__{i}"] = Count("id", filter=is_kind & _open_q(at))
-                aggregates[f"{kind}_closed__{i}"] = Count("id", filter=is_kind & Q(closed_at__lt=at))
-                aggregates[f"{kind}_withdrawn__{i}"] = Count("id", filter=is_kind & Q(withdrawn_at__lt=at))
-        aggregates["amount_needed_usd"] = Sum("amount_usd", filter=is_need & in_period)
-        aggregates["amount_offered_usd"] = Sum("amount_usd", filter=is_offer & in_period)
-    totals = posts.filter(published_at__lt=end).aggregate(**aggregates)
-    figures.set("needs_published", totals["needs_published"])
-    figures.set("offers_published", totals["offers_published"])
+    # Query 1 (`_posts_sql`): posts published, amounts and posters in the period, by month and regional
+    # group, and the states at each month's end.
+    sql, params = _posts_sql(f, period, full=full)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    months = period.months()
+    for part, i, term, needs, offers, needed, offered, parties, providers, ldc, sids in rows:
+        if part == "state":
+            # needs/offers open, closed (in the amount columns), withdrawn (in the poster columns)
+            for state, (n_needs, n_offers) in (
+                ("open", (needs, offers)),
+                ("closed", (needed, offered)),
+                ("withdrawn", (parties, providers)),
+            ):
+                for figure, value in ((f"needs_{state}", n_needs), (f"offers_{state}", n_offers)):
+                    figures.set(figure, int(value or 0), month=months[i].label)
+                    if i == len(months) - 1:  # the last month ends with the period
+                        figures.set(figure, int(value or 0))
+            continue
+        if part == "regional_group":
+            if term in RegionalGroup.values:  # not provider offers, nor Parties outside the five groups
+                figures.set("needs_published", int(needs or 0), regional_group=term)
+                figures.set("offers_published", int(offers or 0), regional_group=term)
+                figures.set("parties_posting", parties, regional_group=term)
+            continue
+        dimension = {"month": months[i].label} if part == "month" else {}
+        figures.set("needs_published", int(needs or 0), **dimension)
+        figures.set("offers_published", int(offers or 0), **dimension)
+        figures.set("parties_posting", parties, **dimension)
+        figures.set("providers_posting", providers, **dimension)
+        if full:
+            figures.set("amount_needed_usd", _amount(needed), **dimension)
+            figures.set("amount_offered_usd", _amount(offered), **dimension)
+            figures.set("ldc_parties_posting", ldc, **dimension)
+            figures.set("sids_parties_posting", sids, **dimension)
     if not full:
         return
-    last = len(months) - 1
-    for i, month in enumerate(months):
-        for state in ("open", "closed", "withdrawn"):
-            for kind in ("needs", "offers"):
-                value = totals[f"{kind}_{state}__{i}"]
-                figures.set(f"{kind}_{state}", value, month=month.label)
-                if i == last:
-                    figures.set(f"{kind}_{state}", value)
-    figures.set("amount_needed_usd", totals["amount_needed_usd"] or 0)
-    figures.set("amount_offered_usd", totals["amount_offered_usd"] or 0)
 
-    # Query 2: monthly flows (posts, amounts) and the posters of each month.
-    monthly = (
-        posts.filter(in_period)
-        .annotate(month=TruncMonth("published_at"))
-        .values("month")
-        .annotate(
-            needs=Count("id", filter=is_need),
-            offers=Count("id", filter=is_offer),
-            amount_needed=Sum("amount_usd", filter=is_need),
-            amount_offered=Sum("amount_usd", filter=is_offer),
-            parties=Count("party", distinct=True),
-            providers=Count("provider", distinct=True),
-            ldc=Count("party", distinct=True, filter=Q(party__is_ldc=True)),
-            sids=Count("party", distinct=True, filter=Q(party__is_sids=True)),
-        )
-    )
-    for row in monthly:
-        label = _month_label(row["month"])
-        figures.set("needs_published", row["needs"], month=label)
-        figures.set("offers_published", row["offers"], month=label)
-        figures.set("amount_needed_usd", row["amount_needed"] or 0, month=label)
-        figures.set("amount_offered_usd", row["amount_offered"] or 0, month=label)
-        figures.set("parties_posting", row["parties"], month=label)
-        figures.set("providers_posting", row["providers"], month=label)
-        figures.set("ldc_parties_posting", row["ldc"], month=label)
-        figures.set("sids_parties_posting", row["sids"], month=label)
+    # Query 2 (`_balance_sql`): published in the period and open at its end, by type of support and by
+    # focus area, and open at its end by (type of support, focus area) pair. A post with two terms counts
+    # under each, so these rows do not add up to the total.
+    sql, params = _balance_sql(f, period)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for part, kind, term, focus_area, published, open_ in rows:
+        kind = "needs" if kind == NEED else "offers"
+        if part == "pair":
+            figures.set(f"{kind}_open", int(open_ or 0), support_type=term, focus_area=focus_area)
+        else:
+            figures.set(f"{kind}_published", int(published or 0), **{part: term})
+            figures.set(f"{kind}_open", int(open_ or 0), **{part: term})
 
-    # Queries 3-5: published in the period and open at its end, by each taxonomy facet. A post with two
-    # terms counts under each, so these rows do not add up to the total.
-    open_at_end = _open_q(end)
-    for dimension, facet in (
-        ("support_type", "support_types"),
-        ("focus_area", "focus_areas"),
-        ("sector", "sectors"),
-    ):
-        # Sectors have no balance figure: only the period's posts need joining.
-        scope = in_period if dimension == "sector" else in_period | open_at_end
-        rows = (
-            posts.filter(scope)
-            .values("kind", term=F(facet))
-            .annotate(published=Count("id", filter=in_period), open=Count("id", filter=open_at_end))
-        )
-        for row in rows:
-            if row["term"] is None:
-                continue
+    # Query 3: published in the period by sector (sectors have no balance figure: only the period's posts
+    # need joining).
+    rows = posts.filter(in_period).values("kind", term=F("sectors")).annotate(published=Count("id"))
+    for row in rows:
+        if row["term"] is not None:
             kind = "needs" if row["kind"] == NEED else "offers"
-            figures.set(f"{kind}_published", row["published"], **{dimension: row["term"]})
-            if dimension != "sector":
-                figures.set(f"{kind}_open", row["open"], **{dimension: row["term"]})
-
-    # Query 6: the balance of open needs and offers for each (support type, focus area) pair.
-    pairs = (
-        posts.filter(open_at_end)
-        .values("kind", st=F("support_types"), fa=F("focus_areas"))
-        .annotate(n=Count("id"))
-    )
-    for row in pairs:
-        if row["st"] is None or row["fa"] is None:
-            continue
-        kind = "needs" if row["kind"] == NEED else "offers"
-        figures.set(f"{kind}_open", row["n"], support_type=row["st"], focus_area=row["fa"])
+            figures.set(f"{kind}_published", row["published"], sector=row["term"])
     # Ratios of figures already aggregated (a dozen numbers), not of rows.
     for dims in (
         [{"support_type": k} for k in SupportType.values]
@@ -670,21 +808,7 @@ def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool)
             **dims,
         )
 
-    # Query 7: published posts by the poster's regional group (with the Parties posting in each group).
-    by_group = (
-        posts.filter(in_period)
-        .values("kind", party_group=F("party__regional_group"))
-        .annotate(n=Count("id"), parties=Count("party", distinct=True))
-    )
-    for row in by_group:
-        if row["party_group"] not in RegionalGroup.values:
-            continue  # provider offers and the Parties outside the five groups (EU, Holy See)
-        kind = "needs" if row["kind"] == NEED else "offers"
-        figures.set(f"{kind}_published", row["n"], regional_group=row["party_group"])
-        # A Party posting both a need and an offer is in both rows; add() would count it twice, so
-        # regional-group posters come from query 9 instead.
-
-    # Query 8: amounts by finance instrument (a post with two instruments counts under both).
+    # Query 4: amounts by finance instrument (a post with two instruments counts under both).
     by_instrument = (
         posts.filter(in_period, instruments__isnull=False)
         .values("kind", instrument=F("instruments"))
@@ -701,68 +825,51 @@ def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool)
 def _participation_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
     start, end = period.start, period.end
     posted = _posts(f).filter(_published_in(start, end))
-
-    # Query 9: who posted in the period.
-    totals = posted.aggregate(
-        parties=Count("party", distinct=True),
-        providers=Count("provider", distinct=True),
-        ldc=Count("party", distinct=True, filter=Q(party__is_ldc=True)),
-        sids=Count("party", distinct=True, filter=Q(party__is_sids=True)),
-    )
-    figures.set("parties_posting", totals["parties"])
-    figures.set("providers_posting", totals["providers"])
+    # Who posted in the period (the totals, by month and by regional group) comes with the posts (query 1).
     if not full:
         return
-    figures.set("ldc_parties_posting", totals["ldc"])
-    figures.set("sids_parties_posting", totals["sids"])
 
-    # Query 10: Parties posting by regional group.
-    for row in posted.values(party_group=F("party__regional_group")).annotate(
-        parties=Count("party", distinct=True)
-    ):
-        if row["party_group"] in RegionalGroup.values:
-            figures.set("parties_posting", row["parties"], regional_group=row["party_group"])
-
-    # Query 11: the Parties (under the Party filters): LDC and SIDS totals, and those with a focal point
-    # registered by the end of the period.
+    # Query 5: the Parties (under the Party filters): LDC and SIDS totals, those with a focal point registered
+    # by the end of the period, and the new Parties: posted in the period (under the filters), and their
+    # first post ever published (any post, any facet) falls in the period; by the month of that first post.
+    # Each Party's first post is one probe of the index (party_id, published_at) (migration stocktake 0002),
+    # not a GROUP BY over every post.
     focal_points = User.objects.filter(
         party=OuterRef("pk"), role=Role.FOCAL_POINT, is_active=True, date_joined__lt=end
     )
-    parties = Party.objects.filter(f.party_q).aggregate(
-        ldc=Count("id", filter=Q(is_ldc=True)),
-        sids=Count("id", filter=Q(is_sids=True)),
-        with_focal_point=Count("id", filter=Q(Exists(focal_points))),
+    first_post = (
+        Post.objects.filter(party=OuterRef("pk"), published_at__isnull=False)
+        .order_by("published_at")
+        .values("published_at")[:1]
+    )
+    is_new = Q(first__gte=start, first__lt=end)
+    if f.support_type or f.focus_area:
+        # The first post may be of another facet; the Party must also have posted under the filters.
+        is_new &= Q(pk__in=posted.values("party"))
+    months = period.months()
+    parties = (
+        Party.objects.filter(f.party_q)
+        # Annotations, so that the aggregates over them (Django wraps the query as a subquery) can see them.
+        .annotate(first=Subquery(first_post), has_focal_point=Exists(focal_points))
+        .aggregate(
+            ldc=Count("id", filter=Q(is_ldc=True)),
+            sids=Count("id", filter=Q(is_sids=True)),
+            with_focal_point=Count("id", filter=Q(has_focal_point=True)),
+            new=Count("id", filter=is_new),
+            **{
+                f"new_{i}": Count("id", filter=is_new & Q(first__gte=m.start, first__lt=m.end))
+                for i, m in enumerate(months)
+            },
+        )
     )
     figures.set("ldc_parties", parties["ldc"])
     figures.set("sids_parties", parties["sids"])
     figures.set("parties_with_focal_point", parties["with_focal_point"])
-    figures.set("ldc_parties_posting_share", _ratio(totals["ldc"], parties["ldc"]))
-    figures.set("sids_parties_posting_share", _ratio(totals["sids"], parties["sids"]))
-
-    # Query 12: new Parties: posted in the period (under the filters), and their first post ever published
-    # (any post, any facet) falls in the period; by the month of that first post. A GROUP BY Party over
-    # their posts, aggregated again (by month, with FILTER) over that as a subquery.
-    first_posts = (
-        Post.objects.filter(party__in=Party.objects.filter(f.party_q), published_at__isnull=False)
-        .order_by()
-        .values("party")
-        .annotate(first=Min("published_at"))
-        .filter(first__gte=start, first__lt=end)
-    )
-    if f.support_type or f.focus_area:
-        # The first post may be of another facet; the Party must also have posted under the filters.
-        first_posts = first_posts.filter(party__in=posted.values("party"))
-    months = period.months()
-    counts = first_posts.aggregate(
-        n=Count("party"),
-        **{
-            f"n_{i}": Count("party", filter=Q(first__gte=m.start, first__lt=m.end))
-            for i, m in enumerate(months)
-        },
-    )
-    figures.set("new_parties", counts["n"])
+    figures.set("ldc_parties_posting_share", _ratio(figures.get("ldc_parties_posting"), parties["ldc"]))
+    figures.set("sids_parties_posting_share", _ratio(figures.get("sids_parties_posting"), parties["sids"]))
+    figures.set("new_parties", parties["new"])
     for i, month in enumerate(months):
-        figures.set("new_parties", counts[f"n_{i}"], month=month.label)
+        figures.set("new_parties", parties[f"new_{i}"], month=month.label)
 
 
 # --- matching ----------------------------------------------------------------------------------------------
@@ -774,42 +881,31 @@ def _matches(f: Filters) -> QuerySet[Match]:
 
 def _matching_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
     start, end = period.start, period.end
-    matches = _matches(f)
-    # Queries 13-17: one per event, each on its own timestamp (each indexed), by month; the headline is the
-    # sum of the months. Inactive matches count: they were generated, and their history stands.
-    events = (
-        ("matches", "created_at", Q(), None),
-        ("strong_matches", "strong_at", Q(), None),
-        ("connections", "connected_at", Q(), None),
-        ("interests", "need_interest_at", Q(need_interest=Interest.INTERESTED), "need"),
-        ("interests", "offer_interest_at", Q(offer_interest=Interest.INTERESTED), "offer"),
-    )
-    for figure, timestamp, condition, side in events:
-        qs = matches.filter(condition, **{f"{timestamp}__gte": start, f"{timestamp}__lt": end})
-        if not full:
-            figures.add(figure, qs.count())
+    months = period.months()
+    # Query 6 (`_events_sql`): the matches generated, strong, connected and answered in the period, by
+    # month; the headline is the sum of the months. Inactive matches count: they were generated, and their
+    # history stands.
+    sql, params = _events_sql(f, period, full=full)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    connected: dict[str, int] = {}
+    for part, i, n in rows:
+        label = months[i].label if full else None
+        if part == "cohort":
+            connected[label] = n
             continue
-        # COUNT(*), not COUNT(id): only the timestamp is read, so without filters PostgreSQL counts from its
-        # index alone (index-only scan) instead of fetching every row of the period from the table.
-        for row in qs.annotate(month=TruncMonth(timestamp)).values("month").annotate(n=Count("*")):
-            label = _month_label(row["month"])
-            figures.add(figure, row["n"])
-            figures.add(figure, row["n"], month=label)
+        figure, side = _EVENTS[part][0], _EVENTS[part][3]
+        figures.add(figure, n)
+        if full:
+            figures.add(figure, n, month=label)
             if side:
-                figures.add(figure, row["n"], side=side)
+                figures.add(figure, n, side=side)
     if not full:
         return
 
-    # Query 18: of the matches generated in the period (by month), those connected by its end: read from the
-    # few connections, through the connected_at index.
-    cohort = (
-        matches.filter(connected_at__lt=end, created_at__gte=start, created_at__lt=end)
-        .annotate(month=TruncMonth("created_at"))
-        .values("month")
-        .annotate(n=Count("*"))
-    )
-    connected = {_month_label(row["month"]): row["n"] for row in cohort}
-    for month in period.months():
+    # Of the matches generated in the period (by month), those connected by its end.
+    for month in months:
         figures.set(
             "match_connection_rate",
             _ratio(connected.get(month.label, 0), figures.get("matches", month=month.label)),
@@ -817,37 +913,80 @@ def _matching_figures(figures: _Figures, period: Period, f: Filters, *, full: bo
         )
     figures.set("match_connection_rate", _ratio(sum(connected.values()), figures.get("matches")))
 
-    # Query 19: needs published in the period with a strong match by its end, by month of publication.
-    strong_by_end = Match.objects.filter(need=OuterRef("pk"), strong_at__lt=end)
-    covered = (
-        _posts(f)
-        .filter(_published_in(start, end), kind=NEED)
-        .filter(Exists(strong_by_end))
-        .annotate(month=TruncMonth("published_at"))
-        .values("month")
-        .annotate(n=Count("id"))
-    )
-    for row in covered:
-        figures.set("needs_with_strong_match", row["n"], month=_month_label(row["month"]))
-        figures.add("needs_with_strong_match", row["n"])
-    figures.set(
-        "needs_with_strong_match_share",
-        _ratio(figures.get("needs_with_strong_match"), figures.get("needs_published")),
-    )
+    if connection.vendor != "postgresql":
+        matches = _matches(f)
+        # On PostgreSQL these durations come with the gaps (`_needs_figures`), which compute each need's
+        # first strong match once for both; here, each is a GROUP BY need read at its percentile ranks.
+        for timestamp, count_figure, prefix in _DURATIONS:
+            durations = _first_event_durations(matches, timestamp, start, end)
+            result = _sqlite_percentiles(durations, period)
+            for label, (n, values) in result.items():
+                dimension = {"month": label} if label else {}
+                figures.set(count_figure, n, **dimension)
+                for name, value in values.items():
+                    figures.set(f"{prefix}_{name}", value, **dimension)
 
-    # Queries 20-21: days from a need's publication to its first strong match / first connection, for the
-    # needs whose first such event falls in the period.
-    for timestamp, count_figure, prefix in (
-        ("strong_at", "needs_first_strong_match", "days_to_first_strong_match"),
-        ("connected_at", "needs_first_connection", "days_to_first_connection"),
-    ):
-        durations = _first_event_durations(matches, timestamp, start, end)
-        result = _percentiles(durations, timestamp, period)
-        for label, (n, values) in result.items():
-            dimension = {"month": label} if label else {}
-            figures.set(count_figure, n, **dimension)
-            for name, value in values.items():
-                figures.set(f"{prefix}_{name}", value, **dimension)
+
+# part of `_events_sql`: (figure, timestamp, extra SQL condition, side)
+_EVENTS = {
+    "matches": ("matches", "created_at", "", None),
+    "strong": ("strong_matches", "strong_at", "", None),
+    "connections": ("connections", "connected_at", "", None),
+    "need_interests": ("interests", "need_interest_at", "need_interest = %s", "need"),
+    "offer_interests": ("interests", "offer_interest_at", "offer_interest = %s", "offer"),
+}
+
+
+def _events_sql(f: Filters, period: Period, *, full: bool) -> tuple[str, list]:
+    """The events statement: rows (part, i, count): the matches of each part of `_EVENTS` whose timestamp
+    falls in month i of the period, and `cohort`: the matches generated in month i and connected by the end.
+
+    One part per event, each on its own timestamp (each indexed): without filters PostgreSQL counts each
+    from its index alone (index-only scans, COUNT(*) reads nothing else). With filters, the matches count
+    when their need is under the filters: those needs are found once (`needs`), not once per part, and
+    each part probes its (need_id, <timestamp>) index per need, except the matches generated, which are
+    fetched from the table (an index on (need_id, created_at) would halve this statement under filters,
+    but costs every write of a match about a quarter more).
+    """
+    start, end = period.start, period.end
+    instants = [month.end for month in period.months()] if full else [end]
+    adapt = connection.ops.adapt_datetimefield_value
+    table = Match._meta.db_table
+    sql: list[str] = []
+    params: list = []
+    conditions = f.post_conditions()
+    if conditions:
+        needs_sql, needs_params = (
+            Post.objects.filter(*conditions).order_by().values("id").query.sql_with_params()
+        )
+        materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+        sql.append(f"WITH needs AS {materialized} ({needs_sql}) ")
+        params += needs_params
+    parts = [(part, timestamp, extra) for part, (_figure, timestamp, extra, _side) in _EVENTS.items()]
+    if full:
+        parts.append(("cohort", "created_at", "connected_at < %s"))
+    for number, (part, timestamp, extra) in enumerate(parts):
+        bucket_sql, bucket_params = _bucket(timestamp, instants)
+        sql.append(
+            f"{' UNION ALL ' if number else ''}SELECT '{part}', {bucket_sql}, COUNT(*) FROM {table}"
+            f" WHERE {timestamp} >= %s AND {timestamp} < %s"
+        )
+        params += [*bucket_params, adapt(start), adapt(end)]
+        if extra:
+            sql.append(f" AND {extra}")
+            params.append(adapt(end) if part == "cohort" else Interest.INTERESTED)
+        if conditions:
+            sql.append(" AND need_id IN (SELECT id FROM needs)")
+        sql.append(" GROUP BY 2")
+    return "".join(sql), params
+
+
+# (timestamp, the figure counting the needs whose first such event falls in the period, prefix of its
+# percentile figures)
+_DURATIONS = (
+    ("strong_at", "needs_first_strong_match", "days_to_first_strong_match"),
+    ("connected_at", "needs_first_connection", "days_to_first_connection"),
+)
 
 
 def _first_event_durations(
@@ -856,10 +995,8 @@ def _first_event_durations(
     """One row per need whose first event of this kind (first strong match, first connection) falls in
     [start, end): `first` (when) and `days` from the need's publication to it.
 
-    A GROUP BY need over the need's events before the end (MIN is the first); with the partial index
-    (need_id, <timestamp>) WHERE <timestamp> IS NOT NULL this is an index-only scan in need order. The
-    publication is read after the HAVING, for the few needs left (a primary-key lookup each), rather than
-    by joining every match to its need before grouping (the strong-match query went from 210 to 90 ms).
+    A GROUP BY need over the need's events before the end (MIN is the first), an index-only scan of the
+    partial index (need_id, <timestamp>); the publication is read after the HAVING, for the few needs left.
     """
     published = Post.objects.filter(pk=OuterRef("need")).order_by().values("published_at")
     return (
@@ -871,38 +1008,23 @@ def _first_event_durations(
     )
 
 
-def _percentiles(
-    durations: QuerySet, timestamp: str, period: Period
+def _sqlite_percentiles(
+    durations: QuerySet, period: Period
 ) -> dict[str | None, tuple[int, dict[str, float | None]]]:
-    """{month label or None for the whole period: (count, {"median": .., "p90": ..})}.
+    """{month label or None for the whole period: (count, {"median": .., "p90": ..})}, on SQLite.
 
-    `durations` is grouped (one row per need), so an aggregate over it runs on a subquery; the months are
-    FILTERed aggregates of that one query rather than a GROUP BY, which Django cannot put over a subquery.
+    SQLite has no percentile_cont: count each month (one query, FILTERed counts over the grouped rows),
+    then read the one or two values around each rank with ORDER BY ... LIMIT 2 OFFSET k, interpolating as
+    percentile_cont does. Two values per percentile leave the database, never the rows.
     """
-    months = period.months()
-    in_month = {m.label: Q(first__gte=m.start, first__lt=m.end) for m in months}
-    counts = {"n": Count("need")} | {
-        f"n_{i}": Count("need", filter=q) for i, q in enumerate(in_month.values())
-    }
-    result: dict[str | None, tuple[int, dict[str, float | None]]] = {}
-    if connection.vendor == "postgresql":
-        aggregates = dict(counts)
-        for name, fraction in PERCENTILES.items():
-            aggregates[name] = PercentileCont("days", fraction)
-            for i, q in enumerate(in_month.values()):
-                aggregates[f"{name}_{i}"] = PercentileCont("days", fraction, filter=q)
-        row = durations.aggregate(**aggregates)
-        result[None] = (row["n"], {name: row[name] for name in PERCENTILES})
-        for i, label in enumerate(in_month):
-            result[label] = (row[f"n_{i}"], {name: row[f"{name}_{i}"] for name in PERCENTILES})
-        return result
-    # SQLite has no percentile_cont: count each group (one query), then read the one or two values around
-    # each rank with ORDER BY ... LIMIT 2 OFFSET k, interpolating as percentile_cont does. Two values per
-    # percentile leave the database, never the rows.
-    row = durations.aggregate(**counts)
+    in_month = {m.label: Q(first__gte=m.start, first__lt=m.end) for m in period.months()}
+    row = durations.aggregate(
+        n=Count("need"), **{f"n_{i}": Count("need", filter=q) for i, q in enumerate(in_month.values())}
+    )
     groups: list[tuple[str | None, int, QuerySet]] = [(None, row["n"], durations)]
     for i, (label, q) in enumerate(in_month.items()):
         groups.append((label, row[f"n_{i}"], durations.filter(q)))
+    result: dict[str | None, tuple[int, dict[str, float | None]]] = {}
     for label, n, qs in groups:
         values = {name: _sqlite_percentile(qs, n, p) if n else None for name, p in PERCENTILES.items()}
         result[label] = (n, values)
@@ -918,21 +1040,7 @@ def _sqlite_percentile(qs: QuerySet, n: int, fraction: float) -> float:
     return values[0] + (rank - lower) * (values[1] - values[0])
 
 
-# --- gaps --------------------------------------------------------------------------------------------------
-
-
-def _gap_base(f: Filters, *, since: dt.datetime, end: dt.datetime) -> QuerySet[Post]:
-    """Needs that could be waiting at some instant in [since, end]: their regional group and life-cycle
-    timestamps (the columns `_gap_sql` reads)."""
-    return (
-        _posts(f)
-        .filter(kind=NEED, published_at__lt=end - dt.timedelta(days=GAP_DAYS))
-        # Closed or withdrawn before the first instant we look at: never waiting.
-        .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since))
-        .filter(Q(withdrawn_at__isnull=True) | Q(withdrawn_at__gte=since))
-        .annotate(party_group=F("party__regional_group"))
-        .values("id", "party_group", "published_at", "closed_at", "withdrawn_at")
-    )
+# --- needs: strong matches, durations and gaps -----------------------------------------------------------
 
 
 def _first_per_need(condition: Q, timestamp: str, end: dt.datetime) -> QuerySet[Match]:
@@ -946,111 +1054,203 @@ def _first_per_need(condition: Q, timestamp: str, end: dt.datetime) -> QuerySet[
     )
 
 
-def _gap_conditions(at: dt.datetime) -> tuple[str, list, str, list]:
-    """SQL conditions on the columns of `w`: (unmatched at `at`, params, unanswered at `at`, params).
-
-    Waiting: open at `at` and published 60+ days before it. Unmatched: no strong match before `at`.
-    Unanswered: a strong match before `at`, but no offer side interested before `at`.
-    """
+def _bucket(column: str, thresholds: list[dt.datetime]) -> tuple[str, list]:
+    """SQL numbering where `column` falls among ascending thresholds t0 < t1 < ...: how many are at or
+    before it (0 .. len), and len + 1 when it is NULL (never happened). So `column < t_i` reads
+    `bucket <= i`, and `column IS NULL OR column >= t_i` reads `bucket > i`: an integer comparison per
+    instant instead of the timestamp conditions, and a handful of distinct values to GROUP BY."""
     adapt = connection.ops.adapt_datetimefield_value
-    waiting = (
-        "(w.published_at < %s AND (w.closed_at IS NULL OR w.closed_at >= %s)"
-        " AND (w.withdrawn_at IS NULL OR w.withdrawn_at >= %s))"
-    )
-    waiting_params = [adapt(at - dt.timedelta(days=GAP_DAYS)), adapt(at), adapt(at)]
-    unmatched = f"({waiting} AND (w.first_strong_at IS NULL OR w.first_strong_at >= %s))"
-    unanswered = (
-        f"({waiting} AND w.first_strong_at < %s AND (w.first_answer_at IS NULL OR w.first_answer_at >= %s))"
-    )
-    return unmatched, [*waiting_params, adapt(at)], unanswered, [*waiting_params, adapt(at), adapt(at)]
+    whens = " ".join(f"WHEN {column} < %s THEN {i}" for i in range(len(thresholds)))
+    sql = f"CASE WHEN {column} IS NULL THEN {len(thresholds) + 1} {whens} ELSE {len(thresholds)} END"
+    return sql, [adapt(t) for t in thresholds]
 
 
-def _gap_sql(
-    f: Filters, *, since: dt.datetime, end: dt.datetime, instants: list[dt.datetime]
-) -> tuple[str, list]:
-    """The candidate needs as a common table expression `w`, each with its first strong match and first
-    offer-side interest, and `g`, which adds `gap<i>` = 1 (unmatched) or 2 (unanswered) at each instant.
-
-    This is the one place written in SQL, around querysets the ORM builds: a need's first events are a
-    GROUP BY over its matches joined to the need, which the ORM can only express as correlated subqueries,
-    and PostgreSQL runs a correlated subquery once per mention, per need (seconds at 100,000 posts).
-    """
-    needs_sql, needs_params = _gap_base(f, since=since, end=end).query.sql_with_params()
-    strong_sql, strong_params = _first_per_need(
-        Q(strong_at__isnull=False), "strong_at", end
-    ).query.sql_with_params()
-    answer_sql, answer_params = _first_per_need(
-        Q(offer_interest=Interest.INTERESTED), "offer_interest_at", end
-    ).query.sql_with_params()
-    columns, params = [], []
-    for i, at in enumerate(instants):
-        unmatched, unmatched_params, unanswered, unanswered_params = _gap_conditions(at)
-        columns.append(f"CASE WHEN {unmatched} THEN 1 WHEN {unanswered} THEN 2 ELSE 0 END AS gap{i}")
-        params += unmatched_params + unanswered_params
-    # MATERIALIZED: without it PostgreSQL inlines `w` into each use.
-    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
-    sql = (
-        f"WITH w AS {materialized} (SELECT n.*, s.first AS first_strong_at, a.first AS first_answer_at"
-        f" FROM ({needs_sql}) n LEFT JOIN ({strong_sql}) s ON s.need = n.id"
-        f" LEFT JOIN ({answer_sql}) a ON a.need = n.id),"
-        f" g AS (SELECT w.id, w.party_group, w.published_at, {', '.join(columns)} FROM w)"
-    )
-    return sql, [*needs_params, *strong_params, *answer_params, *params]
-
-
-def _terms_of_g(facet: str) -> str:
-    """SQL joining each row of `g` to its terms of a facet, as `t.term`.
+def _terms_of(alias: str, facet: str) -> str:
+    """SQL joining each row of `alias` (which has the post's `id`) to its terms of a facet, as `t.term`.
 
     On PostgreSQL a LATERAL subquery with OFFSET 0 (which keeps the planner from flattening it into a plain
     join): the few thousand waiting needs each look their terms up in the (post, term) index, instead of
-    the whole facet table (125,000 rows at 100,000 posts) being hashed for them (about 40 ms of 290).
+    the whole facet table (125,000 rows at 100,000 posts) being hashed for them.
     """
     field = Post._meta.get_field(facet)
     table, post, term = field.m2m_db_table(), field.m2m_column_name(), field.m2m_reverse_name()
     if connection.vendor == "postgresql":
-        return f"CROSS JOIN LATERAL (SELECT x.{term} AS term FROM {table} x WHERE x.{post} = g.id OFFSET 0) t"
-    return f"JOIN (SELECT {post} AS post, {term} AS term FROM {table}) t ON t.post = g.id"
+        return (
+            f"CROSS JOIN LATERAL (SELECT x.{term} AS term FROM {table} x WHERE x.{post} = {alias}.id"
+            " OFFSET 0) t"
+        )
+    return f"JOIN (SELECT {post} AS post, {term} AS term FROM {table}) t ON t.post = {alias}.id"
 
 
-def _gap_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
-    """One query: the gaps at the period's end and at each month's end, and at the end by focus area, support
-    type and regional group (UNION ALL over the CTE, which PostgreSQL computes once)."""
-    end = period.end
-    months = period.months() if full else []
-    instants = [end] + [month.end for month in months]
-    since = min(instants)
-    cte, params = _gap_sql(f, since=since, end=end, instants=instants)
-    sums = ", ".join(
-        f"SUM(CASE WHEN gap{i} = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN gap{i} = 2 THEN 1 ELSE 0 END)"
-        for i in range(len(instants))
+def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tuple[str, list]:
+    """The needs statement: rows (part, i, term, a, b, <one column per percentile>).
+
+    It is written in SQL around querysets the ORM builds, because every part reads each need's first strong
+    match (or first offer-side interest, first connection): a GROUP BY over the matches, computed once here
+    in a common table expression, where the ORM could only repeat it as correlated subqueries, which
+    PostgreSQL runs once per mention and per need. `n` holds the needs that can matter (published in the
+    period, or possibly waiting at one of the instants) with their timestamps numbered against the instants
+    (`_bucket`), and each part reads it:
+
+    - gap, i: needs unmatched (a) and unanswered (b) at instant i (each month's end; the last is the end).
+      `w` first counts the needs by their five bucket numbers (a few hundred rows), so the conditions are
+      tested per group, not per need and instant.
+    - with_strong, i: needs published in month i with a strong match by the end (a).
+    - regional_group / focus_area / support_type, term: the gaps at the end, by the need's term.
+    - strong / connection, i (NULL: the whole period), PostgreSQL only (`durations`): needs whose first
+      such event falls in month i (a) and the percentiles of the days from publication to it.
+    """
+    start, end = period.start, period.end
+    instants = [month.end for month in period.months()] if full else [end]
+    last = len(instants) - 1
+    cutoffs = [at - dt.timedelta(days=GAP_DAYS) for at in instants]
+    adapt = connection.ops.adapt_datetimefield_value
+    sql: list[str] = []
+    params: list = []
+
+    def add(text: str, values: Iterable = ()) -> None:
+        sql.append(text)
+        params.extend(values)
+
+    firsts = [("s", Q(strong_at__isnull=False), "strong_at")]
+    firsts.append(("a", Q(offer_interest=Interest.INTERESTED), "offer_interest_at"))
+    if durations:
+        firsts.append(("c", Q(connected_at__isnull=False), "connected_at"))
+    add("WITH RECURSIVE ")
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    filtered = bool(f.post_conditions())
+    if filtered:  # the posts under the filters, found once for `n` and the durations
+        ids_sql, ids_params = (
+            Post.objects.filter(*f.post_conditions()).order_by().values("id").query.sql_with_params()
+        )
+        add(f"ids AS {materialized} ({ids_sql}), ", ids_params)
+    for alias, condition, timestamp in firsts:
+        first_sql, first_params = _first_per_need(condition, timestamp, end).query.sql_with_params()
+        add(f"first_{alias} AS ({first_sql}), ", first_params)
+    add(f"n AS {materialized} (SELECT p.id, p.published_at, p.party_id, s.first AS first_strong")
+    for name, column, thresholds in (
+        ("bw", "p.published_at", cutoffs),  # waiting 60 days at instant i: bw <= i
+        ("bc", "p.closed_at", instants),  # not closed at instant i: bc > i
+        ("bx", "p.withdrawn_at", instants),  # not withdrawn at instant i: bx > i
+        ("bs", "s.first", instants),  # no strong match before instant i: bs > i
+        ("ba", "a.first", instants),  # no offer-side interest before instant i: ba > i
+    ):
+        bucket_sql, bucket_params = _bucket(column, thresholds)
+        add(f", {bucket_sql} AS {name}", bucket_params)
+    add(
+        f" FROM {Post._meta.db_table} p"
+        " LEFT JOIN first_s s ON s.need = p.id LEFT JOIN first_a a ON a.need = p.id"
     )
-    zeros = ", ".join("0, 0" for _ in instants[1:])
-    tail = f", {zeros}" if zeros else ""
-    end_sums = "SUM(CASE WHEN gap0 = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN gap0 = 2 THEN 1 ELSE 0 END)"
-    parts = [f"SELECT 'total', '', {sums} FROM g"]
+    # Needs that may be waiting at some instant (published 60 days before the last, open at the first),
+    # and the needs published in the period.
+    add(
+        " WHERE p.kind = %s AND p.published_at IS NOT NULL AND ((p.published_at < %s"
+        " AND (p.closed_at IS NULL OR p.closed_at >= %s)"
+        " AND (p.withdrawn_at IS NULL OR p.withdrawn_at >= %s))",
+        [NEED, adapt(cutoffs[-1]), adapt(instants[0]), adapt(instants[0])],
+    )
     if full:
-        for dimension, name in (("focus_area", "focus_areas"), ("support_type", "support_types")):
-            parts.append(
-                f"SELECT '{dimension}', t.term, {end_sums}{tail} FROM g {_terms_of_g(name)}"
-                " WHERE g.gap0 > 0 GROUP BY t.term"
+        add(" OR (p.published_at >= %s AND p.published_at < %s)", [adapt(start), adapt(end)])
+    add(")")
+    if filtered:
+        add(" AND p.id IN (SELECT id FROM ids)")
+    add("), m AS (SELECT 0 AS i UNION ALL SELECT i + 1 FROM m WHERE i < %s)", [last])
+    add(", w AS (SELECT bw, bc, bx, bs, ba, COUNT(*) AS n FROM n GROUP BY bw, bc, bx, bs, ba)")
+    # The first part types the columns for the ones after (PostgreSQL types a UNION pairwise).
+    percentile_nulls = "".join(", CAST(NULL AS DOUBLE PRECISION)" for _ in PERCENTILES)
+    waiting = "w.bw <= m.i AND w.bc > m.i AND w.bx > m.i"
+    add(
+        " SELECT 'gap', m.i, CAST(NULL AS TEXT),"
+        f" SUM(CASE WHEN {waiting} AND w.bs > m.i THEN w.n ELSE 0 END),"
+        f" SUM(CASE WHEN {waiting} AND w.bs <= m.i AND w.ba > m.i THEN w.n ELSE 0 END){percentile_nulls}"
+        " FROM w CROSS JOIN m GROUP BY m.i"
+    )
+    nulls = "".join(", NULL" for _ in PERCENTILES)
+    if full:
+        bucket_sql, bucket_params = _bucket("n.published_at", instants)
+        add(
+            f" UNION ALL SELECT 'with_strong', {bucket_sql}, NULL, COUNT(*), NULL{nulls} FROM n"
+            " WHERE n.published_at >= %s AND n.published_at < %s AND n.first_strong IS NOT NULL GROUP BY 2",
+            [*bucket_params, adapt(start), adapt(end)],
+        )
+        gap_at_end = (
+            f"n.bw <= {last} AND n.bc > {last} AND n.bx > {last} AND (n.bs > {last} OR n.ba > {last})"
+        )
+        counts = (
+            f"SUM(CASE WHEN n.bs > {last} THEN 1 ELSE 0 END), SUM(CASE WHEN n.bs <= {last} THEN 1 ELSE 0 END)"
+        )
+        # The Party's regional group is looked up for the few needs in a gap only.
+        add(
+            f" UNION ALL SELECT 'regional_group', NULL, pp.regional_group, {counts}{nulls} FROM n"
+            f" LEFT JOIN {Party._meta.db_table} pp ON pp.id = n.party_id"
+            f" WHERE {gap_at_end} GROUP BY pp.regional_group"
+        )
+        for dimension, facet in (("focus_area", "focus_areas"), ("support_type", "support_types")):
+            add(
+                f" UNION ALL SELECT '{dimension}', NULL, t.term, {counts}{nulls}"
+                f" FROM n {_terms_of('n', facet)}"
+                f" WHERE {gap_at_end} GROUP BY t.term"
             )
-        parts += [
-            f"SELECT 'regional_group', g.party_group, {end_sums}{tail} FROM g WHERE g.gap0 > 0 GROUP BY g.party_group",
-        ]
+    if durations:
+        # The needs whose first such event falls in the period, whatever the post (as the matches say), not
+        # only those of `n`. Each looks its publication up by primary key (LATERAL ... OFFSET 0, which keeps
+        # it a nested loop): a few thousand probes rather than a hash of every post. Under filters, the
+        # need must also be among the posts under the filters (`ids`).
+        for part, alias in (("strong", "s"), ("connection", "c")):
+            days = days_between_sql("e.first", "p.published_at")
+            percentiles = "".join(
+                f", {percentile_cont_sql(fraction, days)}" for fraction in PERCENTILES.values()
+            )
+            bucket_sql, bucket_params = _bucket("e.first", instants)
+            add(
+                f" UNION ALL SELECT '{part}', {bucket_sql}, NULL, COUNT(*), NULL{percentiles}"
+                f" FROM first_{alias} e"
+                f" CROSS JOIN LATERAL (SELECT q.published_at FROM {Post._meta.db_table} q WHERE q.id = e.need"
+                " OFFSET 0) p WHERE e.first >= %s",
+                [*bucket_params, adapt(start)],
+            )
+            if filtered:
+                add(" AND e.need IN (SELECT id FROM ids)")
+            add(" GROUP BY ROLLUP (2)")
+    return "".join(sql), params
+
+
+def _needs_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
+    """Query 7 (`_needs_sql`): the gaps at the period's end and at each month's end, by focus area, support
+    type and regional group; the needs published with a strong match; on PostgreSQL, the days to the first
+    strong match and to the first connection (on SQLite they come with the matching figures)."""
+    months = period.months() if full else []
+    durations = full and connection.vendor == "postgresql"
+    sql, params = _needs_sql(f, period, full=full, durations=durations)
     with connection.cursor() as cursor:
-        cursor.execute(f"{cte} {' UNION ALL '.join(parts)}", params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    for row in rows:
-        dimension, key, counts = row[0], row[1], [int(value or 0) for value in row[2:]]
-        if dimension == "total":
-            figures.set("needs_unmatched_60d", counts[0])
-            figures.set("needs_unanswered_60d", counts[1])
-            for i, month in enumerate(months, start=1):
-                figures.set("needs_unmatched_60d", counts[2 * i], month=month.label)
-                figures.set("needs_unanswered_60d", counts[2 * i + 1], month=month.label)
-        elif key:
-            figures.set("needs_unmatched_60d", counts[0], **{dimension: key})
-            figures.set("needs_unanswered_60d", counts[1], **{dimension: key})
+    last = len(months) - 1 if full else 0
+    for part, i, term, a, b, *percentiles in rows:
+        month = {"month": months[i].label} if i is not None and full else {}
+        if part == "gap":
+            if i == last:
+                figures.set("needs_unmatched_60d", int(a or 0))
+                figures.set("needs_unanswered_60d", int(b or 0))
+            if full:
+                figures.set("needs_unmatched_60d", int(a or 0), **month)
+                figures.set("needs_unanswered_60d", int(b or 0), **month)
+        elif part == "with_strong":
+            figures.set("needs_with_strong_match", int(a), **month)
+            figures.add("needs_with_strong_match", int(a))
+        elif part in ("strong", "connection"):
+            _timestamp, count_figure, prefix = _DURATIONS[0 if part == "strong" else 1]
+            figures.set(count_figure, int(a), **month)
+            for name, value in zip(PERCENTILES, percentiles, strict=True):
+                figures.set(f"{prefix}_{name}", value, **month)
+        elif term:
+            figures.set("needs_unmatched_60d", int(a or 0), **{part: term})
+            figures.set("needs_unanswered_60d", int(b or 0), **{part: term})
+    if full:
+        figures.set(
+            "needs_with_strong_match_share",
+            _ratio(figures.get("needs_with_strong_match"), figures.get("needs_published")),
+        )
 
 
 # --- snapshots ---------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_committee_and_secretariat_read_the_report(request, login, world, role):
 def test_report_query_count_is_fixed(login, committee, world, django_assert_num_queries):
     client = login(committee)
     export_queries = _export_queries()
-    # session, user, then the export's aggregates (about 30, see test_selectors), then the waiting needs:
+    # session, user, then the export's statements (seven, see test_selectors), then the waiting needs:
     # their ids (one CTE query) and the posts with their Party (one query); on PostgreSQL each of the two
     # selectors also sets its transaction up (SAVEPOINT, SET LOCAL jit, RELEASE).
     waiting = 2 + (3 if connection.vendor == "postgresql" else 0)
