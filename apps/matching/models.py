@@ -26,8 +26,13 @@ class Match(models.Model):
     made inactive and disappears from every view, while the stocktake can still count what was generated.
     """
 
+    # No index of its own: the (need, offer) constraint and the indexes below all start with need_id.
     need = models.ForeignKey(
-        "posts.Post", verbose_name=_("need"), on_delete=models.CASCADE, related_name="matches_as_need"
+        "posts.Post",
+        verbose_name=_("need"),
+        on_delete=models.CASCADE,
+        related_name="matches_as_need",
+        db_index=False,
     )
     offer = models.ForeignKey(
         "posts.Post", verbose_name=_("offer"), on_delete=models.CASCADE, related_name="matches_as_offer"
@@ -73,6 +78,9 @@ class Match(models.Model):
         ]
         indexes = [
             models.Index(fields=["need", "is_active", "-score"], name="match_need_active_score"),
+            # The stocktake counts the matches generated in a period for the needs under its filters; in place
+            # of the plain need_id index, so a match insert maintains as many indexes as before.
+            models.Index(fields=["need", "created_at"], name="match_need_created"),
             models.Index(fields=["offer", "is_active", "-score"], name="match_offer_active_score"),
             # The stocktake reads each need's first strong match, connection and offer-side answer from these
             # alone (100k posts / 1M matches: the whole report went from 2.4 s to 1.6 s).
