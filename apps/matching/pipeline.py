@@ -94,9 +94,18 @@ def post_records(posts: Q | None = None) -> list[PostRecord]:
     ]
 
 
-def _in_batches(manager, column: str, ids: Sequence[int], fields: tuple[str, ...], size: int = 20_000):
-    """values_list over `column IN ids` in batches: SQLite caps the number of query parameters."""
-    if len(ids) > size * 2:
+def _in_batches(
+    manager,
+    column: str,
+    ids: Sequence[int],
+    fields: tuple[str, ...],
+    size: int = 20_000,
+    *,
+    scan: bool = True,
+):
+    """values_list over `column IN ids` in batches: SQLite caps the number of query parameters. `scan=False`
+    for tables whose rows are large or many per id, where reading the whole table never pays."""
+    if scan and len(ids) > size * 2:
         # For a whole-corpus read one unfiltered scan beats many IN lists.
         wanted = set(ids)
         for row in manager.values_list(*fields).iterator(chunk_size=10_000):
@@ -145,17 +154,18 @@ class DatabaseSentenceStore(engine.SentenceStore):
 
     def get(self, records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
         keys = {r.id: engine.post_sentences_key(r) for r in records}
-        ids = sorted(keys)
         found: dict[int, np.ndarray] = {}
-        # Always by primary key in batches, never a table scan: the rows carry ~7 KB of vectors each.
-        for start in range(0, len(ids), self.BATCH):
-            for post_id, sentences_hash, data in PostEmbedding.objects.filter(
-                post_id__in=ids[start : start + self.BATCH], sentences__isnull=False
-            ).values_list("post_id", "sentences_hash", "sentences"):
-                if keys[post_id] == sentences_hash:
-                    found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(
-                        -1, engine.EMBED_DIM
-                    )
+        # Never a table scan: the rows carry ~7 KB of vectors each.
+        for post_id, sentences_hash, data in _in_batches(
+            PostEmbedding.objects.filter(sentences__isnull=False),
+            "post_id",
+            sorted(keys),
+            ("post_id", "sentences_hash", "sentences"),
+            self.BATCH,
+            scan=False,
+        ):
+            if keys[post_id] == sentences_hash:
+                found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
         return found
 
     def put(self, records: Sequence[PostRecord], vectors: Sequence[np.ndarray]) -> None:
@@ -335,12 +345,13 @@ def _changed_at(rows: list[_Row], now: datetime) -> None:
     needs, offers = {row.need_id for row in rows}, {row.offer_id for row in rows}
     # Read the stored pairs through the side with fewer posts (a chunk is grouped by one side).
     column, ids = ("need_id", sorted(needs)) if len(needs) <= len(offers) else ("offer_id", sorted(offers))
-    stored = {}
-    for start in range(0, len(ids), 2000):
-        for need_id, offer_id, score, is_active, changed_at in Match.objects.filter(
-            **{f"{column}__in": ids[start : start + 2000]}
-        ).values_list("need_id", "offer_id", "score", "is_active", "changed_at"):
-            stored[(need_id, offer_id)] = (score, is_active, changed_at)
+    fields = ("need_id", "offer_id", "score", "is_active", "changed_at")
+    stored = {
+        (need_id, offer_id): (score, is_active, changed_at)
+        for need_id, offer_id, score, is_active, changed_at in _in_batches(
+            Match.objects, column, ids, fields, 2000, scan=False
+        )
+    }
     for row in rows:
         old = stored.get((row.need_id, row.offer_id))
         material = old is None or not old[1] or abs(old[0] - row.score) >= MATERIAL_CHANGE
@@ -361,6 +372,13 @@ class _Row:
     explanation: dict
     model_version: int
     changed_at: datetime | None = None
+
+
+# The fields of `_Row`, which are also Match's columns: what an upsert writes (besides its own flags).
+_UPSERT_COLUMNS = (
+    "need_id", "offer_id", "score", "lexical", "semantic", "structured", "alignment", "explanation",
+    "model_version", "changed_at",
+)  # fmt: skip
 
 
 def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
@@ -388,45 +406,13 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
     if connection.vendor == "postgresql":
         return _upsert_by_copy(rows, now)
     Match.objects.bulk_create(
-        [
-            Match(
-                need_id=row.need_id,
-                offer_id=row.offer_id,
-                score=row.score,
-                lexical=row.lexical,
-                semantic=row.semantic,
-                structured=row.structured,
-                alignment=row.alignment,
-                explanation=row.explanation,
-                is_active=True,
-                model_version=row.model_version,
-                changed_at=row.changed_at,
-            )
-            for row in rows
-        ],
+        [Match(**{name: getattr(row, name) for name in _UPSERT_COLUMNS}, is_active=True) for row in rows],
         batch_size=500,
         update_conflicts=True,
         unique_fields=["need", "offer"],
-        update_fields=[
-            "score",
-            "lexical",
-            "semantic",
-            "structured",
-            "alignment",
-            "explanation",
-            "is_active",
-            "model_version",
-            "updated_at",
-            "changed_at",
-        ],
+        update_fields=[*_UPSERT_COLUMNS[2:], "is_active", "updated_at"],
     )
     return len(rows)
-
-
-_UPSERT_COLUMNS = (
-    "need_id", "offer_id", "score", "lexical", "semantic", "structured", "alignment", "explanation",
-    "model_version", "changed_at",
-)  # fmt: skip
 
 
 def _upsert_by_copy(rows: list[_Row], now: datetime) -> int:
