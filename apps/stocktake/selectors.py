@@ -565,6 +565,21 @@ def _open_q(at: dt.datetime) -> Q:
     )
 
 
+class _Statement:
+    """A raw SQL statement written in parts, each with its parameters in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list = []
+
+    def add(self, text: str, values: Iterable = ()) -> None:
+        self.parts.append(text)
+        self.params.extend(values)
+
+    def build(self) -> tuple[str, list]:
+        return "".join(self.parts), self.params
+
+
 def _posts_sql(f: Filters, period: Period, *, full: bool) -> tuple[str, list]:
     """The posts statement: rows (part, i, term, needs, offers, amount needed, amount offered, Parties,
     providers, LDC Parties, SIDS Parties), the last four counted distinct.
@@ -583,12 +598,8 @@ def _posts_sql(f: Filters, period: Period, *, full: bool) -> tuple[str, list]:
     start, end = period.start, period.end
     months = [month.end for month in period.months()] if full else [end]
     adapt = connection.ops.adapt_datetimefield_value
-    sql: list[str] = []
-    params: list = []
-
-    def add(text: str, values: Iterable = ()) -> None:
-        sql.append(text)
-        params.extend(values)
+    statement = _Statement()
+    add = statement.add
 
     posts_sql, posts_params = (
         Post.objects.filter(*f.post_conditions())
@@ -643,7 +654,7 @@ def _posts_sql(f: Filters, period: Period, *, full: bool) -> tuple[str, list]:
             f" UNION ALL SELECT 'state', m.i, NULL, {states}, NULL, NULL FROM g CROSS JOIN m GROUP BY m.i",
             [NEED, OFFER] * 3,
         )
-    return "".join(sql), params
+    return statement.build()
 
 
 def _balance_sql(f: Filters, period: Period) -> tuple[str, list]:
@@ -659,12 +670,8 @@ def _balance_sql(f: Filters, period: Period) -> tuple[str, list]:
     """
     start, end = period.start, period.end
     adapt = connection.ops.adapt_datetimefield_value
-    sql: list[str] = []
-    params: list = []
-
-    def add(text: str, values: Iterable = ()) -> None:
-        sql.append(text)
-        params.extend(values)
+    statement = _Statement()
+    add = statement.add
 
     facets = {
         "support_type": ("support_types", SupportType.values),
@@ -727,7 +734,7 @@ def _balance_sql(f: Filters, period: Period) -> tuple[str, list]:
         " WHERE g.op = 1 GROUP BY g.kind, s.term, a.term",
         [*support_params, *focus_params],
     )
-    return "".join(sql), params
+    return statement.build()
 
 
 def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
@@ -1105,12 +1112,8 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     last = len(instants) - 1
     cutoffs = [at - dt.timedelta(days=GAP_DAYS) for at in instants]
     adapt = connection.ops.adapt_datetimefield_value
-    sql: list[str] = []
-    params: list = []
-
-    def add(text: str, values: Iterable = ()) -> None:
-        sql.append(text)
-        params.extend(values)
+    statement = _Statement()
+    add = statement.add
 
     firsts = [("s", Q(strong_at__isnull=False), "strong_at")]
     firsts.append(("a", Q(offer_interest=Interest.INTERESTED), "offer_interest_at"))
@@ -1212,7 +1215,7 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
             if filtered:
                 add(" AND e.need IN (SELECT id FROM ids)")
             add(" GROUP BY ROLLUP (2)")
-    return "".join(sql), params
+    return statement.build()
 
 
 def _needs_figures(figures: _Figures, period: Period, f: Filters, *, full: bool) -> None:
