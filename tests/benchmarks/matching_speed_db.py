@@ -279,6 +279,8 @@ def run(size: int, args) -> None:
             )
             if found:
                 latencies.append(time.perf_counter() - started)
+                if args.verbose:
+                    print(f"  live post {i} ({side}): {latencies[-1] * 1000:.0f} ms", flush=True)
         if latencies:
             latencies.sort()
             p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
@@ -303,6 +305,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000,100000")
     parser.add_argument("--real-embeddings", action="store_true")
     parser.add_argument("--live", type=int, default=20, help="posts published with live workers")
+    parser.add_argument("--verbose", action="store_true", help="print each live post's latency")
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = args.database_url
