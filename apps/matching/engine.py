@@ -8,14 +8,18 @@ calls `MatchIndex` / `match_all`.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import csv
 import functools
 import hashlib
 import io
+import itertools
 import pickle
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -735,6 +739,7 @@ class _Side:
             # The store gives them back for one query per batch: keep a worker's memory bounded (a whole
             # corpus' sentences are ~0.7 GB at 100k posts) instead of holding every post ever shortlisted.
             self._sentences.clear()
+            todo = rows
         if todo and store is not None:
             found = store.get([self.records[r] for r in todo])
             for r in todo:
@@ -1443,12 +1448,17 @@ def match_all(
     floor: float = DEFAULT_FLOOR,
     chunk_size: int = 512,
     weights: Weights = DEFAULT_WEIGHTS,
+    threads: int = 1,
 ) -> Iterator[MatchChunk]:
     """Every need against every offer, one chunk of needs at a time.
 
     Yields a NEED chunk (top k offers per need) per chunk of needs, then OFFER chunks with the top k needs of
-    every offer, gathered from the same products. Peak memory is one (chunk_size x n_offers) block plus a running
-    (k x n_offers) top list, so it grows linearly with the corpus.
+    every offer, gathered from the same products. Peak memory is one (chunk_size x n_offers) block per thread
+    plus a running (k x n_offers) top list, so it grows linearly with the corpus.
+
+    `threads` > 1: that many threads compute the next chunks' blocks (numpy and scipy release the GIL there)
+    while this thread rescores, explains and yields the current one, and the caller stores it; BLAS then runs
+    one thread per block. The chunks, their order and their contents are the same for any number of threads.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
@@ -1456,28 +1466,33 @@ def match_all(
     keep = min(depth + 5, len(needs.records))
     best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
-    for start in range(0, len(needs.records), chunk_size):
-        rows = np.arange(start, min(start + chunk_size, len(needs.records)))
+
+    def block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The chunk's candidate pairs, and the chunk's best `keep` needs of each offer (scores, rows)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries to -inf
         del ok
-        grouped = index._results(needs, NEED, rows, q, o, k, floor, weights, False)
-        yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-        if keep and n_off:
-            # The chunk's best `keep` needs of each offer, merged into the running best (the margin of `keep`
-            # over k covers float32 ties; the final selection rescores and re-sorts by (score, need id)).
-            if len(rows) > keep:
-                top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
-                chunk_s = np.take_along_axis(scores, top, axis=0)
-                chunk_n = rows[top]
-            else:
-                chunk_s, chunk_n = scores, np.broadcast_to(rows[:, None], scores.shape)
-            merged_s = np.vstack([best_scores, chunk_s])
-            merged_n = np.vstack([best_needs, chunk_n])
-            top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[merged_s.shape[0] - keep :]
-            best_scores = np.take_along_axis(merged_s, top, axis=0)
-            best_needs = np.take_along_axis(merged_n, top, axis=0)
-        del scores
+        if len(rows) > keep:
+            top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
+            return q, o, np.take_along_axis(scores, top, axis=0), rows[top], rows
+        return q, o, scores, np.broadcast_to(rows[:, None], scores.shape), rows
+
+    chunks = [
+        np.arange(s, min(s + chunk_size, len(needs.records)))
+        for s in range(0, len(needs.records), chunk_size)
+    ]
+    with _one_blas_thread() if threads > 1 else contextlib.nullcontext():
+        for q, o, chunk_s, chunk_n, rows in _ordered_map(block, chunks, threads):
+            grouped = index._results(needs, NEED, rows, q, o, k, floor, weights, False)
+            yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
+            if keep and n_off:
+                # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
+                # selection rescores and re-sorts by (score, need id)).
+                merged_s = np.vstack([best_scores, chunk_s])
+                merged_n = np.vstack([best_needs, chunk_n])
+                top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[merged_s.shape[0] - keep :]
+                best_scores = np.take_along_axis(merged_s, top, axis=0)
+                best_needs = np.take_along_axis(merged_n, top, axis=0)
     for start in range(0, n_off, chunk_size):
         cols = np.arange(start, min(start + chunk_size, n_off))
         s, nrows = best_scores[:, cols], best_needs[:, cols]
@@ -1486,3 +1501,27 @@ def match_all(
         grouped = index._results(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights,
                                  False)  # fmt: skip
         yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> Iterator[Any]:
+    """fn over items, results in order; with threads > 1, up to `threads` items ahead run in a thread pool."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="match-all")
+    try:
+        pending: collections.deque[Future[Any]] = collections.deque()
+        queue = iter(items)
+        for item in itertools.islice(queue, threads):
+            pending.append(pool.submit(fn, item))
+        while pending:
+            result = pending.popleft().result()
+            item = next(queue, _END)
+            if item is not _END:
+                pending.append(pool.submit(fn, item))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_END = object()

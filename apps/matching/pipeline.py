@@ -578,8 +578,10 @@ def _rebuild_in_process(
         index, _delta = _current_index()
         version = _state.index_version or 0
         for done, chunk in enumerate(
-            engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights), start=1
-        ):
+            engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
+                             threads=settings.MATCHING_REBUILD_THREADS),
+            start=1,
+        ):  # fmt: skip
             with transaction.atomic():
                 written = _upsert(chunk.results, version=version)
             RebuildRun.objects.filter(pk=run.pk).update(

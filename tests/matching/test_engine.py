@@ -459,6 +459,23 @@ def test_match_all_equals_match_rows_with_and_without_the_rerank(index, weights)
         ]
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_match_all_gives_the_same_chunks_on_any_number_of_threads(index, threads: int) -> None:
+    one = list(match_all(index, k=3, floor=0.1, chunk_size=2))
+    many = list(match_all(index, k=3, floor=0.1, chunk_size=2, threads=threads))
+    assert [(c.kind, c.post_ids, c.results) for c in many] == [(c.kind, c.post_ids, c.results) for c in one]
+    assert len(one) > threads  # more chunks than threads: the pool had to refill
+
+
+def test_match_all_stopped_early_leaves_no_thread_behind(index) -> None:
+    import threading
+
+    chunks = match_all(index, k=3, floor=0.1, chunk_size=1, threads=2)
+    next(chunks)
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("match-all")]
+
+
 def test_cached_sentence_embeddings_give_the_same_matches(records, vectors, model, index) -> None:
     sentences = dict(zip((r.id for r in records), engine.embed_post_sentences(records), strict=True))
     cached = MatchIndex.build(records, model, embeddings=vectors, sentences=sentences)
@@ -515,6 +532,27 @@ def test_the_rerank_keeps_the_sentences_it_embeds_in_the_store(
     again = MatchIndex.build(records, model, embeddings=vectors, sentence_store=second_store)
     assert again.match(records[0], k=5, floor=0.0) == first
     assert second_store.stored == {}
+
+
+def test_a_bounded_sentence_cache_still_answers_every_row_asked(
+    records, vectors, model, index, monkeypatch
+) -> None:
+    # When a lookup would take the cache past SENTENCE_ROWS_KEPT it is emptied, rows already cached included:
+    # those must be fetched again, not lost (a 100k rebuild failed on this once the cache filled up).
+    first_index = MatchIndex.build(records, model, embeddings=vectors, sentence_store=_RecordingStore())
+    known = {r.id: v for r, v in zip(records, engine.embed_post_sentences(records), strict=True)}
+    monkeypatch.setattr(engine, "SENTENCE_ROWS_KEPT", 3)
+    fresh = MatchIndex.build(records, model, embeddings=vectors, sentence_store=_RecordingStore(known))
+    side = fresh.offers
+    assert set(side.sentence_vectors([0, 1], fresh.sentence_store)) == {0, 1}
+    got = side.sentence_vectors(
+        [1, 2, 3], fresh.sentence_store
+    )  # 2 cached + 2 new > 3: the cache is emptied, row 1 fetched again
+    assert set(got) == {1, 2, 3}
+    assert np.allclose(got[1], known[side.records[1].id].astype(np.float32))
+    assert len(side._sentences) <= 3
+    # Matching through the bounded cache ranks as the unbounded one.
+    assert fresh.match(records[0], k=5, floor=0.0) == first_index.match(records[0], k=5, floor=0.0)
 
 
 def test_one_text_is_featurised_as_in_a_batch(model, records) -> None:
