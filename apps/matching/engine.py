@@ -951,34 +951,30 @@ class MatchIndex:
         ok = self._hard_rules(q_side, kind, rows)
         total_w = weights.lexical + weights.semantic + weights.structured
         share = weights.esa_share
-        lex = _dense_product(q.words, words_t, words)
+        lex = np.ascontiguousarray(_dense_product(q.words, words_t, words))  # the accumulator, in C order
         _normalise_into(model, "words", lex, 1.0 - share)
-        esa_sims = _dense_product(q.esa, esa_t, esa)
+        esa_sims = _dense_product(q.esa, esa_t, esa)  # often a transposed view: added as it is, not copied
         _normalise_into(model, "esa", esa_sims, share)
         lex += esa_sims
         del esa_sims
         sem = q.vectors @ other.feats.vectors.T
         _normalise_into(model, "semantic", sem, 1.0)
         lex -= sem  # L - S
+        lex *= np.float32(weights.lexical / total_w)
         q_lang, o_lang = q_side.language_code[rows], other.language_code
         xl = weights.cross_lingual_lexical
         if xl != 1.0 and len(np.unique(np.concatenate([np.unique(q_lang), other.languages_used]))) > 1:
-            factor = np.where(q_lang[:, None] == o_lang[None, :], np.float32(weights.lexical / total_w),
-                              np.float32(weights.lexical * xl / total_w))  # fmt: skip
-            lex *= factor
-            del factor
-        else:
-            lex *= np.float32(weights.lexical / total_w)
+            # One pass over the pairs in different languages, through a bool mask (a quarter of a float block).
+            np.multiply(lex, np.float32(xl), out=lex, where=q_lang[:, None] != o_lang[None, :])
         sem *= np.float32((weights.semantic + weights.lexical) / total_w)
         lex += sem
         del sem
         if weights.structured:
+            scale = np.float32(weights.structured / total_w)
             if kind == NEED:
-                struct = _structured_block(q_side, rows, other, np.float32(weights.structured / total_w))
+                _structured_block(q_side, rows, other, scale, into=lex)
             else:
-                struct = _structured_block(other, None, q_side, np.float32(weights.structured / total_w),
-                                           orows=rows).T  # fmt: skip
-            lex += struct
+                _structured_block(other, None, q_side, scale, orows=rows, into=lex.T)
         return lex, ok
 
     def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
@@ -1149,7 +1145,7 @@ def _row_sums(m: sp.csr_matrix) -> np.ndarray:
 
 
 def _dense_product(a: sp.csr_matrix, b_t: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
-    """a @ b_t as a dense float32 array (b_t is b transposed, both CSR).
+    """a @ b_t as a dense float32 array (b_t is b transposed, both CSR), in C or F order.
 
     A sparse x sparse product costs about 20-40 ns per multiply-add (it builds a sparse result that is then
     densified), a sparse x dense one about 1 ns but over every entry of b for each row of a. The second wins
@@ -1160,7 +1156,8 @@ def _dense_product(a: sp.csr_matrix, b_t: sp.csr_matrix, b: sp.csr_matrix) -> np
         return _row_product(a, b_t)
     sparse_flops = int(np.diff(b_t.indptr)[a.indices].sum())
     if b.nnz * n < 20 * sparse_flops and vocabulary * n <= 16_000_000:
-        return np.ascontiguousarray((b @ a.T.toarray()).T, dtype=np.float32)
+        # The product comes out (len(b), n): its transpose is returned as a view (F order), not copied.
+        return (b @ a.T.toarray()).T.astype(np.float32, copy=False)
     return np.asarray((a @ b_t).toarray(), dtype=np.float32)
 
 
@@ -1226,8 +1223,11 @@ def _structured_block(
     scale: np.float32,
     *,
     orows: np.ndarray | None = None,
+    into: np.ndarray | None = None,
 ) -> np.ndarray:
-    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row."""
+    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row.
+
+    `into`: add it to this (needs x offers) array, in place, one block-sized temporary at a time; returns it."""
     n_used, n_inv = _profiles(needs, nrows)
     o_used, o_inv = _profiles(offers, orows)
     nk, ok_ = needs.profile_keys[n_used][:, None], offers.profile_keys[o_used][None, :]
@@ -1235,6 +1235,9 @@ def _structured_block(
                      (ok_ >> 6).astype(np.uint32), (ok_ >> 3) & 7, ok_ & 7)  # fmt: skip
     table = (scale * table).astype(np.float32)
     out = np.take(table[n_inv], o_inv, axis=1)
+    if into is not None:
+        into += out
+        del out
     # amount_fit = min(sqrt(offer) / sqrt(need), 1); 1 when the need asks for 0; 0.5 when either is unknown.
     n_amt = needs.amount if nrows is None else needs.amount[nrows]
     o_amt = offers.amount if orows is None else offers.amount[orows]
@@ -1246,6 +1249,9 @@ def _structured_block(
     amount[n_amt == 0] = c
     amount[np.isnan(n_amt)] = 0.5 * c
     amount[:, np.isnan(o_amt)] = 0.5 * c
+    if into is not None:
+        into += amount
+        return into
     out += amount
     return out
 
