@@ -412,6 +412,12 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
         unique_fields=["need", "offer"],
         update_fields=[*_UPSERT_COLUMNS[2:], "is_active", "updated_at"],
     )
+    Match.objects.filter(
+        need_id__in=sorted({row.need_id for row in rows}),
+        is_active=True,
+        strong_at__isnull=True,
+        score__gte=settings.MATCHING_STRONG_SCORE,
+    ).update(strong_at=now)
     return len(rows)
 
 
@@ -434,20 +440,17 @@ def _upsert_by_copy(rows: list[_Row], now: datetime) -> int:
                     (row.need_id, row.offer_id, row.score, row.lexical, row.semantic, row.structured,
                      row.alignment, json.dumps(row.explanation), row.model_version, row.changed_at)
                 )  # fmt: skip
+        # `strong_at` is the first time a pair was written with a strong score, kept through later writes: set
+        # here, in the same statement, rather than by an UPDATE over the whole table after a rebuild.
         cursor.execute(
             f"INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
-            f"offer_interest) SELECT {columns}, true, %s, %s, '', '' FROM matching_upsert "
+            f"offer_interest, strong_at) SELECT {columns}, true, %s, %s, '', '', "
+            "CASE WHEN score >= %s THEN %s::timestamptz END FROM matching_upsert "
             f"ON CONFLICT (need_id, offer_id) DO UPDATE SET {updated}, is_active = true, "
-            "updated_at = EXCLUDED.updated_at",
-            [now, now],
+            "updated_at = EXCLUDED.updated_at, strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)",
+            [now, now, settings.MATCHING_STRONG_SCORE, now],
         )
     return len(rows)
-
-
-def _mark_strong(condition: Q) -> None:
-    Match.objects.filter(
-        condition, is_active=True, strong_at__isnull=True, score__gte=settings.MATCHING_STRONG_SCORE
-    ).update(strong_at=timezone.now())
 
 
 def _entering_other_lists(record: PostRecord, results: list[MatchResult], k: int) -> list[MatchResult]:
@@ -507,7 +510,6 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
                 **{f"{other}__in": [getattr(r, other) for r in keep]}
             ).update(is_active=False)
             written += _upsert(keep, version=version)
-            _mark_strong(Q(**{side: pk}))
     return written
 
 
@@ -628,7 +630,6 @@ def rebuild_finish(run: RebuildRun) -> None:
         ):
             return  # another worker finished it
         Match.objects.active().filter(updated_at__lt=run.started_at).update(is_active=False)
-        _mark_strong(Q())
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
         )

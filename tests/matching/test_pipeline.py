@@ -274,3 +274,28 @@ def test_a_stale_index_does_not_overwrite_the_sentences_of_edited_text(corpus):
     assert PostEmbedding.objects.get(post=need).sentences_hash == current.sentences_hash
     assert pipeline.sentence_store.get([stale]) == {}
     assert set(pipeline.sentence_store.get([record])) == {need.pk}
+
+
+@pytest.mark.parametrize("path", ["incremental", "rebuild"])
+def test_strong_at_is_the_first_time_a_pair_was_written_with_a_strong_score(corpus, settings, path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ids = list(Post.objects.values_list("id", flat=True))
+    scores = sorted(Match.objects.active().values_list("score", flat=True))
+    settings.MATCHING_STRONG_SCORE = scores[len(scores) // 2]  # about half the pairs are strong
+    Match.objects.update(strong_at=None)
+    kept = Match.objects.active().filter(score__gte=settings.MATCHING_STRONG_SCORE).first()
+    long_ago = timezone.now() - timedelta(days=30)
+    Match.objects.filter(pk=kept.pk).update(strong_at=long_ago)  # strong since long ago: stays so
+    if path == "rebuild":
+        pipeline.rebuild_start(sync=True)
+    else:
+        pipeline.matching_run_for_posts(post_ids=ids)
+    active = Match.objects.active()
+    assert active.filter(score__gte=settings.MATCHING_STRONG_SCORE).exists()
+    assert not active.filter(score__gte=settings.MATCHING_STRONG_SCORE, strong_at__isnull=True).exists()
+    assert not active.filter(score__lt=settings.MATCHING_STRONG_SCORE, strong_at__isnull=False).exists()
+    kept.refresh_from_db()
+    assert kept.strong_at == long_ago
