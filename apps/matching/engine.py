@@ -299,7 +299,15 @@ def post_sentences(record: PostRecord) -> list[str]:
 
 def post_sentences_key(record: PostRecord) -> str:
     """Cache key of `embed_post_sentences` for a post: it changes exactly when its sentences change."""
-    return hashlib.sha256("\x00".join(["use-m3:sentences", *post_sentences(record)]).encode()).hexdigest()
+    return _sentences_key(record.title, record.description)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _sentences_key(title: str, description: str) -> str:
+    # Remembered: a rebuild asks the sentence store for each shortlisted post's key again and again (splitting
+    # and hashing the text each time was 2% of a 100k rebuild).
+    sentences = [title, *split_sentences(description)]
+    return hashlib.sha256("\x00".join(["use-m3:sentences", *sentences]).encode()).hexdigest()
 
 
 def embed_post_sentences(records: Sequence[PostRecord]) -> list[np.ndarray]:
@@ -1459,12 +1467,12 @@ def match_all(
     """Every need against every offer, one chunk of needs at a time.
 
     Yields a NEED chunk (top k offers per need) per chunk of needs, then OFFER chunks with the top k needs of
-    every offer, gathered from the same products. Peak memory is one (chunk_size x n_offers) block per thread
-    plus a running (k x n_offers) top list, so it grows linearly with the corpus.
+    every offer, gathered from the same products. Peak memory is one (chunk_size x n_offers) block plus a
+    running (k x n_offers) top list, so it grows linearly with the corpus.
 
-    `threads` > 1: that many threads compute the next chunks' blocks (numpy and scipy release the GIL there)
-    while this thread rescores, explains and yields the current one, and the caller stores it; BLAS then runs
-    one thread per block. The chunks, their order and their contents are the same for any number of threads.
+    `threads` > 1: the next chunk is scored in that many slices at once in a thread pool (numpy and scipy
+    release the GIL there; BLAS then runs one thread per slice) while this thread rescores, explains and yields
+    the current one and the caller stores it. The chunks and their contents are the same for any `threads`.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
@@ -1473,32 +1481,44 @@ def match_all(
     best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
 
-    def block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The chunk's candidate pairs, and the chunk's best `keep` needs of each offer (scores, rows)."""
+    def block(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(len(rows), the rows' candidate pairs (q: index into rows, o), their best `keep` needs of each offer
+        (scores, need rows))."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries to -inf
         del ok
         if len(rows) > keep:
             top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
-            return q, o, np.take_along_axis(scores, top, axis=0), rows[top], rows
-        return q, o, scores, np.broadcast_to(rows[:, None], scores.shape), rows
+            return len(rows), q, o, np.take_along_axis(scores, top, axis=0), rows[top]
+        return len(rows), q, o, scores, np.broadcast_to(rows[:, None], scores.shape)
 
-    chunks = [
-        np.arange(s, min(s + chunk_size, len(needs.records)))
-        for s in range(0, len(needs.records), chunk_size)
-    ]
-    with _one_blas_thread() if threads > 1 else contextlib.nullcontext():
-        for q, o, chunk_s, chunk_n, rows in _ordered_map(block, chunks, threads):
-            grouped = index._results(needs, NEED, rows, q, o, k, floor, weights, False)
+    # With threads, each chunk is scored in `threads` slices at once (the blocks in memory add up to one
+    # chunk's) while this thread explains and yields the chunk before.
+    n_needs = len(needs.records)
+    chunks = [np.arange(s, min(s + chunk_size, n_needs)) for s in range(0, n_needs, chunk_size)]
+    slices = [part for rows in chunks for part in np.array_split(rows, min(max(threads, 1), len(rows)))]
+    scored = _ordered_map(block, slices, threads)
+    with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
+        for rows in chunks:
+            q_parts, o_parts, done = [], [], 0
+            while done < len(rows):
+                n, q, o, slice_s, slice_n = next(scored)
+                q_parts.append(q + done)
+                o_parts.append(o)
+                done += n
+                if keep and n_off:
+                    # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
+                    # selection rescores and re-sorts by (score, need id)).
+                    merged_s = np.vstack([best_scores, slice_s])
+                    merged_n = np.vstack([best_needs, slice_n])
+                    top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[
+                        merged_s.shape[0] - keep :
+                    ]
+                    best_scores = np.take_along_axis(merged_s, top, axis=0)
+                    best_needs = np.take_along_axis(merged_n, top, axis=0)
+            grouped = index._results(needs, NEED, rows, np.concatenate(q_parts), np.concatenate(o_parts), k,
+                                     floor, weights, False)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-            if keep and n_off:
-                # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
-                # selection rescores and re-sorts by (score, need id)).
-                merged_s = np.vstack([best_scores, chunk_s])
-                merged_n = np.vstack([best_needs, chunk_n])
-                top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[merged_s.shape[0] - keep :]
-                best_scores = np.take_along_axis(merged_s, top, axis=0)
-                best_needs = np.take_along_axis(merged_n, top, axis=0)
     for start in range(0, n_off, chunk_size):
         cols = np.arange(start, min(start + chunk_size, n_off))
         s, nrows = best_scores[:, cols], best_needs[:, cols]

@@ -402,9 +402,9 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
     # as if each had been written in turn.
     rows = list({(row.need_id, row.offer_id): row for row in rows}.values())
     now = timezone.now()
-    _changed_at(rows, now)
     if connection.vendor == "postgresql":
         return _upsert_by_copy(rows, now)
+    _changed_at(rows, now)
     Match.objects.bulk_create(
         [Match(**{name: getattr(row, name) for name in _UPSERT_COLUMNS}, is_active=True) for row in rows],
         batch_size=500,
@@ -425,7 +425,7 @@ def _upsert_by_copy(rows: list[_Row], now: datetime) -> int:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time."""
     columns = ", ".join(_UPSERT_COLUMNS)
-    updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:])
+    updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS matching_upsert (need_id bigint, offer_id bigint, score float8, "
@@ -438,17 +438,23 @@ def _upsert_by_copy(rows: list[_Row], now: datetime) -> int:
             for row in rows:
                 copy.write_row(
                     (row.need_id, row.offer_id, row.score, row.lexical, row.semantic, row.structured,
-                     row.alignment, json.dumps(row.explanation), row.model_version, row.changed_at)
+                     row.alignment, json.dumps(row.explanation), row.model_version, now)
                 )  # fmt: skip
-        # `strong_at` is the first time a pair was written with a strong score, kept through later writes: set
-        # here, in the same statement, rather than by an UPDATE over the whole table after a rebuild.
+        # Decided in the same statement, from the stored row (which the SET expressions see as it was), rather
+        # than read back first (a tenth of a 100k rebuild) or updated over the whole table after it:
+        # - `changed_at` as `_changed_at` does: now for a new pair, one that comes back active or a material
+        #   change of score; else kept;
+        # - `strong_at`: the first time the pair was written with a strong score, kept through later writes.
         cursor.execute(
             f"INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
             f"offer_interest, strong_at) SELECT {columns}, true, %s, %s, '', '', "
             "CASE WHEN score >= %s THEN %s::timestamptz END FROM matching_upsert "
             f"ON CONFLICT (need_id, offer_id) DO UPDATE SET {updated}, is_active = true, "
-            "updated_at = EXCLUDED.updated_at, strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)",
-            [now, now, settings.MATCHING_STRONG_SCORE, now],
+            "updated_at = EXCLUDED.updated_at, "
+            "changed_at = CASE WHEN NOT matching_match.is_active OR abs(matching_match.score - EXCLUDED.score) >= %s "
+            "THEN EXCLUDED.changed_at ELSE matching_match.changed_at END, "
+            "strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)",
+            [now, now, settings.MATCHING_STRONG_SCORE, now, MATERIAL_CHANGE],
         )
     return len(rows)
 

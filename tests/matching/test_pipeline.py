@@ -261,6 +261,18 @@ def test_a_rescore_marks_a_match_changed_only_when_its_score_moves(corpus):
     pipeline.matching_run_for_posts(post_ids=ids)
     pair.refresh_from_db()
     assert pair.changed_at > long_ago
+    # A pair that comes back into a list, with the same score, is news too.
+    Match.objects.filter(pk=pair.pk).update(is_active=False, changed_at=long_ago)
+    pipeline.matching_run_for_posts(post_ids=ids)
+    pair.refresh_from_db()
+    assert pair.is_active and pair.changed_at > long_ago
+    # Below the material change: kept.
+    Match.objects.filter(pk=pair.pk).update(
+        score=pair.score - pipeline.MATERIAL_CHANGE / 2, changed_at=long_ago
+    )
+    pipeline.matching_run_for_posts(post_ids=ids)
+    pair.refresh_from_db()
+    assert pair.changed_at == long_ago
 
 
 def test_a_stale_index_does_not_overwrite_the_sentences_of_edited_text(corpus):
