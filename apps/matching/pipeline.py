@@ -639,6 +639,11 @@ def rebuild_finish(run: RebuildRun) -> None:
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
         )
+    # A rebuild rewrites every match: refresh the planner's statistics now rather than whenever autovacuum gets
+    # to it. Measured at 100k posts: with the statistics of before, the read of the lists a new post enters
+    # became a sequential scan, and publish-to-visible took 625 ms instead of about 100.
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Match._meta.db_table}")
 
 
 def rebuild_progress(run_id: int) -> tuple[int, int, bool]:

@@ -141,6 +141,19 @@ def test_rebuild_retires_matches_it_does_not_write_again(corpus):
     assert not Match.objects.active().filter(need_id=stale_pair[0], offer_id=stale_pair[1]).exists()
 
 
+def test_a_finished_rebuild_refreshes_the_planner_statistics_of_matches(corpus):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run = pipeline.rebuild_start(sync=True)
+    assert run.finished_at is not None
+    analyses = [i for i, q in enumerate(queries.captured_queries) if q["sql"] == "ANALYZE matching_match"]
+    # Once, after the last write of the run.
+    assert len(analyses) == 1
+    assert not any("INSERT" in q["sql"] for q in queries.captured_queries[analyses[0] :])
+
+
 def test_the_model_is_versioned_and_embeddings_are_cached(corpus):
     # While the corpus is small the model is refitted as it grows: one version per growth step.
     versions = list(TextModelVersion.objects.values_list("version", "corpus_size"))
