@@ -244,10 +244,12 @@ def run(n: int, args: argparse.Namespace, party_groups: dict[str, frozenset[str]
     if args.match_all:
         t = time.perf_counter()
         stored = 0
-        for chunk in engine.match_all(index, k=20, floor=engine.DEFAULT_FLOOR, chunk_size=500):
+        for chunk in engine.match_all(index, k=20, floor=engine.DEFAULT_FLOOR, chunk_size=500,
+                                      threads=args.threads):  # fmt: skip
             stored += len(chunk.results)
         all_s = time.perf_counter() - t
-        print(f"match_all: {all_s:.1f}s, {stored:,} matches above floor {engine.DEFAULT_FLOOR}")
+        print(f"match_all ({args.threads} thread(s)): {all_s:.1f}s, {stored:,} matches above floor "
+              f"{engine.DEFAULT_FLOOR}; peak RSS so far {peak_rss_mb():,.0f} MB")  # fmt: skip
         print(f"full rebuild (embed + fit + build + match_all): {embed_s + fit_s + build_s + all_s:.0f}s")
 
     rng = np.random.default_rng(1)
@@ -299,6 +301,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="embed a sample only (projected time)")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="match_all threads (as rebuild_matches --sync)"
+    )
     parser.add_argument("--no-match-all", dest="match_all", action="store_false",
                         help="skip the full match_all (minutes at 100k posts)")  # fmt: skip
     args = parser.parse_args()
