@@ -231,21 +231,21 @@ def run(size: int, args) -> None:
         f"\n## {size:,} posts: inserted in {inserted:.1f} s; embedding all: {embed_all:.0f} s ({embed_note})"
     )
 
-    if not cached_sentences:
-        pipeline.index_reset()
+    def rebuild_in_process():
+        pipeline.index_reset()  # a fresh process: nothing in memory
         started = time.perf_counter()
         run = pipeline.rebuild_start(sync=True)
-        first = time.perf_counter() - started
+        return run, time.perf_counter() - started
+
+    if not cached_sentences:
+        run, first = rebuild_in_process()
         print(
             f"first rebuild in process (post embeddings cached; the rerank embeds and stores the sentences of "
             f"every shortlisted post): {first:.1f} s, {run.matches_written:,} rows written"
         )
         print(f"  = with every embedding computed: {first + embed_all:.0f} s")
-    # A fresh process again: nothing in memory, every vector (post and sentences) read from the cache.
-    pipeline.index_reset()
-    started = time.perf_counter()
-    run = pipeline.rebuild_start(sync=True)
-    in_process = time.perf_counter() - started
+    # Every vector (post and sentences) read from the cache.
+    run, in_process = rebuild_in_process()
     print(
         f"rebuild in process, every embedding cached (fit + index + match + write): {in_process:.1f} s, "
         f"{run.matches_written:,} rows written, {Match.objects.active().count():,} active; "
