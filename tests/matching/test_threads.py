@@ -32,7 +32,8 @@ def test_worker_process_start_applies_the_setting(settings, monkeypatch, restore
     prepare_worker_process()
     assert blas_threads() == {1}
     assert engine._encoder_threads == 1
-    assert engine._encoder is not None and engine._encoder._backend is not None  # loaded before the first task
+    # Loaded before the first task.
+    assert engine._encoder is not None and engine._encoder._backend is not None
 
 
 @pytest.mark.parametrize("n_texts, expected", [(1, 1), (engine.SMALL_ENCODE_BATCH - 1, 1),
