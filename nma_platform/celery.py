@@ -12,19 +12,33 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@worker_init.connect
-@worker_process_init.connect
-def prepare_worker_process(**kwargs) -> None:
-    """Each worker process (the solo pool's one, or each prefork child) uses MATCHING_WORKER_THREADS BLAS threads
-    and loads the sentence encoder before its first task.
-
-    Several processes on the same cores that each start one BLAS thread per core oversubscribe them: a post's
-    encoder call then waits for a core held by another process (measured: 6-10 ms alone, up to 260 ms so).
-    Loading the encoder takes about a second, which the first publication after a start would otherwise wait.
-    """
+def _limit_blas_threads() -> None:
     from django.conf import settings
 
     from apps.matching import engine
 
     engine.configure_threads(settings.MATCHING_WORKER_THREADS)
+
+
+@worker_init.connect
+def prepare_worker(**kwargs) -> None:
+    """The worker's main process: MATCHING_WORKER_THREADS BLAS threads, and the sentence encoder loaded before
+    the first task (about a second, which the first publication after a start would otherwise wait).
+
+    Loaded here, before a prefork pool forks its children, so they inherit it (the load is done and no thread
+    holds a lock at the fork), and not in each child, which must report for work within 4 s.
+    """
+    from apps.matching import engine
+
+    _limit_blas_threads()
     engine.encode_texts(["warm-up"])
+
+
+@worker_process_init.connect
+def prepare_worker_process(**kwargs) -> None:
+    """Each prefork child also runs MATCHING_WORKER_THREADS BLAS threads.
+
+    Several processes on the same cores that each start one BLAS thread per core oversubscribe them: a post's
+    encoder call then waits for a core held by another process (measured: 6-10 ms alone, up to 260 ms so).
+    """
+    _limit_blas_threads()

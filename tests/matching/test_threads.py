@@ -11,7 +11,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from apps.matching import engine
-from nma_platform.celery import prepare_worker_process
+from nma_platform.celery import prepare_worker, prepare_worker_process
 
 
 def blas_threads() -> set[int]:
@@ -26,14 +26,24 @@ def restore_threads():
     engine.configure_encoder(threads=before)
 
 
-def test_worker_process_start_applies_the_setting(settings, monkeypatch, restore_threads) -> None:
+def test_worker_start_applies_the_setting_and_loads_the_encoder(
+    settings, monkeypatch, restore_threads
+) -> None:
     settings.MATCHING_WORKER_THREADS = 1
     monkeypatch.setattr(engine, "_encoder", None)  # a new process: nothing loaded yet
+    prepare_worker()
+    assert blas_threads() == {1}
+    assert engine._encoder_threads == 1
+    # Loaded before the first task (and before a prefork pool forks its children).
+    assert engine._encoder is not None and engine._encoder._backend is not None
+
+
+def test_each_prefork_child_applies_the_setting(settings, restore_threads) -> None:
+    settings.MATCHING_WORKER_THREADS = 1
+    engine.configure_threads(2)
     prepare_worker_process()
     assert blas_threads() == {1}
     assert engine._encoder_threads == 1
-    # Loaded before the first task.
-    assert engine._encoder is not None and engine._encoder._backend is not None
 
 
 @pytest.mark.parametrize("n_texts, expected", [(1, 1), (engine.SMALL_ENCODE_BATCH - 1, 1),
