@@ -1481,31 +1481,31 @@ def match_all(
     best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
 
-    def block(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(len(rows), the rows' candidate pairs (q: index into rows, o), their best `keep` needs of each offer
-        (scores, need rows))."""
+    def block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' candidate pairs (q: index into rows, o) and their best `keep` needs of each offer (scores,
+        need rows)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries to -inf
         del ok
         if len(rows) > keep:
             top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
-            return len(rows), q, o, np.take_along_axis(scores, top, axis=0), rows[top]
-        return len(rows), q, o, scores, np.broadcast_to(rows[:, None], scores.shape)
+            return q, o, np.take_along_axis(scores, top, axis=0), rows[top]
+        return q, o, scores, np.broadcast_to(rows[:, None], scores.shape)
 
     # With threads, each chunk is scored in `threads` slices at once (the blocks in memory add up to one
     # chunk's) while this thread explains and yields the chunk before.
     n_needs = len(needs.records)
     chunks = [np.arange(s, min(s + chunk_size, n_needs)) for s in range(0, n_needs, chunk_size)]
-    slices = [part for rows in chunks for part in np.array_split(rows, min(max(threads, 1), len(rows)))]
-    scored = _ordered_map(block, slices, threads)
+    sliced = [np.array_split(rows, min(max(threads, 1), len(rows))) for rows in chunks]
+    scored = _ordered_map(block, [part for parts in sliced for part in parts], threads)
     with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
-        for rows in chunks:
-            q_parts, o_parts, done = [], [], 0
-            while done < len(rows):
-                n, q, o, slice_s, slice_n = next(scored)
-                q_parts.append(q + done)
+        for rows, parts in zip(chunks, sliced, strict=True):
+            q_parts, o_parts, offset = [], [], 0
+            for part in parts:
+                q, o, slice_s, slice_n = next(scored)
+                q_parts.append(q + offset)
                 o_parts.append(o)
-                done += n
+                offset += len(part)
                 if keep and n_off:
                     # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
                     # selection rescores and re-sorts by (score, need id)).

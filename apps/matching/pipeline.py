@@ -641,7 +641,7 @@ def rebuild_finish(run: RebuildRun) -> None:
         )
     # A rebuild rewrites every match: refresh the planner's statistics now rather than whenever autovacuum gets
     # to it. Measured at 100k posts: with the statistics of before, the read of the lists a new post enters
-    # became a sequential scan, and publish-to-visible took 625 ms instead of about 100.
+    # became a sequential scan, and a publication took 625 ms instead of about 200.
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Match._meta.db_table}")
 
