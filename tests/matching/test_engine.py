@@ -6,6 +6,7 @@ Pure: no database, no Django. The USE encoder loads once per process (module-sco
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -451,12 +452,36 @@ def test_rerank_floor_applies_to_the_final_score(index, records) -> None:
 def test_match_all_equals_match_rows_with_and_without_the_rerank(index, weights) -> None:
     chunks = list(match_all(index, k=3, floor=0.1, chunk_size=2, weights=weights))
     for kind, side in (("need", index.needs), ("offer", index.offers)):
-        expected = [r for res in index.match_rows(kind, range(len(side.records)), k=3, floor=0.1, weights=weights)
-                    for r in res]  # fmt: skip
-        got = [r for c in chunks if c.kind == kind for r in c.results]
-        assert [(r.need_id, r.offer_id, r.score, r.components) for r in got] == [
-            (r.need_id, r.offer_id, r.score, r.components) for r in expected
-        ]
+        expected = index.match_rows(kind, range(len(side.records)), k=3, floor=0.1, weights=weights)
+        # Chunks come in tag-profile order: each post's list, in its order, is compared.
+        got: dict[int, list] = {}
+        for c in chunks:
+            if c.kind == kind:
+                assert len(c.post_ids) <= 2
+                for r in c.results:
+                    got.setdefault(r.need_id if kind == "need" else r.offer_id, []).append(r)
+        assert {i for c in chunks if c.kind == kind for i in c.post_ids} == {r.id for r in side.records}
+        for record, results in zip(side.records, expected, strict=True):
+            assert [(r.need_id, r.offer_id, r.score, r.components) for r in got.get(record.id, [])] == [
+                (r.need_id, r.offer_id, r.score, r.components) for r in results
+            ]
+
+
+def test_match_all_chunks_group_posts_by_tag_profile(model, records, vectors) -> None:
+    # The fixture's posts share one profile: give the needs three, interleaved by id.
+    sectors = [frozenset({"water"}), frozenset({"transport"}), frozenset({"water", "health"})]
+    mixed = [dataclasses.replace(r, sectors=sectors[r.id % 3]) if r.kind == "need" else r for r in records]
+    index = MatchIndex.build(mixed, model, embeddings=vectors)
+    chunks = [c for c in match_all(index, k=3, floor=0.1, chunk_size=2) if c.kind == "need"]
+    order = [i for c in chunks for i in c.post_ids]
+    tags = {r.id: (r.sectors, r.focus_areas, r.support_types) for r in index.needs.records}
+    assert sorted(order) == sorted(tags) and len(set(tags.values())) == 3
+    # Posts with the same tags are consecutive, in id order.
+    runs = [key for key, _ in itertools.groupby(tags[i] for i in order)]
+    assert len(runs) == len(set(runs))
+    for a, b in itertools.pairwise(order):
+        if tags[a] == tags[b]:
+            assert a < b
 
 
 @pytest.mark.parametrize("threads", [2, 3])
