@@ -370,14 +370,19 @@ def embed_sentences(texts: Sequence[str]) -> list[np.ndarray]:
 
 
 def sentence_coverage(need: np.ndarray, offer: np.ndarray) -> float:
-    """Mean over the need's sentence vectors of their best cosine to an offer sentence, clipped to [0, 1]."""
-    # Called for every shortlisted pair (millions in a rebuild): plain reductions, no np.mean/np.clip overhead.
-    best = _MAX_REDUCE(np.dot(need, offer.T), axis=1)
-    value = float(_ADD_REDUCE(best, dtype=np.float64)) / best.shape[0]
+    """Mean over the need's sentence vectors of their best cosine to an offer sentence, clipped to [0, 1].
+
+    Computed in float64: for the float16 vectors the platform stores, every product and partial sum is then
+    exact (a product of two float16 is a multiple of 2**-48, and the sums stay under 32 = 2**(53 - 48)), so the
+    result is the same whatever the order or the batch in which a BLAS kernel adds them up. The rerank relies on
+    this to score many pairs in one product (`MatchIndex._coverage`)."""
+    best = np.asarray(need, dtype=np.float64) @ np.asarray(offer, dtype=np.float64).T
+    return _clip01(best.max(axis=1).sum() / best.shape[0])
+
+
+def _clip01(value: float) -> float:
+    value = float(value)
     return 0.0 if value < 0.0 else (1.0 if value > 1.0 else value)
-
-
-_MAX_REDUCE, _ADD_REDUCE = np.maximum.reduce, np.add.reduce
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -739,7 +744,7 @@ class _Side:
     def sentence_vectors(
         self, rows: Iterable[int], store: SentenceStore | None = None
     ) -> dict[int, np.ndarray]:
-        """row -> (n_sentences, 512) float32 USE vectors of `post_sentences`, looked up in `store` or embedded on
+        """row -> (n_sentences, 512) float16 USE vectors of `post_sentences`, looked up in `store` or embedded on
         first use (the rerank needs them for shortlisted posts only, so the index is built without them)."""
         rows = list(dict.fromkeys(int(r) for r in rows))
         todo = [r for r in rows if r not in self._sentences]
@@ -761,7 +766,7 @@ class _Side:
             self._sentences.update(zip(todo, vectors, strict=True))
             if store is not None:
                 store.put(todo_records, vectors)
-        return {r: self._sentences[r].astype(np.float32) for r in rows}
+        return {r: self._sentences[r] for r in rows}
 
 
 _SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCUS_AREAS), frozenset(SECTORS)
@@ -1082,6 +1087,22 @@ class MatchIndex:
     ) -> list[list[MatchResult]]:
         """Rescore candidate pairs (q: index into `rows`, o: row of the other side), keep the best k >= floor
         per query, best first (ties: lower id first), with components and explanations."""
+        shortlist = self._shortlist(q_side, kind, rows, q, o, k, floor, weights)
+        return self._finish(q_side, kind, rows, shortlist, k, floor, weights, sentence_pairs)
+
+    def _shortlist(
+        self,
+        q_side: _Side,
+        kind: str,
+        rows: np.ndarray,
+        q: np.ndarray,
+        o: np.ndarray,
+        k: int,
+        floor: float,
+        weights: Weights,
+    ) -> _Shortlist:
+        """The first half of `_results`: the candidates rescored pair by pair and, with the rerank, each query's
+        best `rerank_depth` by the blend. Numbers only, no store: `match_all` runs it in its scoring threads."""
         other = self.offers if kind == NEED else self.needs
         if kind == NEED:
             n_side, n_rows, o_side, of_rows = q_side, rows[q], other, o
@@ -1099,9 +1120,34 @@ class MatchIndex:
             q, o, n_rows, of_rows = q[short], o[short], n_rows[short], of_rows[short]
             comp = {name: value[short] for name, value in comp.items()}
             word_products = word_products[short]
-            comp["alignment"] = self._coverage(n_side, n_rows, o_side, of_rows)
+            score = score[short]
+        return _Shortlist(q, o, n_rows, of_rows, comp, word_products, score)
+
+    def _finish(
+        self,
+        q_side: _Side,
+        kind: str,
+        rows: np.ndarray,
+        shortlist: _Shortlist,
+        k: int,
+        floor: float,
+        weights: Weights,
+        sentence_pairs: bool,
+        *,
+        known: _Coverages | None = None,
+        remember: _Coverages | None = None,
+    ) -> list[list[MatchResult]]:
+        """The second half of `_results`: the rerank (sentence vectors come from the store, so it runs in the
+        caller's thread), the cut to k >= floor, explanations. `known` / `remember`: see `_coverage`."""
+        other = self.offers if kind == NEED else self.needs
+        n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
+        q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
+        comp, word_products, score = dict(shortlist.comp), shortlist.word_products, shortlist.score
+        if weights.alignment > 0:
+            comp["alignment"] = self._coverage(n_side, n_rows, o_side, of_rows, by_need=kind == NEED,
+                                               known=known, remember=remember)  # fmt: skip
             a = weights.alignment
-            score = np.clip((score[short] + a * comp["alignment"]) / (1.0 + a), 0.0, 1.0)
+            score = np.clip((score + a * comp["alignment"]) / (1.0 + a), 0.0, 1.0)
         order = np.lexsort((other.ids[o], -score, q))
         keep = order[score[order] >= floor]
         # Rank within each query's run of the sorted pairs: keep the first k.
@@ -1127,15 +1173,107 @@ class MatchIndex:
             add_sentence_pairs(flat, {r.id: r for r in n_side.records}, {r.id: r for r in o_side.records})
         return grouped
 
-    def _coverage(self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray) -> np.ndarray:
+    def _coverage(
+        self,
+        n_side: _Side,
+        nrows: np.ndarray,
+        o_side: _Side,
+        orows: np.ndarray,
+        *,
+        by_need: bool = True,
+        known: _Coverages | None = None,
+        remember: _Coverages | None = None,
+    ) -> np.ndarray:
         """`sentence_coverage` of row-aligned (need, offer) pairs, float64.
 
-        One small product per pair, never a batched one: a pair's score must not depend on the batch it is in."""
+        One product per query post (by_need: per need, against the sentences of all its offers; else per
+        offer): the same values as one product per pair, exactly (`sentence_coverage`), at a fraction of the
+        calls. Pairs of indexed posts found in `known` are not computed again (nor their vectors read); the
+        ones computed are added to `remember`."""
+        out = np.empty(len(nrows), dtype=np.float64)
+        indexed = n_side is self.needs and o_side is self.offers
+        todo = np.arange(len(nrows))
+        if indexed and known is not None:
+            found, values = known.lookup(nrows, orows)
+            out[found] = values
+            todo = np.flatnonzero(~found)
+            nrows, orows = nrows[todo], orows[todo]
+        if len(todo) == 0:
+            return out
+        computed = self._compute_coverage(n_side, nrows, o_side, orows, by_need)
+        out[todo] = computed
+        if indexed and remember is not None:
+            remember.add(nrows, orows, computed)
+        return out
+
+    def _compute_coverage(
+        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, by_need: bool
+    ) -> np.ndarray:
         n_vec = n_side.sentence_vectors(nrows.tolist(), self.sentence_store)
         o_vec = o_side.sentence_vectors(orows.tolist(), self.sentence_store)
-        return np.array([sentence_coverage(n_vec[a], o_vec[b]) for a, b in zip(nrows.tolist(), orows.tolist(),
-                                                                                  strict=True)],
-                        dtype=np.float64)  # fmt: skip
+        keys = nrows if by_need else orows
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
+        computed = np.empty(len(nrows), dtype=np.float64)
+        for idx in np.split(order, bounds):
+            if by_need:
+                need = n_vec[int(nrows[idx[0]])].astype(np.float64)
+                parts = [o_vec[b] for b in orows[idx].tolist()]
+                # (need sentences, all offer sentences), then the best of each offer's run of columns
+                sims = need @ np.concatenate(parts).astype(np.float64).T
+                starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+                best = np.maximum.reduceat(sims, starts, axis=1)  # (need sentences, offers)
+                values = best.sum(axis=0) / need.shape[0]
+            else:
+                offer = o_vec[int(orows[idx[0]])].astype(np.float64)
+                parts = [n_vec[a] for a in nrows[idx].tolist()]
+                best = (np.concatenate(parts).astype(np.float64) @ offer.T).max(axis=1)  # per need sentence
+                sizes = np.array([len(p) for p in parts])
+                values = np.add.reduceat(best, np.cumsum(sizes) - sizes) / sizes
+            computed[idx] = np.clip(values, 0.0, 1.0)
+        return computed
+
+
+class _Coverages:
+    """Sentence coverages of (need row, offer row) pairs of one index, computed once in a `match_all`: the
+    offers' shortlists share many pairs with the needs' (43% on the synthetic 20k corpus)."""
+
+    def __init__(self, n_offers: int) -> None:
+        self.n_offers = n_offers
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0, dtype=np.float64)
+        self._new: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, nrows: np.ndarray, orows: np.ndarray, values: np.ndarray) -> None:
+        self._new.append((nrows.astype(np.int64) * self.n_offers + orows, values))
+
+    def lookup(self, nrows: np.ndarray, orows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bool mask of the pairs known, their values)."""
+        if self._new:
+            keys = np.concatenate([self.keys, *(k for k, _ in self._new)])
+            values = np.concatenate([self.values, *(v for _, v in self._new)])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.values, self._new = keys[order], values[order], []
+        want = nrows.astype(np.int64) * self.n_offers + orows
+        if len(self.keys) == 0:
+            return np.zeros(len(want), dtype=bool), np.zeros(0, dtype=np.float64)
+        pos = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
+        found = self.keys[pos] == want
+        return found, self.values[pos[found]]
+
+
+@dataclass
+class _Shortlist:
+    """A chunk's candidate pairs after `MatchIndex._shortlist` (q: index into the chunk's rows, o: row of the
+    other side; the need and offer rows of each pair; components, word products, blend)."""
+
+    q: np.ndarray
+    o: np.ndarray
+    n_rows: np.ndarray
+    of_rows: np.ndarray
+    comp: dict[str, np.ndarray]
+    word_products: sp.csr_matrix
+    score: np.ndarray
 
 
 def _pair_products(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> sp.csr_matrix:
@@ -1481,12 +1619,14 @@ def match_all(
     """Every need against every offer, one chunk of needs at a time.
 
     Yields a NEED chunk (top k offers per need) per chunk of needs, then OFFER chunks with the top k needs of
-    every offer, gathered from the same products; chunks group posts by tag profile (`_chunks_by_profile`). Peak memory is one (chunk_size x n_offers) block plus a
-    running (k x n_offers) top list, so it grows linearly with the corpus.
+    every offer, gathered from the same products; chunks group posts by tag profile (`_chunks_by_profile`).
+    Peak memory is one (chunk_size x n_offers) block plus a running (k x n_offers) top list, so it grows
+    linearly with the corpus.
 
-    `threads` > 1: the next chunk is scored in that many slices at once in a thread pool (numpy and scipy
-    release the GIL there; BLAS then runs one thread per slice) while this thread rescores, explains and yields
-    the current one and the caller stores it. The chunks and their contents are the same for any `threads`.
+    `threads` > 1: the next chunk is scored, rescored and shortlisted in that many slices at once in a thread
+    pool (numpy and scipy release the GIL there; BLAS then runs one thread per slice) while this thread reranks
+    (the sentence vectors come from the index's store), explains and yields the current one and the caller
+    stores it. The chunks and their contents are the same for any `threads`.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
@@ -1494,31 +1634,38 @@ def match_all(
     keep = min(depth + 5, len(needs.records))
     best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
+    coverages = _Coverages(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
 
-    def block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows' candidate pairs (q: index into rows, o) and their best `keep` needs of each offer (scores,
-        need rows)."""
+    def block(rows: np.ndarray) -> tuple[_Shortlist, np.ndarray, np.ndarray]:
+        """The rows' shortlisted pairs (`MatchIndex._shortlist`) and their best `keep` needs of each offer
+        (scores, need rows)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
         del ok
         if len(rows) > keep:
             top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
-            return q, o, np.take_along_axis(scores, top, axis=0), rows[top]
-        return q, o, scores, np.broadcast_to(rows[:, None], scores.shape)
+            best_s, best_n = np.take_along_axis(scores, top, axis=0), rows[top]
+        else:
+            best_s, best_n = scores, np.broadcast_to(rows[:, None], scores.shape)
+        del scores
+        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights), best_s, best_n
 
-    # With threads, each chunk is scored in `threads` slices at once (the blocks in memory add up to one
-    # chunk's) while this thread explains and yields the chunk before.
+    def offer_block(cols: np.ndarray) -> _Shortlist:
+        s, nrows = best_scores[:, cols], best_needs[:, cols]
+        r, c = np.nonzero((nrows >= 0) & (s >= blend_floor - 1e-4))
+        order = np.argsort(c, kind="stable")
+        return index._shortlist(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights)
+
+    # With threads, each chunk is scored and shortlisted in `threads` slices at once (the blocks in memory add
+    # up to one chunk's) while this thread reranks, explains and yields the chunk before.
     chunks = _chunks_by_profile(needs, chunk_size)
     sliced = [np.array_split(rows, min(max(threads, 1), len(rows))) for rows in chunks]
     scored = _ordered_map(block, [part for parts in sliced for part in parts], threads)
     with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
         for rows, parts in zip(chunks, sliced, strict=True):
-            q_parts, o_parts, offset = [], [], 0
+            grouped: list[list[MatchResult]] = []
             for part in parts:
-                q, o, slice_s, slice_n = next(scored)
-                q_parts.append(q + offset)
-                o_parts.append(o)
-                offset += len(part)
+                shortlist, slice_s, slice_n = next(scored)
                 if keep and n_off:
                     # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
                     # selection rescores and re-sorts by (score, need id)).
@@ -1529,16 +1676,17 @@ def match_all(
                     ]
                     best_scores = np.take_along_axis(merged_s, top, axis=0)
                     best_needs = np.take_along_axis(merged_n, top, axis=0)
-            grouped = index._results(needs, NEED, rows, np.concatenate(q_parts), np.concatenate(o_parts), k,
-                                     floor, weights, False)  # fmt: skip
+                grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
+                                         remember=coverages)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-    for cols in _chunks_by_profile(offers, chunk_size):
-        s, nrows = best_scores[:, cols], best_needs[:, cols]
-        r, c = np.nonzero((nrows >= 0) & (s >= blend_floor - 1e-4))
-        order = np.argsort(c, kind="stable")
-        grouped = index._results(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights,
-                                 False)  # fmt: skip
-        yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
+    # Every need is scored: the offers' shortlists come from the running best, in the pool as well.
+    offer_chunks = _chunks_by_profile(offers, chunk_size)
+    shortlists = _ordered_map(offer_block, offer_chunks, threads)
+    with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
+        for cols in offer_chunks:
+            grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
+                                    known=coverages)  # fmt: skip
+            yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
 
 
 def _chunks_by_profile(side: _Side, chunk_size: int) -> list[np.ndarray]:

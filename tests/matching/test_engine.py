@@ -416,6 +416,48 @@ def test_sentence_coverage_counts_the_parts_of_the_need_that_are_answered() -> N
     assert engine.sentence_coverage(need, np.stack([-a])) == 0.0  # clipped at 0
 
 
+def test_coverage_of_many_pairs_equals_coverage_pair_by_pair_exactly(model, records, vectors) -> None:
+    # The rerank computes one product per query post; every pair must get exactly its own coverage, whichever
+    # side groups the pairs and whatever else is in the product (float16 vectors, float64 sums: exact).
+    rng = np.random.default_rng(3)
+    sentences = {}
+    for r in records:
+        v = rng.standard_normal((int(rng.integers(1, 14)), engine.EMBED_DIM))
+        sentences[r.id] = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float16)
+    index = MatchIndex.build(records, model, embeddings=vectors, sentences=sentences)
+    nrows = rng.integers(0, len(index.needs.records), 200)
+    orows = rng.integers(0, len(index.offers.records), 200)
+    need_vec = index.needs.sentence_vectors(nrows.tolist())
+    offer_vec = index.offers.sentence_vectors(orows.tolist())
+    one_by_one = [
+        engine.sentence_coverage(need_vec[a], offer_vec[b]) for a, b in zip(nrows, orows, strict=True)
+    ]
+    by_need = index._coverage(index.needs, nrows, index.offers, orows, by_need=True)
+    by_offer = index._coverage(index.needs, nrows, index.offers, orows, by_need=False)
+    assert by_need.tolist() == one_by_one
+    assert by_offer.tolist() == one_by_one
+    assert len(set(one_by_one)) > 10
+
+
+def test_match_all_computes_each_pairs_coverage_once(model, records, vectors, monkeypatch) -> None:
+    index = MatchIndex.build(records, model, embeddings=vectors)
+    computed: list[tuple[int, int]] = []
+    original = MatchIndex._compute_coverage
+
+    def spy(self, n_side, nrows, o_side, orows, by_need):
+        computed.extend(zip(nrows.tolist(), orows.tolist(), strict=True))
+        return original(self, n_side, nrows, o_side, orows, by_need)
+
+    monkeypatch.setattr(MatchIndex, "_compute_coverage", spy)
+    chunks = list(match_all(index, k=3, floor=0.0, chunk_size=2, weights=Weights(rerank_depth=4)))
+    need_pairs = {(r.need_id, r.offer_id) for c in chunks if c.kind == "need" for r in c.results}
+    offer_pairs = {(r.need_id, r.offer_id) for c in chunks if c.kind == "offer" for r in c.results}
+    assert need_pairs & offer_pairs  # the offers' lists share pairs with the needs'...
+    assert len(computed) == len(set(computed))  # ...whose coverage was not computed again
+    ids = {(index.needs.ids[a], index.offers.ids[b]) for a, b in computed}
+    assert need_pairs | offer_pairs <= ids
+
+
 def test_rerank_score_is_the_blend_mixed_with_coverage(index, records) -> None:
     by_id = {r.id: r for r in records}
     weights = Weights()
