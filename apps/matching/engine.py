@@ -1134,11 +1134,14 @@ class MatchIndex:
         weights: Weights,
         sentence_pairs: bool,
         *,
-        known: _Coverages | None = None,
-        remember: _Coverages | None = None,
+        known: _PairValues | None = None,
+        remember: _PairValues | None = None,
+        yielded: _PairValues | None = None,
     ) -> list[list[MatchResult]]:
         """The second half of `_results`: the rerank (sentence vectors come from the store, so it runs in the
-        caller's thread), the cut to k >= floor, explanations. `known` / `remember`: see `_coverage`."""
+        caller's thread), the cut to k >= floor, explanations. `known` / `remember`: see `_coverage`.
+        `yielded`: pairs of indexed posts given before (not explained nor returned again, though they still
+        take their place in the top k); with `kind` NEED, the pairs returned are added to it."""
         other = self.offers if kind == NEED else self.needs
         n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
         q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
@@ -1154,6 +1157,11 @@ class MatchIndex:
         qk = q[keep]
         first = np.searchsorted(qk, qk, side="left")
         keep = keep[np.arange(len(keep)) - first < k]
+        if yielded is not None and n_side is self.needs and o_side is self.offers:
+            if kind == NEED:
+                yielded.add(n_rows[keep], of_rows[keep])
+            else:
+                keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
         explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products[keep],
                                      self.model)  # fmt: skip
         lexical = comp["lexical"][keep].tolist()
@@ -1181,8 +1189,8 @@ class MatchIndex:
         orows: np.ndarray,
         *,
         by_need: bool = True,
-        known: _Coverages | None = None,
-        remember: _Coverages | None = None,
+        known: _PairValues | None = None,
+        remember: _PairValues | None = None,
     ) -> np.ndarray:
         """`sentence_coverage` of row-aligned (need, offer) pairs, float64.
 
@@ -1234,9 +1242,10 @@ class MatchIndex:
         return computed
 
 
-class _Coverages:
-    """Sentence coverages of (need row, offer row) pairs of one index, computed once in a `match_all`: the
-    offers' shortlists share many pairs with the needs' (43% on the synthetic 20k corpus)."""
+class _PairValues:
+    """Values of (need row, offer row) pairs of one index, added in batches during a `match_all` and looked up
+    after: the sentence coverages of the needs' reranked pairs, which the offers' shortlists share in good part
+    (43% on the synthetic 20k corpus), and the pairs the needs' chunks yielded."""
 
     def __init__(self, n_offers: int) -> None:
         self.n_offers = n_offers
@@ -1244,8 +1253,9 @@ class _Coverages:
         self.values = np.zeros(0, dtype=np.float64)
         self._new: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def add(self, nrows: np.ndarray, orows: np.ndarray, values: np.ndarray) -> None:
-        self._new.append((nrows.astype(np.int64) * self.n_offers + orows, values))
+    def add(self, nrows: np.ndarray, orows: np.ndarray, values: np.ndarray | None = None) -> None:
+        keys = nrows.astype(np.int64) * self.n_offers + orows
+        self._new.append((keys, np.zeros(len(keys)) if values is None else values))
 
     def lookup(self, nrows: np.ndarray, orows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bool mask of the pairs known, their values)."""
@@ -1602,7 +1612,9 @@ def match_post(
 
 @dataclass
 class MatchChunk:
-    kind: str  # NEED: results are the top offers of each need in post_ids; OFFER: the top needs of each offer
+    # NEED: results are the top offers of each need in post_ids; OFFER: the top needs of each offer, less the
+    # pairs a NEED chunk of the same `match_all` gave already (the same result: every pair is given once).
+    kind: str
     post_ids: list[int]
     results: list[MatchResult]
 
@@ -1619,7 +1631,9 @@ def match_all(
     """Every need against every offer, one chunk of needs at a time.
 
     Yields a NEED chunk (top k offers per need) per chunk of needs, then OFFER chunks with the top k needs of
-    every offer, gathered from the same products; chunks group posts by tag profile (`_chunks_by_profile`).
+    every offer, gathered from the same products, without the pairs the NEED chunks gave (an offer's list is
+    its OFFER results plus the NEED results that name it); chunks group posts by tag profile
+    (`_chunks_by_profile`).
     Peak memory is one (chunk_size x n_offers) block plus a running (k x n_offers) top list, so it grows
     linearly with the corpus.
 
@@ -1634,7 +1648,8 @@ def match_all(
     keep = min(depth + 5, len(needs.records))
     best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
     best_needs = np.full((keep, n_off), -1, dtype=np.int64)
-    coverages = _Coverages(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
+    coverages = _PairValues(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
+    yielded = _PairValues(n_off)  # the pairs of the needs' chunks, not given again in the offers' chunks
 
     def block(rows: np.ndarray) -> tuple[_Shortlist, np.ndarray, np.ndarray]:
         """The rows' shortlisted pairs (`MatchIndex._shortlist`) and their best `keep` needs of each offer
@@ -1677,7 +1692,7 @@ def match_all(
                     best_scores = np.take_along_axis(merged_s, top, axis=0)
                     best_needs = np.take_along_axis(merged_n, top, axis=0)
                 grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
-                                         remember=coverages)  # fmt: skip
+                                         remember=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
     # Every need is scored: the offers' shortlists come from the running best, in the pool as well.
     offer_chunks = _chunks_by_profile(offers, chunk_size)
@@ -1685,7 +1700,7 @@ def match_all(
     with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
         for cols in offer_chunks:
             grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
-                                    known=coverages)  # fmt: skip
+                                    known=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
 
 

@@ -211,20 +211,32 @@ def test_offer_side_match(index, records) -> None:
     assert results[0].need_id in (1, 50)
 
 
+def assert_chunks_give(chunks, expected: dict[tuple[str, int], list]) -> None:
+    """match_all's chunks give each post's expected list: a need's in its NEED chunk; an offer's in its OFFER
+    chunk less the pairs a NEED chunk gave already (identical results there). No pair is given twice."""
+    pairs = [r for c in chunks for r in c.results]
+    assert len({(r.need_id, r.offer_id) for r in pairs}) == len(pairs)
+    from_needs = {(r.need_id, r.offer_id): r for c in chunks if c.kind == "need" for r in c.results}
+    got: dict[tuple[str, int], list] = {}
+    for c in chunks:
+        for r in c.results:
+            got.setdefault((c.kind, r.need_id if c.kind == "need" else r.offer_id), []).append(r)
+    for (kind, post_id), results in expected.items():
+        if kind == "need":
+            assert got.get((kind, post_id), []) == results
+        else:
+            assert got.get((kind, post_id), []) == [
+                r for r in results if (r.need_id, r.offer_id) not in from_needs
+            ]
+            assert [
+                from_needs[(r.need_id, r.offer_id)] for r in results if (r.need_id, r.offer_id) in from_needs
+            ] == [r for r in results if (r.need_id, r.offer_id) in from_needs]
+    assert {key for key, results in got.items() if results} <= set(expected)
+
+
 def test_incremental_match_equals_match_all(index, records) -> None:
     chunks = list(match_all(index, k=4, floor=0.2, chunk_size=3))
-    by_need = {(r.need_id, r.offer_id): r.score for c in chunks if c.kind == "need" for r in c.results}
-    by_offer = {(r.need_id, r.offer_id): r.score for c in chunks if c.kind == "offer" for r in c.results}
-    for rec in records:
-        inc = index.match(rec, k=4, floor=0.2)
-        got = {(r.need_id, r.offer_id): r.score for r in inc}
-        expected = by_need if rec.kind == "need" else by_offer
-        mine = {key: s for key, s in expected.items() if (key[0] if rec.kind == "need" else key[1]) == rec.id}
-        assert got == mine
-        ordered = [(r.need_id, r.offer_id) for r in inc]
-        chunk_order = [(r.need_id, r.offer_id) for c in chunks if c.kind == rec.kind for r in c.results
-                       if (r.need_id if rec.kind == "need" else r.offer_id) == rec.id]  # fmt: skip
-        assert ordered == chunk_order
+    assert_chunks_give(chunks, {(rec.kind, rec.id): index.match(rec, k=4, floor=0.2) for rec in records})
 
 
 def test_post_outside_the_index_matches_like_an_indexed_one(index, records, vectors) -> None:
@@ -441,6 +453,12 @@ def test_coverage_of_many_pairs_equals_coverage_pair_by_pair_exactly(model, reco
 
 def test_match_all_computes_each_pairs_coverage_once(model, records, vectors, monkeypatch) -> None:
     index = MatchIndex.build(records, model, embeddings=vectors)
+    weights = Weights(rerank_depth=4)
+    need_lists = index.match_rows("need", range(len(index.needs.records)), k=3, floor=0.0, weights=weights)
+    offer_lists = index.match_rows("offer", range(len(index.offers.records)), k=3, floor=0.0, weights=weights)
+    need_pairs = {(r.need_id, r.offer_id) for rs in need_lists for r in rs}
+    offer_pairs = {(r.need_id, r.offer_id) for rs in offer_lists for r in rs}
+    assert need_pairs & offer_pairs  # the offers' lists share pairs with the needs'...
     computed: list[tuple[int, int]] = []
     original = MatchIndex._compute_coverage
 
@@ -449,11 +467,8 @@ def test_match_all_computes_each_pairs_coverage_once(model, records, vectors, mo
         return original(self, n_side, nrows, o_side, orows, by_need)
 
     monkeypatch.setattr(MatchIndex, "_compute_coverage", spy)
-    chunks = list(match_all(index, k=3, floor=0.0, chunk_size=2, weights=Weights(rerank_depth=4)))
-    need_pairs = {(r.need_id, r.offer_id) for c in chunks if c.kind == "need" for r in c.results}
-    offer_pairs = {(r.need_id, r.offer_id) for c in chunks if c.kind == "offer" for r in c.results}
-    assert need_pairs & offer_pairs  # the offers' lists share pairs with the needs'...
-    assert len(computed) == len(set(computed))  # ...whose coverage was not computed again
+    list(match_all(index, k=3, floor=0.0, chunk_size=2, weights=weights))
+    assert len(computed) == len(set(computed))  # ...whose coverage match_all does not compute again
     ids = {(index.needs.ids[a], index.offers.ids[b]) for a, b in computed}
     assert need_pairs | offer_pairs <= ids
 
@@ -493,20 +508,16 @@ def test_rerank_floor_applies_to_the_final_score(index, records) -> None:
 )
 def test_match_all_equals_match_rows_with_and_without_the_rerank(index, weights) -> None:
     chunks = list(match_all(index, k=3, floor=0.1, chunk_size=2, weights=weights))
+    # Chunks come in tag-profile order: each post's list, in its order, is compared.
+    expected = {}
     for kind, side in (("need", index.needs), ("offer", index.offers)):
-        expected = index.match_rows(kind, range(len(side.records)), k=3, floor=0.1, weights=weights)
-        # Chunks come in tag-profile order: each post's list, in its order, is compared.
-        got: dict[int, list] = {}
-        for c in chunks:
-            if c.kind == kind:
-                assert len(c.post_ids) <= 2
-                for r in c.results:
-                    got.setdefault(r.need_id if kind == "need" else r.offer_id, []).append(r)
+        lists = index.match_rows(kind, range(len(side.records)), k=3, floor=0.1, weights=weights)
+        expected.update(
+            {(kind, record.id): results for record, results in zip(side.records, lists, strict=True)}
+        )
         assert {i for c in chunks if c.kind == kind for i in c.post_ids} == {r.id for r in side.records}
-        for record, results in zip(side.records, expected, strict=True):
-            assert [(r.need_id, r.offer_id, r.score, r.components) for r in got.get(record.id, [])] == [
-                (r.need_id, r.offer_id, r.score, r.components) for r in results
-            ]
+    assert all(len(c.post_ids) <= 2 for c in chunks)
+    assert_chunks_give(chunks, expected)
 
 
 def test_match_all_chunks_group_posts_by_tag_profile(model, records, vectors) -> None:
