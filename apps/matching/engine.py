@@ -747,12 +747,18 @@ class _Side:
         """row -> (n_sentences, 512) float16 USE vectors of `post_sentences`, looked up in `store` or embedded on
         first use (the rerank needs them for shortlisted posts only, so the index is built without them)."""
         rows = list(dict.fromkeys(int(r) for r in rows))
-        todo = [r for r in rows if r not in self._sentences]
-        if todo and store is not None and len(self._sentences) + len(todo) > SENTENCE_ROWS_KEPT:
+        kept = self._sentences
+        todo = [r for r in rows if r not in kept]
+        if store is not None:
             # The store gives them back for one query per batch: keep a worker's memory bounded (a whole
             # corpus' sentences are ~0.7 GB at 100k posts) instead of holding every post ever shortlisted.
-            self._sentences.clear()
-            todo = rows
+            # Least recently asked first out: the rows asked for now move to the end of the (ordered) dict.
+            for r in rows:
+                if r in kept:
+                    kept[r] = kept.pop(r)
+            excess = min(len(kept) + len(todo) - SENTENCE_ROWS_KEPT, len(kept) - (len(rows) - len(todo)))
+            for r in list(itertools.islice(kept, max(excess, 0))):
+                del kept[r]
         if todo and store is not None:
             found = store.get([self.records[r] for r in todo])
             for r in todo:

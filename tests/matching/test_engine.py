@@ -615,20 +615,22 @@ def test_the_rerank_keeps_the_sentences_it_embeds_in_the_store(
 def test_a_bounded_sentence_cache_still_answers_every_row_asked(
     records, vectors, model, index, monkeypatch
 ) -> None:
-    # When a lookup would take the cache past SENTENCE_ROWS_KEPT it is emptied, rows already cached included:
-    # those must be fetched again, not lost (a 100k rebuild failed on this once the cache filled up).
+    # When a lookup would take the cache past SENTENCE_ROWS_KEPT the rows asked for least recently go; the rows
+    # asked for now stay or are fetched again, never lost (a 100k rebuild failed on this once the cache filled up).
     first_index = MatchIndex.build(records, model, embeddings=vectors, sentence_store=_RecordingStore())
     known = {r.id: v for r, v in zip(records, engine.embed_post_sentences(records), strict=True)}
     monkeypatch.setattr(engine, "SENTENCE_ROWS_KEPT", 3)
     fresh = MatchIndex.build(records, model, embeddings=vectors, sentence_store=_RecordingStore(known))
     side = fresh.offers
     assert set(side.sentence_vectors([0, 1], fresh.sentence_store)) == {0, 1}
-    got = side.sentence_vectors(
-        [1, 2, 3], fresh.sentence_store
-    )  # 2 cached + 2 new > 3: the cache is emptied, row 1 fetched again
-    assert set(got) == {1, 2, 3}
-    assert np.allclose(got[1], known[side.records[1].id].astype(np.float32))
-    assert len(side._sentences) <= 3
+    got = side.sentence_vectors([1, 2, 3], fresh.sentence_store)  # 2 cached + 2 new > 3: row 0 goes
+    assert set(got) == {1, 2, 3} and list(side._sentences) == [1, 2, 3]
+    assert np.allclose(got[1].astype(np.float32), known[side.records[1].id].astype(np.float32))
+    side.sentence_vectors([2], fresh.sentence_store)  # asked again: now the most recent
+    side.sentence_vectors([4], fresh.sentence_store)
+    assert list(side._sentences) == [3, 2, 4]
+    # A lookup of more rows than the cache keeps answers all of them.
+    assert set(side.sentence_vectors([0, 1, 2, 3, 4], fresh.sentence_store)) == {0, 1, 2, 3, 4}
     # Matching through the bounded cache ranks as the unbounded one.
     assert fresh.match(records[0], k=5, floor=0.0) == first_index.match(records[0], k=5, floor=0.0)
 
