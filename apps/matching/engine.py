@@ -1489,9 +1489,20 @@ def _vectors_for(
 TOP_TERMS = 8
 
 
-@functools.lru_cache(maxsize=4096)
-def _names(mask: int, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted(v for i, v in enumerate(vocabulary) if mask >> i & 1))
+class _Names(dict):
+    """mask -> the sorted names of its bits in `vocabulary`, remembered (explanations name millions of masks in a
+    rebuild, of a few hundred kinds)."""
+
+    def __init__(self, vocabulary: tuple[str, ...]) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+
+    def __missing__(self, mask: int) -> tuple[str, ...]:
+        names = self[mask] = tuple(sorted(v for i, v in enumerate(self.vocabulary) if mask >> i & 1))
+        return names
+
+
+_SUPPORT_NAMES, _FOCUS_NAMES, _SECTOR_NAMES = _Names(SUPPORT_TYPES), _Names(FOCUS_AREAS), _Names(SECTORS)
 
 
 def _explanations(
@@ -1519,36 +1530,40 @@ def _explanations(
     names = model.terms()[wp.indices[chosen]].tolist()
     ends = np.cumsum(np.bincount(pair[chosen], minlength=n)).tolist()
 
-    needs = [n_side.records[i] for i in nrows.tolist()]
-    offers = [o_side.records[i] for i in orows.tolist()]
-    n_known, o_known = n_side.known_tags[nrows].tolist(), o_side.known_tags[orows].tolist()
+    n_records, o_records = n_side.records, o_side.records
+    known = (n_side.known_tags[nrows] & o_side.known_tags[orows]).tolist()
     support = (n_side.support[nrows] & o_side.support[orows]).tolist()
     focus = (n_side.focus[nrows] & o_side.focus[orows]).tolist()
     sectors = (n_side.sectors[nrows] & o_side.sectors[orows]).tolist()
+    n_lang, o_lang = n_side.language[nrows].tolist(), o_side.language[orows].tolist()
+    # Pairs where both amounts are known (the others have no "amount_covered").
+    amounts = set(np.flatnonzero(~np.isnan(n_side.amount[nrows]) & ~np.isnan(o_side.amount[orows])).tolist())
     out = []
     start = 0
-    for p in range(n):
-        need, offer = needs[p], offers[p]
-        if n_known[p] and o_known[p]:
-            shared = (list(_names(support[p], SUPPORT_TYPES)), list(_names(focus[p], FOCUS_AREAS)),
-                      list(_names(sectors[p], SECTORS)))  # fmt: skip
+    for p, (i, j) in enumerate(zip(nrows.tolist(), orows.tolist(), strict=True)):
+        if known[p]:
+            shared = (list(_SUPPORT_NAMES[support[p]]), list(_FOCUS_NAMES[focus[p]]),
+                      list(_SECTOR_NAMES[sectors[p]]))  # fmt: skip
         else:
+            need, offer = n_records[i], o_records[j]
             shared = (sorted(need.support_types & offer.support_types), sorted(need.focus_areas & offer.focus_areas),
                       sorted(need.sectors & offer.sectors))  # fmt: skip
+        cross = n_lang[p] != o_lang[p]
         explanation: dict[str, Any] = {
             "shared_support_types": shared[0],
             "shared_focus_areas": shared[1],
             "shared_sectors": shared[2],
             "top_terms": names[start : ends[p]],
-            "cross_lingual": need.language != offer.language,
+            "cross_lingual": cross,
         }
         start = ends[p]
-        if need.language != offer.language:
-            explanation["need_language"] = need.language
-            explanation["offer_language"] = offer.language
-        if need.amount_usd is not None and offer.amount_usd is not None:
-            explanation["amount_covered"] = round(min(offer.amount_usd / need.amount_usd, 1.0), 3) \
-                if need.amount_usd > 0 else 1.0  # fmt: skip
+        if cross:
+            explanation["need_language"] = n_lang[p]
+            explanation["offer_language"] = o_lang[p]
+        if p in amounts:
+            need_amount, offer_amount = n_records[i].amount_usd, o_records[j].amount_usd
+            explanation["amount_covered"] = round(min(offer_amount / need_amount, 1.0), 3) \
+                if need_amount > 0 else 1.0  # fmt: skip
         out.append(explanation)
     return out
 
