@@ -1652,11 +1652,10 @@ def match_all(
     """Every need against every offer, one chunk of needs at a time.
 
     Yields a NEED chunk (top k offers per need) per chunk of needs, then OFFER chunks with the top k needs of
-    every offer, gathered from the same products, without the pairs the NEED chunks gave (an offer's list is
-    its OFFER results plus the NEED results that name it); chunks group posts by tag profile
-    (`_chunks_by_profile`).
-    Peak memory is one (chunk_size x n_offers) block plus a running (k x n_offers) top list, so it grows
-    linearly with the corpus.
+    every offer, gathered from the same products. Every pair is given once: an offer's top k leaves out the
+    pairs a NEED chunk gave already (the same results, from the same computation). Chunks group posts by tag
+    profile (`_chunks_by_profile`). Peak memory is one (chunk_size x n_offers) block plus a running
+    (k x n_offers) top list, so it grows linearly with the corpus.
 
     `threads` > 1: the next chunk is scored, rescored and shortlisted in that many slices at once in a thread
     pool (numpy and scipy release the GIL there; BLAS then runs one thread per slice) while this thread reranks
