@@ -1666,27 +1666,22 @@ def match_all(
     n_off = len(offers.records)
     depth, blend_floor = _first_stage(k, floor, weights)
     keep = min(depth + 5, len(needs.records))
-    best_scores = np.full((keep, n_off), -np.inf, dtype=np.float32)
-    best_needs = np.full((keep, n_off), -1, dtype=np.int64)
+    best = _ColumnBest(keep, n_off, np.float32(blend_floor - 1e-4))
     coverages = _PairValues(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
     yielded = _PairValues(n_off)  # the pairs of the needs' chunks, not given again in the offers' chunks
 
-    def block(rows: np.ndarray) -> tuple[_Shortlist, np.ndarray, np.ndarray]:
-        """The rows' shortlisted pairs (`MatchIndex._shortlist`) and their best `keep` needs of each offer
-        (scores, need rows)."""
+    def block(rows: np.ndarray) -> tuple[_Shortlist, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The rows' shortlisted pairs (`MatchIndex._shortlist`) and the entries that may enter the offers'
+        running best (`_ColumnBest.contenders`)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
         del ok
-        if len(rows) > keep:
-            top = np.argpartition(scores, len(rows) - keep, axis=0)[len(rows) - keep :]
-            best_s, best_n = np.take_along_axis(scores, top, axis=0), rows[top]
-        else:
-            best_s, best_n = scores, np.broadcast_to(rows[:, None], scores.shape)
+        contenders = best.contenders(scores, rows)
         del scores
-        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights), best_s, best_n
+        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights), contenders
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
-        s, nrows = best_scores[:, cols], best_needs[:, cols]
+        s, nrows = best.scores[:, cols], best.rows[:, cols]
         r, c = np.nonzero((nrows >= 0) & (s >= blend_floor - 1e-4))
         order = np.argsort(c, kind="stable")
         return index._shortlist(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights)
@@ -1700,17 +1695,8 @@ def match_all(
         for rows, parts in zip(chunks, sliced, strict=True):
             grouped: list[list[MatchResult]] = []
             for part in parts:
-                shortlist, slice_s, slice_n = next(scored)
-                if keep and n_off:
-                    # Merged into the running best (the margin of `keep` over k covers float32 ties; the final
-                    # selection rescores and re-sorts by (score, need id)).
-                    merged_s = np.vstack([best_scores, slice_s])
-                    merged_n = np.vstack([best_needs, slice_n])
-                    top = np.argpartition(merged_s, merged_s.shape[0] - keep, axis=0)[
-                        merged_s.shape[0] - keep :
-                    ]
-                    best_scores = np.take_along_axis(merged_s, top, axis=0)
-                    best_needs = np.take_along_axis(merged_n, top, axis=0)
+                shortlist, contenders = next(scored)
+                best.merge(*contenders)
                 grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
                                          remember=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
@@ -1722,6 +1708,66 @@ def match_all(
             grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
                                     known=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
+
+
+class _ColumnBest:
+    """The best `keep` needs of every offer (one column each) over the blocks of a `match_all`: scores and need
+    rows, (keep, n_offers), in no particular order within a column; unfilled slots are -inf / -1.
+
+    A block gives only the entries that can still enter (`contenders`): at or above the column's current worst
+    score (and the floor), a few per column once the first blocks are in, found in one comparison pass instead
+    of a partial sort of every column. The result is the same whatever the order or grouping of the blocks, and
+    whatever threshold (not above the current one) the contenders were taken with: the best `keep` entries of
+    each column by score, ties going to the lower need row."""
+
+    def __init__(self, keep: int, n_offers: int, floor: np.float32) -> None:
+        self.keep, self.floor = keep, floor
+        self.scores = np.full((keep, n_offers), -np.inf, dtype=np.float32)
+        self.rows = np.full((keep, n_offers), -1, dtype=np.int64)
+        # Per column, what an entry must reach: the floor until the column holds `keep` entries, then its worst.
+        self.threshold = np.full(n_offers, floor, dtype=np.float32)
+
+    def contenders(self, scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(column, score, need row) of the entries of a block (need rows `rows` x every offer) that may enter.
+
+        Safe to call from another thread while `merge` runs: a threshold read before a merge is lower, so it
+        lets through more entries, never fewer."""
+        if self.keep == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        hit = scores >= self.threshold[None, :]
+        if len(rows) > self.keep and np.count_nonzero(hit) > self.scores.size:
+            # The first blocks, against empty columns: only each column's best `keep` of the block (ties
+            # included) can enter.
+            kth = np.partition(scores, len(rows) - self.keep, axis=0)[len(rows) - self.keep]
+            hit &= scores >= kth[None, :]
+        r, c = np.nonzero(hit)
+        return c, scores[r, c], rows[r]
+
+    def merge(self, cols: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> None:
+        """Take in contenders: each column's, best first, replaces its worst entry while it beats it."""
+        if len(cols) == 0:
+            return
+        order = np.lexsort((rows, -scores, cols))
+        cols, scores, rows = cols[order], scores[order], rows[order]
+        rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
+        for j in range(int(rank.max()) + 1):
+            at = rank == j  # at most one entry per column
+            c, s, r = cols[at], scores[at], rows[at]
+            slot_s, slot_r = self.scores[:, c], self.rows[:, c]
+            # The worst slot of each column: the lowest score, and of those the highest row (unfilled: -inf).
+            worst_s = slot_s.min(axis=0)
+            worst = np.argmax(np.where(slot_s == worst_s, slot_r, -2), axis=0)
+            worst_r = slot_r[worst, np.arange(len(c))]
+            better = (s > worst_s) | ((s == worst_s) & (r < worst_r))
+            self.scores[worst[better], c[better]] = s[better]
+            self.rows[worst[better], c[better]] = r[better]
+        touched = np.unique(cols)
+        full = (self.rows[:, touched] >= 0).all(axis=0)
+        threshold = self.threshold.copy()  # replaced whole: a thread reading it sees the old or the new one
+        threshold[touched] = np.where(
+            full, np.maximum(self.scores[:, touched].min(axis=0), self.floor), self.floor
+        )
+        self.threshold = threshold
 
 
 def _chunks_by_profile(side: _Side, chunk_size: int) -> list[np.ndarray]:

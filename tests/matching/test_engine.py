@@ -545,6 +545,38 @@ def test_match_all_gives_the_same_chunks_on_any_number_of_threads(index, threads
     assert len(one) > threads  # more chunks than threads: the pool had to refill
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), keep=st.integers(1, 5), split=st.integers(1, 6))
+def test_running_best_of_each_column_is_the_best_of_all_blocks_whatever_their_order(
+    seed, keep, split
+) -> None:
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols, floor = 30, 7, np.float32(0.3)
+    # Coarse scores, so that ties are common: they go to the lower row.
+    scores = rng.integers(0, 10, (n_rows, n_cols)).astype(np.float32) / 10
+    best = engine._ColumnBest(keep, n_cols, floor)
+    stale = best.threshold  # contenders taken with an old threshold must give the same result
+    blocks = np.array_split(rng.permutation(n_rows), split)
+    for i, rows in enumerate(blocks):
+        block = scores[rows]
+        cols, values, need_rows = (
+            best.contenders(block, rows) if i % 2 else _with_threshold(best, stale, block, rows)
+        )
+        best.merge(cols, values, need_rows)
+    for c in range(n_cols):
+        expected = sorted((-scores[r, c], r) for r in range(n_rows) if scores[r, c] >= floor)[:keep]
+        got = sorted((-best.scores[j, c], best.rows[j, c]) for j in range(keep) if best.rows[j, c] >= 0)
+        assert got == expected
+
+
+def _with_threshold(best, threshold, block, rows):
+    current, best.threshold = best.threshold, threshold
+    try:
+        return best.contenders(block, rows)
+    finally:
+        best.threshold = current
+
+
 def test_match_all_stopped_early_leaves_no_thread_behind(index) -> None:
     import threading
 
