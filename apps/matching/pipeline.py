@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
@@ -155,18 +156,39 @@ class DatabaseSentenceStore(engine.SentenceStore):
     def get(self, records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
         keys = {r.id: engine.post_sentences_key(r) for r in records}
         found: dict[int, np.ndarray] = {}
-        # Never a table scan: the rows carry ~7 KB of vectors each.
-        for post_id, sentences_hash, data in _in_batches(
-            PostEmbedding.objects.filter(sentences__isnull=False),
-            "post_id",
-            sorted(keys),
-            ("post_id", "sentences_hash", "sentences"),
-            self.BATCH,
-            scan=False,
-        ):
+        for post_id, sentences_hash, data in self._rows(sorted(keys)):
             if keys[post_id] == sentences_hash:
                 found[post_id] = np.frombuffer(bytes(data), dtype=np.float16).reshape(-1, engine.EMBED_DIM)
         return found
+
+    def _rows(self, ids: list[int]) -> Iterable[tuple[int, str, bytes]]:
+        """(post id, sentences hash, sentences) of the posts among `ids` that have sentence vectors; never a
+        table scan: the rows carry ~7 KB of vectors each."""
+        if connection.vendor != "postgresql":
+            yield from _in_batches(
+                PostEmbedding.objects.filter(sentences__isnull=False),
+                "post_id",
+                ids,
+                ("post_id", "sentences_hash", "sentences"),
+                self.BATCH,
+                scan=False,
+            )
+            return
+        # In binary format: as text, PostgreSQL sends the bytes in hex, and encoding and decoding them took half
+        # the time of the query (2,000 posts: 57 ms against 28 ms). A rebuild of 100k posts reads millions.
+        # Django's cursors bind parameters client-side, which rules binary results out: a plain psycopg cursor
+        # on the same connection (same transaction) does it.
+        table = PostEmbedding._meta.db_table
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            for start in range(0, len(ids), self.BATCH):
+                cursor.execute(
+                    f"SELECT post_id, sentences_hash, sentences FROM {table} "
+                    "WHERE post_id = ANY(%s) AND sentences IS NOT NULL",
+                    [ids[start : start + self.BATCH]],
+                    binary=True,
+                )
+                yield from cursor.fetchall()
 
     def put(self, records: Sequence[PostRecord], vectors: Sequence[np.ndarray]) -> None:
         by_id = {r.id: (r, v) for r, v in zip(records, vectors, strict=True)}
