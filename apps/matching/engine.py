@@ -1077,22 +1077,8 @@ class MatchIndex:
         scores, ok = self._block(q_side, kind, rows, weights)
         q, o = _candidates(scores, ok, *_first_stage(k, floor, weights))
         del scores, ok
-        return self._results(q_side, kind, rows, q, o, k, floor, weights, sentence_pairs)
-
-    def _results(
-        self,
-        q_side: _Side,
-        kind: str,
-        rows: np.ndarray,
-        q: np.ndarray,
-        o: np.ndarray,
-        k: int,
-        floor: float,
-        weights: Weights,
-        sentence_pairs: bool,
-    ) -> list[list[MatchResult]]:
-        """Rescore candidate pairs (q: index into `rows`, o: row of the other side), keep the best k >= floor
-        per query, best first (ties: lower id first), with components and explanations."""
+        # Rescore the candidates, keep the best k >= floor per query, best first (ties: lower id first), with
+        # components and explanations.
         shortlist = self._shortlist(q_side, kind, rows, q, o, k, floor, weights)
         return self._finish(q_side, kind, rows, shortlist, k, floor, weights, sentence_pairs)
 
@@ -1107,8 +1093,9 @@ class MatchIndex:
         floor: float,
         weights: Weights,
     ) -> _Shortlist:
-        """The first half of `_results`: the candidates rescored pair by pair and, with the rerank, each query's
-        best `rerank_depth` by the blend. Numbers only, no store: `match_all` runs it in its scoring threads."""
+        """The candidate pairs (q: index into `rows`, o: row of the other side) rescored pair by pair and, with
+        the rerank, each query's best `rerank_depth` by the blend. Numbers only, no store: `match_all` runs it
+        in its scoring threads."""
         other = self.offers if kind == NEED else self.needs
         if kind == NEED:
             n_side, n_rows, o_side, of_rows = q_side, rows[q], other, o
@@ -1144,8 +1131,9 @@ class MatchIndex:
         remember: _PairValues | None = None,
         yielded: _PairValues | None = None,
     ) -> list[list[MatchResult]]:
-        """The second half of `_results`: the rerank (sentence vectors come from the store, so it runs in the
-        caller's thread), the cut to k >= floor, explanations. `known` / `remember`: see `_coverage`.
+        """After `_shortlist`: the rerank (sentence vectors come from the store, so it runs in the caller's
+        thread), the best k >= floor per query, best first (ties: lower id first), explanations.
+        `known` / `remember`: see `_coverage`.
         `yielded`: pairs of indexed posts given before (not explained nor returned again, though they still
         take their place in the top k); with `kind` NEED, the pairs returned are added to it."""
         other = self.offers if kind == NEED else self.needs
