@@ -778,8 +778,6 @@ class _Side:
 _SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCUS_AREAS), frozenset(SECTORS)
 # Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~7 KB each).
 SENTENCE_ROWS_KEPT = 20_000
-# Posts per side from which an index featurises its two sides in two threads.
-PARALLEL_BUILD_FROM = 2_000
 
 
 class MatchIndex:
@@ -848,19 +846,11 @@ class MatchIndex:
         tokens: dict[str, int] = {}
         languages: dict[str, int] = {}
         sides = {}
-        rows_of = {kind: [i for i, r in enumerate(records) if r.kind == kind] for kind in (NEED, OFFER)}
-
-        def features(kind: str) -> TextFeatures:
-            return model.features(
-                [post_text(records[i]) for i in rows_of[kind]], vectors=vectors[rows_of[kind]]
-            )
-
-        # Both sides at once when they are large: the ESA products release the GIL (a 100k index took 12 s).
-        threads = 2 if min(len(rows) for rows in rows_of.values()) >= PARALLEL_BUILD_FROM else 1
-        feats = dict(zip((NEED, OFFER), _ordered_map(features, [NEED, OFFER], threads), strict=True))
         for kind in (NEED, OFFER):
-            side_records = [records[i] for i in rows_of[kind]]
-            sides[kind] = _Side(side_records, feats[kind], tokens, languages)
+            rows = [i for i, r in enumerate(records) if r.kind == kind]
+            side_records = [records[i] for i in rows]
+            feats = model.features([post_text(r) for r in side_records], vectors=vectors[rows])
+            sides[kind] = _Side(side_records, feats, tokens, languages)
             if sentences:
                 sides[kind]._sentences.update(
                     (i, np.asarray(sentences[r.id], dtype=np.float16))
@@ -1668,19 +1658,15 @@ def match_all(
     coverages = _PairValues(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
     yielded = _PairValues(n_off)  # the pairs of the needs' chunks, not given again in the offers' chunks
 
-    merging = threading.Lock()
-
-    def block(rows: np.ndarray) -> _Shortlist:
-        """The rows' shortlisted pairs (`MatchIndex._shortlist`), after merging their entries into the offers'
-        running best (in any order: the result is the same)."""
+    def block(rows: np.ndarray) -> tuple[_Shortlist, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The rows' shortlisted pairs (`MatchIndex._shortlist`) and the entries that may enter the offers'
+        running best (`_ColumnBest.contenders`)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
         del ok
         contenders = best.contenders(scores, rows)
         del scores
-        with merging:
-            best.merge(*contenders)
-        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
+        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights), contenders
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
         s, nrows = best.scores[:, cols], best.rows[:, cols]
@@ -1697,12 +1683,12 @@ def match_all(
         for rows, parts in zip(chunks, sliced, strict=True):
             grouped: list[list[MatchResult]] = []
             for part in parts:
-                shortlist = next(scored)
+                shortlist, contenders = next(scored)
+                best.merge(*contenders)
                 grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
                                          remember=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-    # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come from
-    # the running best, in the pool as well.
+    # Every need is scored: the offers' shortlists come from the running best, in the pool as well.
     offer_chunks = _chunks_by_profile(offers, chunk_size)
     shortlists = _ordered_map(offer_block, offer_chunks, threads)
     with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():

@@ -578,20 +578,6 @@ def _with_threshold(best, threshold, block, rows):
         best.threshold = current
 
 
-def test_an_index_built_in_two_threads_is_the_same(records, vectors, model, index, monkeypatch) -> None:
-    monkeypatch.setattr(engine, "PARALLEL_BUILD_FROM", 1)
-    threaded = MatchIndex.build(records, model, embeddings=vectors)
-    for mine, theirs in ((threaded.needs, index.needs), (threaded.offers, index.offers)):
-        assert mine.ids.tolist() == theirs.ids.tolist()
-        assert (mine.feats.words != theirs.feats.words).nnz == 0 and (
-            mine.feats.esa != theirs.feats.esa
-        ).nnz == 0
-        assert np.array_equal(mine.feats.vectors, theirs.feats.vectors)
-    assert [threaded.match(r, k=5, floor=0.0) for r in records] == [
-        index.match(r, k=5, floor=0.0) for r in records
-    ]
-
-
 def test_match_all_stopped_early_leaves_no_thread_behind(index) -> None:
     import threading
 
