@@ -361,7 +361,7 @@ def _match_one(
 MATERIAL_CHANGE = 0.01
 
 
-def _changed_at(rows: list[_Row], now: datetime) -> None:
+def _changed_at(rows: list[Match], now: datetime) -> None:
     """Set each row's `changed_at`: now for a new pair, one that comes back active or a material change of
     score; else the stored value."""
     needs, offers = {row.need_id for row in rows}, {row.offer_id for row in rows}
@@ -380,23 +380,7 @@ def _changed_at(rows: list[_Row], now: datetime) -> None:
         row.changed_at = now if material else old[2]
 
 
-@dataclass(slots=True)
-class _Row:
-    """A match to upsert (a plain object: building 60k Django model instances cost a quarter of a rebuild)."""
-
-    need_id: int
-    offer_id: int
-    score: float
-    lexical: float
-    semantic: float
-    structured: float
-    alignment: float | None
-    explanation: dict
-    model_version: int
-    changed_at: datetime | None = None
-
-
-# The fields of `_Row`, which are also Match's columns: what an upsert writes (besides its own flags).
+# The columns an upsert writes (besides its own flags), in the order of the COPY rows.
 _UPSERT_COLUMNS = (
     "need_id", "offer_id", "score", "lexical", "semantic", "structured", "alignment", "explanation",
     "model_version", "changed_at",
@@ -417,22 +401,23 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
     if connection.vendor == "postgresql":
         return _upsert_by_copy(unique, version, now)
     rows = [
-        _Row(
-            r.need_id,
-            r.offer_id,
-            _stored_score(r.score),
-            r.components.get("lexical", 0.0),
-            r.components.get("semantic", 0.0),
-            r.components.get("structured", 0.0),
-            r.components.get("alignment"),
-            r.explanation,
-            version,
+        Match(
+            need_id=r.need_id,
+            offer_id=r.offer_id,
+            score=_stored_score(r.score),
+            lexical=r.components.get("lexical", 0.0),
+            semantic=r.components.get("semantic", 0.0),
+            structured=r.components.get("structured", 0.0),
+            alignment=r.components.get("alignment"),
+            explanation=r.explanation,
+            model_version=version,
+            is_active=True,
         )
         for r in unique
     ]
     _changed_at(rows, now)
     Match.objects.bulk_create(
-        [Match(**{name: getattr(row, name) for name in _UPSERT_COLUMNS}, is_active=True) for row in rows],
+        rows,
         batch_size=500,
         update_conflicts=True,
         unique_fields=["need", "offer"],
@@ -450,7 +435,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
 def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime) -> int:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time. The
-    rows are written straight from the results (no `_Row` in between: a rebuild writes millions)."""
+    rows are written straight from the results, without a model instance each (a rebuild writes millions)."""
     columns = ", ".join(_UPSERT_COLUMNS)
     updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at")
     with transaction.atomic(), connection.cursor() as cursor:

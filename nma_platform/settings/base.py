@@ -243,8 +243,8 @@ MATCHING_REBUILD_CHUNK = env.int("MATCHING_REBUILD_CHUNK", default=500)
 # BLAS threads per Celery worker process. Run one worker process per core (the prefork default): with more
 # threads than cores, a post's encoder call waits for a core that another process holds.
 MATCHING_WORKER_THREADS = env.int("MATCHING_WORKER_THREADS", default=1)
-# Threads of an in-process rebuild (`rebuild_matches --sync`) that score the next chunks while the current one is
-# explained and written.
+# Threads of an in-process rebuild (`rebuild_matches --sync`) that score and shortlist the next chunks while the
+# current one is reranked, explained and written.
 MATCHING_REBUILD_THREADS = env.int("MATCHING_REBUILD_THREADS", default=2)
 # Refit the text model when the corpus has grown by this share since the last fit (checked by beat).
 MATCHING_REFIT_GROWTH = env.float("MATCHING_REFIT_GROWTH", default=0.1)
