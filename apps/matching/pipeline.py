@@ -14,13 +14,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from apps.parties.selectors import party_groups_by_iso3
@@ -28,7 +28,7 @@ from apps.posts.models import Post
 
 from . import engine
 from .engine import MatchIndex, MatchResult, PostRecord, TextModel, Weights
-from .models import Match, PostEmbedding, RebuildRun, TextModelVersion
+from .models import Match, PostEmbedding, RebuildPair, RebuildRun, TextModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -391,7 +391,9 @@ def _stored_score(score: float) -> float:
     return round(min(max(score, 0.0), 1.0), 6)
 
 
-def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
+def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None = None) -> int:
+    """Store the results. Within a rebuild (`run_id`), the pairs are also recorded as ranked by it
+    (`RebuildPair`), and on PostgreSQL a stored match whose values are all unchanged is left as it is."""
     # One row per pair (a post's own list and the lists it enters can name the same pair): the last one wins,
     # as if each had been written in turn.
     unique = list({(r.need_id, r.offer_id): r for r in results}.values())
@@ -399,7 +401,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
         return 0
     now = timezone.now()
     if connection.vendor == "postgresql":
-        return _upsert_by_copy(unique, version, now)
+        return _upsert_by_copy(unique, version, now, run_id)
     rows = [
         Match(
             need_id=r.need_id,
@@ -429,10 +431,16 @@ def _upsert(results: Iterable[MatchResult], *, version: int) -> int:
         strong_at__isnull=True,
         score__gte=settings.MATCHING_STRONG_SCORE,
     ).update(strong_at=now)
+    if run_id is not None:
+        RebuildPair.objects.bulk_create(
+            [RebuildPair(run_id=run_id, need_id=r.need_id, offer_id=r.offer_id) for r in unique],
+            batch_size=500,
+            ignore_conflicts=True,
+        )
     return len(rows)
 
 
-def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime) -> int:
+def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run_id: int | None) -> int:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time. The
     rows are written straight from the results, without a model instance each (a rebuild writes millions)."""
@@ -452,6 +460,21 @@ def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime) -> 
                 c = r.components
                 write((r.need_id, r.offer_id, _stored_score(r.score), c.get("lexical", 0.0), c.get("semantic", 0.0),
                        c.get("structured", 0.0), c.get("alignment"), dumps(r.explanation), version, now))  # fmt: skip
+        unchanged_kept = ""
+        if run_id is not None:
+            cursor.execute(
+                f"INSERT INTO {RebuildPair._meta.db_table} (run_id, need_id, offer_id) "
+                "SELECT %s, need_id, offer_id FROM matching_upsert ON CONFLICT DO NOTHING",
+                [run_id],
+            )
+            # A new version of every row, and of its entries in a dozen indexes, for the same values: a
+            # rebuild leaves the unchanged ones alone (`RebuildPair` records that it saw them).
+            stored = ", ".join(f"matching_match.{c}" for c in _UPSERT_COLUMNS[2:-1])
+            fresh = ", ".join(f"EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:-1])
+            unchanged_kept = (
+                f" WHERE ({stored}, matching_match.is_active) IS DISTINCT FROM ({fresh}, true) "
+                "OR (matching_match.strong_at IS NULL AND EXCLUDED.strong_at IS NOT NULL)"
+            )
         # Decided in the same statement, from the stored row (which the SET expressions see as it was), rather
         # than read back first (a tenth of a 100k rebuild) or updated over the whole table after it:
         # - `changed_at` as `_changed_at` does: now for a new pair, one that comes back active or a material
@@ -465,7 +488,7 @@ def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime) -> 
             "updated_at = EXCLUDED.updated_at, "
             "changed_at = CASE WHEN NOT matching_match.is_active OR abs(matching_match.score - EXCLUDED.score) >= %s "
             "THEN EXCLUDED.changed_at ELSE matching_match.changed_at END, "
-            "strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)",
+            "strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)" + unchanged_kept,
             [now, now, settings.MATCHING_STRONG_SCORE, now, MATERIAL_CHANGE],
         )
     return len(results)
@@ -575,6 +598,11 @@ def rebuild_start(
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
+    # The pairs of runs that died unfinished (a worker's chunk is time-limited: a day is long past any).
+    dead = RebuildRun.objects.filter(
+        finished_at__isnull=True, started_at__lt=timezone.now() - timedelta(days=1)
+    )
+    RebuildPair.objects.filter(run_id__in=dead.values("pk")).delete()
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
     if not chunks:
         rebuild_finish(run)
@@ -603,7 +631,7 @@ def _rebuild_in_process(
             start=1,
         ):  # fmt: skip
             with transaction.atomic():
-                written = _upsert(chunk.results, version=version)
+                written = _upsert(chunk.results, version=version, run_id=run.pk)
             RebuildRun.objects.filter(pk=run.pk).update(
                 done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
             )
@@ -630,7 +658,7 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
         results = index.match_rows(side, rows, k=k, floor=floor, weights=weights)
         # One bulk upsert for the chunk: a commit per post costs more than the maths.
         with transaction.atomic():
-            written = _upsert([r for per_post in results for r in per_post], version=version)
+            written = _upsert([r for per_post in results for r in per_post], version=version, run_id=run_id)
     RebuildRun.objects.filter(pk=run_id).update(
         done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
     )
@@ -647,7 +675,12 @@ def rebuild_finish(run: RebuildRun) -> None:
             finished_at=timezone.now()
         ):
             return  # another worker finished it
-        Match.objects.active().filter(updated_at__lt=run.started_at).update(is_active=False)
+        # What the run did not rank, unless written since it started (a post published meanwhile).
+        ranked = RebuildPair.objects.filter(
+            run_id=run.pk, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
+        )
+        Match.objects.active().filter(~Exists(ranked), updated_at__lt=run.started_at).update(is_active=False)
+        RebuildPair.objects.filter(run_id=run.pk).delete()
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
         )

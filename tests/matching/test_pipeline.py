@@ -324,3 +324,59 @@ def test_strong_at_is_the_first_time_a_pair_was_written_with_a_strong_score(corp
     assert not active.filter(score__lt=settings.MATCHING_STRONG_SCORE, strong_at__isnull=False).exists()
     kept.refresh_from_db()
     assert kept.strong_at == long_ago
+
+
+def test_a_rebuild_retires_exactly_the_active_matches_it_neither_ranked_nor_saw_written_since(corpus):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.matching.models import RebuildPair, RebuildRun
+
+    matches = list(Match.objects.active().order_by("pk")[:3])
+    ranked, written_since, neither = matches
+    run = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    before = run.started_at - timedelta(minutes=1)
+    Match.objects.filter(pk__in=[ranked.pk, neither.pk]).update(updated_at=before)
+    Match.objects.filter(pk=written_since.pk).update(updated_at=run.started_at + timedelta(seconds=1))
+    RebuildPair.objects.create(run=run, need_id=ranked.need_id, offer_id=ranked.offer_id)
+    other_run = RebuildRun.objects.create(model_version=1, total_chunks=1)  # a pair of another run counts not
+    RebuildPair.objects.create(run=other_run, need_id=neither.need_id, offer_id=neither.offer_id)
+    untouched = set(
+        Match.objects.active().exclude(pk__in=[m.pk for m in matches]).values_list("pk", flat=True)
+    )
+    Match.objects.filter(pk__in=untouched).update(updated_at=timezone.now() + timedelta(hours=1))
+
+    pipeline.rebuild_finish(run)
+
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    assert active == untouched | {ranked.pk, written_since.pk}
+    assert not RebuildPair.objects.filter(run=run).exists()  # forgotten once finished
+    assert RebuildPair.objects.filter(run=other_run).count() == 1
+
+
+def test_a_rebuild_leaves_unchanged_matches_unwritten(corpus):
+    """On PostgreSQL, a rebuild that ranks a pair as it is stored does not write a new version of its row."""
+    from django.db import connection
+
+    from apps.matching.models import RebuildPair
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row versions (xmin) are PostgreSQL's; on SQLite every upsert writes")
+    pipeline.rebuild_start(sync=True)  # everything scored by the current model
+    changed = Match.objects.active().order_by("pk").first()
+    Match.objects.filter(pk=changed.pk).update(score=changed.score / 2)
+
+    def versions():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, xmin::text, is_active FROM matching_match")
+            return {pk: (xmin, active) for pk, xmin, active in cursor.fetchall()}
+
+    before = versions()
+    run = pipeline.rebuild_start(sync=True)
+    after = versions()
+    rewritten = {pk for pk in before if before[pk][0] != after[pk][0]}
+    assert rewritten == {changed.pk}
+    assert Match.objects.get(pk=changed.pk).score == pytest.approx(changed.score, abs=1e-6)
+    assert {pk for pk, (_, active) in after.items() if active} == {pk for pk, (_, a) in before.items() if a}
+    assert run.matches_written > 1 and not RebuildPair.objects.exists()
