@@ -35,7 +35,7 @@ _X_DIM = len(_ORDERS) * _CNN_DIM  # the projection, the three branches' inputs s
 _SLOTS = [(i, j) for i, (n, _) in enumerate(_ORDERS) for j in range(n)]
 _ROW = _X_DIM + len(_SLOTS) * _CNN_DIM  # 3,328 values per piece
 
-DEFAULT_CAPACITY = 32_768  # pieces (the vocabulary has 128,010)
+DEFAULT_CAPACITY = 32_768  # pieces (the vocabulary has 128,010): setting MATCHING_ENCODER_PIECES
 
 
 def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:

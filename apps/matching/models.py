@@ -55,8 +55,8 @@ class Match(models.Model):
     model_version = models.PositiveIntegerField(_("model version"), default=0)
     created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    # When the score last moved by MATERIAL_CHANGE or more: every rebuild rewrites each row (updated_at), but a
-    # focal point's "updated" mark must mean that the match itself changed.
+    # When the score last moved by MATERIAL_CHANGE or more: a task rewrites the rows of the posts it matches
+    # (updated_at), but a focal point's "updated" mark must mean that the match itself changed.
     changed_at = models.DateTimeField(_("score changed at"), null=True, blank=True)
     # When the pair first scored at or above the strong-match threshold.
     strong_at = models.DateTimeField(_("first strong at"), null=True, blank=True)

@@ -34,6 +34,9 @@ from .models import Match, PostEmbedding, RebuildPair, RebuildRun, TextModelVers
 
 logger = logging.getLogger(__name__)
 
+# Every process that embeds through Django imports this module first (workers, commands, in-process tasks).
+engine.configure_encoder(pieces=settings.MATCHING_ENCODER_PIECES)
+
 # Beyond this many changed posts since the index was built, rebuilding it is cheaper than scoring the delta.
 DELTA_LIMIT = 200
 EMBED_BATCH = 256
@@ -600,11 +603,12 @@ def rebuild_start(
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
-    # The pairs of runs that died unfinished (a worker's chunk is time-limited: a day is long past any).
-    dead = RebuildRun.objects.filter(
-        finished_at__isnull=True, started_at__lt=timezone.now() - timedelta(days=1)
+    # Pairs left by runs that died unfinished (a worker's chunk is time-limited: a day is long past any), or
+    # written by a chunk redelivered after its run finished.
+    live = RebuildRun.objects.filter(
+        finished_at__isnull=True, started_at__gte=timezone.now() - timedelta(days=1)
     )
-    RebuildPair.objects.filter(run_id__in=dead.values("pk")).delete()
+    RebuildPair.objects.exclude(run_id__in=live.values("pk")).delete()
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
     if not chunks:
         rebuild_finish(run)
@@ -683,12 +687,15 @@ class _ChunkWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.threaded:
             return
-        if exc_type is not None:
-            self.error = self.error or exc  # tells the writer to stop after its current chunk
+        if exc is not None and self.error is None:
+            self.error = exc  # tells the writer to skip what is queued
         self.queue.put(None)
         self.thread.join()
-        if exc_type is None:
+        if exc is None:
             self._raise()
+        elif self.error is not exc:
+            # The caller's own error goes up; the writer's would be lost without this.
+            logger.error("The rebuild's writer failed too", exc_info=self.error)
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -710,7 +717,9 @@ class _ChunkWriter:
 def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
     """One chunk: the top k of each post; the worker that completes the last chunk finishes the run."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
-    started_at = RebuildRun.objects.values_list("started_at", flat=True).get(pk=run_id)
+    started_at, finished_at = RebuildRun.objects.values_list("started_at", "finished_at").get(pk=run_id)
+    if finished_at is not None:
+        return 0  # redelivered after its run finished (acks_late): the run's pairs are forgotten already
     with _state.lock:
         if _state.index_as_of is None or _state.index_as_of < started_at:
             # A rebuild reads the database afresh: the index must be no older than the run.
@@ -742,9 +751,11 @@ def rebuild_finish(run: RebuildRun) -> None:
             finished_at=timezone.now()
         ):
             return  # another worker finished it
-        # What the run did not rank, unless written since it started (a post published meanwhile).
+        # What the run did not rank, unless written since it started (a post published meanwhile) or ranked
+        # by another run still going (which leaves unchanged matches unwritten too).
+        running = [run.pk, *RebuildRun.objects.filter(finished_at__isnull=True).values_list("pk", flat=True)]
         ranked = RebuildPair.objects.filter(
-            run_id=run.pk, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
+            run_id__in=running, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
         )
         Match.objects.active().filter(~Exists(ranked), updated_at__lt=run.started_at).update(is_active=False)
         RebuildPair.objects.filter(run_id=run.pk).delete()

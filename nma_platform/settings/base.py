@@ -246,6 +246,9 @@ MATCHING_WORKER_THREADS = env.int("MATCHING_WORKER_THREADS", default=1)
 # Threads of an in-process rebuild (`rebuild_matches --sync`) that score and shortlist the next chunks while the
 # current one is reranked, explained and written.
 MATCHING_REBUILD_THREADS = env.int("MATCHING_REBUILD_THREADS", default=2)
+# Word pieces whose first layers the sentence encoder remembers, per process (6.5 KB each, taken as pieces are
+# first seen: at most 218 MB at the default). Fewer: less memory, slower embedding; 0 remembers none.
+MATCHING_ENCODER_PIECES = env.int("MATCHING_ENCODER_PIECES", default=32_768)
 # Refit the text model when the corpus has grown by this share since the last fit (checked by beat).
 MATCHING_REFIT_GROWTH = env.float("MATCHING_REFIT_GROWTH", default=0.1)
 CELERY_BEAT_SCHEDULE = {

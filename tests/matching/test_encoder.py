@@ -84,3 +84,15 @@ def test_threads_filling_the_memory_at_once_get_the_right_embeddings(backend, re
         assert np.abs(out - expected).max() < 1e-4
     assert forward.used == len(set(np.flatnonzero(forward.slot >= 0)))
     assert sorted(forward.slot[forward.slot >= 0]) == list(range(forward.used))  # each piece once
+
+
+def test_the_setting_bounds_the_pieces_an_encoder_remembers(settings, monkeypatch) -> None:
+    from apps.matching import pipeline  # applies MATCHING_ENCODER_PIECES on import
+
+    assert pipeline.engine._encoder_pieces == settings.MATCHING_ENCODER_PIECES
+    monkeypatch.setattr(engine, "_encoder_pieces", None)
+    engine.configure_encoder(pieces=7)
+    backend = engine._load_encoder()._model
+    backend._encode(TEXTS[:2])
+    assert backend._encode_batch.__self__.capacity == 7
+    assert backend._encode_batch.__self__.used == 7

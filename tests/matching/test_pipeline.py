@@ -333,15 +333,21 @@ def test_a_rebuild_retires_exactly_the_active_matches_it_neither_ranked_nor_saw_
 
     from apps.matching.models import RebuildPair, RebuildRun
 
-    matches = list(Match.objects.active().order_by("pk")[:3])
-    ranked, written_since, neither = matches
+    matches = list(Match.objects.active().order_by("pk")[:4])
+    ranked, written_since, ranked_by_another, neither = matches
     run = RebuildRun.objects.create(model_version=1, total_chunks=1)
     before = run.started_at - timedelta(minutes=1)
-    Match.objects.filter(pk__in=[ranked.pk, neither.pk]).update(updated_at=before)
+    Match.objects.filter(pk__in=[ranked.pk, ranked_by_another.pk, neither.pk]).update(updated_at=before)
     Match.objects.filter(pk=written_since.pk).update(updated_at=run.started_at + timedelta(seconds=1))
     RebuildPair.objects.create(run=run, need_id=ranked.need_id, offer_id=ranked.offer_id)
-    other_run = RebuildRun.objects.create(model_version=1, total_chunks=1)  # a pair of another run counts not
-    RebuildPair.objects.create(run=other_run, need_id=neither.need_id, offer_id=neither.offer_id)
+    # A run still going leaves its unchanged matches unwritten too: what it ranked stays.
+    going = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    RebuildPair.objects.create(
+        run=going, need_id=ranked_by_another.need_id, offer_id=ranked_by_another.offer_id
+    )
+    # The pairs of a finished run count not (left by a chunk redelivered after the end).
+    finished = RebuildRun.objects.create(model_version=1, total_chunks=1, finished_at=timezone.now())
+    RebuildPair.objects.create(run=finished, need_id=neither.need_id, offer_id=neither.offer_id)
     untouched = set(
         Match.objects.active().exclude(pk__in=[m.pk for m in matches]).values_list("pk", flat=True)
     )
@@ -350,9 +356,24 @@ def test_a_rebuild_retires_exactly_the_active_matches_it_neither_ranked_nor_saw_
     pipeline.rebuild_finish(run)
 
     active = set(Match.objects.active().values_list("pk", flat=True))
-    assert active == untouched | {ranked.pk, written_since.pk}
+    assert active == untouched | {ranked.pk, written_since.pk, ranked_by_another.pk}
     assert not RebuildPair.objects.filter(run=run).exists()  # forgotten once finished
-    assert RebuildPair.objects.filter(run=other_run).count() == 1
+    assert RebuildPair.objects.filter(run=going).count() == 1
+    # The next run forgets the pairs of finished runs, and keeps those of runs going.
+    pipeline.rebuild_start(sync=False)
+    assert set(RebuildPair.objects.values_list("run_id", flat=True)) == {going.pk}
+
+
+def test_a_chunk_redelivered_after_its_run_finished_does_nothing(corpus):
+    from apps.matching.models import RebuildPair
+
+    run = pipeline.rebuild_start(sync=True)
+    assert run.finished_at is not None
+    ids = list(Post.objects.published().filter(kind=Post.Kind.NEED).values_list("id", flat=True))
+    assert pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=ids) == 0
+    assert not RebuildPair.objects.exists()
+    run.refresh_from_db()
+    assert run.done_chunks == run.total_chunks
 
 
 def test_a_rebuild_leaves_unchanged_matches_unwritten(corpus):

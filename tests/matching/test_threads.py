@@ -62,7 +62,7 @@ def test_a_large_batch_encodes_in_two_threads_of_one_blas_thread_each(
     def record(texts):
         seen.append((threading.current_thread().name, blas_threads(), list(texts)))
         # Each text's "embedding" carries its number, so that the order of the output can be checked.
-        return np.array([[float(t.split()[1]) + 1] + [0.0] * (engine.EMBED_DIM - 1) for t in texts], "f4")
+        return np.array([[1.0, float(t.split()[1])] + [0.0] * (engine.EMBED_DIM - 2) for t in texts], "f4")
 
     monkeypatch.setattr(backend, "_encode", record)
     texts = [f"text {i}" for i in range(n_texts)]
@@ -72,7 +72,8 @@ def test_a_large_batch_encodes_in_two_threads_of_one_blas_thread_each(
     assert all(threads == {1} for _, threads, _ in seen)
     assert sorted(t for _, _, part in seen for t in part) == sorted(texts)
     assert min(len(part) for _, _, part in seen) >= n_texts // parts - 1  # cut evenly
-    np.testing.assert_array_equal(out[:, 0], np.ones(n_texts))  # L2-normalised, in the order given
+    np.testing.assert_allclose(out[:, 1] / out[:, 0], np.arange(n_texts), rtol=1e-6)  # in the order given
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)  # L2-normalised
     assert out.shape == (n_texts, engine.EMBED_DIM)
 
 
