@@ -1708,15 +1708,19 @@ def match_all(
     coverages = _PairValues(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
     yielded = _PairValues(n_off)  # the pairs of the needs' chunks, not given again in the offers' chunks
 
-    def block(rows: np.ndarray) -> tuple[_Shortlist, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The rows' shortlisted pairs (`MatchIndex._shortlist`) and the entries that may enter the offers'
-        running best (`_ColumnBest.contenders`)."""
+    merging = threading.Lock()
+
+    def block(rows: np.ndarray) -> _Shortlist:
+        """The rows' shortlisted pairs (`MatchIndex._shortlist`), after merging their entries into the offers'
+        running best (in any order: the result is the same)."""
         scores, ok = index._block(needs, NEED, rows, weights)
         q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
         del ok
         contenders = best.contenders(scores, rows)
         del scores
-        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights), contenders
+        with merging:
+            best.merge(*contenders)
+        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
         s, nrows = best.scores[:, cols], best.rows[:, cols]
@@ -1733,12 +1737,12 @@ def match_all(
         for rows, parts in zip(chunks, sliced, strict=True):
             grouped: list[list[MatchResult]] = []
             for part in parts:
-                shortlist, contenders = next(scored)
-                best.merge(*contenders)
+                shortlist = next(scored)
                 grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
                                          remember=coverages, yielded=yielded)  # fmt: skip
             yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-    # Every need is scored: the offers' shortlists come from the running best, in the pool as well.
+    # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come from
+    # the running best, in the pool as well.
     offer_chunks = _chunks_by_profile(offers, chunk_size)
     shortlists = _ordered_map(offer_block, offer_chunks, threads)
     with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
