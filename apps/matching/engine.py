@@ -419,15 +419,49 @@ def embed_sentences(texts: Sequence[str]) -> list[np.ndarray]:
     return found  # type: ignore[return-value]
 
 
-def sentence_coverage(need: np.ndarray, offer: np.ndarray) -> float:
-    """Mean over the need's sentence vectors of their best cosine to an offer sentence, clipped to [0, 1].
+@dataclass(frozen=True)
+class SentenceVectors:
+    """A post's sentence vectors as the rerank keeps them: `values` int8 (n, 512) and `scale` (n,) float64, the
+    largest |component| of each vector, which is about values[i] * scale[i] / 127.
 
-    Computed in float64: for the float16 vectors the platform stores, every product and partial sum is then
-    exact (a product of two float16 is a multiple of 2**-48, and the sums stay under 32 = 2**(53 - 48)), so the
-    result is the same whatever the order or the batch in which a BLAS kernel adds them up. The rerank relies on
+    Half the memory of float16 (a rebuild keeps twice the posts in memory, and reads fewer from the store), and
+    the products of two are integers under 2**24 (512 * 127**2), exact in float32: the fast product is also
+    the same whatever the batch or the order in which BLAS adds it up (`_coverage_of`). Rounding moves a cosine
+    by ~5e-4, against ~0.05 between the coverages of two offers."""
+
+    values: np.ndarray
+    scale: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def quantise_sentences(vectors: np.ndarray) -> SentenceVectors:
+    """`SentenceVectors` of (n, 512) float vectors (float16 as `embed_post_sentences` gives them)."""
+    x = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    scale = np.abs(x).max(axis=1) if x.size else np.zeros(len(x))
+    values = np.rint(x / np.where(scale > 0, scale, 1.0)[:, None] * 127).astype(np.int8)
+    return SentenceVectors(values, scale)
+
+
+# A cosine is values_i . values_j * scale_i * scale_j / 127**2.
+_COSINE_UNIT = 127.0 * 127.0
+
+
+def sentence_coverage(need: np.ndarray | SentenceVectors, offer: np.ndarray | SentenceVectors) -> float:
+    """Mean over the need's sentence vectors of their best cosine to an offer sentence, clipped to [0, 1], on
+    the vectors as the rerank keeps them (`SentenceVectors`; float vectors are quantised first).
+
+    For vectors of float16 components whose largest is at least 2**-5 (every unit vector of 512 components),
+    each term of the sum is exact in float64 (an integer product under 2**24 times two float16), and so is the
+    sum: the result is the same whatever the order or the batch in which it is computed. The rerank relies on
     this to score many pairs in one product (`MatchIndex._coverage`)."""
-    best = np.asarray(need, dtype=np.float64) @ np.asarray(offer, dtype=np.float64).T
-    return _clip01(best.max(axis=1).sum() / best.shape[0])
+    n = need if isinstance(need, SentenceVectors) else quantise_sentences(need)
+    o = offer if isinstance(offer, SentenceVectors) else quantise_sentences(offer)
+    sims = (n.values.astype(np.float32) @ o.values.astype(np.float32).T).astype(np.float64)
+    sims *= o.scale[None, :]
+    best = sims.max(axis=1) * n.scale
+    return _clip01(best.sum() / len(best) / _COSINE_UNIT)
 
 
 def _clip01(value: float) -> float:
@@ -789,19 +823,34 @@ class _Side:
         self._need_tokens = need_tokens
         self._offer_tokens = offer_tokens
         self.open_to_all = np.array([not r.eligible for r in records], dtype=bool)
-        self._sentences: dict[int, np.ndarray] = {}
+        self._sentences: dict[int, SentenceVectors] = {}
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+
+    def support_spans(self, mask: int) -> list[tuple[int, int]]:
+        """The runs of rows [start, stop) that hold every post sharing a support type with `mask` (the others fail
+        a hard rule): one or two runs in the order `MatchIndex.build` gives a side (`_SUPPORT_RANK`), none when
+        `mask` is empty; the whole side if its rows are in another order."""
+        spans = self._spans.get(mask)
+        if spans is None:
+            hit = np.concatenate([[0], (self.support & mask) != 0, [0]]).astype(np.int8)
+            edges = np.flatnonzero(np.diff(hit)).tolist()
+            spans = list(zip(edges[0::2], edges[1::2], strict=True))
+            if len(spans) > 2:
+                spans = [(0, len(self.records))]
+            self._spans[mask] = spans  # the same value from any thread
+        return spans
 
     def sentence_vectors(
         self, rows: Iterable[int], store: SentenceStore | None = None
-    ) -> dict[int, np.ndarray]:
-        """row -> (n_sentences, 512) float16 USE vectors of `post_sentences`, looked up in `store` or embedded on
-        first use (the rerank needs them for shortlisted posts only, so the index is built without them)."""
+    ) -> dict[int, SentenceVectors]:
+        """row -> the USE vectors of `post_sentences`, looked up in `store` or embedded on first use (the rerank
+        needs them for shortlisted posts only, so the index is built without them)."""
         rows = list(dict.fromkeys(int(r) for r in rows))
         kept = self._sentences
         todo = [r for r in rows if r not in kept]
         if store is not None:
             # The store gives them back for one query per batch: keep a worker's memory bounded (a whole
-            # corpus' sentences are ~0.7 GB at 100k posts) instead of holding every post ever shortlisted.
+            # corpus' sentences are ~0.35 GB at 100k posts) instead of holding every post ever shortlisted.
             # Least recently asked first out: the rows asked for now move to the end of the (ordered) dict.
             for r in rows:
                 if r in kept:
@@ -814,20 +863,24 @@ class _Side:
             for r in todo:
                 vec = found.get(self.records[r].id)
                 if vec is not None:
-                    self._sentences[r] = np.asarray(vec, dtype=np.float16)
+                    self._sentences[r] = quantise_sentences(np.asarray(vec, dtype=np.float16))
             todo = [r for r in todo if r not in self._sentences]
         if todo:
             todo_records = [self.records[r] for r in todo]
             vectors = embed_post_sentences(todo_records)
-            self._sentences.update(zip(todo, vectors, strict=True))
+            self._sentences.update(zip(todo, map(quantise_sentences, vectors), strict=True))
             if store is not None:
                 store.put(todo_records, vectors)
         return {r: self._sentences[r] for r in rows}
 
 
 _SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCUS_AREAS), frozenset(SECTORS)
-# Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~7 KB each).
-SENTENCE_ROWS_KEPT = 20_000
+# The rank of each support-types mask (bits in SUPPORT_TYPES order) in the order of a side's rows: masks 1, 3, 7,
+# 5, 4, 6, 2, then 0 (no support type). Those sharing a bit with any one mask then form one run (masks 1, 4, 5,
+# 6, 7) or two (2, 3), where the order of the masks alone would give up to three.
+_SUPPORT_RANK = (7, 0, 6, 1, 4, 3, 5, 2)
+# Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~3.6 KB each).
+SENTENCE_ROWS_KEPT = 40_000
 
 
 class MatchIndex:
@@ -898,12 +951,15 @@ class MatchIndex:
         sides = {}
         for kind in (NEED, OFFER):
             rows = [i for i, r in enumerate(records) if r.kind == kind]
+            # In the order of their support types (`_SUPPORT_RANK`): the posts a query can meet then lie in one or
+            # two runs of rows (`_Side.support_spans`), and a block is scored over those only.
+            rows.sort(key=lambda i: _SUPPORT_RANK[_bitmask(records[i].support_types, SUPPORT_TYPES)])
             side_records = [records[i] for i in rows]
             feats = model.features([post_text(r) for r in side_records], vectors=vectors[rows])
             sides[kind] = _Side(side_records, feats, tokens, languages)
             if sentences:
                 sides[kind]._sentences.update(
-                    (i, np.asarray(sentences[r.id], dtype=np.float16))
+                    (i, quantise_sentences(np.asarray(sentences[r.id], dtype=np.float16)))
                     for i, r in enumerate(side_records)
                     if r.id in sentences
                 )
@@ -948,19 +1004,24 @@ class MatchIndex:
             return self._offer_codes
         return self._token_codes(side, which)
 
-    def _hard_rules(self, q_side: _Side, kind: str, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), n_other) bool: every hard rule between the query rows of `q_side` and the other side."""
+    def _hard_rules(
+        self, q_side: _Side, kind: str, rows: np.ndarray, cols: slice = slice(None)
+    ) -> np.ndarray:
+        """(len(rows), n_cols) bool: every hard rule between the query rows of `q_side` and the rows `cols` of
+        the other side."""
         if kind == NEED:
             n_side, o_side = q_side, self.offers
-            n_sel, o_sel = (lambda a: a[rows][:, None]), (lambda a: a[None, :])
+            n_sel, o_sel = (lambda a: a[rows][:, None]), (lambda a: a[None, cols])
         else:
             n_side, o_side = self.needs, q_side
-            n_sel, o_sel = (lambda a: a[None, :]), (lambda a: a[rows][:, None])
+            n_sel, o_sel = (lambda a: a[None, cols]), (lambda a: a[rows][:, None])
         n_bits, n_res = self._codes(n_side, NEED)
         o_bits, o_res = self._codes(o_side, OFFER)
         ok = (n_sel(n_bits) & o_sel(o_bits)) != 0
         if self._n_residual and o_res.nnz:
-            ok |= ((n_res[rows] @ o_res.T) if kind == NEED else (o_res[rows] @ n_res.T)).toarray() > 0
+            ok |= (
+                (n_res[rows] @ o_res[cols].T) if kind == NEED else (o_res[rows] @ n_res[cols].T)
+            ).toarray() > 0
         ok |= o_sel(o_side.open_to_all)
         ok &= (n_sel(n_side.support) & o_sel(o_side.support)) != 0
         need_party = n_sel(n_side.party)
@@ -998,10 +1059,16 @@ class MatchIndex:
         return comp, word_products
 
     def _block(
-        self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights
+        self,
+        q_side: _Side,
+        kind: str,
+        rows: np.ndarray,
+        weights: Weights,
+        span: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(len(rows), n_other) float32 total scores of the query rows against the whole other side, and the
-        bool mask of the pairs that pass every hard rule (scores there are undefined).
+        """(len(rows), n_cols) float32 total scores of the query rows against the rows [start, stop) = `span` of
+        the other side (default: all of it), and the bool mask of the pairs that pass every hard rule (scores
+        there are undefined).
 
         The same blend as `_pair_scores`, rearranged so that each step is one in-place pass over the block:
         total * W = (w_sem + w_lex) * S + f * w_lex * (L - S) + w_st * T, f = 1 in one language, else
@@ -1012,25 +1079,28 @@ class MatchIndex:
         if kind == NEED:
             other = self.offers
             words_t, esa_t = self._offer_words_t, self._offer_esa_t
-            words, esa = self.offers.feats.words, self.offers.feats.esa
         else:
             other = self.needs
             words_t, esa_t = self._need_words_t, self._need_esa_t
-            words, esa = self.needs.feats.words, self.needs.feats.esa
-        ok = self._hard_rules(q_side, kind, rows)
+        words, esa = other.feats.words, other.feats.esa
+        start, stop = (0, len(other.records)) if span is None else span
+        cols = slice(start, stop)
+        ok = self._hard_rules(q_side, kind, rows, cols)
         total_w = weights.lexical + weights.semantic + weights.structured
         share = weights.esa_share
-        lex = np.ascontiguousarray(_dense_product(q.words, words_t, words))  # the accumulator, in C order
+        lex = np.ascontiguousarray(
+            _dense_product(q.words, words_t, words, start, stop)
+        )  # the accumulator, C order
         _normalise_into(model, "words", lex, 1.0 - share)
-        esa_sims = _dense_product(q.esa, esa_t, esa)  # often a transposed view: added as it is, not copied
+        esa_sims = _dense_product(q.esa, esa_t, esa, start, stop)  # often a transposed view: added as it is
         _normalise_into(model, "esa", esa_sims, share)
         lex += esa_sims
         del esa_sims
-        sem = q.vectors @ other.feats.vectors.T
+        sem = q.vectors @ other.feats.vectors[cols].T
         _normalise_into(model, "semantic", sem, 1.0)
         lex -= sem  # L - S
         lex *= np.float32(weights.lexical / total_w)
-        q_lang, o_lang = q_side.language_code[rows], other.language_code
+        q_lang, o_lang = q_side.language_code[rows], other.language_code[cols]
         xl = weights.cross_lingual_lexical
         if xl != 1.0 and len(np.unique(np.concatenate([np.unique(q_lang), other.languages_used]))) > 1:
             # One pass over the pairs in different languages, through a bool mask (a quarter of a float block).
@@ -1041,10 +1111,25 @@ class MatchIndex:
         if weights.structured:
             scale = np.float32(weights.structured / total_w)
             if kind == NEED:
-                _structured_block(q_side, rows, other, scale, into=lex)
+                _structured_block(q_side, rows, other, scale, orows=cols, into=lex)
             else:
-                _structured_block(other, None, q_side, scale, orows=rows, into=lex.T)
+                _structured_block(other, cols, q_side, scale, orows=rows, into=lex.T)
         return lex, ok
+
+    def _blocks(
+        self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights
+    ) -> Iterator[tuple[np.ndarray, int, np.ndarray, np.ndarray]]:
+        """`_block` of the query rows by support types: for each group of them with the same support types and
+        each run of the other side's rows that shares one (`_Side.support_spans`), (the group's positions in
+        `rows`, the run's first row, scores, mask). The other side's rows left out fail a hard rule: on the
+        synthetic corpus, a third of the pairs."""
+        other = self.offers if kind == NEED else self.needs
+        masks = q_side.support[rows]
+        for mask in np.unique(masks).tolist():
+            group = np.flatnonzero(masks == mask)
+            for start, stop in other.support_spans(mask):
+                scores, ok = self._block(q_side, kind, rows[group], weights, (start, stop))
+                yield group, start, scores, ok
 
     def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
         """(len(rows), n_other) total scores, -inf where a hard rule fails."""
@@ -1124,9 +1209,13 @@ class MatchIndex:
     ) -> list[list[MatchResult]]:
         if len(rows) == 0:
             return []
-        scores, ok = self._block(q_side, kind, rows, weights)
-        q, o = _candidates(scores, ok, *_first_stage(k, floor, weights))
-        del scores, ok
+        depth, blend_floor = _first_stage(k, floor, weights)
+        qs, os_ = [], []
+        for group, start, scores, ok in self._blocks(q_side, kind, rows, weights):
+            q, o = _candidates(scores, ok, depth, blend_floor)
+            qs.append(group[q])
+            os_.append(o + start)
+        q, o = _concat(qs), _concat(os_)
         # Rescore the candidates, keep the best k >= floor per query, best first (ties: lower id first), with
         # components and explanations.
         shortlist = self._shortlist(q_side, kind, rows, q, o, k, floor, weights)
@@ -1267,21 +1356,35 @@ class MatchIndex:
         order = np.argsort(keys, kind="stable")
         bounds = np.flatnonzero(np.diff(keys[order])) + 1
         computed = np.empty(len(nrows), dtype=np.float64)
+        # The same operations in the same order as `sentence_coverage`, many pairs at a time (exact: see there).
         for idx in np.split(order, bounds):
             if by_need:
-                need = n_vec[int(nrows[idx[0]])].astype(np.float64)
+                need = n_vec[int(nrows[idx[0]])]
                 parts = [o_vec[b] for b in orows[idx].tolist()]
                 # (need sentences, all offer sentences), then the best of each offer's run of columns
-                sims = need @ np.concatenate(parts).astype(np.float64).T
+                sims = (
+                    need.values.astype(np.float32)
+                    @ np.concatenate([p.values for p in parts]).astype(np.float32).T
+                )
+                sims = sims.astype(np.float64)
+                sims *= np.concatenate([p.scale for p in parts])[None, :]
                 starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
-                best = np.maximum.reduceat(sims, starts, axis=1)  # (need sentences, offers)
-                values = best.sum(axis=0) / need.shape[0]
+                best = (
+                    np.maximum.reduceat(sims, starts, axis=1) * need.scale[:, None]
+                )  # (need sentences, offers)
+                values = best.sum(axis=0) / len(need) / _COSINE_UNIT
             else:
-                offer = o_vec[int(orows[idx[0]])].astype(np.float64)
+                offer = o_vec[int(orows[idx[0]])]
                 parts = [n_vec[a] for a in nrows[idx].tolist()]
-                best = (np.concatenate(parts).astype(np.float64) @ offer.T).max(axis=1)  # per need sentence
+                sims = (
+                    np.concatenate([p.values for p in parts]).astype(np.float32)
+                    @ offer.values.astype(np.float32).T
+                )
+                sims = sims.astype(np.float64)
+                sims *= offer.scale[None, :]
+                best = sims.max(axis=1) * np.concatenate([p.scale for p in parts])  # per need sentence
                 sizes = np.array([len(p) for p in parts])
-                values = np.add.reduceat(best, np.cumsum(sizes) - sizes) / sizes
+                values = np.add.reduceat(best, np.cumsum(sizes) - sizes) / sizes / _COSINE_UNIT
             computed[idx] = np.clip(values, 0.0, 1.0)
         return computed
 
@@ -1330,6 +1433,10 @@ class _Shortlist:
     score: np.ndarray
 
 
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def _pair_products(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> sp.csr_matrix:
     """Row p: the elementwise product of row arows[p] of a and row brows[p] of b, in float64 (exact for the
     float32 factors), so that a pair's dot product does not depend on the batch it is computed in."""
@@ -1344,21 +1451,36 @@ def _row_sums(m: sp.csr_matrix) -> np.ndarray:
     return np.bincount(rows, weights=m.data, minlength=m.shape[0]).astype(np.float64)
 
 
-def _dense_product(a: sp.csr_matrix, b_t: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
-    """a @ b_t as a dense float32 array (b_t is b transposed, both CSR), in C or F order.
+def _dense_product(
+    a: sp.csr_matrix, b_t: sp.csr_matrix, b: sp.csr_matrix, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """a @ b[start:stop].T as a dense float32 array (b_t is b transposed, both CSR), in C or F order.
 
     A sparse x sparse product costs about 20-40 ns per multiply-add (it builds a sparse result that is then
     densified), a sparse x dense one about 1 ns but over every entry of b for each row of a. The second wins
     when the vocabulary is small and common words are in most posts; the first when rows share few terms.
     """
     n, vocabulary = a.shape
+    stop = b.shape[0] if stop is None else stop
+    whole = start == 0 and stop == b.shape[0]
     if n == 1:
-        return _row_product(a, b_t)
-    sparse_flops = int(np.diff(b_t.indptr)[a.indices].sum())
-    if b.nnz * n < 20 * sparse_flops and vocabulary * n <= 16_000_000:
-        # The product comes out (len(b), n): its transpose is returned as a view (F order), not copied.
-        return (b @ a.T.toarray()).T.astype(np.float32, copy=False)
-    return np.asarray((a @ b_t).toarray(), dtype=np.float32)
+        return _row_product(a, b_t)[:, start:stop]
+    part = b if whole else _row_range(b, start, stop)
+    sparse_flops = int(np.diff(b_t.indptr)[a.indices].sum()) * (stop - start) // max(b.shape[0], 1)
+    if part.nnz * n < 20 * sparse_flops and vocabulary * n <= 16_000_000:
+        # The product comes out (stop - start, n): its transpose is returned as a view (F order), not copied.
+        return (part @ a.T.toarray()).T.astype(np.float32, copy=False)
+    if whole:
+        return np.asarray((a @ b_t).toarray(), dtype=np.float32)
+    return (part @ a.T).toarray().T.astype(np.float32, copy=False)
+
+
+def _row_range(m: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    """Rows [start, stop) of a CSR matrix as a view of its arrays (slicing copies them: a tenth of a block's
+    time for the ESA rows of a whole side)."""
+    first, last = m.indptr[start], m.indptr[stop]
+    return sp.csr_matrix((m.data[first:last], m.indices[first:last], m.indptr[start : stop + 1] - first),
+                         shape=(stop - start, m.shape[1]), copy=False)  # fmt: skip
 
 
 def _row_product(a: sp.csr_matrix, b_t: sp.csr_matrix) -> np.ndarray:
@@ -1408,24 +1530,25 @@ def _tag_fit(
     )
 
 
-def _profiles(side: _Side, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _profiles(side: _Side, rows: np.ndarray | slice | None) -> tuple[np.ndarray, np.ndarray]:
     """(the profiles used by the rows, each row's index into them); every row when rows is None."""
-    if rows is None:
-        return np.arange(len(side.profile_keys)), side.profile_of
+    if rows is None or isinstance(rows, slice):
+        return np.arange(len(side.profile_keys)), side.profile_of[slice(None) if rows is None else rows]
     used, inv = np.unique(side.profile_of[rows], return_inverse=True)
     return used, inv.reshape(-1)
 
 
 def _structured_block(
     needs: _Side,
-    nrows: np.ndarray | None,
+    nrows: np.ndarray | slice | None,
     offers: _Side,
     scale: np.float32,
     *,
-    orows: np.ndarray | None = None,
+    orows: np.ndarray | slice | None = None,
     into: np.ndarray | None = None,
 ) -> np.ndarray:
-    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row.
+    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row (a slice: a
+    run of rows).
 
     `into`: add it to this (needs x offers) array, in place, one block-sized temporary at a time; returns it."""
     n_used, n_inv = _profiles(needs, nrows)
@@ -1707,31 +1830,40 @@ def match_all(
     best = _ColumnBest(keep, n_off, np.float32(blend_floor - 1e-4))
     coverages = _PairValues(n_off)  # the needs' reranked pairs, looked up again by the offers' rerank
     yielded = _PairValues(n_off)  # the pairs of the needs' chunks, not given again in the offers' chunks
+    # The offers' running best breaks ties by need id: a need's key is its rank by id (rows are in the order of
+    # their support types).
+    row_of_key = np.argsort(needs.ids, kind="stable")
+    key_of_row = np.empty_like(row_of_key)
+    key_of_row[row_of_key] = np.arange(len(row_of_key))
 
     merging = threading.Lock()
 
     def block(rows: np.ndarray) -> _Shortlist:
         """The rows' shortlisted pairs (`MatchIndex._shortlist`), after merging their entries into the offers'
         running best (in any order: the result is the same)."""
-        scores, ok = index._block(needs, NEED, rows, weights)
-        q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
-        del ok
-        contenders = best.contenders(scores, rows)
-        del scores
-        with merging:
-            best.merge(*contenders)
-        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
+        qs, os_ = [], []
+        for group, start, scores, ok in index._blocks(needs, NEED, rows, weights):
+            q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
+            del ok
+            contenders = best.contenders(scores, key_of_row[rows[group]], start)
+            del scores
+            with merging:
+                best.merge(*contenders)
+            qs.append(group[q])
+            os_.append(o + start)
+        return index._shortlist(needs, NEED, rows, _concat(qs), _concat(os_), k, floor, weights)
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
-        s, nrows = best.scores[:, cols], best.rows[:, cols]
-        r, c = np.nonzero((nrows >= 0) & (s >= blend_floor - 1e-4))
+        s, keys = best.scores[:, cols], best.keys[:, cols]
+        r, c = np.nonzero((keys >= 0) & (s >= blend_floor - 1e-4))
         order = np.argsort(c, kind="stable")
-        return index._shortlist(offers, OFFER, cols, c[order], nrows[r[order], c[order]], k, floor, weights)
+        nrows = row_of_key[keys[r[order], c[order]]]
+        return index._shortlist(offers, OFFER, cols, c[order], nrows, k, floor, weights)
 
-    # With threads, each chunk is scored and shortlisted in `threads` slices at once (the blocks in memory add
-    # up to one chunk's) while this thread reranks, explains and yields the chunk before.
+    # With threads, each chunk is scored and shortlisted in parts at once (the blocks in memory add up to one
+    # chunk's) while this thread reranks, explains and yields the chunk before.
     chunks = _chunks_by_profile(needs, chunk_size)
-    sliced = [np.array_split(rows, min(max(threads, 1), len(rows))) for rows in chunks]
+    sliced = [_by_support(needs, rows, threads) for rows in chunks]
     scored = _ordered_map(block, [part for parts in sliced for part in parts], threads)
     with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
         for rows, parts in zip(chunks, sliced, strict=True):
@@ -1754,62 +1886,78 @@ def match_all(
 
 class _ColumnBest:
     """The best `keep` needs of every offer (one column each) over the blocks of a `match_all`: scores and need
-    rows, (keep, n_offers), in no particular order within a column; unfilled slots are -inf / -1.
+    keys (any order of the needs: ties go to the lower key), (keep, n_offers), in no particular order within a
+    column; unfilled slots are -inf / -1.
 
     A block gives only the entries that can still enter (`contenders`): at or above the column's current worst
     score (and the floor), a few per column once the first blocks are in, found in one comparison pass instead
     of a partial sort of every column. The result is the same whatever the order or grouping of the blocks, and
     whatever threshold (not above the current one) the contenders were taken with: the best `keep` entries of
-    each column by score, ties going to the lower need row."""
+    each column by score, ties going to the lower key."""
 
     def __init__(self, keep: int, n_offers: int, floor: np.float32) -> None:
         self.keep, self.floor = keep, floor
         self.scores = np.full((keep, n_offers), -np.inf, dtype=np.float32)
-        self.rows = np.full((keep, n_offers), -1, dtype=np.int64)
+        self.keys = np.full((keep, n_offers), -1, dtype=np.int64)
         # Per column, what an entry must reach: the floor until the column holds `keep` entries, then its worst.
         self.threshold = np.full(n_offers, floor, dtype=np.float32)
 
-    def contenders(self, scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(column, score, need row) of the entries of a block (need rows `rows` x every offer) that may enter.
+    def contenders(
+        self, scores: np.ndarray, keys: np.ndarray, start: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(column, score, need key) of the entries of a block (needs of keys `keys` x the offers from column
+        `start` on) that may enter.
 
         Safe to call from another thread while `merge` runs: a threshold read before a merge is lower, so it
         lets through more entries, never fewer."""
         if self.keep == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        hit = scores >= self.threshold[None, :]
-        if len(rows) > self.keep and np.count_nonzero(hit) > self.scores.size:
+        hit = scores >= self.threshold[None, start : start + scores.shape[1]]
+        if len(keys) > self.keep and np.count_nonzero(hit) > hit.shape[1] * self.keep:
             # The first blocks, against empty columns: only each column's best `keep` of the block (ties
             # included) can enter.
-            kth = np.partition(scores, len(rows) - self.keep, axis=0)[len(rows) - self.keep]
+            kth = np.partition(scores, len(keys) - self.keep, axis=0)[len(keys) - self.keep]
             hit &= scores >= kth[None, :]
         r, c = np.nonzero(hit)
-        return c, scores[r, c], rows[r]
+        return c + start, scores[r, c], keys[r]
 
-    def merge(self, cols: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> None:
+    def merge(self, cols: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
         """Take in contenders: each column's, best first, replaces its worst entry while it beats it."""
         if len(cols) == 0:
             return
-        order = np.lexsort((rows, -scores, cols))
-        cols, scores, rows = cols[order], scores[order], rows[order]
+        order = np.lexsort((keys, -scores, cols))
+        cols, scores, keys = cols[order], scores[order], keys[order]
         rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
         for j in range(int(rank.max()) + 1):
             at = rank == j  # at most one entry per column
-            c, s, r = cols[at], scores[at], rows[at]
-            slot_s, slot_r = self.scores[:, c], self.rows[:, c]
-            # The worst slot of each column: the lowest score, and of those the highest row (unfilled: -inf).
+            c, s, r = cols[at], scores[at], keys[at]
+            slot_s, slot_r = self.scores[:, c], self.keys[:, c]
+            # The worst slot of each column: the lowest score, and of those the highest key (unfilled: -inf).
             worst_s = slot_s.min(axis=0)
             worst = np.argmax(np.where(slot_s == worst_s, slot_r, -2), axis=0)
             worst_r = slot_r[worst, np.arange(len(c))]
             better = (s > worst_s) | ((s == worst_s) & (r < worst_r))
             self.scores[worst[better], c[better]] = s[better]
-            self.rows[worst[better], c[better]] = r[better]
+            self.keys[worst[better], c[better]] = r[better]
         touched = np.unique(cols)
-        full = (self.rows[:, touched] >= 0).all(axis=0)
+        full = (self.keys[:, touched] >= 0).all(axis=0)
         threshold = self.threshold.copy()  # replaced whole: a thread reading it sees the old or the new one
         threshold[touched] = np.where(
             full, np.maximum(self.scores[:, touched].min(axis=0), self.floor), self.floor
         )
         self.threshold = threshold
+
+
+def _by_support(side: _Side, rows: np.ndarray, threads: int) -> list[np.ndarray]:
+    """A chunk's rows in parts of one support-types mask each (`MatchIndex._blocks` scores each part against
+    the runs of the other side that share one of its types), none larger than a thread's share of the chunk."""
+    most = -(-len(rows) // max(threads, 1))
+    masks = side.support[rows]
+    parts = []
+    for mask in np.unique(masks):
+        group = rows[masks == mask]
+        parts += np.array_split(group, -(-len(group) // most))
+    return parts
 
 
 def _chunks_by_profile(side: _Side, chunk_size: int) -> list[np.ndarray]:

@@ -430,7 +430,7 @@ def test_sentence_coverage_counts_the_parts_of_the_need_that_are_answered() -> N
 
 def test_coverage_of_many_pairs_equals_coverage_pair_by_pair_exactly(model, records, vectors) -> None:
     # The rerank computes one product per query post; every pair must get exactly its own coverage, whichever
-    # side groups the pairs and whatever else is in the product (float16 vectors, float64 sums: exact).
+    # side groups the pairs and whatever else is in the product (int8 products, float64 sums: exact).
     rng = np.random.default_rng(3)
     sentences = {}
     for r in records:
@@ -547,33 +547,37 @@ def test_match_all_gives_the_same_chunks_on_any_number_of_threads(index, threads
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), keep=st.integers(1, 5), split=st.integers(1, 6))
+@given(seed=st.integers(0, 10_000), keep=st.integers(1, 5), split=st.integers(1, 6), cut=st.integers(0, 7))
 def test_running_best_of_each_column_is_the_best_of_all_blocks_whatever_their_order(
-    seed, keep, split
+    seed, keep, split, cut
 ) -> None:
     rng = np.random.default_rng(seed)
     n_rows, n_cols, floor = 30, 7, np.float32(0.3)
-    # Coarse scores, so that ties are common: they go to the lower row.
+    # Coarse scores, so that ties are common: they go to the lower key.
     scores = rng.integers(0, 10, (n_rows, n_cols)).astype(np.float32) / 10
     best = engine._ColumnBest(keep, n_cols, floor)
     stale = best.threshold  # contenders taken with an old threshold must give the same result
     blocks = np.array_split(rng.permutation(n_rows), split)
     for i, rows in enumerate(blocks):
-        block = scores[rows]
-        cols, values, need_rows = (
-            best.contenders(block, rows) if i % 2 else _with_threshold(best, stale, block, rows)
-        )
-        best.merge(cols, values, need_rows)
+        # Each block in two runs of columns, [0, cut) and [cut, n_cols), as `MatchIndex._blocks` scores them.
+        for start, stop in ((0, cut), (cut, n_cols)):
+            block = scores[rows, start:stop]
+            cols, values, keys = (
+                best.contenders(block, rows, start)
+                if i % 2
+                else _with_threshold(best, stale, block, rows, start)
+            )
+            best.merge(cols, values, keys)
     for c in range(n_cols):
         expected = sorted((-scores[r, c], r) for r in range(n_rows) if scores[r, c] >= floor)[:keep]
-        got = sorted((-best.scores[j, c], best.rows[j, c]) for j in range(keep) if best.rows[j, c] >= 0)
+        got = sorted((-best.scores[j, c], best.keys[j, c]) for j in range(keep) if best.keys[j, c] >= 0)
         assert got == expected
 
 
-def _with_threshold(best, threshold, block, rows):
+def _with_threshold(best, threshold, block, rows, start):
     current, best.threshold = best.threshold, threshold
     try:
-        return best.contenders(block, rows)
+        return best.contenders(block, rows, start)
     finally:
         best.threshold = current
 
@@ -658,7 +662,7 @@ def test_a_bounded_sentence_cache_still_answers_every_row_asked(
     assert set(side.sentence_vectors([0, 1], fresh.sentence_store)) == {0, 1}
     got = side.sentence_vectors([1, 2, 3], fresh.sentence_store)  # 2 cached + 2 new > 3: row 0 goes
     assert set(got) == {1, 2, 3} and list(side._sentences) == [1, 2, 3]
-    assert np.allclose(got[1].astype(np.float32), known[side.records[1].id].astype(np.float32))
+    assert np.array_equal(got[1].values, engine.quantise_sentences(known[side.records[1].id]).values)
     side.sentence_vectors([2], fresh.sentence_store)  # asked again: now the most recent
     side.sentence_vectors([4], fresh.sentence_store)
     assert list(side._sentences) == [3, 2, 4]
