@@ -627,7 +627,7 @@ def _rebuild_in_process(
     """The whole rebuild here, in one pass: `match_all` gets both sides' top k from the same products, where
     the workers' chunks each compute one side (twice the work, but spread over every machine)."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
-    with _state.lock:
+    with _state.lock, engine.rare_collections():
         _state.index = None  # a rebuild reads the database afresh
         index, _delta = _current_index()
         version = _state.index_version or 0
@@ -717,7 +717,7 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
     started_at, finished_at = RebuildRun.objects.values_list("started_at", "finished_at").get(pk=run_id)
     if finished_at is not None:
         return 0  # redelivered after its run finished (acks_late): the run's pairs are forgotten already
-    with _state.lock:
+    with _state.lock, engine.rare_collections():
         if _state.index_as_of is None or _state.index_as_of < started_at:
             # A rebuild reads the database afresh: the index must be no older than the run.
             _state.index = None

@@ -683,3 +683,17 @@ def test_one_text_is_featurised_as_in_a_batch(model, records) -> None:
     single = model.features([texts[0]], vectors=np.ones((1, engine.EMBED_DIM), dtype=np.float32))
     many = model.features(texts[:2], vectors=np.ones((2, engine.EMBED_DIM), dtype=np.float32))
     assert np.allclose(single.esa.toarray()[0], many.esa.toarray()[0], atol=1e-6)
+
+
+def test_match_all_collects_garbage_less_often_while_it_runs(index) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    chunks = match_all(index, k=3, floor=0.1, chunk_size=2)
+    next(chunks)
+    assert gc.get_threshold()[0] == engine.GC_THRESHOLD
+    with engine.rare_collections():  # nested, as the rebuild holds it around match_all
+        pass
+    assert gc.get_threshold()[0] == engine.GC_THRESHOLD
+    list(chunks)
+    assert gc.get_threshold() == before
