@@ -439,10 +439,11 @@ class SentenceVectors:
 
 def quantise_sentences(vectors: np.ndarray) -> SentenceVectors:
     """`SentenceVectors` of (n, 512) float vectors (float16 as `embed_post_sentences` gives them)."""
-    x = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    scale = np.abs(x).max(axis=1) if x.size else np.zeros(len(x))
-    values = np.rint(x / np.where(scale > 0, scale, 1.0)[:, None] * 127).astype(np.int8)
-    return SentenceVectors(values, scale)
+    x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))  # exact for float16
+    scale = np.abs(x).max(axis=1) if x.size else np.zeros(len(x), dtype=np.float32)
+    x = x / np.where(scale > 0, scale, np.float32(1.0))[:, None]
+    x *= np.float32(127.0)
+    return SentenceVectors(np.rint(x, out=x).astype(np.int8), scale.astype(np.float64))
 
 
 # A cosine is values_i . values_j * scale_i * scale_j / 127**2.
@@ -1871,7 +1872,10 @@ def match_all(
     with rare_collections():
         chunks = _chunks_by_profile(needs, chunk_size)
         sliced = [_by_support(needs, rows, threads) for rows in chunks]
-        scored = _ordered_map(block, [part for parts in sliced for part in parts], threads)
+        # Shortlists are small (the blocks are dropped in `block`): the pool works up to two chunks ahead, so that
+        # a part this thread takes longer over does not leave it idle.
+        ahead = 2 * max(len(parts) for parts in sliced) if sliced else threads
+        scored = _ordered_map(block, [part for parts in sliced for part in parts], threads, ahead)
         with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
             for rows, parts in zip(chunks, sliced, strict=True):
                 grouped: list[list[MatchResult]] = []
@@ -1883,7 +1887,7 @@ def match_all(
         # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come from
         # the running best, in the pool as well.
         offer_chunks = _chunks_by_profile(offers, chunk_size)
-        shortlists = _ordered_map(offer_block, offer_chunks, threads)
+        shortlists = _ordered_map(offer_block, offer_chunks, threads, 2 * threads)
         with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
             for cols in offer_chunks:
                 grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
@@ -2008,8 +2012,11 @@ def rare_collections() -> Iterator[None]:
                 gc.set_threshold(*_gc_saved)
 
 
-def _ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> Iterator[Any]:
-    """fn over items, results in order; with threads > 1, up to `threads` items ahead run in a thread pool."""
+def _ordered_map(
+    fn: Callable[[Any], Any], items: Sequence[Any], threads: int, ahead: int | None = None
+) -> Iterator[Any]:
+    """fn over items, results in order; with threads > 1, in a pool of `threads` threads, up to `ahead` items
+    (default: `threads`) ahead of the one the caller takes."""
     if threads <= 1:
         yield from map(fn, items)
         return
@@ -2017,7 +2024,7 @@ def _ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -
     try:
         pending: collections.deque[Future[Any]] = collections.deque()
         queue = iter(items)
-        for item in itertools.islice(queue, threads):
+        for item in itertools.islice(queue, threads if ahead is None else max(ahead, threads)):
             pending.append(pool.submit(fn, item))
         while pending:
             result = pending.popleft().result()
