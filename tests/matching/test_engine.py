@@ -697,3 +697,51 @@ def test_match_all_collects_garbage_less_often_while_it_runs(index) -> None:
     assert gc.get_threshold()[0] == engine.GC_THRESHOLD
     list(chunks)
     assert gc.get_threshold() == before
+
+
+def _mixed_support_records(seed: int) -> list[PostRecord]:
+    rng = np.random.default_rng(seed)
+    types = list(engine.SUPPORT_TYPES)
+    out = []
+    for i in range(60):
+        title, desc = TEXTS[i % len(TEXTS)]
+        kind = "need" if i % 2 == 0 else "offer"
+        support = frozenset(t for t in types if rng.random() < 0.5)
+        out.append(post(i + 1, kind, party=["KEN", "MEX", "FJI", "DEU"][int(rng.integers(4))], title=title,
+                        description=desc, support_types=support, amount_usd=float(rng.integers(1, 9)) * 1e6,
+                        eligible=frozenset({"LDC"}) if kind == "offer" and rng.random() < 0.3 else frozenset()))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_blocks_by_support_types_leave_out_only_pairs_that_break_a_rule(seed, monkeypatch) -> None:
+    records = _mixed_support_records(seed)
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((len(records), engine.EMBED_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model = engine.fit_model(records, embeddings=vectors)
+    index = MatchIndex.build(records, model, embeddings=vectors)
+    for side in (index.needs, index.offers):
+        ranks = [engine._SUPPORT_RANK[m] for m in side.support.tolist()]
+        assert ranks == sorted(ranks)  # rows in the order of their support types
+        for mask in range(1, 8):
+            spans = side.support_spans(mask)
+            assert len(spans) <= 2
+            covered = {r for start, stop in spans for r in range(start, stop)}
+            assert covered == {r for r in range(len(side.records)) if side.support[r] & mask}
+    weights = Weights()
+    by_span = {kind: index.match_rows(kind, range(len(side.records)), k=5, floor=0.0, weights=weights)
+               for kind, side in (("need", index.needs), ("offer", index.offers))}  # fmt: skip
+    all_chunks = [
+        (c.kind, c.post_ids, c.results) for c in match_all(index, k=5, floor=0.0, chunk_size=4, threads=2)
+    ]
+    # The same, scoring every pair of the two sides.
+    whole = MatchIndex.build(records, model, embeddings=vectors)
+    monkeypatch.setattr(engine._Side, "support_spans", lambda self, mask: [(0, len(self.records))])
+    for kind, side in (("need", whole.needs), ("offer", whole.offers)):
+        assert (
+            whole.match_rows(kind, range(len(side.records)), k=5, floor=0.0, weights=weights) == by_span[kind]
+        )
+    assert [(c.kind, c.post_ids, c.results) for c in match_all(whole, k=5, floor=0.0, chunk_size=4, threads=2)] \
+        == all_chunks  # fmt: skip
+    assert any(by_span["need"]) and any(by_span["offer"])
