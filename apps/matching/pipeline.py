@@ -8,7 +8,6 @@ worker never matches against a stale post and never needs another worker's memor
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -19,11 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
+from psycopg.types.json import set_json_dumps
 
 from apps.parties.selectors import party_groups_by_iso3
 from apps.posts.models import Post
@@ -445,10 +446,26 @@ def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None 
     return len(rows)
 
 
+# The columns of `matching_upsert` as binary COPY sends them.
+_UPSERT_TYPES = [
+    "int8",
+    "int8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "jsonb",
+    "int4",
+    "timestamptz",
+]
+
+
 def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run_id: int | None) -> int:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time. The
-    rows are written straight from the results, without a model instance each (a rebuild writes millions)."""
+    rows are written straight from the results, without a model instance each (a rebuild writes millions), in
+    binary with the explanations encoded by orjson: 2.4 us a row against 6.5 in text with `json.dumps`."""
     columns = ", ".join(_UPSERT_COLUMNS)
     updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at")
     with transaction.atomic(), connection.cursor() as cursor:
@@ -459,12 +476,14 @@ def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run
         )
         # Inside a caller's transaction the rows of an earlier call are still there.
         cursor.execute("TRUNCATE matching_upsert")
-        with cursor.cursor.copy(f"COPY matching_upsert ({columns}) FROM STDIN") as copy:
-            write, dumps = copy.write_row, json.dumps
+        set_json_dumps(orjson.dumps, context=cursor.cursor)
+        with cursor.cursor.copy(f"COPY matching_upsert ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_UPSERT_TYPES)
+            write = copy.write_row
             for r in results:
                 c = r.components
                 write((r.need_id, r.offer_id, _stored_score(r.score), c.get("lexical", 0.0), c.get("semantic", 0.0),
-                       c.get("structured", 0.0), c.get("alignment"), dumps(r.explanation), version, now))  # fmt: skip
+                       c.get("structured", 0.0), c.get("alignment"), r.explanation, version, now))  # fmt: skip
         unchanged_kept = ""
         if run_id is not None:
             cursor.execute(
