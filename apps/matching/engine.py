@@ -427,8 +427,8 @@ class SentenceVectors:
 
     Half the memory of float16 (a rebuild keeps twice the posts in memory, and reads fewer from the store), and
     the products of two are integers under 2**24 (512 * 127**2), exact in float32: the fast product is also
-    the same whatever the batch or the order in which BLAS adds it up (`_coverage_of`). Rounding moves a cosine
-    by ~5e-4, against ~0.05 between the coverages of two offers."""
+    the same whatever the batch or the order in which BLAS adds it up (`sentence_coverage`). Rounding moves a
+    cosine by ~5e-4, against ~0.05 between the coverages of two offers."""
 
     values: np.ndarray
     scale: np.ndarray

@@ -707,9 +707,10 @@ def _mixed_support_records(seed: int) -> list[PostRecord]:
         title, desc = TEXTS[i % len(TEXTS)]
         kind = "need" if i % 2 == 0 else "offer"
         support = frozenset(t for t in types if rng.random() < 0.5)
-        out.append(post(i + 1, kind, party=["KEN", "MEX", "FJI", "DEU"][int(rng.integers(4))], title=title,
-                        description=desc, support_types=support, amount_usd=float(rng.integers(1, 9)) * 1e6,
-                        eligible=frozenset({"LDC"}) if kind == "offer" and rng.random() < 0.3 else frozenset()))  # fmt: skip
+        party = ["KEN", "MEX", "FJI", "DEU"][int(rng.integers(4))]
+        eligible = frozenset({"LDC"}) if kind == "offer" and rng.random() < 0.3 else frozenset()
+        out.append(post(i + 1, kind, party=party, title=title, description=desc, support_types=support,
+                        amount_usd=float(rng.integers(1, 9)) * 1e6, eligible=eligible))  # fmt: skip
     return out
 
 
