@@ -446,19 +446,9 @@ def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None 
     return len(rows)
 
 
-# The columns of `matching_upsert` as binary COPY sends them.
-_UPSERT_TYPES = [
-    "int8",
-    "int8",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "jsonb",
-    "int4",
-    "timestamptz",
-]
+# The types of `_UPSERT_COLUMNS`, in order, as binary COPY sends them.
+_UPSERT_TYPES = ["int8", "int8", "float8", "float8", "float8", "float8", "float8", "jsonb", "int4",
+                 "timestamptz"]  # fmt: skip
 
 
 def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run_id: int | None) -> int:
