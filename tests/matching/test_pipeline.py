@@ -401,3 +401,21 @@ def test_a_rebuild_leaves_unchanged_matches_unwritten(corpus):
     assert Match.objects.get(pk=changed.pk).score == pytest.approx(changed.score, abs=1e-6)
     assert {pk for pk, (_, active) in after.items() if active} == {pk for pk, (_, a) in before.items() if a}
     assert run.matches_written > 1 and not RebuildPair.objects.exists()
+
+
+def test_a_large_index_is_frozen_out_of_the_collectors_scans(corpus, monkeypatch):
+    import gc
+
+    pipeline.index_reset()
+    monkeypatch.setattr(pipeline, "FREEZE_FROM", 10**9)
+    gc.unfreeze()
+    pipeline._current_index()
+    assert gc.get_freeze_count() == 0  # a small index: nothing frozen
+    pipeline.index_reset()
+    monkeypatch.setattr(pipeline, "FREEZE_FROM", 1)
+    try:
+        index, _ = pipeline._current_index()
+        assert gc.get_freeze_count() > 0
+        assert all(o is not index for o in gc.get_objects())  # frozen: in no generation the collector scans
+    finally:
+        gc.unfreeze()
