@@ -1123,20 +1123,35 @@ class MatchIndex:
                 _structured_block(other, cols, q_side, scale, orows=rows, into=lex.T)
         return lex, ok
 
-    def _blocks(
-        self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights
-    ) -> Iterator[tuple[np.ndarray, int, np.ndarray, np.ndarray]]:
-        """`_block` of the query rows by support types: for each group of them with the same support types and
-        each run of the other side's rows that shares one (`_Side.support_spans`), (the group's positions in
-        `rows`, the run's first row, scores, mask). The other side's rows left out fail a hard rule: on the
-        synthetic corpus, a third of the pairs."""
+    def _candidate_pairs(
+        self,
+        q_side: _Side,
+        kind: str,
+        rows: np.ndarray,
+        weights: Weights,
+        depth: int,
+        blend_floor: float,
+        seen: Callable[[np.ndarray, int, np.ndarray], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(position in `rows`, row of the other side) of the query rows' `_candidates`, scored by support types:
+        each group of them with the same support types against each run of the other side's rows that shares
+        one (`_Side.support_spans`). The rows left out fail a hard rule: on the synthetic corpus, a third of the
+        pairs. `seen(group's rows, run's first row, scores)` gets each block after `_candidates` (its
+        ineligible entries set below the floor)."""
         other = self.offers if kind == NEED else self.needs
         masks = q_side.support[rows]
+        qs, os_ = [], []
         for mask in np.unique(masks).tolist():
             group = np.flatnonzero(masks == mask)
             for start, stop in other.support_spans(mask):
                 scores, ok = self._block(q_side, kind, rows[group], weights, (start, stop))
-                yield group, start, scores, ok
+                q, o = _candidates(scores, ok, depth, blend_floor)
+                del ok
+                if seen is not None:
+                    seen(rows[group], start, scores)
+                qs.append(group[q])
+                os_.append(o + start)
+        return _concat(qs), _concat(os_)
 
     def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
         """(len(rows), n_other) total scores, -inf where a hard rule fails."""
@@ -1216,13 +1231,7 @@ class MatchIndex:
     ) -> list[list[MatchResult]]:
         if len(rows) == 0:
             return []
-        depth, blend_floor = _first_stage(k, floor, weights)
-        qs, os_ = [], []
-        for group, start, scores, ok in self._blocks(q_side, kind, rows, weights):
-            q, o = _candidates(scores, ok, depth, blend_floor)
-            qs.append(group[q])
-            os_.append(o + start)
-        q, o = _concat(qs), _concat(os_)
+        q, o = self._candidate_pairs(q_side, kind, rows, weights, *_first_stage(k, floor, weights))
         # Rescore the candidates, keep the best k >= floor per query, best first (ties: lower id first), with
         # components and explanations.
         shortlist = self._shortlist(q_side, kind, rows, q, o, k, floor, weights)
@@ -1537,25 +1546,24 @@ def _tag_fit(
     )
 
 
-def _profiles(side: _Side, rows: np.ndarray | slice | None) -> tuple[np.ndarray, np.ndarray]:
-    """(the profiles used by the rows, each row's index into them); every row when rows is None."""
-    if rows is None or isinstance(rows, slice):
-        return np.arange(len(side.profile_keys)), side.profile_of[slice(None) if rows is None else rows]
+def _profiles(side: _Side, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+    """(the profiles used by the rows, each row's index into them); for a run of rows, every profile."""
+    if isinstance(rows, slice):
+        return np.arange(len(side.profile_keys)), side.profile_of[rows]
     used, inv = np.unique(side.profile_of[rows], return_inverse=True)
     return used, inv.reshape(-1)
 
 
 def _structured_block(
     needs: _Side,
-    nrows: np.ndarray | slice | None,
+    nrows: np.ndarray | slice,
     offers: _Side,
     scale: np.float32,
     *,
-    orows: np.ndarray | slice | None = None,
+    orows: np.ndarray | slice,
     into: np.ndarray | None = None,
 ) -> np.ndarray:
-    """scale * structured fit, (needs at nrows) x (offers at orows), float32; None means every row (a slice: a
-    run of rows).
+    """scale * structured fit, (needs at nrows) x (offers at orows), float32; rows as an array or a run (slice).
 
     `into`: add it to this (needs x offers) array, in place, one block-sized temporary at a time; returns it."""
     n_used, n_inv = _profiles(needs, nrows)
@@ -1569,10 +1577,8 @@ def _structured_block(
         into += out
         del out
     # amount_fit = min(sqrt(offer) / sqrt(need), 1); 1 when the need asks for 0; 0.5 when either is unknown.
-    n_amt = needs.amount if nrows is None else needs.amount[nrows]
-    o_amt = offers.amount if orows is None else offers.amount[orows]
-    n_inv_sqrt = needs.inv_sqrt_amount if nrows is None else needs.inv_sqrt_amount[nrows]
-    o_sqrt = offers.sqrt_amount if orows is None else offers.sqrt_amount[orows]
+    n_amt, o_amt = needs.amount[nrows], offers.amount[orows]
+    n_inv_sqrt, o_sqrt = needs.inv_sqrt_amount[nrows], offers.sqrt_amount[orows]
     c = np.float32(0.15) * scale
     amount = np.multiply.outer(n_inv_sqrt * c, o_sqrt)
     np.minimum(amount, c, out=amount)
@@ -1848,17 +1854,14 @@ def match_all(
     def block(rows: np.ndarray) -> _Shortlist:
         """The rows' shortlisted pairs (`MatchIndex._shortlist`), after merging their entries into the offers'
         running best (in any order: the result is the same)."""
-        qs, os_ = [], []
-        for group, start, scores, ok in index._blocks(needs, NEED, rows, weights):
-            q, o = _candidates(scores, ok, depth, blend_floor)  # sets the ineligible entries below the floor
-            del ok
-            contenders = best.contenders(scores, key_of_row[rows[group]], start)
-            del scores
+
+        def merge(group_rows: np.ndarray, start: int, scores: np.ndarray) -> None:
+            contenders = best.contenders(scores, key_of_row[group_rows], start)
             with merging:
                 best.merge(*contenders)
-            qs.append(group[q])
-            os_.append(o + start)
-        return index._shortlist(needs, NEED, rows, _concat(qs), _concat(os_), k, floor, weights)
+
+        q, o = index._candidate_pairs(needs, NEED, rows, weights, depth, blend_floor, merge)
+        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
         s, keys = best.scores[:, cols], best.keys[:, cols]
@@ -1960,8 +1963,9 @@ class _ColumnBest:
 
 
 def _by_support(side: _Side, rows: np.ndarray, threads: int) -> list[np.ndarray]:
-    """A chunk's rows in parts of one support-types mask each (`MatchIndex._blocks` scores each part against
-    the runs of the other side that share one of its types), none larger than a thread's share of the chunk."""
+    """A chunk's rows in parts of one support-types mask each (`MatchIndex._candidate_pairs` scores each part
+    against the runs of the other side that share one of its types), none larger than a thread's share of the
+    chunk."""
     most = -(-len(rows) // max(threads, 1))
     masks = side.support[rows]
     parts = []

@@ -559,7 +559,7 @@ def test_running_best_of_each_column_is_the_best_of_all_blocks_whatever_their_or
     stale = best.threshold  # contenders taken with an old threshold must give the same result
     blocks = np.array_split(rng.permutation(n_rows), split)
     for i, rows in enumerate(blocks):
-        # Each block in two runs of columns, [0, cut) and [cut, n_cols), as `MatchIndex._blocks` scores them.
+        # Each block in two runs of columns, [0, cut) and [cut, n_cols), as `MatchIndex._candidate_pairs` scores them.
         for start, stop in ((0, cut), (cut, n_cols)):
             block = scores[rows, start:stop]
             cols, values, keys = (
