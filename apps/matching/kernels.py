@@ -1,0 +1,189 @@
+"""Compiled loops of the rebuild's block scoring (numba; no Django import).
+
+`score_block` does in one pass per query row what numpy did in a dozen passes over a whole block: the word
+TF-IDF and ESA products (sparse x sparse, scattered into two row buffers that stay in cache instead of a sparse
+result that is then densified), the calibration, the blend, the structured fit, the hard rules and the row's
+candidate threshold. Each function is compiled on first use (cached on disk) and releases the GIL, so the
+rebuild's scoring threads run it in parallel.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# The float32 operations are those of `MatchIndex._block`'s numpy passes, in the same order (no fast-math, so
+# no fused multiply-adds): the scores are the same up to the order of the sparse products' sums.
+
+
+@nb.njit(nogil=True, cache=True)
+def _scatter(indptr, indices, data, i, bt_indptr, bt_indices, bt_data, start, stop, buf):  # pragma: no cover
+    """buf[j - start] += a[i] . b[j] for the rows j in [start, stop) of b, from b transposed (CSR, sorted)."""
+    for p in range(indptr[i], indptr[i + 1]):
+        t = indices[p]
+        v = data[p]
+        lo = bt_indptr[t]
+        hi = bt_indptr[t + 1]
+        if start > 0 and lo < hi:
+            lo += np.searchsorted(bt_indices[lo:hi], start)
+        for s in range(lo, hi):
+            r = bt_indices[s]
+            if r >= stop:
+                break
+            buf[r - start] += v * bt_data[s]
+
+
+@nb.njit(nogil=True, cache=True)
+def _kth_largest(row, take):  # pragma: no cover
+    """The take-th largest value of row (1 <= take <= len(row)): a min-heap of the best `take` seen.
+
+    The row is read in `_PASSES` passes, each over short runs spread along it: a block's columns run by support
+    types, along which scores drift, and in that order the heap would take in much of the row (6.5 ns an entry
+    against 0.8)."""
+    heap = np.empty(take, dtype=np.float32)
+    size = 0
+    m = len(row)
+    run = (m + _PASSES * _PASSES - 1) // (_PASSES * _PASSES)  # pass p reads run p of each of _PASSES segments
+    for p in range(_PASSES * _PASSES):
+        first = (p % _PASSES) * _PASSES * run + (p // _PASSES) * run
+        for j in range(first, min(first + run, m)):
+            x = row[j]
+            if size < take:
+                c = size  # sift up
+                size += 1
+                while c > 0:
+                    parent = (c - 1) // 2
+                    if heap[parent] <= x:
+                        break
+                    heap[c] = heap[parent]
+                    c = parent
+                heap[c] = x
+            elif x > heap[0]:
+                c = 0  # replace the root, sift down
+                while True:
+                    left = 2 * c + 1
+                    if left >= take:
+                        break
+                    right = left + 1
+                    child = right if right < take and heap[right] < heap[left] else left
+                    if heap[child] >= x:
+                        break
+                    heap[c] = heap[child]
+                    c = child
+                heap[c] = x
+    return heap[0]
+
+
+_PASSES = 8
+
+
+@nb.njit(nogil=True, cache=True)
+def score_block(
+    out,
+    qw_indptr, qw_indices, qw_data, bw_indptr, bw_indices, bw_data,
+    qe_indptr, qe_indices, qe_data, be_indptr, be_indices, be_data,
+    start, stop, cal, coef, r_lang, c_lang,
+    table, r_prof, c_prof, r_amount, r_flag, c_amount, c_flag, c_amt,
+    r_bits, c_bits, r_open, c_open, r_support, c_support, r_party, c_party, r_ok, c_ok,
+    residual, below, take, floor, thresholds,
+):  # fmt: skip  # pragma: no cover
+    """Block scores of the query rows against the rows [start, stop) of the other side, in place of `out`
+    ((n, stop - start) float32, C order), which holds the raw semantic dot products on entry; entries that
+    break a hard rule become `below`. thresholds[i]: what an entry of row i must reach to be a candidate
+    (within 1e-4 of the take-th best of the row and of the floor; see `engine._candidates`).
+
+    cal: (lo, scale / (hi - lo)) of words, ESA and semantic, for the scales 1 - esa_share, esa_share and 1.
+    coef: (1 - esa_share, esa_share, lexical / W, (semantic + lexical) / W, cross_lingual_lexical).
+    table: the scaled tag fit of (row profile, column profile). The columns' profiles, amounts and flags cover
+    the run [start, stop) only; the other column arrays cover the whole side. Amounts: the need's
+    0.15 * scale / sqrt(amount) and the offer's sqrt(amount); flags 1 (the need asks for 0), 2 (unknown).
+    residual: (n, m) bool of the rare eligibility tokens, or (0, 0) when there are none. r_ok, c_ok: the rules
+    of one post (published; a need has a Party). r_party, c_party: -1 for none."""
+    n = out.shape[0]
+    m = stop - start
+    words = np.empty(m, dtype=np.float32)
+    esa = np.empty(m, dtype=np.float32)
+    tags = np.empty(m, dtype=np.float32)
+    amounts = np.empty(m, dtype=np.float32)
+    extra = np.zeros(m, dtype=np.bool_)
+    lo_w, a_w, lo_e, a_e, lo_s, a_s = cal[0], cal[1], cal[2], cal[3], cal[4], cal[5]
+    w_share, e_share, w_lex, w_sum, xl = coef[0], coef[1], coef[2], coef[3], coef[4]
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    lo_w_a = lo_w * a_w
+    lo_e_a = lo_e * a_e
+    lo_s_a = lo_s * a_s
+    c_bits_run = c_bits[start:stop]
+    c_open_run = c_open[start:stop]
+    c_support_run = c_support[start:stop]
+    c_ok_run = c_ok[start:stop]
+    c_party_run = c_party[start:stop]
+    c_lang_run = c_lang[start:stop]
+    for i in range(n):
+        row = out[i]
+        if not r_ok[i]:
+            row[:] = below
+            thresholds[i] = floor - np.float32(1e-4)
+            continue
+        words[:] = 0.0
+        esa[:] = 0.0
+        _scatter(qw_indptr, qw_indices, qw_data, i, bw_indptr, bw_indices, bw_data, start, stop, words)
+        _scatter(qe_indptr, qe_indices, qe_data, i, be_indptr, be_indices, be_data, start, stop, esa)
+        rl = r_lang[i]
+        ra = r_amount[i]
+        rf = r_flag[i]
+        rb = r_bits[i]
+        ro = r_open[i]
+        rs = r_support[i]
+        rparty = r_party[i]
+        # The lookups first (gathers and selects), so that the main loop below is plain arithmetic on runs.
+        tag_row = table[r_prof[i]]
+        for j in range(m):
+            tags[j] = tag_row[c_prof[j]]
+            cf = c_flag[j]
+            amount = min(ra * c_amount[j], c_amt)
+            amount = c_amt if (rf == 1) | (cf == 1) else amount
+            amounts[j] = half * c_amt if (rf == 2) | (cf == 2) else amount
+        if residual.shape[0] > 0:
+            extra[:] = residual[i]
+        for j in range(m):
+            ok = ((rb & c_bits_run[j]) != 0) | ro | c_open_run[j] | extra[j]
+            ok = ok & ((rs & c_support_run[j]) != 0) & c_ok_run[j] & (rparty != c_party_run[j])
+            lw = words[j] * a_w - lo_w_a
+            lw = min(max(lw, zero), w_share)
+            le = esa[j] * a_e - lo_e_a
+            le = min(max(le, zero), e_share)
+            sem = row[j] * a_s - lo_s_a
+            sem = min(max(sem, zero), one)
+            lex = (lw + le - sem) * w_lex
+            lex *= xl if rl != c_lang_run[j] else one
+            total = lex + sem * w_sum + tags[j] + amounts[j]
+            row[j] = total if ok else below
+        kth = row.min() if take >= m else _kth_largest(row, take)
+        thresholds[i] = max(kth, floor) - np.float32(1e-4)
+
+
+@nb.njit(nogil=True, cache=True)
+def coverages(values, scales, starts, counts, need_of, offer_of, unit, out):  # pragma: no cover
+    """out[p]: the sentence coverage (`engine.sentence_coverage`) of the pair (post need_of[p], post
+    offer_of[p]), whose int8 sentence vectors are rows [starts[i], starts[i] + counts[i]) of `values`, with
+    `scales` (float64). Integer products and float64 steps as there: exact, so the same value."""
+    dim = values.shape[1]
+    for p in range(len(need_of)):
+        a0 = starts[need_of[p]]
+        na = counts[need_of[p]]
+        b0 = starts[offer_of[p]]
+        nb_ = counts[offer_of[p]]
+        total = 0.0
+        for a in range(a0, a0 + na):
+            best = -np.inf
+            for b in range(b0, b0 + nb_):
+                acc = np.int32(0)
+                for k in range(dim):
+                    acc += np.int32(values[a, k]) * np.int32(values[b, k])
+                v = np.float64(acc) * scales[b]
+                if v > best:
+                    best = v
+            total += best * scales[a]
+        out[p] = min(max(total / na / unit, 0.0), 1.0)

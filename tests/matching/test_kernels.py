@@ -1,0 +1,119 @@
+"""The compiled loops of the rebuild (apps/matching/kernels.py) against the numpy code they stand in for.
+
+Pure: no database, no Django, no encoder (random unit vectors stand in for the embeddings).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.matching import engine, kernels
+from apps.matching.engine import MatchIndex, PostRecord, Weights
+
+# A vocabulary of 400 made-up words, drawn with Zipf's law: common words in many posts, rare ones in a few.
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "fu", "go", "hi", "ja", "zu", "be", "co",
+             "wa", "xe", "yo"]  # fmt: skip
+WORDS = [a + b + c for a in SYLLABLES for b in SYLLABLES for c in ("n", "r", "s")][:400]
+ZIPF = 1.0 / np.arange(1, len(WORDS) + 1)
+ZIPF /= ZIPF.sum()
+# More distinct eligibility tokens than the 64 that become bits: the rest go through the residual product.
+PARTIES = [f"P{i:02d}" for i in range(90)]
+
+
+def _records(seed: int, n: int = 160) -> list[PostRecord]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = "need" if i % 2 == 0 else "offer"
+        party = PARTIES[rng.integers(len(PARTIES))] if kind == "need" or rng.random() < 0.7 else None
+        amount = [None, 0.0, float(rng.integers(1, 50) * 1e5)][rng.integers(3)]
+        out.append(PostRecord(
+            id=i + 1, kind=kind, party=party,
+            party_groups=frozenset({"LDC"}) if party and rng.random() < 0.4 else frozenset(),
+            provider=None if party else "GCF",
+            status="published" if rng.random() < 0.9 else "closed",
+            title=" ".join(rng.choice(WORDS, 3, p=ZIPF)), description=" ".join(rng.choice(WORDS, 25, p=ZIPF)) + ".",
+            language=["en", "en", "es", "fr"][rng.integers(4)],
+            support_types=frozenset(rng.choice(engine.SUPPORT_TYPES, rng.integers(1, 4), replace=False).tolist()),
+            focus_areas=frozenset(rng.choice(engine.FOCUS_AREAS, rng.integers(1, 3), replace=False).tolist()),
+            sectors=frozenset(rng.choice(engine.SECTORS, rng.integers(1, 3), replace=False).tolist()),
+            amount_usd=amount,
+            eligible=frozenset(rng.choice([*PARTIES, "LDC"], rng.integers(2, 7), replace=False).tolist())
+            if kind == "offer" and rng.random() < 0.6 else frozenset(),
+        ))  # fmt: skip
+    return out
+
+
+def _index(seed: int) -> MatchIndex:
+    records = _records(seed)
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((len(records), engine.EMBED_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return MatchIndex.build(records, engine.fit_model(records, embeddings=vectors), embeddings=vectors)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    "weights", [Weights(), Weights(cross_lingual_lexical=0.5, esa_share=0.2, structured=0.3)]
+)
+def test_compiled_block_equals_the_numpy_block(seed: int, weights: Weights) -> None:
+    index = _index(seed)
+    assert index._n_residual > 0  # rare eligibility tokens: the kernel's residual block is exercised
+    depth, floor = engine._first_stage(20, 0.2, weights)
+    below = np.float32(floor - 1.0)
+    compared = 0
+    for kind, q_side, other in (("need", index.needs, index.offers), ("offer", index.offers, index.needs)):
+        for mask in np.unique(q_side.support).tolist():
+            rows = np.flatnonzero(q_side.support == mask)
+            for start, stop in [*other.support_spans(mask), (0, len(other.records))]:
+                scores, thresholds = index._block_candidates(q_side, kind, rows, weights, (start, stop), depth,
+                                                             floor)  # fmt: skip
+                expected, ok = index._block(q_side, kind, rows, weights, (start, stop))
+                # Hard rules: exactly the same pairs.
+                assert np.array_equal(scores != below, ok)
+                np.testing.assert_allclose(scores[ok], expected[ok], rtol=0, atol=2e-6)
+                # The candidates' threshold: within 1e-4 of the (depth + 5)-th best of the row and of the floor.
+                take = min(depth + 5, stop - start)
+                kth = np.sort(np.where(ok, expected, below), axis=1)[:, -take]
+                np.testing.assert_allclose(thresholds, np.maximum(kth, floor) - 1e-4, rtol=0, atol=2e-6)
+                compared += int(ok.sum())
+    assert compared > 1000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-2, 2, width=32), min_size=1, max_size=400),
+    order=st.sampled_from(["as drawn", "ascending", "descending"]),
+    data=st.data(),
+)
+def test_kth_largest_is_the_partitions(values, order, data) -> None:
+    row = np.array(values, dtype=np.float32)
+    if order != "as drawn":
+        row = np.sort(row) if order == "ascending" else np.sort(row)[::-1].copy()
+    take = data.draw(st.integers(1, len(row)))
+    assert kernels._kth_largest(row, take) == np.partition(row, len(row) - take)[len(row) - take]
+
+
+def test_coverage_of_packed_pairs_equals_sentence_coverage_exactly() -> None:
+    rng = np.random.default_rng(3)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, engine.EMBED_DIM))
+        v[:, :8] += 3.0  # a shared direction: cosines of 0.1 to 0.6 rather than all about 0
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float16)
+
+    posts = [engine.quantise_sentences(unit(rng.integers(1, 13))) for _ in range(60)]
+    n_vec = {2 * i: posts[i] for i in range(20)}  # rows need not be dense
+    o_vec = {3 * i + 1: posts[20 + i] for i in range(40)}
+    nrows = np.repeat(np.array(list(n_vec)), 7)
+    orows = rng.choice(np.array(list(o_vec)), len(nrows))
+    got = engine._packed_coverage(n_vec, nrows, o_vec, orows)
+    expected = [
+        engine.sentence_coverage(n_vec[a], o_vec[b])
+        for a, b in zip(nrows.tolist(), orows.tolist(), strict=True)
+    ]
+    assert got.tolist() == expected
+    assert len(set(expected)) > 100 and min(expected) > 0 and max(expected) < 1
