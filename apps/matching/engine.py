@@ -432,9 +432,23 @@ class SentenceVectors:
 
     values: np.ndarray
     scale: np.ndarray
+    # Where the arrays are (the rerank's compiled coverage reads them in place), and how many vectors.
+    addresses: tuple[int, int] = field(init=False, repr=False, compare=False)
+    count: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = np.ascontiguousarray(self.values, dtype=np.int8)
+        scale = np.ascontiguousarray(self.scale, dtype=np.float64)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "addresses", (values.ctypes.data, scale.ctypes.data))
+        object.__setattr__(self, "count", len(values))
 
     def __len__(self) -> int:
-        return len(self.values)
+        return self.count
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a copy lives elsewhere: its addresses are computed afresh
+        return SentenceVectors, (self.values, self.scale)
 
 
 def quantise_sentences(vectors: np.ndarray) -> SentenceVectors:
@@ -1518,22 +1532,20 @@ class MatchIndex:
 def _packed_coverage(
     n_vec: dict[int, SentenceVectors], nrows: np.ndarray, o_vec: dict[int, SentenceVectors], orows: np.ndarray
 ) -> np.ndarray:
-    """`sentence_coverage` of the pairs (nrows[p], orows[p]) in one compiled call (`kernels.coverages`) over
-    the posts' vectors packed in one array: the same values (exact), without a Python step per query post."""
+    """`sentence_coverage` of the pairs (nrows[p], orows[p]) in one compiled call (`kernels.coverages`), which
+    reads the posts' vectors where they are: the same values (exact), without a Python step per query post nor
+    a copy of the vectors (which took as long as the products)."""
     from apps.matching import kernels  # numba compiles on first use: not for a single query
 
     posts = [*n_vec.values(), *o_vec.values()]
-    counts = np.array([len(p) for p in posts], dtype=np.int64)
-    starts = np.cumsum(counts) - counts
     index_of_need = np.zeros(max(n_vec, default=-1) + 1, dtype=np.int64)
     index_of_need[list(n_vec)] = np.arange(len(n_vec))
     index_of_offer = np.zeros(max(o_vec, default=-1) + 1, dtype=np.int64)
     index_of_offer[list(o_vec)] = np.arange(len(n_vec), len(posts))
+    addresses = np.array([p.addresses for p in posts], dtype=np.intp).reshape(-1, 2)
     out = np.empty(len(nrows), dtype=np.float64)
-    kernels.coverages(
-        np.concatenate([p.values for p in posts]), np.concatenate([p.scale for p in posts]).astype(np.float64),
-        starts, counts, index_of_need[nrows], index_of_offer[orows], _COSINE_UNIT, out,
-    )  # fmt: skip
+    kernels.coverages(addresses[:, 0].copy(), addresses[:, 1].copy(), np.array([p.count for p in posts]),
+                      EMBED_DIM, index_of_need[nrows], index_of_offer[orows], _COSINE_UNIT, out)  # fmt: skip
     return out
 
 
@@ -1997,7 +2009,7 @@ def match_all(
         return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
-        s, keys = best.scores[:, cols], best.keys[:, cols]
+        s, keys = best.scores[cols].T, best.keys[cols].T
         r, c = np.nonzero((keys >= 0) & (s >= blend_floor - 1e-4))
         order = np.argsort(c, kind="stable")
         nrows = row_of_key[keys[r[order], c[order]]]
@@ -2033,8 +2045,8 @@ def match_all(
 
 class _ColumnBest:
     """The best `keep` needs of every offer (one column each) over the blocks of a `match_all`: scores and need
-    keys (any order of the needs: ties go to the lower key), (keep, n_offers), in no particular order within a
-    column; unfilled slots are -inf / -1.
+    keys (any order of the needs: ties go to the lower key), (n_offers, keep), in no particular order within a
+    column's row; unfilled slots are -inf / -1.
 
     A block gives only the entries that can still enter (`contenders`): at or above the column's current worst
     score (and the floor), a few per column once the first blocks are in, found in one comparison pass instead
@@ -2044,8 +2056,8 @@ class _ColumnBest:
 
     def __init__(self, keep: int, n_offers: int, floor: np.float32) -> None:
         self.keep, self.floor = keep, floor
-        self.scores = np.full((keep, n_offers), -np.inf, dtype=np.float32)
-        self.keys = np.full((keep, n_offers), -1, dtype=np.int64)
+        self.scores = np.full((n_offers, keep), -np.inf, dtype=np.float32)
+        self.keys = np.full((n_offers, keep), -1, dtype=np.int64)
         # Per column, what an entry must reach: the floor until the column holds `keep` entries, then its worst.
         self.threshold = np.full(n_offers, floor, dtype=np.float32)
 
@@ -2069,29 +2081,14 @@ class _ColumnBest:
         return c + start, scores[r, c], keys[r]
 
     def merge(self, cols: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
-        """Take in contenders: each column's, best first, replaces its worst entry while it beats it."""
+        """Take in contenders: each replaces its column's worst entry if it beats it (`kernels.merge_best`)."""
+        from apps.matching import kernels
+
         if len(cols) == 0:
             return
-        order = np.lexsort((keys, -scores, cols))
-        cols, scores, keys = cols[order], scores[order], keys[order]
-        rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
-        for j in range(int(rank.max()) + 1):
-            at = rank == j  # at most one entry per column
-            c, s, r = cols[at], scores[at], keys[at]
-            slot_s, slot_r = self.scores[:, c], self.keys[:, c]
-            # The worst slot of each column: the lowest score, and of those the highest key (unfilled: -inf).
-            worst_s = slot_s.min(axis=0)
-            worst = np.argmax(np.where(slot_s == worst_s, slot_r, -2), axis=0)
-            worst_r = slot_r[worst, np.arange(len(c))]
-            better = (s > worst_s) | ((s == worst_s) & (r < worst_r))
-            self.scores[worst[better], c[better]] = s[better]
-            self.keys[worst[better], c[better]] = r[better]
-        touched = np.unique(cols)
-        full = (self.keys[:, touched] >= 0).all(axis=0)
         threshold = self.threshold.copy()  # replaced whole: a thread reading it sees the old or the new one
-        threshold[touched] = np.where(
-            full, np.maximum(self.scores[:, touched].min(axis=0), self.floor), self.floor
-        )
+        kernels.merge_best(self.scores, self.keys, threshold, np.float32(self.floor), cols.astype(np.int64),
+                           scores.astype(np.float32), keys.astype(np.int64))  # fmt: skip
         self.threshold = threshold
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # The float32 operations are those of `MatchIndex._block`'s numpy passes, in the same order (no fast-math, so
 # no fused multiply-adds): the scores are the same up to the order of the sparse products' sums.
@@ -164,26 +167,76 @@ def score_block(
         thresholds[i] = max(kth, floor) - np.float32(1e-4)
 
 
+@intrinsic
+def _pointer(typingctx, address):  # pragma: no cover
+    """An address (an integer) as a void pointer, for `nb.carray`."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(types.intp), codegen
+
+
 @nb.njit(nogil=True, cache=True)
-def coverages(values, scales, starts, counts, need_of, offer_of, unit, out):  # pragma: no cover
+def coverages(
+    value_addresses, scale_addresses, counts, dim, need_of, offer_of, unit, out
+):  # pragma: no cover
     """out[p]: the sentence coverage (`engine.sentence_coverage`) of the pair (post need_of[p], post
-    offer_of[p]), whose int8 sentence vectors are rows [starts[i], starts[i] + counts[i]) of `values`, with
-    `scales` (float64). Integer products and float64 steps as there: exact, so the same value."""
-    dim = values.shape[1]
+    offer_of[p]). Post i's sentence vectors are read where they are, not copied: `counts[i]` int8 rows of `dim`
+    at value_addresses[i] and their float64 scales at scale_addresses[i] (the caller keeps them alive). Integer
+    products and float64 steps as there: exact, so the same value."""
     for p in range(len(need_of)):
-        a0 = starts[need_of[p]]
-        na = counts[need_of[p]]
-        b0 = starts[offer_of[p]]
-        nb_ = counts[offer_of[p]]
+        a = need_of[p]
+        b = offer_of[p]
+        na = counts[a]
+        nb_ = counts[b]
+        need = nb.carray(_pointer(value_addresses[a]), (na, dim), np.int8)
+        need_scale = nb.carray(_pointer(scale_addresses[a]), (na,), np.float64)
+        offer = nb.carray(_pointer(value_addresses[b]), (nb_, dim), np.int8)
+        offer_scale = nb.carray(_pointer(scale_addresses[b]), (nb_,), np.float64)
         total = 0.0
-        for a in range(a0, a0 + na):
+        for x in range(na):
             best = -np.inf
-            for b in range(b0, b0 + nb_):
+            for y in range(nb_):
                 acc = np.int32(0)
                 for k in range(dim):
-                    acc += np.int32(values[a, k]) * np.int32(values[b, k])
-                v = np.float64(acc) * scales[b]
+                    acc += np.int32(need[x, k]) * np.int32(offer[y, k])
+                v = np.float64(acc) * offer_scale[y]
                 if v > best:
                     best = v
-            total += best * scales[a]
+            total += best * need_scale[x]
         out[p] = min(max(total / na / unit, 0.0), 1.0)
+
+
+@nb.njit(nogil=True, cache=True)
+def merge_best(best_scores, best_keys, threshold, floor, cols, scores, keys):  # pragma: no cover
+    """Take contenders (column, score, key) into each column's best: (n_columns, keep) scores and keys, unfilled
+    slots -inf / -1. A contender replaces its column's worst slot (the lowest score, of those the highest key)
+    if it beats it (a higher score, or the same and a lower key): in any order, the columns end up with their
+    best `keep` by score, ties going to the lower key. Then threshold[c] of each column touched: its worst
+    score (at least `floor`) once it is full, else `floor`."""
+    keep = best_scores.shape[1]
+    for p in range(len(cols)):
+        c = cols[p]
+        s = scores[p]
+        k = keys[p]
+        worst = 0
+        worst_s = best_scores[c, 0]
+        worst_k = best_keys[c, 0]
+        for slot in range(1, keep):
+            x = best_scores[c, slot]
+            y = best_keys[c, slot]
+            if x < worst_s or (x == worst_s and y > worst_k):
+                worst, worst_s, worst_k = slot, x, y
+        if s > worst_s or (s == worst_s and k < worst_k):
+            best_scores[c, worst] = s
+            best_keys[c, worst] = k
+    for p in range(len(cols)):
+        c = cols[p]
+        lowest = np.inf
+        full = True
+        for slot in range(keep):
+            if best_keys[c, slot] < 0:
+                full = False
+            lowest = min(lowest, best_scores[c, slot])
+        threshold[c] = max(lowest, floor) if full else floor

@@ -570,7 +570,7 @@ def test_running_best_of_each_column_is_the_best_of_all_blocks_whatever_their_or
             best.merge(cols, values, keys)
     for c in range(n_cols):
         expected = sorted((-scores[r, c], r) for r in range(n_rows) if scores[r, c] >= floor)[:keep]
-        got = sorted((-best.scores[j, c], best.keys[j, c]) for j in range(keep) if best.keys[j, c] >= 0)
+        got = sorted((-best.scores[c, j], best.keys[c, j]) for j in range(keep) if best.keys[c, j] >= 0)
         assert got == expected
 
 

@@ -5,6 +5,9 @@ Pure: no database, no Django, no encoder (random unit vectors stand in for the e
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -117,3 +120,12 @@ def test_coverage_of_packed_pairs_equals_sentence_coverage_exactly() -> None:
     ]
     assert got.tolist() == expected
     assert len(set(expected)) > 100 and min(expected) > 0 and max(expected) < 1
+
+
+def test_sentence_vectors_copied_or_unpickled_point_at_their_own_arrays() -> None:
+    vectors = engine.quantise_sentences(np.eye(3, engine.EMBED_DIM, dtype=np.float16))
+    for other in (copy.deepcopy(vectors), pickle.loads(pickle.dumps(vectors))):
+        assert other.addresses == (other.values.ctypes.data, other.scale.ctypes.data) != vectors.addresses
+        assert engine._packed_coverage({0: other}, np.array([0]), {0: vectors}, np.array([0])).tolist() == [
+            1.0
+        ]
