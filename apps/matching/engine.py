@@ -28,6 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
+from apps.matching import kernels
+
 FORMAT_VERSION = 1
 
 # Texts are embedded once per post, truncated: USE runs at ~15k tokens/s per core and a post's first ~600
@@ -1154,8 +1156,6 @@ class MatchIndex:
         threshold: its candidates are the entries at or above it. The same values as the numpy passes up to the
         order of the sparse products' sums (the float32 rounding of which the candidates' 1e-4 margin covers);
         about twice as fast, and no block of hard-rule booleans or sparse products in memory."""
-        from apps.matching import kernels  # numba compiles on first use: not for a single query
-
         model = self.model
         start, stop = span
         n, m = len(rows), stop - start
@@ -1264,7 +1264,7 @@ class MatchIndex:
                 if len(group) > 1:
                     scores, threshold = self._block_candidates(q_side, kind, rows[group], weights, (start, stop),
                                                                depth, blend_floor)  # fmt: skip
-                    q, o = np.nonzero(scores >= threshold[:, None])
+                    q, o = kernels.at_least(scores, threshold, _NO_THRESHOLD)
                 else:
                     scores, ok = self._block(q_side, kind, rows[group], weights, (start, stop))
                     q, o = _candidates(scores, ok, depth, blend_floor)
@@ -1535,8 +1535,6 @@ def _packed_coverage(
     """`sentence_coverage` of the pairs (nrows[p], orows[p]) in one compiled call (`kernels.coverages`), which
     reads the posts' vectors where they are: the same values (exact), without a Python step per query post nor
     a copy of the vectors (which took as long as the products)."""
-    from apps.matching import kernels  # numba compiles on first use: not for a single query
-
     posts = [*n_vec.values(), *o_vec.values()]
     index_of_need = np.zeros(max(n_vec, default=-1) + 1, dtype=np.int64)
     index_of_need[list(n_vec)] = np.arange(len(n_vec))
@@ -2043,6 +2041,9 @@ def match_all(
                 yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
 
 
+_NO_THRESHOLD = np.zeros(0, dtype=np.float32)
+
+
 class _ColumnBest:
     """The best `keep` needs of every offer (one column each) over the blocks of a `match_all`: scores and need
     keys (any order of the needs: ties go to the lower key), (n_offers, keep), in no particular order within a
@@ -2071,19 +2072,17 @@ class _ColumnBest:
         lets through more entries, never fewer."""
         if self.keep == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        hit = scores >= self.threshold[None, start : start + scores.shape[1]]
-        if len(keys) > self.keep and np.count_nonzero(hit) > hit.shape[1] * self.keep:
+        threshold = self.threshold[start : start + scores.shape[1]]
+        r, c = kernels.at_least(scores, _NO_THRESHOLD, threshold)
+        if len(keys) > self.keep and len(r) > scores.shape[1] * self.keep:
             # The first blocks, against empty columns: only each column's best `keep` of the block (ties
             # included) can enter.
             kth = np.partition(scores, len(keys) - self.keep, axis=0)[len(keys) - self.keep]
-            hit &= scores >= kth[None, :]
-        r, c = np.nonzero(hit)
+            r, c = kernels.at_least(scores, _NO_THRESHOLD, np.maximum(kth, threshold))
         return c + start, scores[r, c], keys[r]
 
     def merge(self, cols: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
         """Take in contenders: each replaces its column's worst entry if it beats it (`kernels.merge_best`)."""
-        from apps.matching import kernels
-
         if len(cols) == 0:
             return
         threshold = self.threshold.copy()  # replaced whole: a thread reading it sees the old or the new one

@@ -240,3 +240,31 @@ def merge_best(best_scores, best_keys, threshold, floor, cols, scores, keys):  #
                 full = False
             lowest = min(lowest, best_scores[c, slot])
         threshold[c] = max(lowest, floor) if full else floor
+
+
+@nb.njit(nogil=True, cache=True)
+def at_least(scores, row_threshold, column_threshold):  # pragma: no cover
+    """(rows, columns) of the entries of `scores` (n, m) at or above their row's threshold, or their column's
+    when `row_threshold` is empty, in row-major order: `np.nonzero(scores >= threshold)` without the
+    temporary block of booleans."""
+    n, m = scores.shape
+    by_row = len(row_threshold) > 0
+    count = 0
+    for i in range(n):
+        if by_row:
+            t = row_threshold[i]
+            for j in range(m):
+                count += scores[i, j] >= t
+        else:
+            for j in range(m):
+                count += scores[i, j] >= column_threshold[j]
+    rows = np.empty(count, dtype=np.int64)
+    cols = np.empty(count, dtype=np.int64)
+    at = 0
+    for i in range(n):
+        for j in range(m):
+            if scores[i, j] >= (row_threshold[i] if by_row else column_threshold[j]):
+                rows[at] = i
+                cols[at] = j
+                at += 1
+    return rows, cols

@@ -129,3 +129,16 @@ def test_sentence_vectors_copied_or_unpickled_point_at_their_own_arrays() -> Non
         assert engine._packed_coverage({0: other}, np.array([0]), {0: vectors}, np.array([0])).tolist() == [
             1.0
         ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 12), m=st.integers(0, 12), by_row=st.booleans())
+def test_entries_at_least_their_threshold_are_those_numpy_finds(seed, n, m, by_row) -> None:
+    rng = np.random.default_rng(seed)
+    scores = (rng.integers(0, 5, (n, m)) / 4).astype(np.float32)  # coarse: entries equal to the threshold
+    rows = (rng.integers(0, 5, n) / 4).astype(np.float32)
+    cols = (rng.integers(0, 5, m) / 4).astype(np.float32)
+    empty = np.zeros(0, dtype=np.float32)
+    got = kernels.at_least(scores, rows, empty) if by_row else kernels.at_least(scores, empty, cols)
+    expected = np.nonzero(scores >= (rows[:, None] if by_row else cols[None, :]))
+    assert [a.tolist() for a in got] == [a.tolist() for a in expected]
