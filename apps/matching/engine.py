@@ -945,8 +945,11 @@ class MatchIndex:
         self._offer_esa_t = offers.feats.esa.T.tocsr()
         self._need_words_t = needs.feats.words.T.tocsr()
         self._need_esa_t = needs.feats.esa.T.tocsr()
-        for m in (self._offer_words_t, self._offer_esa_t, self._need_words_t, self._need_esa_t):
-            m.sort_indices()  # the compiled block scoring finds a run of rows in each posting list by bisection
+        # The compiled block scoring finds a run of rows in each posting list by bisection, and the rescoring
+        # (`_pair_dots`) intersects two rows by merging their sorted columns.
+        for m in (self._offer_words_t, self._offer_esa_t, self._need_words_t, self._need_esa_t, needs.feats.words,
+                  needs.feats.esa, offers.feats.words, offers.feats.esa):  # fmt: skip
+            m.sort_indices()
         # The block products read every row of the other side: keep the embeddings C-contiguous float32.
         for side in (needs, offers):
             side.feats.vectors = np.ascontiguousarray(side.feats.vectors, dtype=np.float32)
@@ -1056,16 +1059,12 @@ class MatchIndex:
 
     def _pair_scores(
         self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, weights: Weights
-    ) -> tuple[dict[str, np.ndarray], sp.csr_matrix]:
-        """Components and total of row-aligned (need, offer) pairs, in float64: the scores that are stored.
-
-        Also returns the pairs' elementwise word TF-IDF products (one row per pair), which the explanations reuse.
-        """
+    ) -> dict[str, np.ndarray]:
+        """Components and total of row-aligned (need, offer) pairs, in float64: the scores that are stored."""
         model = self.model
         nf, of = n_side.feats, o_side.feats
-        word_products = _pair_products(nf.words, nrows, of.words, orows)
-        words = _row_sums(word_products)
-        esa = _row_sums(_pair_products(nf.esa, nrows, of.esa, orows))
+        words = _pair_dots(nf.words, nrows, of.words, orows)
+        esa = _pair_dots(nf.esa, nrows, of.esa, orows)
         sem = np.einsum("ij,ij->i", nf.vectors[nrows], of.vectors[orows])
         lexical = model.lexical_from(words, esa, weights.esa_share)
         semantic = model.normalise("semantic", sem)
@@ -1081,7 +1080,7 @@ class MatchIndex:
         )
         comp = {"lexical": lexical, "semantic": semantic, "structured": structured, "score": total,
                 "cross_lingual": ~same_language}  # fmt: skip
-        return comp, word_products
+        return comp
 
     def _block(
         self,
@@ -1378,7 +1377,7 @@ class MatchIndex:
             n_side, n_rows, o_side, of_rows = q_side, rows[q], other, o
         else:
             n_side, n_rows, o_side, of_rows = other, o, q_side, rows[q]
-        comp, word_products = self._pair_scores(n_side, n_rows, o_side, of_rows, weights)
+        comp = self._pair_scores(n_side, n_rows, o_side, of_rows, weights)
         score = np.clip(comp["score"], 0.0, 1.0)
         if weights.alignment > 0:
             # Second stage: each query's best `depth` pairs by the blend (ties: lower id), rescored with coverage.
@@ -1389,9 +1388,8 @@ class MatchIndex:
             short = np.sort(order[np.arange(len(order)) - np.searchsorted(qs, qs, side="left") < depth])
             q, o, n_rows, of_rows = q[short], o[short], n_rows[short], of_rows[short]
             comp = {name: value[short] for name, value in comp.items()}
-            word_products = word_products[short]
             score = score[short]
-        return _Shortlist(q, o, n_rows, of_rows, comp, word_products, score)
+        return _Shortlist(q, o, n_rows, of_rows, comp, score)
 
     def _finish(
         self,
@@ -1416,7 +1414,7 @@ class MatchIndex:
         other = self.offers if kind == NEED else self.needs
         n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
         q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
-        comp, word_products, score = dict(shortlist.comp), shortlist.word_products, shortlist.score
+        comp, score = dict(shortlist.comp), shortlist.score
         if weights.alignment > 0:
             comp["alignment"] = self._coverage(n_side, n_rows, o_side, of_rows, by_need=kind == NEED,
                                                known=known, remember=remember)  # fmt: skip
@@ -1433,7 +1431,8 @@ class MatchIndex:
                 yielded.add(n_rows[keep], of_rows[keep])
             else:
                 keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
-        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products[keep],
+        word_products = _pair_products(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep])
+        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products,
                                      self.model)  # fmt: skip
         lexical = comp["lexical"][keep].tolist()
         semantic = comp["semantic"][keep].tolist()
@@ -1580,14 +1579,13 @@ class _PairValues:
 @dataclass
 class _Shortlist:
     """A chunk's candidate pairs after `MatchIndex._shortlist` (q: index into the chunk's rows, o: row of the
-    other side; the need and offer rows of each pair; components, word products, blend)."""
+    other side; the need and offer rows of each pair; components, blend)."""
 
     q: np.ndarray
     o: np.ndarray
     n_rows: np.ndarray
     of_rows: np.ndarray
     comp: dict[str, np.ndarray]
-    word_products: sp.csr_matrix
     score: np.ndarray
 
 
@@ -1604,9 +1602,15 @@ def _pair_products(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows:
     return sp.csr_matrix(out)
 
 
-def _row_sums(m: sp.csr_matrix) -> np.ndarray:
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    return np.bincount(rows, weights=m.data, minlength=m.shape[0]).astype(np.float64)
+def _pair_dots(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> np.ndarray:
+    """Row arows[p] of a . row brows[p] of b, float64, in one compiled pass (`kernels.pair_dots`): the same
+    values as the row sums of `_pair_products` (each product exact, added in column order) without building
+    them (a third of the rescoring's time)."""
+    a, b = (m if m.has_sorted_indices else m.sorted_indices() for m in (a, b))
+    out = np.empty(len(arows), dtype=np.float64)
+    kernels.pair_dots(a.indptr, a.indices, a.data, np.asarray(arows, dtype=np.int64),
+                      b.indptr, b.indices, b.data, np.asarray(brows, dtype=np.int64), out)  # fmt: skip
+    return out
 
 
 def _dense_product(

@@ -268,3 +268,30 @@ def at_least(scores, row_threshold, column_threshold):  # pragma: no cover
                 cols[at] = j
                 at += 1
     return rows, cols
+
+
+@nb.njit(nogil=True, cache=True)
+def pair_dots(
+    a_indptr, a_indices, a_data, arows, b_indptr, b_indices, b_data, brows, out
+):  # pragma: no cover
+    """out[p] = row arows[p] of a . row brows[p] of b (CSR, sorted indices), in float64: each product of two
+    float32 is exact, and they are added in column order, as `engine._row_sums` of `engine._pair_products`
+    adds them; so the same value."""
+    for p in range(len(arows)):
+        i = a_indptr[arows[p]]
+        i_end = a_indptr[arows[p] + 1]
+        j = b_indptr[brows[p]]
+        j_end = b_indptr[brows[p] + 1]
+        acc = 0.0
+        while i < i_end and j < j_end:
+            ci = a_indices[i]
+            cj = b_indices[j]
+            if ci == cj:
+                acc += np.float64(a_data[i]) * np.float64(b_data[j])
+                i += 1
+                j += 1
+            elif ci < cj:
+                i += 1
+            else:
+                j += 1
+        out[p] = acc

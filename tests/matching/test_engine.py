@@ -382,7 +382,7 @@ def test_pair_scores_equal_the_block_scores(index) -> None:
     # Every eligible (need, offer) pair: the float64 pairwise components against the float32 block.
     scores = index._block_scores(index.needs, engine.NEED, np.arange(len(index.needs.records)), Weights())
     n, o = np.nonzero(np.isfinite(scores))
-    comp, _ = index._pair_scores(index.needs, n, index.offers, o, Weights())
+    comp = index._pair_scores(index.needs, n, index.offers, o, Weights())
     assert np.allclose(comp["score"], scores[n, o], atol=1e-5)
     brute = np.array([
         [passes_hard_rules(need, offer) for offer in index.offers.records] for need in index.needs.records

@@ -10,6 +10,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +143,16 @@ def test_entries_at_least_their_threshold_are_those_numpy_finds(seed, n, m, by_r
     got = kernels.at_least(scores, rows, empty) if by_row else kernels.at_least(scores, empty, cols)
     expected = np.nonzero(scores >= (rows[:, None] if by_row else cols[None, :]))
     assert [a.tolist() for a in got] == [a.tolist() for a in expected]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9))
+def test_pair_dots_equal_the_sums_of_the_pairs_products_exactly(seed, density) -> None:
+    rng = np.random.default_rng(seed)
+    a = sp.random(20, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
+    b = sp.random(25, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
+    arows, brows = rng.integers(0, 20, 50), rng.integers(0, 25, 50)
+    products = engine._pair_products(a, arows, b, brows)
+    # The reference: the elementwise products (float64, exact) of each pair, added in column order.
+    expected = [sum(products[p].toarray().ravel().tolist()) for p in range(50)]
+    assert engine._pair_dots(a, arows, b, brows).tolist() == expected
