@@ -22,8 +22,9 @@ def _limit_blas_threads() -> None:
 
 @worker_init.connect
 def prepare_worker(**kwargs) -> None:
-    """The worker's main process: MATCHING_WORKER_THREADS BLAS threads, and the sentence encoder loaded before
-    the first task (about a second, which the first publication after a start would otherwise wait).
+    """The worker's main process: MATCHING_WORKER_THREADS BLAS threads, the sentence encoder loaded and the
+    matching's compiled loops ready before the first task (a second or more, which the first publication after
+    a start would otherwise wait).
 
     Loaded here, before a prefork pool forks its children, so they inherit it (the load is done and no thread
     holds a lock at the fork), and not in each child, which must report for work within 4 s.
@@ -32,6 +33,7 @@ def prepare_worker(**kwargs) -> None:
 
     _limit_blas_threads()
     engine.encode_texts(["warm-up"])
+    engine.warm_up()
 
 
 @worker_process_init.connect

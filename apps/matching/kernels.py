@@ -295,3 +295,19 @@ def pair_dots(
             else:
                 j += 1
         out[p] = acc
+
+
+@nb.njit(nogil=True, cache=True)
+def quantise(x, values, scale):  # pragma: no cover
+    """values[i] = rint(x[i] / max|x[i]| * 127) as int8 and scale[i] = max|x[i]| (x float32, (n, d)): the float32
+    steps of numpy's `engine.quantise_sentences`, one vector at a time (a row of zeros stays zeros)."""
+    n, d = x.shape
+    factor = np.float32(127.0)
+    for i in range(n):
+        top = np.float32(0.0)
+        for k in range(d):
+            top = max(top, abs(x[i, k]))
+        divisor = top if top > 0 else np.float32(1.0)
+        for k in range(d):
+            values[i, k] = np.int8(np.rint((x[i, k] / divisor) * factor))
+        scale[i] = np.float64(top)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +159,42 @@ def test_pair_dots_equal_the_sums_of_the_pairs_products_exactly(seed, density) -
     # The reference: the elementwise products (float64, exact) of each pair, added in column order.
     expected = [sum(products[p].toarray().ravel().tolist()) for p in range(50)]
     assert engine._pair_dots(a, arows, b, brows).tolist() == expected
+
+
+WARM_UP = """
+from apps.matching import engine, kernels
+
+def no_encoder(*args, **kwargs):
+    raise AssertionError("the warm-up must not need the sentence encoder")
+
+engine.encode_texts = engine.embed_post_sentences = no_encoder
+names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "quantise")
+assert not any(getattr(kernels, name).signatures for name in names)
+engine.warm_up()
+print(sorted(name for name in names if getattr(kernels, name).signatures))
+"""
+
+
+def test_warm_up_readies_every_compiled_loop_without_the_encoder() -> None:
+    # In a new process: this one has compiled them already.
+    done = subprocess.run([sys.executable, "-c", WARM_UP], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == str(sorted(
+        ["at_least", "coverages", "merge_best", "pair_dots", "quantise", "score_block"]))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 6), zero_row=st.booleans())
+def test_quantised_sentences_are_numpys_float32_steps(seed, n, zero_row) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, engine.EMBED_DIM)).astype(np.float16)
+    if zero_row and n:
+        x[0] = 0
+    got = engine.quantise_sentences(x)
+    # The reference: numpy's float32 steps on the whole array.
+    f = x.astype(np.float32)
+    scale = np.abs(f).max(axis=1) if n else np.zeros(0, dtype=np.float32)
+    expected = np.rint(f / np.where(scale > 0, scale, np.float32(1.0))[:, None] * np.float32(127.0))
+    assert np.array_equal(got.values, expected.astype(np.int8)) and got.values.dtype == np.int8
+    assert got.scale.tolist() == scale.astype(np.float64).tolist()
