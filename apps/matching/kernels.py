@@ -272,29 +272,29 @@ def at_least(scores, row_threshold, column_threshold):  # pragma: no cover
 
 @nb.njit(nogil=True, cache=True)
 def pair_dots(
-    a_indptr, a_indices, a_data, arows, b_indptr, b_indices, b_data, brows, out
+    a_indptr, a_indices, a_data, arows, b_indptr, b_indices, b_data, brows, buf, out
 ):  # pragma: no cover
     """out[p] = row arows[p] of a . row brows[p] of b (CSR, sorted indices), in float64: each product of two
-    float32 is exact, and they are added in column order, as `engine._row_sums` of `engine._pair_products`
-    adds them; so the same value."""
+    float32 is exact, and they are added in column order, as `engine._pair_products` adds them, so the value
+    is the same. Each run of pairs with the same row of a spreads it once into `buf` (float64, zeros, as long
+    as a row), where each row of b then looks up its columns (zeros elsewhere add nothing)."""
+    current = -1
     for p in range(len(arows)):
-        i = a_indptr[arows[p]]
-        i_end = a_indptr[arows[p] + 1]
-        j = b_indptr[brows[p]]
-        j_end = b_indptr[brows[p] + 1]
+        row = arows[p]
+        if row != current:
+            if current >= 0:
+                for k in range(a_indptr[current], a_indptr[current + 1]):
+                    buf[a_indices[k]] = 0.0
+            for k in range(a_indptr[row], a_indptr[row + 1]):
+                buf[a_indices[k]] = np.float64(a_data[k])
+            current = row
         acc = 0.0
-        while i < i_end and j < j_end:
-            ci = a_indices[i]
-            cj = b_indices[j]
-            if ci == cj:
-                acc += np.float64(a_data[i]) * np.float64(b_data[j])
-                i += 1
-                j += 1
-            elif ci < cj:
-                i += 1
-            else:
-                j += 1
+        for k in range(b_indptr[brows[p]], b_indptr[brows[p] + 1]):
+            acc += buf[b_indices[k]] * np.float64(b_data[k])
         out[p] = acc
+    if current >= 0:
+        for k in range(a_indptr[current], a_indptr[current + 1]):
+            buf[a_indices[k]] = 0.0
 
 
 @nb.njit(nogil=True, cache=True)
