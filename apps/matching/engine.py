@@ -947,7 +947,7 @@ class MatchIndex:
         self._need_words_t = needs.feats.words.T.tocsr()
         self._need_esa_t = needs.feats.esa.T.tocsr()
         # The compiled block scoring finds a run of rows in each posting list by bisection, and the rescoring
-        # (`_pair_dots`) intersects two rows by merging their sorted columns.
+        # (`_pair_dots`) adds a pair's products in column order, as `_pair_products` does.
         for m in (self._offer_words_t, self._offer_esa_t, self._need_words_t, self._need_esa_t, needs.feats.words,
                   needs.feats.esa, offers.feats.words, offers.feats.esa):  # fmt: skip
             m.sort_indices()
@@ -1155,7 +1155,8 @@ class MatchIndex:
         (len(rows), stop - start) float32 scores, `floor - 1` where a hard rule fails, and each row's
         threshold: its candidates are the entries at or above it. The same values as the numpy passes up to the
         order of the sparse products' sums (the float32 rounding of which the candidates' 1e-4 margin covers);
-        about twice as fast, and no block of hard-rule booleans or sparse products in memory."""
+        1.6 (needs) to 2.7 (offers) times as fast at 100k posts, and no block of hard-rule booleans or sparse
+        products in memory."""
         model = self.model
         start, stop = span
         n, m = len(rows), stop - start
@@ -1179,7 +1180,7 @@ class MatchIndex:
         coef = np.array([1.0 - share, share, weights.lexical / total_w,
                          (weights.semantic + weights.lexical) / total_w, weights.cross_lingual_lexical],
                         dtype=np.float32)  # fmt: skip
-        # Structured fit: the tag fit of each (need profile, offer profile), oriented (query rows, other side).
+        # Structured fit: the tag fit of each (need profile, offer profile).
         scale = np.float32(weights.structured / total_w)
         n_used, n_inv = _profiles(needs, n_rows)
         o_used, o_inv = _profiles(offers, o_rows)
@@ -1197,27 +1198,15 @@ class MatchIndex:
         if self._n_residual and o_res.nnz:
             residual = ((n_res[rows] @ o_res[start:stop].T) if kind == NEED
                         else (o_res[rows] @ n_res[start:stop].T)).toarray() > 0  # fmt: skip
+        # Oriented (query rows, columns of the other side).
+        need_arrays, offer_arrays = (n_inv, n_amount, n_flag), (o_inv, o_amount, o_flag)
         if kind == NEED:
-            r_prof, c_prof, r_amount, r_flag, c_amount, c_flag = (
-                n_inv,
-                o_inv,
-                n_amount,
-                n_flag,
-                o_amount,
-                o_flag,
-            )
+            (r_prof, r_amount, r_flag), (c_prof, c_amount, c_flag) = need_arrays, offer_arrays
             r_bits, c_bits = n_bits[rows], o_bits
             r_open, c_open = np.zeros(n, dtype=bool), offers.open_to_all
         else:
             table = np.ascontiguousarray(table.T)
-            r_prof, c_prof, r_amount, r_flag, c_amount, c_flag = (
-                o_inv,
-                n_inv,
-                o_amount,
-                o_flag,
-                n_amount,
-                n_flag,
-            )
+            (r_prof, r_amount, r_flag), (c_prof, c_amount, c_flag) = offer_arrays, need_arrays
             r_bits, c_bits = o_bits[rows], n_bits
             r_open, c_open = offers.open_to_all[rows], np.zeros(len(other.records), dtype=bool)
         # The rules of one post: published; a need has a Party (the Parties of a pair differ: in the kernel).
