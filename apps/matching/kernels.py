@@ -311,3 +311,17 @@ def quantise(x, values, scale):  # pragma: no cover
         for k in range(d):
             values[i, k] = np.int8(np.rint((x[i, k] / divisor) * factor))
         scale[i] = np.float64(top)
+
+
+@nb.njit(nogil=True, cache=True)
+def spread_product(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, out):  # pragma: no cover
+    """out += a @ b for CSR a (n, k) and b (k, m) into a dense (n, m) float32 `out`: each nonzero of a row of a
+    spreads its share of b's row into the output row, in the order scipy's sparse product adds them (the same
+    float32 sums), without the sparse result that scipy builds and then densifies."""
+    for i in range(out.shape[0]):
+        row = out[i]
+        for p in range(a_indptr[i], a_indptr[i + 1]):
+            j = a_indices[p]
+            v = a_data[p]
+            for q in range(b_indptr[j], b_indptr[j + 1]):
+                row[b_indices[q]] += v * b_data[q]

@@ -198,3 +198,14 @@ def test_quantised_sentences_are_numpys_float32_steps(seed, n, zero_row) -> None
     expected = np.rint(f / np.where(scale > 0, scale, np.float32(1.0))[:, None] * np.float32(127.0))
     assert np.array_equal(got.values, expected.astype(np.int8)) and got.values.dtype == np.int8
     assert got.scale.tolist() == scale.astype(np.float64).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9))
+def test_spread_product_is_scipys_product_exactly(seed, density) -> None:
+    rng = np.random.default_rng(seed)
+    a = sp.random(15, 40, density=density, format="csr", dtype=np.float32, random_state=rng)
+    b = sp.random(40, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
+    out = np.zeros((15, 30), dtype=np.float32)
+    kernels.spread_product(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, out)
+    assert np.array_equal(out, (a @ b).toarray())
