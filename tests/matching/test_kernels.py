@@ -168,7 +168,7 @@ def no_encoder(*args, **kwargs):
     raise AssertionError("the warm-up must not need the sentence encoder")
 
 engine.encode_texts = engine.embed_post_sentences = no_encoder
-names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "quantise")
+names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "quantise", "spread_product")
 assert not any(getattr(kernels, name).signatures for name in names)
 engine.warm_up()
 print(sorted(name for name in names if getattr(kernels, name).signatures))
@@ -181,7 +181,7 @@ def test_warm_up_readies_every_compiled_loop_without_the_encoder() -> None:
                           cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == str(sorted(
-        ["at_least", "coverages", "merge_best", "pair_dots", "quantise", "score_block"]))  # fmt: skip
+        ["at_least", "coverages", "merge_best", "pair_dots", "quantise", "score_block", "spread_product"]))  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
