@@ -1,10 +1,17 @@
-"""Compiled loops of the rebuild's block scoring (numba; no Django import).
+"""Compiled loops of the matching engine's rebuild path (numba; no Django import).
 
-`score_block` does in one pass per query row what numpy did in a dozen passes over a whole block: the word
-TF-IDF and ESA products (sparse x sparse, scattered into two row buffers that stay in cache instead of a sparse
-result that is then densified), the calibration, the blend, the structured fit, the hard rules and the row's
-candidate threshold. Each function is compiled on first use (cached on disk) and releases the GIL, so the
-rebuild's scoring threads run it in parallel.
+- `score_block` does in one pass per query row what numpy did in a dozen passes over a whole block: the word
+  TF-IDF and ESA products (sparse x sparse, scattered into row buffers instead of a sparse result that is then
+  densified), the calibration, the blend, the structured fit, the hard rules and the row's candidate
+  threshold; `at_least` then lists the candidates (and the offers' contenders) without a block of booleans.
+- `pair_dots` (the rescoring's dot products), `coverages` (the rerank's sentence coverage, exact int8
+  products read in place), `merge_best` (the offers' running best), `quantise` (int8 sentence vectors) and
+  `spread_product` (ESA activations) give the same values as the numpy code they replaced, which the tests
+  compare them with.
+
+Each function is compiled on first use, cached on disk (`engine.warm_up` readies them in a worker), and
+releases the GIL, so the rebuild's scoring threads run them in parallel. No fast-math: float32 steps are those
+of numpy, without fused multiply-adds.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# The float32 operations are those of `MatchIndex._block`'s numpy passes, in the same order (no fast-math, so
-# no fused multiply-adds): the scores are the same up to the order of the sparse products' sums.
+# `score_block`'s float32 operations are those of `MatchIndex._block`'s numpy passes, in the same order: the
+# scores are the same up to the order of the sparse products' sums.
 
 
 @nb.njit(nogil=True, cache=True)
