@@ -1187,12 +1187,7 @@ class MatchIndex:
                         dtype=np.float32)  # fmt: skip
         # Structured fit: the tag fit of each (need profile, offer profile).
         scale = np.float32(weights.structured / total_w)
-        n_used, n_inv = _profiles(needs, n_rows)
-        o_used, o_inv = _profiles(offers, o_rows)
-        nk, ok_ = needs.profile_keys[n_used][:, None], offers.profile_keys[o_used][None, :]
-        table = _tag_fit((nk >> 6).astype(np.uint32), (nk >> 3) & 7, nk & 7,
-                         (ok_ >> 6).astype(np.uint32), (ok_ >> 3) & 7, ok_ & 7)  # fmt: skip
-        table = (scale * table).astype(np.float32)
+        table, n_inv, o_inv = _profile_table(needs, n_rows, offers, o_rows, scale)
         c_amt = np.float32(0.15) * scale
         n_amount = needs.inv_sqrt_amount[n_rows] * c_amt
         n_flag = np.where(np.isnan(needs.amount[n_rows]), 2, np.where(needs.amount[n_rows] == 0, 1, 0))
@@ -1698,6 +1693,19 @@ def _profiles(side: _Side, rows: np.ndarray | slice) -> tuple[np.ndarray, np.nda
     return used, inv.reshape(-1)
 
 
+def _profile_table(
+    needs: _Side, nrows: np.ndarray | slice, offers: _Side, orows: np.ndarray | slice, scale: np.float32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scale * tag fit of each pair of the profiles the rows use, float32; each need row's index into the
+    table's rows; each offer row's index into its columns)."""
+    n_used, n_inv = _profiles(needs, nrows)
+    o_used, o_inv = _profiles(offers, orows)
+    nk, ok_ = needs.profile_keys[n_used][:, None], offers.profile_keys[o_used][None, :]
+    table = _tag_fit((nk >> 6).astype(np.uint32), (nk >> 3) & 7, nk & 7,
+                     (ok_ >> 6).astype(np.uint32), (ok_ >> 3) & 7, ok_ & 7)  # fmt: skip
+    return (scale * table).astype(np.float32), n_inv, o_inv
+
+
 def _structured_block(
     needs: _Side,
     nrows: np.ndarray | slice,
@@ -1710,12 +1718,7 @@ def _structured_block(
     """scale * structured fit, (needs at nrows) x (offers at orows), float32; rows as an array or a run (slice).
 
     `into`: add it to this (needs x offers) array, in place, one block-sized temporary at a time; returns it."""
-    n_used, n_inv = _profiles(needs, nrows)
-    o_used, o_inv = _profiles(offers, orows)
-    nk, ok_ = needs.profile_keys[n_used][:, None], offers.profile_keys[o_used][None, :]
-    table = _tag_fit((nk >> 6).astype(np.uint32), (nk >> 3) & 7, nk & 7,
-                     (ok_ >> 6).astype(np.uint32), (ok_ >> 3) & 7, ok_ & 7)  # fmt: skip
-    table = (scale * table).astype(np.float32)
+    table, n_inv, o_inv = _profile_table(needs, nrows, offers, orows, scale)
     out = np.take(table[n_inv], o_inv, axis=1)
     if into is not None:
         into += out
