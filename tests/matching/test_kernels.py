@@ -30,6 +30,10 @@ ZIPF /= ZIPF.sum()
 PARTIES = [f"P{i:02d}" for i in range(90)]
 
 
+def _random_csr(rng: np.random.Generator, shape: tuple[int, int], density: float) -> sp.csr_matrix:
+    return sp.random(*shape, density=density, format="csr", dtype=np.float32, random_state=rng)
+
+
 def _records(seed: int, n: int = 160) -> list[PostRecord]:
     rng = np.random.default_rng(seed)
     out = []
@@ -152,8 +156,7 @@ def test_entries_at_least_their_threshold_are_those_numpy_finds(seed, n, m, by_r
 @given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9))
 def test_pair_dots_equal_the_sums_of_the_pairs_products_exactly(seed, density) -> None:
     rng = np.random.default_rng(seed)
-    a = sp.random(20, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
-    b = sp.random(25, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
+    a, b = _random_csr(rng, (20, 30), density), _random_csr(rng, (25, 30), density)
     arows, brows = rng.integers(0, 20, 50), rng.integers(0, 25, 50)
     products = engine._pair_products(a, arows, b, brows)
     # The reference: the elementwise products (float64, exact) of each pair, added in column order.
@@ -204,8 +207,7 @@ def test_quantised_sentences_are_numpys_float32_steps(seed, n, zero_row) -> None
 @given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9))
 def test_spread_product_is_scipys_product_exactly(seed, density) -> None:
     rng = np.random.default_rng(seed)
-    a = sp.random(15, 40, density=density, format="csr", dtype=np.float32, random_state=rng)
-    b = sp.random(40, 30, density=density, format="csr", dtype=np.float32, random_state=rng)
+    a, b = _random_csr(rng, (15, 40), density), _random_csr(rng, (40, 30), density)
     out = np.zeros((15, 30), dtype=np.float32)
     kernels.spread_product(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, out)
     assert np.array_equal(out, (a @ b).toarray())
