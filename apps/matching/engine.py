@@ -1156,12 +1156,14 @@ class MatchIndex:
         depth: int,
         floor: float,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`_block` and `_candidates` in one compiled pass per query row (`kernels.score_block`): the
-        (len(rows), stop - start) float32 scores, `floor - 1` where a hard rule fails, and each row's
-        threshold: its candidates are the entries at or above it. The same values as the numpy passes up to the
-        order of the sparse products' sums (the float32 rounding of which the candidates' 1e-4 margin covers);
-        1.6 (needs) to 2.7 (offers) times as fast at 100k posts, and no block of hard-rule booleans or sparse
-        products in memory."""
+        """`_block` and the selection of candidates in one compiled pass per query row (`kernels.score_block`):
+        the (len(rows), stop - start) float32 scores, `floor - 1` where a hard rule fails, and each row's
+        threshold, at or above which its entries are candidates: those within 1e-4 (the last float32 bits in
+        which the block and the float64 pairwise rescoring can differ) of the row's (depth + 5)-th best and of
+        the floor, ties included, so that the rescoring, which decides the final order and cut (ties: lower id
+        first), sees every contender. The scores are those of the numpy `_block` up to the order of the sparse
+        products' sums (tested); 1.6 (needs) to 2.7 (offers) times as fast at 100k posts, and no block of
+        hard-rule booleans or sparse products in memory."""
         model = self.model
         start, stop = span
         n, m = len(rows), stop - start
@@ -1239,29 +1241,24 @@ class MatchIndex:
         blend_floor: float,
         seen: Callable[[np.ndarray, int, np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(position in `rows`, row of the other side) of the query rows' `_candidates`, scored by support types:
-        each group of them with the same support types against each run of the other side's rows that shares
-        one (`_Side.support_spans`). The rows left out fail a hard rule: on the synthetic corpus, a third of the
-        pairs. `seen(group's rows, run's first row, scores)` gets each block after `_candidates` (its
-        ineligible entries set below the floor)."""
+        """(position in `rows`, row of the other side) of the query rows' candidates (`_block_candidates`),
+        scored by support types: each group of them with the same support types against each run of the other
+        side's rows that shares one (`_Side.support_spans`). The rows left out fail a hard rule: on the
+        synthetic corpus, a third of the pairs. `seen(group's rows, run's first row, scores)` gets each block
+        (its ineligible entries set below the floor)."""
         other = self.offers if kind == NEED else self.needs
         masks = q_side.support[rows]
         qs, os_ = [], []
         for mask in np.unique(masks).tolist():
             group = np.flatnonzero(masks == mask)
             for start, stop in other.support_spans(mask):
-                if len(group) > 1:
-                    scores, threshold = self._block_candidates(q_side, kind, rows[group], weights, (start, stop),
-                                                               depth, blend_floor)  # fmt: skip
-                    q, o = kernels.at_least(scores, threshold, _NO_THRESHOLD)
-                else:
-                    scores, ok = self._block(q_side, kind, rows[group], weights, (start, stop))
-                    q, o = _candidates(scores, ok, depth, blend_floor)
-                    del ok
+                scores, threshold = self._block_candidates(q_side, kind, rows[group], weights, (start, stop),
+                                                           depth, blend_floor)  # fmt: skip
+                q, o = kernels.at_least(scores, threshold, _NO_THRESHOLD)
                 if seen is not None:
                     seen(rows[group], start, scores)
-                qs.append(group[q.astype(np.int64)])
-                os_.append(o.astype(np.int64) + start)
+                qs.append(group[q])
+                os_.append(o + start)
         return _concat(qs), _concat(os_)
 
     def _block_scores(self, q_side: _Side, kind: str, rows: np.ndarray, weights: Weights) -> np.ndarray:
@@ -1406,8 +1403,9 @@ class MatchIndex:
         q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
         comp, score = dict(shortlist.comp), shortlist.score
         if weights.alignment > 0:
-            comp["alignment"] = self._coverage(n_side, n_rows, o_side, of_rows, by_need=kind == NEED,
-                                               known=known, remember=remember)  # fmt: skip
+            comp["alignment"] = self._coverage(
+                n_side, n_rows, o_side, of_rows, known=known, remember=remember
+            )
             a = weights.alignment
             score = np.clip((score + a * comp["alignment"]) / (1.0 + a), 0.0, 1.0)
         order = np.lexsort((other.ids[o], -score, q))
@@ -1448,15 +1446,13 @@ class MatchIndex:
         o_side: _Side,
         orows: np.ndarray,
         *,
-        by_need: bool = True,
         known: _PairValues | None = None,
         remember: _PairValues | None = None,
     ) -> np.ndarray:
         """`sentence_coverage` of row-aligned (need, offer) pairs, float64.
 
-        One product per query post (by_need: per need, against the sentences of all its offers; else per
-        offer): the same values as one product per pair, exactly (`sentence_coverage`), at a fraction of the
-        calls. Pairs of indexed posts found in `known` are not computed again (nor their vectors read); the
+        All the pairs in one compiled call (`_packed_coverage`): the same values as `sentence_coverage` pair
+        by pair, exactly. Pairs of indexed posts found in `known` are not computed again (nor their vectors read); the
         ones computed are added to `remember`."""
         out = np.empty(len(nrows), dtype=np.float64)
         indexed = n_side is self.needs and o_side is self.offers
@@ -1468,54 +1464,18 @@ class MatchIndex:
             nrows, orows = nrows[todo], orows[todo]
         if len(todo) == 0:
             return out
-        computed = self._compute_coverage(n_side, nrows, o_side, orows, by_need)
+        computed = self._compute_coverage(n_side, nrows, o_side, orows)
         out[todo] = computed
         if indexed and remember is not None:
             remember.add(nrows, orows, computed)
         return out
 
     def _compute_coverage(
-        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, by_need: bool
+        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray
     ) -> np.ndarray:
         n_vec = n_side.sentence_vectors(nrows.tolist(), self.sentence_store)
         o_vec = o_side.sentence_vectors(orows.tolist(), self.sentence_store)
-        keys = nrows if by_need else orows
-        if len(n_vec if by_need else o_vec) > 1:
-            return _packed_coverage(n_vec, nrows, o_vec, orows)
-        order = np.argsort(keys, kind="stable")
-        bounds = np.flatnonzero(np.diff(keys[order])) + 1
-        computed = np.empty(len(nrows), dtype=np.float64)
-        # The same operations in the same order as `sentence_coverage`, many pairs at a time (exact: see there).
-        for idx in np.split(order, bounds):
-            if by_need:
-                need = n_vec[int(nrows[idx[0]])]
-                parts = [o_vec[b] for b in orows[idx].tolist()]
-                # (need sentences, all offer sentences), then the best of each offer's run of columns
-                sims = (
-                    need.values.astype(np.float32)
-                    @ np.concatenate([p.values for p in parts]).astype(np.float32).T
-                )
-                sims = sims.astype(np.float64)
-                sims *= np.concatenate([p.scale for p in parts])[None, :]
-                starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
-                best = (
-                    np.maximum.reduceat(sims, starts, axis=1) * need.scale[:, None]
-                )  # (need sentences, offers)
-                values = best.sum(axis=0) / len(need) / _COSINE_UNIT
-            else:
-                offer = o_vec[int(orows[idx[0]])]
-                parts = [n_vec[a] for a in nrows[idx].tolist()]
-                sims = (
-                    np.concatenate([p.values for p in parts]).astype(np.float32)
-                    @ offer.values.astype(np.float32).T
-                )
-                sims = sims.astype(np.float64)
-                sims *= offer.scale[None, :]
-                best = sims.max(axis=1) * np.concatenate([p.scale for p in parts])  # per need sentence
-                sizes = np.array([len(p) for p in parts])
-                values = np.add.reduceat(best, np.cumsum(sizes) - sizes) / sizes / _COSINE_UNIT
-            computed[idx] = np.clip(values, 0.0, 1.0)
-        return computed
+        return _packed_coverage(n_vec, nrows, o_vec, orows)
 
 
 def _packed_coverage(
@@ -1753,38 +1713,6 @@ def _first_stage(k: int, floor: float, weights: Weights) -> tuple[int, float]:
     if a <= 0:
         return k, floor
     return max(k, weights.rerank_depth), floor * (1.0 + a) - a
-
-
-def _candidates(scores: np.ndarray, ok: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """(query row, other column) of the eligible entries of each row of the block that may be in its top k.
-
-    Those are the entries within 1e-4 (the last float32 bits in which the block and the float64 pairwise
-    rescoring can differ) of the (k + 5)-th best and of the floor, ties included, so that the rescoring, which
-    decides the final order and cut (ties: lower id first), sees every contender. Sets ineligible entries to
-    `floor - 1` (`_exclude`).
-    """
-    _exclude(scores, ok, np.float32(floor - 1.0))
-    n, m = scores.shape
-    take = min(k + 5, m)
-    if take == 0 or n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    kth = np.partition(scores, m - take, axis=1)[:, m - take] if take < m else scores.min(axis=1)
-    threshold = np.maximum(kth, np.float32(floor)) - np.float32(1e-4)
-    q, o = np.nonzero(scores >= threshold[:, None])
-    return q.astype(np.int64), o.astype(np.int64)
-
-
-def _exclude(scores: np.ndarray, ok: np.ndarray, below: np.float32) -> None:
-    """scores <- `below` where not ok, in place; `below` is under the floor of every later selection.
-
-    Three plain passes (shift, multiply by the mask, shift back) instead of a masked assignment, which costs
-    about 15 times as much with a mask as irregular as the hard rules' (100 ms against 7 ms on a 500 x 50k
-    block). The eligible entries move by at most one float32 rounding of the shift (~1e-7), far inside the 1e-4
-    margin within which the candidates are taken."""
-    shift = np.float32(-below)
-    scores += shift
-    scores *= ok
-    scores -= shift
 
 
 def _vectors_for(

@@ -100,7 +100,7 @@ def score_block(
     """Block scores of the query rows against the rows [start, stop) of the other side, in place of `out`
     ((n, stop - start) float32, C order), which holds the raw semantic dot products on entry; entries that
     break a hard rule become `below`. thresholds[i]: what an entry of row i must reach to be a candidate
-    (within 1e-4 of the take-th best of the row and of the floor; see `engine._candidates`).
+    (within 1e-4 of the take-th best of the row and of the floor; see `MatchIndex._block_candidates`).
 
     cal: (lo, scale / (hi - lo)) of words, ESA and semantic, for the scales 1 - esa_share, esa_share and 1.
     coef: (1 - esa_share, esa_share, lexical / W, (semantic + lexical) / W, cross_lingual_lexical).

@@ -444,10 +444,11 @@ def test_coverage_of_many_pairs_equals_coverage_pair_by_pair_exactly(model, reco
     one_by_one = [
         engine.sentence_coverage(need_vec[a], offer_vec[b]) for a, b in zip(nrows, orows, strict=True)
     ]
-    by_need = index._coverage(index.needs, nrows, index.offers, orows, by_need=True)
-    by_offer = index._coverage(index.needs, nrows, index.offers, orows, by_need=False)
-    assert by_need.tolist() == one_by_one
-    assert by_offer.tolist() == one_by_one
+    assert index._coverage(index.needs, nrows, index.offers, orows).tolist() == one_by_one
+    # Grouped the other way (pairs in the order of their offers), each pair still gets its own coverage.
+    order = np.argsort(orows, kind="stable")
+    by_offer = index._coverage(index.needs, nrows[order], index.offers, orows[order])
+    assert by_offer.tolist() == [one_by_one[i] for i in order]
     assert len(set(one_by_one)) > 10
 
 
@@ -462,9 +463,9 @@ def test_match_all_computes_each_pairs_coverage_once(model, records, vectors, mo
     computed: list[tuple[int, int]] = []
     original = MatchIndex._compute_coverage
 
-    def spy(self, n_side, nrows, o_side, orows, by_need):
+    def spy(self, n_side, nrows, o_side, orows):
         computed.extend(zip(nrows.tolist(), orows.tolist(), strict=True))
-        return original(self, n_side, nrows, o_side, orows, by_need)
+        return original(self, n_side, nrows, o_side, orows)
 
     monkeypatch.setattr(MatchIndex, "_compute_coverage", spy)
     list(match_all(index, k=3, floor=0.0, chunk_size=2, weights=weights))
