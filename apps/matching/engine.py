@@ -392,6 +392,13 @@ class SentenceStore:
     def put(self, records: Sequence[PostRecord], vectors: Sequence[np.ndarray]) -> None:
         return None
 
+    def scan(self, records: Sequence[PostRecord], batch: int = 2000) -> Iterator[tuple[int, np.ndarray]]:
+        """(post id, vectors) of each of `records` that `get` has, for a caller that wants nearly all of a corpus
+        (a rebuild): here `get` in batches of posts in id order, a few at a time in memory."""
+        ordered = sorted(records, key=lambda r: r.id)
+        for start in range(0, len(ordered), batch):
+            yield from self.get(ordered[start : start + batch]).items()
+
 
 # Sentence embeddings by text, shared by every index of the process, so that a rebuilt index (or the next match)
 # does not embed the same sentences again; cleared when full (~40 MB of float32 at the cap). Indexes backed by
@@ -853,6 +860,7 @@ class _Side:
         self._offer_tokens = offer_tokens
         self.open_to_all = np.array([not r.eligible for r in records], dtype=bool)
         self._sentences: dict[int, SentenceVectors] = {}
+        self._holding = False  # `MatchIndex.holding_sentences`: keep every row's vectors
         self._spans: dict[int, list[tuple[int, int]]] = {}
 
     def support_spans(self, mask: int) -> list[tuple[int, int]]:
@@ -869,6 +877,20 @@ class _Side:
             self._spans[mask] = spans  # the same value from any thread
         return spans
 
+    def held_sentences(self, rows: np.ndarray) -> dict[int, SentenceVectors] | None:
+        """row -> vectors of `rows` while `MatchIndex.holding_sentences` holds and every one is in memory, else
+        None. Only reads: safe beside `sentence_vectors` in another thread (nothing is let go meanwhile)."""
+        if not self._holding:
+            return None
+        kept = self._sentences
+        held = {}
+        for r in np.unique(rows).tolist():
+            vectors = kept.get(r)
+            if vectors is None:
+                return None
+            held[r] = vectors
+        return held
+
     def sentence_vectors(
         self, rows: Iterable[int], store: SentenceStore | None = None
     ) -> dict[int, SentenceVectors]:
@@ -877,7 +899,7 @@ class _Side:
         rows = list(dict.fromkeys(int(r) for r in rows))
         kept = self._sentences
         todo = [r for r in rows if r not in kept]
-        if store is not None:
+        if store is not None and not self._holding:
             # The store gives them back for one query per batch: keep a worker's memory bounded (a whole
             # corpus' sentences are ~0.35 GB at 100k posts) instead of holding every post ever shortlisted.
             # Least recently asked first out: the rows asked for now move to the end of the (ordered) dict.
@@ -1003,6 +1025,31 @@ class MatchIndex:
 
     def __len__(self) -> int:
         return len(self.needs.records) + len(self.offers.records)
+
+    @contextlib.contextmanager
+    def holding_sentences(self) -> Iterator[None]:
+        """While this holds, the rerank finds every indexed post's sentence vectors in memory: those the store
+        has are read at the start, in one pass in id order (`SentenceStore.scan`), and none is let go
+        (`SENTENCE_ROWS_KEPT`) until the end, when the usual bound applies again.
+
+        For `match_all`, whose rerank needs nearly every post: looked up as shortlists asked, a 100k rebuild
+        read 157k posts' vectors in 1,400 queries (12 s of its main thread, quantising included) where one pass
+        reads each post once; holding all 100k takes ~70 MB more than the bound (3.6 KB a post)."""
+        store = self.sentence_store
+        sides = (self.needs, self.offers)
+        if store is not None:
+            wanted = {r.id: (side, row) for side in sides for row, r in enumerate(side.records)
+                      if row not in side._sentences}  # fmt: skip
+            for post_id, vectors in store.scan([wanted[pk][0].records[wanted[pk][1]] for pk in wanted]):
+                side, row = wanted[post_id]
+                side._sentences[row] = quantise_sentences(np.asarray(vectors, dtype=np.float16))
+        for side in sides:
+            side._holding = True
+        try:
+            yield
+        finally:
+            for side in sides:
+                side._holding = False
 
     # -- scoring ------------------------------------------------------------------------------------------------
 
@@ -1404,7 +1451,7 @@ class MatchIndex:
         comp, score = dict(shortlist.comp), shortlist.score
         if weights.alignment > 0:
             comp["alignment"] = self._coverage(
-                n_side, n_rows, o_side, of_rows, known=known, remember=remember
+                n_side, n_rows, o_side, of_rows, known=known, remember=remember, computed=shortlist.alignment
             )
             a = weights.alignment
             score = np.clip((score + a * comp["alignment"]) / (1.0 + a), 0.0, 1.0)
@@ -1448,14 +1495,20 @@ class MatchIndex:
         *,
         known: _PairValues | None = None,
         remember: _PairValues | None = None,
+        computed: np.ndarray | None = None,
     ) -> np.ndarray:
         """`sentence_coverage` of row-aligned (need, offer) pairs, float64.
 
         All the pairs in one compiled call (`_packed_coverage`): the same values as `sentence_coverage` pair
         by pair, exactly. Pairs of indexed posts found in `known` are not computed again (nor their vectors read); the
-        ones computed are added to `remember`."""
-        out = np.empty(len(nrows), dtype=np.float64)
+        ones computed are added to `remember`. `computed`: the values, from `_held_coverage` with the same
+        `known`, added to `remember` as if computed here."""
         indexed = n_side is self.needs and o_side is self.offers
+        if computed is not None:
+            if indexed and remember is not None:
+                remember.add(nrows, orows, computed)
+            return computed
+        out = np.empty(len(nrows), dtype=np.float64)
         todo = np.arange(len(nrows))
         if indexed and known is not None:
             found, values = known.lookup(nrows, orows)
@@ -1468,6 +1521,28 @@ class MatchIndex:
         out[todo] = computed
         if indexed and remember is not None:
             remember.add(nrows, orows, computed)
+        return out
+
+    def _held_coverage(
+        self, nrows: np.ndarray, orows: np.ndarray, *, known: _PairValues | None = None
+    ) -> np.ndarray | None:
+        """`_coverage` of pairs of indexed posts if every vector it needs is held in memory
+        (`holding_sentences`), else None: it reads neither the store nor the encoder, so `match_all` runs it in
+        its pool, beside the scoring (the rerank was the longest part of its main thread). With `known`, as
+        `_coverage` (`known` must not change meanwhile)."""
+        out = np.empty(len(nrows), dtype=np.float64)
+        todo = np.arange(len(nrows))
+        if known is not None:
+            found, values = known.lookup(nrows, orows)
+            out[found] = values
+            todo = np.flatnonzero(~found)
+        if len(todo) == 0:
+            return out
+        n_vec = self.needs.held_sentences(nrows[todo])
+        o_vec = self.offers.held_sentences(orows[todo])
+        if n_vec is None or o_vec is None:
+            return None
+        out[todo] = _packed_coverage(n_vec, nrows[todo], o_vec, orows[todo])
         return out
 
     def _compute_coverage(
@@ -1491,7 +1566,7 @@ def _packed_coverage(
     index_of_offer[list(o_vec)] = np.arange(len(n_vec), len(posts))
     addresses = np.array([p.addresses for p in posts], dtype=np.intp).reshape(-1, 2)
     out = np.empty(len(nrows), dtype=np.float64)
-    kernels.coverages(addresses[:, 0].copy(), addresses[:, 1].copy(), np.array([p.count for p in posts]),
+    kernels.coverages(addresses[:, 0].copy(), addresses[:, 1].copy(), np.array([p.count for p in posts], dtype=np.int64),
                       EMBED_DIM, index_of_need[nrows], index_of_offer[orows], _COSINE_UNIT, out)  # fmt: skip
     return out
 
@@ -1529,7 +1604,8 @@ class _PairValues:
 @dataclass
 class _Shortlist:
     """A chunk's candidate pairs after `MatchIndex._shortlist` (q: index into the chunk's rows, o: row of the
-    other side; the need and offer rows of each pair; components, blend)."""
+    other side; the need and offer rows of each pair; components, blend). `alignment`: the pairs' sentence
+    coverage when it was computed with them (`MatchIndex._held_coverage`), else None."""
 
     q: np.ndarray
     o: np.ndarray
@@ -1537,6 +1613,7 @@ class _Shortlist:
     of_rows: np.ndarray
     comp: dict[str, np.ndarray]
     score: np.ndarray
+    alignment: np.ndarray | None = None
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -1929,12 +2006,14 @@ def match_all(
     every offer, gathered from the same products. Every pair is given once: an offer's top k leaves out the
     pairs a NEED chunk gave already (the same results, from the same computation). Chunks group posts by tag
     profile (`_chunks_by_profile`). Peak memory is one (chunk_size x n_offers) block plus a running
-    (k x n_offers) top list, so it grows linearly with the corpus.
+    (k x n_offers) top list, and every post's sentence vectors (`MatchIndex.holding_sentences`), so it grows
+    linearly with the corpus.
 
-    `threads` > 1: the next chunk is scored, rescored and shortlisted in that many slices at once in a thread
-    pool (numpy and scipy release the GIL there; BLAS then runs one thread per slice) while this thread reranks
-    (the sentence vectors come from the index's store), explains and yields the current one and the caller
-    stores it. The chunks and their contents are the same for any `threads`.
+    `threads` > 1: the next chunk is scored, rescored, shortlisted and its sentence coverage computed (when
+    the vectors are in memory: `MatchIndex._held_coverage`) in that many slices at once in a thread pool
+    (numpy, scipy and the compiled loops release the GIL there; BLAS then runs one thread per slice) while this
+    thread ranks, explains and yields the current one and the caller stores it. The chunks and their contents
+    are the same for any `threads`.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
@@ -1961,18 +2040,24 @@ def match_all(
                 best.merge(*contenders)
 
         q, o = index._candidate_pairs(needs, NEED, rows, weights, depth, blend_floor, merge)
-        return index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
+        shortlist = index._shortlist(needs, NEED, rows, q, o, k, floor, weights)
+        if weights.alignment > 0:
+            shortlist.alignment = index._held_coverage(shortlist.n_rows, shortlist.of_rows)
+        return shortlist
 
     def offer_block(cols: np.ndarray) -> _Shortlist:
         s, keys = best.scores[cols].T, best.keys[cols].T
         r, c = np.nonzero((keys >= 0) & (s >= blend_floor - 1e-4))
         order = np.argsort(c, kind="stable")
         nrows = row_of_key[keys[r[order], c[order]]]
-        return index._shortlist(offers, OFFER, cols, c[order], nrows, k, floor, weights)
+        shortlist = index._shortlist(offers, OFFER, cols, c[order], nrows, k, floor, weights)
+        if weights.alignment > 0:  # every need chunk's coverages are in `coverages` by now
+            shortlist.alignment = index._held_coverage(shortlist.n_rows, shortlist.of_rows, known=coverages)
+        return shortlist
 
     # With threads, each chunk is scored and shortlisted in parts at once (the blocks in memory add up to one
-    # chunk's) while this thread reranks, explains and yields the chunk before.
-    with rare_collections():
+    # chunk's) while this thread ranks, explains and yields the chunk before.
+    with rare_collections(), index.holding_sentences():
         chunks = _chunks_by_profile(needs, chunk_size)
         sliced = [_by_support(needs, rows, threads) for rows in chunks]
         # Shortlists are small (the blocks are dropped in `block`): the pool works up to two chunks ahead, so that

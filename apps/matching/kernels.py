@@ -207,7 +207,9 @@ def coverages(
             for y in range(nb_):
                 acc = np.int32(0)
                 for k in range(dim):
-                    acc += np.int32(need[x, k]) * np.int32(offer[y, k])
+                    # int16 products summed in int32 (exact: |sum| <= 512 * 128**2 < 2**31), spelt so that the
+                    # compiler keeps them narrow (pmaddwd): numba's own typing widens to int64, 2.4x slower.
+                    acc = np.int32(acc + np.int32(np.int16(need[x, k]) * np.int16(offer[y, k])))
                 v = np.float64(acc) * offer_scale[y]
                 if v > best:
                     best = v

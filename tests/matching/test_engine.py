@@ -461,13 +461,13 @@ def test_match_all_computes_each_pairs_coverage_once(model, records, vectors, mo
     offer_pairs = {(r.need_id, r.offer_id) for rs in offer_lists for r in rs}
     assert need_pairs & offer_pairs  # the offers' lists share pairs with the needs'...
     computed: list[tuple[int, int]] = []
-    original = MatchIndex._compute_coverage
+    original = engine._packed_coverage  # where every coverage is computed, in the main thread or the pool
 
-    def spy(self, n_side, nrows, o_side, orows):
+    def spy(n_vec, nrows, o_vec, orows):
         computed.extend(zip(nrows.tolist(), orows.tolist(), strict=True))
-        return original(self, n_side, nrows, o_side, orows)
+        return original(n_vec, nrows, o_vec, orows)
 
-    monkeypatch.setattr(MatchIndex, "_compute_coverage", spy)
+    monkeypatch.setattr(engine, "_packed_coverage", spy)
     list(match_all(index, k=3, floor=0.0, chunk_size=2, weights=weights))
     assert len(computed) == len(set(computed))  # ...whose coverage match_all does not compute again
     ids = {(index.needs.ids[a], index.offers.ids[b]) for a, b in computed}
@@ -671,6 +671,58 @@ def test_a_bounded_sentence_cache_still_answers_every_row_asked(
     assert set(side.sentence_vectors([0, 1, 2, 3, 4], fresh.sentence_store)) == {0, 1, 2, 3, 4}
     # Matching through the bounded cache ranks as the unbounded one.
     assert fresh.match(records[0], k=5, floor=0.0) == first_index.match(records[0], k=5, floor=0.0)
+
+
+def test_match_all_reads_every_posts_sentences_once_and_keeps_them_while_it_runs(
+    records, vectors, model, monkeypatch
+) -> None:
+    known = {r.id: v for r, v in zip(records, engine.embed_post_sentences(records), strict=True)}
+    unheld = MatchIndex.build(records, model, embeddings=vectors, sentence_store=_RecordingStore(known))
+    expected = [chunk.results for chunk in match_all(unheld, k=3, floor=0.0, chunk_size=2)]
+    monkeypatch.setattr(engine, "SENTENCE_ROWS_KEPT", 3)  # far fewer than the posts
+
+    def no_embedding(_records):
+        raise AssertionError("sentences were embedded")
+
+    monkeypatch.setattr(engine, "embed_post_sentences", no_embedding)
+    store = _RecordingStore(known)
+    index = MatchIndex.build(records, model, embeddings=vectors, sentence_store=store)
+    in_pool = []
+    original = MatchIndex._held_coverage
+
+    def spy(self, nrows, orows, **kwargs):
+        got = original(self, nrows, orows, **kwargs)
+        in_pool.append(got is not None)
+        return got
+
+    monkeypatch.setattr(MatchIndex, "_held_coverage", spy)
+    got = [chunk.results for chunk in match_all(index, k=3, floor=0.0, chunk_size=2, threads=2)]
+    assert got == expected  # the same matches, their coverage computed beside the scoring
+    assert in_pool and all(in_pool)
+    # Each post asked of the store once, all at the start; nothing let go meanwhile.
+    assert sorted(store.asked) == sorted(known)
+    assert len(index.needs._sentences) + len(index.offers._sentences) == len(known)
+    # Afterwards the bound applies again.
+    index.offers.sentence_vectors([0], store)
+    assert len(index.offers._sentences) <= 3
+
+
+def test_pool_side_coverage_is_the_reranks_or_nothing_when_a_vector_is_not_held(
+    records, vectors, model
+) -> None:
+    index = MatchIndex.build(records, model, embeddings=vectors)
+    nrows = np.repeat(np.arange(len(index.needs.records)), len(index.offers.records))
+    orows = np.tile(np.arange(len(index.offers.records)), len(index.needs.records))
+    expected = index._coverage(index.needs, nrows, index.offers, orows)  # embeds and keeps them all
+    assert index._held_coverage(nrows, orows) is None  # not holding: the store may be needed
+    with index.holding_sentences():
+        assert index._held_coverage(nrows, orows).tolist() == expected.tolist()
+        del index.offers._sentences[1]
+        assert index._held_coverage(nrows, orows) is None
+        assert (
+            index._held_coverage(nrows[orows != 1], orows[orows != 1]).tolist()
+            == expected[orows != 1].tolist()
+        )
 
 
 def test_one_text_is_featurised_as_in_a_batch(model, records) -> None:

@@ -128,6 +128,13 @@ def test_coverage_of_packed_pairs_equals_sentence_coverage_exactly() -> None:
     ]
     assert got.tolist() == expected
     assert len(set(expected)) > 100 and min(expected) > 0 and max(expected) < 1
+    # The largest products there are (every component +-127): no overflow in the narrow sums.
+    ones, minus = (
+        engine.quantise_sentences(np.full((3, engine.EMBED_DIM), x, np.float16)) for x in (0.5, -0.5)
+    )
+    pairs = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    extreme = engine._packed_coverage({0: ones, 1: minus}, pairs[0], {0: ones, 1: minus}, pairs[1])
+    assert extreme.tolist() == [1.0, 0.0, 0.0, 1.0]  # a wrapped sum would turn a 1 negative: 0
 
 
 def test_sentence_vectors_copied_or_unpickled_point_at_their_own_arrays() -> None:
