@@ -1574,31 +1574,35 @@ def _packed_coverage(
 class _PairValues:
     """Values of (need row, offer row) pairs of one index, added in batches during a `match_all` and looked up
     after: the sentence coverages of the needs' reranked pairs, which the offers' shortlists share in good part
-    (43% on the synthetic 20k corpus), and the pairs the needs' chunks yielded."""
+    (43% on the synthetic 20k corpus), and the pairs the needs' chunks yielded. Safe to use from several
+    threads (the offers' shortlists look coverages up in the pool)."""
 
     def __init__(self, n_offers: int) -> None:
         self.n_offers = n_offers
-        self.keys = np.zeros(0, dtype=np.int64)
-        self.values = np.zeros(0, dtype=np.float64)
+        self._sorted = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))  # keys, values
         self._new: list[tuple[np.ndarray, np.ndarray]] = []
+        self._lock = threading.Lock()
 
     def add(self, nrows: np.ndarray, orows: np.ndarray, values: np.ndarray | None = None) -> None:
         keys = nrows.astype(np.int64) * self.n_offers + orows
-        self._new.append((keys, np.zeros(len(keys)) if values is None else values))
+        with self._lock:
+            self._new.append((keys, np.zeros(len(keys)) if values is None else values))
 
     def lookup(self, nrows: np.ndarray, orows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bool mask of the pairs known, their values)."""
-        if self._new:
-            keys = np.concatenate([self.keys, *(k for k, _ in self._new)])
-            values = np.concatenate([self.values, *(v for _, v in self._new)])
-            order = np.argsort(keys, kind="stable")
-            self.keys, self.values, self._new = keys[order], values[order], []
+        with self._lock:  # what was added since the last lookup joins the sorted arrays, once
+            if self._new:
+                keys = np.concatenate([self._sorted[0], *(k for k, _ in self._new)])
+                values = np.concatenate([self._sorted[1], *(v for _, v in self._new)])
+                order = np.argsort(keys, kind="stable")
+                self._sorted, self._new = (keys[order], values[order]), []
+            keys, values = self._sorted
         want = nrows.astype(np.int64) * self.n_offers + orows
-        if len(self.keys) == 0:
+        if len(keys) == 0:
             return np.zeros(len(want), dtype=bool), np.zeros(0, dtype=np.float64)
-        pos = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
-        found = self.keys[pos] == want
-        return found, self.values[pos[found]]
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        found = keys[pos] == want
+        return found, values[pos[found]]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -799,3 +800,31 @@ def test_blocks_by_support_types_leave_out_only_pairs_that_break_a_rule(seed, mo
     assert [(c.kind, c.post_ids, c.results) for c in match_all(whole, k=5, floor=0.0, chunk_size=4, threads=2)] \
         == all_chunks  # fmt: skip
     assert any(by_span["need"]) and any(by_span["offer"])
+
+
+def test_pair_values_looked_up_from_many_threads_at_once_stay_right() -> None:
+    # The offers' shortlists look the needs' coverages up in match_all's pool, the first lookups right after the
+    # last adds: each must see every pair with its own value.
+    rng = np.random.default_rng(5)
+    for _round in range(10):
+        pairs = engine._PairValues(n_offers=1000)
+        nrows, orows = rng.integers(0, 1000, 300_000), rng.integers(0, 1000, 300_000)
+        keys = np.unique(nrows * 1000 + orows)
+        nrows, orows = keys // 1000, keys % 1000
+        values = rng.random(len(keys))
+        for part in np.array_split(np.arange(len(keys)), 40):
+            pairs.add(nrows[part], orows[part], values[part])
+        start, wrong = threading.Barrier(8), []
+
+        def look() -> None:
+            start.wait()
+            found, got = pairs.lookup(nrows, orows)
+            if not found.all() or got.tolist() != values.tolist():
+                wrong.append(1)
+
+        threads = [threading.Thread(target=look) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not wrong
