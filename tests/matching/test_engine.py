@@ -802,29 +802,34 @@ def test_blocks_by_support_types_leave_out_only_pairs_that_break_a_rule(seed, mo
     assert any(by_span["need"]) and any(by_span["offer"])
 
 
+def _look_up_at_once(
+    pairs: engine._PairValues, nrows, orows, threads: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    start, got = threading.Barrier(threads), []
+
+    def look() -> None:
+        start.wait()
+        got.append(pairs.lookup(nrows, orows))
+
+    running = [threading.Thread(target=look) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return got
+
+
 def test_pair_values_looked_up_from_many_threads_at_once_stay_right() -> None:
     # The offers' shortlists look the needs' coverages up in match_all's pool, the first lookups right after the
     # last adds: each must see every pair with its own value.
     rng = np.random.default_rng(5)
     for _round in range(10):
         pairs = engine._PairValues(n_offers=1000)
-        nrows, orows = rng.integers(0, 1000, 300_000), rng.integers(0, 1000, 300_000)
-        keys = np.unique(nrows * 1000 + orows)
+        keys = np.unique(rng.integers(0, 1000, 300_000) * 1000 + rng.integers(0, 1000, 300_000))
         nrows, orows = keys // 1000, keys % 1000
         values = rng.random(len(keys))
         for part in np.array_split(np.arange(len(keys)), 40):
             pairs.add(nrows[part], orows[part], values[part])
-        start, wrong = threading.Barrier(8), []
-
-        def look() -> None:
-            start.wait()
-            found, got = pairs.lookup(nrows, orows)
-            if not found.all() or got.tolist() != values.tolist():
-                wrong.append(1)
-
-        threads = [threading.Thread(target=look) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not wrong
+        answers = _look_up_at_once(pairs, nrows, orows, threads=8)
+        assert len(answers) == 8
+        assert all(found.all() and got.tolist() == values.tolist() for found, got in answers)
