@@ -60,6 +60,7 @@ class RebuildRunAdmin(ReadOnlyAdmin):
         "done_chunks",
         "total_chunks",
         "matches_written",
+        "in_process",
         "started_at",
         "finished_at",
     ]

@@ -167,6 +167,8 @@ class RebuildRun(models.Model):
     total_chunks = models.PositiveIntegerField(_("chunks"), default=0)
     done_chunks = models.PositiveIntegerField(_("chunks done"), default=0)
     matches_written = models.PositiveIntegerField(_("matches written"), default=0)
+    # In one process (`rebuild_matches --sync`): it keeps the pairs it ranks in memory, not as `RebuildPair`s.
+    in_process = models.BooleanField(_("in process"), default=False)
     started_at = models.DateTimeField(_("started at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 

@@ -43,6 +43,9 @@ engine.configure_encoder(pieces=settings.MATCHING_ENCODER_PIECES)
 DELTA_LIMIT = 200
 # An index of at least this many posts is frozen out of the garbage collector's scans (`_freeze_index`).
 FREEZE_FROM = 10_000
+# A rebuild unfinished this long after it started died (a worker's chunk is time-limited far below this): its
+# pairs are forgotten, and its being unfinished holds nothing back.
+RUN_ABANDONED_AFTER = timedelta(days=1)
 EMBED_BATCH = 256
 SMALL_CORPUS = 2000
 
@@ -414,9 +417,12 @@ def _stored_score(score: float) -> float:
     return round(min(max(score, 0.0), 1.0), 6)
 
 
-def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None = None) -> int:
-    """Store the results. Within a rebuild (`run_id`), the pairs are also recorded as ranked by it
-    (`RebuildPair`), and on PostgreSQL a stored match whose values are all unchanged is left as it is."""
+def _upsert(
+    results: Iterable[MatchResult], *, version: int, run_id: int | None = None, record_pairs: bool = True
+) -> int:
+    """Store the results. Within a rebuild (`run_id`), on PostgreSQL a stored match whose values are all
+    unchanged is left as it is, and the pairs are recorded as ranked by it (`RebuildPair`) unless the caller
+    keeps them itself (`record_pairs=False`: the in-process rebuild)."""
     # One row per pair (a post's own list and the lists it enters can name the same pair): the last one wins,
     # as if each had been written in turn.
     unique = list({(r.need_id, r.offer_id): r for r in results}.values())
@@ -424,7 +430,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None 
         return 0
     now = timezone.now()
     if connection.vendor == "postgresql":
-        return _upsert_by_copy(unique, version, now, run_id)
+        return _upsert_by_copy(unique, version, now, run_id, record_pairs)
     rows = [
         Match(
             need_id=r.need_id,
@@ -454,7 +460,7 @@ def _upsert(results: Iterable[MatchResult], *, version: int, run_id: int | None 
         strong_at__isnull=True,
         score__gte=settings.MATCHING_STRONG_SCORE,
     ).update(strong_at=now)
-    if run_id is not None:
+    if run_id is not None and record_pairs:
         RebuildPair.objects.bulk_create(
             [RebuildPair(run_id=run_id, need_id=r.need_id, offer_id=r.offer_id) for r in unique],
             batch_size=500,
@@ -468,7 +474,9 @@ _UPSERT_TYPES = ["int8", "int8", "float8", "float8", "float8", "float8", "float8
                  "timestamptz"]  # fmt: skip
 
 
-def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run_id: int | None) -> int:
+def _upsert_by_copy(
+    results: list[MatchResult], version: int, now: datetime, run_id: int | None, record_pairs: bool
+) -> int:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time. The
     rows are written straight from the results, without a model instance each (a rebuild writes millions), in
@@ -493,11 +501,12 @@ def _upsert_by_copy(results: list[MatchResult], version: int, now: datetime, run
                        c.get("structured", 0.0), c.get("alignment"), r.explanation, version, now))  # fmt: skip
         unchanged_kept = ""
         if run_id is not None:
-            cursor.execute(
-                f"INSERT INTO {RebuildPair._meta.db_table} (run_id, need_id, offer_id) "
-                "SELECT %s, need_id, offer_id FROM matching_upsert ON CONFLICT DO NOTHING",
-                [run_id],
-            )
+            if record_pairs:
+                cursor.execute(
+                    f"INSERT INTO {RebuildPair._meta.db_table} (run_id, need_id, offer_id) "
+                    "SELECT %s, need_id, offer_id FROM matching_upsert ON CONFLICT DO NOTHING",
+                    [run_id],
+                )
             # A new version of every row, and of its entries in a dozen indexes, for the same values: a
             # rebuild leaves the unchanged ones alone (`RebuildPair` records that it saw them).
             stored = ", ".join(f"matching_match.{c}" for c in _UPSERT_COLUMNS[2:-1])
@@ -629,13 +638,12 @@ def rebuild_start(
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
-    # Pairs left by runs that died unfinished (a worker's chunk is time-limited: a day is long past any), or
-    # written by a chunk redelivered after its run finished.
+    # Pairs left by runs that died unfinished, or written by a chunk redelivered after its run finished.
     live = RebuildRun.objects.filter(
-        finished_at__isnull=True, started_at__gte=timezone.now() - timedelta(days=1)
+        finished_at__isnull=True, started_at__gte=timezone.now() - RUN_ABANDONED_AFTER
     )
     RebuildPair.objects.exclude(run_id__in=live.values("pk")).delete()
-    run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks))
+    run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks), in_process=sync)
     if not chunks:
         rebuild_finish(run)
     elif sync:
@@ -651,28 +659,37 @@ def _rebuild_in_process(
     run: RebuildRun, chunk_size: int, progress: Callable[[int, int], None] | None
 ) -> None:
     """The whole rebuild here, in one pass: `match_all` gets both sides' top k from the same products, where
-    the workers' chunks each compute one side (twice the work, but spread over every machine)."""
+    the workers' chunks each compute one side (twice the work, but spread over every machine).
+
+    The pairs it ranks are kept here, not in `RebuildPair` (inserting 1.6M rows and their index entries was
+    a tenth of a 100k rebuild's time). If it fails, the run ends without retiring anything."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
-    with _state.lock, engine.rare_collections():
-        _state.index = None  # a rebuild reads the database afresh
-        index, _delta = _current_index()
-        version = _state.index_version or 0
-        with _ChunkWriter(run, version) as writer:
-            for done, chunk in enumerate(
-                engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
-                                 threads=settings.MATCHING_REBUILD_THREADS),
-                start=1,
-            ):  # fmt: skip
-                writer.write(chunk.results)
-                if progress:
-                    progress(done, run.total_chunks)
-    rebuild_finish(run)
+    ranked: list[np.ndarray] = []
+    try:
+        with _state.lock, engine.rare_collections():
+            _state.index = None  # a rebuild reads the database afresh
+            index, _delta = _current_index()
+            version = _state.index_version or 0
+            with _ChunkWriter(run, version, record_pairs=False) as writer:
+                for done, chunk in enumerate(
+                    engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
+                                     threads=settings.MATCHING_REBUILD_THREADS),
+                    start=1,
+                ):  # fmt: skip
+                    writer.write(chunk.results)
+                    ranked.append(_pair_keys([(r.need_id, r.offer_id) for r in chunk.results]))
+                    if progress:
+                        progress(done, run.total_chunks)
+    except BaseException:
+        RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        raise
+    rebuild_finish(run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64))
 
 
-def _write_chunk(run_id: int, version: int, results: list[MatchResult]) -> int:
+def _write_chunk(run_id: int, version: int, results: list[MatchResult], record_pairs: bool = True) -> int:
     """One chunk of a rebuild, in one transaction (a commit per post costs more than the maths), and counted."""
     with transaction.atomic():
-        written = _upsert(results, version=version, run_id=run_id)
+        written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs)
     RebuildRun.objects.filter(pk=run_id).update(
         done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
     )
@@ -688,8 +705,8 @@ class _ChunkWriter:
 
     QUEUED = 2
 
-    def __init__(self, run: RebuildRun, version: int) -> None:
-        self.run, self.version = run, version
+    def __init__(self, run: RebuildRun, version: int, *, record_pairs: bool = True) -> None:
+        self.run, self.version, self.record_pairs = run, version, record_pairs
         self.threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
         self.error: BaseException | None = None
         self.queue: queue.Queue[list[MatchResult] | None] = queue.Queue(maxsize=self.QUEUED)
@@ -702,7 +719,7 @@ class _ChunkWriter:
 
     def write(self, results: list[MatchResult]) -> None:
         if not self.threaded:
-            _write_chunk(self.run.pk, self.version, results)
+            _write_chunk(self.run.pk, self.version, results, self.record_pairs)
             return
         self._raise()
         self.queue.put(results)  # never blocks for good: a failed writer empties the queue
@@ -728,7 +745,7 @@ class _ChunkWriter:
         try:
             while (results := self.queue.get()) is not None:
                 if self.error is None:
-                    _write_chunk(self.run.pk, self.version, results)
+                    _write_chunk(self.run.pk, self.version, results, self.record_pairs)
         except BaseException as error:  # handed to the caller's thread
             self.error = error
             while self.queue.get() is not None:  # let the caller finish putting
@@ -762,20 +779,40 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
     return written
 
 
-def rebuild_finish(run: RebuildRun) -> None:
-    """Retire every match the rebuild did not write again, and clear what was waiting before it started."""
+def rebuild_finish(run: RebuildRun, *, ranked: np.ndarray | None = None) -> None:
+    """Retire every match the rebuild did not write again, and clear what was waiting before it started.
+
+    What the run ranked: its `RebuildPair`s (the workers' chunks), or `ranked`, the `_pair_keys` of the pairs
+    of an in-process rebuild."""
     with transaction.atomic():
         if not RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(
             finished_at=timezone.now()
         ):
             return  # another worker finished it
         # What the run did not rank, unless written since it started (a post published meanwhile) or ranked
-        # by another run still going (which leaves unchanged matches unwritten too).
-        running = [run.pk, *RebuildRun.objects.filter(finished_at__isnull=True).values_list("pk", flat=True)]
-        ranked = RebuildPair.objects.filter(
-            run_id__in=running, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
+        # by another run still going (which leaves unchanged matches unwritten too). An in-process run going
+        # keeps what it ranks to itself: retiring is then left to it (it ranks the same posts, or newer).
+        going = RebuildRun.objects.filter(
+            finished_at__isnull=True, started_at__gte=timezone.now() - RUN_ABANDONED_AFTER
         )
-        Match.objects.active().filter(~Exists(ranked), updated_at__lt=run.started_at).update(is_active=False)
+        if not going.filter(in_process=True).exists():
+            by_others = RebuildPair.objects.filter(
+                run_id__in=going.values("pk"), need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
+            )
+            stale = Match.objects.active().filter(~Exists(by_others), updated_at__lt=run.started_at)
+            if ranked is None:
+                by_run = RebuildPair.objects.filter(
+                    run_id=run.pk, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
+                )
+                stale.filter(~Exists(by_run)).update(is_active=False)
+            else:
+                ids, keys = _active_pairs_before(run.started_at)
+                ranked = np.sort(ranked)
+                at = np.minimum(np.searchsorted(ranked, keys), max(len(ranked) - 1, 0))
+                unranked = ids[ranked[at] != keys if len(ranked) else slice(None)].tolist()
+                size = 900 if connection.vendor == "sqlite" else 10_000  # query parameters
+                for start in range(0, len(unranked), size):
+                    stale.filter(pk__in=unranked[start : start + size]).update(is_active=False)
         RebuildPair.objects.filter(run_id=run.pk).delete()
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
@@ -785,6 +822,41 @@ def rebuild_finish(run: RebuildRun) -> None:
     # became a sequential scan, and a publication took 625 ms instead of about 200.
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Match._meta.db_table}")
+
+
+def _pair_keys(pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """One int64 per (need id, offer id): need id * 2**32 + offer id (ids are below 2**31)."""
+    array = np.asarray(pairs).reshape(-1, 2)
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.min() < 0 or array.max() >= 2**31:
+        raise ValueError("post ids beyond 2**31")
+    keys = array[:, 0].astype(np.int64)
+    keys <<= 32
+    keys |= array[:, 1]
+    return keys
+
+
+def _active_pairs_before(when: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, `_pair_keys`) of the active matches last written before `when`: millions of rows after a 100k
+    rebuild, read on PostgreSQL as one string of big-endian int64s (38 MB for 1.6M matches; a Python int
+    each took 170 MB more)."""
+    matches = Match.objects.active().filter(updated_at__lt=when).order_by()
+    if connection.vendor == "postgresql":
+        query, params = matches.values_list("id", "need_id", "offer_id").query.sql_with_params()
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                "SELECT string_agg(int8send(id) || int8send(need_id) || int8send(offer_id), ''::bytea) "
+                f"FROM ({query}) AS m",
+                params,
+                binary=True,
+            )
+            data = cursor.fetchone()[0] or b""
+        rows = np.frombuffer(data, dtype=">i8").reshape(-1, 3)
+    else:
+        rows = np.array(list(matches.values_list("id", "need_id", "offer_id")), dtype=np.int64).reshape(-1, 3)
+    return rows[:, 0].astype(np.int64), _pair_keys(rows[:, 1:])
 
 
 def rebuild_progress(run_id: int) -> tuple[int, int, bool]:

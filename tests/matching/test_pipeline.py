@@ -364,6 +364,70 @@ def test_a_rebuild_retires_exactly_the_active_matches_it_neither_ranked_nor_saw_
     assert set(RebuildPair.objects.values_list("run_id", flat=True)) == {going.pk}
 
 
+def test_an_in_process_rebuild_retires_what_it_neither_ranked_nor_saw_written_since(corpus):
+    from datetime import timedelta
+
+    from apps.matching.models import RebuildPair, RebuildRun
+
+    matches = list(Match.objects.active().order_by("pk")[:4])
+    ranked, written_since, ranked_by_another, neither = matches
+    run = RebuildRun.objects.create(model_version=1, total_chunks=1, in_process=True)
+    before = run.started_at - timedelta(minutes=1)
+    Match.objects.filter(pk__in=[ranked.pk, ranked_by_another.pk, neither.pk]).update(updated_at=before)
+    Match.objects.filter(pk=written_since.pk).update(updated_at=run.started_at + timedelta(seconds=1))
+    # A fanned-out run still going leaves its unchanged matches unwritten too: what it ranked stays.
+    going = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    RebuildPair.objects.create(
+        run=going, need_id=ranked_by_another.need_id, offer_id=ranked_by_another.offer_id
+    )
+    others = set(Match.objects.active().exclude(pk__in=[m.pk for m in matches]).values_list("pk", flat=True))
+    Match.objects.filter(pk__in=others).update(updated_at=before)
+    kept_others = sorted(others)[: len(others) // 2]
+    pairs = Match.objects.filter(pk__in=kept_others).values_list("need_id", "offer_id")
+    keys = pipeline._pair_keys([(ranked.need_id, ranked.offer_id), *pairs])
+
+    pipeline.rebuild_finish(run, ranked=keys)
+
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    assert active == set(kept_others) | {ranked.pk, written_since.pk, ranked_by_another.pk}
+
+
+def test_while_an_in_process_rebuild_goes_another_run_retires_nothing(corpus):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.matching.models import RebuildRun
+
+    Match.objects.update(updated_at=timezone.now() - timedelta(hours=1))
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    going = RebuildRun.objects.create(model_version=1, total_chunks=1, in_process=True)
+    fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    pipeline.rebuild_finish(fanned)  # it ranked nothing, but the run going keeps its pairs to itself
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active
+    # One that died long ago holds nothing back.
+    RebuildRun.objects.filter(pk=going.pk).update(started_at=timezone.now() - timedelta(days=2))
+    fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    pipeline.rebuild_finish(fanned)
+    assert not Match.objects.active().exists()
+
+
+def test_an_in_process_rebuild_records_no_pairs_in_the_database(corpus):
+    from django.db import connection
+
+    statements = []
+
+    def spy(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        run = pipeline.rebuild_start(sync=True)
+    assert run.in_process and run.finished_at is not None and run.matches_written > 0
+    assert any("matching_match" in sql for sql in statements)
+    assert not [sql for sql in statements if "INSERT INTO" in sql and "rebuildpair" in sql.lower()]
+
+
 def test_a_chunk_redelivered_after_its_run_finished_does_nothing(corpus):
     from apps.matching.models import RebuildPair
 

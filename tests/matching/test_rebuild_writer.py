@@ -62,7 +62,8 @@ def test_an_error_of_the_writer_stops_the_rebuild_in_the_caller(posts, monkeypat
     with pytest.raises(RuntimeError, match="went away"):
         pipeline.rebuild_start(sync=True)
     run = RebuildRun.objects.get()
-    assert run.finished_at is None and run.done_chunks == 1  # nothing written after the failure
+    assert run.done_chunks == 1  # nothing written after the failure
     assert len(calls) == 2
-    # An unfinished run retires nothing.
+    # The failed run is ended (it holds no other run back) and retires nothing.
+    assert run.finished_at is not None and run.done_chunks < run.total_chunks
     assert sorted(Match.objects.active().values_list("need_id", "offer_id")) == before
