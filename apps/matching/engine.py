@@ -651,7 +651,7 @@ class TextModel:
             return _top_k_per_row(act, ESA_TOP_CONCEPTS)
 
         starts = list(range(0, words.shape[0], 1024))
-        out = list(_ordered_map(concepts, starts, _encoder_threads if len(starts) > 2 else 1))
+        out = list(_OrderedMap(concepts, starts, _encoder_threads if len(starts) > 2 else 1))
         if not out:
             return sp.csr_matrix((0, self.concepts.shape[0]), dtype=np.float32)
         esa = sp.vstack(out).tocsr().astype(np.float32)
@@ -1995,6 +1995,10 @@ class MatchChunk:
     results: list[MatchResult]
 
 
+# Chunks of needs that `match_all`'s pool may score ahead of the one its caller's thread is on.
+AHEAD = 8
+
+
 def match_all(
     index: MatchIndex,
     *,
@@ -2061,14 +2065,16 @@ def match_all(
 
     # With threads, each chunk is scored and shortlisted in parts at once (the blocks in memory add up to one
     # chunk's) while this thread ranks, explains and yields the chunk before.
-    with rare_collections(), index.holding_sentences():
+    with rare_collections(), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
         chunks = _chunks_by_profile(needs, chunk_size)
         sliced = [_by_support(needs, rows, threads) for rows in chunks]
-        # Shortlists are small (the blocks are dropped in `block`): the pool works up to two chunks ahead, so that
-        # a part this thread takes longer over does not leave it idle.
-        ahead = 2 * max(len(parts) for parts in sliced) if sliced else threads
-        scored = _ordered_map(block, [part for parts in sliced for part in parts], threads, ahead)
-        with contextlib.closing(scored), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
+        # Shortlists are small (the blocks are dropped in `block`, ~2 MB a chunk at 100k posts): the pool works up
+        # to AHEAD chunks ahead, so that a part this thread takes longer over does not leave it idle, and it
+        # scores the first ones while this thread reads every post's sentence vectors (4 s at 100k posts; the
+        # coverage of the chunks scored before they are in memory is computed here).
+        ahead = AHEAD * max(len(parts) for parts in sliced) if sliced else threads
+        scored = _OrderedMap(block, [part for parts in sliced for part in parts], threads, ahead)
+        with contextlib.closing(scored), index.holding_sentences():
             for rows, parts in zip(chunks, sliced, strict=True):
                 grouped: list[list[MatchResult]] = []
                 for part in parts:
@@ -2076,15 +2082,15 @@ def match_all(
                     grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
                                              remember=coverages, yielded=yielded)  # fmt: skip
                 yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
-        # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come from
-        # the running best, in the pool as well.
-        offer_chunks = _chunks_by_profile(offers, chunk_size)
-        shortlists = _ordered_map(offer_block, offer_chunks, threads, 2 * threads)
-        with contextlib.closing(shortlists), _one_blas_thread() if threads > 1 else contextlib.nullcontext():
-            for cols in offer_chunks:
-                grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
-                                        known=coverages, yielded=yielded)  # fmt: skip
-                yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
+            # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come
+            # from the running best, in the pool as well.
+            offer_chunks = _chunks_by_profile(offers, chunk_size)
+            shortlists = _OrderedMap(offer_block, offer_chunks, threads, 2 * threads)
+            with contextlib.closing(shortlists):
+                for cols in offer_chunks:
+                    grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
+                                            known=coverages, yielded=yielded)  # fmt: skip
+                    yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
 
 
 _NO_THRESHOLD = np.zeros(0, dtype=np.float32)
@@ -2191,28 +2197,46 @@ def rare_collections() -> Iterator[None]:
                 gc.set_threshold(*_gc_saved)
 
 
-def _ordered_map(
-    fn: Callable[[Any], Any], items: Sequence[Any], threads: int, ahead: int | None = None
-) -> Iterator[Any]:
-    """fn over items, results in order; with threads > 1, in a pool of `threads` threads, up to `ahead` items
-    (default: `threads`) ahead of the one the caller takes."""
-    if threads <= 1:
-        yield from map(fn, items)
-        return
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="match-all")
-    try:
-        pending: collections.deque[Future[Any]] = collections.deque()
-        queue = iter(items)
-        for item in itertools.islice(queue, threads if ahead is None else max(ahead, threads)):
-            pending.append(pool.submit(fn, item))
-        while pending:
-            result = pending.popleft().result()
-            item = next(queue, _END)
-            if item is not _END:
-                pending.append(pool.submit(fn, item))
-            yield result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+class _OrderedMap:
+    """fn over items, results in order. With threads > 1, in a pool of `threads` threads that starts on the
+    first items at once (before the caller asks for one: it may do other work meanwhile) and works up to
+    `ahead` items (default: `threads`) ahead of the one the caller takes; `close()`, or the end, or an error of
+    fn shuts it down. With one thread, fn runs in the caller's, as it asks."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], threads: int, ahead: int | None = None
+    ) -> None:
+        self._fn, self._items = fn, iter(items)
+        self._pending: collections.deque[Future[Any]] = collections.deque()
+        self._pool = None
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="match-all")
+            for item in itertools.islice(self._items, threads if ahead is None else max(ahead, threads)):
+                self._pending.append(self._pool.submit(fn, item))
+
+    def __iter__(self) -> _OrderedMap:
+        return self
+
+    def __next__(self) -> Any:
+        if self._pool is None:
+            return self._fn(next(self._items))
+        if not self._pending:
+            self.close()
+            raise StopIteration
+        try:
+            result = self._pending.popleft().result()
+        except BaseException:
+            self.close()
+            raise
+        item = next(self._items, _END)
+        if item is not _END:
+            self._pending.append(self._pool.submit(self._fn, item))
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pending.clear()
 
 
 _END = object()
