@@ -9,15 +9,17 @@ database:
 - embedding throughput, measured on a real sample of posts; with --real-embeddings every post is embedded,
   otherwise the cache is filled with random unit vectors (same cost downstream) and the full embedding time is
   extrapolated from the sample, which the output says;
-- `rebuild_matches --sync` twice: first with the post embeddings cached (the rerank embeds and stores the
-  sentence vectors of shortlisted posts), then again from a fresh state with every vector cached: model fit,
-  index build, matching, writing every match. Above --embed-sentences-up-to posts (default 10,000) the cache
+- `manage.py rebuild_matches --sync`, each time in a process of its own (as an operator runs it), twice:
+  first with the post embeddings cached (the rerank embeds and stores the sentence vectors of shortlisted
+  posts), then again with every vector cached: model fit, index build, matching, writing every match. Each
+  run's time as the command reports it (from its start, after Python and Django load) and the process's wall
+  time and peak memory (resident set). Above --embed-sentences-up-to posts (default 10,000) the cache
   also holds random sentence vectors (their embedding time extrapolated from 200 posts) and only the second,
   fully cached rebuild runs: embedding 100k posts' sentences here takes longer than the rest together;
 - the same rebuild fanned out to two live Celery worker processes on Redis;
 - publish-to-visible: a post published through the service, with two live workers (model and index warm),
   until its matches are in the database (p50/p95 over --live posts);
-- peak memory of this process (the in-process rebuild);
+- peak memory of this process too (everything above in one process: the corpus, the encoder, the samples);
 - baseline in the same run: scikit-learn NearestNeighbors(metric="cosine", algorithm="brute") over the same
   TF-IDF vectors, top 20 offers of every need.
 """
@@ -251,32 +253,51 @@ def run(size: int, args) -> None:
     print(f"  embedding all if no sentence repeated (as in real text): {distinct:.0f} s (extrapolated)")
 
     def rebuild_in_process():
-        pipeline.index_reset()  # a fresh process: nothing in memory
+        """`rebuild_matches --sync` in a new process: (run, the command's own time, process wall time, peak RSS
+        of the process in MB)."""
         started = time.perf_counter()
-        run = pipeline.rebuild_start(sync=True)
-        return run, time.perf_counter() - started
+        child = subprocess.Popen(
+            [sys.executable, "manage.py", "rebuild_matches", "--sync"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        output = child.stdout.read()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"rebuild_matches failed ({child.returncode}): {output}")
+        reported = float(output.rsplit(" in ", 1)[1].split(" s")[0])
+        run = RebuildRun.objects.order_by("-pk").first()
+        return run, reported, wall, usage.ru_maxrss / 1024
 
     if not cached_sentences:
-        run, first = rebuild_in_process()
+        run, first, wall, peak = rebuild_in_process()
         print(
-            f"first rebuild in process (post embeddings cached; the rerank embeds and stores the sentences of "
-            f"every shortlisted post): {first:.1f} s, {run.matches_written:,} rows written"
+            f"first rebuild_matches --sync (post embeddings cached; the rerank embeds and stores the sentences "
+            f"of every shortlisted post): {first:.1f} s (process {wall:.1f} s, peak RSS {peak:,.0f} MB), "
+            f"{run.matches_written:,} rows written"
         )
         print(f"  = with every embedding computed: {first + embed_all:.0f} s")
     # Every vector (post and sentences) read from the cache.
     stored = Match.objects.count()
-    run, in_process = rebuild_in_process()
+    run, in_process, wall, peak = rebuild_in_process()
     print(
-        f"rebuild in process, every embedding cached (fit + index + match + write): {in_process:.1f} s, "
-        f"{run.matches_written:,} rows written, {Match.objects.active().count():,} active; "
-        f"peak RSS {peak_rss_mb():,.0f} MB ({'into an empty table' if not stored else 'the matches stored'})"
+        f"rebuild_matches --sync, every embedding cached (fit + index + match + write): {in_process:.1f} s "
+        f"(process {wall:.1f} s, peak RSS {peak:,.0f} MB), {run.matches_written:,} rows written, "
+        f"{Match.objects.active().count():,} active ({'into an empty table' if not stored else 'the matches stored'})"
     )
     if cached_sentences:
         print(f"  = with every embedding computed: {in_process + embed_all:.0f} s (embedding extrapolated)")
         print(f"    and if no sentence repeated: {in_process + distinct:.0f} s")
         # What a rebuild of a running platform costs: the matches are stored, and most come out unchanged.
-        run, again = rebuild_in_process()
-        print(f"the same rebuild again, the matches stored: {again:.1f} s")
+        run, again, wall, peak = rebuild_in_process()
+        print(
+            f"the same rebuild again, the matches stored: {again:.1f} s (process {wall:.1f} s, "
+            f"peak RSS {peak:,.0f} MB)"
+        )
     baseline = baseline_nearest_neighbours(records)
     print(f"baseline NearestNeighbors(cosine, brute) over TF-IDF, top 20 of every need: {baseline:.1f} s "
           f"(rebuild / baseline = {in_process / baseline:.1f}x)")  # fmt: skip
@@ -347,7 +368,9 @@ def run(size: int, args) -> None:
             worker.terminate()
         for worker in workers:
             worker.wait(30)
-    print(f"embeddings cached: {PostEmbedding.objects.count():,}")
+    print(
+        f"embeddings cached: {PostEmbedding.objects.count():,}; peak RSS of this process: {peak_rss_mb():,.0f} MB"
+    )
 
 
 def main() -> None:
