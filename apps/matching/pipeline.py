@@ -508,7 +508,7 @@ def _upsert_by_copy(
                     [run_id],
                 )
             # A new version of every row, and of its entries in a dozen indexes, for the same values: a
-            # rebuild leaves the unchanged ones alone (`RebuildPair` records that it saw them).
+            # rebuild leaves the unchanged ones alone (it knows it ranked them: `rebuild_finish`).
             stored = ", ".join(f"matching_match.{c}" for c in _UPSERT_COLUMNS[2:-1])
             fresh = ", ".join(f"EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:-1])
             unchanged_kept = (
