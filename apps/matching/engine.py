@@ -930,7 +930,8 @@ _SUPPORT_SET, _FOCUS_SET, _SECTOR_SET = frozenset(SUPPORT_TYPES), frozenset(FOCU
 # 5, 4, 6, 2, then 0 (no support type). Those sharing a bit with any one mask then form one run (masks 1, 4, 5,
 # 6, 7) or two (2, 3), where the order of the masks alone would give up to three.
 _SUPPORT_RANK = (7, 0, 6, 1, 4, 3, 5, 2)
-# Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~3.6 KB each).
+# Posts per side whose sentence vectors an index backed by a SentenceStore keeps in memory (~3.6 KB each),
+# except while `MatchIndex.holding_sentences` holds (a rebuild), when it keeps every post's.
 SENTENCE_ROWS_KEPT = 40_000
 
 
