@@ -1497,13 +1497,15 @@ class MatchIndex:
         known: _PairValues | None = None,
         remember: _PairValues | None = None,
         computed: np.ndarray | None = None,
-    ) -> np.ndarray:
+        held_only: bool = False,
+    ) -> np.ndarray | None:
         """`sentence_coverage` of row-aligned (need, offer) pairs, float64.
 
         All the pairs in one compiled call (`_packed_coverage`): the same values as `sentence_coverage` pair
         by pair, exactly. Pairs of indexed posts found in `known` are not computed again (nor their vectors read); the
         ones computed are added to `remember`. `computed`: the values, from `_held_coverage` with the same
-        `known`, added to `remember` as if computed here."""
+        `known`, added to `remember` as if computed here. `held_only`: None unless every vector needed is held
+        in memory (`_held_coverage`)."""
         indexed = n_side is self.needs and o_side is self.offers
         if computed is not None:
             if indexed and remember is not None:
@@ -1518,7 +1520,9 @@ class MatchIndex:
             nrows, orows = nrows[todo], orows[todo]
         if len(todo) == 0:
             return out
-        computed = self._compute_coverage(n_side, nrows, o_side, orows)
+        computed = self._compute_coverage(n_side, nrows, o_side, orows, held_only=held_only)
+        if computed is None:
+            return None
         out[todo] = computed
         if indexed and remember is not None:
             remember.add(nrows, orows, computed)
@@ -1531,26 +1535,18 @@ class MatchIndex:
         (`holding_sentences`), else None: it reads neither the store nor the encoder, so `match_all` runs it in
         its pool, beside the scoring (the rerank was the longest part of its main thread). With `known`, as
         `_coverage` (`known` must not change meanwhile)."""
-        out = np.empty(len(nrows), dtype=np.float64)
-        todo = np.arange(len(nrows))
-        if known is not None:
-            found, values = known.lookup(nrows, orows)
-            out[found] = values
-            todo = np.flatnonzero(~found)
-        if len(todo) == 0:
-            return out
-        n_vec = self.needs.held_sentences(nrows[todo])
-        o_vec = self.offers.held_sentences(orows[todo])
-        if n_vec is None or o_vec is None:
-            return None
-        out[todo] = _packed_coverage(n_vec, nrows[todo], o_vec, orows[todo])
-        return out
+        return self._coverage(self.needs, nrows, self.offers, orows, known=known, held_only=True)
 
     def _compute_coverage(
-        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray
-    ) -> np.ndarray:
-        n_vec = n_side.sentence_vectors(nrows.tolist(), self.sentence_store)
-        o_vec = o_side.sentence_vectors(orows.tolist(), self.sentence_store)
+        self, n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, *, held_only: bool = False
+    ) -> np.ndarray | None:
+        if held_only:  # from memory or not at all: no store, no encoder
+            n_vec, o_vec = n_side.held_sentences(nrows), o_side.held_sentences(orows)
+            if n_vec is None or o_vec is None:
+                return None
+        else:
+            n_vec = n_side.sentence_vectors(nrows.tolist(), self.sentence_store)
+            o_vec = o_side.sentence_vectors(orows.tolist(), self.sentence_store)
         return _packed_coverage(n_vec, nrows, o_vec, orows)
 
 
