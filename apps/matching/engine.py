@@ -622,6 +622,8 @@ class TextModel:
         texts = [t for t in corpus]
         if not texts:
             raise ValueError("TextModel.fit needs a non-empty corpus")
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError("TextModel.fit: languages must be aligned with the corpus")
         rng = np.random.default_rng(seed)
         vectorizer = TfidfVectorizer(
             sublinear_tf=True,
@@ -654,8 +656,6 @@ class TextModel:
         model = cls(vectorizer, concepts, projection, calibration={})
         if languages is not None:
             langs = list(languages)
-            if len(langs) != len(texts):
-                raise ValueError("TextModel.fit: languages must be aligned with the corpus")
             counts = collections.Counter(langs)
             pivot = min(counts, key=lambda lang: (-counts[lang], lang))  # most posts; ties: first by code
             pool = np.flatnonzero(np.array([langs[i] for i in concept_rows]) == pivot)

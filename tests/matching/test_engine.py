@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import pickle
 import threading
 
 import numpy as np
@@ -240,11 +241,14 @@ def test_incremental_match_equals_match_all(index, records) -> None:
     assert_chunks_give(chunks, {(rec.kind, rec.id): index.match(rec, k=4, floor=0.2) for rec in records})
 
 
-def test_post_outside_the_index_matches_like_an_indexed_one(index, records, vectors) -> None:
-    need = records[0]
+@pytest.mark.parametrize("position", [0, -1])  # an English need; the Spanish one (pseudo-translated)
+def test_post_outside_the_index_matches_like_an_indexed_one(index, records, vectors, position) -> None:
+    need = records[position]
     outsider = dataclasses.replace(need, id=999)
     inside = [(r.offer_id, r.score) for r in index.match(need, k=5, floor=0.0)]
-    outside = [(r.offer_id, r.score) for r in index.match(outsider, k=5, floor=0.0, embedding=vectors[0])]
+    outside = [
+        (r.offer_id, r.score) for r in index.match(outsider, k=5, floor=0.0, embedding=vectors[position])
+    ]
     assert [o for o, _ in inside] == [o for o, _ in outside]
     assert np.allclose([s for _, s in inside], [s for _, s in outside], atol=1e-5)
 
@@ -836,3 +840,83 @@ def test_pair_values_looked_up_from_many_threads_at_once_stay_right() -> None:
         answers = _look_up_at_once(pairs, nrows, orows, threads=8)
         assert len(answers) == 8
         assert all(found.all() and got.tolist() == values.tolist() for found, got in answers)
+
+
+# --- pseudo-translation: pairs in two languages compared through the pivot language ---------------------------
+
+
+def test_the_pivot_is_the_language_of_most_posts_and_is_stored_with_the_model(model) -> None:
+    assert model.pivot == "en"
+    # Every post is an ESA concept in so small a corpus: the pool is the twelve English ones.
+    assert len(model.pool) == 12 and model.pool_vectors.shape[0] == 12
+    back = TextModel.from_bytes(model.to_bytes())
+    assert back.pivot == "en"
+    assert np.array_equal(back.pool, model.pool) and np.array_equal(back.pool_vectors, model.pool_vectors)
+
+
+def test_a_post_in_another_language_is_described_by_the_words_of_its_nearest_pivot_posts(
+    index, model
+) -> None:
+    side = index.needs
+    assert (side.translated_row[side.language == "en"] == -1).all()
+    row = side.translated_row[side.row_of[50]]
+    assert row >= 0
+    words = side.translated_words[row]
+    terms = model.terms()[words.indices]
+    top = set(model.terms()[words.indices[np.argsort(-words.data, kind="stable")[:6]]])
+    assert top & {"flood", "floods", "warning", "hydrological", "forecasting"}, top
+    assert "inundaciones" not in terms and "alerta" not in terms  # only the pivot language's words
+    assert np.isclose(sp.linalg.norm(words), 1.0) and np.isclose(
+        sp.linalg.norm(side.translated_esa[row]), 1.0
+    )
+
+
+def test_a_pair_in_two_languages_takes_its_lexical_component_through_the_pivot(index, records) -> None:
+    spanish = next(r for r in records if r.id == 50)
+    on = {r.offer_id: r for r in index.match(spanish, k=10, floor=0.0)}
+    off = {
+        r.offer_id: r for r in index.match(spanish, k=10, floor=0.0, weights=Weights(translated_lexical=0.0))
+    }
+    flood = on[101]  # the English offer with the same subject
+    assert flood.components["lexical"] == max(r.components["lexical"] for r in on.values())
+    assert flood.components["lexical"] > off[101].components["lexical"]
+    assert flood.explanation["cross_lingual"] and flood.explanation["terms_language"] == "en"
+    assert set(flood.explanation["related_terms"]) & {"flood", "floods", "warning", "hydrological"}
+    assert "related_terms" not in off[101].explanation
+    # The score is the documented blend: the lexical weight's translated share on the translated lexical.
+    w, c = engine.DEFAULT_WEIGHTS, flood.components
+    w_lex = w.lexical * w.translated_lexical
+    blend = (
+        w_lex * c["lexical"]
+        + (w.semantic + w.lexical - w_lex) * c["semantic"]
+        + w.structured * c["structured"]
+    )
+    blend /= w.lexical + w.semantic + w.structured
+    assert flood.score == pytest.approx((blend + w.alignment * c["alignment"]) / (1 + w.alignment), abs=1e-9)
+    # Pairs in one language are not touched.
+    english = records[0]
+    assert index.match(english, k=10, floor=0.0) == index.match(
+        english, k=10, floor=0.0, weights=Weights(translated_lexical=0.0)
+    )
+
+
+def test_a_model_stored_without_a_pivot_loads_and_translates_nothing(model, records, vectors) -> None:
+    state = pickle.loads(model.to_bytes())
+    for key in ("pivot", "pool", "pool_vectors"):
+        del state[key]
+    old = TextModel.from_bytes(pickle.dumps(state))
+    assert old.pivot is None
+    with pytest.raises(ValueError, match="without languages"):
+        old.translate(np.zeros((1, 4), dtype=np.float32))
+    spanish = records[-1]
+    old_index = MatchIndex.build(records, old, embeddings=vectors)
+    assert (old_index.needs.translated_row == -1).all()
+    new_index = MatchIndex.build(records, model, embeddings=vectors)
+    assert old_index.match(spanish, k=5, floor=0.0) == new_index.match(
+        spanish, k=5, floor=0.0, weights=Weights(translated_lexical=0.0)
+    )
+
+
+def test_fit_refuses_languages_not_aligned_with_the_corpus() -> None:
+    with pytest.raises(ValueError, match="aligned"):
+        TextModel.fit(["one text", "another text"], languages=["en"])
