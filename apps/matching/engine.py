@@ -977,19 +977,6 @@ class _Side:
             self.translated_words, self.translated_esa = model.translate(self.feats.vectors[todo])
             self.translated_row[todo] = np.arange(len(todo))
 
-    def lexical_rows(self, rows: np.ndarray, translated: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(words, esa) rows of the posts at `rows`, in order: the pseudo-translation where `translated` is
-        True and the post has one, else its own rows."""
-        words, esa = self.feats.words[rows], self.feats.esa[rows]
-        t_rows = np.where(translated, self.translated_row[rows], -1)
-        use = np.flatnonzero(t_rows >= 0)
-        if len(use) == 0:
-            return words, esa
-        pick = np.arange(len(rows))
-        pick[use] = len(rows) + np.arange(len(use))
-        return (sp.vstack([words, self.translated_words[t_rows[use]]]).tocsr()[pick],
-                sp.vstack([esa, self.translated_esa[t_rows[use]]]).tocsr()[pick])  # fmt: skip
-
     def support_spans(self, mask: int) -> list[tuple[int, int]]:
         """The runs of rows [start, stop) that hold every post sharing a support type with `mask` (the others fail
         a hard rule): one or two runs in the order `MatchIndex.build` gives a side (`_SUPPORT_RANK`), none when
@@ -1572,17 +1559,10 @@ class MatchIndex:
         total): the words of the two posts compared in the pivot language (`_Side.translate`): a post in it by
         its own rows, any other by its pseudo-translation."""
         cross = np.flatnonzero(comp["cross_lingual"])
-        n_rows, o_rows = nrows[cross], orows[cross]
-        tn, to = n_side.translated_row[n_rows], o_side.translated_row[o_rows]
         words, esa = np.zeros(len(cross)), np.zeros(len(cross))
-        for n_trans, o_trans in ((True, False), (False, True), (True, True)):
-            sel = np.flatnonzero(((tn >= 0) == n_trans) & ((to >= 0) == o_trans))
-            if len(sel) == 0:
-                continue
-            a_words, a_esa, a_rows = ((n_side.translated_words, n_side.translated_esa, tn[sel]) if n_trans
-                                      else (n_side.feats.words, n_side.feats.esa, n_rows[sel]))  # fmt: skip
-            b_words, b_esa, b_rows = ((o_side.translated_words, o_side.translated_esa, to[sel]) if o_trans
-                                      else (o_side.feats.words, o_side.feats.esa, o_rows[sel]))  # fmt: skip
+        for sel, (a_words, a_esa, a_rows), (b_words, b_esa, b_rows) in _pivot_rows(
+            n_side, nrows[cross], o_side, orows[cross]
+        ):
             words[sel] = _pair_dots(a_words, a_rows, b_words, b_rows)
             esa[sel] = _pair_dots(a_esa, a_rows, b_esa, b_rows)
         lexical = self.model.lexical_from(words, esa, weights.esa_share)
@@ -1635,20 +1615,16 @@ class MatchIndex:
             else:
                 keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
         word_products = _pair_products(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep])
-        translated_products = None
+        related = None
         if (
             weights.translated_lexical > 0
             and self.model.pivot is not None
             and comp["cross_lingual"][keep].any()
         ):
-            # The words that gave a pair in two languages its lexical component, in the pivot language.
-            cross = comp["cross_lingual"][keep]
-            a = n_side.lexical_rows(n_rows[keep], cross)[0]
-            b = o_side.lexical_rows(of_rows[keep], cross)[0]
-            translated_products = sp.csr_matrix(a.astype(np.float64).multiply(b))
-            translated_products = sp.diags(cross.astype(np.float64)) @ translated_products
+            related = _related_terms(n_side, n_rows[keep], o_side, of_rows[keep], comp["cross_lingual"][keep],
+                                     self.model)  # fmt: skip
         explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products,
-                                     self.model, translated_products)  # fmt: skip
+                                     self.model, related)  # fmt: skip
         lexical = comp["lexical"][keep].tolist()
         semantic = comp["semantic"][keep].tolist()
         structured = comp["structured"][keep].tolist()
@@ -2012,6 +1988,44 @@ class _Names(dict):
 _SUPPORT_NAMES, _FOCUS_NAMES, _SECTOR_NAMES = _Names(SUPPORT_TYPES), _Names(FOCUS_AREAS), _Names(SECTORS)
 
 
+def _pivot_rows(
+    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray
+) -> Iterator[tuple[Any, Any, Any]]:
+    """The row-aligned pairs (in two languages) grouped by which of the two posts has a pseudo-translation:
+    (positions, (need words, need ESA, their rows), (offer words, offer ESA, their rows)), each side's rows
+    in the pivot language: its translation where it has one, else its own."""
+    tn, to = n_side.translated_row[nrows], o_side.translated_row[orows]
+    for n_trans, o_trans in ((True, False), (False, True), (True, True)):
+        sel = np.flatnonzero(((tn >= 0) == n_trans) & ((to >= 0) == o_trans))
+        if len(sel) == 0:
+            continue
+        a = ((n_side.translated_words, n_side.translated_esa, tn[sel]) if n_trans
+             else (n_side.feats.words, n_side.feats.esa, nrows[sel]))  # fmt: skip
+        b = ((o_side.translated_words, o_side.translated_esa, to[sel]) if o_trans
+             else (o_side.feats.words, o_side.feats.esa, orows[sel]))  # fmt: skip
+        yield sel, a, b
+
+
+def _related_terms(
+    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, cross: np.ndarray, model: TextModel
+) -> list[list[str]]:
+    """For each row-aligned pair, the top terms of its words compared in the pivot language if it is in two
+    languages (`_pivot_rows`), else none: the words that gave it its translated lexical component."""
+    out: list[list[str]] = [[] for _ in range(len(nrows))]
+    where = np.flatnonzero(cross)
+    for sel, (a_words, _, a_rows), (b_words, _, b_rows) in _pivot_rows(
+        n_side, nrows[where], o_side, orows[where]
+    ):
+        indptr, indices, data = kernels.pair_products(
+            a_words.indptr, a_words.indices, a_words.data, np.asarray(a_rows, dtype=np.int64),
+            b_words.indptr, b_words.indices, b_words.data, np.asarray(b_rows, dtype=np.int64),
+        )  # fmt: skip
+        products = sp.csr_matrix((data, indices, indptr), shape=(len(sel), a_words.shape[1]))
+        for p, terms in zip(where[sel].tolist(), _top_terms(products, model), strict=True):
+            out[p] = terms
+    return out
+
+
 def _top_terms(products: sp.csr_matrix, model: TextModel) -> list[list[str]]:
     """Each row's TOP_TERMS terms of largest product, best first (ties: lower column)."""
     # All rows at once: sort all products by (row, -product, term) and keep each row's first TOP_TERMS. The
@@ -2036,17 +2050,15 @@ def _explanations(
     orows: np.ndarray,
     word_products: sp.csr_matrix,
     model: TextModel,
-    translated_products: sp.csr_matrix | None = None,
+    related: list[list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The explanation of each row-aligned (need, offer) pair; `word_products` row p is the elementwise product
     of the pair's word TF-IDF rows (from `_pair_products`), whose largest entries are the shared top terms;
-    `translated_products` the same through the pivot language for pairs in two languages (empty rows for the
-    others), whose largest entries are the pair's related terms."""
+    `related`: the pairs' terms in the pivot language (`_related_terms`), for pairs in two languages."""
     n = len(nrows)
     if n == 0:
         return []
     top_terms = _top_terms(word_products, model)
-    related = _top_terms(translated_products, model) if translated_products is not None else None
 
     n_records, o_records = n_side.records, o_side.records
     known = (n_side.known_tags[nrows] & o_side.known_tags[orows]).tolist()
@@ -2160,11 +2172,13 @@ def warm_up() -> None:
                    party_groups=frozenset({"LDC"}) if i % 4 == 0 else frozenset(),
                    provider="GCF" if i % 4 == 3 else None, status=PUBLISHED, title=f"solar mini-grids {i}",
                    description="Solar mini-grids and batteries for rural clinics. Training of local technicians.",
-                   language="en", support_types=frozenset({"finance"}), focus_areas=frozenset({"mitigation"}),
+                   language="fr" if i in (2, 5) else "en", support_types=frozenset({"finance"}),
+                   focus_areas=frozenset({"mitigation"}),
                    sectors=frozenset(), amount_usd=1e6 if i % 3 else None,
                    eligible=frozenset({"LDC", "KEN"}) if i == 1 else frozenset())
         for i in range(8)
     ]  # fmt: skip
+    # Two posts in French: pairs in two languages take the second stage's pivot-language path too.
     vectors = _l2(rng.standard_normal((len(records), EMBED_DIM)).astype(np.float32))
     sentences = {r.id: _l2(rng.standard_normal((2, EMBED_DIM)).astype(np.float32)).astype(np.float16)
                  for r in records}  # fmt: skip

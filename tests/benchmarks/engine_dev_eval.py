@@ -138,7 +138,12 @@ def matched(
 def cross_validate(index, rows, needs, ext_of, qrels, cross) -> None:
     grid = [
         engine.Weights(
-            lexical=lx, semantic=sm, structured=st, cross_lingual_lexical=xl, esa_share=es, alignment=al,
+            lexical=lx,
+            semantic=sm,
+            structured=st,
+            cross_lingual_lexical=xl,
+            esa_share=es,
+            alignment=al,
             translated_lexical=tl,
         )
         for lx, sm, st, xl, es, al, tl in itertools.product(
@@ -153,7 +158,9 @@ def cross_validate(index, rows, needs, ext_of, qrels, cross) -> None:
     ]
     grid += [dataclasses.replace(engine.DEFAULT_WEIGHTS, alignment=al) for al in (0.0, 0.3, 0.6)]
     # the old default, before the rerank and the pseudo-translation
-    grid.append(engine.Weights(lexical=0.3, semantic=0.6, esa_share=0.5, alignment=0.0, translated_lexical=0.0))
+    grid.append(
+        engine.Weights(lexical=0.3, semantic=0.6, esa_share=0.5, alignment=0.0, translated_lexical=0.0)
+    )
     per_need = []
     for w in grid:
         ranked = matched(index, rows, w, ext_of)

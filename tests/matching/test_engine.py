@@ -370,6 +370,21 @@ def _explain_one_pair(index: MatchIndex, need: PostRecord, offer: PostRecord) ->
     }
     if need.language != offer.language:
         expected |= {"need_language": need.language, "offer_language": offer.language}
+        # The related terms: the two posts' words in the pivot language, each post not written in it by the
+        # words of its nearest pivot-language posts (translated here one post at a time).
+        rows = []
+        for side, post_ in ((index.needs, need), (index.offers, offer)):
+            row = side.row_of[post_.id]
+            if post_.language == index.model.pivot:
+                rows.append(side.feats.words[row])
+            else:
+                rows.append(index.model.translate(side.feats.vectors[row : row + 1])[0])
+        a, b = (r.toarray().ravel() for r in rows)
+        product = a * b
+        columns = np.flatnonzero(product > 0)
+        order = np.lexsort((columns, -product[columns]))[:8]
+        if len(order):
+            expected |= {"related_terms": [str(terms[columns[i]]) for i in order], "terms_language": "en"}
     if need.amount_usd is not None and offer.amount_usd is not None:
         expected["amount_covered"] = round(min(offer.amount_usd / need.amount_usd, 1.0), 3)
     return expected
