@@ -1614,7 +1614,8 @@ class MatchIndex:
                 yielded.add(n_rows[keep], of_rows[keep])
             else:
                 keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
-        word_products = _pair_products(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep])
+        top_terms = _pair_top_terms(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep],
+                                    self.model)  # fmt: skip
         related = None
         if (
             weights.translated_lexical > 0
@@ -1623,8 +1624,8 @@ class MatchIndex:
         ):
             related = _related_terms(n_side, n_rows[keep], o_side, of_rows[keep], comp["cross_lingual"][keep],
                                      self.model)  # fmt: skip
-        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], word_products,
-                                     self.model, related)  # fmt: skip
+        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], top_terms, self.model,
+                                     related)  # fmt: skip
         lexical = comp["lexical"][keep].tolist()
         semantic = comp["semantic"][keep].tolist()
         structured = comp["structured"][keep].tolist()
@@ -1778,7 +1779,8 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
 
 def _pair_products(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> sp.csr_matrix:
     """Row p: the elementwise product of row arows[p] of a and row brows[p] of b, in float64 (exact for the
-    float32 factors), so that a pair's dot product does not depend on the batch it is computed in."""
+    float32 factors), so that a pair's dot product does not depend on the batch it is computed in. The
+    reference that the compiled `kernels.pair_dots` and `kernels.top_products` are tested against."""
     if len(arows) == 0:
         return sp.csr_matrix((0, a.shape[1]), dtype=np.float64)
     out = a[arows].astype(np.float64).multiply(b[brows])
@@ -2016,31 +2018,26 @@ def _related_terms(
     for sel, (a_words, _, a_rows), (b_words, _, b_rows) in _pivot_rows(
         n_side, nrows[where], o_side, orows[where]
     ):
-        indptr, indices, data = kernels.pair_products(
-            a_words.indptr, a_words.indices, a_words.data, np.asarray(a_rows, dtype=np.int64),
-            b_words.indptr, b_words.indices, b_words.data, np.asarray(b_rows, dtype=np.int64),
-        )  # fmt: skip
-        products = sp.csr_matrix((data, indices, indptr), shape=(len(sel), a_words.shape[1]))
-        for p, terms in zip(where[sel].tolist(), _top_terms(products, model), strict=True):
+        for p, terms in zip(where[sel].tolist(), _pair_top_terms(a_words, a_rows, b_words, b_rows, model),
+                            strict=True):  # fmt: skip
             out[p] = terms
     return out
 
 
-def _top_terms(products: sp.csr_matrix, model: TextModel) -> list[list[str]]:
-    """Each row's TOP_TERMS terms of largest product, best first (ties: lower column)."""
-    # All rows at once: sort all products by (row, -product, term) and keep each row's first TOP_TERMS. The
-    # products are compared in float32, the precision of the TF-IDF rows themselves.
-    wp = sp.csr_matrix(products)
-    n = wp.shape[0]
-    counts = np.diff(wp.indptr)
-    pair = np.repeat(np.arange(n), counts)
-    product = wp.data.astype(np.float32)
-    order = np.lexsort((wp.indices, -product, pair))
-    rank = np.arange(len(order)) - wp.indptr[pair[order]]
-    chosen = order[(rank < TOP_TERMS) & (product[order] > 0)]
-    names = model.terms()[wp.indices[chosen]].tolist()
-    ends = [0, *np.cumsum(np.bincount(pair[chosen], minlength=n)).tolist()]
-    return [names[a:b] for a, b in itertools.pairwise(ends)]
+def _pair_top_terms(
+    a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray, model: TextModel
+) -> list[list[str]]:
+    """For each row-aligned pair (row arows[p] of a, row brows[p] of b, word TF-IDF rows), the TOP_TERMS terms
+    of largest elementwise product, largest first (ties: lower column): one compiled merge of the two rows
+    per pair (`kernels.top_products`)."""
+    a, b = (m if m.has_sorted_indices else m.sorted_indices() for m in (a, b))
+    top = np.empty((len(arows), TOP_TERMS), dtype=np.int32)
+    kernels.top_products(a.indptr, a.indices, a.data, np.asarray(arows, dtype=np.int64),
+                         b.indptr, b.indices, b.data, np.asarray(brows, dtype=np.int64), top)  # fmt: skip
+    found = top >= 0
+    names = model.terms()[top[found]].tolist()
+    ends = [0, *np.cumsum(found.sum(axis=1)).tolist()]
+    return [names[start:end] for start, end in itertools.pairwise(ends)]
 
 
 def _explanations(
@@ -2048,17 +2045,16 @@ def _explanations(
     nrows: np.ndarray,
     o_side: _Side,
     orows: np.ndarray,
-    word_products: sp.csr_matrix,
+    top_terms: list[list[str]],
     model: TextModel,
     related: list[list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The explanation of each row-aligned (need, offer) pair; `word_products` row p is the elementwise product
-    of the pair's word TF-IDF rows (from `_pair_products`), whose largest entries are the shared top terms;
-    `related`: the pairs' terms in the pivot language (`_related_terms`), for pairs in two languages."""
+    """The explanation of each row-aligned (need, offer) pair; `top_terms`: each pair's shared terms of largest
+    TF-IDF product (`_pair_top_terms`); `related`: the pairs' terms in the pivot language (`_related_terms`),
+    for pairs in two languages."""
     n = len(nrows)
     if n == 0:
         return []
-    top_terms = _top_terms(word_products, model)
 
     n_records, o_records = n_side.records, o_side.records
     known = (n_side.known_tags[nrows] & o_side.known_tags[orows]).tolist()

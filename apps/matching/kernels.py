@@ -4,7 +4,7 @@
   TF-IDF and ESA products (sparse x sparse, scattered into row buffers instead of a sparse result that is then
   densified), the calibration, the blend, the structured fit, the hard rules and the row's candidate
   threshold; `at_least` then lists the candidates (and the offers' contenders) without a block of booleans.
-- `pair_dots` (the rescoring's dot products), `coverages` (the rerank's sentence coverage, exact int8
+- `pair_dots` (the rescoring's dot products), `top_products` (the explanations' top terms), `coverages` (the rerank's sentence coverage, exact int8
   products read in place), `merge_best` (the offers' running best), `quantise` (int8 sentence vectors) and
   `spread_product` (ESA activations) give the same values as the numpy code they replaced, which the tests
   compare them with.
@@ -307,44 +307,45 @@ def pair_dots(
 
 
 @nb.njit(nogil=True, cache=True)
-def pair_products(a_indptr, a_indices, a_data, arows, b_indptr, b_indices, b_data, brows):  # pragma: no cover
-    """CSR (indptr, indices, data) of the elementwise products of row arows[p] of a and row brows[p] of b
-    (CSR, sorted indices), one row per pair, in float64 (each product of two float32 exact): the nonzeros of
-    `engine._pair_products`, found by merging the two sorted rows instead of gathering them first."""
-    n = len(arows)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for p in range(n):
+def top_products(
+    a_indptr, a_indices, a_data, arows, b_indptr, b_indices, b_data, brows, out
+):  # pragma: no cover
+    """out[p] (int32, k columns, -1 where there are fewer): the columns of the k largest positive elementwise
+    products of row arows[p] of a and row brows[p] of b (CSR, sorted indices), largest first, ties to the
+    lower column; products compared in float32 (the float64 product, exact, rounded once), as
+    `engine._top_terms` compares them. The two rows are merged and each product goes through a k-slot
+    insertion, instead of building and sorting every product."""
+    k = out.shape[1]
+    vals = np.empty(k, dtype=np.float32)
+    for p in range(len(arows)):
+        filled = 0
         i, i_end = a_indptr[arows[p]], a_indptr[arows[p] + 1]
         j, j_end = b_indptr[brows[p]], b_indptr[brows[p] + 1]
-        count = 0
         while i < i_end and j < j_end:
-            if a_indices[i] < b_indices[j]:
+            ca, cb = a_indices[i], b_indices[j]
+            if ca < cb:
                 i += 1
-            elif a_indices[i] > b_indices[j]:
+            elif ca > cb:
                 j += 1
             else:
-                count += 1
+                v = np.float32(np.float64(a_data[i]) * np.float64(b_data[j]))
                 i += 1
                 j += 1
-        indptr[p + 1] = indptr[p] + count
-    indices = np.empty(indptr[n], dtype=np.int32)
-    data = np.empty(indptr[n], dtype=np.float64)
-    for p in range(n):
-        i, i_end = a_indptr[arows[p]], a_indptr[arows[p] + 1]
-        j, j_end = b_indptr[brows[p]], b_indptr[brows[p] + 1]
-        k = indptr[p]
-        while i < i_end and j < j_end:
-            if a_indices[i] < b_indices[j]:
-                i += 1
-            elif a_indices[i] > b_indices[j]:
-                j += 1
-            else:
-                indices[k] = a_indices[i]
-                data[k] = np.float64(a_data[i]) * np.float64(b_data[j])
-                k += 1
-                i += 1
-                j += 1
-    return indptr, indices, data
+                # Columns come in increasing order: a product equal to a kept one goes after it.
+                if v <= 0 or (filled == k and v <= vals[k - 1]):
+                    continue
+                pos = filled if filled < k else k - 1
+                while pos > 0 and vals[pos - 1] < v:
+                    if pos < k:
+                        vals[pos] = vals[pos - 1]
+                        out[p, pos] = out[p, pos - 1]
+                    pos -= 1
+                vals[pos] = v
+                out[p, pos] = ca
+                if filled < k:
+                    filled += 1
+        for q in range(filled, k):
+            out[p, q] = -1
 
 
 @nb.njit(nogil=True, cache=True)

@@ -76,7 +76,9 @@ class MatchSerializer(serializers.Serializer):
         "the pair was not reranked.",
     )
     explanation = serializers.DictField(
-        help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms, ..."
+        help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms, cross_lingual "
+        "(with need_language, offer_language and, when compared through the pivot language, related_terms "
+        "and terms_language), amount_covered, ..."
     )
     rank_for_need = serializers.IntegerField(
         allow_null=True, help_text="The offer's place in the need's list."

@@ -168,12 +168,15 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
         "cross_lingual": True,
         "need_language": "fr",
         "offer_language": "en",
+        "related_terms": ["glacial", "lake"],
+        "terms_language": "en",
     }
     match.save()
     body = login(kenya).get(reverse("posts:detail", args=[match.need_id])).content.decode()
     assert "Capacity-building" in body and "capacity_building" not in body
     assert "Development of clean energy sources" in body
     assert "French" in body and "English" in body
+    assert "Related words, through similar posts in English: glacial, lake" in body
 
 
 def test_the_secretariat_sees_the_other_side_of_each_match(match, login):

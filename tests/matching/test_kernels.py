@@ -172,18 +172,23 @@ def test_pair_dots_equal_the_sums_of_the_pairs_products_exactly(seed, density) -
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9))
-def test_pair_products_equal_the_gathered_rows_products(seed, density) -> None:
+@given(seed=st.integers(0, 10_000), density=st.floats(0.05, 0.9), k=st.integers(1, 8), ties=st.booleans())
+def test_top_products_are_the_largest_products_ties_to_the_lower_column(seed, density, k, ties) -> None:
     rng = np.random.default_rng(seed)
     a, b = _random_csr(rng, (20, 30), density), _random_csr(rng, (25, 30), density)
+    if ties:  # few distinct values: many equal products
+        a.data = np.round(a.data * 2).astype(np.float32) / 2 + 0.5
+        b.data = np.ones_like(b.data)
     arows, brows = rng.integers(0, 20, 50), rng.integers(0, 25, 50)
-    expected = engine._pair_products(a, arows, b, brows)  # gathers the rows, then multiplies (scipy)
-    indptr, indices, data = kernels.pair_products(a.indptr, a.indices, a.data, arows, b.indptr, b.indices,
-                                                  b.data, brows)  # fmt: skip
-    got = sp.csr_matrix((data, indices, indptr), shape=expected.shape)
-    expected.eliminate_zeros()
-    assert (got != expected).nnz == 0 and got.nnz == expected.nnz
-    assert got.dtype == np.float64
+    out = np.empty((50, k), dtype=np.int32)
+    kernels.top_products(a.indptr, a.indices, a.data, arows, b.indptr, b.indices, b.data, brows, out)
+    products = engine._pair_products(a, arows, b, brows)  # the reference: every product, then a full sort
+    for p in range(50):
+        row = products[p]
+        values = row.data.astype(np.float32)
+        order = np.lexsort((row.indices, -values))
+        expected = [int(row.indices[i]) for i in order if values[i] > 0][:k]
+        assert out[p].tolist() == expected + [-1] * (k - len(expected))
 
 
 WARM_UP = """
@@ -193,7 +198,7 @@ def no_encoder(*args, **kwargs):
     raise AssertionError("the warm-up must not need the sentence encoder")
 
 engine.encode_texts = engine.embed_post_sentences = no_encoder
-names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "pair_products", "quantise",
+names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "top_products", "quantise",
          "spread_product")
 assert not any(getattr(kernels, name).signatures for name in names)
 engine.warm_up()
@@ -207,8 +212,8 @@ def test_warm_up_readies_every_compiled_loop_without_the_encoder() -> None:
                           cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == str(sorted(
-        ["at_least", "coverages", "merge_best", "pair_dots", "pair_products", "quantise", "score_block",
-         "spread_product"]))  # fmt: skip
+        ["at_least", "coverages", "merge_best", "pair_dots", "quantise", "score_block", "spread_product",
+         "top_products"]))  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
