@@ -771,8 +771,8 @@ class TextModel:
             self._pool_rows = (pool_words, self.esa(pool_words))
         pool_words, pool_esa = self._pool_rows
         m = min(TRANSLATION_NEIGHBOURS, n_pool)
-        words, esa = [], []
-        for start in range(0, len(vectors), 2048):
+
+        def piece(start: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
             # In float64: a text's neighbours must not depend on the batch it is translated in (an indexed post
             # and the same post matched on its own), as float32 sums in another order could make them.
             sims = np.asarray(vectors[start : start + 2048], dtype=np.float64) @ self._pool_vectors64.T
@@ -784,12 +784,20 @@ class TextModel:
             )
             mean = sp.csr_matrix((np.ones(rows * m, dtype=np.float32), near.ravel(), np.arange(0, rows * m + 1, m)),
                                  shape=(rows, n_pool))  # fmt: skip
-            words.append(_l2_rows(mean @ pool_words))
-            esa.append(_l2_rows(_top_k_per_row((mean @ pool_esa).toarray(), ESA_TOP_CONCEPTS)))
-        out_words, out_esa = sp.vstack(words).tocsr(), sp.vstack(esa).tocsr()
+            return (_l2_rows(mean @ pool_words),
+                    _l2_rows(_top_k_per_row((mean @ pool_esa).toarray(), ESA_TOP_CONCEPTS)))  # fmt: skip
+
+        # A corpus' posts in as many threads as the encoder uses (the products release the GIL).
+        starts = list(range(0, len(vectors), 2048))
+        done = list(_OrderedMap(piece, starts, _encoder_threads if len(starts) > 1 else 1))
+        words, esa = [w for w, _ in done], [e for _, e in done]
+        out_words = sp.vstack(words).tocsr().astype(np.float32)
+        out_esa = sp.vstack(esa).tocsr().astype(np.float32)
+        # Sorted, and known to be (`has_sorted_indices`): the compiled pair products need it, and would
+        # otherwise sort a copy of the whole matrix at every call.
         out_words.sort_indices()
         out_esa.sort_indices()
-        return out_words.astype(np.float32), out_esa.astype(np.float32)
+        return out_words, out_esa
 
     # -- similarity ---------------------------------------------------------------------------------------------
 
@@ -2010,17 +2018,16 @@ def _pivot_rows(
 
 def _related_terms(
     n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, cross: np.ndarray, model: TextModel
-) -> list[list[str]]:
-    """For each row-aligned pair, the top terms of its words compared in the pivot language if it is in two
-    languages (`_pivot_rows`), else none: the words that gave it its translated lexical component."""
-    out: list[list[str]] = [[] for _ in range(len(nrows))]
+) -> dict[int, list[str]]:
+    """position -> top terms of the row-aligned pairs in two languages (`cross`), their words compared in the
+    pivot language (`_pivot_rows`): the words that gave each its translated lexical component."""
+    out: dict[int, list[str]] = {}
     where = np.flatnonzero(cross)
     for sel, (a_words, _, a_rows), (b_words, _, b_rows) in _pivot_rows(
         n_side, nrows[where], o_side, orows[where]
     ):
-        for p, terms in zip(where[sel].tolist(), _pair_top_terms(a_words, a_rows, b_words, b_rows, model),
-                            strict=True):  # fmt: skip
-            out[p] = terms
+        out.update(zip(where[sel].tolist(), _pair_top_terms(a_words, a_rows, b_words, b_rows, model),
+                       strict=True))  # fmt: skip
     return out
 
 
@@ -2047,7 +2054,7 @@ def _explanations(
     orows: np.ndarray,
     top_terms: list[list[str]],
     model: TextModel,
-    related: list[list[str]] | None = None,
+    related: dict[int, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The explanation of each row-aligned (need, offer) pair; `top_terms`: each pair's shared terms of largest
     TF-IDF product (`_pair_top_terms`); `related`: the pairs' terms in the pivot language (`_related_terms`),
@@ -2084,8 +2091,9 @@ def _explanations(
         if cross:
             explanation["need_language"] = n_lang[p]
             explanation["offer_language"] = o_lang[p]
-            if related is not None and related[p]:
-                explanation["related_terms"] = related[p]
+            terms = related.get(p) if related is not None else None
+            if terms:
+                explanation["related_terms"] = terms
                 explanation["terms_language"] = model.pivot
         if p in amounts:
             need_amount, offer_amount = n_records[i].amount_usd, o_records[j].amount_usd
