@@ -57,9 +57,10 @@ CALIBRATION_SAMPLE = 300
 # TRANSLATION_NEIGHBOURS pivot-language posts nearest to it by meaning (USE, cross-lingual), drawn from the
 # model's ESA concept sample: a Spanish request for glacial-lake early warning takes the English words of the
 # English posts about glacial lakes and alarms. Model-level, so that a pair scores the same in a rebuild, in a
-# worker's index and in a one-off match. 8 neighbours: on the development set 3, 5, 8, 10 and 20 gave
-# cross-lingual nDCG@10 0.89, 0.92, 0.94, 0.93, 0.90 (the words of one or two posts are too narrow a
-# translation, those of twenty too vague).
+# worker's index and in a one-off match. 8 neighbours: on the development set 3, 5, 8, 10, 15 and 20 gave
+# nDCG@10 0.907, 0.912, 0.918, 0.911, 0.908, 0.907 (cross-lingual 0.893, 0.920, 0.935, 0.905, 0.894, 0.900;
+# 0.906 and 0.887 without), and 5-fold cross-validation chooses 8 in every fold (engine_dev_eval.py --cv):
+# the words of a few posts are too narrow a translation, those of many too vague.
 TRANSLATION_NEIGHBOURS = 8
 
 NEED, OFFER = "need", "offer"
@@ -518,10 +519,11 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 
 def _l2_rows(m: sp.spmatrix) -> sp.csr_matrix:
-    m = sp.csr_matrix(m, dtype=np.float32)
+    """The rows of a sparse matrix L2-normalised, float32 CSR (an empty row stays empty)."""
+    m = sp.csr_matrix(m).astype(np.float32)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
     norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
+    return sp.diags(1.0 / norms).dot(m).tocsr().astype(np.float32)
 
 
 def _top_k_per_row(dense: np.ndarray, k: int) -> sp.csr_matrix:
@@ -708,10 +710,7 @@ class TextModel:
         out = list(_OrderedMap(concepts, starts, _encoder_threads if len(starts) > 2 else 1))
         if not out:
             return sp.csr_matrix((0, self.concepts.shape[0]), dtype=np.float32)
-        esa = sp.vstack(out).tocsr().astype(np.float32)
-        norms = np.sqrt(np.asarray(esa.multiply(esa).sum(axis=1))).ravel()
-        norms[norms == 0] = 1.0
-        return sp.diags(1.0 / norms).dot(esa).tocsr().astype(np.float32)
+        return _l2_rows(sp.vstack(out))
 
     def features(self, texts: Sequence[str], *, vectors: np.ndarray | None = None) -> TextFeatures:
         """Features of texts; `vectors` are their 512-d embeddings if already known (else they are embedded)."""

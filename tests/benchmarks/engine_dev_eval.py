@@ -185,6 +185,34 @@ def cross_validate(index, rows, needs, ext_of, qrels, cross) -> None:
     print(f"5-fold CV nDCG@10 {held.mean():.3f} (cross-lingual {held[is_cross].mean():.3f}); "
           f"in-sample best {per_need_arr[best_all].mean():.3f} with {grid[best_all]}")  # fmt: skip
 
+    # The pseudo-translation's neighbours (a module constant, not a weight): the same folds.
+    saved, choices, per_k = engine.TRANSLATION_NEIGHBOURS, (3, 5, 8, 10, 15, 20), []
+    try:
+        for k in choices:
+            engine.TRANSLATION_NEIGHBOURS = k
+            for side in (index.needs, index.offers):
+                side.translate(index.model)
+            ranked = matched(index, rows, engine.DEFAULT_WEIGHTS, ext_of)
+            per_k.append(
+                [ndcg_at_k(ranked.get(ext_of[n.id], []), qrels.get(ext_of[n.id], {}), 10) for n in needs]
+            )
+    finally:
+        engine.TRANSLATION_NEIGHBOURS = saved
+        for side in (index.needs, index.offers):
+            side.translate(index.model)
+    per_k_arr = np.array(per_k)
+    held = np.zeros(len(needs))
+    for f in range(5):
+        train = folds != f
+        best = int(per_k_arr[:, train].mean(axis=1).argmax())
+        held[~train] = per_k_arr[best, ~train]
+        print(f"  fold {f}: chose TRANSLATION_NEIGHBOURS = {choices[best]}")
+    print("  in-sample: " + ", ".join(f"{k}: {a.mean():.3f} ({a[is_cross].mean():.3f})"
+                                      for k, a in zip(choices, per_k_arr, strict=True)))  # fmt: skip
+    print(
+        f"5-fold CV of the neighbours: nDCG@10 {held.mean():.3f} (cross-lingual {held[is_cross].mean():.3f})"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -165,6 +166,23 @@ def test_the_model_is_versioned_and_embeddings_are_cached(corpus):
     pipeline.index_reset()
     # The new version is picked up from the database by a fresh process (simulated by the reset).
     assert pipeline.text_model_current()[0] == latest + 1
+
+
+def test_a_model_stored_without_a_pivot_language_is_refitted_by_the_hourly_task(corpus):
+    version, model = pipeline.text_model_current()
+    assert model.pivot == "en"
+    assert pipeline.text_model_refit_if_grown() is None  # not grown, and it has one: nothing to do
+    # As a model stored before pivots were kept: the same state without them.
+    state = pickle.loads(model.to_bytes())
+    for key in ("pivot", "pool", "pool_vectors"):
+        del state[key]
+    TextModelVersion.objects.filter(version=version).update(payload=pickle.dumps(state))
+    pipeline.index_reset()
+    assert pipeline.text_model_current()[1].pivot is None
+    assert pipeline.text_model_refit_if_grown() == version + 1
+    pipeline.index_reset()
+    assert pipeline.text_model_current()[1].pivot == "en"
+    assert pipeline.text_model_refit_if_grown() is None
 
 
 def test_sweep_matches_posts_left_waiting(corpus, settings, django_capture_on_commit_callbacks):
