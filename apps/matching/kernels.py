@@ -4,10 +4,10 @@
   TF-IDF and ESA products (sparse x sparse, scattered into row buffers instead of a sparse result that is then
   densified), the calibration, the blend, the structured fit, the hard rules and the row's candidate
   threshold; `at_least` then lists the candidates (and the offers' contenders) without a block of booleans.
-- `pair_dots` (the rescoring's dot products), `top_products` (the explanations' top terms), `coverages` (the rerank's sentence coverage, exact int8
-  products read in place), `merge_best` (the offers' running best), `quantise` (int8 sentence vectors) and
-  `spread_product` (ESA activations) give the same values as the numpy code they replaced, which the tests
-  compare them with.
+- `pair_dots` (the rescoring's dot products), `top_products` (the explanations' top terms), `coverages`
+  (the rerank's sentence coverage, exact int8 products read in place), `merge_best` (the offers' running
+  best), `quantise` (int8 sentence vectors) and `spread_product` (ESA activations) give the same values as
+  the numpy code they replaced, which the tests compare them with.
 
 Each function is compiled on first use, cached on disk (`engine.warm_up` readies them in a worker), and
 releases the GIL, so the rebuild's scoring threads run them in parallel. No fast-math: float32 steps are those
@@ -312,9 +312,9 @@ def top_products(
 ):  # pragma: no cover
     """out[p] (int32, k columns, -1 where there are fewer): the columns of the k largest positive elementwise
     products of row arows[p] of a and row brows[p] of b (CSR, sorted indices), largest first, ties to the
-    lower column; products compared in float32 (the float64 product, exact, rounded once), as
-    `engine._top_terms` compares them. The two rows are merged and each product goes through a k-slot
-    insertion, instead of building and sorting every product."""
+    lower column; products compared in float32 (the float64 product, exact, rounded once: the precision of
+    the TF-IDF rows themselves). The two rows are merged and each product goes through a k-slot insertion,
+    instead of building every product (`engine._pair_products`, the reference) and sorting them."""
     k = out.shape[1]
     vals = np.empty(k, dtype=np.float32)
     for p in range(len(arows)):
