@@ -17,6 +17,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -161,21 +162,25 @@ def cross_validate(index, rows, needs, ext_of, qrels, cross) -> None:
     grid.append(
         engine.Weights(lexical=0.3, semantic=0.6, esa_share=0.5, alignment=0.0, translated_lexical=0.0)
     )
-    per_need = []
-    for w in grid:
-        ranked = matched(index, rows, w, ext_of)
-        per_need.append(
-            [ndcg_at_k(ranked.get(ext_of[n.id], []), qrels.get(ext_of[n.id], {}), 10) for n in needs]
-        )
-    per_need_arr = np.array(per_need)
-    rng = np.random.default_rng(0)
-    folds = rng.permutation(np.arange(len(needs)) % 5)
-    held = np.zeros(len(needs))
-    for f in range(5):
-        train = folds != f
-        best = int(per_need_arr[:, train].mean(axis=1).argmax())
-        held[~train] = per_need_arr[best, ~train]
-        print(f"  fold {f}: chose {grid[best]}")
+
+    def per_need(weights: engine.Weights) -> list[float]:
+        ranked = matched(index, rows, weights, ext_of)
+        return [ndcg_at_k(ranked.get(ext_of[n.id], []), qrels.get(ext_of[n.id], {}), 10) for n in needs]
+
+    folds = np.random.default_rng(0).permutation(np.arange(len(needs)) % 5)
+
+    def held_out(scores: np.ndarray, names: Sequence[object]) -> np.ndarray:
+        """Each need's nDCG under the choice (row of `scores`) that is best on the other folds."""
+        held = np.zeros(len(needs))
+        for f in range(5):
+            train = folds != f
+            best = int(scores[:, train].mean(axis=1).argmax())
+            held[~train] = scores[best, ~train]
+            print(f"  fold {f}: chose {names[best]}")
+        return held
+
+    per_need_arr = np.array([per_need(w) for w in grid])
+    held = held_out(per_need_arr, grid)
     is_cross = np.array([ext_of[n.id] in cross for n in needs])
     for label, w in (("default", engine.DEFAULT_WEIGHTS), ("old default", grid[-1])):
         i = grid.index(w)
@@ -192,21 +197,13 @@ def cross_validate(index, rows, needs, ext_of, qrels, cross) -> None:
             engine.TRANSLATION_NEIGHBOURS = k
             for side in (index.needs, index.offers):
                 side.translate(index.model)
-            ranked = matched(index, rows, engine.DEFAULT_WEIGHTS, ext_of)
-            per_k.append(
-                [ndcg_at_k(ranked.get(ext_of[n.id], []), qrels.get(ext_of[n.id], {}), 10) for n in needs]
-            )
+            per_k.append(per_need(engine.DEFAULT_WEIGHTS))
     finally:
         engine.TRANSLATION_NEIGHBOURS = saved
         for side in (index.needs, index.offers):
             side.translate(index.model)
     per_k_arr = np.array(per_k)
-    held = np.zeros(len(needs))
-    for f in range(5):
-        train = folds != f
-        best = int(per_k_arr[:, train].mean(axis=1).argmax())
-        held[~train] = per_k_arr[best, ~train]
-        print(f"  fold {f}: chose TRANSLATION_NEIGHBOURS = {choices[best]}")
+    held = held_out(per_k_arr, [f"TRANSLATION_NEIGHBOURS = {k}" for k in choices])
     print("  in-sample: " + ", ".join(f"{k}: {a.mean():.3f} ({a[is_cross].mean():.3f})"
                                       for k, a in zip(choices, per_k_arr, strict=True)))  # fmt: skip
     print(
