@@ -1551,10 +1551,14 @@ class MatchIndex:
             q, o, n_rows, of_rows = q[short], o[short], n_rows[short], of_rows[short]
             comp = {name: value[short] for name, value in comp.items()}
             score = score[short]
-        if weights.translated_lexical > 0 and self.model.pivot is not None and comp["cross_lingual"].any():
+        if self._translating(weights) and comp["cross_lingual"].any():
             self._translated_lexical(comp, n_side, n_rows, o_side, of_rows, weights)
             score = np.clip(comp["score"], 0.0, 1.0)
         return _Shortlist(q, o, n_rows, of_rows, comp, score)
+
+    def _translating(self, weights: Weights) -> bool:
+        """Whether the second stage compares pairs in two languages through the pivot language."""
+        return weights.translated_lexical > 0 and self.model.pivot is not None
 
     def _translated_lexical(
         self,
@@ -1627,11 +1631,7 @@ class MatchIndex:
         top_terms = _pair_top_terms(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep],
                                     self.model)  # fmt: skip
         related = None
-        if (
-            weights.translated_lexical > 0
-            and self.model.pivot is not None
-            and comp["cross_lingual"][keep].any()
-        ):
+        if self._translating(weights) and comp["cross_lingual"][keep].any():
             related = _related_terms(n_side, n_rows[keep], o_side, of_rows[keep], comp["cross_lingual"][keep],
                                      self.model)  # fmt: skip
         explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], top_terms, self.model,

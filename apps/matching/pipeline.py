@@ -811,9 +811,7 @@ def rebuild_finish(run: RebuildRun, *, ranked: np.ndarray | None = None) -> None
                 stale.filter(~Exists(by_run)).update(is_active=False)
             else:
                 ids, keys = _active_pairs_before(run.started_at)
-                ranked = np.sort(ranked)
-                at = np.minimum(np.searchsorted(ranked, keys), max(len(ranked) - 1, 0))
-                unranked = ids[ranked[at] != keys if len(ranked) else slice(None)].tolist()
+                unranked = ids[~np.isin(keys, ranked)].tolist()
                 size = 900 if connection.vendor == "sqlite" else 10_000  # query parameters
                 for start in range(0, len(unranked), size):
                     stale.filter(pk__in=unranked[start : start + size]).update(is_active=False)
