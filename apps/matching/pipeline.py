@@ -114,11 +114,12 @@ def _in_batches(
     fields: tuple[str, ...],
     size: int = 20_000,
     *,
-    scan: bool = True,
+    scan: bool | None = None,
 ):
-    """values_list over `column IN ids` in batches: SQLite caps the number of query parameters. `scan=False`
-    for tables whose rows are large or many per id, where reading the whole table never pays."""
-    if scan and len(ids) > size * 2:
+    """values_list over `column IN ids` in batches: SQLite caps the number of query parameters. `scan`: read
+    the whole table instead; by default when the ids fill more than two batches; `False` for tables whose rows
+    are large or many per id, where reading the whole table never pays."""
+    if scan or (scan is None and len(ids) > size * 2):
         # For a whole-corpus read one unfiltered scan beats many IN lists.
         wanted = set(ids)
         for row in manager.values_list(*fields).iterator(chunk_size=10_000):
@@ -132,17 +133,22 @@ def _in_batches(
 # --- embeddings cache ----------------------------------------------------------------------------------------
 
 
+EMBEDDINGS_SCAN_FROM = 40_000
+
+
 def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored."""
     keys = {r.id: engine.post_embedding_key(r) for r in records}
     cached: dict[int, np.ndarray] = {}
     ids = list(keys)
-    for start in range(0, len(ids), 5000):
-        for post_id, text_hash, vector in PostEmbedding.objects.filter(
-            post_id__in=ids[start : start + 5000]
-        ).values_list("post_id", "text_hash", "vector"):
-            if keys[post_id] == text_hash:
-                cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
+    # Most of the table (a rebuild, a worker's first index): one scan of it rather than lists of ids (2.4 s
+    # against 4.5 s at 100k posts); lists when the posts are a few of many.
+    scan = len(ids) >= EMBEDDINGS_SCAN_FROM and 2 * len(ids) >= PostEmbedding.objects.count()
+    for post_id, text_hash, vector in _in_batches(
+        PostEmbedding.objects, "post_id", ids, ("post_id", "text_hash", "vector"), 5000, scan=scan
+    ):
+        if keys.get(post_id) == text_hash:
+            cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
     missing = [r for r in records if r.id not in cached]
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]

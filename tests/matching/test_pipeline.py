@@ -501,3 +501,24 @@ def test_a_large_index_is_frozen_out_of_the_collectors_scans(corpus, monkeypatch
         assert all(o is not index for o in gc.get_objects())  # frozen: in no generation the collector scans
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("scan_from", [1, 10**9])
+def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(corpus, monkeypatch, scan_from):
+    # Most of the table is read by one scan (a rebuild), a few posts by lists of ids: the same vectors, and a
+    # vector stored for an older text is not taken.
+    monkeypatch.setattr(pipeline, "EMBEDDINGS_SCAN_FROM", scan_from)
+    records = pipeline.post_records()
+    stored = {
+        post_id: np.frombuffer(bytes(vector), dtype=np.float32)
+        for post_id, vector in PostEmbedding.objects.values_list("post_id", "vector")
+    }
+    stale = records[0]
+    PostEmbedding.objects.filter(post_id=stale.id).update(text_hash="an older text")
+    with monkeypatch.context() as m:
+        m.setattr(pipeline.engine, "embed_posts", lambda batch: np.full((len(batch), 512), 0.5, np.float32))
+        vectors = pipeline.embeddings_for(records)
+    assert set(vectors) == {r.id for r in records}
+    assert all(np.array_equal(vectors[r.id], stored[r.id]) for r in records[1:])
+    assert np.all(vectors[stale.id] == 0.5)  # embedded again, and stored under the new text's hash
+    assert PostEmbedding.objects.get(post_id=stale.id).text_hash == pipeline.engine.post_embedding_key(stale)
