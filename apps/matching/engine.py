@@ -721,13 +721,19 @@ class TextModel:
                 sp.csr_matrix((0, self.concepts.shape[0]), dtype=np.float32),
                 np.zeros((0, dim), dtype=np.float32),
             )
+        words, esa = self.lexical(texts)
+        if vectors is None:
+            vectors = self.embed(texts)
+        return TextFeatures(words, esa, self.project(vectors))
+
+    def lexical(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The texts' word TF-IDF rows and ESA rows (what `features` gives besides the embeddings): they depend
+        on the text and the fit only, so the platform keeps them for the posts (`pack_lexical`)."""
         if len(texts) == 1:
             words = self._transform_one(texts[0])
         else:
             words = self.vectorizer.transform(texts).astype(np.float32).tocsr()
-        if vectors is None:
-            vectors = self.embed(texts)
-        return TextFeatures(words, self.esa(words), self.project(vectors))
+        return words, self.esa(words)
 
     def _transform_one(self, text: str) -> sp.csr_matrix:
         """`vectorizer.transform([text])` for one text (the incremental match), without scikit-learn's input
@@ -874,6 +880,87 @@ class TextModel:
 
 def post_text(record: PostRecord) -> str:
     return f"{record.title}. {record.description}"
+
+
+@dataclass
+class LexicalRows:
+    """Posts' `TextModel.lexical` rows kept from earlier (`pack_lexical`): their ids and word and ESA rows.
+    `MatchIndex.build` takes each post's rows from it and then empties it (`release`): the corpus's rows are
+    not held beside the index's own copies while the index is built (~100 MB at 100k posts)."""
+
+    ids: list[int]
+    words: sp.csr_matrix | None
+    esa: sp.csr_matrix | None
+
+    def rows(self, records: list[PostRecord], model: TextModel) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The word and ESA rows of `records` in order: these where it has them, else computed."""
+        if self.words is None or self.esa is None:
+            raise ValueError("these lexical rows were released")
+        position = {pk: i for i, pk in enumerate(self.ids)}
+        at = np.array([position.get(r.id, -1) for r in records], dtype=np.int64)
+        have, missing = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
+        if len(missing) == 0:
+            return self.words[at], self.esa[at]
+        new_words, new_esa = model.lexical([post_text(records[i]) for i in missing.tolist()])
+        order = np.argsort(np.concatenate([have, missing]), kind="stable")  # stacked row of each record
+        return (sp.vstack([self.words[at[have]], new_words]).tocsr()[order],
+                sp.vstack([self.esa[at[have]], new_esa]).tocsr()[order])  # fmt: skip
+
+    def release(self) -> None:
+        self.words = self.esa = None
+
+
+def pack_lexical(words: sp.csr_matrix, esa: sp.csr_matrix) -> list[bytes]:
+    """Each row of the two matrices (`TextModel.lexical`) as bytes: the two row lengths (int32), then the
+    words' columns (int32) and values (float32), then the concepts' columns and values."""
+    out = []
+    w_ptr, e_ptr = words.indptr.tolist(), esa.indptr.tolist()
+    w_idx, w_val = words.indices.astype(np.int32, copy=False), words.data.astype(np.float32, copy=False)
+    e_idx, e_val = esa.indices.astype(np.int32, copy=False), esa.data.astype(np.float32, copy=False)
+    for i in range(words.shape[0]):
+        a, b, c, d = w_ptr[i], w_ptr[i + 1], e_ptr[i], e_ptr[i + 1]
+        out.append(b"".join((np.array([b - a, d - c], dtype=np.int32).tobytes(), w_idx[a:b].tobytes(),
+                             w_val[a:b].tobytes(), e_idx[c:d].tobytes(), e_val[c:d].tobytes())))  # fmt: skip
+    return out
+
+
+def unpack_lexical(packed: bytes | bytearray, model: TextModel) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The word and ESA matrices of rows packed by `pack_lexical` and laid end to end in `packed`, as
+    `model.lexical` gave them. A few thousand rows at a time: the index arithmetic of 100k posts' rows at once
+    would take more memory than the rows themselves."""
+    n_terms, n_concepts = len(model.vectorizer.vocabulary_), model.concepts.shape[0]
+    data = np.frombuffer(packed, dtype=np.int32)
+    ints = memoryview(packed).cast("i")
+    starts, at = [], 0
+    while at < len(ints):  # in int32 units: a row's two lengths, then 2 * n_words and 2 * n_concepts values
+        starts.append(at)
+        at += 2 + 2 * (ints[at] + ints[at + 1])
+    ints.release()
+    start_all = np.array(starts, dtype=np.int64)
+    words, esa = [], []
+
+    def matrix(first: np.ndarray, lengths: np.ndarray, width: int) -> sp.csr_matrix:
+        indptr = np.zeros(len(first) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        where = np.arange(indptr[-1]) + np.repeat(
+            first - indptr[:-1], lengths
+        )  # each entry's column in `data`
+        m = sp.csr_matrix((data[where + np.repeat(lengths, lengths)].view(np.float32), data[where], indptr),
+                          shape=(len(first), width))  # fmt: skip
+        m.has_sorted_indices = True  # as they were packed
+        return m
+
+    for chunk in range(0, len(start_all), 4096):
+        start = start_all[chunk : chunk + 4096]
+        n_words, n_esa = data[start].astype(np.int64), data[start + 1].astype(np.int64)
+        words.append(matrix(start + 2, n_words, n_terms))
+        esa.append(matrix(start + 2 + 2 * n_words, n_esa, n_concepts))
+    if not words:
+        return (sp.csr_matrix((0, n_terms), dtype=np.float32),
+                sp.csr_matrix((0, n_concepts), dtype=np.float32))  # fmt: skip
+    out_words, out_esa = sp.vstack(words).tocsr(), sp.vstack(esa).tocsr()
+    out_words.has_sorted_indices = out_esa.has_sorted_indices = True
+    return out_words, out_esa
 
 
 def fit_model(records: Sequence[PostRecord], *, embeddings: np.ndarray | None = None) -> TextModel:
@@ -1118,6 +1205,7 @@ class MatchIndex:
         embeddings: np.ndarray | Mapping[int, np.ndarray] | None = None,
         sentences: Mapping[int, np.ndarray] | None = None,
         sentence_store: SentenceStore | None = None,
+        lexical: LexicalRows | None = None,
     ) -> MatchIndex:
         """Index the needs and offers among `records` (others are dropped; unpublished ones never match).
 
@@ -1126,6 +1214,8 @@ class MatchIndex:
         `sentences`: optional post id -> `embed_post_sentences` array (cache by `post_sentences_key`);
         `sentence_store`: where the rerank looks up the others when a post is first shortlisted, and keeps the
         ones it had to embed (~10 ms of USE per post).
+        `lexical`: posts' word and ESA rows kept from earlier (the other posts' are computed); released once the
+        index has its own.
         """
         records = [r for r in records if r.kind in (NEED, OFFER)]
         vectors = _vectors_for(records, embeddings)
@@ -1138,7 +1228,10 @@ class MatchIndex:
             # two runs of rows (`_Side.support_spans`), and a block is scored over those only.
             rows.sort(key=lambda i: _SUPPORT_RANK[_bitmask(records[i].support_types, SUPPORT_TYPES)])
             side_records = [records[i] for i in rows]
-            feats = model.features([post_text(r) for r in side_records], vectors=vectors[rows])
+            if lexical is None:
+                feats = model.features([post_text(r) for r in side_records], vectors=vectors[rows])
+            else:
+                feats = TextFeatures(*lexical.rows(side_records, model), model.project(vectors[rows]))
             sides[kind] = _Side(side_records, feats, tokens, languages)
             if sentences:
                 sides[kind]._sentences.update(
@@ -1146,6 +1239,8 @@ class MatchIndex:
                     for i, r in enumerate(side_records)
                     if r.id in sentences
                 )
+        if lexical is not None:
+            lexical.release()
         index = cls(model, sides[NEED], sides[OFFER], tokens, languages)
         index.sentence_store = sentence_store
         return index

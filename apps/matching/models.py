@@ -150,6 +150,11 @@ class PostEmbedding(models.Model):
     # embedded only when the post is first shortlisted, and a rebuild must not embed them again.
     sentences_hash = models.CharField(max_length=64, blank=True, default="")
     sentences = models.BinaryField(null=True, blank=True)
+    # The post's word TF-IDF and ESA rows (`engine.pack_lexical`) under the text model version that computed
+    # them and the text's hash (`lexical_key`): an index build of the same model reads them instead of
+    # tokenising every post again.
+    lexical_key = models.CharField(max_length=80, blank=True, default="")
+    lexical = models.BinaryField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import psycopg
+import scipy.sparse as sp
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
@@ -136,16 +137,20 @@ def _in_batches(
 EMBEDDINGS_SCAN_FROM = 40_000
 
 
+def _scan(ids: list[int]) -> bool:
+    """Whether to read these posts' rows of `PostEmbedding` by one scan of the table rather than by lists of
+    ids: when they are most of it (a rebuild, a worker's first index; 2.4 s against 4.5 s for the vectors of
+    100k posts), not when they are a few of many."""
+    return len(ids) >= EMBEDDINGS_SCAN_FROM and 2 * len(ids) >= PostEmbedding.objects.count()
+
+
 def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored."""
     keys = {r.id: engine.post_embedding_key(r) for r in records}
     cached: dict[int, np.ndarray] = {}
     ids = list(keys)
-    # Most of the table (a rebuild, a worker's first index): one scan of it rather than lists of ids (2.4 s
-    # against 4.5 s at 100k posts); lists when the posts are a few of many.
-    scan = len(ids) >= EMBEDDINGS_SCAN_FROM and 2 * len(ids) >= PostEmbedding.objects.count()
     for post_id, text_hash, vector in _in_batches(
-        PostEmbedding.objects, "post_id", ids, ("post_id", "text_hash", "vector"), 5000, scan=scan
+        PostEmbedding.objects, "post_id", ids, ("post_id", "text_hash", "vector"), 5000, scan=_scan(ids)
     ):
         if keys.get(post_id) == text_hash:
             cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
@@ -164,6 +169,64 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
         )
         cached.update({r.id: v for r, v in zip(batch, vectors, strict=True)})
     return cached
+
+
+def lexical_for(records: Sequence[PostRecord], model: TextModel, version: int) -> engine.LexicalRows:
+    """The posts' `TextModel.lexical` word and ESA rows, for `MatchIndex.build`: read where they were
+    kept for this model version and the post's current text, else computed and kept beside the embedding
+    (tokenising and the ESA products took 10 s of an index build at 100k posts, reading them 2 s)."""
+    keys = {r.id: f"{version}:{engine.post_embedding_key(r)}" for r in records}
+    ids = list(keys)
+    found: list[int] = []
+    packed = bytearray()  # the rows end to end (`engine.unpack_lexical`): ~1 KB a post
+    for post_id, key, data in _in_batches(
+        PostEmbedding.objects, "post_id", ids, ("post_id", "lexical_key", "lexical"), 5000, scan=_scan(ids)
+    ):
+        if keys.get(post_id) == key and data is not None:
+            found.append(post_id)
+            packed += data
+    words, esa = engine.unpack_lexical(packed, model)
+    del packed
+    known = set(found)
+    missing = [r for r in records if r.id not in known]
+    if missing:
+        new_words, new_esa = model.lexical([engine.post_text(r) for r in missing])
+        _keep_lexical(missing, keys, engine.pack_lexical(new_words, new_esa))
+        found += [r.id for r in missing]
+        words, esa = sp.vstack([words, new_words]).tocsr(), sp.vstack([esa, new_esa]).tocsr()
+    return engine.LexicalRows(found, words, esa)
+
+
+def _keep_lexical(records: Sequence[PostRecord], keys: dict[int, str], rows: list[bytes]) -> None:
+    """Store the posts' packed lexical rows under their keys, where the stored embedding is of the same text
+    (a worker whose records are older than an edit must not label the new text with the old one's rows)."""
+    hashes = [engine.post_embedding_key(r) for r in records]
+    with transaction.atomic():
+        if connection.vendor != "postgresql":
+            for r, text_hash, row in zip(records, hashes, rows, strict=True):
+                PostEmbedding.objects.filter(post_id=r.id, text_hash=text_hash).update(
+                    lexical_key=keys[r.id], lexical=row
+                )
+            return
+        # After a refit every post's rows are new: one COPY and one UPDATE, not a statement per post.
+        table = PostEmbedding._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS matching_lexical (post_id bigint, text_hash varchar(64), "
+                "lexical_key varchar(80), lexical bytea) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute("TRUNCATE matching_lexical")
+            with cursor.cursor.copy("COPY matching_lexical FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "varchar", "varchar", "bytea"])
+                for r, text_hash, row in sorted(
+                    zip(records, hashes, rows, strict=True), key=lambda x: x[0].id
+                ):
+                    copy.write_row((r.id, text_hash, keys[r.id], row))
+            # In primary-key order (the COPY's), so that two workers storing the same posts cannot deadlock.
+            cursor.execute(
+                f"UPDATE {table} AS e SET lexical_key = t.lexical_key, lexical = t.lexical "
+                "FROM matching_lexical AS t WHERE e.post_id = t.post_id AND e.text_hash = t.text_hash"
+            )
 
 
 class DatabaseSentenceStore(engine.SentenceStore):
@@ -331,7 +394,11 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
     as_of = timezone.now()
     records = post_records(Q(status=Post.Status.PUBLISHED))
     _state.index = MatchIndex.build(
-        records, model, embeddings=embeddings_for(records), sentence_store=sentence_store
+        records,
+        model,
+        embeddings=embeddings_for(records),
+        sentence_store=sentence_store,
+        lexical=lexical_for(records, model, version),
     )
     _state.index_version, _state.index_as_of = version, as_of
     if len(records) >= FREEZE_FROM:

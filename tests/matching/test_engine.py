@@ -761,6 +761,42 @@ def test_one_text_is_featurised_as_in_a_batch(model, records) -> None:
     assert np.allclose(single.esa.toarray()[0], many.esa.toarray()[0], atol=1e-6)
 
 
+def test_lexical_rows_survive_packing_exactly(model, records) -> None:
+    # More rows than `unpack_lexical` takes at a time (4,096), an empty text among them.
+    words, esa = model.lexical([engine.post_text(r) for r in records] * 400 + [""])
+    got_words, got_esa = engine.unpack_lexical(b"".join(engine.pack_lexical(words, esa)), model)
+    for got, want in ((got_words, words), (got_esa, esa)):
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert got.indptr.tolist() == want.indptr.tolist() and got.indices.tolist() == want.indices.tolist()
+        assert got.data.tobytes() == want.data.tobytes()
+    assert got_words[len(records) * 400].nnz == 0 and got_words.shape[0] > 4096
+    empty_words, empty_esa = engine.unpack_lexical(b"", model)
+    assert empty_words.shape == (0, words.shape[1]) and empty_esa.shape == (0, esa.shape[1])
+
+
+@pytest.mark.parametrize("kept", ["all", "some", "none"])
+def test_an_index_of_kept_lexical_rows_is_the_index_of_the_texts(model, records, vectors, kept) -> None:
+    # The platform keeps each post's word and ESA rows: an index built from them (or from some of them, the
+    # others computed) holds the same features and ranks the same as one that tokenised every text.
+    chosen = {"all": records, "some": records[::3], "none": []}[kept]
+    words, esa = (
+        model.lexical([engine.post_text(r) for r in chosen]) if chosen else engine.unpack_lexical(b"", model)
+    )
+    reference = MatchIndex.build(records, model, embeddings=vectors)
+    kept = engine.LexicalRows([r.id for r in chosen], words, esa)
+    built = MatchIndex.build(records, model, embeddings=vectors, lexical=kept)
+    assert kept.words is None and kept.esa is None  # released once the index has its own rows
+    for a, b in ((built.needs, reference.needs), (built.offers, reference.offers)):
+        assert (a.feats.words != b.feats.words).nnz == 0 and (a.feats.esa != b.feats.esa).nnz == 0
+    rows = np.arange(len(reference.needs.records))
+    assert [
+        [(r.offer_id, r.score) for r in res] for res in built.match_rows(engine.NEED, rows, k=5, floor=0.0)
+    ] == [
+        [(r.offer_id, r.score) for r in res]
+        for res in reference.match_rows(engine.NEED, rows, k=5, floor=0.0)
+    ]
+
+
 def test_match_all_collects_garbage_less_often_while_it_runs(index) -> None:
     import gc
 

@@ -522,3 +522,71 @@ def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(cor
     assert all(np.array_equal(vectors[r.id], stored[r.id]) for r in records[1:])
     assert np.all(vectors[stale.id] == 0.5)  # embedded again, and stored under the new text's hash
     assert PostEmbedding.objects.get(post_id=stale.id).text_hash == pipeline.engine.post_embedding_key(stale)
+
+
+def test_each_posts_lexical_rows_are_kept_for_the_next_index_of_the_same_model(
+    corpus, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    version, model = pipeline.text_model_current()
+    pipeline.index_reset()
+    pipeline._current_index()
+    published = pipeline.post_records(Q(status=Post.Status.PUBLISHED))
+    keys = dict(PostEmbedding.objects.values_list("post_id", "lexical_key"))
+    assert all(keys[r.id] == f"{version}:{pipeline.engine.post_embedding_key(r)}" for r in published)
+
+    # A new process (the reset) reads them: nothing is tokenised, and the index is the same.
+    before = pipeline._state.index
+    computed: list[int] = []
+    original = pipeline.engine.TextModel.lexical
+    monkeypatch.setattr(
+        pipeline.engine.TextModel,
+        "lexical",
+        lambda self, texts: computed.append(len(texts)) or original(self, texts),
+    )
+    pipeline.index_reset()
+    index, _ = pipeline._current_index()
+    assert computed == []
+    assert (index.needs.feats.words != before.needs.feats.words).nnz == 0
+    assert (index.offers.feats.esa != before.offers.feats.esa).nnz == 0
+
+    # An edited text has new rows; the others are read.
+    need = corpus["n-solar"]
+    record = {"kind": "need", "party": "NPL", "title": "Hospital cooling",
+              "description": "Efficient cooling for district hospitals and vaccine cold chains.",
+              "support_types": ["finance", "capacity_building"], "focus_areas": ["clean_energy"]}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(
+            actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData())
+        )
+    computed.clear()
+    pipeline.index_reset()
+    index, _ = pipeline._current_index()
+    assert computed == [1]
+    edited = next(r for r in pipeline.post_records(Q(pk=need.pk)))
+    row = index.needs.row_of[need.pk]
+    assert (index.needs.feats.words[row] != model.lexical([pipeline.engine.post_text(edited)])[0]).nnz == 0
+
+    # A refitted model computes every post's rows again, under its version.
+    new_version, _ = pipeline.text_model_refit()
+    computed.clear()
+    pipeline.index_reset()
+    pipeline._current_index()
+    assert computed == [len(published)]
+    assert set(PostEmbedding.objects.filter(post__status=Post.Status.PUBLISHED).values_list(
+        "lexical_key", flat=True)) == {f"{new_version}:{pipeline.engine.post_embedding_key(r)}"
+                                       for r in pipeline.post_records(Q(status=Post.Status.PUBLISHED))}  # fmt: skip
+
+
+def test_lexical_rows_of_an_older_text_are_not_kept(corpus):
+    # A worker whose records predate an edit must not label the new text's embedding row with the old rows.
+    _version, model = pipeline.text_model_current()
+    record = pipeline.post_records(Q(pk=corpus["o-grid"].pk))[0]
+    old = dataclasses.replace(record, description="An older description of the offer.")
+    words, esa = model.lexical([pipeline.engine.post_text(old)])
+    pipeline._keep_lexical([old], {old.id: "stale"}, pipeline.engine.pack_lexical(words, esa))
+    assert PostEmbedding.objects.get(post_id=record.id).lexical_key != "stale"
+    pipeline._keep_lexical([record], {record.id: "current"}, pipeline.engine.pack_lexical(
+        *model.lexical([pipeline.engine.post_text(record)])))  # fmt: skip
+    assert PostEmbedding.objects.get(post_id=record.id).lexical_key == "current"
