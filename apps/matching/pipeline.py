@@ -9,6 +9,7 @@ worker never matches against a stale post and never needs another worker's memor
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import queue
 import threading
@@ -171,11 +172,17 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     return cached
 
 
+def lexical_key(record: PostRecord, version: int) -> str:
+    """Key of a post's kept lexical rows: the model version and a hash of the whole text (the embedding's key
+    covers only the opening that is embedded)."""
+    return f"{version}:{hashlib.sha256(engine.post_text(record).encode()).hexdigest()}"
+
+
 def lexical_for(records: Sequence[PostRecord], model: TextModel, version: int) -> engine.LexicalRows:
     """The posts' `TextModel.lexical` word and ESA rows, for `MatchIndex.build`: read where they were
     kept for this model version and the post's current text, else computed and kept beside the embedding
     (tokenising and the ESA products took 10 s of an index build at 100k posts, reading them 2 s)."""
-    keys = {r.id: f"{version}:{engine.post_embedding_key(r)}" for r in records}
+    keys = {r.id: lexical_key(r, version) for r in records}
     ids = list(keys)
     found: list[int] = []
     packed = bytearray()  # the rows end to end (`engine.unpack_lexical`): ~1 KB a post

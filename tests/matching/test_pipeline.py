@@ -534,7 +534,7 @@ def test_each_posts_lexical_rows_are_kept_for_the_next_index_of_the_same_model(
     pipeline._current_index()
     published = pipeline.post_records(Q(status=Post.Status.PUBLISHED))
     keys = dict(PostEmbedding.objects.values_list("post_id", "lexical_key"))
-    assert all(keys[r.id] == f"{version}:{pipeline.engine.post_embedding_key(r)}" for r in published)
+    assert all(keys[r.id] == pipeline.lexical_key(r, version) for r in published)
 
     # A new process (the reset) reads them: nothing is tokenised, and the index is the same.
     before = pipeline._state.index
@@ -575,7 +575,7 @@ def test_each_posts_lexical_rows_are_kept_for_the_next_index_of_the_same_model(
     pipeline._current_index()
     assert computed == [len(published)]
     assert set(PostEmbedding.objects.filter(post__status=Post.Status.PUBLISHED).values_list(
-        "lexical_key", flat=True)) == {f"{new_version}:{pipeline.engine.post_embedding_key(r)}"
+        "lexical_key", flat=True)) == {pipeline.lexical_key(r, new_version)
                                        for r in pipeline.post_records(Q(status=Post.Status.PUBLISHED))}  # fmt: skip
 
 
@@ -590,3 +590,39 @@ def test_lexical_rows_of_an_older_text_are_not_kept(corpus):
     pipeline._keep_lexical([record], {record.id: "current"}, pipeline.engine.pack_lexical(
         *model.lexical([pipeline.engine.post_text(record)])))  # fmt: skip
     assert PostEmbedding.objects.get(post_id=record.id).lexical_key == "current"
+
+
+def test_an_edit_past_the_embedded_opening_gets_new_lexical_rows(corpus, django_capture_on_commit_callbacks):
+    # The embedding covers a post's opening only (its key does not change with the rest); the lexical rows
+    # cover the whole text, so they are keyed by all of it.
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    need = corpus["n-solar"]
+    opening = "Efficient cooling for district hospitals and vaccine cold chains in remote provinces. " * 10
+
+    def edit(description: str) -> None:
+        record = {"kind": "need", "party": "NPL", "title": "Hospital cooling", "description": description,
+                  "support_types": ["finance", "capacity_building"], "focus_areas": ["clean_energy"]}  # fmt: skip
+        with django_capture_on_commit_callbacks(execute=True):
+            services.post_update(
+                actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData())
+            )
+
+    edit(opening)
+    pipeline.index_reset()
+    pipeline._current_index()
+    before = PostEmbedding.objects.get(post=need)
+    edit(opening + "Flood warning and solar power for the clinics.")
+    pipeline.index_reset()
+    index, _ = pipeline._current_index()
+    after = PostEmbedding.objects.get(post=need)
+    assert after.text_hash == before.text_hash  # the same embedded opening
+    assert after.lexical_key != before.lexical_key
+    _version, model = pipeline.text_model_current()
+    edited = pipeline.post_records(Q(pk=need.pk))[0]
+    new_words = model.lexical([pipeline.engine.post_text(edited)])[0]
+    old_words = model.lexical([pipeline.engine.post_text(dataclasses.replace(edited, description=opening))])[
+        0
+    ]
+    assert (new_words != old_words).nnz > 0  # the edit changes the rows
+    assert (index.needs.feats.words[index.needs.row_of[need.pk]] != new_words).nnz == 0
