@@ -942,9 +942,8 @@ def unpack_lexical(packed: bytes | bytearray, model: TextModel) -> tuple[sp.csr_
     def matrix(first: np.ndarray, lengths: np.ndarray, width: int) -> sp.csr_matrix:
         indptr = np.zeros(len(first) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        where = np.arange(indptr[-1]) + np.repeat(
-            first - indptr[:-1], lengths
-        )  # each entry's column in `data`
+        # Where each entry's column is in `data` (its value follows the row's columns).
+        where = np.arange(indptr[-1]) + np.repeat(first - indptr[:-1], lengths)
         m = sp.csr_matrix((data[where + np.repeat(lengths, lengths)].view(np.float32), data[where], indptr),
                           shape=(len(first), width))  # fmt: skip
         m.has_sorted_indices = True  # as they were packed

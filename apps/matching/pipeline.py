@@ -205,8 +205,9 @@ def lexical_for(records: Sequence[PostRecord], model: TextModel, version: int) -
 
 
 def _keep_lexical(records: Sequence[PostRecord], keys: dict[int, str], rows: list[bytes]) -> None:
-    """Store the posts' packed lexical rows under their keys, where the stored embedding is of the same text
-    (a worker whose records are older than an edit must not label the new text with the old one's rows)."""
+    """Store the posts' packed lexical rows under their keys. A key names the text the rows are of, so the rows
+    of an older text are never read for a newer one; they are not even stored where the post's embedding is
+    already of another text (a worker that read the post before an edit)."""
     hashes = [engine.post_embedding_key(r) for r in records]
     with transaction.atomic():
         if connection.vendor != "postgresql":
@@ -225,11 +226,14 @@ def _keep_lexical(records: Sequence[PostRecord], keys: dict[int, str], rows: lis
             cursor.execute("TRUNCATE matching_lexical")
             with cursor.cursor.copy("COPY matching_lexical FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["int8", "varchar", "varchar", "bytea"])
-                for r, text_hash, row in sorted(
-                    zip(records, hashes, rows, strict=True), key=lambda x: x[0].id
-                ):
+                for r, text_hash, row in zip(records, hashes, rows, strict=True):
                     copy.write_row((r.id, text_hash, keys[r.id], row))
-            # In primary-key order (the COPY's), so that two workers storing the same posts cannot deadlock.
+            # The rows locked in primary-key order first: two workers storing the same posts (after a refit, each
+            # builds its index) then cannot deadlock, whatever order the UPDATE's join visits them in.
+            cursor.execute(
+                f"SELECT 1 FROM {table} WHERE post_id IN (SELECT post_id FROM matching_lexical) "
+                "ORDER BY post_id FOR UPDATE"
+            )
             cursor.execute(
                 f"UPDATE {table} AS e SET lexical_key = t.lexical_key, lexical = t.lexical "
                 "FROM matching_lexical AS t WHERE e.post_id = t.post_id AND e.text_hash = t.text_hash"
