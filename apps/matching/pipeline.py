@@ -570,7 +570,6 @@ def _upsert_by_copy(
     rows are written straight from the results, without a model instance each (a rebuild writes millions), in
     binary with the explanations encoded by orjson: 2.4 us a row against 6.5 in text with `json.dumps`."""
     columns = ", ".join(_UPSERT_COLUMNS)
-    updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS matching_upsert (need_id bigint, offer_id bigint, score float8, "
@@ -587,37 +586,57 @@ def _upsert_by_copy(
                 c = r.components
                 write((r.need_id, r.offer_id, _stored_score(r.score), c.get("lexical", 0.0), c.get("semantic", 0.0),
                        c.get("structured", 0.0), c.get("alignment"), r.explanation, version, now))  # fmt: skip
-        unchanged_kept = ""
-        if run_id is not None:
-            if record_pairs:
-                cursor.execute(
-                    f"INSERT INTO {RebuildPair._meta.db_table} (run_id, need_id, offer_id) "
-                    "SELECT %s, need_id, offer_id FROM matching_upsert ON CONFLICT DO NOTHING",
-                    [run_id],
-                )
-            # A new version of every row, and of its entries in a dozen indexes, for the same values: a
-            # rebuild leaves the unchanged ones alone (it knows it ranked them: `rebuild_finish`).
-            stored = ", ".join(f"matching_match.{c}" for c in _UPSERT_COLUMNS[2:-1])
-            fresh = ", ".join(f"EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:-1])
-            unchanged_kept = (
-                f" WHERE ({stored}, matching_match.is_active) IS DISTINCT FROM ({fresh}, true) "
-                "OR (matching_match.strong_at IS NULL AND EXCLUDED.strong_at IS NOT NULL)"
+        if run_id is not None and record_pairs:
+            cursor.execute(
+                f"INSERT INTO {RebuildPair._meta.db_table} (run_id, need_id, offer_id) "
+                "SELECT %s, need_id, offer_id FROM matching_upsert ON CONFLICT DO NOTHING",
+                [run_id],
             )
-        # Decided in the same statement, from the stored row (which the SET expressions see as it was), rather
-        # than read back first (a tenth of a 100k rebuild) or updated over the whole table after it:
+        # One statement, the rows classified by a single lookup of their pair (`stored`):
+        # - a stored row is updated by its primary key; within a rebuild (`run_id`) only if a value differs or
+        #   it becomes strong, since a new version of every row, and of its entries in a dozen indexes, for the
+        #   same values is waste (`rebuild_finish` knows the run ranked them). INSERT ... ON CONFLICT DO UPDATE
+        #   did this in one pass, but it locks (writes) every conflicting row, even one its WHERE then leaves:
+        #   at 100k posts that was 26 us a row against 9, some 25 s of the database's CPU in a rebuild;
+        # - a new pair is inserted; one that another transaction inserted meanwhile is updated as before.
+        # Decided from the stored row (which the SET expressions see as it was), rather than read back first:
         # - `changed_at` as `_changed_at` does: now for a new pair, one that comes back active or a material
         #   change of score; else kept;
         # - `strong_at`: the first time the pair was written with a strong score, kept through later writes.
+        values = ", ".join(f"s.{c}" for c in _UPSERT_COLUMNS)
+        stored_values = ", ".join(f"m.{c}" for c in _UPSERT_COLUMNS[2:-1])
+        fresh_values = ", ".join(f"u.{c}" for c in _UPSERT_COLUMNS[2:-1])
+        differs = (
+            f"({stored_values}, m.is_active) IS DISTINCT FROM ({fresh_values}, true) "
+            "OR (m.strong_at IS NULL AND u.score >= %(strong)s)"
+            if run_id is not None
+            else "true"
+        )
+        updated = ", ".join(f"{c} = s.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at")
+        updated_on_conflict = ", ".join(
+            f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS[2:] if c != "changed_at"
+        )
+        changed_at = (
+            "CASE WHEN NOT {t}.is_active OR abs({t}.score - {s}.score) >= %(material)s "
+            "THEN {s}.changed_at ELSE {t}.changed_at END"
+        )
         cursor.execute(
-            f"INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
-            f"offer_interest, strong_at) SELECT {columns}, true, %s, %s, '', '', "
-            "CASE WHEN score >= %s THEN %s::timestamptz END FROM matching_upsert "
-            f"ON CONFLICT (need_id, offer_id) DO UPDATE SET {updated}, is_active = true, "
+            "WITH stored AS MATERIALIZED ("
+            f"  SELECT u.*, m.id AS match_id, m.id IS NOT NULL AND ({differs}) AS differs"
+            "   FROM matching_upsert u LEFT JOIN matching_match m ON m.need_id = u.need_id AND m.offer_id = u.offer_id"
+            "), updated AS ("
+            f"  UPDATE matching_match m SET {updated}, is_active = true, updated_at = %(now)s, "
+            f"  changed_at = {changed_at.format(t='m', s='s')}, "
+            "   strong_at = COALESCE(m.strong_at, CASE WHEN s.score >= %(strong)s THEN %(now)s::timestamptz END) "
+            "   FROM stored s WHERE m.id = s.match_id AND s.differs"
+            f") INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
+            f"offer_interest, strong_at) SELECT {values}, true, %(now)s, %(now)s, '', '', "
+            "CASE WHEN s.score >= %(strong)s THEN %(now)s::timestamptz END FROM stored s WHERE s.match_id IS NULL "
+            f"ON CONFLICT (need_id, offer_id) DO UPDATE SET {updated_on_conflict}, is_active = true, "
             "updated_at = EXCLUDED.updated_at, "
-            "changed_at = CASE WHEN NOT matching_match.is_active OR abs(matching_match.score - EXCLUDED.score) >= %s "
-            "THEN EXCLUDED.changed_at ELSE matching_match.changed_at END, "
-            "strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)" + unchanged_kept,
-            [now, now, settings.MATCHING_STRONG_SCORE, now, MATERIAL_CHANGE],
+            f"changed_at = {changed_at.format(t='matching_match', s='EXCLUDED')}, "
+            "strong_at = COALESCE(matching_match.strong_at, EXCLUDED.strong_at)",
+            {"now": now, "strong": settings.MATCHING_STRONG_SCORE, "material": MATERIAL_CHANGE},
         )
     return len(results)
 
