@@ -53,6 +53,10 @@ class Match(models.Model):
     # of the millions of rows a rebuild writes (at 100k posts, four fewer full indexes: 37 s -> 27 s of insert).
     is_active = models.BooleanField(_("active"), default=True)
     model_version = models.PositiveIntegerField(_("model version"), default=0)
+    # A hash of what the row holds (scores, explanation, model version; `pipeline.fingerprint`), written with it:
+    # an in-process rebuild reads them first and does not send the database the rows it finds unchanged.
+    # Null: written before it existed (the next rebuild sends the row).
+    fingerprint = models.BigIntegerField(_("fingerprint"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     # When the score last moved by MATERIAL_CHANGE or more: a task rewrites the rows of the posts it matches

@@ -626,3 +626,92 @@ def test_an_edit_past_the_embedded_opening_gets_new_lexical_rows(corpus, django_
     ]
     assert (new_words != old_words).nnz > 0  # the edit changes the rows
     assert (index.needs.feats.words[index.needs.row_of[need.pk]] != new_words).nnz == 0
+
+
+def _rows_sent(monkeypatch) -> list[int]:
+    """Counts, call by call, the rows `_upsert` hands to the database (either vendor's path)."""
+    sent: list[int] = []
+    by_copy, bulk_create = pipeline._upsert_by_copy, Match.objects.bulk_create
+
+    def copy_spy(results, *args, **kwargs):
+        sent.append(len(results))
+        return by_copy(results, *args, **kwargs)
+
+    def bulk_spy(rows, *args, **kwargs):
+        sent.append(len(rows))
+        return bulk_create(rows, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_upsert_by_copy", copy_spy)
+    monkeypatch.setattr(Match.objects, "bulk_create", bulk_spy)
+    return sent
+
+
+def test_a_rebuild_does_not_send_the_rows_it_finds_unchanged(corpus, monkeypatch):
+    pipeline.rebuild_start(sync=True)  # every row written by the current model, with its fingerprint
+    assert not Match.objects.active().filter(fingerprint__isnull=True).exists()
+    stored = {m.pk: (m.score, m.updated_at) for m in Match.objects.active()}
+    changed = Match.objects.active().order_by("pk").first()
+    # Written by other means than the pipeline: the fingerprint no longer vouches for the row, and the next
+    # rebuild sends it.
+    Match.objects.filter(pk=changed.pk).update(score=changed.score / 2)
+    assert Match.objects.get(pk=changed.pk).fingerprint is None
+    sent = _rows_sent(monkeypatch)
+    run = pipeline.rebuild_start(sync=True)
+    assert sum(sent) == 1
+    assert run.matches_written == len(stored)  # every pair is still counted as ranked
+    after = {m.pk: (m.score, m.updated_at) for m in Match.objects.active()}
+    assert after.keys() == stored.keys()
+    assert after[changed.pk][0] == pytest.approx(changed.score, abs=1e-6)
+    assert {pk for pk in stored if after[pk] != stored[pk]} == {changed.pk}
+    assert Match.objects.get(pk=changed.pk).fingerprint is not None
+
+
+def test_a_rebuild_sends_every_row_of_a_new_model_and_rows_that_come_back(corpus, monkeypatch):
+    pipeline.rebuild_start(sync=True)
+    total = Match.objects.active().count()
+    retired = Match.objects.active().order_by("-pk").first()
+    Match.objects.filter(pk=retired.pk).update(is_active=False)  # keeps its fingerprint, but is inactive
+    sent = _rows_sent(monkeypatch)
+    pipeline.rebuild_start(sync=True)
+    assert sum(sent) == 1 and Match.objects.get(pk=retired.pk).is_active
+    sent.clear()
+    pipeline.rebuild_start(sync=True, refit=True)  # a new model version: every row holds another value
+    assert sum(sent) == Match.objects.active().count() == total
+
+
+def test_the_fingerprint_covers_what_the_row_stores_and_only_that():
+    from apps.matching.engine import MatchResult
+
+    result = MatchResult(1, 2, 0.5, {"lexical": 0.1, "semantic": 0.2, "structured": 0.3, "alignment": 0.4},
+                         {"top_terms": ["flood"], "shared_support_types": ["finance"]})  # fmt: skip
+    base = pipeline.fingerprint(result, 3)
+    assert pipeline.fingerprint(dataclasses.replace(result), 3) == base
+    # The same explanation with its keys in another order is the same row.
+    reordered = dataclasses.replace(result, explanation=dict(reversed(result.explanation.items())))
+    assert pipeline.fingerprint(reordered, 3) == base
+    assert pipeline.fingerprint(dataclasses.replace(result, score=0.5 + 1e-9), 3) == base  # stored rounded
+    others = [
+        dataclasses.replace(result, need_id=5),
+        dataclasses.replace(result, offer_id=5),
+        dataclasses.replace(result, score=0.51),
+        dataclasses.replace(result, components={**result.components, "lexical": 0.11}),
+        dataclasses.replace(result, components={**result.components, "alignment": None}),
+        dataclasses.replace(result, explanation={**result.explanation, "top_terms": ["drought"]}),
+    ]
+    prints = {pipeline.fingerprint(other, 3) for other in others} | {pipeline.fingerprint(result, 4)}
+    assert base not in prints and len(prints) == len(others) + 1
+    assert -(2**63) <= base < 2**63
+
+
+def test_only_changes_of_what_a_fingerprint_covers_clear_it(corpus):
+    match = Match.objects.active().order_by("pk").first()
+    kept = match.fingerprint
+    assert kept is not None
+    Match.objects.filter(pk=match.pk).update(need_interest="interested", is_active=True)
+    assert Match.objects.get(pk=match.pk).fingerprint == kept
+    Match.objects.filter(pk=match.pk).update(score=match.score)  # the same value
+    assert Match.objects.get(pk=match.pk).fingerprint == kept
+    Match.objects.filter(pk=match.pk).update(explanation={"top_terms": []})
+    assert Match.objects.get(pk=match.pk).fingerprint is None
+    Match.objects.filter(pk=match.pk).update(score=0.9, fingerprint=7)  # written with its own fingerprint
+    assert Match.objects.get(pk=match.pk).fingerprint == 7
