@@ -633,9 +633,9 @@ def _rows_sent(monkeypatch) -> list[int]:
     sent: list[int] = []
     by_copy, bulk_create = pipeline._upsert_by_copy, Match.objects.bulk_create
 
-    def copy_spy(results, *args, **kwargs):
-        sent.append(len(results))
-        return by_copy(results, *args, **kwargs)
+    def copy_spy(values, *args, **kwargs):
+        sent.append(len(values))
+        return by_copy(values, *args, **kwargs)
 
     def bulk_spy(rows, *args, **kwargs):
         sent.append(len(rows))
