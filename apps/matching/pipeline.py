@@ -15,6 +15,7 @@ import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,8 @@ import psycopg
 import scipy.sparse as sp
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, F, Max, OuterRef, Q, QuerySet, When
+from django.db.models import BigIntegerField, Case, Exists, F, Max, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from psycopg.types.json import set_json_dumps
 
@@ -525,33 +527,51 @@ def fingerprint(result: MatchResult, version: int) -> int:
 
 
 class StoredFingerprints:
-    """The fingerprints of the active matches, read once (`read`) by an in-process rebuild, which then sends
-    the database only the rows whose fingerprint differs (`changed`). At 100k posts, sending every row for the
-    database to compare cost it ~30 s of CPU, on the two cores the rebuild's own scoring needs."""
+    """The active matches as an in-process rebuild finds them when it starts, read once (`read`): their ids,
+    pairs and fingerprints. The rebuild then sends the database only the rows whose fingerprint differs
+    (`changed`: at 100k posts, sending every row for the database to compare cost it ~30 s of CPU, on the two
+    cores the rebuild's own scoring needs), and retires from them what it did not rank (`rebuild_finish`)
+    instead of reading every active match again at its end."""
 
-    def __init__(self, keys: np.ndarray, fingerprints: np.ndarray, strong_missing: np.ndarray) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        keys: np.ndarray,
+        fingerprints: np.ndarray,
+        known: np.ndarray,
+        strong_missing: np.ndarray,
+    ) -> None:
         order = np.argsort(keys, kind="stable")
-        self.keys, self.fingerprints = keys[order], fingerprints[order]
-        self.strong_missing = strong_missing[order]
+        self.ids, self.keys, self.fingerprints = ids[order], keys[order], fingerprints[order]
+        self.known, self.strong_missing = known[order], strong_missing[order]
 
     @classmethod
     def read(cls) -> StoredFingerprints:
         rows = _int8_rows(
             Match.objects.active()
-            .filter(fingerprint__isnull=False)
-            .annotate(strong_missing=Case(When(strong_at__isnull=True, then=1), default=0))
-            .values_list("need_id", "offer_id", "fingerprint", "strong_missing")
+            .annotate(
+                stored_fingerprint=Coalesce("fingerprint", Value(0), output_field=BigIntegerField()),
+                known=Case(When(fingerprint__isnull=False, then=1), default=0),
+                strong_missing=Case(When(strong_at__isnull=True, then=1), default=0),
+            )
+            .values_list("id", "need_id", "offer_id", "stored_fingerprint", "known", "strong_missing")
         )
-        return cls(_pair_keys(rows[:, :2]), rows[:, 2], rows[:, 3].astype(bool))
+        return cls(rows[:, 0], _pair_keys(rows[:, 1:3]), rows[:, 3], rows[:, 4].astype(bool),
+                   rows[:, 5].astype(bool))  # fmt: skip
 
     def changed(self, results: list[MatchResult], prints: list[int]) -> np.ndarray:
         """Which of the results (with their `fingerprint`s) their stored rows do not hold already: a pair not
-        stored (or not active), stored with another fingerprint, or becoming strong (`strong_at` is set)."""
+        stored (or not active), stored with another fingerprint or none (a row edited since it was written),
+        or becoming strong (`strong_at` is set)."""
         if len(self.keys) == 0:
             return np.ones(len(results), dtype=bool)
         keys = _pair_keys([(r.need_id, r.offer_id) for r in results])
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        same = (self.keys[at] == keys) & (self.fingerprints[at] == np.array(prints, dtype=np.int64))
+        same = (
+            (self.keys[at] == keys)
+            & self.known[at]
+            & (self.fingerprints[at] == np.array(prints, dtype=np.int64))
+        )
         strong = np.array([r.score for r in results]) >= settings.MATCHING_STRONG_SCORE
         return ~same | (strong & self.strong_missing[at])
 
@@ -835,12 +855,17 @@ def _rebuild_in_process(
     a tenth of a 100k rebuild's time). If it fails, the run ends without retiring anything."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
     ranked: list[np.ndarray] = []
+    stored: StoredFingerprints | None = None
     try:
         with _state.lock, engine.rare_collections():
             _state.index = None  # a rebuild reads the database afresh
+            # The stored matches are read meanwhile, on a connection of its own where it can: the database
+            # scans them while this thread builds the index (at 100k posts, 1.5 s of the set-up, during which
+            # the second core was idle).
+            stored_later = _in_own_thread(StoredFingerprints.read, "rebuild-stored")
             index, _delta = _current_index()
             version = _state.index_version or 0
-            stored = StoredFingerprints.read()
+            stored = stored_later()
             with _ChunkWriter(run, version, record_pairs=False, stored=stored) as writer:
                 for done, chunk in enumerate(
                     engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
@@ -854,7 +879,9 @@ def _rebuild_in_process(
     except BaseException:
         RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
         raise
-    rebuild_finish(run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64))
+    rebuild_finish(
+        run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64), active=stored
+    )
 
 
 def _write_chunk(
@@ -938,6 +965,27 @@ class _ChunkWriter:
             connection.close()  # this thread's own connection
 
 
+def _in_own_thread(work: Callable[[], Any], name: str) -> Callable[[], Any]:
+    """Start `work` (database reads) in a thread of its own, on its own connection, where that connection sees
+    what this one does (PostgreSQL, outside a transaction); else do it now. Returns how to wait for its
+    result, which raises its error."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        result = work()
+        return lambda: result
+    done: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as error:  # raised in the caller's thread
+            done.set_exception(error)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done.result
+
+
 def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
     """One chunk: the top k of each post; the worker that completes the last chunk finishes the run."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
@@ -963,11 +1011,15 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
     return written
 
 
-def rebuild_finish(run: RebuildRun, *, ranked: np.ndarray | None = None) -> None:
+def rebuild_finish(
+    run: RebuildRun, *, ranked: np.ndarray | None = None, active: StoredFingerprints | None = None
+) -> None:
     """Retire every match the rebuild did not write again, and clear what was waiting before it started.
 
     What the run ranked: its `RebuildPair`s (the workers' chunks), or `ranked`, the `_pair_keys` of the pairs
-    of an in-process rebuild."""
+    of an in-process rebuild; `active`: the active matches it read after it started (else they are read
+    here). A match active then and written since is kept, as the statement checks; so is one whose writer
+    committed after that read, as one committed after the read here always was."""
     with transaction.atomic():
         if not RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(
             finished_at=timezone.now()
@@ -990,7 +1042,9 @@ def rebuild_finish(run: RebuildRun, *, ranked: np.ndarray | None = None) -> None
                 )
                 stale.filter(~Exists(by_run)).update(is_active=False)
             else:
-                ids, keys = _active_pairs_before(run.started_at)
+                ids, keys = (
+                    _active_pairs_before(run.started_at) if active is None else (active.ids, active.keys)
+                )
                 unranked = ids[~np.isin(keys, ranked)].tolist()
                 size = 900 if connection.vendor == "sqlite" else 10_000  # query parameters
                 for start in range(0, len(unranked), size):

@@ -382,7 +382,8 @@ def test_a_rebuild_retires_exactly_the_active_matches_it_neither_ranked_nor_saw_
     assert set(RebuildPair.objects.values_list("run_id", flat=True)) == {going.pk}
 
 
-def test_an_in_process_rebuild_retires_what_it_neither_ranked_nor_saw_written_since(corpus):
+@pytest.mark.parametrize("read_at_start", [False, True])
+def test_an_in_process_rebuild_retires_what_it_neither_ranked_nor_saw_written_since(corpus, read_at_start):
     from datetime import timedelta
 
     from apps.matching.models import RebuildPair, RebuildRun
@@ -403,8 +404,12 @@ def test_an_in_process_rebuild_retires_what_it_neither_ranked_nor_saw_written_si
     kept_others = sorted(others)[: len(others) // 2]
     pairs = Match.objects.filter(pk__in=kept_others).values_list("need_id", "offer_id")
     keys = pipeline._pair_keys([(ranked.need_id, ranked.offer_id), *pairs])
+    # The active matches as the run read them when it started (the in-process rebuild), or read at its end.
+    active = pipeline.StoredFingerprints.read() if read_at_start else None
+    if read_at_start:
+        assert sorted(active.ids.tolist()) == sorted(Match.objects.active().values_list("pk", flat=True))
 
-    pipeline.rebuild_finish(run, ranked=keys)
+    pipeline.rebuild_finish(run, ranked=keys, active=active)
 
     active = set(Match.objects.active().values_list("pk", flat=True))
     assert active == set(kept_others) | {ranked.pk, written_since.pk, ranked_by_another.pk}
