@@ -2286,6 +2286,11 @@ def warm_up() -> None:
                              sentences=sentences)  # fmt: skip
     for _chunk in match_all(index, k=2, floor=0.0, chunk_size=4):
         pass
+    # The Django layer's fingerprints of stored matches (`pipeline._fingerprints`).
+    data = np.frombuffer(b'[[1,"a\\"]",{"b":[2]}],3]', dtype=np.uint8)
+    starts, ends = np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64)
+    count = kernels.json_items(data, starts, ends)
+    kernels.hash_spans(data, starts[:count], ends[:count], np.empty(count, dtype=np.uint64))
 
 
 @dataclass

@@ -199,7 +199,7 @@ def no_encoder(*args, **kwargs):
 
 engine.encode_texts = engine.embed_post_sentences = no_encoder
 names = ("score_block", "coverages", "merge_best", "at_least", "pair_dots", "top_products", "quantise",
-         "spread_product")
+         "spread_product", "hash_spans", "json_items")
 assert not any(getattr(kernels, name).signatures for name in names)
 engine.warm_up()
 print(sorted(name for name in names if getattr(kernels, name).signatures))
@@ -212,8 +212,8 @@ def test_warm_up_readies_every_compiled_loop_without_the_encoder() -> None:
                           cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == str(sorted(
-        ["at_least", "coverages", "merge_best", "pair_dots", "quantise", "score_block", "spread_product",
-         "top_products"]))  # fmt: skip
+        ["at_least", "coverages", "hash_spans", "json_items", "merge_best", "pair_dots", "quantise",
+         "score_block", "spread_product", "top_products"]))  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
@@ -240,3 +240,85 @@ def test_spread_product_is_scipys_product_exactly(seed, density) -> None:
     out = np.zeros((15, 30), dtype=np.float32)
     kernels.spread_product(a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, out)
     assert np.array_equal(out, (a @ b).toarray())
+
+
+_MASK = (1 << 64) - 1
+_XXH = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
+
+
+def _short_xxh64(data: bytes) -> int:
+    """xxHash64's steps for an input under 32 bytes (seed 0), in Python integers, applied to any length."""
+    p1, p2, p3, p4, p5 = _XXH
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (64 - r))) & _MASK
+
+    h, p, n = (p5 + len(data)) & _MASK, 0, len(data)
+    while p + 8 <= n:
+        k = rotl(int.from_bytes(data[p : p + 8], "little") * p2 & _MASK, 31) * p1 & _MASK
+        h, p = (rotl(h ^ k, 27) * p1 + p4) & _MASK, p + 8
+    if p + 4 <= n:
+        h, p = (
+            (rotl(h ^ (int.from_bytes(data[p : p + 4], "little") * p1 & _MASK), 23) * p2 + p3) & _MASK,
+            p + 4,
+        )
+    for byte in data[p:]:
+        h = rotl(h ^ (byte * p5 & _MASK), 11) * p1 & _MASK
+    h ^= h >> 33
+    h = h * p2 & _MASK
+    h ^= h >> 29
+    h = h * p3 & _MASK
+    return h ^ (h >> 32)
+
+
+def _hashes(blobs: list[bytes]) -> list[int]:
+    ends = np.cumsum([len(b) for b in blobs], dtype=np.int64)
+    out = np.empty(len(blobs), dtype=np.uint64)
+    kernels.hash_spans(
+        np.frombuffer(b"".join(blobs), dtype=np.uint8), ends - [len(b) for b in blobs], ends, out
+    )
+    return [int(x) for x in out]
+
+
+def test_hash_spans_is_xxhash64_below_32_bytes() -> None:
+    # xxHash64's published values (seed 0).
+    assert _hashes([b"", b"a", b"abc"]) == [0xEF46DB3751D8E999, 0xD24EC4F1A98C6E5B, 0x44BC2CF5AD770999]
+    assert [_short_xxh64(b) for b in (b"", b"a", b"abc")] == _hashes([b"", b"a", b"abc"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(blobs=st.lists(st.binary(max_size=400), min_size=1, max_size=12))
+def test_hash_spans_hashes_each_input_alone_whatever_the_batch(blobs) -> None:
+    together = _hashes(blobs)
+    assert together == [_hashes([b])[0] for b in blobs] == [_short_xxh64(b) for b in blobs]
+
+
+def test_hash_spans_tells_apart_many_near_inputs() -> None:
+    # Rows that differ in one byte, or only in where they end.
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+    near = [base[:i] + bytes([base[i] ^ 1]) + base[i + 1 :] for i in range(len(base))]
+    cuts = [base[:i] for i in range(len(base))]  # every prefix, from the empty one
+    hashes = _hashes([base, *near, *cuts])
+    assert len(set(hashes)) == len(hashes)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(_JSON, max_size=8))
+def test_json_items_finds_each_item_as_orjson_writes_it_alone(items) -> None:
+    import orjson
+
+    data = np.frombuffer(orjson.dumps(items), dtype=np.uint8)
+    starts, ends = np.empty(len(items) + 1, dtype=np.int64), np.empty(len(items) + 1, dtype=np.int64)
+    n = kernels.json_items(data, starts, ends)
+    assert n == len(items)
+    assert [data[a:b].tobytes() for a, b in zip(starts[:n], ends[:n], strict=True)] == [
+        orjson.dumps(x) for x in items
+    ]
