@@ -147,49 +147,16 @@ def _scan(ids: list[int]) -> bool:
     return len(ids) >= EMBEDDINGS_SCAN_FROM and 2 * len(ids) >= PostEmbedding.objects.count()
 
 
-@dataclass
-class KeptRows:
-    """Every post's kept embedding and lexical rows as one scan of `PostEmbedding` read them (`read_kept_rows`),
-    for `embeddings_for` and `lexical_for` to take those of the posts whose keys still match."""
-
-    vectors: dict[int, tuple[str, np.ndarray]]
-    lexical: dict[int, tuple[str, bytes]]
-
-
-def read_kept_rows() -> KeptRows | None:
-    """The whole of `PostEmbedding` in one scan, when an index of the published posts would read most of it
-    (as `_scan` decides): a rebuild reads it here, in a thread of its own, while it reads the posts (the two
-    scans of `embeddings_for` and `lexical_for` after them were 3.4 s of a 100k rebuild's set-up, on one core);
-    else None."""
-    published = Post.objects.published().count()
-    if published < EMBEDDINGS_SCAN_FROM or 2 * published < PostEmbedding.objects.count():
-        return None
-    kept = KeptRows({}, {})
-    rows = PostEmbedding.objects.values_list("post_id", "text_hash", "vector", "lexical_key", "lexical")
-    for post_id, text_hash, vector, key, lexical in rows.iterator(chunk_size=5000):
-        kept.vectors[post_id] = (text_hash, np.frombuffer(bytes(vector), dtype=np.float32))
-        if lexical is not None:
-            kept.lexical[post_id] = (key, bytes(lexical))
-    return kept
-
-
-def embeddings_for(records: Sequence[PostRecord], kept: KeptRows | None = None) -> dict[int, np.ndarray]:
-    """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored.
-    `kept`: the cache as read already (`read_kept_rows`)."""
+def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
+    """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored."""
     keys = {r.id: engine.post_embedding_key(r) for r in records}
     cached: dict[int, np.ndarray] = {}
     ids = list(keys)
-    if kept is not None:
-        for post_id, key in keys.items():
-            text_hash, vector = kept.vectors.get(post_id, ("", None))
-            if text_hash == key:
-                cached[post_id] = vector
-    else:
-        for post_id, text_hash, vector in _in_batches(
-            PostEmbedding.objects, "post_id", ids, ("post_id", "text_hash", "vector"), 5000, scan=_scan(ids)
-        ):
-            if keys.get(post_id) == text_hash:
-                cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
+    for post_id, text_hash, vector in _in_batches(
+        PostEmbedding.objects, "post_id", ids, ("post_id", "text_hash", "vector"), 5000, scan=_scan(ids)
+    ):
+        if keys.get(post_id) == text_hash:
+            cached[post_id] = np.frombuffer(bytes(vector), dtype=np.float32)
     missing = [r for r in records if r.id not in cached]
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
@@ -213,31 +180,17 @@ def lexical_key(record: PostRecord, version: int) -> str:
     return f"{version}:{hashlib.sha256(engine.post_text(record).encode()).hexdigest()}"
 
 
-def lexical_for(
-    records: Sequence[PostRecord], model: TextModel, version: int, kept: KeptRows | None = None
-) -> engine.LexicalRows:
+def lexical_for(records: Sequence[PostRecord], model: TextModel, version: int) -> engine.LexicalRows:
     """The posts' `TextModel.lexical` word and ESA rows, for `MatchIndex.build`: read where they were
     kept for this model version and the post's current text, else computed and kept beside the embedding
-    (tokenising and the ESA products took 10 s of an index build at 100k posts, reading them 2 s). `kept`:
-    the rows as read already (`read_kept_rows`)."""
+    (tokenising and the ESA products took 10 s of an index build at 100k posts, reading them 2 s)."""
     keys = {r.id: lexical_key(r, version) for r in records}
     ids = list(keys)
     found: list[int] = []
     packed = bytearray()  # the rows end to end (`engine.unpack_lexical`): ~1 KB a post
-    if kept is not None:
-        rows: Iterable[tuple[int, str, bytes | None]] = (
-            (post_id, *kept.lexical[post_id]) for post_id in ids if post_id in kept.lexical
-        )
-    else:
-        rows = _in_batches(
-            PostEmbedding.objects,
-            "post_id",
-            ids,
-            ("post_id", "lexical_key", "lexical"),
-            5000,
-            scan=_scan(ids),
-        )
-    for post_id, key, data in rows:
+    for post_id, key, data in _in_batches(
+        PostEmbedding.objects, "post_id", ids, ("post_id", "lexical_key", "lexical"), 5000, scan=_scan(ids)
+    ):
         if keys.get(post_id) == key and data is not None:
             found.append(post_id)
             packed += data
@@ -452,15 +405,13 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
         if len(changed) <= DELTA_LIMIT:
             return _state.index, {r.id: r for r in changed}
     as_of = timezone.now()
-    # The cache of every post is read meanwhile, where it can be on a connection of its own.
-    kept_later = _in_own_thread(read_kept_rows, "index-cache")
     records = post_records(Q(status=Post.Status.PUBLISHED))
-    kept = kept_later()
-    embeddings = embeddings_for(records, kept)
-    lexical = lexical_for(records, model, version, kept)
-    del kept  # what the index does not take is let go before it is built
     _state.index = MatchIndex.build(
-        records, model, embeddings=embeddings, sentence_store=sentence_store, lexical=lexical
+        records,
+        model,
+        embeddings=embeddings_for(records),
+        sentence_store=sentence_store,
+        lexical=lexical_for(records, model, version),
     )
     _state.index_version, _state.index_as_of = version, as_of
     if len(records) >= FREEZE_FROM:

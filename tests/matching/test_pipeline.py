@@ -508,12 +508,10 @@ def test_a_large_index_is_frozen_out_of_the_collectors_scans(corpus, monkeypatch
         gc.unfreeze()
 
 
-@pytest.mark.parametrize(("scan_from", "kept"), [(1, False), (10**9, False), (1, True)])
-def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(
-    corpus, monkeypatch, scan_from, kept
-):
-    # Most of the table is read by one scan (a rebuild, which reads it with the lexical rows, `read_kept_rows`),
-    # a few posts by lists of ids: the same vectors, and a vector stored for an older text is not taken.
+@pytest.mark.parametrize("scan_from", [1, 10**9])
+def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(corpus, monkeypatch, scan_from):
+    # Most of the table is read by one scan (a rebuild), a few posts by lists of ids: the same vectors, and a
+    # vector stored for an older text is not taken.
     monkeypatch.setattr(pipeline, "EMBEDDINGS_SCAN_FROM", scan_from)
     records = pipeline.post_records()
     stored = {
@@ -524,7 +522,7 @@ def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(
     PostEmbedding.objects.filter(post_id=stale.id).update(text_hash="an older text")
     with monkeypatch.context() as m:
         m.setattr(pipeline.engine, "embed_posts", lambda batch: np.full((len(batch), 512), 0.5, np.float32))
-        vectors = pipeline.embeddings_for(records, pipeline.read_kept_rows() if kept else None)
+        vectors = pipeline.embeddings_for(records)
     assert set(vectors) == {r.id for r in records}
     assert all(np.array_equal(vectors[r.id], stored[r.id]) for r in records[1:])
     assert np.all(vectors[stale.id] == 0.5)  # embedded again, and stored under the new text's hash
@@ -584,32 +582,6 @@ def test_each_posts_lexical_rows_are_kept_for_the_next_index_of_the_same_model(
     assert set(PostEmbedding.objects.filter(post__status=Post.Status.PUBLISHED).values_list(
         "lexical_key", flat=True)) == {pipeline.lexical_key(r, new_version)
                                        for r in pipeline.post_records(Q(status=Post.Status.PUBLISHED))}  # fmt: skip
-
-
-def test_lexical_rows_from_the_one_scan_of_the_cache_are_those_read_by_ids(corpus, monkeypatch):
-    version, model = pipeline.text_model_current()
-    pipeline.index_reset()
-    pipeline._current_index()  # every published post's rows kept
-    records = pipeline.post_records(Q(status=Post.Status.PUBLISHED))
-    stale, other = records[0], records[1]
-    # Rows kept under an older key (another post's rows, here): not taken, the post's own are computed.
-    PostEmbedding.objects.filter(post_id=stale.id).update(
-        lexical_key="0:an older text", lexical=PostEmbedding.objects.get(post_id=other.id).lexical
-    )
-    monkeypatch.setattr(pipeline, "EMBEDDINGS_SCAN_FROM", 10**9)
-    assert pipeline.read_kept_rows() is None  # a few posts of many: read by lists of ids
-    monkeypatch.setattr(pipeline, "EMBEDDINGS_SCAN_FROM", 1)
-    kept = pipeline.read_kept_rows()
-    assert kept is not None and {r.id for r in records} <= set(kept.lexical) <= set(kept.vectors)
-
-    from_scan = pipeline.lexical_for(records, model, version, kept).rows(records, model)
-    by_ids = pipeline.lexical_for(records, model, version).rows(records, model)
-    texts = model.lexical([pipeline.engine.post_text(r) for r in records])
-    for mine, theirs, computed in zip(from_scan, by_ids, texts, strict=True):
-        assert (mine != theirs).nnz == 0
-        # The stale post's rows are its text's (up to the order of the float32 sums), not the other post's.
-        assert np.allclose(mine[0].toarray(), computed[0].toarray(), atol=1e-6)
-        assert not np.allclose(mine[0].toarray(), mine[1].toarray(), atol=1e-3)
 
 
 def test_lexical_rows_of_an_older_text_are_not_kept(corpus):

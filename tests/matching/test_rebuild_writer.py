@@ -120,25 +120,3 @@ def test_an_error_of_the_read_of_the_stored_matches_stops_the_rebuild_in_the_cal
     run = RebuildRun.objects.get()
     assert run.finished_at is not None and run.done_chunks == 0
     assert sorted(Match.objects.active().values_list("need_id", "offer_id", "updated_at")) == before
-
-
-def test_a_rebuild_reads_the_cache_in_a_thread_of_its_own_while_it_reads_the_posts(posts, monkeypatch):
-    monkeypatch.setattr(pipeline, "EMBEDDINGS_SCAN_FROM", 1)  # the tiny corpus read as a large one is
-    pipeline.rebuild_start(sync=True)
-    before = sorted(Match.objects.active().values_list("need_id", "offer_id", "score", "fingerprint"))
-    readers = []
-    read = pipeline.read_kept_rows
-
-    def spy():
-        readers.append(threading.current_thread().name)
-        kept = read()
-        assert kept is not None
-        return kept
-
-    monkeypatch.setattr(pipeline, "read_kept_rows", spy)
-    monkeypatch.setattr(pipeline.engine, "embed_posts", lambda batch: pytest.fail("nothing to embed"))
-    monkeypatch.setattr(pipeline.TextModel, "lexical", lambda *args: pytest.fail("nothing to tokenise"))
-    pipeline.index_reset()
-    pipeline.rebuild_start(sync=True)
-    assert readers == ["index-cache"]
-    assert sorted(Match.objects.active().values_list("need_id", "offer_id", "score", "fingerprint")) == before
