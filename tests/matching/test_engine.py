@@ -528,8 +528,15 @@ def test_rerank_floor_applies_to_the_final_score(index, records) -> None:
 @pytest.mark.parametrize(
     "weights", [Weights(), Weights(alignment=0.0), Weights(alignment=1.0, rerank_depth=3)]
 )
-def test_match_all_equals_match_rows_with_and_without_the_rerank(index, weights) -> None:
-    chunks = list(match_all(index, k=3, floor=0.1, chunk_size=2, weights=weights))
+@pytest.mark.parametrize(("held", "threads"), [(True, 1), (True, 2), (False, 2)])
+def test_match_all_equals_match_rows_with_and_without_the_rerank(
+    index, weights, held, threads, monkeypatch
+) -> None:
+    if not held:
+        # No sentence vector in memory: every chunk's coverage, the offers' too, is computed and ranked in the
+        # caller's thread instead of the pool.
+        monkeypatch.setattr(MatchIndex, "_held_coverage", lambda self, *args, **kwargs: None)
+    chunks = list(match_all(index, k=3, floor=0.1, chunk_size=2, weights=weights, threads=threads))
     # Chunks come in tag-profile order: each post's list, in its order, is compared.
     expected = {}
     for kind, side in (("need", index.needs), ("offer", index.offers)):
