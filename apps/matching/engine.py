@@ -1697,30 +1697,10 @@ class MatchIndex:
         yielded: _PairValues | None = None,
     ) -> list[list[MatchResult]]:
         """After `_shortlist`: the rerank (sentence vectors come from the store, so it runs in the caller's
-        thread), the best k >= floor per query, best first (ties: lower id first), explanations: `_rank`, then
-        `_results`. `known` / `remember`: see `_coverage`.
+        thread), the best k >= floor per query, best first (ties: lower id first), explanations.
+        `known` / `remember`: see `_coverage`.
         `yielded`: pairs of indexed posts given before (not explained nor returned again, though they still
         take their place in the top k); with `kind` NEED, the pairs returned are added to it."""
-        ranked = self._rank(q_side, kind, shortlist, k, floor, weights, known=known, remember=remember,
-                            yielded=yielded)  # fmt: skip
-        return self._results(q_side, kind, rows, ranked, sentence_pairs)
-
-    def _rank(
-        self,
-        q_side: _Side,
-        kind: str,
-        shortlist: _Shortlist,
-        k: int,
-        floor: float,
-        weights: Weights,
-        *,
-        known: _PairValues | None = None,
-        remember: _PairValues | None = None,
-        yielded: _PairValues | None = None,
-    ) -> _Ranked:
-        """The numbers of `_finish`: the pairs it keeps, their scores and the ids of their top terms. Without
-        `remember`, with a shortlist whose coverage is computed (`_Shortlist.alignment`) or no rerank, and
-        with `kind` OFFER, it reads nothing but arrays: `match_all` runs it in its pool."""
         other = self.offers if kind == NEED else self.needs
         n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
         q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
@@ -1742,35 +1722,22 @@ class MatchIndex:
                 yielded.add(n_rows[keep], of_rows[keep])
             else:
                 keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
-        n_kept, o_kept = n_rows[keep], of_rows[keep]
-        cross = comp["cross_lingual"][keep]
+        top_terms = _pair_top_terms(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep],
+                                    self.model)  # fmt: skip
         related = None
-        if self._translating(weights) and cross.any():
-            related = _related_top_ids(n_side, n_kept, o_side, o_kept, cross)
-        return _Ranked(q[keep], n_kept, o_kept, score[keep], {name: value[keep] for name, value in comp.items()},
-                       _pair_top_ids(n_side.feats.words, n_kept, o_side.feats.words, o_kept), related)  # fmt: skip
-
-    def _results(
-        self, q_side: _Side, kind: str, rows: np.ndarray, ranked: _Ranked, sentence_pairs: bool
-    ) -> list[list[MatchResult]]:
-        """The `MatchResult`s of `_rank`'s pairs, with their explanations, grouped by query row."""
-        other = self.offers if kind == NEED else self.needs
-        n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
-        comp, n_rows, of_rows = ranked.comp, ranked.n_rows, ranked.of_rows
-        top_terms = _term_names(ranked.top, self.model)
-        related = None
-        if ranked.related is not None:
-            positions, top = ranked.related
-            related = dict(zip(positions.tolist(), _term_names(top, self.model), strict=True))
-        explanations = _explanations(n_side, n_rows, o_side, of_rows, top_terms, self.model, related)
-        lexical = comp["lexical"].tolist()
-        semantic = comp["semantic"].tolist()
-        structured = comp["structured"].tolist()
-        alignment = comp["alignment"].tolist() if "alignment" in comp else None
-        need_ids = n_side.ids[n_rows].tolist()
-        offer_ids = o_side.ids[of_rows].tolist()
+        if self._translating(weights) and comp["cross_lingual"][keep].any():
+            related = _related_terms(n_side, n_rows[keep], o_side, of_rows[keep], comp["cross_lingual"][keep],
+                                     self.model)  # fmt: skip
+        explanations = _explanations(n_side, n_rows[keep], o_side, of_rows[keep], top_terms, self.model,
+                                     related)  # fmt: skip
+        lexical = comp["lexical"][keep].tolist()
+        semantic = comp["semantic"][keep].tolist()
+        structured = comp["structured"][keep].tolist()
+        alignment = comp["alignment"][keep].tolist() if "alignment" in comp else None
+        need_ids = n_side.ids[n_rows[keep]].tolist()
+        offer_ids = o_side.ids[of_rows[keep]].tolist()
         grouped: list[list[MatchResult]] = [[] for _ in rows]
-        for i, (qi, s) in enumerate(zip(ranked.q.tolist(), ranked.score.tolist(), strict=True)):
+        for i, (qi, s) in enumerate(zip(q[keep].tolist(), score[keep].tolist(), strict=True)):
             components = {"lexical": lexical[i], "semantic": semantic[i], "structured": structured[i]}
             if alignment is not None:
                 components["alignment"] = alignment[i]
@@ -1908,21 +1875,6 @@ class _Shortlist:
     comp: dict[str, np.ndarray]
     score: np.ndarray
     alignment: np.ndarray | None = None
-
-
-@dataclass
-class _Ranked:
-    """The pairs `MatchIndex._rank` keeps of a chunk, best first within each query (q: index into the chunk's
-    rows; the need and offer rows; score; components), the ids of their top terms (`_pair_top_ids`) and, for
-    pairs in two languages, (their positions, the ids of their terms in the pivot language) or None."""
-
-    q: np.ndarray
-    n_rows: np.ndarray
-    of_rows: np.ndarray
-    score: np.ndarray
-    comp: dict[str, np.ndarray]
-    top: np.ndarray
-    related: tuple[np.ndarray, np.ndarray] | None
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -2160,36 +2112,31 @@ def _pivot_rows(
         yield sel, a, b
 
 
-def _related_top_ids(
-    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, cross: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, `_pair_top_ids`) of the row-aligned pairs in two languages (`cross`), their words compared
-    in the pivot language (`_pivot_rows`): the words that gave each its translated lexical component."""
+def _related_terms(
+    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, cross: np.ndarray, model: TextModel
+) -> dict[int, list[str]]:
+    """position -> top terms of the row-aligned pairs in two languages (`cross`), their words compared in the
+    pivot language (`_pivot_rows`): the words that gave each its translated lexical component."""
+    out: dict[int, list[str]] = {}
     where = np.flatnonzero(cross)
-    positions, tops = [], []
     for sel, (a_words, _, a_rows), (b_words, _, b_rows) in _pivot_rows(
         n_side, nrows[where], o_side, orows[where]
     ):
-        positions.append(where[sel])
-        tops.append(_pair_top_ids(a_words, a_rows, b_words, b_rows))
-    if not tops:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, TOP_TERMS), dtype=np.int32)
-    return np.concatenate(positions), np.concatenate(tops)
+        out.update(zip(where[sel].tolist(), _pair_top_terms(a_words, a_rows, b_words, b_rows, model),
+                       strict=True))  # fmt: skip
+    return out
 
 
-def _pair_top_ids(a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray) -> np.ndarray:
-    """For each row-aligned pair (row arows[p] of a, row brows[p] of b, word TF-IDF rows), the columns of the
-    TOP_TERMS largest elementwise products, largest first (ties: lower column), -1 where there are fewer: one
-    compiled merge of the two rows per pair (`kernels.top_products`), without the GIL."""
+def _pair_top_terms(
+    a: sp.csr_matrix, arows: np.ndarray, b: sp.csr_matrix, brows: np.ndarray, model: TextModel
+) -> list[list[str]]:
+    """For each row-aligned pair (row arows[p] of a, row brows[p] of b, word TF-IDF rows), the TOP_TERMS terms
+    of largest elementwise product, largest first (ties: lower column): one compiled merge of the two rows
+    per pair (`kernels.top_products`)."""
     a, b = (m if m.has_sorted_indices else m.sorted_indices() for m in (a, b))
     top = np.empty((len(arows), TOP_TERMS), dtype=np.int32)
     kernels.top_products(a.indptr, a.indices, a.data, np.asarray(arows, dtype=np.int64),
                          b.indptr, b.indices, b.data, np.asarray(brows, dtype=np.int64), top)  # fmt: skip
-    return top
-
-
-def _term_names(top: np.ndarray, model: TextModel) -> list[list[str]]:
-    """The terms of `_pair_top_ids`' columns, a list per pair."""
     found = top >= 0
     names = model.terms()[top[found]].tolist()
     ends = [0, *np.cumsum(found.sum(axis=1)).tolist()]
@@ -2206,8 +2153,8 @@ def _explanations(
     related: dict[int, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The explanation of each row-aligned (need, offer) pair; `top_terms`: each pair's shared terms of largest
-    TF-IDF product (`_pair_top_ids`, named); `related`: position -> the pair's terms in the pivot language
-    (`_related_top_ids`, named), for pairs in two languages."""
+    TF-IDF product (`_pair_top_terms`); `related`: the pairs' terms in the pivot language (`_related_terms`),
+    for pairs in two languages."""
     n = len(nrows)
     if n == 0:
         return []
@@ -2413,10 +2360,7 @@ def match_all(
             shortlist.alignment = index._held_coverage(shortlist.n_rows, shortlist.of_rows)
         return shortlist
 
-    def offer_block(cols: np.ndarray) -> _Shortlist | _Ranked:
-        """The offers' shortlisted pairs and, when their coverage is computed here (every vector it needs is
-        held), ranked as well (`MatchIndex._rank`): the caller's thread, which explains each chunk, was the
-        bottleneck of this phase."""
+    def offer_block(cols: np.ndarray) -> _Shortlist:
         s, keys = best.scores[cols].T, best.keys[cols].T
         r, c = np.nonzero((keys >= 0) & (s >= blend_floor - 1e-4))
         order = np.argsort(c, kind="stable")
@@ -2424,10 +2368,7 @@ def match_all(
         shortlist = index._shortlist(offers, OFFER, cols, c[order], nrows, k, floor, weights)
         if weights.alignment > 0:  # every need chunk's coverages are in `coverages` by now
             shortlist.alignment = index._held_coverage(shortlist.n_rows, shortlist.of_rows, known=coverages)
-            if shortlist.alignment is None:
-                return shortlist  # vectors to read or embed: ranked in the caller's thread
-        # Every need chunk's pairs are in `yielded` by now: it is only looked up here.
-        return index._rank(offers, OFFER, shortlist, k, floor, weights, known=coverages, yielded=yielded)
+        return shortlist
 
     # With threads, each chunk is scored and shortlisted in parts at once (the blocks in memory add up to one
     # chunk's) while this thread ranks, explains and yields the chunk before.
@@ -2454,12 +2395,8 @@ def match_all(
             shortlists = _OrderedMap(offer_block, offer_chunks, threads, 2 * threads)
             with contextlib.closing(shortlists):
                 for cols in offer_chunks:
-                    done = next(shortlists)
-                    if isinstance(done, _Ranked):
-                        grouped = index._results(offers, OFFER, cols, done, False)
-                    else:
-                        grouped = index._finish(offers, OFFER, cols, done, k, floor, weights, False,
-                                                known=coverages, yielded=yielded)  # fmt: skip
+                    grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
+                                            known=coverages, yielded=yielded)  # fmt: skip
                     yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
 
 
