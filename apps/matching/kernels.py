@@ -430,7 +430,8 @@ def hash_spans(data, starts, ends, out):  # pragma: no cover
 def json_items(data, starts, ends):  # pragma: no cover
     """Where each item of the JSON array in `data` (UTF-8, as orjson writes it: no whitespace) begins and ends
     (starts[i], ends[i], exclusive), found by one pass that follows strings (their escapes included) and
-    nesting; returns how many items there are (starts and ends must hold as many)."""
+    nesting; returns how many items there are (those beyond the length of `starts` and `ends` are counted,
+    not written)."""
     n = 0
     depth = 0
     in_string = False
@@ -452,12 +453,14 @@ def json_items(data, starts, ends):  # pragma: no cover
         elif c == 93 or c == 125:  # ] }
             depth -= 1
             if depth == 0 and p > begin:  # the array's end closes its last item
-                starts[n] = begin
-                ends[n] = p
+                if n < len(starts):
+                    starts[n] = begin
+                    ends[n] = p
                 n += 1
         elif c == 44 and depth == 1:  # a comma between two items
-            starts[n] = begin
-            ends[n] = p
+            if n < len(starts):
+                starts[n] = begin
+                ends[n] = p
             n += 1
             begin = p + 1
     return n

@@ -322,3 +322,9 @@ def test_json_items_finds_each_item_as_orjson_writes_it_alone(items) -> None:
     assert [data[a:b].tobytes() for a, b in zip(starts[:n], ends[:n], strict=True)] == [
         orjson.dumps(x) for x in items
     ]
+    if items:  # room for fewer: they are counted all the same, and nothing is written past the arrays
+        short_starts = np.full(len(items) + 1, -7, dtype=np.int64)
+        short_ends = short_starts.copy()
+        assert kernels.json_items(data, short_starts[:-2], short_ends[:-2]) == len(items)
+        assert short_starts[:-2].tolist() == starts[: len(items) - 1].tolist()
+        assert short_starts[-2:].tolist() == short_ends[-2:].tolist() == [-7, -7]
