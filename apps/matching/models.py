@@ -55,7 +55,8 @@ class Match(models.Model):
     model_version = models.PositiveIntegerField(_("model version"), default=0)
     # A hash of what the row holds (scores, explanation, model version; `pipeline.fingerprint`), written with it:
     # an in-process rebuild reads them first and does not send the database the rows it finds unchanged.
-    # Null: written before it existed (the next rebuild sends the row).
+    # Null: written before it existed, or changed since by anything but the pipeline's upsert (a trigger clears
+    # it, migration 0012): the next rebuild sends the row.
     fingerprint = models.BigIntegerField(_("fingerprint"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("found at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

@@ -664,8 +664,9 @@ def _upsert_by_copy(
 ) -> None:
     """The same upsert as bulk_create(update_conflicts=True), through COPY into a temporary table: Django binds
     a bulk insert's values client-side, and quoting the explanations' JSON took 80% of a rebuild's time. The
-    rows are written straight from the results' values (`_row_values`), without a model instance each (a rebuild writes millions), in
-    binary with the explanations encoded by orjson: 2.4 us a row against 6.5 in text with `json.dumps`."""
+    rows are written straight from the results' values (`_row_values`), without a model instance each (a
+    rebuild writes millions), in binary with the explanations encoded by orjson: 2.4 us a row against 6.5 in
+    text with `json.dumps`."""
     columns = ", ".join(_UPSERT_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -929,7 +930,7 @@ class _ChunkWriter:
         stored: StoredFingerprints | None = None,
     ) -> None:
         self.run, self.version, self.record_pairs, self.stored = run, version, record_pairs, stored
-        self.threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.threaded = _other_connections_see_ours()
         self.error: BaseException | None = None
         self.queue: queue.Queue[list[MatchResult] | None] = queue.Queue(maxsize=self.QUEUED)
         self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
@@ -976,11 +977,17 @@ class _ChunkWriter:
             connection.close()  # this thread's own connection
 
 
+def _other_connections_see_ours() -> bool:
+    """Whether a thread's own connection sees what this one has written, and may work beside it: on
+    PostgreSQL, outside a transaction (whose rows another connection would not see; SQLite has one writer)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
 def _in_own_thread(work: Callable[[], Any], name: str) -> Callable[[], Any]:
     """Start `work` (database reads) in a thread of its own, on its own connection, where that connection sees
-    what this one does (PostgreSQL, outside a transaction); else do it now. Returns how to wait for its
-    result, which raises its error."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    what this one does (`_other_connections_see_ours`); else do it now. Returns how to wait for its result,
+    which raises its error."""
+    if not _other_connections_see_ours():
         result = work()
         return lambda: result
     done: Future[Any] = Future()
