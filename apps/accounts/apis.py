@@ -46,7 +46,7 @@ _ERROR_DESCRIPTIONS = {
     401: "No valid credentials: the token is missing, unknown, expired or revoked.",
     403: "The caller may not do this (e.g. a read token writing, or acting for another Party or provider).",
     404: "No such object, or not visible to the caller.",
-    409: "The post's status does not allow this life-cycle action.",
+    409: "The state of the post (or of the match) does not allow this action.",
     413: "The request body is too large.",
     415: "The request body must be JSON (Content-Type: application/json).",
     429: "Too many requests: wait the number of seconds in the Retry-After header.",
@@ -98,10 +98,13 @@ def error_items(detail: Any, field: str | None = None) -> list[dict]:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler (status, Retry-After, WWW-Authenticate, rollback), then the body in the one error format."""
+    from apps.matching.services import MatchAnswerError
     from apps.posts.services import PostTransitionError
 
     if isinstance(exc, PostTransitionError):
         exc = Conflict(str(exc))
+    elif isinstance(exc, MatchAnswerError):
+        exc = Conflict(str(exc), code="invalid_state")
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(_("The request body is too large."))
     elif isinstance(exc, Http404):

@@ -1,12 +1,21 @@
 """Admin views of matching: stored matches (read-only), fitted model versions and rebuild runs."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from apps.parties.admin import is_secretariat_staff
 
 from .models import Match, RebuildRun, TextModelVersion
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Written by the worker only: the secretariat looks, never edits."""
+
+    def has_module_permission(self, request):
+        return is_secretariat_staff(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_secretariat_staff(request) or super().has_view_permission(request, obj)
 
     def has_add_permission(self, request):
         return False
@@ -18,28 +27,62 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ConnectedFilter(admin.SimpleListFilter):
+    title = _("connected")
+    parameter_name = "connected"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(connected_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(connected_at__isnull=True)
+        return queryset
+
+
 @admin.register(Match)
 class MatchAdmin(ReadOnlyAdmin):
     list_display = [
         "need",
+        "need_poster",
         "offer",
-        "score",
+        "offer_poster",
+        "score_shown",
         "is_active",
         "need_interest",
         "offer_interest",
         "connected_at",
         "created_at",
     ]
-    list_filter = [
-        "is_active",
-        "need_interest",
-        "offer_interest",
-        ("connected_at", admin.EmptyFieldListFilter),
+    list_filter = ["is_active", "need_interest", "offer_interest", ConnectedFilter]
+    search_fields = [
+        "need__title",
+        "offer__title",
+        "need__external_id",
+        "offer__external_id",
+        "need__party__name",
+        "offer__party__name",
+        "=need__party__iso3",
+        "=offer__party__iso3",
+        "offer__provider__short_name",
     ]
-    search_fields = ["need__title", "offer__title", "need__external_id", "offer__external_id"]
-    list_select_related = ["need", "offer"]
+    list_select_related = ["need__party", "need__provider", "offer__party", "offer__provider"]
     date_hierarchy = "created_at"
     raw_id_fields = ["need", "offer"]
+
+    @admin.display(description=_("need's poster"), ordering="need__party__name")
+    def need_poster(self, match):
+        return match.need.poster_name
+
+    @admin.display(description=_("offer's poster"), ordering="offer__party__name")
+    def offer_poster(self, match):
+        return match.offer.poster_name
+
+    @admin.display(description=_("score"), ordering="score")
+    def score_shown(self, match):
+        return f"{match.score:.2f}"
 
 
 @admin.register(TextModelVersion)

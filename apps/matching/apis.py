@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from apps.accounts.apis import ApiView, field_error
@@ -17,40 +18,74 @@ from .selectors import match_list_for_post, match_with_ranks
 from .serializers import MatchInterestSerializer, MatchSerializer, match_api_record
 from .services import match_set_interest
 
+MATCH_PAGE_SIZE = 20
+MAX_MATCH_PAGE_SIZE = 200
+MAX_OFFSET = 1_000_000
+
+
+def _whole_number(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise field_error(
+            name, _("Give a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}
+        )
+    return int(raw)
+
 
 class PostMatchListApi(ApiView):
     permission_classes = [IsAuthenticatedCaller]
-    error_statuses = {"get": (403, 404)}
+    error_statuses = {"get": (400, 403, 404)}
 
     @extend_schema(
         tags=["matches"],
         summary="Ranked matches of one of your posts",
         description=(
             "The active matches of a post of the caller's own Party or provider (the secretariat may read any), "
-            "best first, with the score, its parts and the explanation."
+            "best first, with the score, its parts and the explanation. A post keeps its own top 20 and every "
+            "match in whose other post's top 20 it is, so it may have more than 20: `offset` and `limit` page "
+            "through them, and the `X-Total-Count` header gives how many there are."
         ),
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description=f"1 to {MAX_MATCH_PAGE_SIZE}; default {MATCH_PAGE_SIZE}.",
+            ),
+            OpenApiParameter(
+                "offset", OpenApiTypes.INT, description="Matches to skip, best first; default 0."
+            ),
+        ],
         responses=MatchSerializer(many=True),
     )
     def get(self, request, pk: int):
+        limit = _whole_number(request, "limit", MATCH_PAGE_SIZE, 1, MAX_MATCH_PAGE_SIZE)
+        offset = _whole_number(request, "offset", 0, 0, MAX_OFFSET)
         post = self.get_or_404(
             post_list_visible(actor=self.actor).select_related(None).prefetch_related(None), pk
         )
         if not post_can_manage(actor=self.actor, post=post):
             raise PermissionDenied(_("Only the post's own Party or provider sees its matches."))
-        matches = match_with_ranks(match_list_for_post(post=post, limit=None))[:20]
-        return Response([match_api_record(match) for match in matches])
+        listed = match_list_for_post(post=post, limit=None)
+        matches = match_with_ranks(listed)[offset : offset + limit]
+        records = [match_api_record(match) for match in matches]
+        # A first page that is not full holds them all: no COUNT query then (the common case).
+        total = len(records) if offset == 0 and len(records) < limit else listed.count()
+        return Response(records, headers={"X-Total-Count": str(total)})
 
 
 class MatchInterestApi(ApiView):
     permission_classes = [CanAnswerMatches]
-    error_statuses = {"post": (400, 403, 404)}
+    error_statuses = {"post": (400, 403, 404, 409)}
 
     @extend_schema(
         tags=["matches"],
         summary="Express interest in a match, or dismiss it",
         description=(
             "For the Party or provider of either post. When both sides are interested the match becomes a "
-            "connection (`connected_at`) and both are sent each other's contacts."
+            "connection (`connected_at`) and both are sent each other's contacts. 409 when the match is no "
+            "longer open (a post was closed or withdrawn, or it left the lists) or when dismissing a connection."
         ),
         request=MatchInterestSerializer,
         responses=MatchSerializer,

@@ -17,7 +17,6 @@ import hashlib
 import io
 import itertools
 import pickle
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +28,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from apps.matching import kernels
+
+# Re-exported: callers of the engine find a post's sentences and their cache key here too.
+from apps.matching.sentences import post_sentences as post_sentences
+from apps.matching.sentences import post_sentences_key as post_sentences_key
+from apps.matching.sentences import split_sentences as split_sentences
 
 FORMAT_VERSION = 1
 
@@ -87,7 +91,6 @@ _ES_FR_STOP_TEXT = """
 """
 _ES_FR_STOP_WORDS = frozenset(_ES_FR_STOP_TEXT.split())
 STOP_WORDS = sorted(ENGLISH_STOP_WORDS | _ES_FR_STOP_WORDS)
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -356,28 +359,6 @@ def embed_posts(records: Sequence[PostRecord]) -> np.ndarray:
     pairs = [post_embedding_texts(r) for r in records]
     emb = encode_texts([t for pair in pairs for t in pair])
     return _l2(emb[0::2] + emb[1::2])
-
-
-def split_sentences(text: str, limit: int = 12) -> list[str]:
-    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if len(s.strip()) > 3][:limit]
-
-
-def post_sentences(record: PostRecord) -> list[str]:
-    """The units of the sentence alignment: the title, then the description's sentences."""
-    return [record.title, *split_sentences(record.description)]
-
-
-def post_sentences_key(record: PostRecord) -> str:
-    """Cache key of `embed_post_sentences` for a post: it changes exactly when its sentences change."""
-    return _sentences_key(record.title, record.description)
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _sentences_key(title: str, description: str) -> str:
-    # Remembered: a rebuild asks the sentence store for each shortlisted post's key again and again (splitting
-    # and hashing the text each time was 2% of a 100k rebuild).
-    sentences = [title, *split_sentences(description)]
-    return hashlib.sha256("\x00".join(["use-m3:sentences", *sentences]).encode()).hexdigest()
 
 
 def embed_post_sentences(records: Sequence[PostRecord]) -> list[np.ndarray]:

@@ -8,7 +8,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from apps.accounts.models import Role, User
 from apps.posts.models import Post
@@ -34,33 +36,38 @@ def _contact(post: Post) -> dict:
     }
 
 
+def _language(user: User) -> str:
+    return user.preferred_language or settings.LANGUAGE_CODE
+
+
 def connection_notify(match: Match) -> int:
-    """Tell both sides of a new connection who the other is and how to reach them. Returns emails sent."""
+    """Tell both sides of a new connection who the other is and how to reach them, each recipient in their own
+    language. Returns emails sent."""
     sent = 0
     for own, other in ((match.need, match.offer), (match.offer, match.need)):
-        recipients = [u.email for u in poster_users(own)]
-        if not recipients:
-            continue
-        body = render_to_string(
-            "matching/email/connection.txt",
-            {"own": own, "other": _contact(other), "match": match, "site_url": settings.SITE_URL},
-        )
-        sent += send_mail(
-            _("New connection: %(title)s") % {"title": other.title[:80]},
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            recipients,
-        )
+        by_language: dict[str, list[str]] = {}
+        for user in poster_users(own):
+            by_language.setdefault(_language(user), []).append(user.email)
+        contact = _contact(other)
+        for language, recipients in sorted(by_language.items()):
+            with translation.override(language):
+                body = render_to_string(
+                    "matching/email/connection.txt",
+                    {"own": own, "other": contact, "match": match, "site_url": settings.SITE_URL},
+                )
+                subject = _("New connection: %(title)s") % {"title": other.title[:80]}
+            sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return sent
 
 
 def digest_send(user: User, matches: Sequence[Match]) -> int:
-    body = render_to_string(
-        "matching/email/digest.txt", {"user": user, "matches": matches, "site_url": settings.SITE_URL}
-    )
-    return send_mail(
-        _("%(n)d new strong matches on the NMA Platform") % {"n": len(matches)},
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        [user.email],
-    )
+    with translation.override(_language(user)):
+        body = render_to_string(
+            "matching/email/digest.txt", {"user": user, "matches": matches, "site_url": settings.SITE_URL}
+        )
+        subject = ngettext(
+            "%(n)d new strong match on the NMA Platform",
+            "%(n)d new strong matches on the NMA Platform",
+            len(matches),
+        ) % {"n": len(matches)}
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from apps.accounts.actors import Actor
 from apps.posts.models import Post
+from apps.posts.selectors import post_list_own
 
-from .models import Match
+from .models import Interest, Match, PostEmbedding
+
+# Matches found this recently are "new" (and ones whose score changed materially, "updated") on a post's page
+# and on the dashboard.
+FRESH_FOR = timedelta(days=7)
 
 
 def _rank_in_list_of(side: str) -> Coalesce:
@@ -47,6 +55,31 @@ def match_list_for_post(*, post: Post, limit: int | None = 20) -> QuerySet[Match
     return qs[:limit] if limit else qs
 
 
+def match_add_passages(*, post: Post, matches: Sequence[Match]) -> None:
+    """Set `passages` on each of the post's matches: the need's and the offer's sentences that agree most
+    (`sentences.closest_passages`), from the sentence vectors the worker stored, in one query; None where
+    either post has none stored for its present text (not shortlisted yet, or edited since)."""
+    from .sentences import closest_passages, stored_sentence_vectors
+
+    own_is_need = post.kind == Post.Kind.NEED
+    others = {m.offer_id if own_is_need else m.need_id: m.offer if own_is_need else m.need for m in matches}
+    posts = {post.pk: post, **others}
+    rows = PostEmbedding.objects.filter(post_id__in=list(posts), sentences__isnull=False).values_list(
+        "post_id", "sentences_hash", "sentences"
+    )
+    vectors = {pk: stored_sentence_vectors(data, key, posts[pk]) for pk, key, data in rows}
+    own = vectors.get(post.pk)
+    for match in matches:
+        other_id = match.offer_id if own_is_need else match.need_id
+        other = vectors.get(other_id)
+        match.passages = None
+        if own is not None and other is not None:
+            need, offer = (post, own), (posts[other_id], other)
+            if not own_is_need:
+                need, offer = offer, need
+            match.passages = closest_passages(need[0], need[1], offer[0], offer[1])
+
+
 def match_side_for_actor(*, actor: Actor, match: Match) -> str | None:
     """'need' or 'offer': which side of the match the actor speaks for (None when neither)."""
     for side in ("need", "offer"):
@@ -54,6 +87,66 @@ def match_side_for_actor(*, actor: Actor, match: Match) -> str | None:
         if actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id):
             return side
     return None
+
+
+@dataclass(frozen=True)
+class MatchSummary:
+    """What a poster's published post has in its matches list, as the dashboard shows it."""
+
+    total: int = 0
+    new: int = 0
+    awaiting: int = 0  # the other side expressed interest; this side has not answered yet
+    connected: int = 0
+
+
+def match_their_interest_unanswered(side: str) -> Q:
+    """The matches where the other side is interested and `side` ('need' or 'offer') has not answered."""
+    other = "offer" if side == "need" else "need"
+    return Q(**{f"{other}_interest": Interest.INTERESTED, f"{side}_interest": Interest.NONE})
+
+
+def match_summaries(*, posts: Iterable[Post]) -> dict[int, MatchSummary]:
+    """Post id -> the summary of its active matches (posts without any are absent), in one query per kind."""
+    since = timezone.now() - FRESH_FOR
+    ids = {"need": [], "offer": []}
+    for post in posts:
+        ids["need" if post.kind == Post.Kind.NEED else "offer"].append(post.pk)
+    out: dict[int, MatchSummary] = {}
+    for side, post_ids in ids.items():
+        if not post_ids:
+            continue
+        rows = (
+            Match.objects.active()
+            .filter(**{f"{side}_id__in": post_ids})
+            .order_by()
+            .values(f"{side}_id")
+            .annotate(
+                total=Count("id"),
+                new=Count("id", filter=Q(created_at__gte=since)),
+                awaiting=Count("id", filter=match_their_interest_unanswered(side)),
+                connected=Count("id", filter=Q(connected_at__isnull=False)),
+            )
+        )
+        for row in rows:
+            post_id = row.pop(f"{side}_id")
+            out[post_id] = MatchSummary(**row)
+    return out
+
+
+def match_awaiting_count(*, actor: Actor) -> int:
+    """How many active matches of the actor's published posts wait for its answer: the other side expressed
+    interest and the actor has not answered."""
+    if not actor.can_post:
+        return 0
+    published = post_list_own(actor=actor).published().order_by().values("pk")
+    return (
+        Match.objects.active()
+        .filter(
+            (Q(need__in=published) & match_their_interest_unanswered("need"))
+            | (Q(offer__in=published) & match_their_interest_unanswered("offer"))
+        )
+        .count()
+    )
 
 
 def match_export_rows() -> Iterator[dict]:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.actors import Actor
 from apps.accounts.models import Role, User
+from apps.posts.models import Post
 
 from .models import Interest, Match
 
@@ -46,14 +47,30 @@ def matching_enqueue(*, post_ids: Sequence[int]) -> None:
     transaction.on_commit(send)
 
 
+def matching_retire(*, post_ids: Sequence[int]) -> int:
+    """The posts left the published list (closed, withdrawn, back in moderation): their matches disappear from
+    every view and can no longer be answered, now, in the caller's transaction; the worker that the change
+    also queues would do the same, but only once it runs. Returns the matches retired."""
+    ids = list(post_ids)
+    if not ids:
+        return 0
+    return Match.objects.active().filter(Q(need_id__in=ids) | Q(offer_id__in=ids)).update(is_active=False)
+
+
 # --- interest and connections ------------------------------------------------------------------------------
+
+
+class MatchAnswerError(Exception):
+    """The match cannot take this answer in its present state (the API's 409)."""
 
 
 @transaction.atomic
 def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     """Record that the actor's side is interested in the match, or dismisses it.
 
-    When both sides are interested the match becomes a connection and both are emailed each other's contacts.
+    When both sides are interested the match becomes a connection (the returned match's `became_connection`
+    is then true) and both are emailed each other's contacts. A connection is not undone: dismissing one is
+    refused.
     """
     from .selectors import match_side_for_actor
 
@@ -63,19 +80,26 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:
         raise PermissionDenied(_("Only the Parties or providers of the two posts can answer a match."))
-    if not match.is_active:
-        raise PermissionDenied(_("This match is no longer open."))
+    published = Post.Status.PUBLISHED
+    if not match.is_active or match.need.status != published or match.offer.status != published:
+        raise MatchAnswerError(_("This match is no longer open."))
+    match.became_connection = False
+    if match.connected_at is not None:
+        if interest == Interest.DISMISSED:
+            raise MatchAnswerError(
+                _("This match is already a connection: you have been sent each other's contacts.")
+            )
+        return match
     now = timezone.now()
     setattr(match, f"{side}_interest", interest)
     setattr(match, f"{side}_interest_at", now)
     became_connection = (
-        match.connected_at is None
-        and match.need_interest == Interest.INTERESTED
-        and match.offer_interest == Interest.INTERESTED
+        match.need_interest == Interest.INTERESTED and match.offer_interest == Interest.INTERESTED
     )
     if became_connection:
         match.connected_at = now
     match.save()
+    match.became_connection = became_connection
     if became_connection:
         from .notifications import connection_notify
 
@@ -84,7 +108,8 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
 
 
 def digest_collect(*, user: User, since) -> list[Match]:
-    """New strong matches of the user's own published posts since `since`, not yet dismissed by them."""
+    """New strong matches of the user's own published posts since `since` that their side has not answered yet
+    (neither dismissed nor already expressed interest in)."""
     threshold = settings.MATCHING_STRONG_SCORE
     if user.role == Role.FOCAL_POINT and user.party_id:
         own_need = Q(need__party_id=user.party_id)
@@ -97,10 +122,7 @@ def digest_collect(*, user: User, since) -> list[Match]:
     matches = list(
         Match.objects.active()
         .filter(score__gte=threshold, strong_at__gte=since)
-        .filter(
-            (own_need & ~Q(need_interest=Interest.DISMISSED))
-            | (own_offer & ~Q(offer_interest=Interest.DISMISSED))
-        )
+        .filter((own_need & Q(need_interest=Interest.NONE)) | (own_offer & Q(offer_interest=Interest.NONE)))
         .filter(need__status="published", offer__status="published")
         .select_related("need", "offer")
         .order_by("-score")[:50]

@@ -1,5 +1,8 @@
 """Pages of the matching app: answering a match (interest or dismiss)."""
 
+from functools import wraps
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,11 +15,28 @@ from django.views.decorators.http import require_POST
 from apps.accounts.actors import Actor
 
 from .models import Match
-from .selectors import match_side_for_actor
-from .services import match_set_interest
+from .selectors import match_add_passages, match_side_for_actor
+from .services import MatchAnswerError, match_set_interest
+from .templatetags.matching_tags import match_for_display
 
 
-@login_required
+def _login_required_htmx(view):
+    """`login_required`, except that an htmx request whose session has ended is sent to the login page as a
+    full-page navigation (HX-Redirect), back to the page it came from: htmx would otherwise follow the redirect
+    and swap the whole login page into the match."""
+    plain = login_required(view)
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            url = reverse("login") + "?" + urlencode({"next": request.htmx.current_url_abs_path or "/"})
+            return HttpResponse(status=204, headers={"HX-Redirect": url})
+        return plain(request, *args, **kwargs)
+
+    return wrapped
+
+
+@_login_required_htmx
 @require_POST
 def match_interest(request, pk: int):
     match = get_object_or_404(Match.objects.select_related("need", "offer"), pk=pk)
@@ -25,32 +45,37 @@ def match_interest(request, pk: int):
     if side is None:
         raise PermissionDenied
     own_post = match.need if side == "need" else match.offer
-    if not match.is_active:
-        # Withdrawn, closed or re-ranked away since the page was shown: say so on the post's page.
-        messages.error(request, _("This match is no longer open."))
-        return _back_to_post(request, own_post)
     try:
         match = match_set_interest(actor=actor, match=match, interest=request.POST.get("interest", ""))
+    except MatchAnswerError as error:
+        # Withdrawn, closed or re-ranked away since the page was shown, or a connection being dismissed.
+        return _answer(request, match, own_post, actor, error=str(error))
     except ValueError as error:
-        messages.error(request, str(error))
+        return _answer(request, match, own_post, actor, error=str(error))
+    notice = (
+        _("Both sides are interested: we have emailed you each other's contacts.")
+        if match.became_connection
+        else None
+    )
+    return _answer(request, match, own_post, actor, notice=notice)
+
+
+def _answer(
+    request, match: Match, own_post, actor: Actor, *, error: str | None = None, notice: str | None = None
+):
+    """With htmx, the match's item again (its new state, and the outcome said in it); otherwise back to the
+    post's matches with the outcome as a message."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.success(request, notice)
+        return redirect(reverse("posts:detail", args=[own_post.pk]) + "#matches")
+    match = Match.objects.select_related("need", "offer").get(pk=match.pk)
+    match_for_display(match, own_post, actor)
+    if match.is_active:
+        match_add_passages(post=own_post, matches=[match])
     else:
-        if match.connected_at:
-            messages.success(
-                request, _("Both sides are interested: we have emailed you each other's contacts.")
-            )
-    if request.htmx:
-        from .templatetags.matching_tags import match_panel
-
-        panel = match_panel({"request": request}, own_post)
-        item = next((m for m in panel["matches"] if m.pk == match.pk), None)
-        if item is not None:
-            return render(request, "matching/_match_item.html", {"match": item, "post": own_post})
-    return _back_to_post(request, own_post)
-
-
-def _back_to_post(request, post) -> HttpResponse:
-    """To the post's matches: a redirect, or for htmx a full-page navigation (not a page swapped into the item)."""
-    url = reverse("posts:detail", args=[post.pk]) + "#matches"
-    if request.htmx:
-        return HttpResponse(status=204, headers={"HX-Redirect": url})
-    return redirect(url)
+        match.side = None  # no buttons: it can no longer be answered
+    context = {"match": match, "post": own_post, "error": error, "notice": notice}
+    return render(request, "matching/_match_item.html", context)

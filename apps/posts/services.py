@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.actors import Actor
-from apps.matching.services import matching_enqueue
+from apps.matching.services import matching_enqueue, matching_retire
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData
@@ -252,6 +252,8 @@ def _transition(
     _stamp(post, to_status, timezone.now())
     post.save()
     _record(post, actor=actor, action=event, from_status=from_status, note=next(iter(fields.values()), ""))
+    if from_status == Status.PUBLISHED and to_status != Status.PUBLISHED:
+        matching_retire(post_ids=[post.pk])
     if to_status in MATCHING_STATUSES:
         _queue_matching([post])
     return post
@@ -429,6 +431,7 @@ def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult)
     current = _current_relations([p.pk for p in existing.values()])
     to_create: list[tuple[Post, PostData]] = []
     to_update: list[tuple[Post, PostData, dict]] = []
+    unpublished: list[int] = []  # their matches are retired at once (`matching_retire`)
     events: list[PostEvent] = []
     for data in chunk:
         post = existing.get(data.external_id) if data.external_id else None
@@ -456,6 +459,8 @@ def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult)
             changes["status"] = [from_status, status]
             post.status = status
             _stamp(post, status, now)
+            if from_status == Status.PUBLISHED:
+                unpublished.append(post.pk)
         if not changes:
             result.unchanged += 1
             continue
@@ -467,6 +472,7 @@ def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult)
 
     if to_update:
         Post.objects.bulk_update([post for post, _d, _r in to_update], _IMPORT_UPDATE_FIELDS)
+        matching_retire(post_ids=unpublished)
         _replace_relations(to_update)
         result.updated += len(to_update)
     if to_create:

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import Actor
+from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
 
 from .filters import PostFilter
 from .forms import CloseForm, PostForm
@@ -257,6 +258,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             continue
         page_param = f"{status}_page"
         page = _page_with_count(own.filter(status=status), count, request.GET.get(page_param))
+        if status == Status.PUBLISHED:
+            # What each published post has in its matches list: one query per kind, for this page only.
+            summaries = match_summaries(posts=page.object_list)
+            for post in page.object_list:
+                post.match_summary = summaries.get(post.pk, MatchSummary())
         sections.append(
             {
                 "status": status,
@@ -273,6 +279,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counts": counts,
         "total": sum(counts.values()),
         "attention_count": sum(counts.get(s, 0) for s in ATTENTION_STATUSES),
+        "awaiting_count": match_awaiting_count(actor=actor) if counts.get(Status.PUBLISHED) else 0,
         "poster_name": poster_name,
         "can_post_needs": actor.party_id is not None,
     }

@@ -148,3 +148,37 @@ def test_french_catalogue_translates_the_pages(client, tmp_path, settings):
     for text in ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher"):
         assert text in html
     assert "Needs and offers" not in html
+
+
+# What focal points, providers and Committee members read: pages, e-mails, form and matching messages. (The
+# Django admin's own field names and the API's messages are for the secretariat and partner systems, in English.)
+USER_FACING = (
+    "templates/",
+    "apps/matching/views.py",
+    "apps/matching/services.py",
+    "apps/matching/notifications.py",
+    "apps/matching/templatetags/",
+    "apps/posts/views.py",
+    "apps/posts/forms.py",
+    "apps/accounts/forms.py",
+    "apps/accounts/views.py",
+    "apps/stocktake/views.py",
+    "apps/stocktake/forms.py",
+)
+
+
+def test_french_catalogue_leaves_nothing_a_user_reads_untranslated(settings):
+    msgattrib = shutil.which("msgattrib")
+    if msgattrib is None:
+        skip_or_fail("msgattrib (GNU gettext) is missing: install it with `apt-get install gettext`")
+    source = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+    missing = []
+    for flag in ("--untranslated", "--only-fuzzy"):
+        entries = subprocess.run(
+            [msgattrib, flag, "--no-wrap", str(source)], check=True, capture_output=True, text=True
+        ).stdout.split("\n\n")
+        for entry in entries:
+            refs = " ".join(line[3:] for line in entry.splitlines() if line.startswith("#: "))
+            if any(place in refs for place in USER_FACING):
+                missing.append(next(line for line in entry.splitlines() if line.startswith("msgid")))
+    assert missing == []

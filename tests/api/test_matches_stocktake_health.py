@@ -6,6 +6,7 @@ import pytest
 from django.db import OperationalError
 
 from apps.matching.models import Match
+from apps.posts.models import Post
 
 from ..factories import PostFactory, party
 from .conftest import csrf_headers
@@ -209,3 +210,68 @@ def test_health_is_503_when_the_database_is_down(api, monkeypatch):
     assert response.status_code == 503
     assert response.json()["database"] == "error"
     assert response.json()["status"] == "down"
+
+
+def test_matches_page_with_offset_and_limit_and_say_how_many(api, tokens):
+    need = PostFactory(kind="need")
+    for i in range(25):
+        MatchFactory(need=need, offer=PostFactory(kind="offer", party=party("JPN")), score=0.9 - i / 100)
+    url = f"/api/v1/posts/{need.pk}/matches/"
+    first = api(tokens["ken"]).get(url)
+    assert len(first.json()) == 20 and first["X-Total-Count"] == "25"
+    rest = api(tokens["ken"]).get(url, {"offset": 20, "limit": 10})
+    assert len(rest.json()) == 5 and rest["X-Total-Count"] == "25"
+    scores = [m["score"] for m in first.json() + rest.json()]
+    assert (
+        scores == sorted(scores, reverse=True) and len(set(m["id"] for m in first.json() + rest.json())) == 25
+    )
+    assert [m["rank_for_need"] for m in rest.json()] == [21, 22, 23, 24, 25]
+    assert api(tokens["ken"]).get(url, {"limit": 200})["X-Total-Count"] == "25"
+    assert api(tokens["ken"]).get(url, {"offset": 100}).json() == []
+    assert api(tokens["ken"]).get(url, {"offset": 100})["X-Total-Count"] == "25"
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 201}, {"limit": "x"}, {"offset": -1}, {"offset": "1e3"}]
+)
+def test_bad_match_paging_is_400(api, tokens, params):
+    need = PostFactory(kind="need")
+    response = api(tokens["ken"]).get(f"/api/v1/posts/{need.pk}/matches/", params)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == next(iter(params))
+
+
+def test_answering_a_closed_match_or_dismissing_a_connection_is_409(api, tokens, session_api):
+    from ..factories import FocalPointFactory
+
+    closed = MatchFactory(is_active=False)
+    response = api(tokens["ken"]).post(
+        f"/api/v1/matches/{closed.pk}/interest/", {"interest": "interested"}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "invalid_state"
+    withdrawn = MatchFactory()
+    Post.objects.filter(pk=withdrawn.offer_id).update(status="withdrawn")
+    response = api(tokens["ken"]).post(
+        f"/api/v1/matches/{withdrawn.pk}/interest/", {"interest": "interested"}, format="json"
+    )
+    assert response.status_code == 409
+    assert Match.objects.get(pk=withdrawn.pk).need_interest == ""
+
+    match = MatchFactory()
+    api(tokens["ken"]).post(
+        f"/api/v1/matches/{match.pk}/interest/", {"interest": "interested"}, format="json"
+    )
+    client = session_api(FocalPointFactory(username="fp_jpn409", party=party("JPN")))
+    client.post(
+        f"/api/v1/matches/{match.pk}/interest/",
+        {"interest": "interested"},
+        format="json",
+        **csrf_headers(client),
+    )
+    response = api(tokens["ken"]).post(
+        f"/api/v1/matches/{match.pk}/interest/", {"interest": "dismissed"}, format="json"
+    )
+    assert response.status_code == 409
+    assert "already a connection" in response.json()["errors"][0]["message"]
+    assert Match.objects.get(pk=match.pk).need_interest == "interested"

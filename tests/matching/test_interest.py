@@ -2,14 +2,17 @@
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.core import mail
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.accounts.actors import Actor
 from apps.matching.models import Match
-from apps.matching.services import digest_collect, digest_send_all, match_set_interest
+from apps.matching.selectors import MatchSummary
+from apps.matching.services import MatchAnswerError, digest_collect, digest_send_all, match_set_interest
+from apps.posts.models import Post
 
 from ..factories import (
     CommitteeFactory,
@@ -219,19 +222,51 @@ def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
     )
     assert response.status_code == 200
     assert "This match is no longer open." in response.content.decode()
+    # With htmx the clicked item says it in place (a redirect to the same page would only change its hash), and
+    # loses its buttons and its link to a post that may be gone.
     htmx = client.post(
         reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, HTTP_HX_REQUEST="true"
     )
-    assert htmx.status_code == 204
-    assert htmx["HX-Redirect"] == reverse("posts:detail", args=[match.need_id]) + "#matches"
+    assert htmx.status_code == 200
+    item = htmx.content.decode()
+    assert item.lstrip().startswith(f'<li class="match" id="match-{match.pk}">')
+    assert 'role="alert">This match is no longer open.' in item
+    assert "<form" not in item and reverse("posts:detail", args=[match.offer_id]) not in item
     match.refresh_from_db()
     assert match.need_interest == ""
 
 
-def test_an_htmx_answer_to_a_match_no_longer_listed_navigates_instead_of_swapping(
-    match, kenya, login, settings
+@pytest.mark.parametrize("how", ["withdrawn", "closed"])
+def test_a_match_with_a_post_that_left_the_list_cannot_become_a_connection(
+    how, match, kenya, japan, login, django_capture_on_commit_callbacks
 ):
-    # Twenty better matches push this one out of the panel: htmx must load the page, not swap it into the item.
+    # The other side withdraws (or closes) its post; before any worker runs, its matches are already closed.
+    from apps.posts.services import post_close, post_withdraw
+
+    Match.objects.filter(pk=match.pk).update(need_interest="interested")
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "withdrawn":
+            post_withdraw(actor=Actor.for_user(japan), post=match.offer)
+        else:
+            post_close(actor=Actor.for_user(japan), post=match.offer, outcome="Met elsewhere.")
+    match.refresh_from_db()
+    assert match.is_active is False
+    assert (
+        "River flood forecasting"
+        not in login(kenya).get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    )
+    # Even a match left active (data from before this rule) cannot be answered once a post has left the list.
+    Match.objects.filter(pk=match.pk).update(is_active=True)
+    with pytest.raises(MatchAnswerError):
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    match.refresh_from_db()
+    assert match.connected_at is None and match.offer_interest == ""
+    assert mail.outbox == []
+
+
+def test_an_htmx_answer_swaps_the_item_even_when_it_is_no_longer_on_the_first_page(match, kenya, login):
+    # Twenty better matches push this one to the panel's second page: the answer still comes back as its item,
+    # in its new state, with the connection message when it is one.
     for i in range(20):
         Match.objects.create(
             need=match.need, offer=PostFactory(kind="offer", party=party("FRA")), score=0.9 + i / 1000
@@ -239,6 +274,316 @@ def test_an_htmx_answer_to_a_match_no_longer_listed_navigates_instead_of_swappin
     response = login(kenya).post(
         reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, HTTP_HX_REQUEST="true"
     )
-    assert response.status_code == 204 and response["HX-Redirect"].endswith("#matches")
+    assert response.status_code == 200
+    item = response.content.decode()
+    assert f'id="match-{match.pk}"' in item and "You expressed interest." in item
+    assert "we have emailed you" not in item
     match.refresh_from_db()
     assert match.need_interest == "interested"
+
+
+# --- What the dashboard says of matches ----------------------------------------------------------------------
+
+
+def test_the_dashboard_summarises_each_published_posts_matches(match, kenya, japan, login):
+    need = match.need
+    old = Match.objects.create(need=need, offer=PostFactory(kind="offer", party=party("FRA")), score=0.7)
+    Match.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+    waiting = Match.objects.create(
+        need=need, offer=PostFactory(kind="offer", party=party("DEU")), score=0.6, offer_interest="interested"
+    )
+    Match.objects.create(
+        need=need, offer=PostFactory(kind="offer", party=party("USA")), score=0.5, is_active=False,
+        offer_interest="interested",
+    )  # fmt: skip
+    connected = Match.objects.create(
+        need=need, offer=PostFactory(kind="offer", party=party("CAN")), score=0.4,
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now(),
+    )  # fmt: skip
+    quiet = PostFactory(kind="need", party=party("KEN"), title="A need nobody answered yet")
+
+    response = login(kenya).get(reverse("dashboard"))
+    html = response.content.decode()
+    (published,) = [s for s in response.context["sections"] if s["status"] == "published"]
+    summaries = {p.pk: p.match_summary for p in published["page"].object_list}
+    # Active matches only: four (the inactive one is not counted); three found this week; the other side
+    # interested and Kenya silent in one; one connection.
+    assert summaries[need.pk] == MatchSummary(total=4, new=3, awaiting=1, connected=1)
+    assert summaries[quiet.pk] == MatchSummary()
+    assert "1 match awaits your answer" in html
+    assert reverse("posts:detail", args=[need.pk]) + "#matches" in html
+    assert (
+        "4 matches" in html and "1 awaits your answer" in html and "3 new" in html and "1 connected" in html
+    )
+    assert "None yet" in html
+
+    # The offer side counts from its own point of view: Japan has not answered, Kenya has not either.
+    html = login(japan).get(reverse("dashboard")).content.decode()
+    assert "awaits your answer" not in html and "1 match" in html
+    Match.objects.filter(pk=match.pk).update(need_interest="interested")
+    html = login(japan).get(reverse("dashboard")).content.decode()
+    assert "1 match awaits your answer" in html
+    # Once answered, dismissing included, it no longer waits.
+    match_set_interest(
+        actor=Actor.for_user(japan), match=Match.objects.get(pk=match.pk), interest="dismissed"
+    )
+    assert "awaits your answer" not in login(japan).get(reverse("dashboard")).content.decode()
+    assert waiting.pk and connected.pk
+
+
+def test_the_dashboard_counts_only_the_actors_own_posts(match, login):
+    brazil = FocalPointFactory(username="bra1", party=party("BRA"))
+    Match.objects.filter(pk=match.pk).update(offer_interest="interested")
+    response = login(brazil).get(reverse("dashboard"))
+    html = response.content.decode()
+    assert "awaits your answer" not in html and "Flood warnings" not in html
+    assert response.context["awaiting_count"] == 0
+
+
+def test_the_dashboard_ignores_matches_of_posts_no_longer_published(match, kenya, login):
+    Match.objects.filter(pk=match.pk).update(offer_interest="interested")
+    assert login(kenya).get(reverse("dashboard")).context["awaiting_count"] == 1
+    Post.objects.filter(pk=match.need_id).update(status="closed")
+    response = login(kenya).get(reverse("dashboard"))
+    assert response.context["awaiting_count"] == 0
+    assert "awaits your answer" not in response.content.decode()
+
+
+def test_the_panel_says_when_the_other_side_is_interested(match, kenya, japan, login):
+    url = reverse("posts:detail", args=[match.need_id])
+    assert "Awaiting your answer" not in login(kenya).get(url).content.decode()
+    Match.objects.filter(pk=match.pk).update(offer_interest="interested")
+    body = login(kenya).get(url).content.decode()
+    assert "Awaiting your answer" in body
+    assert "They are interested: express interest too" in body
+    # The side that expressed interest is not told it awaits itself; nor is the secretariat, which answers for
+    # neither side.
+    offer_page = login(japan).get(reverse("posts:detail", args=[match.offer_id])).content.decode()
+    assert "Awaiting your answer" not in offer_page and "You expressed interest." in offer_page
+    secretariat = login(SecretariatFactory(username="sec-await")).get(url).content.decode()
+    assert "Awaiting your answer" not in secretariat
+
+
+# --- Answers in every state ----------------------------------------------------------------------------------
+
+
+def test_the_connection_message_only_for_the_answer_that_made_it(
+    match, kenya, japan, login, django_capture_on_commit_callbacks
+):
+    login(kenya).post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    client = login(japan)
+    url = reverse("matching:interest", args=[match.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        made = client.post(url, {"interest": "interested"}, follow=True).content.decode()
+    assert "we have emailed you each other&#x27;s contacts" in made
+    assert len(mail.outbox) == 2
+    # Answering the same again sends nothing and says nothing of emails.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(url, {"interest": "interested"}, follow=True).content.decode()
+    assert "we have emailed you" not in again
+    assert len(mail.outbox) == 2
+
+
+def test_a_connection_cannot_be_dismissed(match, kenya, japan, login):
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    with pytest.raises(MatchAnswerError):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="dismissed")
+    body = (
+        login(kenya)
+        .post(reverse("matching:interest", args=[match.pk]), {"interest": "dismissed"}, follow=True)
+        .content.decode()
+    )
+    assert "This match is already a connection" in body
+    match.refresh_from_db()
+    assert (match.need_interest, match.offer_interest) == ("interested", "interested")
+    assert match.connected_at is not None
+
+
+def test_an_htmx_answer_after_the_session_ended_goes_to_the_login_page(match, client):
+    page = reverse("posts:detail", args=[match.need_id])
+    response = client.post(
+        reverse("matching:interest", args=[match.pk]),
+        {"interest": "dismissed"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL=f"http://testserver{page}",
+    )
+    # A full-page navigation, not the login page swapped into the item.
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("login") + "?next=" + page.replace("/", "%2F")
+    match.refresh_from_db()
+    assert match.need_interest == ""
+
+
+# --- More matches than a page --------------------------------------------------------------------------------
+
+
+def test_the_panel_pages_through_every_match_and_filters_those_awaiting_an_answer(match, kenya, login):
+    # The engine keeps a post's top 20 and the posts that have it in theirs: here 25 in all.
+    for i in range(24):
+        Match.objects.create(
+            need=match.need, offer=PostFactory(kind="offer", party=party("FRA"), title=f"Offer {i:02d}"),
+            score=0.9 - i / 100,
+        )  # fmt: skip
+    Match.objects.filter(pk=match.pk).update(offer_interest="interested")  # score 0.8: rank 12
+    client = login(kenya)
+    url = reverse("posts:detail", args=[match.need_id])
+    first = client.get(url)
+    html = first.content.decode()
+    assert 'Matches <span class="muted">(25)</span>' in html
+    assert len(first.context["matches"]) == 20 and "Page 1 of 2" in html
+    assert "matches_page=2#matches" in html
+    second = client.get(url, {"matches_page": 2})
+    assert len(second.context["matches"]) == 5
+    assert second.context["page"].start_index() == 21
+    assert 'start="21"' in second.content.decode()
+    listed = [m.pk for m in first.context["matches"]] + [m.pk for m in second.context["matches"]]
+    assert len(set(listed)) == 25
+    # The match the other side answered is one click away from the dashboard and from the panel.
+    assert "1 match awaits your answer" in html and "matches=awaiting#matches" in html
+    only = client.get(url, {"matches": "awaiting"})
+    assert [m.pk for m in only.context["matches"]] == [match.pk]
+    assert "Show all matches" in only.content.decode()
+    # An odd page number or filter never breaks the page.
+    for params in ({"matches_page": "x"}, {"matches_page": 99}, {"matches": "nonsense"}):
+        assert client.get(url, params).status_code == 200
+
+
+# --- Closest passages ----------------------------------------------------------------------------------------
+
+
+def _store_sentences(post, vectors):
+    from apps.matching.models import PostEmbedding
+    from apps.matching.sentences import post_sentences_key
+
+    PostEmbedding.objects.update_or_create(
+        post=post,
+        defaults={
+            "text_hash": "x",
+            "vector": b"",
+            "sentences_hash": post_sentences_key(post),
+            "sentences": np.asarray(vectors, dtype=np.float16).tobytes(),
+        },
+    )
+
+
+def _unit(*hot):
+    v = np.zeros(512, dtype=np.float32)
+    for i in hot:
+        v[i] = 1.0
+    return v / np.linalg.norm(v)
+
+
+def test_the_panel_shows_the_closest_passages_from_the_stored_sentence_vectors(match, kenya, login):
+    need, offer = match.need, match.offer
+    need.description = "Gauges on the river. Alerts reach the villages by radio."
+    need.save()
+    offer.description = "We train forecasters. Our radio alerts reach remote villages."
+    offer.save()
+    # Title, then each sentence: the need's second sentence and the offer's second sentence agree most.
+    _store_sentences(need, [_unit(0), _unit(1), _unit(2)])
+    _store_sentences(offer, [_unit(0), _unit(3), _unit(2, 4)])
+    url = reverse("posts:detail", args=[need.pk])
+    body = login(kenya).get(url).content.decode()
+    assert (
+        "Closest passages: “Alerts reach the villages by radio.” ↔ “Our radio alerts reach remote villages.”"
+        in body
+    )
+    # Edited since the vectors were stored: no passage rather than the wrong one.
+    offer.description = "Something else entirely. Nothing about radios."
+    offer.save()
+    assert "Closest passages" not in login(kenya).get(url).content.decode()
+
+
+def test_closest_passages_leave_the_titles_out_unless_a_post_has_no_sentences():
+    from types import SimpleNamespace
+
+    from apps.matching.sentences import closest_passages
+
+    need = SimpleNamespace(title="Flood warnings", description="Gauges on the river. Radio alerts.")
+    offer = SimpleNamespace(title="Flood warnings too", description="Training forecasters. Alerts by radio.")
+    pair = closest_passages(need, np.stack([_unit(0), _unit(1), _unit(2)]), offer,
+                            np.stack([_unit(0), _unit(5), _unit(2)]))  # fmt: skip
+    assert pair == {"need": "Radio alerts.", "offer": "Alerts by radio.", "similarity": 1.0}
+    bare = SimpleNamespace(title="Flood warnings too", description="")
+    assert (
+        closest_passages(need, np.stack([_unit(0), _unit(1), _unit(2)]), bare, np.stack([_unit(0)]))["offer"]
+        == "Flood warnings too"
+    )
+    # Vectors of another text (a different number of sentences): nothing rather than a wrong pair.
+    assert closest_passages(need, np.stack([_unit(0)]), offer, np.stack([_unit(0)])) is None
+
+
+# --- Emails --------------------------------------------------------------------------------------------------
+
+
+def test_connection_emails_are_in_each_recipients_language(
+    match, kenya, japan, login, django_capture_on_commit_callbacks
+):
+    kenya.preferred_language = "fr"
+    kenya.save()
+    # Japan answers last, with its pages in English: Kenya's email is still in French.
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    client = login(japan)
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+    assert to_kenya.subject.startswith("Nouvelle mise en relation")
+    assert "Voir la correspondance" in to_kenya.body and "80%" in to_kenya.body
+    assert "See the match" not in to_kenya.body
+    assert to_japan.subject.startswith("New connection")
+    assert "Score: 80%" in to_japan.body
+    assert reverse("posts:detail", args=[match.offer_id]) + "#matches" in to_japan.body
+
+
+def test_the_digest_is_in_the_users_language_counts_right_and_skips_answered_matches(
+    match, kenya, japan, settings
+):
+    settings.MATCHING_STRONG_SCORE = 0.6
+    japan.digest_opt_in = False
+    japan.save()
+    assert digest_send_all() == 1
+    assert mail.outbox[0].subject == "1 new strong match on the NMA Platform"
+    assert reverse("posts:detail", args=[match.need_id]) + "#matches" in mail.outbox[0].body
+    kenya.preferred_language = "fr"
+    kenya.save()
+    mail.outbox.clear()
+    assert digest_send_all() == 1
+    assert mail.outbox[0].subject == "1 nouvelle correspondance forte sur la plateforme NMA"
+    # Once Kenya answered (interest or dismissal), the match is not news to it any more.
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    assert digest_collect(user=kenya, since=timezone.now() - timedelta(days=1)) == []
+
+
+# --- The secretariat's admin of matches ---------------------------------------------------------------------
+
+
+def test_the_match_admin_lists_posters_rounded_scores_and_filters_connections(match, login, secretariat):
+    other = Match.objects.create(
+        need=PostFactory(kind="need", party=party("BRA"), title="Amazon fire monitoring"),
+        offer=match.offer,
+        score=0.41075785050239044,
+        need_interest="interested",
+        offer_interest="interested",
+        connected_at=timezone.now(),
+    )
+    client = login(secretariat)
+    url = reverse("admin:matching_match_changelist")
+    html = client.get(url).content.decode()
+    assert "Kenya" in html and "Japan" in html and "Brazil" in html
+    assert "0.41" in html and "0.41075" not in html
+    connected = client.get(url, {"connected": "yes"}).context["cl"].result_list
+    assert [m.pk for m in connected] == [other.pk]
+    assert [m.pk for m in client.get(url, {"connected": "no"}).context["cl"].result_list] == [match.pk]
+    by_party = client.get(url, {"q": "Brazil"}).context["cl"].result_list
+    assert [m.pk for m in by_party] == [other.pk]
+    assert [m.pk for m in client.get(url, {"q": "KEN"}).context["cl"].result_list] == [match.pk]
+    assert client.get(reverse("admin:matching_match_change", args=[other.pk])).status_code == 200
+    # Nobody else: a focal point, a Committee member, and staff of another role (a stray is_staff flag).
+    for user in (
+        FocalPointFactory(username="ken-admin", party=party("KEN")),
+        CommitteeFactory(username="com-admin"),
+        CommitteeFactory(username="com-staff", is_staff=True),
+    ):
+        assert login(user).get(url).status_code in (302, 403)

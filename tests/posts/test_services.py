@@ -501,6 +501,25 @@ def test_reimport_updates_and_counts_unchanged(queued):
     assert sorted(queued[0]) == sorted([revised.pk, closed.pk])
 
 
+@pytest.mark.parametrize("status", [S.SUBMITTED, S.CLOSED, S.WITHDRAWN])
+def test_an_import_that_takes_a_post_off_the_list_closes_its_matches_at_once(status, queued):
+    from apps.matching.models import Match
+
+    staff = Actor(role=Role.SECRETARIAT, label="import_posts")
+    post_import(actor=staff, items=import_items(2))
+    need, other = Post.objects.order_by("external_id")
+    offer = PostFactory(kind="offer", party=party("JPN"))
+    gone = Match.objects.create(need=need, offer=offer, score=0.8)
+    kept = Match.objects.create(need=other, offer=offer, score=0.7)
+    items = import_items(2)
+    items[0].status = status
+    post_import(actor=staff, items=items)
+    # Before any worker runs: the post left the published list, so its match is gone from every view.
+    gone.refresh_from_db()
+    kept.refresh_from_db()
+    assert (gone.is_active, kept.is_active) == (False, True)
+
+
 def test_import_duplicate_external_id_writes_nothing():
     items = [*import_items(2), need_data(external_id="imp-0")]
     with pytest.raises(ValueError, match="imp-0"):

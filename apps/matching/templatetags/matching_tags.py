@@ -1,37 +1,80 @@
 """The matches panel shown on a poster's own published post."""
 
-from datetime import timedelta
-
 from django import template
+from django.core.paginator import Paginator
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
 from apps.posts.taxonomies import FACETS
 
-from ..selectors import match_list_for_post, match_side_for_actor
+from ..selectors import (
+    FRESH_FOR,
+    MatchSummary,
+    match_add_passages,
+    match_list_for_post,
+    match_side_for_actor,
+    match_summaries,
+    match_their_interest_unanswered,
+)
 
 register = template.Library()
 
-# Matches found, or whose score changed materially, this recently carry a "new" or "updated" badge.
-FRESH_FOR = timedelta(days=7)
+# Matches a page of the panel lists (the engine keeps a post's top 20, and the posts that have it in theirs).
+PANEL_PAGE_SIZE = 20
+# `?matches=awaiting`: only the matches whose other side is interested and this side has not answered.
+AWAITING = "awaiting"
+
+
+def match_for_display(match, post, actor: Actor):
+    """The match as the panel shows it on `post`'s page, to `actor`: which side it answers for (None for the
+    secretariat, which speaks for neither), the other post, both answers, the "new" and "updated" flags."""
+    fresh_since = timezone.now() - FRESH_FOR
+    match.side = match_side_for_actor(actor=actor, match=match)
+    match.other = match.offer if post.kind == "need" else match.need
+    match.own_interest = getattr(match, f"{match.side}_interest", "") if match.side else ""
+    match.other_interest = match.offer_interest if match.side == "need" else match.need_interest
+    match.is_new = match.created_at >= fresh_since
+    match.is_updated = not match.is_new and match.changed_at is not None and match.changed_at >= fresh_since
+    match.passages = None  # see `match_add_passages`
+    return match
 
 
 @register.inclusion_tag("matching/_match_panel.html", takes_context=True)
 def match_panel(context, post):
-    actor = Actor.for_user(context["request"].user)
-    matches = list(match_list_for_post(post=post))
-    fresh_since = timezone.now() - FRESH_FOR
-    for match in matches:
-        match.side = match_side_for_actor(actor=actor, match=match)
-        # Seen from the post whose page this is (the secretariat, which speaks for neither side, sees it too).
-        match.other = match.offer if post.kind == "need" else match.need
-        match.own_interest = getattr(match, f"{match.side}_interest", "") if match.side else ""
-        match.other_interest = match.offer_interest if match.side == "need" else match.need_interest
-        match.is_new = match.created_at >= fresh_since
-        match.is_updated = (
-            not match.is_new and match.changed_at is not None and match.changed_at >= fresh_since
-        )
-    return {"post": post, "matches": matches, "request": context["request"]}
+    request = context["request"]
+    actor = Actor.for_user(request.user)
+    summary = match_summaries(posts=[post]).get(post.pk, MatchSummary())
+    awaiting_only = request.GET.get("matches") == AWAITING and summary.awaiting > 0
+    matches = match_list_for_post(post=post, limit=None)
+    if awaiting_only:
+        matches = matches.filter(match_their_interest_unanswered(post.kind))
+    paginator = Paginator(matches, PANEL_PAGE_SIZE)
+    paginator.__dict__["count"] = summary.awaiting if awaiting_only else summary.total  # no COUNT query
+    page = paginator.get_page(request.GET.get("matches_page"))
+    query = request.GET.copy()
+    query.pop("matches_page", None)
+    matches = [match_for_display(match, post, actor) for match in page.object_list]
+    match_add_passages(post=post, matches=matches)
+    return {
+        "post": post,
+        "owner": actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id),
+        "matches": matches,
+        "page": page,
+        "summary": summary,
+        "awaiting_only": awaiting_only,
+        "query": query.urlencode(),
+        "request": request,
+    }
+
+
+@register.filter
+def remove_param(query: str, name: str) -> str:
+    """An urlencoded query string without the parameter `name`."""
+    from django.http import QueryDict
+
+    params = QueryDict(query, mutable=True)
+    params.pop(name, None)
+    return params.urlencode()
 
 
 @register.filter
