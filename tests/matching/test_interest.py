@@ -587,3 +587,17 @@ def test_the_match_admin_lists_posters_rounded_scores_and_filters_connections(ma
         CommitteeFactory(username="com-staff", is_staff=True),
     ):
         assert login(user).get(url).status_code in (302, 403)
+
+
+def test_an_interest_can_be_taken_back_until_it_is_a_connection(match, kenya, japan, login):
+    client = login(kenya)
+    url = reverse("posts:detail", args=[match.need_id])
+    client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    assert "Dismiss after all" in client.get(url).content.decode()
+    client.post(reverse("matching:interest", args=[match.pk]), {"interest": "dismissed"})
+    match.refresh_from_db()
+    assert match.need_interest == "dismissed" and match.connected_at is None
+    # Once both sides are interested there is nothing to take back: no button, and the service refuses.
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    assert "Dismiss after all" not in client.get(url).content.decode()
