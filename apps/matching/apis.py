@@ -10,11 +10,12 @@ from rest_framework.response import Response
 
 from apps.accounts.apis import ApiView, field_error
 from apps.accounts.permissions import CanAnswerMatches, IsAuthenticatedCaller
+from apps.posts.models import Post
 from apps.posts.selectors import post_list_visible
 from apps.posts.services import post_can_manage
 
 from .models import Interest, Match
-from .selectors import match_list_for_post, match_with_ranks
+from .selectors import match_list_for_post, match_side_for_actor, match_with_ranks
 from .serializers import MatchInterestSerializer, MatchSerializer, match_api_record
 from .services import match_set_interest
 
@@ -69,7 +70,8 @@ class PostMatchListApi(ApiView):
             raise PermissionDenied(_("Only the post's own Party or provider sees its matches."))
         listed = match_list_for_post(post=post, limit=None)
         matches = match_with_ranks(listed)[offset : offset + limit]
-        records = [match_api_record(match) for match in matches]
+        side = None if self.actor.is_secretariat else ("need" if post.kind == Post.Kind.NEED else "offer")
+        records = [match_api_record(match, side=side) for match in matches]
         # A first page that is not full holds them all: no COUNT query then (the common case).
         total = len(records) if offset == 0 and len(records) < limit else listed.count()
         return Response(records, headers={"X-Total-Count": str(total)})
@@ -98,4 +100,4 @@ class MatchInterestApi(ApiView):
         match = self.get_or_404(Match.objects.all(), pk)
         match = match_set_interest(actor=self.actor, match=match, interest=interest)
         match = match_with_ranks(Match.objects.filter(pk=match.pk)).get()
-        return Response(match_api_record(match))
+        return Response(match_api_record(match, side=match_side_for_actor(actor=self.actor, match=match)))

@@ -30,9 +30,15 @@ def _time(value) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def match_api_record(match: Match) -> dict[str, Any]:
+def match_api_record(match: Match, *, side: str | None = None) -> dict[str, Any]:
     """A match as the API returns it. Expects need/offer and their posters selected, and the ranks annotated
-    (`selectors.match_with_ranks`)."""
+    (`selectors.match_with_ranks`). `side` ('need' or 'offer'): the side the caller speaks for, which is not
+    told that the other side dismissed the match (as on the web page); the secretariat (None) sees both."""
+    interests = {"need": match.need_interest, "offer": match.offer_interest}
+    if side is not None:
+        other = "offer" if side == "need" else "need"
+        if interests[other] == Interest.DISMISSED:
+            interests[other] = Interest.NONE
     return {
         "id": match.pk,
         "score": round(match.score, 4),
@@ -45,8 +51,8 @@ def match_api_record(match: Match) -> dict[str, Any]:
         "rank_for_offer": getattr(match, "offer_rank", None) if match.is_active else None,
         "need": _post_summary(match.need),
         "offer": _post_summary(match.offer),
-        "need_interest": match.need_interest,
-        "offer_interest": match.offer_interest,
+        "need_interest": interests["need"],
+        "offer_interest": interests["offer"],
         "connected_at": _time(match.connected_at),
         "created_at": _time(match.created_at),
     }
@@ -91,7 +97,10 @@ class MatchSerializer(serializers.Serializer):
     need_interest = serializers.ChoiceField(
         choices=Interest.choices, help_text="'' until the need side answers."
     )
-    offer_interest = serializers.ChoiceField(choices=Interest.choices)
+    offer_interest = serializers.ChoiceField(
+        choices=Interest.choices,
+        help_text="'' until the offer side answers. A side is never shown the other's dismissal (it reads '').",
+    )
     connected_at = serializers.DateTimeField(allow_null=True, help_text="When both sides were interested.")
     created_at = serializers.DateTimeField()
 

@@ -275,3 +275,25 @@ def test_answering_a_closed_match_or_dismissing_a_connection_is_409(api, tokens,
     assert response.status_code == 409
     assert "already a connection" in response.json()["errors"][0]["message"]
     assert Match.objects.get(pk=match.pk).need_interest == "interested"
+
+
+def test_a_side_is_not_told_that_the_other_dismissed_it(api, tokens, session_api, secretariat):
+    from ..factories import FocalPointFactory
+
+    match = MatchFactory(need=PostFactory(kind="need", party=party("BRA")))
+    Match.objects.filter(pk=match.pk).update(need_interest="dismissed")
+    japan = session_api(FocalPointFactory(username="fp_jpn_dismissed", party=party("JPN")))
+    seen_by_offer = japan.get(f"/api/v1/posts/{match.offer_id}/matches/").json()[0]
+    assert (seen_by_offer["need_interest"], seen_by_offer["offer_interest"]) == ("", "")
+    answered = japan.post(
+        f"/api/v1/matches/{match.pk}/interest/",
+        {"interest": "interested"},
+        format="json",
+        **csrf_headers(japan),
+    ).json()
+    assert (answered["need_interest"], answered["offer_interest"]) == ("", "interested")
+    # The side that dismissed sees its own answer; the secretariat sees both.
+    seen_by_need = api(tokens["bra"]).get(f"/api/v1/posts/{match.need_id}/matches/").json()[0]
+    assert (seen_by_need["need_interest"], seen_by_need["offer_interest"]) == ("dismissed", "interested")
+    staff = session_api(secretariat).get(f"/api/v1/posts/{match.offer_id}/matches/").json()[0]
+    assert (staff["need_interest"], staff["offer_interest"]) == ("dismissed", "interested")
