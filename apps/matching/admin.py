@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.admin import is_secretariat_staff
+from apps.parties.admin import PresenceFilter, is_secretariat_staff
 
 from .models import Match, RebuildRun, TextModelVersion
 
@@ -27,19 +27,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ConnectedFilter(admin.SimpleListFilter):
+class ConnectedFilter(PresenceFilter):
     title = _("connected")
     parameter_name = "connected"
-
-    def lookups(self, request, model_admin):
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(connected_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(connected_at__isnull=True)
-        return queryset
+    lookup = "connected_at"
 
 
 @admin.register(Match)

@@ -61,19 +61,31 @@ def _count_of(model, field: str) -> Coalesce:
     return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
 
 
-class ProviderUsersFilter(admin.SimpleListFilter):
-    title = _("user accounts")
-    parameter_name = "has_users"
+class PresenceFilter(admin.SimpleListFilter):
+    """A yes/no filter on whether rows have something: a related row, or a value in a nullable field
+    (`lookup`, e.g. "users" or "connected_at"); subclasses name it and word the two answers."""
+
+    lookup = ""
+    yes_label = _("Yes")
+    no_label = _("No")
 
     def lookups(self, request, model_admin):
-        return [("yes", _("Has user accounts")), ("no", _("No user account yet"))]
+        return [("yes", self.yes_label), ("no", self.no_label)]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(users__isnull=False).distinct()
+            return queryset.filter(**{f"{self.lookup}__isnull": False}).distinct()
         if self.value() == "no":
-            return queryset.filter(users__isnull=True)
+            return queryset.filter(**{f"{self.lookup}__isnull": True})
         return queryset
+
+
+class ProviderUsersFilter(PresenceFilter):
+    title = _("user accounts")
+    parameter_name = "has_users"
+    lookup = "users"
+    yes_label = _("Has user accounts")
+    no_label = _("No user account yet")
 
 
 @admin.register(SupportProvider)

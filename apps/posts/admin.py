@@ -33,7 +33,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.actors import Actor
-from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
+from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
@@ -43,19 +43,12 @@ from .taxonomies import POST_LANGUAGES, Aim
 # --- taxonomy terms: reference keys fixed by DOMAIN.md, so view-only ---------------------------------------
 
 
-class TermInUseFilter(admin.SimpleListFilter):
+class TermInUseFilter(PresenceFilter):
     title = _("in use")
     parameter_name = "in_use"
-
-    def lookups(self, request, model_admin):
-        return [("yes", _("Used by at least one post")), ("no", _("Not used yet"))]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(posts__isnull=False).distinct()
-        if self.value() == "no":
-            return queryset.filter(posts__isnull=True)
-        return queryset
+    lookup = "posts"
+    yes_label = _("Used by at least one post")
+    no_label = _("Not used yet")
 
 
 class TaxonomyTermAdmin(SecretariatAdminMixin, admin.ModelAdmin):
