@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from typing import Any
 
 from django.conf import settings
@@ -124,6 +125,22 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 def field_error(field: str | None, message: str, code: str = "invalid") -> ApiError:
     """A 400 naming one field."""
     return ApiError([{"field": field, "code": code, "message": str(message)}])
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number_param(request, name: str, *, default: int, low: int, high: int) -> int:
+    """The query parameter `name` as a whole number from `low` to `high` (ASCII digits only: `str.isdigit`
+    accepts "²", which `int` refuses), `default` when absent; a 400 naming it otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise field_error(
+            name, _("Give a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}
+        )
+    return int(raw)
 
 
 def json_text_response(text: str, *, status: int = 200) -> HttpResponse:

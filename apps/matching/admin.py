@@ -1,6 +1,7 @@
 """Admin views of matching: stored matches (read-only), fitted model versions and rebuild runs."""
 
 from django.contrib import admin
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import PresenceFilter, is_secretariat_staff
@@ -63,11 +64,15 @@ class MatchAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["need", "offer"]
 
-    @admin.display(description=_("need's poster"), ordering="need__party__name")
+    @admin.display(
+        description=_("need's poster"), ordering=Coalesce("need__party__name", "need__provider__name")
+    )
     def need_poster(self, match):
         return match.need.poster_name
 
-    @admin.display(description=_("offer's poster"), ordering="offer__party__name")
+    @admin.display(
+        description=_("offer's poster"), ordering=Coalesce("offer__party__name", "offer__provider__name")
+    )
     def offer_poster(self, match):
         return match.offer.poster_name
 

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from apps.accounts.apis import ApiView, field_error
+from apps.accounts.apis import ApiView, field_error, whole_number_param
 from apps.accounts.permissions import CanAnswerMatches, IsAuthenticatedCaller
 from apps.posts.models import Post
 from apps.posts.selectors import post_list_visible
@@ -22,17 +22,6 @@ from .services import match_set_interest
 MATCH_PAGE_SIZE = 20
 MAX_MATCH_PAGE_SIZE = 200
 MAX_OFFSET = 1_000_000
-
-
-def _whole_number(request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise field_error(
-            name, _("Give a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}
-        )
-    return int(raw)
 
 
 class PostMatchListApi(ApiView):
@@ -61,8 +50,8 @@ class PostMatchListApi(ApiView):
         responses=MatchSerializer(many=True),
     )
     def get(self, request, pk: int):
-        limit = _whole_number(request, "limit", MATCH_PAGE_SIZE, 1, MAX_MATCH_PAGE_SIZE)
-        offset = _whole_number(request, "offset", 0, 0, MAX_OFFSET)
+        limit = whole_number_param(request, "limit", default=MATCH_PAGE_SIZE, low=1, high=MAX_MATCH_PAGE_SIZE)
+        offset = whole_number_param(request, "offset", default=0, low=0, high=MAX_OFFSET)
         post = self.get_or_404(
             post_list_visible(actor=self.actor).select_related(None).prefetch_related(None), pk
         )

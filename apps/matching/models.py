@@ -74,6 +74,9 @@ class Match(models.Model):
     )
     offer_interest_at = models.DateTimeField(_("offer side answered at"), null=True, blank=True)
     connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
+    # When both sides were sent each other's contacts. Null on a connection: the emails are still to send (a
+    # task sends them after the commit; the periodic sweep sends those a mail server or broker outage held up).
+    connection_notified_at = models.DateTimeField(_("contacts emailed at"), null=True, blank=True)
 
     objects = MatchQuerySet.as_manager()
 

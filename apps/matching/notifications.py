@@ -14,6 +14,7 @@ from django.utils.translation import ngettext
 
 from apps.accounts.models import Role, User
 from apps.posts.models import Post
+from apps.posts.post_data import single_line
 
 from .models import Match
 
@@ -55,7 +56,7 @@ def connection_notify(match: Match) -> int:
                     "matching/email/connection.txt",
                     {"own": own, "other": contact, "match": match, "site_url": settings.SITE_URL},
                 )
-                subject = _("New connection: %(title)s") % {"title": other.title[:80]}
+                subject = _("New connection: %(title)s") % {"title": single_line(other.title)[:80]}
             sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return sent
 

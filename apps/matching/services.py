@@ -101,10 +101,66 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     match.save()
     match.became_connection = became_connection
     if became_connection:
-        from .notifications import connection_notify
-
-        transaction.on_commit(lambda: connection_notify(match))
+        match_id = match.pk
+        # `robust`: an error here is logged, never the focal point's; the sweep sends what did not go.
+        transaction.on_commit(lambda: _queue_connection_notice(match_id), robust=True)
     return match
+
+
+def _queue_connection_notice(match_id: int) -> None:
+    from .tasks import notify_connection
+
+    try:
+        notify_connection.delay(match_id)
+    except Exception:
+        logger.warning("Could not send or queue the emails of connection %d; left for the sweep", match_id,
+                       exc_info=True)  # fmt: skip
+
+
+def connection_notice_send(*, match_id: int) -> int:
+    """Email both sides of a connection each other's contacts, once: the match is marked as notified in the same
+    transaction, and a failure to send leaves it unmarked (the task retries, the sweep tries again). Returns the
+    emails sent."""
+    from .notifications import connection_notify
+
+    with transaction.atomic():
+        match = (
+            Match.objects.select_for_update(of=("self",))
+            .select_related("need", "offer")
+            .filter(pk=match_id, connected_at__isnull=False, connection_notified_at__isnull=True)
+            .first()
+        )
+        if match is None:
+            return 0
+        sent = connection_notify(match)
+        Match.objects.filter(pk=match.pk).update(connection_notified_at=timezone.now())
+    return sent
+
+
+# A task normally sends a connection's emails within seconds; the sweep leaves it that long before stepping in.
+CONNECTION_NOTICE_GRACE = timedelta(minutes=2)
+
+
+def connection_notice_sweep(*, batch: int = 100) -> int:
+    """Send the emails of connections that are still waiting for them (mail server or broker down when they were
+    made). Returns the connections notified; one that fails again is logged and left for the next sweep."""
+    due = (
+        Match.objects.filter(
+            connected_at__isnull=False,
+            connection_notified_at__isnull=True,
+            connected_at__lte=timezone.now() - CONNECTION_NOTICE_GRACE,
+        )
+        .order_by("connected_at")
+        .values_list("pk", flat=True)[:batch]
+    )
+    notified = 0
+    for match_id in list(due):
+        try:
+            notified += connection_notice_send(match_id=match_id) > 0
+        except Exception:
+            logger.warning("The emails of connection %d could not be sent; will try again", match_id,
+                           exc_info=True)  # fmt: skip
+    return notified
 
 
 def digest_collect(*, user: User, since) -> list[Match]:

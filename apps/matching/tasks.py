@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from smtplib import SMTPException
+
 from celery import shared_task
 from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
@@ -35,10 +37,26 @@ def rebuild_chunk(run_id: int, side: str, post_ids: list[int]) -> int:
 
 @shared_task(**RETRY)
 def sweep_pending() -> int:
-    """Match whatever is still flagged as waiting (a broker outage, a crashed worker)."""
+    """Match whatever is still flagged as waiting (a broker outage, a crashed worker), and send the emails of
+    connections still waiting for them (a mail server outage)."""
     from .pipeline import matching_sweep
+    from .services import connection_notice_sweep
 
-    return matching_sweep()
+    matched = matching_sweep()
+    connection_notice_sweep()
+    return matched
+
+
+@shared_task(
+    **{**RETRY, "autoretry_for": (*RETRY["autoretry_for"], SMTPException, OSError), "retry_backoff": 30,
+       "retry_backoff_max": 600, "max_retries": 5},
+    soft_time_limit=60, time_limit=90,
+)  # fmt: skip
+def notify_connection(match_id: int) -> int:
+    """Email both sides of a new connection each other's contacts (once; the sweep covers what retries miss)."""
+    from .services import connection_notice_send
+
+    return connection_notice_send(match_id=match_id)
 
 
 @shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)

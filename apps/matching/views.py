@@ -1,42 +1,53 @@
 """Pages of the matching app: answering a match (interest or dismiss)."""
 
 from functools import wraps
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import Actor
 
-from .models import Match
+from .models import Interest, Match
 from .selectors import match_add_passages, match_side_for_actor
 from .services import MatchAnswerError, match_set_interest
 from .templatetags.matching_tags import match_for_display
 
 
-def _login_required_htmx(view):
-    """`login_required`, except that an htmx request whose session has ended is sent to the login page as a
-    full-page navigation (HX-Redirect), back to the page it came from: htmx would otherwise follow the redirect
-    and swap the whole login page into the match."""
-    plain = login_required(view)
+def _came_from(request) -> str | None:
+    """The path (and query) of the page the request was made from, if it is one of ours: htmx says it, a plain
+    form post has it as its Referer."""
+    url = (request.htmx.current_url if request.htmx else None) or request.META.get("HTTP_REFERER")
+    if not url or not url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure()):
+        return None
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _login_required_answer(view):
+    """`login_required` for the answer to a match, which is a POST: a user whose session has ended is sent to
+    the login page and, once logged in, back to the page they answered from (not to this POST-only URL); with
+    htmx as a full-page navigation (HX-Redirect), or htmx would swap the whole login page into the match."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if request.htmx and not request.user.is_authenticated:
-            url = reverse("login") + "?" + urlencode({"next": request.htmx.current_url_abs_path or "/"})
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        url = reverse("login") + "?" + urlencode({"next": _came_from(request) or "/"})
+        if request.htmx:
             return HttpResponse(status=204, headers={"HX-Redirect": url})
-        return plain(request, *args, **kwargs)
+        return redirect(url)
 
     return wrapped
 
 
-@_login_required_htmx
+@_login_required_answer
 @require_POST
 def match_interest(request, pk: int):
     match = get_object_or_404(Match.objects.select_related("need", "offer"), pk=pk)
@@ -45,12 +56,13 @@ def match_interest(request, pk: int):
     if side is None:
         raise PermissionDenied
     own_post = match.need if side == "need" else match.offer
+    interest = request.POST.get("interest", "")
+    if interest not in (Interest.INTERESTED, Interest.DISMISSED):
+        return _answer(request, match, own_post, actor, error=_("Choose 'interested' or 'dismissed'."))
     try:
-        match = match_set_interest(actor=actor, match=match, interest=request.POST.get("interest", ""))
+        match = match_set_interest(actor=actor, match=match, interest=interest)
     except MatchAnswerError as error:
         # Withdrawn, closed or re-ranked away since the page was shown, or a connection being dismissed.
-        return _answer(request, match, own_post, actor, error=str(error))
-    except ValueError as error:
         return _answer(request, match, own_post, actor, error=str(error))
     notice = (
         _("Both sides are interested: we have emailed you each other's contacts.")
@@ -70,7 +82,11 @@ def _answer(
             messages.error(request, error)
         elif notice:
             messages.success(request, notice)
-        return redirect(reverse("posts:detail", args=[own_post.pk]) + "#matches")
+        page = reverse("posts:detail", args=[own_post.pk])
+        came_from = _came_from(request)
+        # Back to the same page of the list (and filter) when the answer came from it.
+        back = came_from if came_from and came_from.split("?")[0] == page else page
+        return redirect(back + "#matches")
     match = Match.objects.select_related("need", "offer").get(pk=match.pk)
     match_for_display(match, own_post, actor)
     if match.is_active:

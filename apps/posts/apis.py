@@ -31,7 +31,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error, json_text_response
+from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error, json_text_response, whole_number_param
 from apps.accounts.permissions import CanWritePosts
 from apps.parties.models import RegionalGroup
 
@@ -212,12 +212,7 @@ def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
 
 
 def _page_size(request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise field_error("page_size", _("Give a whole number from 1 to %d.") % MAX_PAGE_SIZE)
-    return int(raw)
+    return whole_number_param(request, "page_size", default=PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
 
 
 def _page_request(request) -> tuple[str, int, tuple[Any, int] | None]:

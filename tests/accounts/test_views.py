@@ -162,6 +162,7 @@ USER_FACING = (
     "apps/posts/forms.py",
     "apps/accounts/forms.py",
     "apps/accounts/views.py",
+    "apps/accounts/models.py",  # the profile form's labels and the role names
     "apps/stocktake/views.py",
     "apps/stocktake/forms.py",
 )

@@ -232,7 +232,17 @@ def test_matches_page_with_offset_and_limit_and_say_how_many(api, tokens):
 
 
 @pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 201}, {"limit": "x"}, {"offset": -1}, {"offset": "1e3"}]
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": "x"},
+        {"limit": "²"},
+        {"limit": "٣"},
+        {"offset": -1},
+        {"offset": "1e3"},
+        {"offset": "²"},
+    ],
 )
 def test_bad_match_paging_is_400(api, tokens, params):
     need = PostFactory(kind="need")

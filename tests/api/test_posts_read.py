@@ -238,6 +238,8 @@ def test_list_queries_do_not_grow_with_the_page(api, tokens, django_assert_num_q
         ("page_size=101", "page_size"),
         ("page_size=99999999999999999999999", "page_size"),
         ("page_size=-1", "page_size"),
+        ("page_size=%C2%B2", "page_size"),  # "²": a digit to str.isdigit, not to int
+        ("page_size=%D9%A3", "page_size"),  # Arabic-Indic three
         ("cursor=notacursor", "cursor"),
         ("cursor=eyJvIjoiaWQiLCJ2IjoxLCJpZCI6OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTl9", "cursor"),
         ("q=%00", "q"),

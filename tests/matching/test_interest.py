@@ -580,6 +580,13 @@ def test_the_match_admin_lists_posters_rounded_scores_and_filters_connections(ma
     assert [m.pk for m in by_party] == [other.pk]
     assert [m.pk for m in client.get(url, {"q": "KEN"}).context["cl"].result_list] == [match.pk]
     assert client.get(reverse("admin:matching_match_change", args=[other.pk])).status_code == 200
+    # Sorting by the offer's poster puts a provider's offer by its name among the Parties'.
+    fund = SupportProviderFactory(short_name="ZFUND", name="Zambezi Basin Fund")
+    Match.objects.create(
+        need=match.need, offer=PostFactory(kind="offer", party=None, provider=fund), score=0.5
+    )
+    posters = [m.offer.poster_name for m in client.get(url, {"o": "3"}).context["cl"].result_list]
+    assert posters == sorted(posters) and posters[-1] == "Zambezi Basin Fund"
     # Nobody else: a focal point, a Committee member, and staff of another role (a stray is_staff flag).
     for user in (
         FocalPointFactory(username="ken-admin", party=party("KEN")),
@@ -601,3 +608,118 @@ def test_an_interest_can_be_taken_back_until_it_is_a_connection(match, kenya, ja
     match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
     match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
     assert "Dismiss after all" not in client.get(url).content.decode()
+
+
+# --- Connection emails that cannot go at once ----------------------------------------------------------------
+
+
+class RefusingBackend:
+    """An email backend whose mail server is down."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_a_connection_made_while_the_mail_server_is_down_is_emailed_by_the_sweep(
+    match, kenya, japan, login, settings, django_capture_on_commit_callbacks
+):
+    from apps.matching.services import connection_notice_sweep
+
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(japan).post(
+            reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, follow=True
+        )
+    # The focal point's request succeeds and the connection is made; its emails are owed.
+    assert response.status_code == 200
+    match.refresh_from_db()
+    assert match.connected_at is not None and match.connection_notified_at is None
+    # The sweep leaves a fresh connection to its task, then sends (once) when the server is back.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert connection_notice_sweep() == 0
+    Match.objects.filter(pk=match.pk).update(connected_at=timezone.now() - timedelta(minutes=5))
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    assert connection_notice_sweep() == 0  # still down: logged, left for the next sweep
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert connection_notice_sweep() == 1
+    assert sorted(m.to[0] for m in mail.outbox) == ["jpn@example.org", "ken@example.org"]
+    assert connection_notice_sweep() == 0 and len(mail.outbox) == 2
+    match.refresh_from_db()
+    assert match.connection_notified_at is not None
+
+
+def test_a_title_with_line_breaks_cannot_break_the_connection_email(match, kenya, japan):
+    from apps.matching.services import connection_notice_send
+
+    Post.objects.filter(pk=match.offer_id).update(title="River flood\nforecasting\r\nfor basins")
+    Match.objects.filter(pk=match.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now()
+    )
+    assert connection_notice_send(match_id=match.pk) == 2
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    assert to_kenya.subject == "New connection: River flood forecasting for basins"
+
+
+def test_the_connection_email_says_when_the_other_side_gave_no_contact(match, kenya, japan):
+    from apps.matching.services import connection_notice_send
+
+    Post.objects.filter(pk=match.offer_id).update(contact_email="", contact_name="")
+    japan.email = ""
+    japan.save()
+    Match.objects.filter(pk=match.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now()
+    )
+    connection_notice_send(match_id=match.pk)
+    (to_kenya,) = mail.outbox  # Japan has no address to send to
+    assert "none given on the post: the secretariat can put you in touch." in to_kenya.body
+    assert "<>" not in to_kenya.body
+
+
+def test_connections_made_before_the_notice_field_are_not_emailed_again(match):
+    # Migration 0013 marks every connection it finds as notified; the sweep then has nothing to send.
+    from importlib import import_module
+
+    from django.apps import apps as django_apps
+
+    from apps.matching.services import connection_notice_sweep
+
+    Match.objects.filter(pk=match.pk).update(connected_at=timezone.now() - timedelta(days=3))
+    migration = import_module("apps.matching.migrations.0013_match_connection_notified_at")
+    migration.connections_so_far_were_emailed(django_apps, None)
+    assert connection_notice_sweep() == 0 and mail.outbox == []
+
+
+# --- Where an answer leads ---------------------------------------------------------------------------------
+
+
+def test_an_answer_without_javascript_returns_to_the_same_page_of_matches(match, kenya, login):
+    page = reverse("posts:detail", args=[match.need_id])
+    response = login(kenya).post(
+        reverse("matching:interest", args=[match.pk]),
+        {"interest": "dismissed"},
+        HTTP_REFERER=f"http://testserver{page}?matches_page=2&matches=awaiting",
+    )
+    assert response["Location"] == f"{page}?matches_page=2&matches=awaiting#matches"
+    # From anywhere else (or another site), to the post's list.
+    response = login(kenya).post(
+        reverse("matching:interest", args=[match.pk]),
+        {"interest": "dismissed"},
+        HTTP_REFERER="https://elsewhere.example/posts/1/?matches_page=2",
+    )
+    assert response["Location"] == f"{page}#matches"
+
+
+def test_an_answer_after_the_session_ended_logs_in_back_to_the_page(match, client):
+    page = reverse("posts:detail", args=[match.need_id])
+    response = client.post(
+        reverse("matching:interest", args=[match.pk]),
+        {"interest": "interested"},
+        HTTP_REFERER=f"http://testserver{page}",
+    )
+    # Not `next=/matches/<id>/interest/`, which only takes a POST (a 405 after logging in).
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login") + "?next=" + page.replace("/", "%2F")

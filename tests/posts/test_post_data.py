@@ -257,3 +257,10 @@ def test_post_to_record_round_trips(refs):
 def test_post_without_external_id_exports_its_platform_id():
     post = PostFactory()
     assert post_to_record(Post.objects.with_related().get(pk=post.pk))["external_id"] == f"post-{post.pk}"
+
+
+def test_a_title_is_one_line(refs):
+    # A title heads pages and emails' subjects, where a line break is not allowed: whitespace runs become one space.
+    data = parse_post_record(need(title="  Flood early warning\nfor the\r\n\tTana basin  "), refs)
+    assert data.title == "Flood early warning for the Tana basin"
+    assert "\n" in parse_post_record(need(description="First line.\nSecond line."), refs).description

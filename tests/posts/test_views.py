@@ -98,6 +98,11 @@ def test_create_posts_for_the_users_own_party(focal_point, other_focal_point, lo
     assert Post.objects.get().party == party("BRA")
 
 
+def test_a_title_posted_with_line_breaks_is_saved_as_one_line(focal_point, login):
+    login(focal_point).post(reverse("posts:create"), form_data(title="Early-warning system\r\nfor the Tana"))
+    assert Post.objects.get().title == "Early-warning system for the Tana"
+
+
 def test_provider_creates_offer_for_their_organisation(provider_user, login):
     client = login(provider_user)
     page = client.get(reverse("posts:create"))
