@@ -2,6 +2,7 @@
 
 from django import template
 from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
@@ -70,8 +71,6 @@ def match_panel(context, post):
 @register.filter
 def remove_param(query: str, name: str) -> str:
     """An urlencoded query string without the parameter `name`."""
-    from django.http import QueryDict
-
     params = QueryDict(query, mutable=True)
     params.pop(name, None)
     return params.urlencode()
