@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FocusArea, SupportType
 
-from .selectors import MAX_PERIOD_DAYS
+from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
 
 _ALL = [("", _("All"))]
 _GROUP_MEMBERSHIP = [("", _("All Parties")), ("yes", _("Members only")), ("no", _("Non-members only"))]
@@ -47,6 +47,12 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        for name in ("date_from", "date_to"):
+            value = cleaned.get(name)
+            if value is not None and not EARLIEST <= value <= LATEST:
+                self.add_error(
+                    name, _("Give a date from %(first)s to %(last)s.") % {"first": EARLIEST, "last": LATEST}
+                )
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end:
             if start > end:

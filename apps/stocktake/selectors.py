@@ -52,6 +52,10 @@ from .models import Snapshot
 GAP_DAYS = 60
 # Long enough for any review the Committee asks for; bounds the size of the monthly trend.
 MAX_PERIOD_DAYS = 366 * 10
+# The platform's figures start with the Paris Agreement; the bounds keep date arithmetic in range (a period
+# ending in 9999 overflowed computing its gap dates).
+EARLIEST = dt.date(2015, 1, 1)
+LATEST = dt.date(2100, 12, 31)
 PERCENTILES = {"median": 0.5, "p90": 0.9}
 
 HEADLINE_FIGURES = (

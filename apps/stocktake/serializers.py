@@ -1,18 +1,12 @@
 """The stocktake export in the API: query parameters in, figures for the period out."""
 
-from datetime import date
-
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FocusArea, SupportType
 
-from .selectors import MAX_PERIOD_DAYS
-
-# The platform's figures start with the Paris Agreement; the bounds keep date arithmetic in range.
-EARLIEST = date(2015, 1, 1)
-LATEST = date(2100, 12, 31)
+from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
 
 
 class StocktakeQuerySerializer(serializers.Serializer):

@@ -290,3 +290,25 @@ def test_public_summary_needs_no_login(client, world, django_assert_max_num_quer
 def test_public_summary_bad_period(client, db):
     response = client.get(reverse("stocktake:summary") + "?date_from=2026-06-30&date_to=2026-01-01")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "period", [("9999-01-01", "9999-12-31"), ("0001-01-01", "0001-12-31"), ("2014-12-31", "2015-06-30")]
+)
+def test_a_period_out_of_range_is_a_form_error_never_a_500(period, client, login, committee, secretariat, db):
+    query = f"?date_from={period[0]}&date_to={period[1]}"
+    message = "Give a date from 2015-01-01 to 2100-12-31."
+    summary = client.get(reverse("stocktake:summary") + query)
+    assert summary.status_code == 400 and message in summary.content.decode()
+    report = login(committee).get(REPORT + query)
+    assert report.status_code == 400 and message in report.content.decode()
+    for fmt in ("csv", "json"):
+        assert login(committee).get(reverse("stocktake:download", args=[fmt]) + query).status_code == 400
+    response = login(secretariat).post(
+        reverse("stocktake:snapshot_create"),
+        {**SNAPSHOT_POST, "date_from": period[0], "date_to": period[1]},
+        follow=True,
+    )
+    # Back on the report, which explains the period next to its field.
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not Snapshot.objects.exists()
