@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
-from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors, single_line
+from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
 from .taxonomies import POST_LANGUAGES, Aim, FinanceInstrument, FocusArea, Sector, SupportType
 
 ELIGIBILITY_GROUP_CHOICES = [
@@ -193,7 +193,7 @@ class PostForm(forms.Form):
         cleaned = self.cleaned_data
         return PostData(
             kind=cleaned["kind"],
-            title=single_line(cleaned["title"]),
+            title=cleaned["title"],
             description=cleaned["description"],
             support_types=cleaned["support_types"],
             focus_areas=cleaned["focus_areas"],

@@ -77,6 +77,10 @@ class PostData:
     external_id: str | None = None
     status: str | None = None
 
+    def __post_init__(self) -> None:
+        # Whatever way it came in (form, admin, API, import): a title is one line (`single_line`).
+        self.title = single_line(self.title)
+
 
 @dataclass(frozen=True)
 class FieldError:

@@ -233,6 +233,16 @@ def test_editing_content_records_history_and_rematches(staff, secretariat):
     assert event.changes["eligible"] == [[], ["LDC", "SIDS", "BGD"]]
 
 
+def test_a_title_edited_in_the_admin_is_one_line(staff):
+    post = PostFactory(title="Solar pumps", kind=Post.Kind.OFFER, support_types=["technology"],
+                       focus_areas=["clean_energy"])  # fmt: skip
+    data = form_data(staff, change_url(post))
+    data.update(title="Solar pumps\r\nfor smallholder farmers")
+    assert staff.post(change_url(post), data).status_code == 302
+    post.refresh_from_db()
+    assert post.title == "Solar pumps for smallholder farmers"
+
+
 def test_saving_an_unchanged_form_writes_no_history(staff):
     post = PostFactory(status=S.DRAFT, published_at=None)
     response = staff.post(change_url(post), form_data(staff, change_url(post)))
