@@ -1,6 +1,8 @@
 """The facets a public list and the API filter posts by, defined once for both."""
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.models import Party, RegionalGroup
@@ -8,6 +10,38 @@ from apps.parties.models import Party, RegionalGroup
 from .models import Post
 from .selectors import post_search
 from .taxonomies import FocusArea, Sector, SupportType
+
+
+class _YesNoSelect(forms.NullBooleanSelect):
+    """The list's yes/no select, passing the query's raw value on: Django's turns any value it does not know
+    ("1", "yes") into "unknown", so a filter a client asked for was silently left out."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
+
+
+class StrictNullBooleanField(forms.NullBooleanField):
+    """true/false (also 1/0, yes/no, on/off, any case); empty or "unknown" for no filter; anything else is an
+    error naming the field."""
+
+    widget = _YesNoSelect
+    TRUE, FALSE, UNSET = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}, {"", "unknown"}
+
+    def to_python(self, value):
+        if value is None or isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in self.UNSET:
+            return None
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError(_("Give true or false."), code="invalid")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictNullBooleanField
 
 
 class PostFilter(django_filters.FilterSet):
@@ -26,10 +60,8 @@ class PostFilter(django_filters.FilterSet):
     party = django_filters.ModelChoiceFilter(
         label=_("Party"), queryset=Party.objects.all(), to_field_name="iso3", field_name="party"
     )
-    ldc = django_filters.BooleanFilter(label=_("Least developed countries"), field_name="party__is_ldc")
-    sids = django_filters.BooleanFilter(
-        label=_("Small island developing States"), field_name="party__is_sids"
-    )
+    ldc = StrictBooleanFilter(label=_("Least developed countries"), field_name="party__is_ldc")
+    sids = StrictBooleanFilter(label=_("Small island developing States"), field_name="party__is_sids")
 
     class Meta:
         model = Post

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.accounts.actors import Actor
 from apps.matching.services import matching_enqueue, matching_retire
@@ -62,19 +63,18 @@ class PostTransitionError(Exception):
     def __init__(self, action: str, status: str):
         self.action = action
         self.status = status
-        super().__init__(
-            _("A post that is %(status)s cannot be %(action)s.")
-            % {"status": Status(status).label.lower(), "action": _ACTION_PAST[action]}
-        )
+        super().__init__(_REFUSED[action] % {"status": Status(status).label.lower()})
 
 
-_ACTION_PAST = {
-    "submit": _("submitted"),
-    "publish": _("published"),
-    "return": _("returned"),
-    "close": _("closed"),
-    "withdraw": _("withdrawn"),
-    "edit": _("edited"),
+# One whole sentence per action, so that a translation can agree its words (and the message is translated when
+# it is raised, not when this module was imported).
+_REFUSED = {
+    "submit": gettext_lazy("A post that is %(status)s cannot be submitted."),
+    "publish": gettext_lazy("A post that is %(status)s cannot be published."),
+    "return": gettext_lazy("A post that is %(status)s cannot be returned."),
+    "close": gettext_lazy("A post that is %(status)s cannot be closed."),
+    "withdraw": gettext_lazy("A post that is %(status)s cannot be withdrawn."),
+    "edit": gettext_lazy("A post that is %(status)s cannot be edited."),
 }
 
 

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import Actor
@@ -180,10 +181,12 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "posts/form.html", context)
 
 
-_SUCCESS = {
-    "submit": _("Submitted to the secretariat for review. You will see it here once it is published."),
-    "withdraw": _("The post is withdrawn. It is no longer shown or matched."),
-    "close": _("The post is closed. Thank you for recording the outcome."),
+_SUCCESS = {  # lazy: in the language of the request that shows them, not of the import
+    "submit": gettext_lazy(
+        "Submitted to the secretariat for review. You will see it here once it is published."
+    ),
+    "withdraw": gettext_lazy("The post is withdrawn. It is no longer shown or matched."),
+    "close": gettext_lazy("The post is closed. Thank you for recording the outcome."),
 }
 
 

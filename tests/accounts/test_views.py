@@ -163,8 +163,10 @@ USER_FACING = (
     "apps/accounts/forms.py",
     "apps/accounts/views.py",
     "apps/accounts/models.py",  # the profile form's labels and the role names
-    "apps/stocktake/views.py",
-    "apps/stocktake/forms.py",
+    "apps/stocktake/",  # the Committee's report: its figures, tables and charts
+    "apps/posts/services.py",  # the life cycle's refusals, shown as messages
+    "apps/posts/filters.py",
+    "apps/parties/models.py",
 )
 
 

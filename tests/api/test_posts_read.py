@@ -109,6 +109,13 @@ def test_representation_is_the_import_format_plus_id_status_and_times(api):
         ("party=BRA", {"party": "BRA"}, {}),
         ("ldc=true", {"party": "NPL"}, {"party": "BRA"}),
         ("ldc=false", {"party": "BRA"}, {"party": "NPL"}),
+        (
+            "ldc=1",
+            {"party": "NPL"},
+            {"party": "BRA"},
+        ),  # a client's 1/0 used to be ignored: every post came back
+        ("ldc=0", {"party": "BRA"}, {"party": "NPL"}),
+        ("sids=yes", {"party": "FJI"}, {}),
         ("sids=true", {"party": "FJI"}, {}),
         ("language=fr", {"language": "fr"}, {}),
         ("q=mangrove", {"title": "Mangrove restoration"}, {}),
@@ -234,6 +241,8 @@ def test_list_queries_do_not_grow_with_the_page(api, tokens, django_assert_num_q
         ("updated_since=0001-01-01T00:00:00%2B14:00", "updated_since"),
         ("updated_since=2025-02-30", "updated_since"),
         ("ordering=amount_usd", "ordering"),
+        ("ldc=maybe", "ldc"),
+        ("sids=2", "sids"),
         ("page_size=0", "page_size"),
         ("page_size=101", "page_size"),
         ("page_size=99999999999999999999999", "page_size"),

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from apps.posts.models import Post, PostEvent
 from tests.factories import PostFactory, SupportProviderFactory, party
@@ -462,6 +463,7 @@ def test_list_search_over_title_and_description(client):
         ({"regional_group": "Latin American and Caribbean States"}, "brazil"),
         ({"party": "BRA"}, "brazil"),
         ({"ldc": "true"}, "uganda"),
+        ({"ldc": "1"}, "uganda"),
         ({"sids": "true"}, "fiji"),
     ],
 )
@@ -650,3 +652,16 @@ def test_detail_states_each_declaration_in_words(client):
     post = PostFactory(declares_no_transfer=True, declares_ndc=True, involves_iplc=True)
     html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert html.count(">Declared:<") == 2 and html.count(">Not declared:<") == 3
+
+
+def test_life_cycle_messages_are_in_the_users_language(focal_point, login, settings):
+    # They were translated once, when the module was imported (in English), whatever the user's language.
+    draft = ken_post("draft")
+    client = login(focal_point)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    html = client.post(reverse("posts:submit", args=[draft.pk]), follow=True).content.decode()
+    assert "Soumise au secrétariat pour examen." in html
+    withdrawn = ken_post("withdrawn")
+    html = client.post(reverse("posts:withdraw", args=[withdrawn.pk]), follow=True).content.decode()
+    translation.activate(settings.LANGUAGE_CODE)  # LocaleMiddleware leaves the thread in French
+    assert "Une annonce au statut « retirée » ne peut pas être retirée." in html
