@@ -421,6 +421,7 @@ def stocktake_waiting_needs(
     period = Period(date_from, date_to)
     f = Filters.from_dict(filters)
     end = period.end
+    as_at = min(end, timezone.now())  # a period not over yet: the days waiting so far, not until its end
     # The needs are read oldest first and each is probed for its first strong match and first offer-side
     # interest before the end (scalar subqueries, ORDER BY ... LIMIT 1 on the partial indexes (need_id,
     # strong_at) and (need_id, offer_interest_at)), so the query stops after `limit` gaps instead of computing
@@ -433,7 +434,7 @@ def stocktake_waiting_needs(
     with _report_transaction():
         gaps = dict(
             _posts(f)
-            .filter(_open_q(end), kind=NEED, published_at__lt=end - dt.timedelta(days=GAP_DAYS))
+            .filter(_open_q(end), kind=NEED, published_at__lt=as_at - dt.timedelta(days=GAP_DAYS))
             .annotate(
                 first_strong=Subquery(first_strong.values("strong_at")[:1]),
                 first_answer=Subquery(first_answer.values("offer_interest_at")[:1]),
@@ -448,7 +449,7 @@ def stocktake_waiting_needs(
     for post_id, unmatched in gaps.items():
         need = posts[post_id]
         # Arithmetic on the few rows fetched for display, not a figure.
-        need.days_waiting = (end - need.published_at).days
+        need.days_waiting = (as_at - need.published_at).days
         need.gap = "unmatched" if unmatched else "unanswered"
         result.append(need)
     return result
@@ -1114,7 +1115,10 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     start, end = period.start, period.end
     instants = [month.end for month in period.months()] if full else [end]
     last = len(instants) - 1
-    cutoffs = [at - dt.timedelta(days=GAP_DAYS) for at in instants]
+    # A need is a gap once GAP_DAYS have passed: at an instant still to come (a period or month not over yet),
+    # only the days passed so far count, not those until its end.
+    now = timezone.now()
+    cutoffs = [min(at, now) - dt.timedelta(days=GAP_DAYS) for at in instants]
     adapt = connection.ops.adapt_datetimefield_value
     statement = _Statement()
     add = statement.add

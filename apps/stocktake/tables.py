@@ -259,7 +259,10 @@ def report_layout(export: dict) -> dict[str, Any]:
         caption=str(_("Each figure by month")),
         header=[str(_("Figure")), *months],
         note=str(
-            _("Counts of events are for the month; open, closed, withdrawn and waiting are at its end.")
+            _(
+                "Counts of events are for the month; open, closed, withdrawn and waiting are at its end (for a "
+                "month not over yet, today)."
+            )
         ),
     )
     for name in trend_figures:

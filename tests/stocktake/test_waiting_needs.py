@@ -100,3 +100,24 @@ def test_query_count_does_not_grow_with_the_data(world, django_assert_num_querie
         MatchFactory(need=waiting, offer=world.o1, created_at=noon(2026, 1, 20), strong_at=noon(2026, 1, 20))
     assert len(stocktake_waiting_needs(**PERIOD, filters={}, limit=100)) == 2 + 7
     assert _query_count() == expected
+
+
+def test_a_period_not_over_yet_counts_the_days_waiting_so_far(db):
+    # The Committee's default period runs to the end of the half-year: a need 44 days old today is not a gap
+    # yet, though it would be by the period's end; one 70 days old is, waiting 70 days (not until the end).
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    need("KEN", now - dt.timedelta(days=44), ["finance"], ["adaptation"], title="Young need")
+    old = need("KEN", now - dt.timedelta(days=70), ["finance"], ["adaptation"], title="Old need")
+    period = {
+        "date_from": (now - dt.timedelta(days=100)).date(),
+        "date_to": (now + dt.timedelta(days=120)).date(),
+    }
+    waiting = stocktake_waiting_needs(**period, filters={}, limit=10)
+    assert [(n.pk, n.days_waiting) for n in waiting] == [(old.pk, 70)]
+    figures = {r["figure"]: r["value"] for r in stocktake_export(**period, filters={})["figures"]
+               if not r["dimension"]}  # fmt: skip
+    assert figures["needs_unmatched_60d"] == 1
