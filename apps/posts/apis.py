@@ -38,7 +38,7 @@ from apps.parties.models import RegionalGroup
 from .filters import PostFilter
 from .models import Post
 from .post_data import PostData, PostDataError, ReferenceData, parse_post_record
-from .selectors import post_list_visible
+from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
 from .serializers import (
     PostCloseSerializer,
     PostImportResultSerializer,
@@ -443,6 +443,12 @@ class PostListApi(PostApiMixin, ApiView):
                 _("A new post is a draft; submit it with POST /api/v1/posts/{id}/submit/."),
                 "not_allowed",
             )
+        if data.external_id and PLATFORM_EXPORT_ID.fullmatch(data.external_id):
+            raise field_error(
+                "external_id",
+                _("post-<id> names a post made in the platform; give your system's own id."),
+                "reserved",
+            )
         if data.external_id and Post.objects.filter(external_id=data.external_id).exists():
             raise _external_id_taken()
         try:
@@ -641,11 +647,9 @@ class PostImportApi(PostApiMixin, ApiView):
         except (PermissionDenied, PostTransitionError, ValueError, IntegrityError):
             # Rare (the checks above catch the usual causes): find which items fail, writing nothing.
             raise self._attribute_errors(datas) from None
-        ids = dict(
-            Post.objects.filter(external_id__in=[d.external_id for d in datas]).values_list(
-                "external_id", "id"
-            )
-        )
+        ids = {
+            export_id: post.pk for export_id, post in post_by_export_id(d.external_id for d in datas).items()
+        }
         return Response(
             {
                 "created": result.created,
@@ -703,11 +707,8 @@ class PostImportApi(PostApiMixin, ApiView):
                             "permission_denied",
                         )
                     )
-            existing = Post.objects.filter(external_id__in=list(seen)).values_list(
-                "external_id", "party_id", "provider_id"
-            )
-            for external_id, party_id, provider_id in existing:
-                if not self.actor.acts_for(party_id=party_id, provider_id=provider_id):
+            for external_id, post in post_by_export_id(seen).items():
+                if not self.actor.acts_for(party_id=post.party_id, provider_id=post.provider_id):
                     denied.append(
                         _item_error(
                             seen[external_id],

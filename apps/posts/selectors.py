@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
 from django.db.models import Q
@@ -112,3 +115,25 @@ def post_eligibility_labels(codes: list[str]) -> list[str]:
 def post_awaiting_moderation_count() -> int:
     """How many posts wait for the secretariat to publish or return them."""
     return Post.objects.filter(status=Post.Status.SUBMITTED).count()
+
+
+# `post-<id>`: how exports and the API name a post made in the platform, which has no external id of its own.
+PLATFORM_EXPORT_ID = re.compile(r"post-([0-9]{1,18})")
+
+
+def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[str, Post]:
+    """The posts these ids name, by id: an external id, or `post-<id>` for a post made in the platform (one
+    without an external id of its own), so that a record read from the API or an export updates its post when
+    it is imported again instead of making a copy. `lock`: SELECT ... FOR UPDATE. Two queries at most."""
+    wanted = {e for e in export_ids if e}
+    qs = Post.objects.select_for_update() if lock else Post.objects.all()
+    found = {p.external_id: p for p in qs.filter(external_id__in=wanted)}
+    platform = {}
+    for export_id in wanted - found.keys():
+        match = PLATFORM_EXPORT_ID.fullmatch(export_id)
+        if match:
+            platform[int(match.group(1))] = export_id
+    if platform:
+        for post in qs.filter(pk__in=list(platform), external_id__isnull=True):
+            found[platform[post.pk]] = post
+    return found

@@ -22,6 +22,7 @@ from apps.matching.services import matching_enqueue, matching_retire
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData
+from .selectors import PLATFORM_EXPORT_ID, post_by_export_id
 
 Status = Post.Status
 
@@ -422,12 +423,7 @@ _IMPORT_UPDATE_FIELDS = [
 def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult) -> None:
     """One chunk in a fixed number of queries: read the existing posts, bulk update, bulk create, history."""
     now = timezone.now()
-    existing = {
-        p.external_id: p
-        for p in Post.objects.filter(
-            external_id__in=[d.external_id for d in chunk if d.external_id]
-        ).select_for_update()
-    }
+    existing = post_by_export_id([d.external_id for d in chunk if d.external_id], lock=True)
     current = _current_relations([p.pk for p in existing.values()])
     to_create: list[tuple[Post, PostData]] = []
     to_update: list[tuple[Post, PostData, dict]] = []
@@ -437,6 +433,11 @@ def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult)
         post = existing.get(data.external_id) if data.external_id else None
         if post is None:
             status = _import_status(actor, data, None)
+            if PLATFORM_EXPORT_ID.fullmatch(data.external_id or ""):
+                raise ValueError(
+                    _("%(id)s names a post made in the platform, and there is none by that number.")
+                    % {"id": data.external_id}
+                )
             post = Post(status=status, owner=actor.user, external_id=data.external_id)
             _apply_data(post, data)
             _stamp(post, status, now, fill_skipped=True)

@@ -277,3 +277,24 @@ def test_import_transition_error_is_attributed_to_its_item(api, tokens):
     response = client.post(IMPORT, changed, format="json")
     assert response.status_code == 409
     assert [(e["index"], e["code"]) for e in response.json()["errors"]] == [(1, "invalid_transition")]
+
+
+def test_a_post_read_from_the_api_and_imported_again_is_updated_not_copied(api, tokens):
+    client = api(tokens["ken"])
+    made = client.post(LIST, NEED, format="json").json()  # made in the platform: no external id of its own
+    record = client.get(f"{LIST}{made['id']}/").json()
+    assert record["external_id"] == f"post-{made['id']}"
+    item = {key: record[key] for key in NEED} | {"external_id": record["external_id"], "title": "Renamed"}
+    result = client.post(IMPORT, {"items": [item]}, format="json").json()
+    assert (result["created"], result["updated"]) == (0, 1)
+    assert result["items"] == [{"index": 0, "id": made["id"], "external_id": f"post-{made['id']}"}]
+    assert Post.objects.count() == 1 and Post.objects.get().title == "Renamed"
+    # Another Party's platform post cannot be reached that way; nor can a new post take such an id.
+    brazil = PostFactory(party=party("BRA"), status="draft", published_at=None)
+    refused = client.post(IMPORT, {"items": [{**NEED, "external_id": f"post-{brazil.pk}"}]}, format="json")
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "external_id"
+    taken = client.post(LIST, {**NEED, "external_id": "post-999"}, format="json")
+    assert taken.status_code == 400 and errors(taken) == {"external_id": "reserved"}
+    unknown = client.post(IMPORT, {"items": [{**NEED, "external_id": "post-999"}]}, format="json")
+    assert unknown.status_code == 400 and "post-999 names a post made in the platform" in str(unknown.json())
+    assert Post.objects.count() == 2
