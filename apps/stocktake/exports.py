@@ -31,5 +31,10 @@ def export_csv(export: dict) -> str:
 
 
 def export_filename(export: dict, extension: str, prefix: str = "stocktake") -> str:
+    """stocktake_<from>_<to>[_<filter>-<value>...].<ext>: a filtered download is told apart from the whole."""
     period = export["period"]
-    return f"{prefix}_{period['from']}_{period['to']}.{extension}"
+    filters = "".join(
+        f"_{key}-{str(value).lower().replace(' ', '-')}"
+        for key, value in (export.get("filters") or {}).items()
+    )
+    return f"{prefix}_{period['from']}_{period['to']}{filters}.{extension}"

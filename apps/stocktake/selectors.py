@@ -314,7 +314,8 @@ def _report_transaction() -> Iterator[None]:
 
 
 def stocktake_export(*, date_from: dt.date, date_to: dt.date, filters: dict) -> dict:
-    """Every figure for the period, as the export contract: {"period": {...}, "figures": [rows]}.
+    """Every figure for the period, as the export contract: {"period": {...}, "filters": {...}, "figures": [rows]}
+    (`filters`: the ones applied, those set only, so that a filtered download says what it counts).
 
     Raises ValueError for a bad period or filter (the message says what to fix).
     """
@@ -325,6 +326,7 @@ def stocktake_export(*, date_from: dt.date, date_to: dt.date, filters: dict) -> 
         _compute(figures, period, f, full=True)
     return {
         "period": {"from": period.date_from.isoformat(), "to": period.date_to.isoformat()},
+        "filters": f.as_dict(),
         "figures": figures.rows(),
     }
 

@@ -71,4 +71,7 @@ class StocktakeFigureSerializer(serializers.Serializer):
 
 class StocktakeSerializer(serializers.Serializer):
     period = StocktakePeriodSerializer()
+    filters = serializers.DictField(
+        required=False, help_text="The filters applied (only those set); absent from snapshots frozen before."
+    )
     figures = StocktakeFigureSerializer(many=True)

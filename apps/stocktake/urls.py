@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.report, name="report"),
     path("export.<str:fmt>", views.report_download, name="download"),
     path("summary/", views.summary, name="summary"),
+    path("definitions/", views.definitions, name="definitions"),
     path("snapshots/", views.snapshots, name="snapshots"),
     path("snapshots/new/", views.snapshot_create, name="snapshot_create"),
     path("snapshots/<slug:slug>/", views.snapshot_detail, name="snapshot"),

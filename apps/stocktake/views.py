@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -186,3 +187,13 @@ def summary(request: HttpRequest) -> HttpResponse:
             for name, value in headline.items()
         ]
     return render(request, "stocktake/summary.html", context, status=200 if form.is_valid() else 400)
+
+
+# The figures' definitions, written once for developers and the Committee alike (apps/stocktake/FIGURES.md).
+FIGURES_MD = Path(__file__).with_name("FIGURES.md")
+
+
+@require_GET
+def definitions(request: HttpRequest) -> HttpResponse:
+    """How every figure is defined: FIGURES.md as it ships with the code, as text (public, like the summary)."""
+    return render(request, "stocktake/definitions.html", {"text": FIGURES_MD.read_text(encoding="utf-8")})

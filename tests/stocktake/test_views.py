@@ -118,8 +118,17 @@ def test_json_download_is_the_export(login, committee, world):
     )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
-    assert response["Content-Disposition"] == 'attachment; filename="stocktake_2026-01-01_2026-06-30.json"'
-    assert json.loads(response.content) == stocktake_export(**PERIOD, filters={"support_type": "technology"})
+    # A filtered download says what it counts, in its file name and in the file.
+    assert (
+        response["Content-Disposition"]
+        == 'attachment; filename="stocktake_2026-01-01_2026-06-30_support_type-technology.json"'
+    )
+    export = json.loads(response.content)
+    assert export == stocktake_export(**PERIOD, filters={"support_type": "technology"})
+    assert export["filters"] == {"support_type": "technology"}
+    whole = login(committee).get(reverse("stocktake:download", args=["json"]) + QUERY)
+    assert whole["Content-Disposition"] == 'attachment; filename="stocktake_2026-01-01_2026-06-30.json"'
+    assert json.loads(whole.content)["filters"] == {}
 
 
 def test_csv_download_has_a_column_per_dimension(login, committee, world):
@@ -312,3 +321,12 @@ def test_a_period_out_of_range_is_a_form_error_never_a_500(period, client, login
     # Back on the report, which explains the period next to its field.
     assert response.status_code == 400 and message in response.content.decode()
     assert not Snapshot.objects.exists()
+
+
+def test_the_figures_definitions_are_one_click_from_the_report(client, login, committee):
+    url = reverse("stocktake:definitions")
+    assert url in login(committee).get(REPORT).content.decode()
+    page = client.get(url)  # public, like the summary: definitions hold no data
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "needs_unmatched_60d" in html and "State at an instant" in html
