@@ -14,6 +14,7 @@ from apps.posts.apis import (
     PostDetailApi,
     PostImportApi,
     PostListApi,
+    PostRemovedListApi,
     PostSubmitApi,
     PostWithdrawApi,
 )
@@ -28,6 +29,7 @@ urlpatterns = [
     path("taxonomies/", TaxonomyListApi.as_view(), name="taxonomies"),
     path("posts/", PostListApi.as_view(), name="posts"),
     path("posts/import/", PostImportApi.as_view(), name="post-import"),
+    path("posts/removed/", PostRemovedListApi.as_view(), name="posts-removed"),
     path("posts/<int:pk>/", PostDetailApi.as_view(), name="post"),
     path("posts/<int:pk>/submit/", PostSubmitApi.as_view(), name="post-submit"),
     path("posts/<int:pk>/withdraw/", PostWithdrawApi.as_view(), name="post-withdraw"),

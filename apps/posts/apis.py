@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers as rest_serializers
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -613,6 +614,80 @@ class PostCloseApi(_TransitionApi):
             return post_close(actor=self.actor, post=post, outcome=outcome)
         except ValueError as error:
             raise field_error("outcome", str(error)) from None
+
+
+class PostRemovedSerializer(rest_serializers.Serializer):
+    id = rest_serializers.IntegerField()
+    external_id = rest_serializers.CharField(
+        help_text="As in the list: the post's external id, or post-<id>."
+    )
+    status = rest_serializers.ChoiceField(
+        choices=Post.Status.choices, help_text="Where it went: closed, withdrawn, or back in moderation."
+    )
+    updated_at = rest_serializers.DateTimeField(
+        help_text="When it last changed (it left the list then or before)."
+    )
+
+
+REMOVED_PAGE_SIZE = 100
+MAX_REMOVED_PAGE_SIZE = 1000
+
+
+class PostRemovedListApi(ApiView):
+    error_statuses = {"get": (400,)}
+
+    @extend_schema(
+        tags=["posts"],
+        summary="Posts that left the published list (for incremental sync)",
+        description=(
+            "The list's `updated_since` shows what is published; a post that is closed, withdrawn or taken "
+            "back into moderation is no longer in it. This lists those, once published, changed at or after "
+            "`since` (oldest change first), so a partner mirroring the published posts can drop them. Only "
+            "their id, external id, status and time: their content is no longer public. Page with `offset` "
+            "and `limit`; `X-Total-Count` says how many there are."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "since", OpenApiTypes.DATETIME, required=True, description="ISO 8601; naive is UTC."
+            ),
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description=f"1 to {MAX_REMOVED_PAGE_SIZE}; default {REMOVED_PAGE_SIZE}.",
+            ),
+            OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip; default 0."),
+        ],
+        responses=PostRemovedSerializer(many=True),
+    )
+    def get(self, request):
+        raw = request.query_params.get("since")
+        if raw is None:
+            raise field_error("since", _("Give the time of your last sync (ISO 8601)."), "required")
+        try:
+            since = IsoDateTimeField().clean(raw)
+        except forms.ValidationError as error:
+            raise field_error("since", error.messages[0]) from None
+        limit = whole_number_param(
+            request, "limit", default=REMOVED_PAGE_SIZE, low=1, high=MAX_REMOVED_PAGE_SIZE
+        )
+        offset = whole_number_param(request, "offset", default=0, low=0, high=10**9)
+        removed = (
+            Post.objects.exclude(status=Post.Status.PUBLISHED)
+            .filter(published_at__isnull=False, updated_at__gte=since)
+            .order_by("updated_at", "id")
+        )
+        rows = list(removed.values("id", "external_id", "status", "updated_at")[offset : offset + limit])
+        total = len(rows) if offset == 0 and len(rows) < limit else removed.count()
+        body = [
+            {
+                "id": row["id"],
+                "external_id": row["external_id"] or f"post-{row['id']}",
+                "status": row["status"],
+                "updated_at": row["updated_at"],
+            }
+            for row in rows
+        ]
+        return Response(PostRemovedSerializer(body, many=True).data, headers={"X-Total-Count": str(total)})
 
 
 class PostImportApi(PostApiMixin, ApiView):

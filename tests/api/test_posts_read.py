@@ -299,3 +299,46 @@ def test_list_representation_matches_the_export_format(api, tokens):
     assert {key: body[key] for key in expected} == expected
     assert body["support_types"] == ["finance", "capacity_building"]
     assert sorted(body["partner_parties"]) == ["BRA", "FJI"]
+
+
+REMOVED = "/api/v1/posts/removed/"
+
+
+def test_posts_that_left_the_list_are_listed_for_incremental_sync(api, tokens, focal_point):
+    from apps.accounts.actors import Actor
+    from apps.posts.services import post_close, post_withdraw
+
+    before = timezone.now()
+    kept = PostFactory(title="Still published")
+    withdrawn = PostFactory(title="Withdrawn", external_id="ke-77")
+    closed = PostFactory(title="Closed")
+    never = PostFactory(status="draft", published_at=None)
+    kenya = Actor.for_user(focal_point)
+    post_withdraw(actor=kenya, post=withdrawn)
+    post_close(actor=kenya, post=closed, outcome="Met.")
+    post_withdraw(actor=kenya, post=never)  # never published: nothing to drop from a mirror
+    # A mirror synced by updated_since sees neither any more...
+    listed = ids(api(tokens["read"]).get(LIST, {"updated_since": before.isoformat(), "page_size": 100}))
+    assert listed == [kept.pk]
+    # ...and learns here what to drop: id, external id, status and time only.
+    response = api(tokens["read"]).get(REMOVED, {"since": before.isoformat()})
+    assert response.status_code == 200 and response["X-Total-Count"] == "2"
+    body = response.json()
+    assert [(r["id"], r["external_id"], r["status"]) for r in body] == [
+        (withdrawn.pk, "ke-77", "withdrawn"),
+        (closed.pk, f"post-{closed.pk}", "closed"),
+    ]
+    assert set(body[0]) == {"id", "external_id", "status", "updated_at"}
+    later = api().get(REMOVED, {"since": timezone.now().isoformat()})
+    assert later.status_code == 200 and later.json() == []
+    page = api().get(REMOVED, {"since": before.isoformat(), "limit": 1, "offset": 1})
+    assert [r["id"] for r in page.json()] == [closed.pk] and page["X-Total-Count"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("", "since"), ("since=yesterday", "since"), ("since=2026-01-01&limit=0", "limit")]
+)
+def test_removed_posts_bad_query_is_400(api, query, field):
+    response = api().get(f"{REMOVED}?{query}")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field

@@ -38,6 +38,7 @@ EXPECTED_OPERATIONS = {
     ("get", "/api/v1/posts/"),
     ("post", "/api/v1/posts/"),
     ("post", "/api/v1/posts/import/"),
+    ("get", "/api/v1/posts/removed/"),
     ("get", "/api/v1/posts/{id}/"),
     ("put", "/api/v1/posts/{id}/"),
     ("patch", "/api/v1/posts/{id}/"),
