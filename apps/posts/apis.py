@@ -602,6 +602,8 @@ class PostCloseApi(_TransitionApi):
         return super().post(request, pk)
 
     def transition(self, post: Post) -> Post:
+        if not post_can_manage(actor=self.actor, post=post):  # who may, before what they sent
+            raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
         body = self.json_body()
         outcome = body.get("outcome") if isinstance(body, dict) else None
         if not isinstance(outcome, str) or not outcome.strip():

@@ -185,6 +185,16 @@ def test_close(call, role, expected):
 
 
 @pytest.mark.parametrize(("role", "expected"), _expect(MANAGE, default=403))
+def test_close_without_an_outcome(call, role, expected):
+    # Who may comes before what they sent: another Party learns nothing from a validation message.
+    post = PostFactory()
+    response = call(role, "post", f"/api/v1/posts/{post.pk}/close/", {})
+    assert response.status_code == (400 if expected == 200 else expected), response.json()
+    post.refresh_from_db()
+    assert post.status == "published"
+
+
+@pytest.mark.parametrize(("role", "expected"), _expect(MANAGE, default=403))
 def test_import(call, role, expected):
     items = [{**NEED_FOR_KEN, "external_id": "ken-mrv-1"}, {**NEED_FOR_KEN, "external_id": "ken-mrv-2"}]
     response = call(role, "post", "/api/v1/posts/import/", {"items": items})
