@@ -24,7 +24,8 @@ from django.template import Context, Template
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import spectacular_settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
@@ -141,6 +142,32 @@ def whole_number_param(request, name: str, *, default: int, low: int, high: int)
             name, _("Give a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}
         )
     return int(raw)
+
+
+MAX_OFFSET = 10**9
+
+
+def offset_page_parameters(*, default: int, most: int) -> list[OpenApiParameter]:
+    """The schema's `limit` and `offset` of an `offset_page` list."""
+    return [
+        OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {most}; default {default}."),
+        OpenApiParameter(
+            "offset", OpenApiTypes.INT, description="Rows to skip, in the list's order; default 0."
+        ),
+    ]
+
+
+def offset_page(
+    request, rows: QuerySet, *, default: int, most: int, count: QuerySet | None = None
+) -> tuple[list, dict]:
+    """The page of `rows` (ordered) that the query's `limit` and `offset` ask for, and the `X-Total-Count`
+    header of the list (`count`: the same rows without what only the page needs, when cheaper to count). A
+    first page that is not full holds them all: no COUNT query then (the common case)."""
+    limit = whole_number_param(request, "limit", default=default, low=1, high=most)
+    offset = whole_number_param(request, "offset", default=0, low=0, high=MAX_OFFSET)
+    page = list(rows[offset : offset + limit])
+    total = len(page) if offset == 0 and len(page) < limit else (rows if count is None else count).count()
+    return page, {"X-Total-Count": str(total)}
 
 
 def json_text_response(text: str, *, status: int = 200) -> HttpResponse:

@@ -43,16 +43,15 @@ def match_with_ranks(qs: QuerySet[Match]) -> QuerySet[Match]:
     )
 
 
-def match_list_for_post(*, post: Post, limit: int | None = 20) -> QuerySet[Match]:
+def match_list_for_post(*, post: Post) -> QuerySet[Match]:
     """The post's active matches, best first, with both posts and their posters loaded."""
     side = "need" if post.kind == Post.Kind.NEED else "offer"
-    qs = (
+    return (
         Match.objects.active()
         .filter(**{side: post})
         .select_related("need__party", "need__provider", "offer__party", "offer__provider")
         .order_by("-score", "id")
     )
-    return qs[:limit] if limit else qs
 
 
 def match_add_passages(*, post: Post, matches: Sequence[Match]) -> None:

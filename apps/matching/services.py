@@ -64,6 +64,16 @@ class MatchAnswerError(Exception):
     """The match cannot take this answer in its present state (the API's 409)."""
 
 
+class InvalidInterest(ValueError):
+    """An answer that is neither 'interested' nor 'dismissed' (the API's 400 on `interest`)."""
+
+
+def match_check_interest(interest: object) -> None:
+    """Raise InvalidInterest unless `interest` is an answer a side can give."""
+    if interest not in (Interest.INTERESTED, Interest.DISMISSED):
+        raise InvalidInterest(_("Choose 'interested' or 'dismissed'."))
+
+
 @transaction.atomic
 def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     """Record that the actor's side is interested in the match, or dismisses it.
@@ -74,8 +84,7 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     """
     from .selectors import match_side_for_actor
 
-    if interest not in (Interest.INTERESTED, Interest.DISMISSED):
-        raise ValueError(_("Choose 'interested' or 'dismissed'."))
+    match_check_interest(interest)
     match = Match.objects.select_for_update().select_related("need", "offer").get(pk=match.pk)
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:

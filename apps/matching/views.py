@@ -14,9 +14,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import Actor
 
-from .models import Interest, Match
+from .models import Match
 from .selectors import match_add_passages, match_side_for_actor
-from .services import MatchAnswerError, match_set_interest
+from .services import InvalidInterest, MatchAnswerError, match_set_interest
 from .templatetags.matching_tags import match_for_display
 
 
@@ -56,13 +56,11 @@ def match_interest(request, pk: int):
     if side is None:
         raise PermissionDenied
     own_post = match.need if side == "need" else match.offer
-    interest = request.POST.get("interest", "")
-    if interest not in (Interest.INTERESTED, Interest.DISMISSED):
-        return _answer(request, match, own_post, actor, error=_("Choose 'interested' or 'dismissed'."))
     try:
-        match = match_set_interest(actor=actor, match=match, interest=interest)
-    except MatchAnswerError as error:
-        # Withdrawn, closed or re-ranked away since the page was shown, or a connection being dismissed.
+        match = match_set_interest(actor=actor, match=match, interest=request.POST.get("interest", ""))
+    except (InvalidInterest, MatchAnswerError) as error:
+        # A forged answer; or withdrawn, closed or re-ranked away since the page was shown, or a connection
+        # being dismissed.
         return _answer(request, match, own_post, actor, error=str(error))
     notice = (
         _("Both sides are interested: we have emailed you each other's contacts.")

@@ -32,7 +32,16 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from apps.accounts.apis import MAX_ID, ApiError, ApiView, field_error, json_text_response, whole_number_param
+from apps.accounts.apis import (
+    MAX_ID,
+    ApiError,
+    ApiView,
+    field_error,
+    json_text_response,
+    offset_page,
+    offset_page_parameters,
+    whole_number_param,
+)
 from apps.accounts.permissions import CanWritePosts
 from apps.parties.models import RegionalGroup
 
@@ -652,12 +661,7 @@ class PostRemovedListApi(ApiView):
             OpenApiParameter(
                 "since", OpenApiTypes.DATETIME, required=True, description="ISO 8601; naive is UTC."
             ),
-            OpenApiParameter(
-                "limit",
-                OpenApiTypes.INT,
-                description=f"1 to {MAX_REMOVED_PAGE_SIZE}; default {REMOVED_PAGE_SIZE}.",
-            ),
-            OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip; default 0."),
+            *offset_page_parameters(default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE),
         ],
         responses=PostRemovedSerializer(many=True),
     )
@@ -669,17 +673,13 @@ class PostRemovedListApi(ApiView):
             since = IsoDateTimeField().clean(raw)
         except forms.ValidationError as error:
             raise field_error("since", error.messages[0]) from None
-        limit = whole_number_param(
-            request, "limit", default=REMOVED_PAGE_SIZE, low=1, high=MAX_REMOVED_PAGE_SIZE
-        )
-        offset = whole_number_param(request, "offset", default=0, low=0, high=10**9)
         removed = (
             Post.objects.exclude(status=Post.Status.PUBLISHED)
             .filter(published_at__isnull=False, updated_at__gte=since)
             .order_by("updated_at", "id")
+            .values("id", "external_id", "status", "updated_at")
         )
-        rows = list(removed.values("id", "external_id", "status", "updated_at")[offset : offset + limit])
-        total = len(rows) if offset == 0 and len(rows) < limit else removed.count()
+        rows, headers = offset_page(request, removed, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE)
         body = [
             {
                 "id": row["id"],
@@ -689,7 +689,7 @@ class PostRemovedListApi(ApiView):
             }
             for row in rows
         ]
-        return Response(PostRemovedSerializer(body, many=True).data, headers={"X-Total-Count": str(total)})
+        return Response(PostRemovedSerializer(body, many=True).data, headers=headers)
 
 
 class PostImportApi(PostApiMixin, ApiView):

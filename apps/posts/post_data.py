@@ -180,15 +180,7 @@ def single_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _text(
-    record: dict,
-    name: str,
-    errors: list[FieldError],
-    *,
-    max_length: int,
-    required: bool,
-    one_line: bool = False,
-) -> str:
+def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int, required: bool) -> str:
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -197,7 +189,7 @@ def _text(
     if not isinstance(value, str):
         errors.append(FieldError(name, _("Expected text.")))
         return ""
-    value = single_line(value) if one_line else value.strip()
+    value = value.strip()
     if len(value) > max_length:
         errors.append(
             FieldError(
@@ -247,7 +239,7 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         if provider is None:
             errors.append(FieldError("provider", _("Unknown support provider %r.") % name, "unknown"))
 
-    title = _text(record, "title", errors, max_length=TITLE_MAX_LENGTH, required=True, one_line=True)
+    title = _text(record, "title", errors, max_length=TITLE_MAX_LENGTH, required=True)
     description = _text(record, "description", errors, max_length=DESCRIPTION_MAX_LENGTH, required=True)
     support_types = _taxonomy(record, "support_types", errors, required=True)
     focus_areas = _taxonomy(record, "focus_areas", errors, required=True)

@@ -46,7 +46,7 @@ def match_panel(context, post):
     actor = Actor.for_user(request.user)
     summary = match_summaries(posts=[post]).get(post.pk, MatchSummary())
     awaiting_only = request.GET.get("matches") == AWAITING and summary.awaiting > 0
-    matches = match_list_for_post(post=post, limit=None)
+    matches = match_list_for_post(post=post)
     if awaiting_only:
         matches = matches.filter(match_their_interest_unanswered(post.kind))
     paginator = Paginator(matches, PANEL_PAGE_SIZE)
