@@ -5,10 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext_lazy as _
+
 from .models import Role
 
 if TYPE_CHECKING:
     from .models import ApiToken, User
+
+
+# What a deactivated provider's users and write tokens are told when they try anything but taking its posts
+# down (in the API and the services).
+PROVIDER_DEACTIVATED_MESSAGE = _(
+    "The secretariat has deactivated this support provider: its users and write tokens may still withdraw or "
+    "close its posts, nothing else."
+)
+# What a deactivated provider's users and write tokens may still do to its posts: take them down.
+TAKE_DOWN_ACTIONS = frozenset({"close", "withdraw"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,12 @@ class Actor:
             (self.role == Role.FOCAL_POINT and self.party_id is not None)
             or (self.role == Role.PROVIDER and self.provider_id is not None)
         )
+
+    @property
+    def is_deactivated_provider(self) -> bool:
+        """A user or write token of a support provider the secretariat deactivated: it reads, and may still
+        take its own posts down (withdraw, close) as the deactivation promises, but writes nothing else."""
+        return self.role == Role.PROVIDER and self.provider_id is not None and not self.can_write
 
     @property
     def can_read_stocktake(self) -> bool:

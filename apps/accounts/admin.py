@@ -2,21 +2,31 @@
 
 As for reference data, access follows the platform's roles: only the secretariat (or a superuser) sees these
 pages. Nothing is hard-deleted: a user is deactivated and a token revoked, so the audit trail keeps its names.
+The secretariat manages users but never beyond its own powers: a superuser's account is read-only to anyone
+who is not a superuser (password, username, e-mail, active flag), and only a superuser makes superusers.
+Staff status (entering this admin) follows the role: the secretariat and superusers, nobody else.
 """
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from apps.parties.admin import SecretariatAdminMixin
 
-from .models import ApiToken, User
+from .forms import preferred_language_field
+from .models import ApiToken, Role, User
+
+# The secretariat's workplace says whose it is (Django's default header reads "Django administration").
+admin.site.site_header = _("NMA Platform administration")
+admin.site.site_title = _("NMA Platform administration")
+admin.site.index_title = _("Secretariat administration")
 
 
 @admin.register(User)
@@ -49,24 +59,87 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
             },
         ),
         (_("Preferences"), {"fields": ("digest_opt_in", "preferred_language")}),
-        (_("Access"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            _("Access"),
+            {
+                "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
+                "description": _(
+                    "Staff status follows the role: secretariat users (and superusers) enter this "
+                    "administration, nobody else."
+                ),
+            },
+        ),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
-        (_("Role on the platform"), {"fields": ("role", "party", "provider")}),
+        (
+            _("Role on the platform"),
+            {
+                "fields": ("role", "party", "provider"),
+                "description": _(
+                    "A focal point acts for one Party, a provider user for one support provider; the other "
+                    "roles have neither. A secretariat user enters this administration."
+                ),
+            },
+        ),
     )
 
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Changing a superuser (its password above all) would hand their powers to whoever changes it.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # The password's widget links to a form this user may not open.
+            fieldsets = [
+                (name, {**options, "fields": [f for f in options["fields"] if f != "password"]})
+                for name, options in fieldsets
+            ]
+        return fieldsets
+
     def get_readonly_fields(self, request: HttpRequest, obj=None):
-        readonly = ["last_login", "date_joined"]
+        # Staff status is not set by hand: see save_model.
+        readonly = ["is_staff", "last_login", "date_joined"]
         if not request.user.is_superuser:
             # The secretariat manages roles, not Django's own superpowers.
             readonly += ["is_superuser", "groups", "user_permissions"]
         return readonly
 
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "preferred_language":
+            # The same choices as the user's own profile form (free text accepted anything).
+            return preferred_language_field(help_text=_("The language of the user's pages and emails."))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        # Every page of this admin requires the secretariat role, so staff status is useful to the secretariat
+        # (and superusers) only, and a new secretariat user must not need a second edit to get in.
+        obj.is_staff = obj.role == Role.SECRETARIAT or obj.is_superuser
+        super().save_model(request, obj, form, change)
+
+
+class ApiTokenAdminForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("name", "scope", "party", "provider", "expires_at")
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if "expires_at" in self.changed_data and expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError(
+                _("Give a time in the future, or leave it empty. To stop a token now, revoke it."),
+                code="past",
+            )
+        return expires_at
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    form = ApiTokenAdminForm
     list_display = (
         "name",
         "prefix",
@@ -148,7 +221,14 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Revoke the selected tokens (they stop working at once)"))
     def revoke(self, request: HttpRequest, queryset) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = 0
+        now = timezone.now()
+        for token in queryset.filter(revoked_at__isnull=True):
+            # Conditional, so a token revoked meanwhile by someone else is neither counted nor logged twice.
+            if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+                count += 1
+                # A history entry per token, as an edit writes one: who revoked it, and when.
+                self.log_change(request, token, gettext("Revoked the token: it stops working at once."))
         self.message_user(
             request,
             ngettext("Revoked %(n)d token.", "Revoked %(n)d tokens.", count) % {"n": count},

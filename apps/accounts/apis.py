@@ -182,7 +182,8 @@ def json_text_response(text: str, *, status: int = 200) -> HttpResponse:
 
 
 def unsafe_text_problem(value: str) -> str | None:
-    """Why a string cannot be stored (PostgreSQL refuses NUL and lone surrogates), or None if it can."""
+    """Why a string cannot be stored (PostgreSQL refuses NUL, and no database stores a lone surrogate, which a
+    JSON `\\ud800` escape decodes to), or None if it can. The API's bodies and the import's lines alike."""
     if "\x00" in value:
         return _("NUL characters are not allowed.")
     try:

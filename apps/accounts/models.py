@@ -22,6 +22,42 @@ class Role(models.TextChoices):
     OBSERVER = "observer", _("Observer")
 
 
+# The links each role must have: (needs a Party, needs a provider); any other link is refused.
+ROLE_LINKS = {
+    Role.FOCAL_POINT: (True, False),
+    Role.PROVIDER: (False, True),
+}
+
+
+def role_link_errors(*, role: str, has_party: bool, has_provider: bool) -> dict[str, str]:
+    """The field errors of a user whose Party and provider do not fit the role (empty when they fit).
+
+    The database refuses such rows too (the constraints below); this gives the forms a clear message on the
+    field to fix, before the constraint's own message could surface.
+    """
+    needs_party, needs_provider = ROLE_LINKS.get(role, (False, False))
+    errors = {}
+    if needs_party and not has_party:
+        errors["party"] = _("A focal point acts for a Party: choose it.")
+    elif has_party and not needs_party:
+        errors["party"] = (
+            _("A support provider user acts for its provider, not for a Party: leave the Party empty.")
+            if role == Role.PROVIDER
+            else _("Only a focal point acts for a Party: leave the Party empty for this role.")
+        )
+    if needs_provider and not has_provider:
+        errors["provider"] = _("A support provider user acts for a provider: choose it.")
+    elif has_provider and not needs_provider:
+        errors["provider"] = (
+            _("A focal point acts for its Party, not for a support provider: leave the provider empty.")
+            if role == Role.FOCAL_POINT
+            else _(
+                "Only a support provider user acts for a provider: leave the provider empty for this role."
+            )
+        )
+    return errors
+
+
 class User(AbstractUser):
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OBSERVER)
     party = models.ForeignKey(
@@ -62,10 +98,25 @@ class User(AbstractUser):
                 condition=~Q(role="provider") | (Q(provider__isnull=False) & Q(party__isnull=True)),
                 name="provider_user_has_provider",
             ),
+            # Secretariat, committee members and observers act for nobody: a link left over from an earlier
+            # role would be misleading in the admin and in every export of users.
+            models.CheckConstraint(
+                condition=Q(role__in=["focal_point", "provider"])
+                | (Q(party__isnull=True) & Q(provider__isnull=True)),
+                name="other_roles_have_no_link",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+    def clean(self) -> None:
+        super().clean()
+        errors = role_link_errors(
+            role=self.role, has_party=self.party_id is not None, has_provider=self.provider_id is not None
+        )
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_focal_point(self) -> bool:
@@ -85,7 +136,11 @@ class User(AbstractUser):
 
     @property
     def can_post(self) -> bool:
-        return self.is_active and (self.is_focal_point or self.is_provider_user)
+        # A provider the secretariat deactivated no longer posts (its users may still take its posts down).
+        return self.is_active and (
+            self.is_focal_point
+            or (self.is_provider_user and self.provider is not None and self.provider.is_active)
+        )
 
     @property
     def can_read_stocktake(self) -> bool:
@@ -212,13 +267,25 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix})"
 
     def clean(self) -> None:
+        # Errors name a field, so the form shows them there and skips the database constraint's own message.
+        has_party, has_provider = self.party_id is not None, self.provider_id is not None
         if self.scope == self.Scope.WRITE:
-            if (self.party_id is None) == (self.provider_id is None):
+            if has_party == has_provider:
                 raise ValidationError(
-                    _("A write token acts for exactly one Party or one support provider: choose one.")
+                    {
+                        "provider" if has_party else "party": _(
+                            "A write token acts for exactly one Party or one support provider: choose one."
+                        )
+                    }
                 )
-        elif self.party_id is not None or self.provider_id is not None:
-            raise ValidationError(_("Only a write token acts for a Party or a support provider."))
+        elif has_party or has_provider:
+            raise ValidationError(
+                {
+                    "party" if has_party else "provider": _(
+                        "Only a write token acts for a Party or a support provider: leave it empty."
+                    )
+                }
+            )
 
     def set_new_key(self) -> str:
         """Give the token a fresh random key; return the raw value (the caller shows it once)."""

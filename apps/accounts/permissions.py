@@ -16,27 +16,73 @@ from rest_framework.permissions import BasePermission
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from .actors import PROVIDER_DEACTIVATED_MESSAGE
 from .authentication import request_actor
 from .models import ApiToken
 
 
+def _refusal(request, actor, *, token_reads: str, session_reads: str) -> str:
+    """Why a caller that may not write is refused: its provider is deactivated, its token reads, or its
+    account (a browser session of a committee member, an observer...) reads."""
+    if actor.is_deactivated_provider:
+        return PROVIDER_DEACTIVATED_MESSAGE
+    if isinstance(request.auth, ApiToken):
+        return token_reads
+    return session_reads
+
+
 class CanWritePosts(BasePermission):
-    """A focal point, a provider user, a write token, or the secretariat (which moderates and imports)."""
+    """A focal point, a provider user, a write token, or the secretariat (which moderates and imports).
+
+    A deactivated provider's users and write tokens may still withdraw or close its posts, nothing else.
+    """
 
     message = _(
         "Only a focal point, a support provider or the secretariat can write posts; this token reads."
     )
 
+    admits_deactivated_provider = False
+
     def has_permission(self, request, view) -> bool:
         actor = request_actor(request)
-        return actor.can_post or actor.is_secretariat
+        if actor.can_post or actor.is_secretariat:
+            return True
+        if self.admits_deactivated_provider and actor.is_deactivated_provider:
+            return True
+        # Instances are made per request (get_permissions), so the message can fit the caller.
+        self.message = _refusal(
+            request,
+            actor,
+            token_reads=self.message,
+            session_reads=_(
+                "Only a focal point, a support provider or the secretariat can write posts; your account "
+                "reads them."
+            ),
+        )
+        return False
+
+
+class CanTakeDownPosts(CanWritePosts):
+    """For the endpoints that take a post down (withdraw, close): CanWritePosts, and a deactivated provider's
+    users and write tokens too (the service checks that the post is its own)."""
+
+    admits_deactivated_provider = True
 
 
 class CanAnswerMatches(BasePermission):
     message = _("Only a focal point or a support provider can answer a match.")
 
     def has_permission(self, request, view) -> bool:
-        return request_actor(request).can_post
+        actor = request_actor(request)
+        if actor.can_post:
+            return True
+        self.message = _refusal(
+            request,
+            actor,
+            token_reads=_("Only a focal point or a support provider can answer a match; this token reads."),
+            session_reads=self.message,
+        )
+        return False
 
 
 class CanReadStocktake(BasePermission):

@@ -327,6 +327,8 @@ class _WorkerState:
     index: MatchIndex | None = None
     index_version: int | None = None
     index_as_of: datetime | None = None
+    # Every Party's eligibility groups when the index was built: its needs' rows hold them.
+    index_groups: dict[str, frozenset[str]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -400,10 +402,13 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
     """This process's index of published posts and the records of posts changed since it was built."""
     version, model = text_model_current()
     changed: list[PostRecord] = []
-    if _state.index is not None and _state.index_version == version:
+    groups = party_groups_by_iso3()
+    if _state.index is not None and _state.index_version == version and _state.index_groups == groups:
         changed = post_records(Q(updated_at__gte=_state.index_as_of))
         if len(changed) <= DELTA_LIMIT:
             return _state.index, {r.id: r for r in changed}
+    # A new model, too many changes, or a Party's groups changed (the secretariat's admin; rare): no post
+    # changed, but which offers a need may meet did.
     as_of = timezone.now()
     records = post_records(Q(status=Post.Status.PUBLISHED))
     _state.index = MatchIndex.build(
@@ -413,7 +418,7 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
         sentence_store=sentence_store,
         lexical=lexical_for(records, model, version),
     )
-    _state.index_version, _state.index_as_of = version, as_of
+    _state.index_version, _state.index_as_of, _state.index_groups = version, as_of, groups
     if len(records) >= FREEZE_FROM:
         _freeze_index()
     logger.info("Built the match index of %d posts (model v%d)", len(records), version)
@@ -436,6 +441,7 @@ def _freeze_index() -> None:
 def index_reset() -> None:
     """Forget this process's model and index (tests, and after a refit in the same process)."""
     _state.model_version = _state.model = _state.index = _state.index_version = _state.index_as_of = None
+    _state.index_groups = None
 
 
 def _match_one(

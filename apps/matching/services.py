@@ -57,6 +57,20 @@ def matching_retire(*, post_ids: Sequence[int]) -> int:
     return Match.objects.active().filter(Q(need_id__in=ids) | Q(offer_id__in=ids)).update(is_active=False)
 
 
+def matching_party_groups_changed(*, party_id: int) -> int:
+    """A Party's eligibility groups changed (its regional group, LDC or SIDS status: the secretariat's admin):
+    the offers its needs may meet are not the same. Its published needs are matched again, flagged and queued
+    as an edited post is, in the caller's transaction; the match of a need no longer eligible for an offer is
+    retired when the need is matched again, and each worker rebuilds its index (which holds every need's
+    groups) at its next task. Its offers are unaffected: their `eligible` list is their own. Returns how many
+    needs were queued."""
+    needs = Post.objects.published().filter(kind=Post.Kind.NEED, party_id=party_id)
+    ids = list(needs.values_list("id", flat=True))
+    Post.objects.filter(pk__in=ids).update(matching_pending=True)
+    matching_enqueue(post_ids=ids)
+    return len(ids)
+
+
 # --- interest and connections ------------------------------------------------------------------------------
 
 

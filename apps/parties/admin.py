@@ -14,8 +14,10 @@ from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+
+from apps.matching.services import matching_party_groups_changed
 
 from .models import Party, SupportProvider
 
@@ -53,6 +55,28 @@ class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     search_fields = ("iso3", "name")
     ordering = ("name",)
     list_per_page = 50
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ()
+        # Posts' eligible lists, the API's filters and imports name the Party by its code: never renamed.
+        return ("iso3",)
+
+    def save_model(self, request: HttpRequest, obj: Party, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and {"regional_group", "is_ldc", "is_sids"} & set(form.changed_data):
+            queued = matching_party_groups_changed(party_id=obj.pk)
+            if queued:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "Its groups changed: its published need is being matched again.",
+                        "Its groups changed: its %(count)d published needs are being matched again.",
+                        queued,
+                    )
+                    % {"count": queued},
+                    messages.INFO,
+                )
 
 
 def _count_of(model, field: str) -> Coalesce:
@@ -120,14 +144,37 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     def post_count(self, obj: SupportProvider) -> int:
         return obj.n_posts
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # Imports, the API and partners' systems name the provider by its short name: never renamed.
+        return ("short_name", *self.readonly_fields)
+
+    def _set_active(self, request: HttpRequest, queryset, *, active: bool, message: str) -> int:
+        """Switch each provider that is not yet in that state, with a history entry each (who, when, what)."""
+        count = 0
+        for provider in queryset.filter(is_active=not active):
+            # Conditional, so a provider switched meanwhile by someone else is neither counted nor logged twice.
+            if SupportProvider.objects.filter(pk=provider.pk, is_active=not active).update(is_active=active):
+                count += 1
+                self.log_change(request, provider, message)
+        return count
+
     @admin.action(description=_("Deactivate the selected providers (no new offers or imports)"))
     def deactivate(self, request: HttpRequest, queryset) -> None:
-        count = queryset.filter(is_active=True).update(is_active=False)
+        count = self._set_active(
+            request,
+            queryset,
+            active=False,
+            message=gettext("Deactivated: its users and write tokens may only withdraw or close its posts."),
+        )
         self.message_user(
             request,
             ngettext(
-                "Deactivated %(n)d support provider. Its published offers stay until withdrawn.",
-                "Deactivated %(n)d support providers. Their published offers stay until withdrawn.",
+                "Deactivated %(n)d support provider. Its published offers stay until withdrawn (its users "
+                "and write tokens may still withdraw or close them).",
+                "Deactivated %(n)d support providers. Their published offers stay until withdrawn (their "
+                "users and write tokens may still withdraw or close them).",
                 count,
             )
             % {"n": count},
@@ -136,7 +183,12 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Reactivate the selected providers"))
     def reactivate(self, request: HttpRequest, queryset) -> None:
-        count = queryset.filter(is_active=False).update(is_active=True)
+        count = self._set_active(
+            request,
+            queryset,
+            active=True,
+            message=gettext("Reactivated: its users and write tokens post again."),
+        )
         self.message_user(
             request,
             ngettext("Reactivated %(n)d support provider.", "Reactivated %(n)d support providers.", count)

@@ -1,6 +1,9 @@
 """Parties to the UNFCCC, the groups used for eligibility, and registered support providers."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,8 +22,28 @@ GROUP_SIDS = "SIDS"
 ELIGIBILITY_GROUPS = frozenset([*RegionalGroup.values, GROUP_LDC, GROUP_SIDS])
 
 
+# Posts' `eligible` lists, the API's filters and every import name a Party by this code.
+iso3_validator = RegexValidator(
+    r"^[A-Z]{3}$",
+    _(
+        "Three capital letters: the Party's ISO 3166-1 alpha-3 code, such as KEN (EUU for the European Union)."
+    ),
+    code="invalid_iso3",
+)
+# Imports and the API name a provider by its short name (DOMAIN.md), compared without regard to case: one word
+# of letters and digits, with dots, hyphens or underscores inside.
+short_name_validator = RegexValidator(
+    r"^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$",
+    _(
+        "Letters and digits, with dots, hyphens or underscores between them and no spaces, such as CTCN or "
+        "IRENA-CIP: imports and the API name the provider by it."
+    ),
+    code="invalid_short_name",
+)
+
+
 class Party(models.Model):
-    iso3 = models.CharField(_("ISO3 code"), max_length=3, unique=True)
+    iso3 = models.CharField(_("ISO3 code"), max_length=3, unique=True, validators=[iso3_validator])
     name = models.CharField(_("name"), max_length=120)
     # Blank for the European Union and the Holy See, which sit in no UN regional group.
     regional_group = models.CharField(
@@ -62,7 +85,11 @@ class SupportProvider(models.Model):
         OTHER = "other", _("Other")
 
     short_name = models.CharField(
-        _("short name"), max_length=40, unique=True, help_text=_("Used in imports and the API, e.g. CTCN.")
+        _("short name"),
+        max_length=40,
+        unique=True,
+        validators=[short_name_validator],
+        help_text=_("Used in imports and the API, e.g. CTCN. It cannot be changed once the provider exists."),
     )
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.OTHER)
@@ -75,6 +102,24 @@ class SupportProvider(models.Model):
         ordering = ["short_name"]
         verbose_name = _("support provider")
         verbose_name_plural = _("support providers")
+        constraints = [
+            # Imports and the API's filter find a provider by its short name in any case: "ctcn" is CTCN.
+            models.UniqueConstraint(Lower("short_name"), name="provider_short_name_unique_any_case"),
+        ]
 
     def __str__(self) -> str:
         return self.short_name
+
+    def clean(self) -> None:
+        super().clean()
+        # The constraint's own message would not name the field: say it on the field, before it is checked.
+        same_name = SupportProvider.objects.filter(short_name__iexact=self.short_name).exclude(pk=self.pk)
+        if self.short_name and same_name.exists():
+            raise ValidationError(
+                {
+                    "short_name": _(
+                        "A support provider with this short name exists (short names are compared "
+                        "regardless of case)."
+                    )
+                }
+            )

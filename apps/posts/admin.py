@@ -21,10 +21,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -222,6 +222,29 @@ LIFE_CYCLE_FIELDS = (
 )
 
 
+class EligibleField(forms.CharField):
+    """The stored list (`["KEN", "LDC"]`) typed as comma-separated text.
+
+    The form's initial value is the list and what comes back is text: compared as they are, an unchanged
+    field always looked changed (a "changed" history entry and admin log for a save that changed nothing).
+    """
+
+    @staticmethod
+    def entries(value) -> list[str]:
+        items = value if isinstance(value, (list, tuple)) else str(value or "").split(",")
+        return [item.strip().casefold() for item in items if item and item.strip()]
+
+    def prepare_value(self, value):
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value
+
+    def has_changed(self, initial, data) -> bool:
+        if self.disabled:
+            return False
+        return self.entries(initial) != self.entries(data)
+
+
 class PostAdminForm(forms.ModelForm):
     """The content a secretariat may fix; validated with the same cross-field rules as the import and the
     web form, then saved by `post_update`."""
@@ -233,7 +256,7 @@ class PostAdminForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    eligible = forms.CharField(
+    eligible = EligibleField(
         label=_("eligible Parties and groups"),
         required=False,
         help_text=_(
@@ -245,11 +268,6 @@ class PostAdminForm(forms.ModelForm):
     class Meta:
         model = Post
         fields = CONTENT_FIELDS
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if "eligible" in self.fields and not self.is_bound:
-            self.initial["eligible"] = ", ".join(self.instance.eligible or [])
 
     def clean_eligible(self) -> list[str]:
         refs = ReferenceData()
@@ -420,8 +438,13 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
                 post.status == Post.Status.SUBMITTED and self.has_change_permission(request, post)
             )
             if post.status not in TRANSITIONS["edit"]:
-                # Nothing on the form is editable (see get_readonly_fields): offer no Save button.
-                extra_context.update(show_save=False, show_save_and_continue=False)
+                # Nothing on the form is editable (see get_readonly_fields): offer no Save button, and call
+                # the page what it is.
+                extra_context.update(
+                    show_save=False,
+                    show_save_and_continue=False,
+                    title=gettext("View %s") % self.opts.verbose_name,
+                )
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except PostTransitionError as error:
@@ -505,7 +528,10 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         ]
 
     def _post_for_moderation(self, request, object_id) -> Post:
-        post = get_object_or_404(Post, pk=object_id)
+        # get_object answers None for an id that is not a number, as for a missing post: both are a 404.
+        post = self.get_object(request, unquote(object_id))
+        if post is None:
+            raise Http404(gettext("No such post."))
         if not self.has_change_permission(request, post):
             raise PermissionDenied
         return post

@@ -16,7 +16,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
@@ -42,12 +42,12 @@ from apps.accounts.apis import (
     offset_page_parameters,
     whole_number_param,
 )
-from apps.accounts.permissions import CanWritePosts
+from apps.accounts.permissions import CanTakeDownPosts, CanWritePosts
 from apps.parties.models import RegionalGroup
 
 from .filters import PostFilter
 from .models import Post
-from .post_data import PostData, PostDataError, ReferenceData, parse_post_record
+from .post_data import FieldError, PostData, PostDataError, ReferenceData, parse_post_record
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
 from .serializers import (
     PostCloseSerializer,
@@ -67,11 +67,12 @@ from .serializers import (
     with_poster_codes,
 )
 from .services import (
-    PostTransitionError,
+    PostImportError,
     post_can_manage,
     post_close,
     post_create,
     post_import,
+    post_import_check,
     post_submit,
     post_update,
     post_withdraw,
@@ -584,6 +585,8 @@ class PostSubmitApi(_TransitionApi):
 
 
 class PostWithdrawApi(_TransitionApi):
+    permission_classes = [CanTakeDownPosts]
+
     @extend_schema(
         tags=["posts"],
         summary="Withdraw a post",
@@ -598,6 +601,8 @@ class PostWithdrawApi(_TransitionApi):
 
 
 class PostCloseApi(_TransitionApi):
+    permission_classes = [CanTakeDownPosts]
+
     error_statuses = {"post": (400, 403, 404, 409)}
 
     @extend_schema(
@@ -694,7 +699,7 @@ class PostRemovedListApi(ApiView):
 
 class PostImportApi(PostApiMixin, ApiView):
     permission_classes = [CanWritePosts]
-    error_statuses = {"post": (400, 403, 409)}
+    error_statuses = {"post": (400, 403, 409, 413)}
 
     @extend_schema(
         tags=["posts"],
@@ -702,15 +707,20 @@ class PostImportApi(PostApiMixin, ApiView):
         description=(
             f"Up to {MAX_IMPORT_ITEMS} posts in the import format, each with an `external_id`. A post whose "
             "external_id exists is updated, otherwise created; sending the same batch twice changes nothing. "
-            "Nothing is written unless every item is valid; errors name the item (`index`) and the field. "
-            "The secretariat imports published posts by default; a Party or provider imports drafts (or "
-            "`status: submitted`), and only its own posts."
+            "Nothing is written unless every item is valid; every error names the item (`index`) and the "
+            "field. A new post without `status` is published when the secretariat imports it, a draft "
+            "otherwise; an existing post without `status` keeps its own. A Party or provider imports only "
+            "its own posts, as drafts or `status: submitted` (or `withdrawn`, for a post that exists); a "
+            "change of status must be a step of the life cycle (409 otherwise), and an import never closes "
+            "or returns a post (that needs an outcome or a reason). 403 when an item acts for another Party "
+            "or provider; 413 when the body is too large (split the batch)."
         ),
         request=PostImportSerializer,
         responses=PostImportResultSerializer,
     )
     def post(self, request):
-        body = self.json_body()
+        # Not json_body(): text the database cannot store is reported per item and field, with the rest.
+        body = request.data
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             raise field_error("items", _("Give a non-empty list of posts in `items`."), "required")
@@ -721,9 +731,14 @@ class PostImportApi(PostApiMixin, ApiView):
         datas = self._validate(items)
         try:
             result = post_import(actor=self.actor, items=datas)
-        except (PermissionDenied, PostTransitionError, ValueError, IntegrityError):
-            # Rare (the checks above catch the usual causes): find which items fail, writing nothing.
-            raise self._attribute_errors(datas) from None
+        except PostImportError as error:
+            # The database changed since _validate (a concurrent request): the same errors, found again.
+            raise _import_errors([(index, e) for index, e in error.errors]) from None
+        except IntegrityError:
+            raise ApiError(
+                [_item_error(None, None, _("The batch conflicts with concurrent changes; retry it."))],
+                status_code=status.HTTP_409_CONFLICT,
+            ) from None
         ids = {
             export_id: post.pk for export_id, post in post_by_export_id(d.external_id for d in datas).items()
         }
@@ -740,90 +755,48 @@ class PostImportApi(PostApiMixin, ApiView):
         )
 
     def _validate(self, items: list) -> list[PostData]:
-        """Every item parsed, or an ApiError listing every bad item and field (403 if any is not the caller's)."""
+        """Every item parsed and checked against the database, or an ApiError listing every problem by item
+        and field (403 if any item acts for another Party or provider, else 409 if any is a step the life
+        cycle does not allow, else 400)."""
         refs = ReferenceData()
-        errors: list[dict] = []
-        datas: list[PostData] = []
+        errors: list[tuple[int, FieldError]] = []
+        parsed: list[tuple[int, PostData]] = []
         seen: dict[str, int] = {}
         for index, item in enumerate(items):
             try:
                 data = parse_post_record(self.own_poster(item, refs), refs)
             except PostDataError as error:
-                errors.extend(field_errors_to_api(error.errors, index=index))
+                errors.extend((index, e) for e in error.errors)
                 continue
             if not data.external_id:
                 errors.append(
-                    _item_error(index, "external_id", _("An import needs an external_id."), "required")
+                    (index, FieldError("external_id", _("An import needs an external_id."), "required"))
                 )
             elif data.external_id in seen:
-                errors.append(
-                    _item_error(
-                        index,
-                        "external_id",
-                        _("Same external_id as item %d.") % seen[data.external_id],
-                        "duplicate",
-                    )
-                )
+                message = _("Same external_id as item %d.") % seen[data.external_id]
+                errors.append((index, FieldError("external_id", message, "duplicate")))
             else:
                 seen[data.external_id] = index
-            datas.append(data)
+            parsed.append((index, data))
+        checked = post_import_check(actor=self.actor, items=[data for _index, data in parsed])
+        errors.extend((parsed[position][0], error) for position, error in checked)
         if errors:
-            raise ApiError(errors)
-        denied = []
-        if not self.actor.is_secretariat:
-            for index, data in enumerate(datas):
-                if not self.actor.acts_for(
-                    party_id=data.party.pk if data.party else None,
-                    provider_id=data.provider.pk if data.provider else None,
-                ):
-                    denied.append(
-                        _item_error(
-                            index,
-                            "party" if data.party else "provider",
-                            _("You may only post for your own Party or organisation."),
-                            "permission_denied",
-                        )
-                    )
-            for external_id, post in post_by_export_id(seen).items():
-                if not self.actor.acts_for(party_id=post.party_id, provider_id=post.provider_id):
-                    denied.append(
-                        _item_error(
-                            seen[external_id],
-                            "external_id",
-                            _("This external_id belongs to a post of another Party or provider."),
-                            "permission_denied",
-                        )
-                    )
-        if denied:
-            raise ApiError(sorted(denied, key=lambda e: e["index"]), status_code=status.HTTP_403_FORBIDDEN)
-        return datas
+            # Stable: an item's own errors keep their order (format first, then rights and life cycle).
+            raise _import_errors(sorted(errors, key=lambda pair: pair[0]))
+        return [data for _index, data in parsed]
 
-    def _attribute_errors(self, datas: list[PostData]) -> ApiError:
-        errors: list[dict] = []
-        worst = status.HTTP_400_BAD_REQUEST
-        with transaction.atomic():
-            for index, data in enumerate(datas):
-                try:
-                    with transaction.atomic():
-                        post_import(actor=self.actor, items=[data])
-                except PermissionDenied as error:
-                    worst = status.HTTP_403_FORBIDDEN
-                    errors.append(_item_error(index, None, str(error), "permission_denied"))
-                except PostTransitionError as error:
-                    worst = worst if worst == status.HTTP_403_FORBIDDEN else status.HTTP_409_CONFLICT
-                    errors.append(_item_error(index, "status", str(error), "invalid_transition"))
-                except (ValueError, IntegrityError) as error:
-                    message = (
-                        str(error) if isinstance(error, ValueError) else _("Conflicts with another post.")
-                    )
-                    errors.append(_item_error(index, None, message))
-            transaction.set_rollback(True)
-        if not errors:
-            errors.append(
-                _item_error(None, None, _("The batch conflicts with concurrent changes; retry it."))
-            )
-            worst = status.HTTP_409_CONFLICT
-        return ApiError(errors, status_code=worst)
+
+def _import_errors(errors: list[tuple[int, FieldError]]) -> ApiError:
+    """The import's errors in the API's format, with the status of the worst: a refusal to act for another
+    Party or provider (403), then a step the life cycle does not allow (409), then bad input (400)."""
+    codes = {error.code for _index, error in errors}
+    worst = status.HTTP_400_BAD_REQUEST
+    if "permission_denied" in codes:
+        worst = status.HTTP_403_FORBIDDEN
+    elif "invalid_transition" in codes:
+        worst = status.HTTP_409_CONFLICT
+    items = [item for index, error in errors for item in field_errors_to_api([error], index=index)]
+    return ApiError(items, status_code=worst)
 
 
 def _item_error(index: int | None, field: str | None, message: str, code: str = "invalid") -> dict:

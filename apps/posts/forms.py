@@ -128,7 +128,7 @@ class PostForm(forms.Form):
         if provider is not None:
             # A support provider posts offers only: the form does not even offer 'need'.
             self.fields["kind"].choices = [(Post.Kind.OFFER, Post.Kind.OFFER.label)]
-            self.fields["kind"].initial = Post.Kind.OFFER
+            self.fields["kind"].initial = self.initial["kind"] = Post.Kind.OFFER  # even from ?kind=need
 
     @classmethod
     def initial_for(cls, post: Post) -> dict:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from apps.accounts.apis import unsafe_text_problem
 from apps.parties.models import ELIGIBILITY_GROUPS, Party, SupportProvider
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
@@ -143,6 +144,22 @@ def post_rules_errors(
     return errors
 
 
+def _bad_text(value: Any) -> str | None:
+    """The problem of the first string in a JSON value (its keys included) that cannot be stored."""
+    if isinstance(value, str):
+        return unsafe_text_problem(value)
+    if isinstance(value, dict):
+        return next(filter(None, (_bad_text(k) or _bad_text(v) for k, v in value.items())), None)
+    if isinstance(value, list):
+        return next(filter(None, map(_bad_text, value)), None)
+    return None
+
+
+def _shown(name: str) -> str:
+    """A name for a message: as it is, unless it holds what cannot be printed or stored (then escaped)."""
+    return name if unsafe_text_problem(name) is None else name.encode("unicode_escape").decode("ascii")
+
+
 def _list_of_strings(record: dict, name: str, errors: list[FieldError], *, required: bool) -> list[str]:
     value = record.get(name)
     if value is None:
@@ -166,7 +183,7 @@ def _taxonomy(record: dict, name: str, errors: list[FieldError], *, required: bo
             FieldError(
                 name,
                 _("Unknown key(s) %(keys)s; expected some of: %(known)s.")
-                % {"keys": ", ".join(unknown), "known": ", ".join(known)},
+                % {"keys": ", ".join(map(_shown, unknown)), "known": ", ".join(known)},
                 "unknown_key",
             )
         )
@@ -205,8 +222,18 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
     """Validate one record of the import format; raise PostDataError naming every bad field."""
     if not isinstance(record, dict):
         raise PostDataError([FieldError("(line)", _("Expected a JSON object."))])
+    # Text the database cannot store is the field's only error: the field is read as absent, and what the
+    # rest of the checks say about its absence is dropped below.
+    text_errors = [
+        FieldError(name, problem)
+        for name, value in record.items()
+        if name in IMPORT_FIELDS and (problem := _bad_text(value))
+    ]
+    if text_errors:
+        bad_fields = {e.field for e in text_errors}
+        record = {name: value for name, value in record.items() if name not in bad_fields}
     errors: list[FieldError] = []
-    unknown_fields = sorted(set(record) - IMPORT_FIELDS)
+    unknown_fields = sorted(_shown(name) for name in set(record) - IMPORT_FIELDS)
     if unknown_fields:
         errors.append(
             FieldError(unknown_fields[0], _("Unknown field(s): %s.") % ", ".join(unknown_fields), "unknown")
@@ -333,6 +360,8 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
     if status is not None and (not isinstance(status, str) or status not in STATUSES):
         errors.append(FieldError("status", _("Unknown status %r.") % (status,)))
 
+    if text_errors:
+        errors = [*text_errors, *(e for e in errors if e.field not in bad_fields)]
     if isinstance(kind, str) and kind in KINDS and not any(e.field in ("party", "provider") for e in errors):
         errors.extend(
             post_rules_errors(

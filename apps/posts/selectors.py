@@ -80,7 +80,11 @@ def post_allowed_actions(*, actor: Actor, post: Post) -> frozenset[str]:
 
     if not post_can_manage(actor=actor, post=post):
         return frozenset()
-    return frozenset(action for action in POST_PAGE_ACTIONS if post.status in TRANSITIONS[action])
+    return frozenset(
+        action
+        for action in POST_PAGE_ACTIONS
+        if post.status in TRANSITIONS[action] and post_can_manage(actor=actor, post=post, action=action)
+    )
 
 
 def post_status_counts(*, actor: Actor) -> dict[str, int]:

@@ -6,6 +6,7 @@ the matching queue cannot be bypassed.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,11 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.accounts.actors import Actor
+from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, TAKE_DOWN_ACTIONS, Actor
 from apps.matching.services import matching_enqueue, matching_retire
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
-from .post_data import DECLARATIONS, PostData
+from .post_data import DECLARATIONS, FieldError, PostData
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id
 
 Status = Post.Status
@@ -64,30 +65,60 @@ class PostTransitionError(Exception):
     def __init__(self, action: str, status: str):
         self.action = action
         self.status = status
-        super().__init__(_REFUSED[action] % {"status": Status(status).label.lower()})
+        message = _REFUSED.get((action, status)) or _("The post's status does not allow this.")
+        super().__init__(str(message))
 
 
-# One whole sentence per action, so that a translation can agree its words (and the message is translated when
-# it is raised, not when this module was imported).
+# One whole sentence per action and status, so that a translation can agree its words (and the message is
+# translated when it is raised, not when this module was imported). "draft" is no action: it is where the
+# import would take a post back to, which no step of the life cycle does.
 _REFUSED = {
-    "submit": gettext_lazy("A post that is %(status)s cannot be submitted."),
-    "publish": gettext_lazy("A post that is %(status)s cannot be published."),
-    "return": gettext_lazy("A post that is %(status)s cannot be returned."),
-    "close": gettext_lazy("A post that is %(status)s cannot be closed."),
-    "withdraw": gettext_lazy("A post that is %(status)s cannot be withdrawn."),
-    "edit": gettext_lazy("A post that is %(status)s cannot be edited."),
+    ("submit", Status.SUBMITTED): gettext_lazy("A submitted post cannot be submitted again."),
+    ("submit", Status.PUBLISHED): gettext_lazy("A published post cannot be submitted."),
+    ("submit", Status.CLOSED): gettext_lazy("A closed post cannot be submitted."),
+    ("submit", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be submitted."),
+    ("publish", Status.DRAFT): gettext_lazy("A draft post cannot be published."),
+    ("publish", Status.PUBLISHED): gettext_lazy("A published post cannot be published again."),
+    ("publish", Status.RETURNED): gettext_lazy("A returned post cannot be published."),
+    ("publish", Status.CLOSED): gettext_lazy("A closed post cannot be published."),
+    ("publish", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be published."),
+    ("return", Status.DRAFT): gettext_lazy("A draft post cannot be returned."),
+    ("return", Status.PUBLISHED): gettext_lazy("A published post cannot be returned."),
+    ("return", Status.RETURNED): gettext_lazy("A returned post cannot be returned again."),
+    ("return", Status.CLOSED): gettext_lazy("A closed post cannot be returned."),
+    ("return", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be returned."),
+    ("close", Status.DRAFT): gettext_lazy("A draft post cannot be closed."),
+    ("close", Status.SUBMITTED): gettext_lazy("A submitted post cannot be closed."),
+    ("close", Status.RETURNED): gettext_lazy("A returned post cannot be closed."),
+    ("close", Status.CLOSED): gettext_lazy("A closed post cannot be closed again."),
+    ("close", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be closed."),
+    ("withdraw", Status.CLOSED): gettext_lazy("A closed post cannot be withdrawn."),
+    ("withdraw", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be withdrawn again."),
+    ("edit", Status.SUBMITTED): gettext_lazy("A submitted post cannot be edited."),
+    ("edit", Status.CLOSED): gettext_lazy("A closed post cannot be edited."),
+    ("edit", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be edited."),
+    ("draft", Status.SUBMITTED): gettext_lazy("A submitted post cannot go back to draft."),
+    ("draft", Status.PUBLISHED): gettext_lazy("A published post cannot go back to draft."),
+    ("draft", Status.RETURNED): gettext_lazy("A returned post cannot go back to draft."),
+    ("draft", Status.CLOSED): gettext_lazy("A closed post cannot go back to draft."),
+    ("draft", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot go back to draft."),
 }
 
 
-def post_can_manage(*, actor: Actor, post: Post) -> bool:
-    """Whether the actor may edit, submit, close or withdraw the post: its own Party or provider, or staff."""
+def post_can_manage(*, actor: Actor, post: Post, action: str | None = None) -> bool:
+    """Whether the actor may edit, submit, close or withdraw the post (`action`, or at least one of them when
+    None): its own Party or provider, or staff. A deactivated provider may only take its posts down."""
     if actor.is_secretariat:
         return True
+    if actor.is_deactivated_provider and (action is None or action in TAKE_DOWN_ACTIONS):
+        return actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
     return actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
 
 
-def _require_manage(actor: Actor, post: Post) -> None:
-    if not post_can_manage(actor=actor, post=post):
+def _require_manage(actor: Actor, post: Post, action: str | None = None) -> None:
+    if not post_can_manage(actor=actor, post=post, action=action):
+        if actor.is_deactivated_provider and post_can_manage(actor=actor, post=post):
+            raise PermissionDenied(PROVIDER_DEACTIVATED_MESSAGE)
         raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
 
 
@@ -219,7 +250,7 @@ def _stamp(post: Post, status: str, now, *, fill_skipped: bool = False) -> None:
 def post_update(*, actor: Actor, post: Post, data: PostData) -> Post:
     """Edit a draft, a returned post or a published one (which stays published and is matched again)."""
     post = _lock(post)
-    _require_manage(actor, post)
+    _require_manage(actor, post, "edit")
     _require_transition("edit", post)
     if not actor.is_secretariat:
         # The poster cannot be moved to another Party or provider by editing.
@@ -244,7 +275,7 @@ def _transition(
         if not actor.is_secretariat:
             raise PermissionDenied(_("Only the secretariat moderates posts."))
     else:
-        _require_manage(actor, post)
+        _require_manage(actor, post, action)
     _require_transition(action, post)
     from_status = post.status
     post.status = to_status
@@ -339,6 +370,20 @@ class ImportResult:
         return self.created + self.updated + self.unchanged
 
 
+class PostImportError(ValueError):
+    """Items an import refuses, each as (its position in the items from 0, FieldError); nothing was written.
+
+    Each error's `code` says what kind of refusal it is: `permission_denied`, `invalid_transition` (a step the
+    life cycle does not allow), or bad input (`invalid`, `unknown`, `duplicate`).
+    """
+
+    def __init__(self, errors: list[tuple[int, FieldError]]):
+        super().__init__(
+            "; ".join(f"item {index}: {error.field}: {error.message}" for index, error in errors)
+        )
+        self.errors = errors
+
+
 def post_import(
     *,
     actor: Actor,
@@ -352,27 +397,184 @@ def post_import(
     generator, so the whole file is never held in memory (only the set of external ids seen, to refuse a
     duplicate). Matching is queued once per chunk, so no task ever carries 100,000 ids.
 
-    The secretariat imports in any status (published by default, DOMAIN.md). Anyone else imports as they
-    create: drafts, or submitted for moderation, and only their own posts; a status change follows the life
-    cycle. Raises PermissionDenied, PostTransitionError or ValueError (a duplicate external_id), and then
-    nothing is written.
+    Each item is checked as `post_import_check` does, again under the rows' locks: the database may have
+    changed since the caller checked. Once an item is refused nothing more is written, but the remaining items
+    are still checked, and PostImportError lists every refusal; then nothing is written at all.
     """
     result = ImportResult()
     seen: set[str] = set()
+    errors: list[tuple[int, FieldError]] = []
+    start = 0
     with transaction.atomic():
         for chunk in _chunks(items, chunk_size):
-            for data in chunk:
-                post_require_poster(actor=actor, data=data)
-                if data.external_id:
-                    if data.external_id in seen:
-                        raise ValueError(
-                            _("The external_id %r appears more than once in this import.") % data.external_id
-                        )
-                    seen.add(data.external_id)
-            _import_chunk(actor, chunk, result)
-            if progress:
-                progress(result.total)
+            for position, data in enumerate(chunk, start):
+                if not data.external_id:
+                    continue
+                if data.external_id in seen:
+                    message = (
+                        _("The external_id %r appears more than once in this import.") % data.external_id
+                    )
+                    errors.append((position, FieldError("external_id", message, "duplicate")))
+                seen.add(data.external_id)
+            existing = post_by_export_id([d.external_id for d in chunk if d.external_id], lock=True)
+            current = _current_relations([p.pk for p in existing.values()])
+            errors.extend(_import_problems(actor, chunk, existing, current, start=start))
+            if not errors:
+                _import_chunk(actor, chunk, existing, current, result)
+                if progress:
+                    progress(result.total)
+            start += len(chunk)
+        if errors:
+            raise PostImportError(sorted(errors, key=lambda item: item[0]))
     return result
+
+
+def post_import_check(*, actor: Actor, items: Sequence[PostData]) -> list[tuple[int, FieldError]]:
+    """What `post_import` would refuse in these items (a chunk of them) from the database as it is now: the
+    actor's rights on the poster and on the posts their external ids name, and each status against the life
+    cycle. As (position in `items`, FieldError), in order. Duplicates within an import are the caller's to
+    find (it knows its lines or indexes). Two queries, plus a few for the rare item that needs them."""
+    existing = post_by_export_id(d.external_id for d in items if d.external_id)
+    current = None
+    if not actor.is_secretariat:
+        # Whether an item edits its post matters only where the post's status forbids editing.
+        current = _current_relations([p.pk for p in existing.values() if p.status not in TRANSITIONS["edit"]])
+    return _import_problems(actor, items, existing, current)
+
+
+# The life-cycle action that moves a post into each status (none takes it back to draft).
+_ACTION_INTO = {
+    Status.SUBMITTED: "submit",
+    Status.PUBLISHED: "publish",
+    Status.RETURNED: "return",
+    Status.CLOSED: "close",
+    Status.WITHDRAWN: "withdraw",
+}
+
+
+def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
+    """The status an imported item puts its post in, or an exception if the life cycle does not allow it.
+
+    An item without a status leaves an existing post's status as it is; a new post is published when the
+    secretariat imports it, a draft otherwise (DOMAIN.md). A change of status is a step of the life cycle,
+    as the services above take it (TRANSITIONS); closing and returning need an outcome or a reason, which the
+    import format does not carry, so an import never closes or returns a post. Raises PermissionDenied,
+    PostTransitionError or ValueError.
+    """
+    current = post.status if post is not None else None
+    if wanted is None:
+        return current or (Status.PUBLISHED if actor.is_secretariat else Status.DRAFT)
+    if wanted == current:
+        return wanted
+    if wanted == Status.RETURNED:
+        raise ValueError(
+            _("An import cannot return a post: return it from the moderation queue, with a reason.")
+        )
+    if wanted == Status.PUBLISHED and not actor.is_secretariat:
+        raise PermissionDenied(_("Only the secretariat imports posts as published."))
+    if current is not None:
+        action = _ACTION_INTO.get(wanted, "draft")
+        if current not in TRANSITIONS.get(action, ()):
+            raise PostTransitionError(action, current)
+    if wanted == Status.CLOSED:
+        raise ValueError(_("An import cannot close a post: close it in the platform, with its outcome."))
+    if current is None and wanted == Status.WITHDRAWN and not actor.is_secretariat:
+        raise ValueError(_("A new post cannot be imported as withdrawn: import it first, then withdraw it."))
+    return wanted
+
+
+_REFUSAL_CODES = (
+    (PermissionDenied, "permission_denied"),
+    (PostTransitionError, "invalid_transition"),
+    (ValueError, "invalid"),
+)
+
+
+def _refusal(field: str, error: Exception) -> FieldError:
+    code = next(code for kind, code in _REFUSAL_CODES if isinstance(error, kind))
+    return FieldError(field, str(error), code)
+
+
+def _import_problems(
+    actor: Actor,
+    items: Sequence[PostData],
+    existing: dict[str, Post],
+    current: dict[str, dict[int, list]] | None,
+    *,
+    start: int = 0,
+) -> list[tuple[int, FieldError]]:
+    """Every refusal of these items, as (position from `start`, FieldError). `current`: the posts' relations
+    (`_current_relations`), at least of those whose status forbids editing; None for the secretariat."""
+    owned_elsewhere = _platform_ids_taken(items, existing)
+    problems = []
+    for position, data in enumerate(items, start):
+        post = existing.get(data.external_id) if data.external_id else None
+        try:
+            post_require_poster(actor=actor, data=data)
+        except PermissionDenied as error:
+            problems.append((position, _refusal("provider" if data.provider else "party", error)))
+        if post is None and data.external_id in owned_elsewhere:
+            problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
+            continue
+        if post is None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or ""):
+            message = _("%(id)s names a post made in the platform, and there is none by that number.") % {
+                "id": data.external_id
+            }
+            problems.append((position, FieldError("external_id", message, "unknown")))
+            continue
+        if post is not None and not post_can_manage(actor=actor, post=post):
+            message = _("This external_id belongs to a post of another Party or provider.")
+            problems.append((position, FieldError("external_id", message, "permission_denied")))
+            continue
+        try:
+            _import_status(actor, data.status, post)
+        except (PermissionDenied, PostTransitionError, ValueError) as error:
+            problems.append((position, _refusal("status", error)))
+        if post is not None and not actor.is_secretariat and post.status not in TRANSITIONS["edit"]:
+            edited = _edited_field(post, data, current)
+            if edited:
+                problems.append((position, _refusal(edited, PostTransitionError("edit", post.status))))
+    return problems
+
+
+def _platform_ids_taken(items: Sequence[PostData], existing: dict[str, Post]) -> dict[str, Post]:
+    """The `post-<id>` names among the items that no post answers to because post <id> has an external id of
+    its own (one query, and only when an item has such a name)."""
+    wanted = {}
+    for data in items:
+        match = PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
+        if match and data.external_id not in existing:
+            wanted[int(match.group(1))] = data.external_id
+    if not wanted:
+        return {}
+    posts = Post.objects.filter(pk__in=list(wanted), external_id__isnull=False)
+    return {wanted[post.pk]: post for post in posts}
+
+
+def _platform_id_error(actor: Actor, export_id: str, owned_elsewhere: dict[str, Post]) -> FieldError:
+    post = owned_elsewhere[export_id]
+    values = {"id": export_id, "pk": post.pk, "external_id": post.external_id}
+    if post_can_manage(actor=actor, post=post):
+        message = _(
+            "%(id)s cannot name post %(pk)s: it has an external_id of its own, %(external_id)r; "
+            "import it under that one."
+        )
+    else:
+        # Another Party's post: its external id is not the caller's to learn.
+        message = _("%(id)s cannot name post %(pk)s: it has an external_id of its own.")
+    return FieldError("external_id", message % values)
+
+
+def _edited_field(post: Post, data: PostData, current: dict[str, dict[int, list]] | None) -> str | None:
+    """The first field of the import format that the item changes on the post, or None."""
+    changes = _apply_data(copy.copy(post), data)
+    changes.update(_diff_relations(post, data, current or _current_relations([post.pk])))
+    name = next(iter(changes), None)
+    if name is None:
+        return None
+    if name.startswith("declares_"):
+        return "declarations"
+    return name.removesuffix("_id")
 
 
 def _chunks(items: Iterable[PostData], size: int) -> Iterator[list[PostData]]:
@@ -384,27 +586,6 @@ def _chunks(items: Iterable[PostData], size: int) -> Iterator[list[PostData]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _import_status(actor: Actor, data: PostData, post: Post | None) -> str:
-    """The status an imported line puts its post in, or an exception if the actor may not move it there."""
-    if actor.is_secretariat:
-        return data.status or Status.PUBLISHED
-    current = post.status if post is not None else None
-    wanted = data.status or current or Status.DRAFT
-    if wanted == current:
-        return wanted
-    if current is None and wanted in (Status.DRAFT, Status.SUBMITTED):
-        return wanted
-    if wanted == Status.SUBMITTED and current in TRANSITIONS["submit"]:
-        return wanted
-    if wanted == Status.WITHDRAWN and current in TRANSITIONS["withdraw"]:
-        return wanted
-    if wanted in (Status.PUBLISHED, Status.RETURNED):
-        raise PermissionDenied(_("Only the secretariat moderates posts."))
-    if wanted == Status.CLOSED:
-        raise ValueError(_("A post is closed with its outcome in the platform, not by import."))
-    raise PostTransitionError("edit", current or Status.DRAFT)
 
 
 # Every column an import may change, for bulk_update (which, unlike save(), does not touch auto_now fields).
@@ -420,41 +601,33 @@ _IMPORT_UPDATE_FIELDS = [
 ]
 
 
-def _import_chunk(actor: Actor, chunk: Sequence[PostData], result: ImportResult) -> None:
-    """One chunk in a fixed number of queries: read the existing posts, bulk update, bulk create, history."""
+def _import_chunk(
+    actor: Actor,
+    chunk: Sequence[PostData],
+    existing: dict[str, Post],
+    current: dict[str, dict[int, list]],
+    result: ImportResult,
+) -> None:
+    """Write one chunk, already checked (`_import_problems`), in a fixed number of queries: bulk update, bulk
+    create, history. `existing`: its posts, locked; `current`: their relations."""
     now = timezone.now()
-    existing = post_by_export_id([d.external_id for d in chunk if d.external_id], lock=True)
-    current = _current_relations([p.pk for p in existing.values()])
     to_create: list[tuple[Post, PostData]] = []
     to_update: list[tuple[Post, PostData, dict]] = []
     unpublished: list[int] = []  # their matches are retired at once (`matching_retire`)
     events: list[PostEvent] = []
     for data in chunk:
         post = existing.get(data.external_id) if data.external_id else None
+        status = _import_status(actor, data.status, post)
         if post is None:
-            status = _import_status(actor, data, None)
-            if PLATFORM_EXPORT_ID.fullmatch(data.external_id or ""):
-                raise ValueError(
-                    _("%(id)s names a post made in the platform, and there is none by that number.")
-                    % {"id": data.external_id}
-                )
             post = Post(status=status, owner=actor.user, external_id=data.external_id)
             _apply_data(post, data)
             _stamp(post, status, now, fill_skipped=True)
             post.matching_pending = status in MATCHING_STATUSES
             to_create.append((post, data))
             continue
-        if not post_can_manage(actor=actor, post=post):
-            raise PermissionDenied(
-                _("%(id)s: you may only act on your own Party's or organisation's posts.")
-                % {"id": data.external_id}
-            )
         from_status = post.status
-        status = _import_status(actor, data, post)
         changes = _apply_data(post, data)
         relation_changes = _diff_relations(post, data, current)
-        if (changes or relation_changes) and not actor.is_secretariat:
-            _require_transition("edit", post)
         changes.update(relation_changes)
         if status != from_status:
             changes["status"] = [from_status, status]

@@ -246,7 +246,8 @@ def _page_with_count(queryset: QuerySet, count: int, number: str | None) -> Page
 def dashboard(request: HttpRequest) -> HttpResponse:
     """A poster's posts grouped by status, what needs attention first; other roles get their starting points."""
     actor = Actor.for_user(request.user)
-    if not actor.can_post:
+    # A deactivated provider's users still see its posts, to withdraw or close them.
+    if not actor.can_post and not actor.is_deactivated_provider:
         awaiting = post_awaiting_moderation_count() if actor.is_secretariat else None
         return render(request, "posts/dashboard_other.html", {"actor": actor, "awaiting": awaiting})
     counts = post_status_counts(actor=actor)
@@ -273,7 +274,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "count": count,
                 "page": page,
                 "page_param": page_param,
-                "attention": status in ATTENTION_STATUSES,
+                # Nothing to finish for a deactivated provider, which can no longer submit.
+                "attention": status in ATTENTION_STATUSES and actor.can_post,
             }
         )
     poster_name = request.user.party.name if actor.party_id else request.user.provider.name
@@ -281,9 +283,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "sections": sections,
         "counts": counts,
         "total": sum(counts.values()),
-        "attention_count": sum(counts.get(s, 0) for s in ATTENTION_STATUSES),
+        "attention_count": sum(counts.get(s, 0) for s in ATTENTION_STATUSES) if actor.can_post else 0,
         "awaiting_count": match_awaiting_count(actor=actor) if counts.get(Status.PUBLISHED) else 0,
         "poster_name": poster_name,
         "can_post_needs": actor.party_id is not None,
+        "provider_deactivated": actor.is_deactivated_provider,
     }
     return render(request, "posts/dashboard.html", context)

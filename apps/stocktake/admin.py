@@ -1,4 +1,9 @@
-"""Snapshots in the admin: listed and annotated by the secretariat; their figures are read-only."""
+"""Snapshots in the admin: listed and read by the secretariat, never changed nor deleted.
+
+A snapshot is the record of what a Committee meeting was shown, and its permalink is cited: its title,
+permalink name and note are as frozen as its figures. Snapshots are made from the report page ("Save
+snapshot", `stocktake.services.snapshot_create`), not here.
+"""
 
 import json
 
@@ -6,14 +11,17 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from apps.parties.admin import SecretariatAdminMixin
+
 from .models import Snapshot
 from .selectors import export_headline
 
 
 @admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):
+class SnapshotAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     list_display = ("title", "date_from", "date_to", "created_by", "created_at", "permalink")
     list_filter = ("created_at",)
+    list_select_related = ("created_by",)
     search_fields = ("title", "slug", "note")
     date_hierarchy = "created_at"
     fields = (
@@ -28,19 +36,15 @@ class SnapshotAdmin(admin.ModelAdmin):
         "headline",
         "figures_json",
     )
-    # The figures and what they were computed from are the record of a meeting: never edited by hand.
-    readonly_fields = (
-        "date_from",
-        "date_to",
-        "filters",
-        "created_by",
-        "created_at",
-        "headline",
-        "figures_json",
-    )
+    # Without change permission every field is shown read-only; the two displays need naming as such.
+    readonly_fields = ("headline", "figures_json")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, *args) -> bool:
         # A snapshot is computed from the live report (Stocktake page, "Save snapshot"), never typed in.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The record of a meeting, cited by its permalink: never edited (nor deleted: SecretariatAdminMixin).
         return False
 
     @admin.display(description=_("permalink"))

@@ -91,15 +91,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# The six UN languages; English is complete, the others fall back to English where not yet translated.
+# The languages of the interface: those with a catalogue in locale/ (English is the source). A page is never
+# declared in a language it is not written in (screen readers would read English text with an Arabic voice, and
+# an untranslated page laid out right to left garbles its English sentences). Posts themselves may be in any of
+# the six UN languages (apps.posts.taxonomies.POST_LANGUAGES); add a language here with its catalogue.
 LANGUAGE_CODE = "en"
 LANGUAGES = [
     ("en", _("English")),
     ("fr", _("French")),
-    ("es", _("Spanish")),
-    ("ar", _("Arabic")),
-    ("zh-hans", _("Chinese")),
-    ("ru", _("Russian")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"

@@ -26,6 +26,22 @@
     });
   });
 
+  // After an answer to a match (htmx swaps its item), keep keyboard focus there rather than on the page
+  // (the button pressed was replaced), and have screen readers read the item's outcome.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    var item = target && target.id && document.getElementById(target.id);
+    if (!item || !item.classList.contains("match")) {
+      return;
+    }
+    item.focus();
+    var outcome = item.querySelector(".message, .match-actions .status");
+    var announcer = document.getElementById("match-announcer");
+    if (outcome && announcer) {
+      announcer.textContent = outcome.textContent.trim();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     // Take keyboard and screen-reader users straight to the list of problems after a refused submission.
     var summary = document.querySelector(".error-summary");

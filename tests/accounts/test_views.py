@@ -126,9 +126,19 @@ def test_switching_language_sets_the_cookie_and_the_page_language(client):
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
     html = client.get("/posts/").content.decode()
     assert '<html lang="fr"' in html
-    response = client.post(reverse("set_language"), {"language": "ar", "next": "/posts/"})
+
+
+def test_languages_offered_are_those_with_a_catalogue(client):
+    """A page is never declared in a language it is not written in: every interface language but English (the
+    source) has its catalogue, and a language without one (Arabic here) is refused, the page staying English."""
+    for code, _name in settings.LANGUAGES:
+        if code != "en":
+            assert (Path(settings.BASE_DIR) / "locale" / code / "LC_MESSAGES" / "django.po").is_file(), code
+    html = client.get("/").content.decode()
+    assert '<option value="ar"' not in html
+    client.post(reverse("set_language"), {"language": "ar", "next": "/posts/"})
     html = client.get("/posts/").content.decode()
-    assert '<html lang="ar" dir="rtl"' in html
+    assert '<html lang="en"' in html and 'dir="rtl"' not in html
 
 
 def test_french_catalogue_translates_the_pages(client, tmp_path, settings):

@@ -178,7 +178,7 @@ def test_life_cycle_through_the_api(api, tokens):
         {
             "field": None,
             "code": "invalid_transition",
-            "message": "A post that is submitted cannot be submitted.",
+            "message": "A submitted post cannot be submitted again.",
         }
     ]
     Post.objects.filter(pk=pk).update(status="published")

@@ -164,3 +164,28 @@ def test_focal_point_posts_a_need_that_the_public_finds(live_server, browser_pag
     assert page.get_by_role("heading", level=1).inner_text() == TITLE
     assert page.get_by_text("to see the contact details").is_visible()
     assert page.get_by_role("button", name="Withdraw the post").count() == 0
+
+
+def test_answering_a_match_keeps_the_keyboard_on_it_and_announces_the_outcome(live_server, browser_page):
+    """htmx replaces the match's item (and the button pressed): focus stays on the item, not the page's top, and
+    the outcome is read out; each answer button names the match it answers."""
+    from apps.matching.models import Match
+
+    page = browser_page
+    FocalPointFactory(username="fp_ken", party=party("KEN"), password=PASSWORD)
+    need = PostFactory(kind="need", party=party("KEN"), title="Flood warnings for the Tana basin")
+    offer = PostFactory(kind="offer", party=party("JPN"), title="River flood forecasting")
+    match = Match.objects.create(need=need, offer=offer, score=0.8, explanation={"top_terms": ["flood"]})
+    log_in(page, live_server.url, "fp_ken")
+    page.wait_for_url(re.compile(r"/dashboard/$"))
+    page.goto(f"{live_server.url}/posts/{need.pk}/")
+    button = page.get_by_role("button", name="Express interest", exact=True)
+    assert button.get_attribute("aria-describedby") == f"match-{match.pk}-title"
+    assert page.locator(f"#match-{match.pk}-title").inner_text() == "River flood forecasting"
+    page.evaluate("window.__sameDocument = true")
+    button.focus()
+    button.press("Enter")
+    page.get_by_text("You expressed interest.").wait_for()
+    page.wait_for_function(f"document.activeElement && document.activeElement.id === 'match-{match.pk}'")
+    assert page.locator("#match-announcer").inner_text() == "You expressed interest."
+    assert page.evaluate("window.__sameDocument") is True, "the answer reloaded the whole page"

@@ -229,7 +229,7 @@ def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
     )
     assert htmx.status_code == 200
     item = htmx.content.decode()
-    assert item.lstrip().startswith(f'<li class="match" id="match-{match.pk}">')
+    assert item.lstrip().startswith(f'<li class="match" id="match-{match.pk}" tabindex="-1">')
     assert 'role="alert">This match is no longer open.' in item
     assert "<form" not in item and reverse("posts:detail", args=[match.offer_id]) not in item
     match.refresh_from_db()

@@ -80,6 +80,62 @@ def test_eligibility_restricts_an_offer_to_its_groups(corpus, django_capture_on_
     assert Match.objects.active().filter(offer=for_kenya, need=corpus["n-flood"]).exists()
 
 
+def _ldc_offer(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return make_post(
+            "o-ldc", "offer", "AUS", ["finance"], ["clean_energy"], ["renewable_energy"], "en",
+            "Solar mini-grids for the least developed countries",
+            "Grants for solar mini-grids with battery storage in off-grid villages, and technician training.",
+            eligible=["LDC"],
+        )  # fmt: skip
+
+
+def test_a_party_that_leaves_a_group_loses_the_matches_that_needed_it(
+    corpus, django_capture_on_commit_callbacks
+):
+    from apps.matching.services import matching_party_groups_changed
+    from apps.parties.models import Party
+
+    offer, need = _ldc_offer(django_capture_on_commit_callbacks), corpus["n-solar"]  # Nepal: an LDC
+    assert Match.objects.active().filter(need=need, offer=offer).exists()
+    nepal = Party.objects.get(iso3="NPL")
+    Party.objects.filter(pk=nepal.pk).update(is_ldc=False)  # graduated
+    with django_capture_on_commit_callbacks(execute=True):
+        assert matching_party_groups_changed(party_id=nepal.pk) == 1  # its one published need
+    assert not Match.objects.active().filter(need=need, offer=offer).exists()
+    assert not Post.objects.filter(matching_pending=True).exists()
+    # The worker's index held Nepal's need as an LDC's: matching the offer again must not bring the pair back.
+    pipeline.matching_run_for_posts(post_ids=[offer.pk])
+    assert not Match.objects.active().filter(need=need, offer=offer).exists()
+    # And back in the group, the pair is found again, from either side.
+    Party.objects.filter(pk=nepal.pk).update(is_ldc=True)
+    pipeline.matching_run_for_posts(post_ids=[offer.pk])
+    assert Match.objects.active().filter(need=need, offer=offer).exists()
+
+
+def test_the_secretariat_changing_a_partys_groups_in_the_admin_rematches_its_needs(
+    corpus, secretariat, login, django_capture_on_commit_callbacks
+):
+    from apps.parties.models import Party
+
+    offer, need = _ldc_offer(django_capture_on_commit_callbacks), corpus["n-solar"]
+    nepal = Party.objects.get(iso3="NPL")
+    form = {"iso3": "NPL", "name": nepal.name, "regional_group": nepal.regional_group, "is_sids": "",
+            "paris_agreement_party": "on"}  # is_ldc unticked  # fmt: skip
+    client = login(secretariat)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/parties/party/{nepal.pk}/change/", form, follow=True)
+    assert response.status_code == 200
+    assert "being matched again" in response.content.decode()
+    nepal.refresh_from_db()
+    assert nepal.is_ldc is False
+    assert not Match.objects.active().filter(need=need, offer=offer).exists()
+    # A change that leaves the groups alone queues nothing.
+    form["name"] = "Nepal (Federal Democratic Republic)"
+    response = client.post(f"/admin/parties/party/{nepal.pk}/change/", form, follow=True)
+    assert "being matched again" not in response.content.decode()
+
+
 def test_withdrawing_a_post_removes_its_matches_from_every_view(corpus, django_capture_on_commit_callbacks):
     offer = corpus["o-warn"]
     assert Match.objects.active().filter(offer=offer).exists()

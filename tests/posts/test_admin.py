@@ -89,7 +89,7 @@ def test_publishing_a_draft_is_reported_not_a_500(staff):
     response = staff.post(LIST_URL, {"action": "publish_selected", "_selected_action": [draft.pk, ok.pk]})
     assert response.status_code == 302
     messages = messages_of(response)
-    assert "“Draft on solar pumps”: A post that is draft cannot be published." in messages
+    assert "“Draft on solar pumps”: A draft post cannot be published." in messages
     assert "Published 1 post." in messages
     draft.refresh_from_db()
     ok.refresh_from_db()
@@ -138,7 +138,7 @@ def test_returning_a_published_post_is_refused_with_a_message(staff):
         {"action": "return_selected", "_selected_action": [post.pk], "apply": "1", "reason": "Why not"},
     )
     assert response.status_code == 302
-    assert "“Live offer”: A post that is published cannot be returned." in messages_of(response)
+    assert "“Live offer”: A published post cannot be returned." in messages_of(response)
     post.refresh_from_db()
     assert post.status == S.PUBLISHED
 
@@ -173,7 +173,7 @@ def test_publish_button_on_a_draft_reports_the_error(staff):
     draft = PostFactory(status=S.DRAFT)
     response = staff.post(reverse("admin:posts_post_publish", args=[draft.pk]), follow=True)
     assert response.status_code == 200
-    assert "A post that is draft cannot be published." in response.content.decode()
+    assert "A draft post cannot be published." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == S.DRAFT
 

@@ -125,8 +125,8 @@ BAD_LINES = [
         "line 11: kind: Support providers post offers only.",
     ),
     ('{"external_id": "x", "kind": "need",', "line 12: (line): Invalid JSON: Expecting property name"),
-    ("", "line 13: (line): Blank line"),
-    ("   ", "line 14: (line): Blank line"),
+    (need(13, title="Solar\u0000"), "line 13: title: NUL characters are not allowed."),
+    (need(14, description="Solar \ud800"), "line 14: description: Invalid Unicode (unpaired surrogate)."),
     ("[1, 2]", "line 15: (line): Expected a JSON object."),
     (
         {k: v for k, v in need(16).items() if k != "external_id"},
@@ -233,12 +233,13 @@ def test_import_as_a_focal_point(tmp_path, focal_point, queued):
 
 
 def test_refusal_found_while_writing_rolls_everything_back(tmp_path, focal_point):
-    # The file is valid, but need-2 already belongs to Brazil: found only in the second pass, after need-1.
+    # The file is valid, but need-2 already belongs to Brazil: found by the first pass, against the database.
     PostFactory(party=party("BRA"), external_id="need-2", status=Post.Status.DRAFT)
-    error, _ = run_failing(
+    error, stderr = run_failing(
         write(tmp_path, [need(1), need(2)]), "--as", focal_point.username, "--chunk-size", "1"
     )
-    assert "need-2" in error and "nothing was imported" in error
+    assert "line 2: external_id: This external_id belongs to a post of another Party or provider." in stderr
+    assert "1 of 2 lines" in error and "nothing was imported" in error
     assert list(Post.objects.values_list("external_id", flat=True)) == ["need-2"]
 
 

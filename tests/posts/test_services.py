@@ -14,6 +14,7 @@ from apps.posts import services
 from apps.posts.models import Post, PostEvent
 from apps.posts.post_data import PostData
 from apps.posts.services import (
+    PostImportError,
     PostTransitionError,
     post_can_manage,
     post_close,
@@ -160,7 +161,7 @@ def test_refused_transition(start, action, focal_point, secretariat, queued):
 
 
 def test_transition_error_message_is_readable(secretariat):
-    with pytest.raises(PostTransitionError, match="A post that is draft cannot be published"):
+    with pytest.raises(PostTransitionError, match="A draft post cannot be published"):
         post_publish(actor=Actor.for_user(secretariat), post=ken_post(S.DRAFT))
 
 
@@ -485,7 +486,7 @@ def test_reimport_updates_and_counts_unchanged(queued):
     items = import_items(3)
     items[1].title = "Need number 1, revised"
     items[2].sectors = ["water", "health"]
-    items[2].status = S.CLOSED
+    items[2].status = S.WITHDRAWN
     result = post_import(actor=staff, items=items)
     assert (result.created, result.updated, result.unchanged) == (0, 2, 1)
     assert Post.objects.count() == 3
@@ -494,14 +495,15 @@ def test_reimport_updates_and_counts_unchanged(queued):
     assert revised.events.get(action="updated").changes == {
         "title": ["Need number 1", "Need number 1, revised"]
     }
-    closed = Post.objects.get(external_id="imp-2")
-    assert closed.status == S.CLOSED and closed.closed_at is not None
-    assert sorted(closed.sectors.values_list("key", flat=True)) == ["health", "water"]
-    assert closed.events.get(action="updated").changes["status"] == [S.PUBLISHED, S.CLOSED]
-    assert sorted(queued[0]) == sorted([revised.pk, closed.pk])
+    withdrawn = Post.objects.get(external_id="imp-2")
+    assert withdrawn.status == S.WITHDRAWN and withdrawn.withdrawn_at is not None
+    assert sorted(withdrawn.sectors.values_list("key", flat=True)) == ["health", "water"]
+    assert withdrawn.events.get(action="updated").changes["status"] == [S.PUBLISHED, S.WITHDRAWN]
+    assert sorted(queued[0]) == sorted([revised.pk, withdrawn.pk])
 
 
-@pytest.mark.parametrize("status", [S.SUBMITTED, S.CLOSED, S.WITHDRAWN])
+# Withdrawing is the only step off the published list an import may take (closing needs an outcome).
+@pytest.mark.parametrize("status", [S.WITHDRAWN])
 def test_an_import_that_takes_a_post_off_the_list_closes_its_matches_at_once(status, queued):
     from apps.matching.models import Match
 
@@ -537,21 +539,27 @@ def test_import_by_a_focal_point_makes_drafts_of_its_own_posts(focal_point, queu
     post_import(actor=fp, items=import_items(2, status=S.SUBMITTED))
     assert set(Post.objects.values_list("status", flat=True)) == {S.SUBMITTED}
     # ... but never publish them,
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PostImportError) as refused:
         post_import(actor=fp, items=import_items(1, status=S.PUBLISHED))
+    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [(0, "status", "permission_denied")]
     # nor post for another Party,
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PostImportError) as refused:
         post_import(actor=fp, items=import_items(1, prefix="bra", iso3="BRA"))
+    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [(0, "party", "permission_denied")]
     # nor edit while the post is in moderation.
-    with pytest.raises(PostTransitionError):
+    with pytest.raises(PostImportError) as refused:
         post_import(actor=fp, items=import_items(1, title="Changed in moderation", status=S.SUBMITTED))
+    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [(0, "title", "invalid_transition")]
     assert Post.objects.count() == 2
 
 
 def test_import_cannot_take_over_another_partys_post(focal_point):
     PostFactory(party=party("BRA"), external_id="shared-1", status=S.DRAFT)
-    with pytest.raises(PermissionDenied, match="shared-1"):
+    with pytest.raises(PostImportError) as refused:
         post_import(actor=Actor.for_user(focal_point), items=[need_data(external_id="shared-1")])
+    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [
+        (0, "external_id", "permission_denied")
+    ]
     assert Post.objects.get(external_id="shared-1").party.iso3 == "BRA"
 
 

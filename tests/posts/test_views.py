@@ -1,5 +1,7 @@
 """Post pages through the test client: who may see and do what, the public list, the dashboard, the forms."""
 
+import re
+
 import pytest
 from django.conf import settings
 from django.contrib.messages import get_messages
@@ -112,6 +114,12 @@ def test_provider_creates_offer_for_their_organisation(provider_user, login):
     post = Post.objects.get()
     assert post.provider == provider_user.provider and post.party is None
     assert post.eligible == ["LDC"]
+
+
+@pytest.mark.parametrize("query", ["", "?kind=need", "?kind=offer"])
+def test_a_providers_form_has_its_one_kind_chosen(provider_user, login, query):
+    html = login(provider_user).get(reverse("posts:create") + query).content.decode()
+    assert re.search(r'<input type="radio" name="kind" value="offer"[^>]* checked>', html)
 
 
 def test_provider_posting_a_need_gets_a_field_error(provider_user, login):
@@ -250,7 +258,7 @@ def test_editing_a_submitted_post_is_refused_with_a_message(focal_point, login):
         client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Changed")),
     ):
         assert response.status_code == 302
-        assert "A post that is submitted cannot be edited." in messages_of(response)
+        assert "A submitted post cannot be edited." in messages_of(response)
     post.refresh_from_db()
     assert post.title == "Under review"
 
@@ -664,4 +672,33 @@ def test_life_cycle_messages_are_in_the_users_language(focal_point, login, setti
     withdrawn = ken_post("withdrawn")
     html = client.post(reverse("posts:withdraw", args=[withdrawn.pk]), follow=True).content.decode()
     translation.activate(settings.LANGUAGE_CODE)  # LocaleMiddleware leaves the thread in French
-    assert "Une annonce au statut « retirée » ne peut pas être retirée." in html
+    assert "Une annonce retirée ne peut pas être retirée à nouveau." in html
+
+
+def test_a_refused_form_says_so_in_the_page_title_and_counts_only_fields(focal_point, login, client, db):
+    response = login(focal_point).post(reverse("posts:create"), form_data(title="", description=""))
+    html = response.content.decode()
+    assert re.search(r"<title>Error: [^<]*</title>", html)
+    assert "There are problems with 2 fields" in html
+    # A failed login is a problem with the form as a whole, not with "1 field".
+    html = client.post(reverse("login"), {"username": "nobody", "password": "wrong"}).content.decode()
+    assert re.search(r"<title>Error: [^<]*</title>", html)
+    assert '<h2 id="error-summary-title">There is a problem</h2>' in html
+    assert "problem with 1 field" not in html
+    # A page without errors has a plain title.
+    assert "<title>Error:" not in client.get(reverse("login")).content.decode()
+
+
+def test_the_stocktake_link_is_marked_as_the_current_page(committee, login, client, db):
+    html = login(committee).get("/stocktake/").content.decode()
+    assert '<a href="/stocktake/" aria-current="page">' in html
+    html = client.get("/stocktake/summary/").content.decode()
+    assert '<a href="/stocktake/summary/" aria-current="page">' in html
+    assert html.count('aria-current="page"') == 1
+
+
+def test_post_cards_declare_the_language_of_the_post(client, db):
+    PostFactory(title="Pompage solaire", description="Irrigation maraîchère", language="fr")
+    html = client.get(reverse("posts:list")).content.decode()
+    assert re.search(r'<a href="/posts/\d+/" lang="fr">Pompage solaire</a>', html)
+    assert '<p lang="fr">Irrigation maraîchère</p>' in html

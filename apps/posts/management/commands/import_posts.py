@@ -1,36 +1,34 @@
 """`manage.py import_posts FILE.jsonl`: bulk import of posts in the JSON Lines format of DOMAIN.md.
 
 Two streaming passes over the file, so 100,000 lines never sit in memory together:
-1. validate every line (JSON, fields, duplicates inside the file, the actor's right to post it); if any
-   line is bad, print each problem with its line number and write nothing;
+1. validate every line (JSON, fields, duplicates inside the file, and, a chunk at a time against the
+   database, the actor's rights on the posts it names and each status against the life cycle); if any line
+   is bad, print each problem with its line number and field, and write nothing;
 2. read the file again and hand the posts to `posts.services.post_import`, which writes them in chunks inside
-   one transaction (all or nothing) and queues matching once per chunk.
+   one transaction (all or nothing) and queues matching once per chunk. It checks each post again under
+   its row lock; a refusal then (the database changed in between) still names its line and field.
+Blank lines are skipped; line numbers count them.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.accounts.actors import Actor
 from apps.accounts.models import Role
 from apps.posts.models import Post
 from apps.posts.post_data import PostData, PostDataError, ReferenceData, parse_post_record
-from apps.posts.services import (
-    IMPORT_CHUNK_SIZE,
-    PostTransitionError,
-    post_import,
-    post_require_poster,
-)
+from apps.posts.selectors import post_by_export_id
+from apps.posts.services import IMPORT_CHUNK_SIZE, PostImportError, post_import, post_import_check
 
-# Statuses someone other than the secretariat may ask for in a file (post_import enforces the rest).
-NON_STAFF_STATUSES = (Post.Status.DRAFT, Post.Status.SUBMITTED, Post.Status.WITHDRAWN)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -56,8 +54,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--status",
             choices=Post.Status.values,
-            help="status of lines that give none (default: published when the secretariat imports, "
-            "draft otherwise)",
+            help="status of lines that give none (default: an existing post keeps its status; a new one is "
+            "published when the secretariat imports, a draft otherwise)",
         )
         parser.add_argument(
             "--as",
@@ -80,31 +78,55 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         actor = self._actor(options["as_user"])
-        default_status = options["status"] or (Post.Status.PUBLISHED if actor.is_secretariat else None)
+        # Only a status asked for: without one, a new post gets the actor's default and an existing one keeps
+        # its own (post_import decides).
+        default_status = options["status"]
         every = max(1, options["progress_every"])
+        chunk_size = max(1, options["chunk_size"])
         refs = ReferenceData()
         started = time.monotonic()
 
-        # Pass 1: validate everything, remembering only the external ids seen (for duplicates).
+        # Pass 1: validate everything, a chunk at a time (its posts' rights and statuses are checked against
+        # the database together), remembering only the external ids seen (for duplicates).
         seen: dict[str, int] = {}
-        bad_lines = lines = 0
+        posts = bad_lines = 0
+        chunk: list[tuple[int, PostData | None, list[str]]] = []
+
+        def check_chunk() -> int:
+            parsed = [(position, data) for position, (_n, data, _m) in enumerate(chunk) if data is not None]
+            if options["keep_existing"]:
+                # Those lines will be skipped: nothing they say about an existing post matters.
+                existing = _existing([data for _p, data in parsed])
+                parsed = [(position, data) for position, data in parsed if data.external_id not in existing]
+            for index, error in post_import_check(actor=actor, items=[data for _p, data in parsed]):
+                chunk[parsed[index][0]][2].append(f"{error.field}: {error.message}")
+            bad = 0
+            for lineno, _data, messages in chunk:
+                bad += bool(messages)
+                for message in messages:
+                    self.stderr.write(f"line {lineno}: {message}")
+            chunk.clear()
+            return bad
+
         for lineno, line in _lines(path):
-            lines = lineno
+            posts += 1
             try:
                 data = _parse_line(line, refs, default_status)
-                _check_line(data, actor, seen, lineno)
             except BadLine as bad:
-                bad_lines += 1
-                for message in bad.messages:
-                    self.stderr.write(f"line {lineno}: {message}")
+                chunk.append((lineno, None, bad.messages))
+            else:
+                chunk.append((lineno, data, _duplicate(data, seen, lineno)))
+            if len(chunk) >= chunk_size:
+                bad_lines += check_chunk()
             if lineno % every == 0:
                 self.stderr.write(f"validated {lineno:,} lines", style_func=_plain)
+        bad_lines += check_chunk()
         if bad_lines:
             raise CommandError(
-                f"{bad_lines:,} of {lines:,} lines in {path} are bad (listed above); nothing was imported."
+                f"{bad_lines:,} of {posts:,} lines in {path} are bad (listed above); nothing was imported."
             )
-        if not lines:
-            raise CommandError(f"{path} is empty; nothing was imported.")
+        if not posts:
+            raise CommandError(f"{path} holds no posts (it is empty or blank); nothing was imported.")
         del seen
 
         # Pass 2: stream the (now known good) lines into the service, in chunks, in one transaction.
@@ -112,26 +134,35 @@ class Command(BaseCommand):
 
         def progress(done: int) -> None:
             total = done + skipped[0]
-            if total // every > (total - options["chunk_size"]) // every or total == lines:
-                self.stderr.write(f"imported {total:,} of {lines:,} lines", style_func=_plain)
+            if total // every > (total - chunk_size) // every or total == posts:
+                self.stderr.write(f"imported {total:,} of {posts:,} lines", style_func=_plain)
 
-        items: Iterator[PostData] = (
-            _parse_line(line, refs, default_status) for _lineno, line in _lines(path)
+        pairs: Iterator[tuple[int, PostData]] = (
+            (lineno, _parse_line(line, refs, default_status)) for lineno, line in _lines(path)
         )
         if options["keep_existing"]:
-            items = _without_existing(items, options["chunk_size"], skipped)
+            pairs = _without_existing(pairs, chunk_size, skipped)
+        given = array("L")  # the line of each post handed to the service, to name the line of a refusal
+
+        def items() -> Iterator[PostData]:
+            for lineno, data in pairs:
+                given.append(lineno)
+                yield data
+
         try:
-            result = post_import(
-                actor=actor, items=items, chunk_size=options["chunk_size"], progress=progress
-            )
-        except (PermissionDenied, PostTransitionError, ValueError, BadLine) as error:
+            result = post_import(actor=actor, items=items(), chunk_size=chunk_size, progress=progress)
+        except PostImportError as error:
+            # The database changed since pass 1 (or the file did): name the lines, as pass 1 would have.
+            refused = "; ".join(f"line {given[index]}: {e.field}: {e.message}" for index, e in error.errors)
+            raise CommandError(f"Import refused, nothing was imported: {refused}") from error
+        except BadLine as error:
             raise CommandError(f"Import refused, nothing was imported: {error}") from error
 
         elapsed = time.monotonic() - started
         kept = f", kept as they were {skipped[0]:,}" if options["keep_existing"] else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Imported {lines:,} lines from {path.name} in {elapsed:.1f} s: created {result.created:,}, "
+                f"Imported {posts:,} posts from {path.name} in {elapsed:.1f} s: created {result.created:,}, "
                 f"updated {result.updated:,}, unchanged {result.unchanged:,}{kept}."
             )
         )
@@ -152,10 +183,15 @@ class Command(BaseCommand):
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) for each line, read one at a time."""
+    """(line number, bytes) for each line that is not blank, read one at a time; numbers count every line."""
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
-            yield lineno, raw[len(UTF8_BOM) :] if lineno == 1 and raw.startswith(UTF8_BOM) else raw
+            if lineno == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]
+            # Whitespace only (an editor's final empty line, a gap between blocks): nothing to import. Decoded
+            # leniently: a line that is not UTF-8 is not blank, and _parse_line says what is wrong with it.
+            if raw.decode("utf-8", "replace").strip():
+                yield lineno, raw
 
 
 def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> PostData:
@@ -165,16 +201,15 @@ def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> 
         raise BadLine(
             [f"(line): The line is not valid UTF-8 ({error.reason} at byte {error.start})."]
         ) from None
-    if not line.strip():
-        raise BadLine(["(line): Blank line; every line must hold one post as a JSON object."])
+    line = line.rstrip("\r\n")
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise BadLine([f"(line): Invalid JSON: {error.msg} (column {error.colno})."]) from None
+        raise BadLine(["(line): " + _json_problem(line, error)]) from None
     messages = []
     # The import format requires an external_id (the API's create does not, so the parser allows none).
     if isinstance(record, dict) and record.get("external_id") is None:
-        messages.append("external_id: This field is required.")
+        messages.append("external_id: " + _("This field is required."))
     try:
         data = parse_post_record(record, refs, default_status=default_status)
     except PostDataError as error:
@@ -184,29 +219,41 @@ def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> 
     return data
 
 
-def _check_line(data: PostData, actor: Actor, seen: dict[str, int], lineno: int) -> None:
-    """What can be known from the file alone besides the format: duplicates and the actor's rights."""
-    messages = []
-    first = seen.get(data.external_id)
-    if first is not None:
-        messages.append(f"external_id: Duplicate of line {first} ({data.external_id!r}).")
-    else:
-        seen[data.external_id] = lineno
-    try:
-        post_require_poster(actor=actor, data=data)
-    except PermissionDenied as error:
-        messages.append(f"{'provider' if data.provider else 'party'}: {error}")
-    if not actor.is_secretariat and data.status and data.status not in NON_STAFF_STATUSES:
-        messages.append(f"status: Only the secretariat imports posts as {data.status}.")
-    if messages:
-        raise BadLine(messages)
+def _json_problem(line: str, error: json.JSONDecodeError) -> str:
+    """What is wrong with a line that is not JSON, and where (a line holds no line break, so its column is the
+    character's position in the line)."""
+    if error.pos >= len(line.rstrip()):
+        return _("Invalid JSON: %(problem)s at the end of the line (is the line cut short?).") % {
+            "problem": error.msg
+        }
+    return _("Invalid JSON: %(problem)s (column %(column)d).") % {
+        "problem": error.msg,
+        "column": error.pos + 1,
+    }
 
 
-def _without_existing(items: Iterator[PostData], chunk_size: int, skipped: list[int]) -> Iterator[PostData]:
-    """Drop the items whose external_id is already in the database (one query per chunk)."""
-    chunk: list[PostData] = []
-    for item in items:
-        chunk.append(item)
+def _duplicate(data: PostData, seen: dict[str, int], lineno: int) -> list[str]:
+    """The line's problem if its external_id came earlier in the file (the service checks the rest)."""
+    first = seen.setdefault(data.external_id, lineno)
+    if first == lineno:
+        return []
+    return [
+        "external_id: " + _("Duplicate of line %(line)d (%(id)r).") % {"line": first, "id": data.external_id}
+    ]
+
+
+def _existing(datas: list[PostData]) -> set[str]:
+    """The external ids among these that name a post in the database (as the import resolves them)."""
+    return set(post_by_export_id(d.external_id for d in datas))
+
+
+def _without_existing(
+    pairs: Iterator[tuple[int, PostData]], chunk_size: int, skipped: list[int]
+) -> Iterator[tuple[int, PostData]]:
+    """Drop the lines whose external_id names a post in the database (one or two queries per chunk)."""
+    chunk: list[tuple[int, PostData]] = []
+    for pair in pairs:
+        chunk.append(pair)
         if len(chunk) >= chunk_size:
             yield from _new_only(chunk, skipped)
             chunk = []
@@ -214,8 +261,7 @@ def _without_existing(items: Iterator[PostData], chunk_size: int, skipped: list[
         yield from _new_only(chunk, skipped)
 
 
-def _new_only(chunk: list[PostData], skipped: list[int]) -> list[PostData]:
-    ids = [d.external_id for d in chunk]
-    existing = set(Post.objects.filter(external_id__in=ids).values_list("external_id", flat=True))
+def _new_only(chunk: list[tuple[int, PostData]], skipped: list[int]) -> list[tuple[int, PostData]]:
+    existing = _existing([data for _lineno, data in chunk])
     skipped[0] += len(existing)
-    return [d for d in chunk if d.external_id not in existing]
+    return [(lineno, data) for lineno, data in chunk if data.external_id not in existing]

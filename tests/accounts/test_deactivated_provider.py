@@ -1,0 +1,209 @@
+"""A support provider the secretariat deactivated: its users and write tokens may still take its posts down
+(withdraw, close), as the deactivation message promises, and are told why anything else is refused."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from apps.accounts.models import ApiToken
+from apps.posts.models import Post
+from tests.api.factories import MatchFactory
+from tests.factories import CommitteeFactory, PostFactory, ProviderUserFactory, SupportProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+S = Post.Status
+API = "/api/v1/posts/"
+DEACTIVATED = "deactivated this support provider"
+
+
+@pytest.fixture
+def gcf(db):
+    return SupportProviderFactory(short_name="GCF")
+
+
+@pytest.fixture
+def gcf_user(gcf):
+    return ProviderUserFactory(username="gcf_user", provider=gcf)
+
+
+@pytest.fixture
+def gcf_token(gcf, secretariat) -> str:
+    _token, raw = ApiToken.objects.issue(
+        name="GCF portal", scope="write", provider=gcf, created_by=secretariat
+    )
+    return raw
+
+
+def offer(provider, **fields) -> Post:
+    return PostFactory(kind=Post.Kind.OFFER, party=None, provider=provider, **fields)
+
+
+@pytest.fixture
+def posts(gcf):
+    """GCF's offers, one of another provider; then GCF is deactivated."""
+    made = {
+        "published": offer(gcf, title="Adaptation grants"),
+        "published_2": offer(gcf, title="Concessional loans"),
+        "draft": offer(gcf, title="Draft grants", status=S.DRAFT, published_at=None),
+        "other": offer(SupportProviderFactory(short_name="AF"), title="AF grants"),
+    }
+    gcf.is_active = False
+    gcf.save()
+    return made
+
+
+@pytest.fixture(params=["token", "session"])
+def caller(request, gcf_token, gcf_user) -> APIClient:
+    """The deactivated provider through its write token, or its user's browser session."""
+    client = APIClient()
+    if request.param == "token":
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {gcf_token}")
+    else:
+        client.force_login(gcf_user)
+    return client
+
+
+def message_of(response) -> str:
+    return " ".join(error["message"] for error in response.json()["errors"])
+
+
+# --- API -----------------------------------------------------------------------------------------------------
+
+
+def test_api_withdraw_and_close_still_work(caller, posts):
+    response = caller.post(f"{API}{posts['published'].pk}/withdraw/", format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "withdrawn"
+    response = caller.post(
+        f"{API}{posts['published_2'].pk}/close/", {"outcome": "Taken up by Kenya."}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "closed"
+    response = caller.post(f"{API}{posts['draft'].pk}/withdraw/", format="json")
+    assert response.status_code == 200
+
+
+def test_api_take_down_is_for_its_own_posts_only(caller, posts):
+    response = caller.post(f"{API}{posts['other'].pk}/withdraw/", format="json")
+    assert response.status_code == 403
+    posts["other"].refresh_from_db()
+    assert posts["other"].status == S.PUBLISHED
+
+
+def test_api_other_writes_say_the_provider_is_deactivated(caller, posts):
+    published, draft = posts["published"], posts["draft"]
+    body = {
+        "kind": "offer",
+        "provider": "GCF",
+        "title": "New grants",
+        "description": "Grants for adaptation.",
+        "support_types": ["finance"],
+        "focus_areas": ["adaptation"],
+    }
+    refused = [
+        caller.post(API, body, format="json"),
+        caller.patch(f"{API}{published.pk}/", {"title": "Renamed"}, format="json"),
+        caller.put(f"{API}{published.pk}/", body, format="json"),
+        caller.post(f"{API}{draft.pk}/submit/", format="json"),
+        caller.post(f"{API}import/", {"items": [{**body, "external_id": "gcf-1"}]}, format="json"),
+        caller.post(
+            f"/api/v1/matches/{MatchFactory(offer=published).pk}/interest/",
+            {"interest": "interested"},
+            format="json",
+        ),
+    ]
+    for response in refused:
+        assert response.status_code == 403, (response.request["PATH_INFO"], response.content)
+        assert DEACTIVATED in message_of(response)
+        assert "this token reads" not in message_of(response)
+    published.refresh_from_db()
+    draft.refresh_from_db()
+    assert (published.title, published.status, draft.status) == ("Adaptation grants", S.PUBLISHED, S.DRAFT)
+    assert not Post.objects.filter(title="New grants").exists()
+
+
+def test_a_reactivated_provider_writes_again(caller, posts, gcf):
+    gcf.is_active = True
+    gcf.save()
+    response = caller.patch(f"{API}{posts['draft'].pk}/", {"title": "Draft grants, revised"}, format="json")
+    assert response.status_code == 200
+
+
+def test_a_session_user_that_only_reads_is_not_told_about_a_token(posts):
+    client = APIClient()
+    client.force_login(CommitteeFactory(username="committee_member"))
+    response = client.post(f"{API}{posts['other'].pk}/withdraw/", format="json")
+    assert response.status_code == 403
+    assert "token" not in message_of(response) and "your account reads" in message_of(response)
+    match = MatchFactory()
+    response = client.post(f"/api/v1/matches/{match.pk}/interest/", {"interest": "interested"}, format="json")
+    assert response.status_code == 403 and "token" not in message_of(response)
+
+
+def test_a_read_token_is_still_told_it_reads(posts, secretariat):
+    _token, raw = ApiToken.objects.issue(name="Reader", scope="read", created_by=secretariat)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.post(f"{API}{posts['other'].pk}/withdraw/", format="json")
+    assert response.status_code == 403 and "this token reads" in message_of(response)
+
+
+# --- web -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web(login, gcf_user, posts):
+    return login(gcf_user)
+
+
+def test_dashboard_says_the_provider_is_deactivated_and_lists_its_posts(web, posts):
+    html = web.get(reverse("posts:dashboard")).content.decode()
+    assert "The secretariat has deactivated" in html
+    assert "ask the secretariat to register you" not in html
+    assert posts["published"].title in html and posts["draft"].title in html
+    assert reverse("posts:create") not in html  # no "Post an offer"
+    assert reverse("posts:edit", args=[posts["draft"].pk]) not in html  # no "Finish and submit"
+
+
+def test_post_page_offers_only_taking_it_down(web, posts):
+    page = web.get(reverse("posts:detail", args=[posts["published"].pk]))
+    assert page.context["actions"] == frozenset({"close", "withdraw"})
+    html = page.content.decode()
+    assert reverse("posts:withdraw", args=[posts["published"].pk]) in html
+    assert reverse("posts:edit", args=[posts["published"].pk]) not in html
+    draft_page = web.get(reverse("posts:detail", args=[posts["draft"].pk]))
+    assert draft_page.context["actions"] == frozenset({"withdraw"})
+
+
+def test_web_withdraw_and_close(web, posts):
+    response = web.post(reverse("posts:withdraw", args=[posts["published"].pk]))
+    assert response.status_code == 302
+    response = web.post(reverse("posts:close", args=[posts["published_2"].pk]), {"outcome": "Taken up."})
+    assert response.status_code == 302
+    statuses = dict(Post.objects.filter(provider__short_name="GCF").values_list("title", "status"))
+    assert statuses["Adaptation grants"] == S.WITHDRAWN and statuses["Concessional loans"] == S.CLOSED
+
+
+def test_web_other_writes_are_refused(web, posts):
+    draft = posts["draft"]
+    assert web.get(reverse("posts:create")).status_code == 403
+    assert web.post(reverse("posts:submit", args=[draft.pk])).status_code == 403
+    response = web.get(reverse("posts:edit", args=[draft.pk]))
+    assert response.status_code == 302  # back to the post with a message: it cannot be edited
+    assert web.post(reverse("posts:withdraw", args=[posts["other"].pk])).status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == S.DRAFT
+    # The public list offers no "post" button either.
+    assert reverse("posts:create") not in web.get(reverse("posts:list")).content.decode()
+
+
+def test_an_active_provider_user_is_unaffected(login, gcf_user, gcf):
+    draft = offer(gcf, title="Draft", status=S.DRAFT, published_at=None)
+    client = login(gcf_user)
+    html = client.get(reverse("posts:dashboard")).content.decode()
+    assert "The secretariat has deactivated" not in html and reverse("posts:create") in html
+    actions = client.get(reverse("posts:detail", args=[draft.pk])).context["actions"]
+    assert actions == frozenset({"edit", "submit", "withdraw"})

@@ -1,0 +1,60 @@
+"""The post admin's edges: addresses that name no post, saving nothing, and a page that cannot be edited."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+
+from apps.posts.models import Post
+from tests.factories import PostFactory
+
+from .test_admin import change_url, form_data, submitted
+
+pytestmark = pytest.mark.django_db
+
+S = Post.Status
+
+
+@pytest.fixture
+def staff(login, secretariat):
+    return login(secretariat)
+
+
+@pytest.mark.parametrize("object_id", ["abc", "1.5", "999999", "-1"])
+def test_moderation_addresses_that_name_no_post_are_404(staff, object_id):
+    publish = reverse("admin:posts_post_publish", args=[object_id])
+    give_back = reverse("admin:posts_post_return", args=[object_id])
+    assert staff.post(publish).status_code == 404
+    assert staff.get(give_back).status_code == 404
+    assert staff.post(give_back, {"reason": "No."}).status_code == 404
+
+
+def test_saving_an_unchanged_offer_changes_nothing_even_its_eligibility(staff, secretariat):
+    offer = PostFactory(
+        kind=Post.Kind.OFFER, eligible=["KEN", "LDC", "African States"], support_types=["finance"]
+    )
+    data = form_data(staff, change_url(offer))
+    assert data["eligible"] == "KEN, LDC, African States"
+    response = staff.post(change_url(offer), data)
+    assert response.status_code == 302
+    entry = LogEntry.objects.get(object_id=str(offer.pk))
+    assert entry.get_change_message() == "No fields changed."
+    assert not offer.events.exists()
+    # The same list typed differently is no change either; another list is.
+    data["eligible"] = "ken,ldc ,  African States"
+    staff.post(change_url(offer), data)
+    assert not offer.events.exists()
+    data["eligible"] = "KEN, SIDS"
+    staff.post(change_url(offer), data)
+    offer.refresh_from_db()
+    assert offer.eligible == ["KEN", "SIDS"]
+    latest = LogEntry.objects.filter(object_id=str(offer.pk)).order_by("-pk").first()
+    assert "eligible Parties and groups" in latest.get_change_message()
+
+
+def test_a_post_that_cannot_be_edited_is_viewed_not_changed(staff):
+    post = submitted("In moderation", 1)
+    response = staff.get(change_url(post))
+    assert response.context["title"] == "View post"
+    assert "<title>In moderation | View post |" in response.content.decode()
+    editable = PostFactory(status=S.DRAFT, published_at=None)
+    assert staff.get(change_url(editable)).context["title"] == "Change post"
