@@ -798,6 +798,9 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
             Match.objects.active().filter(**{side: pk}).exclude(
                 **{f"{other}__in": [getattr(r, other) for r in keep]}
             ).update(is_active=False)
+            # Rows with the post on the other side, from before its kind changed (the post service retires
+            # them with the change; this holds whatever else wrote the change).
+            Match.objects.active().filter(**{other: pk}).update(is_active=False)
             written += _upsert(keep, version=version)
     return written
 

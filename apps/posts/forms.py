@@ -6,6 +6,7 @@ Field-level checks are Django's (lengths, choices, numbers); the rules across fi
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django import forms
@@ -46,6 +47,22 @@ def _checkboxes(choices, label, *, required: bool, help_text: str = "") -> forms
         widget=forms.CheckboxSelectMultiple,
         help_text=help_text,
     )
+
+
+# "1,250,000" (thousands grouped by commas) or "1 250 000" (by spaces, as in French): what people type.
+_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+_SPACES = re.compile(r"[\s\u00a0\u202f_]")
+
+
+class AmountField(forms.DecimalField):
+    """A decimal amount in US dollars that also takes digits grouped by commas or spaces."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = _SPACES.sub("", value)
+            if _GROUPED.fullmatch(value):
+                value = value.replace(",", "")
+        return super().to_python(value)
 
 
 class PostForm(forms.Form):
@@ -94,14 +111,17 @@ class PostForm(forms.Form):
         label=_("Indigenous Peoples and local communities take part"), required=False
     )
     language = forms.ChoiceField(label=_("Language of the text"), choices=POST_LANGUAGES, initial="en")
-    amount_usd = forms.DecimalField(
+    amount_usd = AmountField(
         label=_("Amount (USD)"),
         required=False,
         min_value=Decimal(0),
         max_value=MAX_AMOUNT,
-        max_digits=16,
-        decimal_places=2,
-        help_text=_("Amount needed or offered, in US dollars; leave empty if not known."),
+        decimal_places=2,  # no max_digits: MAX_AMOUNT bounds them, with one message rather than two
+        help_text=_("Amount needed or offered, in US dollars, e.g. 1250000; leave empty if not known."),
+        error_messages={
+            "invalid": _("Enter the amount in digits, e.g. 1250000 or 1,250,000."),
+            "max_value": _("That is more than any post could need or offer: check the number of zeros."),
+        },
     )
     contact_name = forms.CharField(label=_("Contact name"), max_length=200, required=False)
     contact_email = forms.EmailField(label=_("Contact email"), required=False)

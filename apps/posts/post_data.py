@@ -101,7 +101,8 @@ class ReferenceData:
 
     def __init__(self) -> None:
         self.parties = {p.iso3: p for p in Party.objects.all()}
-        self.providers = {p.short_name.lower(): p for p in SupportProvider.objects.filter(is_active=True)}
+        # Deactivated ones too: their posts stay and may be updated; the services refuse them new posts.
+        self.providers = {p.short_name.lower(): p for p in SupportProvider.objects.all()}
 
     def eligibility_key(self, value: str) -> str | None:
         """The canonical form of an `eligible` entry (an ISO3 code or a group name), or None if unknown."""

@@ -202,10 +202,20 @@ def _set_relations(post: Post, data: PostData, *, created: bool) -> dict:
     return changes
 
 
+def _require_provider_takes_posts(data: PostData) -> None:
+    """A deactivated support provider takes no new posts (its existing ones stay, and may be updated)."""
+    if data.provider is not None and not data.provider.is_active:
+        raise PermissionDenied(
+            _("%(provider)s is deactivated: it takes no new posts. Reactivate it first.")
+            % {"provider": data.provider.short_name}
+        )
+
+
 @transaction.atomic
 def post_create(*, actor: Actor, data: PostData) -> Post:
     """Create a draft (or, for the secretariat, a post in the status the data asks for)."""
     post_require_poster(actor=actor, data=data)
+    _require_provider_takes_posts(data)
     status = Status.DRAFT
     if actor.is_secretariat and data.status:
         status = data.status
@@ -262,6 +272,9 @@ def post_update(*, actor: Actor, post: Post, data: PostData) -> Post:
     if changes:
         post.save()
         _record(post, actor=actor, action=PostEvent.Action.UPDATED, from_status=post.status, changes=changes)
+        if "kind" in changes:
+            # A need turned offer (or back) is on the other side now: its matches would pair two needs.
+            matching_retire(post_ids=[post.pk])
         if post.status == Status.PUBLISHED:
             _queue_matching([post])
     return post
@@ -513,6 +526,11 @@ def _import_problems(
             post_require_poster(actor=actor, data=data)
         except PermissionDenied as error:
             problems.append((position, _refusal("provider" if data.provider else "party", error)))
+        if post is None:
+            try:
+                _require_provider_takes_posts(data)
+            except PermissionDenied as error:
+                problems.append((position, _refusal("provider", error)))
         if post is None and data.external_id in owned_elsewhere:
             problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
             continue
@@ -613,7 +631,9 @@ def _import_chunk(
     now = timezone.now()
     to_create: list[tuple[Post, PostData]] = []
     to_update: list[tuple[Post, PostData, dict]] = []
-    unpublished: list[int] = []  # their matches are retired at once (`matching_retire`)
+    # Posts whose matches are retired at once (`matching_retire`): those that left the published list, and those
+    # whose kind changed (their matches would pair two needs or two offers).
+    retired: list[int] = []
     events: list[PostEvent] = []
     for data in chunk:
         post = existing.get(data.external_id) if data.external_id else None
@@ -634,7 +654,9 @@ def _import_chunk(
             post.status = status
             _stamp(post, status, now)
             if from_status == Status.PUBLISHED:
-                unpublished.append(post.pk)
+                retired.append(post.pk)
+        if "kind" in changes and post.pk not in retired:
+            retired.append(post.pk)
         if not changes:
             result.unchanged += 1
             continue
@@ -646,7 +668,7 @@ def _import_chunk(
 
     if to_update:
         Post.objects.bulk_update([post for post, _d, _r in to_update], _IMPORT_UPDATE_FIELDS)
-        matching_retire(post_ids=unpublished)
+        matching_retire(post_ids=retired)
         _replace_relations(to_update)
         result.updated += len(to_update)
     if to_create:

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from apps.accounts.actors import Actor
+from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
 
 from .filters import PostFilter
@@ -40,6 +40,7 @@ from .selectors import (
     post_status_counts,
 )
 from .services import (
+    TRANSITIONS,
     PostTransitionError,
     post_can_manage,
     post_close,
@@ -131,6 +132,8 @@ def _submit_requested(request: HttpRequest) -> bool:
 def post_create_view(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
     if not actor.can_post:
+        if actor.is_deactivated_provider:
+            raise PermissionDenied(PROVIDER_DEACTIVATED_MESSAGE)
         raise PermissionDenied(_("Only focal points and support providers can create posts."))
     party, provider = _poster_of(request, actor)
     if request.method == "POST":
@@ -161,7 +164,10 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     post = _managed_post(request, pk, actor, Post.objects.with_related().prefetch_related("partner_parties"))
     actions = post_allowed_actions(actor=actor, post=post)
     if "edit" not in actions:
-        messages.error(request, str(PostTransitionError("edit", post.status)))
+        if post.status in TRANSITIONS["edit"] and actor.is_deactivated_provider:
+            messages.error(request, str(PROVIDER_DEACTIVATED_MESSAGE))  # the status is not what stops it
+        else:
+            messages.error(request, str(PostTransitionError("edit", post.status)))
         return redirect("posts:detail", pk=post.pk)
     # Editing never moves a post to another poster: the form validates against the post's own.
     if request.method == "POST":

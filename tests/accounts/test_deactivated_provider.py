@@ -207,3 +207,52 @@ def test_an_active_provider_user_is_unaffected(login, gcf_user, gcf):
     assert "The secretariat has deactivated" not in html and reverse("posts:create") in html
     actions = client.get(reverse("posts:detail", args=[draft.pk])).context["actions"]
     assert actions == frozenset({"edit", "submit", "withdraw"})
+
+
+def test_web_refusals_say_why_on_a_page_of_the_site(web, posts):
+    """A 403 is the site's page with the refusal's own message, not a bare "403 Forbidden"."""
+    draft = posts["draft"]
+    for response in (
+        web.get(reverse("posts:create")),
+        web.post(reverse("posts:submit", args=[draft.pk])),
+    ):
+        html = response.content.decode()
+        assert response.status_code == 403
+        assert DEACTIVATED in html, html
+        assert 'class="site-nav"' in html
+    # Editing a published offer is refused for the provider's state, not for the post's status.
+    response = web.get(reverse("posts:edit", args=[posts["published"].pk]), follow=True)
+    html = response.content.decode()
+    assert DEACTIVATED in html and "status does not allow" not in html
+
+
+def _offer_record(external_id: str, title: str) -> dict:
+    return {
+        "external_id": external_id, "kind": "offer", "provider": "GCF", "title": title,
+        "description": "Grants for adaptation projects in vulnerable countries.", "support_types": ["finance"],
+        "focus_areas": ["adaptation"],
+    }  # fmt: skip
+
+
+def test_the_secretariat_still_updates_a_deactivated_providers_posts_but_adds_none(posts, secretariat):
+    """Its provider is found (it was "unknown" once deactivated), its posts updated; a new one is refused."""
+    from apps.accounts.actors import Actor
+    from apps.posts import services
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    actor, refs = Actor.for_user(secretariat), ReferenceData()
+    existing = posts["published"]
+    Post.objects.filter(pk=existing.pk).update(external_id="gcf-1")
+    update = parse_post_record(_offer_record("gcf-1", "Adaptation grants, second window"), refs)
+    result = services.post_import(actor=actor, items=[update])
+    existing.refresh_from_db()
+    assert result.updated == 1 and existing.title == "Adaptation grants, second window"
+    new = parse_post_record(_offer_record("gcf-2", "Loss and damage grants"), refs)
+    problems = services.post_import_check(actor=actor, items=[new])
+    assert [(index, error.field) for index, error in problems] == [(0, "provider")]
+    assert "GCF is deactivated" in problems[0][1].message
+    client = APIClient()
+    client.force_login(secretariat)
+    response = client.post(API, _offer_record("gcf-3", "Readiness grants"), format="json")
+    assert response.status_code == 403 and "GCF is deactivated" in message_of(response)
+    assert not Post.objects.filter(external_id__in=["gcf-2", "gcf-3"]).exists()

@@ -169,6 +169,62 @@ def test_editing_a_published_post_rematches_it(corpus, django_capture_on_commit_
     assert not after or after[0] < before
 
 
+def _sides_hold() -> bool:
+    """Every active match pairs a need with an offer."""
+    wrong = Match.objects.active().exclude(need__kind="need", offer__kind="offer")
+    return not wrong.exists()
+
+
+def test_changing_a_posts_kind_retires_the_matches_of_its_old_side(
+    corpus, django_capture_on_commit_callbacks
+):
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    need = corpus["n-flood"]
+    assert Match.objects.active().filter(need=need).exists()
+    record = {
+        "kind": "offer",
+        "party": "KEN",
+        "title": need.title,
+        "description": need.description,
+        "support_types": ["technology", "finance", "capacity_building"],
+        "focus_areas": ["adaptation"],
+        "sectors": ["disaster_risk", "water"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(
+            actor=SECRETARIAT_ACTOR, post=need, data=parse_post_record(record, ReferenceData())
+        )
+    assert not Match.objects.active().filter(need=need).exists()
+    assert _sides_hold()
+    # Matched again as the offer it now is: needs of other Parties may meet it.
+    assert Match.objects.active().filter(offer=need).exists()
+
+
+def test_importing_a_post_under_another_kind_retires_its_old_sides_matches(corpus):
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    need = corpus["n-flood"]
+    record = {
+        "external_id": "n-flood", "kind": "offer", "party": "KEN", "title": need.title,
+        "description": need.description, "support_types": ["technology"], "focus_areas": ["adaptation"],
+    }  # fmt: skip
+    services.post_import(actor=SECRETARIAT_ACTOR, items=[parse_post_record(record, ReferenceData())])
+    need.refresh_from_db()
+    assert need.kind == "offer"
+    assert not Match.objects.active().filter(need=need).exists()
+    assert _sides_hold()
+
+
+def test_matching_a_post_retires_rows_that_have_it_on_its_old_side(corpus):
+    """The worker's safety net, whatever wrote the change of kind (here a bare update)."""
+    need = corpus["n-flood"]
+    Post.objects.filter(pk=need.pk).update(kind="offer")
+    pipeline.matching_run_for_posts(post_ids=[need.pk])
+    assert not Match.objects.active().filter(need=need).exists()
+    assert _sides_hold()
+
+
 def test_running_the_same_task_twice_leaves_the_same_rows(corpus):
     ids = list(Post.objects.values_list("id", flat=True))
     pipeline.matching_run_for_posts(post_ids=ids)

@@ -166,3 +166,35 @@ def test_partner_party_same_as_poster_is_refused():
     form = party_form(partner_parties=["KEN"])
     assert not form.is_valid()
     assert "partner_parties" in form.errors
+
+
+@pytest.mark.parametrize(
+    ("typed", "amount"),
+    [
+        ("1250000", Decimal("1250000")),
+        ("1,250,000", Decimal("1250000")),
+        ("1 250 000", Decimal("1250000")),
+        ("1\u202f250\u00a0000", Decimal("1250000")),  # French grouping: narrow and plain no-break spaces
+        ("1,250,000.50", Decimal("1250000.50")),
+        (" 2500.5 ", Decimal("2500.5")),
+    ],
+)
+def test_amounts_may_be_typed_with_grouped_digits(typed, amount):
+    form = party_form(amount_usd=typed)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["amount_usd"] == amount
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("1,25", "in digits"),  # a decimal comma or a misplaced group: not guessed
+        ("12,50,000", "in digits"),
+        ("a lot", "in digits"),
+        ("999999999999999999", "number of zeros"),
+        ("-5", "greater than or equal to 0"),
+    ],
+)
+def test_an_amount_that_cannot_be_read_gets_one_clear_message(typed, words):
+    errors = party_form(amount_usd=typed).errors["amount_usd"]
+    assert len(errors) == 1 and words in errors[0], errors

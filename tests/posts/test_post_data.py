@@ -173,8 +173,6 @@ BAD_OFFERS = [
     ({"eligible": "LDC"}, "eligible", "invalid", "list of strings"),
     ({"instruments": ["bond"]}, "instruments", "unknown_key", "bond"),
     ({"provider": "NOPE"}, "provider", "unknown", "Unknown support provider 'NOPE'"),
-    # A deactivated provider no longer posts.
-    ({"provider": "OLDFUND"}, "provider", "unknown", "OLDFUND"),
     # A provider posting a need.
     ({"kind": "need", "eligible": ..., "instruments": ...}, "kind", "invalid", "offers only"),
 ]
@@ -264,3 +262,10 @@ def test_a_title_is_one_line(refs):
     data = parse_post_record(need(title="  Flood early warning\nfor the\r\n\tTana basin  "), refs)
     assert data.title == "Flood early warning for the Tana basin"
     assert "\n" in parse_post_record(need(description="First line.\nSecond line."), refs).description
+
+
+def test_a_deactivated_provider_is_known(refs):
+    """Its posts stay and the secretariat may update them, so it resolves; the services refuse it new posts
+    (tests/accounts/test_deactivated_provider.py)."""
+    data = parse_post_record(offer(provider="oldfund"), refs)
+    assert data.provider.short_name == "OLDFUND" and not data.provider.is_active

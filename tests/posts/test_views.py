@@ -702,3 +702,18 @@ def test_post_cards_declare_the_language_of_the_post(client, db):
     html = client.get(reverse("posts:list")).content.decode()
     assert re.search(r'<a href="/posts/\d+/" lang="fr">Pompage solaire</a>', html)
     assert '<p lang="fr">Irrigation maraîchère</p>' in html
+
+
+def test_an_unknown_page_is_the_sites_404(client, db):
+    response = client.get("/posts/999999/")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "<h1>Page not found</h1>" in html and 'class="site-nav"' in html
+
+
+def test_the_500_page_renders_without_a_request_or_the_database(django_assert_num_queries):
+    from django.template.loader import render_to_string
+
+    with django_assert_num_queries(0):
+        html = render_to_string("500.html")
+    assert "Something went wrong on our side" in html
