@@ -9,12 +9,29 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.models import RegionalGroup
+from apps.posts.filters import StrictNullBooleanField
 from apps.posts.taxonomies import FocusArea, SupportType
 
 from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
 
 _ALL = [("", _("All"))]
 _GROUP_MEMBERSHIP = [("", _("All Parties")), ("yes", _("Members only")), ("no", _("Non-members only"))]
+
+
+class MembershipField(forms.ChoiceField):
+    """yes/no, as the page's select sends it; in a link, also true/false, 1/0 or on/off, as the API and the
+    post list take them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=_GROUP_MEMBERSHIP, required=False, **kwargs)
+
+    def to_python(self, value):
+        text = super().to_python(value).strip().lower()
+        if text in StrictNullBooleanField.TRUE:
+            return "yes"
+        if text in StrictNullBooleanField.FALSE:
+            return "no"
+        return text
 
 
 def default_period(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
@@ -66,10 +83,8 @@ class StocktakeForm(PeriodForm):
     regional_group = forms.ChoiceField(
         label=_("Regional group"), choices=_ALL + list(RegionalGroup.choices), required=False
     )
-    ldc = forms.ChoiceField(label=_("Least developed countries"), choices=_GROUP_MEMBERSHIP, required=False)
-    sids = forms.ChoiceField(
-        label=_("Small island developing States"), choices=_GROUP_MEMBERSHIP, required=False
-    )
+    ldc = MembershipField(label=_("Least developed countries"))
+    sids = MembershipField(label=_("Small island developing States"))
     focus_area = forms.ChoiceField(
         label=_("Focus area"), choices=_ALL + list(FocusArea.choices), required=False
     )

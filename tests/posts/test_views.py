@@ -717,3 +717,15 @@ def test_the_500_page_renders_without_a_request_or_the_database(django_assert_nu
     with django_assert_num_queries(0):
         html = render_to_string("500.html")
     assert "Something went wrong on our side" in html
+
+
+def test_the_owners_history_says_what_an_edit_changed(focal_point, login):
+    post = ken_post("published", title="Old title")
+    client = login(focal_point)
+    client.post(
+        reverse("posts:edit", args=[post.pk]),
+        form_data(title="New title", amount_usd="2,000,000", declares_no_transfer="on"),
+    )
+    html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    changed = re.findall(r"<td>([^<]*)</td>\s*<td class=\"description\">", html)
+    assert any("title" in cell and "amount (USD)" in cell for cell in changed), changed

@@ -109,6 +109,21 @@ def test_filters_reach_the_figures(login, committee, world):
     assert headline["providers_posting"] == "0"
 
 
+@pytest.mark.parametrize("value", ["yes", "true", "1", "TRUE", "on"])
+def test_the_ldc_filter_takes_what_the_api_takes(login, committee, world, value):
+    response = login(committee).get(REPORT + QUERY + f"&ldc={value}")
+    assert response.status_code == 200
+    assert response.context["form"].filters() == {"ldc": True}
+    csv = login(committee).get(reverse("stocktake:download", args=["csv"]) + QUERY + f"&ldc={value}")
+    assert csv.status_code == 200 and csv["Content-Disposition"].endswith('_ldc-true.csv"')
+
+
+def test_a_group_filter_it_cannot_read_is_a_form_error(login, committee, world):
+    response = login(committee).get(REPORT + QUERY + "&sids=maybe")
+    assert response.status_code == 400
+    assert "sids" in response.context["form"].errors
+
+
 # --- downloads ---------------------------------------------------------------------------------------------
 
 

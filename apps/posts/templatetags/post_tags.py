@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 register = template.Library()
 
@@ -38,3 +39,24 @@ def language_name(code: str) -> str:
     from apps.posts.taxonomies import POST_LANGUAGES
 
     return str(dict(POST_LANGUAGES).get(code, code))
+
+
+@register.filter
+def changed_fields(changes: dict | None) -> str:
+    """The names of what an edit changed (`{"title": [old, new], "declares_x": ...}` -> "title, declarations"),
+    as the post's fields are called, translated; the values themselves stay in the history's stored JSON."""
+    from django.core.exceptions import FieldDoesNotExist
+
+    from apps.posts.models import Post
+
+    labels: dict[str, None] = {}
+    for name in changes or {}:
+        if name.startswith("declares_"):
+            label = _("declarations")
+        else:
+            try:
+                label = Post._meta.get_field(name).verbose_name
+            except FieldDoesNotExist:
+                label = name.replace("_", " ")
+        labels[str(label)] = None
+    return ", ".join(labels)
