@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import wraps
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -170,7 +171,20 @@ def _filter_labels(filters: dict) -> list[tuple[str, str]]:
 @stocktake_reader_required
 def snapshot_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
     snapshot = get_object_or_404(Snapshot, slug=slug)
-    return _download(snapshot.export, fmt, prefix=snapshot.slug)
+    export = snapshot.export
+    if fmt == "json":
+        # The file says which snapshot it is, not only its name (the CSV keeps its one table of figures).
+        export = {
+            "snapshot": {
+                "title": snapshot.title,
+                "slug": snapshot.slug,
+                "created_at": snapshot.created_at.isoformat(),
+                "note": snapshot.note,
+                "url": f"{settings.SITE_URL}{snapshot.get_absolute_url()}",
+            },
+            **export,
+        }
+    return _download(export, fmt, prefix=snapshot.slug)
 
 
 @require_GET

@@ -231,11 +231,15 @@ def test_a_snapshot_keeps_its_figures_when_posts_change(login, secretariat, comm
     assert headline["needs_published"] == "5"
     assert "This is the first snapshot." in response.content.decode()
     download = login(committee).get(reverse("stocktake:snapshot_download", args=[snapshot.slug, "json"]))
-    assert json.loads(download.content)["figures"][0] == {
+    body = json.loads(download.content)
+    assert body["figures"][0] == {
         "figure": "needs_published",
         "dimension": {},
         "value": 5,
     }
+    # The file says which snapshot it is.
+    assert body["snapshot"]["title"] == snapshot.title and body["snapshot"]["slug"] == snapshot.slug
+    assert body["snapshot"]["url"].endswith(snapshot.get_absolute_url())
 
 
 def test_a_snapshot_lists_what_changed_since_the_previous_one(login, secretariat, committee, world):
