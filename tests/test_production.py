@@ -1,4 +1,5 @@
-"""Production configuration: secrets required, `check --deploy` clean, gunicorn serves the site with whitenoise."""
+"""Production configuration: secrets, the site's URL and the emails' sender required, `check --deploy` clean,
+gunicorn serves the site with whitenoise."""
 
 import os
 import socket
@@ -16,6 +17,8 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x7#k2!p9q@w4e8r1t6y3u0i5o2p7a9s4d1f6g3h8j5k0l2z7x4c9v1b6n3m8q5w0e",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SECURE_SSL_REDIRECT": "false",
+    "SITE_URL": "https://nma.example.org",
+    "DEFAULT_FROM_EMAIL": "NMA Platform <nma@example.org>",
 }
 
 
@@ -47,6 +50,44 @@ def test_production_refuses_to_start_without_a_database_url(tmp_path):
     result = manage("check", env=env, tmp_path=tmp_path)
     assert result.returncode != 0
     assert "DATABASE_URL must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_site_url(tmp_path):
+    """Emailed links would otherwise point at the development default, http://127.0.0.1:8000."""
+    env = {**PRODUCTION_ENV, "SITE_URL": ""}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "SITE_URL must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "site_url", ["nma.example.org", "//nma.example.org", "ftp://nma.example.org", "https://"]
+)
+def test_production_refuses_a_site_url_that_is_not_an_absolute_http_url(site_url, tmp_path):
+    result = manage("check", env={**PRODUCTION_ENV, "SITE_URL": site_url}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "SITE_URL must be the site's absolute URL" in result.stderr
+
+
+@pytest.mark.parametrize("sender", ["", "no-reply"])
+def test_production_refuses_to_start_without_an_email_sender(sender, tmp_path):
+    result = manage("check", env={**PRODUCTION_ENV, "DEFAULT_FROM_EMAIL": sender}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "DEFAULT_FROM_EMAIL must" in result.stderr
+
+
+def test_production_takes_the_site_url_sender_and_session_age_from_the_environment(tmp_path):
+    env = {**PRODUCTION_ENV, "SITE_URL": "https://nma.example.org/", "SESSION_COOKIE_AGE": "3600"}
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SITE_URL, s.DEFAULT_FROM_EMAIL, s.SESSION_COOKIE_AGE, s.SESSION_ENGINE, sep='|')"
+    )
+    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip()
+        == "https://nma.example.org|NMA Platform <nma@example.org>|3600|apps.accounts.sessions"
+    )
 
 
 def test_check_deploy_passes_under_production_settings(tmp_path):

@@ -1,4 +1,4 @@
-"""The secretariat's admin for users (role, Party, provider) and partner systems' API tokens.
+"""The secretariat's admin for users (role, Party, provider), partner systems' API tokens and login lockouts.
 
 As for reference data, access follows the platform's roles: only the secretariat (or a superuser) sees these
 pages. Nothing is hard-deleted: a user is deactivated and a token revoked, so the audit trail keeps its names.
@@ -9,6 +9,8 @@ Staff status (entering this admin) follows the role: the secretariat and superus
 
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -18,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.admin import SecretariatAdminMixin
+from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
 
 from .forms import preferred_language_field
 from .models import ApiToken, Role, User
@@ -232,5 +234,40 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         self.message_user(
             request,
             ngettext("Revoked %(n)d token.", "Revoked %(n)d tokens.", count) % {"n": count},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(AccessAttempt)
+class LoginLockoutAdmin(SecretariatAdminMixin, AxesAccessAttemptAdmin):
+    """Failed logins per user name and client address (django-axes, AXES_* settings): the secretariat sees who is
+    locked out and unlocks a focal point who cannot wait, by forgetting the failures (the count starts again)."""
+
+    actions = ["unlock"]
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # The record of the failures is read-only: it is forgotten (unlocked) or left to expire.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_secretariat_staff(request)
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "unlock" says what deleting these rows means
+        return actions
+
+    @admin.action(description=_("Unlock: forget the selected failed attempts"))
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        rows = list(queryset)
+        # In the admin's history like every other change: who unlocked whom, and when.
+        self.log_deletions(request, rows)
+        AccessAttempt.objects.filter(pk__in=[row.pk for row in rows]).delete()
+        self.message_user(
+            request,
+            ngettext("Unlocked %(n)d entry.", "Unlocked %(n)d entries.", len(rows)) % {"n": len(rows)},
             messages.SUCCESS,
         )

@@ -1,7 +1,11 @@
-"""The profile form: what a user may change about themselves (role, Party and provider are the secretariat's)."""
+"""The profile form (what a user may change about themselves: role, Party and provider are the secretariat's),
+and the password reset request."""
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import password_validation
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from .models import User
@@ -30,3 +34,40 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "organisation", "phone", "preferred_language", "digest_opt_in"]
+
+    def save(self, commit: bool = True) -> User:
+        """Writes only the profile's own fields: a full save of the user loaded at the request's start would
+        put back what a worker wrote meanwhile (the digest's `digest_sent_through`, and the digest resent)."""
+        user = super().save(commit=False)
+        if commit:
+            user.save(update_fields=self._meta.fields)
+        return user
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's reset request (active users with a usable password only, the same answer for any address), its
+    email in the user's preferred language, its link built on SITE_URL rather than the request's Host header."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs) -> None:
+        context = {**context, "site_url": settings.SITE_URL}
+        with translation.override(context["user"].preferred_language or translation.get_language()):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
+
+
+class PlainPasswordHelpMixin:
+    """The new password's rules as one paragraph: Django gives them as an HTML list, which cannot sit in the
+    help text's <span> that the field's aria-describedby points at."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = " ".join(
+            password_validation.password_validators_help_texts()
+        )
+
+
+class PasswordChangeForm(PlainPasswordHelpMixin, auth_forms.PasswordChangeForm):
+    pass
+
+
+class SetPasswordForm(PlainPasswordHelpMixin, auth_forms.SetPasswordForm):
+    pass

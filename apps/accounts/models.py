@@ -84,6 +84,12 @@ class User(AbstractUser):
         _("daily match digest"), default=True, help_text=_("Send me a daily email of new strong matches.")
     )
     preferred_language = models.CharField(_("preferred language"), max_length=10, blank=True)
+    # How far the daily digest has covered this user: the matches that became strong up to this moment were in
+    # a digest sent to them (or there were none). Moved only with a sent digest, so a retry or a second run
+    # sends nothing twice and a late run picks up where the last one stopped. Null: no digest yet.
+    digest_sent_through = models.DateTimeField(
+        _("match digest sent through"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("user")

@@ -1,20 +1,35 @@
-"""Account pages: log in (applying the user's preferred language) and the profile."""
+"""Account pages: log in (applying the user's preferred language, refused while locked out), the profile, and
+changing or resetting a password."""
 
+import ipaddress
+
+from axes.helpers import get_cool_off
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from .forms import ProfileForm
+from .forms import PasswordChangeForm, PasswordResetForm, ProfileForm, SetPasswordForm
+from .permissions import ApiRateThrottle
 
 
 def _remember_language(response: HttpResponse, language: str) -> None:
-    """Set the same cookie as Django's set_language view, so LocaleMiddleware serves the pages in it."""
-    if language:
+    """Set the same cookie as Django's set_language view, so LocaleMiddleware serves the pages in it; with no
+    language ("Same as the site"), remove it, so the pages follow the browser again."""
+    if not language:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+    else:
         response.set_cookie(
             settings.LANGUAGE_COOKIE_NAME,
             language,
@@ -46,3 +61,68 @@ def profile(request: HttpRequest) -> HttpResponse:
         _remember_language(response, user.preferred_language)
         return response
     return render(request, "accounts/profile.html", {"form": form})
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change one's password, knowing the current one; this session stays logged in, the user's others end."""
+
+    form_class = PasswordChangeForm
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:profile")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, _("Your password is changed."))
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link by email. The answer is the same page whether or not the address is registered."""
+
+    form_class = PasswordResetForm
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Whoever holds the mailbox may log in again at once: the lockout page offers this way out.
+        axes_reset(username=form.user.get_username())
+        return response
+
+
+def login_client_ip(request: HttpRequest) -> str | None:
+    """The client address that login lockouts count (AXES_CLIENT_IP_CALLABLE): the one the API's throttle
+    counts, X-Forwarded-For's hop per API_NUM_PROXIES, else REMOTE_ADDR.
+
+    A hop that is no address (a proxy count set too high lets the client write it) falls back to REMOTE_ADDR:
+    the attempts table stores an IP address, and the lockout must not be escaped by writing nonsense there.
+    """
+    for candidate in (ApiRateThrottle().get_ident(request), request.META.get("REMOTE_ADDR")):
+        try:
+            return str(ipaddress.ip_address((candidate or "").strip()))
+        except ValueError:
+            continue
+    return None
+
+
+def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """What a locked-out login gets (AXES_LOCKOUT_CALLABLE), on the site's and the admin's login alike: the
+    site's page with HTTP 429, and Retry-After as the API sends it."""
+    cool_off = get_cool_off(request)
+    seconds = int(cool_off.total_seconds())
+    page = render(
+        request,
+        "registration/lockout.html",
+        {"minutes": max(1, round(seconds / 60))},
+        status=429,
+    )
+    page["Retry-After"] = str(seconds)
+    return page

@@ -61,10 +61,12 @@ def connection_notify(match: Match) -> int:
     return sent
 
 
-def digest_send(user: User, matches: Sequence[Match]) -> int:
+def digest_send(user: User, matches: Sequence[Match], *, more: bool = False) -> int:
+    """`more`: there are more new strong matches than the email lists (it points to the dashboard)."""
     with translation.override(_language(user)):
         body = render_to_string(
-            "matching/email/digest.txt", {"user": user, "matches": matches, "site_url": settings.SITE_URL}
+            "matching/email/digest.txt",
+            {"user": user, "matches": matches, "more": more, "site_url": settings.SITE_URL},
         )
         subject = ngettext(
             "%(n)d new strong match on the NMA Platform",

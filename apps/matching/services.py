@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -186,25 +186,60 @@ def connection_notice_sweep(*, batch: int = 100) -> int:
     return notified
 
 
-def digest_collect(*, user: User, since) -> list[Match]:
-    """New strong matches of the user's own published posts since `since` that their side has not answered yet
-    (neither dismissed nor already expressed interest in)."""
-    threshold = settings.MATCHING_STRONG_SCORE
+# --- the daily digest --------------------------------------------------------------------------------------
+
+# A worker stamps `strong_at` with its own clock before its transaction commits: a digest covers the matches
+# that became strong up to this long before it runs, so that none is still invisible to it when it reads (those
+# after go in the next digest; a match is never in two).
+DIGEST_SETTLE = timedelta(minutes=2)
+# What a user's first digest covers.
+DIGEST_FIRST_PERIOD = timedelta(days=1)
+DIGEST_MAX_MATCHES = 50
+
+
+class DigestIncomplete(Exception):
+    """Some users' digests could not be sent (they are logged); the others' were. A run again for the same
+    `now` sends only those."""
+
+    def __init__(self, *, sent: int, failed_user_ids: list[int]) -> None:
+        super().__init__(f"{len(failed_user_ids)} digests could not be sent ({sent} emails were)")
+        self.sent, self.failed_user_ids = sent, failed_user_ids
+
+
+def digest_recipients() -> QuerySet[User]:
+    """The users who get a digest: active focal points, and active users of an active provider (a deactivated
+    one can no longer answer its matches), who opted in and have an email address."""
+    return (
+        User.objects.filter(is_active=True, digest_opt_in=True)
+        .filter(Q(role=Role.FOCAL_POINT) | Q(role=Role.PROVIDER, provider__is_active=True))
+        .exclude(email="")
+    )
+
+
+def digest_collect(
+    *, user: User, since: datetime, until: datetime | None = None, limit: int = DIGEST_MAX_MATCHES
+) -> list[Match]:
+    """The strong matches of the user's own published posts that became strong after `since` (up to `until`,
+    inclusive) and that their side has not answered yet (neither dismissed nor already expressed interest
+    in), best first, at most `limit`."""
+    if not user.is_active:
+        return []
     if user.role == Role.FOCAL_POINT and user.party_id:
         own_need = Q(need__party_id=user.party_id)
         own_offer = Q(offer__party_id=user.party_id)
-    elif user.role == Role.PROVIDER and user.provider_id:
+    elif user.role == Role.PROVIDER and user.provider_id and user.provider.is_active:
         own_need = Q(pk__in=[])
         own_offer = Q(offer__provider_id=user.provider_id)
     else:
         return []
+    period = Q(strong_at__gt=since) if until is None else Q(strong_at__gt=since, strong_at__lte=until)
     matches = list(
         Match.objects.active()
-        .filter(score__gte=threshold, strong_at__gte=since)
+        .filter(period, score__gte=settings.MATCHING_STRONG_SCORE)
         .filter((own_need & Q(need_interest=Interest.NONE)) | (own_offer & Q(offer_interest=Interest.NONE)))
-        .filter(need__status="published", offer__status="published")
+        .filter(need__status=Post.Status.PUBLISHED, offer__status=Post.Status.PUBLISHED)
         .select_related("need", "offer")
-        .order_by("-score")[:50]
+        .order_by("-score", "id")[:limit]
     )
     for match in matches:
         own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
@@ -212,18 +247,63 @@ def digest_collect(*, user: User, since) -> list[Match]:
     return matches
 
 
-def digest_send_all(*, now=None) -> int:
-    """Email every opted-in poster their new strong matches of the last day. Returns emails sent."""
+def digest_send_for_user(*, user_id: int, until: datetime) -> int:
+    """Email the user the strong matches new since their last digest, up to `until`, and record that their
+    digest covers up to `until`, in one transaction: a failure to send leaves the record as it was (the same
+    matches go next time), and a run for an `until` already covered sends nothing. Returns the emails sent."""
     from .notifications import digest_send
 
-    now = now or timezone.now()
-    since = now - timedelta(days=1)
+    with transaction.atomic():
+        # Locked: two runs at once (the beat task and an operator's command) cannot both send the same digest.
+        user = (
+            digest_recipients()
+            .select_for_update(of=("self",))
+            .select_related("provider")
+            .filter(pk=user_id)
+            .first()
+        )
+        if user is None:
+            return 0
+        since = user.digest_sent_through or until - DIGEST_FIRST_PERIOD
+        if since >= until:
+            return 0
+        # One more than the email lists, to know whether it must point to the rest.
+        matches = digest_collect(user=user, since=since, until=until, limit=DIGEST_MAX_MATCHES + 1)
+        more = len(matches) > DIGEST_MAX_MATCHES
+        matches = matches[:DIGEST_MAX_MATCHES]
+        sent = digest_send(user, matches, more=more) if matches else 0
+        if matches and not sent:
+            return 0  # the backend took nothing: the same matches go next time
+        User.objects.filter(pk=user.pk).update(digest_sent_through=until)
+    return sent
+
+
+def digest_plan(*, now: datetime | None = None) -> tuple[datetime, list[tuple[User, int]]]:
+    """What a run now would send, without sending or recording anything: the period's end and each recipient
+    with how many matches their digest would list (only those with some)."""
+    until = (now or timezone.now()) - DIGEST_SETTLE
+    plan = []
+    for user in digest_recipients().select_related("provider").order_by("pk"):
+        since = user.digest_sent_through or until - DIGEST_FIRST_PERIOD
+        if since < until and (matches := digest_collect(user=user, since=since, until=until)):
+            plan.append((user, len(matches)))
+    return until, plan
+
+
+def digest_send_all(*, now: datetime | None = None) -> int:
+    """Email every recipient the strong matches new since their last digest (the first: of the last day). Each
+    user's digest is sent and recorded on its own, so one that fails does not hold up the others; they are
+    logged, and DigestIncomplete is raised once the others are sent. Running it again for the same `now`
+    sends only what failed. Returns the emails sent."""
+    until = (now or timezone.now()) - DIGEST_SETTLE
     sent = 0
-    users = User.objects.filter(
-        is_active=True, digest_opt_in=True, role__in=[Role.FOCAL_POINT, Role.PROVIDER]
-    ).exclude(email="")
-    for user in users.iterator():
-        matches = digest_collect(user=user, since=since)
-        if matches:
-            sent += digest_send(user, matches)
+    failed = []
+    for user_id in list(digest_recipients().order_by("pk").values_list("pk", flat=True)):
+        try:
+            sent += digest_send_for_user(user_id=user_id, until=until)
+        except Exception:
+            logger.warning("The digest of user %d could not be sent; will try again", user_id, exc_info=True)
+            failed.append(user_id)
+    if failed:
+        raise DigestIncomplete(sent=sent, failed_user_ids=failed)
     return sent

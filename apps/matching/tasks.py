@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from smtplib import SMTPException
 
 from celery import shared_task
 from django.db import DatabaseError
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 # Database or broker trouble is worth retrying; a bug is not.
@@ -67,8 +69,16 @@ def refit_if_grown() -> int | None:
     return text_model_refit_if_grown()
 
 
-@shared_task(**RETRY)
-def send_digests() -> int:
-    from .services import digest_send_all
+@shared_task(bind=True, acks_late=True, max_retries=5, soft_time_limit=1800, time_limit=1900)
+def send_digests(self, now: str | None = None) -> int:
+    """Email every opted-in poster the strong matches new since their last digest. A retry (some emails could
+    not go, or the database or broker failed) runs for the same moment, so a digest already sent is not sent
+    again; one that fails through every retry is sent, with what came since, by the next day's run."""
+    from .services import DigestIncomplete, digest_send_all
 
-    return digest_send_all()
+    at = datetime.fromisoformat(now) if now else timezone.now()
+    try:
+        return digest_send_all(now=at)
+    except (DigestIncomplete, DatabaseError, BrokerError, ConnectionError) as exc:
+        countdown = min(30 * 2**self.request.retries, 600)
+        raise self.retry(exc=exc, kwargs={"now": at.isoformat()}, countdown=countdown) from exc

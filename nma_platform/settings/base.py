@@ -1,6 +1,9 @@
 """Settings shared by every environment. Everything that differs between machines comes from the environment."""
 
+from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -17,7 +20,10 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# The scheme and host that every emailed link starts with ("{{ site_url }}{% url ... %}"): emails are also sent by
+# workers, which have no request to take a host from, and a request's Host header is not to be trusted in a
+# password-reset link. Production requires it (settings.production).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -34,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "apps.parties",
     "apps.accounts",
     "apps.posts",
@@ -52,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a login refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "nma_platform.urls"
@@ -83,6 +92,42 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "posts:list"
+# django-axes' backend first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Password guessing (django-axes, on the site's and the admin's login alike): LOGIN_FAILURE_LIMIT failures for
+# one user name from one client address lock that pair for LOGIN_LOCKOUT_MINUTES (each further try during the
+# lockout starts the wait again, so the page's "try again in 15 minutes" holds); a successful login or a password
+# reset clears the count. Locking the pair, not the account, means nobody can lock a focal point out of the
+# platform from elsewhere. API tokens never go through this login. The client address is the one the API's
+# throttle uses (API_NUM_PROXIES): behind a reverse proxy, set it, or every client counts as the proxy.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+if AXES_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
+    # django-axes reads a zero lockout time as "locked until the secretariat unlocks".
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.views.login_client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.login_locked_out"
+# Only failed attempts are kept (and dropped once their lockout time has passed): a row per successful login
+# would grow without end, and Django keeps each user's last login anyway.
+AXES_DISABLE_ACCESS_LOG = True
+# The secretariat's admin page of lockouts is registered by apps.accounts.admin, with the platform's roles.
+AXES_ENABLE_ADMIN = False
+
+# Sessions end after SESSION_COOKIE_AGE seconds without a request (8 hours: a working day of use keeps a focal
+# point logged in, the next morning asks again), the admin's included, rather than two weeks after the login.
+# The engine writes a used session again (moving its expiry) at most every SESSION_IDLE_REFRESH_SECONDS, where
+# SESSION_SAVE_EVERY_REQUEST would write on every request. Run `manage.py clearsessions` daily: expired rows stay.
+SESSION_ENGINE = "apps.accounts.sessions"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_IDLE_REFRESH_SECONDS = 5 * 60
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -115,6 +160,15 @@ STORAGES = {
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NMA Platform <no-reply@nma-platform.local>")
+# The SMTP server of production's backend, under Django's own names.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Django waits for ever by default: a mail server that hangs must not hang a password-reset request with it.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # Celery: with REDIS_URL the tasks go to the broker and workers run them; without it they run in-process.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -164,7 +218,9 @@ REST_FRAMEWORK = {
         "user": env.str("API_THROTTLE_USER", default="600/minute"),
         "anon": env.str("API_THROTTLE_ANON", default="120/minute"),
     },
-    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=None),
+    # 0: the client is REMOTE_ADDR, whatever X-Forwarded-For says (DRF's own default, None, would take the
+    # whole header as the client, which a caller writes as it likes). The login's lockouts use the same address.
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -228,6 +284,23 @@ def require(name: str, value: str) -> str:
     """Refuse to start with an empty value for a setting that production must set."""
     if not value:
         raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+    return value
+
+
+def require_site_url(value: str) -> str:
+    """SITE_URL as emails use it: an absolute http(s) URL of the site, without a trailing slash."""
+    parts = urlsplit(require("SITE_URL", value))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"SITE_URL must be the site's absolute URL, such as https://nma.example.org (got {value!r})."
+        )
+    return value.rstrip("/")
+
+
+def require_email_sender(value: str) -> str:
+    """DEFAULT_FROM_EMAIL: the sender of every email, an address such as `NMA Platform <nma@example.org>`."""
+    if "@" not in parseaddr(require("DEFAULT_FROM_EMAIL", value))[1]:
+        raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an email address (got {value!r}).")
     return value
 
 

@@ -1,11 +1,15 @@
 """Production: every secret comes from the environment and nothing insecure is defaulted."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, SECRET_KEY, env, require
+from .base import DATABASES, SECRET_KEY, env, require, require_email_sender, require_site_url
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = require("SECRET_KEY", SECRET_KEY)
 require("DATABASE_URL", env.str("DATABASE_URL", default=""))
+# Emailed links (password resets, matches, digests) must point at this site, and their sender must be real:
+# the development defaults (http://127.0.0.1:8000, a .local address) would go out unnoticed.
+SITE_URL = require_site_url(env.str("SITE_URL", default=""))
+DEFAULT_FROM_EMAIL = require_email_sender(env.str("DEFAULT_FROM_EMAIL", default=""))
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -91,10 +91,34 @@ def test_profile_edit(focal_point, login):
     assert focal_point.digest_opt_in is False
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
 
-    client.post(reverse("accounts:profile"), {"first_name": "Amina", "digest_opt_in": "on"})
+    response = client.post(reverse("accounts:profile"), {"first_name": "Amina", "digest_opt_in": "on"})
     focal_point.refresh_from_db()
     assert focal_point.digest_opt_in is True
     assert focal_point.preferred_language == ""
+    # "Same as the site": the French cookie goes, and the next page is in the site's language again.
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == ""
+    assert '<html lang="en"' in client.get(reverse("accounts:profile")).content.decode()
+
+
+def test_saving_the_profile_leaves_what_a_worker_wrote_meanwhile(focal_point, login, monkeypatch):
+    from django.utils import timezone
+
+    from apps.accounts.forms import ProfileForm
+
+    client = login(focal_point)
+    sent = timezone.now()
+    clean = ProfileForm.clean
+
+    def digest_sent_meanwhile(form):
+        # The digest records its send after the request loaded the user and before the profile is saved.
+        type(focal_point).objects.filter(pk=focal_point.pk).update(digest_sent_through=sent)
+        return clean(form)
+
+    monkeypatch.setattr(ProfileForm, "clean", digest_sent_meanwhile)
+    response = client.post(reverse("accounts:profile"), {"first_name": "Amina"})
+    assert response.status_code == 302
+    focal_point.refresh_from_db()
+    assert focal_point.digest_sent_through == sent and focal_point.first_name == "Amina"
 
 
 def test_profile_refuses_an_unknown_language_and_cannot_change_the_role(focal_point, login):

@@ -43,6 +43,8 @@ def server_env(database_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         SECRET_KEY="benchmark-only-secret-key-not-for-production-use-0123456789",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL="http://127.0.0.1",
+        DEFAULT_FROM_EMAIL="bench@example.org",
         SECURE_SSL_REDIRECT="false",
         SECURE_HSTS_SECONDS="0",
         CONN_MAX_AGE="60",
