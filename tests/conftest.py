@@ -27,6 +27,16 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    # The cache (throttle and lockout counters, the reset emails' hourly count) outlives a test in the process.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip a test whose service or browser is missing on a laptop; CI sets NMA_REQUIRE_SERVICES so it fails."""
     if REQUIRE_SERVICES:

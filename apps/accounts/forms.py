@@ -1,14 +1,19 @@
 """The profile form (what a user may change about themselves: role, Party and provider are the secretariat's),
 and the password reset request."""
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import password_validation
-from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from kombu.exceptions import OperationalError as BrokerError
 
 from .models import User
+from .services import password_reset_allowed, password_reset_send
+
+logger = logging.getLogger(__name__)
 
 
 def language_choices() -> list[tuple[str, str]]:
@@ -45,13 +50,25 @@ class ProfileForm(forms.ModelForm):
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
-    """Django's reset request (active users with a usable password only, the same answer for any address), its
-    email in the user's preferred language, its link built on SITE_URL rather than the request's Host header."""
+    """Django's reset request (active users with a usable password only, the same answer for any address). The
+    email (`accounts.services.password_reset_send`: in the user's preferred language, its link built on SITE_URL
+    rather than the request's Host header) is sent by a task, so that the answer takes as long whether or not the
+    address has an account, and at most RESET_EMAILS_PER_HOUR times an hour to one address."""
 
-    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs) -> None:
-        context = {**context, "site_url": settings.SITE_URL}
-        with translation.override(context["user"].preferred_language or translation.get_language()):
-            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
+    def send_mail(
+        self, subject_template_name, email_template_name, context, from_email, to_email, *args, **kwargs
+    ):
+        from .tasks import send_password_reset
+
+        if not password_reset_allowed(email=to_email):
+            logger.warning("Password reset for user %s not sent: too many this hour", context["user"].pk)
+            return
+        try:
+            send_password_reset.delay(context["user"].pk)
+        except BrokerError:
+            # No broker: send it now rather than lose it (the answer then takes longer for a known address).
+            logger.warning("Could not queue a password reset; sending it in the request", exc_info=True)
+            password_reset_send(user_id=context["user"].pk)
 
 
 class PlainPasswordHelpMixin:

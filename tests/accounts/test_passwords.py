@@ -179,3 +179,48 @@ def test_invalid_reset_link_says_so(focal_point, client):
     assert response.status_code == 200
     assert "This link no longer works" in response.content.decode()
     assert f'href="{reverse("accounts:password_reset")}"' in response.content.decode()
+
+
+def test_the_reset_email_is_sent_by_a_task_not_in_the_request(focal_point, client, monkeypatch):
+    """So the answer takes as long for a known address as for an unknown one (no mail server in the request)."""
+    from apps.accounts import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.send_password_reset, "delay", lambda user_id: queued.append(user_id))
+    response = client.post(reverse("accounts:password_reset"), {"email": focal_point.email})
+    assert response.status_code == 302
+    assert queued == [focal_point.pk] and mail.outbox == []
+    # The task makes the link itself (no token travels through the broker).
+    assert tasks.send_password_reset(focal_point.pk) == 1
+    assert reset_link(mail.outbox[0]).startswith("http")
+
+
+def test_without_a_broker_the_reset_email_is_sent_in_the_request(focal_point, client, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from apps.accounts import tasks
+
+    def broker_down(user_id):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.send_password_reset, "delay", broker_down)
+    client.post(reverse("accounts:password_reset"), {"email": focal_point.email})
+    assert [m.to for m in mail.outbox] == [[focal_point.email]]
+
+
+def test_at_most_three_reset_emails_an_hour_to_one_address(focal_point, client):
+    for _ in range(5):
+        response = client.post(reverse("accounts:password_reset"), {"email": focal_point.email})
+        assert response.url == reverse("accounts:password_reset_done")  # the same answer every time
+    assert len(mail.outbox) == 3
+    # The address in another case is the same address.
+    client.post(reverse("accounts:password_reset"), {"email": focal_point.email.upper()})
+    assert len(mail.outbox) == 3
+
+
+def test_a_reset_task_for_a_user_deactivated_meanwhile_sends_nothing(focal_point):
+    from apps.accounts.tasks import send_password_reset
+
+    focal_point.is_active = False
+    focal_point.save()
+    assert send_password_reset(focal_point.pk) == 0 and mail.outbox == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,14 +12,6 @@ from apps.accounts.models import ApiToken
 
 from ..factories import ProviderUserFactory, SecretariatFactory, party
 from .factories import issue_token
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    # Throttle counters live in the cache, which outlives a test: start each test with a full budget.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

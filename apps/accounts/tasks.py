@@ -1,0 +1,22 @@
+"""Account tasks: thin wrappers over the account services, retried on mail-server and database errors."""
+
+from __future__ import annotations
+
+from smtplib import SMTPException
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from .services import password_reset_send
+
+
+@shared_task(
+    autoretry_for=(SMTPException, OSError, DatabaseError),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+    acks_late=True,
+)
+def send_password_reset(user_id: int) -> int:
+    return password_reset_send(user_id=user_id)
