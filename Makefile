@@ -25,8 +25,9 @@ migrate: install
 demo: migrate
 	$(PY) manage.py load_demo
 
+# Emailed links (password resets, connections, digests) follow the address served, unless SITE_URL says otherwise.
 run: demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -46,4 +47,4 @@ beat: install
 	$(VENV)/bin/celery -A nma_platform beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache build *.egg-info

@@ -1,11 +1,22 @@
 """URL configuration: pages, the admin, and the versioned REST API under /api/v1/."""
 
 from django.contrib import admin
+from django.http import HttpResponse
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
 from django.views.generic import RedirectView
+
+
+@cache_control(max_age=86400, public=True)
+def no_favicon(request):
+    """The site has no icon (its pages say so with an empty one); the admin's and the API docs' pages do not,
+    and browsers then ask for /favicon.ico: an empty answer, not a logged 404 on every page."""
+    return HttpResponse(status=204)
+
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
+    path("favicon.ico", no_favicon),
     # The admin's login page offers "Forgotten your password?" when this name exists: the site's reset.
     path(
         "admin/password_reset/",

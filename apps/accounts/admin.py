@@ -115,7 +115,11 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         if db_field.name == "preferred_language":
             # The same choices as the user's own profile form (free text accepted anything).
             return preferred_language_field(help_text=_("The language of the user's pages and emails."))
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "email" and field is not None:
+            # Without one, a user can never reset a password nor hear of a connection.
+            field.required = True
+        return field
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         # Every page of this admin requires the secretariat role, so staff status is useful to the secretariat

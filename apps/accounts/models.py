@@ -121,6 +121,12 @@ class User(AbstractUser):
         errors = role_link_errors(
             role=self.role, has_party=self.party_id is not None, has_provider=self.provider_id is not None
         )
+        # Password resets, connection emails and digests go by address: one address, one account.
+        if self.email and User.objects.filter(email__iexact=self.email).exclude(pk=self.pk).exists():
+            errors["email"] = _(
+                "Another account uses this email address: password resets would reach both. Give each "
+                "person their own address."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -175,7 +175,7 @@ def party_groups_from_csv(path: str) -> dict[str, frozenset[str]]:
 def post_record_from_import(
     data: Mapping[str, Any], *, id: int, party_groups: Mapping[str, frozenset[str]]
 ) -> PostRecord:
-    """Build a record from a post in the import format (see DOMAIN.md); `party_groups` maps iso3 -> groups."""
+    """Build a record from a post in the import format (docs/FORMATS.md); `party_groups` maps iso3 -> groups."""
     party = data.get("party") or None
     amount = data.get("amount_usd")
     return PostRecord(

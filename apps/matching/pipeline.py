@@ -835,6 +835,10 @@ def rebuild_start(
     """Recompute every match: in chunks on the workers, or in this process when `sync`."""
     from .tasks import rebuild_chunk
 
+    size = settings.MATCHING_REBUILD_CHUNK if chunk_size is None else chunk_size
+    if size < 1:
+        # No chunk would be ranked, and the end of the run would retire every match, connections included.
+        raise ValueError(f"A rebuild's chunk size must be 1 or more (got {size}).")
     if refit:
         text_model_refit()
         index_reset()
@@ -842,7 +846,6 @@ def rebuild_start(
         version, _model = text_model_current()
     except NotEnoughPosts:
         version = 0
-    size = chunk_size or settings.MATCHING_REBUILD_CHUNK
     chunks: list[tuple[str, list[int]]] = []
     for kind in (Post.Kind.NEED, Post.Kind.OFFER):
         ids = list(Post.objects.published().filter(kind=kind).order_by("id").values_list("id", flat=True))

@@ -149,7 +149,7 @@ def match_awaiting_count(*, actor: Actor) -> int:
 
 
 def match_export_rows() -> Iterator[dict]:
-    """Every active match of a published need, in the export format of DOMAIN.md, ranked per need.
+    """Every active match of a published need, in the export format of docs/FORMATS.md, ranked per need.
 
     Streams in need order so that a million rows never sit in memory at once.
     """

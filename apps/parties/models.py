@@ -30,7 +30,7 @@ iso3_validator = RegexValidator(
     ),
     code="invalid_iso3",
 )
-# Imports and the API name a provider by its short name (DOMAIN.md), compared without regard to case: one word
+# Imports and the API name a provider by its short name (docs/FORMATS.md), compared without regard to case: one word
 # of letters and digits, with dots, hyphens or underscores inside.
 short_name_validator = RegexValidator(
     r"^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$",

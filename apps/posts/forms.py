@@ -55,7 +55,14 @@ _SPACES = re.compile(r"[\s\u00a0\u202f_]")
 
 
 class AmountField(forms.DecimalField):
-    """A decimal amount in US dollars that also takes digits grouped by commas or spaces."""
+    """A decimal amount in US dollars that also takes digits grouped by commas or spaces (a text box with a
+    numeric keyboard on phones: a browser's number box refuses "1,250,000" before the server sees it)."""
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+
+    def widget_attrs(self, widget):
+        # Not the number box's step/min/max, which a text box does not use.
+        return {}
 
     def to_python(self, value):
         if isinstance(value, str):

@@ -1,4 +1,4 @@
-"""The post import format of DOMAIN.md: parsing and validating one record into `PostData`.
+"""The post import format of docs/FORMATS.md: parsing and validating one record into `PostData`.
 
 The import command, the API's bulk import and the API's create/update all read posts in this format, so the
 rules live here once; the web form shares the cross-field rules through `post_rules_errors`.
@@ -35,7 +35,7 @@ IMPORT_FIELDS = frozenset(
         "instruments",
         "eligible",
         "status",
-        # Optional fields beyond DOMAIN.md's table, accepted so an export re-imports without loss.
+        # Optional fields beyond the format's core fields, accepted so an export re-imports without loss.
         "aims",
         "partner_parties",
         "involves_iplc",

@@ -1,4 +1,4 @@
-"""Posts in the API: the import format of DOMAIN.md in and out, plus id, status and timestamps on output.
+"""Posts in the API: the import format of docs/FORMATS.md in and out, plus id, status and timestamps on output.
 
 Input is validated by `post_data.parse_post_record` (the same rules as the import command); the serializers
 here describe the format for the OpenAPI schema. Output is defined by `post_api_record`, a plain function
@@ -172,7 +172,7 @@ def post_json(post: PostJson, *, actor: Actor, can_manage: bool) -> str:
     """The post's API record as JSON text: what `post_api_record` gives, for this caller."""
     extra = {}
     if actor.is_authenticated:
-        # The public reads posts without contact details (DOMAIN.md); any token or account sees them.
+        # The public reads posts without contact details (README: who uses it); any token or account sees them.
         extra["contact_name"] = post.contact_name
         extra["contact_email"] = post.contact_email
     if can_manage:
@@ -612,7 +612,7 @@ def post_api_record(post: Post | PostWithFacets, *, actor: Actor, can_manage: bo
         withdrawn_at=_api_time(post.withdrawn_at),
     )
     if actor.is_authenticated:
-        # The public reads posts without contact details (DOMAIN.md); any token or account sees them.
+        # The public reads posts without contact details (README: who uses it); any token or account sees them.
         record["contact_name"] = post.contact_name
         record["contact_email"] = post.contact_email
     if can_manage:
@@ -672,7 +672,7 @@ def _keys(choices) -> serializers.ListField:
 
 
 class PostWriteSerializer(serializers.Serializer):
-    """A post in the import format of DOMAIN.md (create, replace, or one item of a bulk import)."""
+    """A post in the import format of docs/FORMATS.md (create, replace, or one item of a bulk import)."""
 
     external_id = serializers.CharField(
         max_length=100,

@@ -469,7 +469,7 @@ def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
     """The status an imported item puts its post in, or an exception if the life cycle does not allow it.
 
     An item without a status leaves an existing post's status as it is; a new post is published when the
-    secretariat imports it, a draft otherwise (DOMAIN.md). A change of status is a step of the life cycle,
+    secretariat imports it, a draft otherwise (docs/FORMATS.md). A change of status is a step of the life cycle,
     as the services above take it (TRANSITIONS); closing and returning need an outcome or a reason, which the
     import format does not carry, so an import never closes or returns a post. Raises PermissionDenied,
     PostTransitionError or ValueError.

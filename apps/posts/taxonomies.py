@@ -1,4 +1,4 @@
-"""The work programme's taxonomies, with the exact keys of DOMAIN.md and translatable labels."""
+"""The work programme's taxonomies, with the exact keys of docs/FORMATS.md and translatable labels."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _

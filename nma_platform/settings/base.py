@@ -139,7 +139,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # The languages of the interface: those with a catalogue in locale/ (English is the source). A page is never
 # declared in a language it is not written in (screen readers would read English text with an Arabic voice, and
 # an untranslated page laid out right to left garbles its English sentences). Posts themselves may be in any of
-# the six UN languages (apps.posts.taxonomies.POST_LANGUAGES); add a language here with its catalogue.
+# the 20 languages of apps.posts.taxonomies.POST_LANGUAGES; add a language here with its catalogue.
 LANGUAGE_CODE = "en"
 LANGUAGES = [
     ("en", _("English")),
@@ -269,6 +269,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes says at INFO what it cleaned at every login (three lines); its lockouts are warnings.
+    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
 }
 
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in

@@ -308,3 +308,13 @@ def test_changes_to_users_are_in_the_history(staff, secretariat, focal_point):
     staff.post(change_url(focal_point), change_data(focal_point, organisation="Ministry of Environment"))
     entry = LogEntry.objects.get(object_id=str(focal_point.pk))
     assert entry.user == secretariat
+
+
+def test_a_new_user_needs_an_email_address_of_their_own(staff, focal_point):
+    """Without one a user can never reset a password; with another's, resets and matches reach both."""
+    response = staff.post(ADD, add_data("no_email", email=""))
+    assert field_errors(response, "email") and not User.objects.filter(username="no_email").exists()
+    response = staff.post(ADD, add_data("twin", email=focal_point.email.upper()))
+    assert any("Another account uses this email address" in e for e in field_errors(response, "email"))
+    assert not User.objects.filter(username="twin").exists()
+    assert staff.post(ADD, add_data("own_email")).status_code == 302

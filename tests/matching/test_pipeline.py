@@ -334,6 +334,21 @@ def test_rebuild_command_in_process(corpus, capsys):
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
 
 
+@pytest.mark.parametrize("size", ["-3", "0", "x"])
+def test_a_rebuild_with_no_usable_chunk_size_is_refused_and_retires_nothing(corpus, size, settings):
+    """A chunk of 0 or fewer posts ranked nothing, and the run's end then retired every match."""
+    from django.core.management.base import CommandError
+
+    active = Match.objects.active().count()
+    assert active
+    with pytest.raises(CommandError, match="chunk-size"):
+        call_command("rebuild_matches", "--sync", "--chunk-size", size)
+    settings.MATCHING_REBUILD_CHUNK = int(size) if size != "x" else 0
+    with pytest.raises(ValueError, match="chunk size must be 1 or more"):
+        pipeline.rebuild_start(sync=True)
+    assert Match.objects.active().count() == active
+
+
 def test_rerank_sentence_vectors_are_kept_for_every_worker(corpus, monkeypatch):
     from apps.matching import engine
 

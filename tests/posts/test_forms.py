@@ -198,3 +198,9 @@ def test_amounts_may_be_typed_with_grouped_digits(typed, amount):
 def test_an_amount_that_cannot_be_read_gets_one_clear_message(typed, words):
     errors = party_form(amount_usd=typed).errors["amount_usd"]
     assert len(errors) == 1 and words in errors[0], errors
+
+
+def test_the_amount_box_takes_grouped_digits_in_a_browser():
+    """A number box (type=number) refuses "1,250,000" in the browser, before the server could read it."""
+    html = str(party_form()["amount_usd"])
+    assert 'type="text"' in html and 'inputmode="decimal"' in html

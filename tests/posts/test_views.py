@@ -729,3 +729,8 @@ def test_the_owners_history_says_what_an_edit_changed(focal_point, login):
     html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
     changed = re.findall(r"<td>([^<]*)</td>\s*<td class=\"description\">", html)
     assert any("title" in cell and "amount (USD)" in cell for cell in changed), changed
+
+
+def test_browsers_asking_for_a_favicon_get_an_empty_answer_not_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 204 and "max-age=86400" in response["Cache-Control"]

@@ -61,11 +61,18 @@ def test_command_prints_csv_with_filters(world):
             ["--from", "2026-01-01", "--to", "2026-06-30", "--focus-area", "space"],
             "Unknown focus_area 'space'",
         ),
+        (["--from", "2026-01-01", "--to", "2026-06-30", "--sids", "maybe"], "sids must be true or false"),
     ],
 )
 def test_command_refuses_bad_input_clearly(db, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run(*args)
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "1"])
+def test_command_takes_the_ldc_filter_as_the_page_and_the_api_do(world, value):
+    output = json.loads(run("--from", "2026-01-01", "--to", "2026-06-30", "--ldc", value))
+    assert output == stocktake_export(**PERIOD, filters={"ldc": True})
 
 
 def test_command_bad_dates_exit_non_zero(db):

@@ -1,4 +1,4 @@
-"""Print every stored match of a published need as JSON Lines (the format of DOMAIN.md)."""
+"""Print every stored match of a published need as JSON Lines (the format of docs/FORMATS.md)."""
 
 import json
 

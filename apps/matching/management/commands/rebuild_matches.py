@@ -1,11 +1,23 @@
 """Recompute every match: fanned out in chunks to the Celery workers, or in this process with --sync."""
 
+import argparse
 import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.matching.pipeline import rebuild_progress, rebuild_start
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (a chunk of 0 or fewer posts would rank nothing and retire every match)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
 
 
 class Command(BaseCommand):
@@ -21,14 +33,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--refit", action="store_true", help="Refit the text model first.")
         parser.add_argument(
-            "--chunk-size", type=int, default=None, help="Posts per chunk (default: settings)."
+            "--chunk-size", type=positive_int, default=None, help="Posts per chunk (default: settings)."
         )
         parser.add_argument(
             "--no-wait",
             action="store_true",
             help="Queue the chunks and return without waiting for the workers.",
         )
-        parser.add_argument("--timeout", type=int, default=3600, help="Seconds to wait for the workers.")
+        parser.add_argument(
+            "--timeout", type=positive_int, default=3600, help="Seconds to wait for the workers."
+        )
 
     def handle(self, *args, sync, refit, chunk_size, no_wait, timeout, **options):
         started = time.monotonic()
@@ -40,7 +54,8 @@ class Command(BaseCommand):
         try:
             run = rebuild_start(sync=sync, refit=refit, chunk_size=chunk_size, progress=report)
         except Exception as error:  # the broker is down, most likely
-            raise CommandError(f"Could not start the rebuild: {error}. Try --sync.") from error
+            hint = "" if sync else " Try --sync."
+            raise CommandError(f"Could not start the rebuild: {error}.{hint}") from error
         if not sync and not no_wait:
             deadline = started + timeout
             while True:

@@ -1,4 +1,4 @@
-"""`manage.py import_posts FILE.jsonl`: bulk import of posts in the JSON Lines format of DOMAIN.md.
+"""`manage.py import_posts FILE.jsonl`: bulk import of posts in the JSON Lines format of docs/FORMATS.md.
 
 Two streaming passes over the file, so 100,000 lines never sit in memory together:
 1. validate every line (JSON, fields, duplicates inside the file, and, a chunk at a time against the
@@ -45,7 +45,7 @@ class BadLine(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Import needs and offers from a JSON Lines file (one post per line, DOMAIN.md format). Re-importing "
+        "Import needs and offers from a JSON Lines file (one post per line, docs/FORMATS.md). Re-importing "
         "an external_id updates that post. Nothing is written if any line is bad."
     )
 

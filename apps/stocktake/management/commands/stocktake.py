@@ -23,10 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="date_to", required=True, help="last day (included), YYYY-MM-DD")
         parser.add_argument("--format", choices=["json", "csv"], default="json")
         parser.add_argument("--regional-group", help='e.g. "African States"')
-        parser.add_argument(
-            "--ldc", choices=["yes", "no"], help="only LDC Parties (yes) or only the others (no)"
-        )
-        parser.add_argument("--sids", choices=["yes", "no"], help="only SIDS (yes) or only the others (no)")
+        # Checked by the export, which takes what the page and the API take: yes/no, true/false, 1/0.
+        parser.add_argument("--ldc", help="only LDC Parties (yes, true, 1) or only the others (no, false, 0)")
+        parser.add_argument("--sids", help="only SIDS (yes, true, 1) or only the others (no, false, 0)")
         parser.add_argument("--focus-area", help="adaptation, mitigation or clean_energy")
         parser.add_argument("--support-type", help="finance, technology or capacity_building")
 
