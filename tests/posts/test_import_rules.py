@@ -383,6 +383,10 @@ def test_transition_error_of_a_service(focal_point, secretariat):
         ),
         ('{"external_id": "x" "kind": "need"}', "(line): Invalid JSON: Expecting ',' delimiter (column 21)."),
         (
+            '{"external_id": "x", "title": "Flood early warn',
+            "(line): Invalid JSON: a text value is still open at the end of the line (is the line cut short?).",
+        ),
+        (
             '{"external_id": "é", x}',
             "(line): Invalid JSON: Expecting property name enclosed in double quotes (column 22).",
         ),

@@ -222,6 +222,9 @@ def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> 
 def _json_problem(line: str, error: json.JSONDecodeError) -> str:
     """What is wrong with a line that is not JSON, and where (a line holds no line break, so its column is the
     character's position in the line)."""
+    if error.msg.startswith("Unterminated string"):
+        # json reports where the string starts ("Unterminated string starting at"): the line ends inside it.
+        return _("Invalid JSON: a text value is still open at the end of the line (is the line cut short?).")
     if error.pos >= len(line.rstrip()):
         return _("Invalid JSON: %(problem)s at the end of the line (is the line cut short?).") % {
             "problem": error.msg
