@@ -227,14 +227,13 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Revoke the selected tokens (they stop working at once)"))
     def revoke(self, request: HttpRequest, queryset) -> None:
-        count = 0
-        now = timezone.now()
-        for token in queryset.filter(revoked_at__isnull=True):
-            # Conditional, so a token revoked meanwhile by someone else is neither counted nor logged twice.
-            if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
-                count += 1
-                # A history entry per token, as an edit writes one: who revoked it, and when.
-                self.log_change(request, token, gettext("Revoked the token: it stops working at once."))
+        count = self.update_each_logged(
+            request,
+            queryset,
+            where={"revoked_at__isnull": True},
+            values={"revoked_at": timezone.now()},
+            message=gettext("Revoked the token: it stops working at once."),
+        )
         self.message_user(
             request,
             ngettext("Revoked %(n)d token.", "Revoked %(n)d tokens.", count) % {"n": count},

@@ -79,10 +79,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 class PasswordResetView(auth_views.PasswordResetView):
     """Ask for a reset link by email. The answer is the same page whether or not the address is registered."""
 
-    form_class = PasswordResetForm
+    form_class = PasswordResetForm  # its email is made by accounts.services.password_reset_send, in a task
     template_name = "registration/password_reset_form.html"
-    email_template_name = "registration/password_reset_email.txt"
-    subject_template_name = "registration/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
 
 

@@ -61,8 +61,11 @@ def _weights() -> Weights:
 # --- posts as engine records ---------------------------------------------------------------------------------
 
 
-def post_records(posts: Q | None = None) -> list[PostRecord]:
-    """Engine records of the posts matching `posts`, read with a fixed number of queries (no N+1)."""
+def post_records(
+    posts: Q | None = None, *, groups: dict[str, frozenset[str]] | None = None
+) -> list[PostRecord]:
+    """Engine records of the posts matching `posts`, read with a fixed number of queries (no N+1); `groups`:
+    every Party's eligibility groups if the caller has just read them (`party_groups_by_iso3`)."""
     qs = Post.objects.all() if posts is None else Post.objects.filter(posts)
     rows = list(
         qs.order_by("id").values_list(
@@ -89,7 +92,8 @@ def post_records(posts: Q | None = None) -> list[PostRecord]:
         for post_id, key in _in_batches(through.objects, "post_id", ids, ("post_id", column)):
             by_post[post_id].add(key)
         facets[name] = by_post
-    groups = party_groups_by_iso3()
+    if groups is None:
+        groups = party_groups_by_iso3()
     return [
         PostRecord(
             id=pk,
@@ -404,13 +408,13 @@ def _current_index() -> tuple[MatchIndex, dict[int, PostRecord]]:
     changed: list[PostRecord] = []
     groups = party_groups_by_iso3()
     if _state.index is not None and _state.index_version == version and _state.index_groups == groups:
-        changed = post_records(Q(updated_at__gte=_state.index_as_of))
+        changed = post_records(Q(updated_at__gte=_state.index_as_of), groups=groups)
         if len(changed) <= DELTA_LIMIT:
             return _state.index, {r.id: r for r in changed}
     # A new model, too many changes, or a Party's groups changed (the secretariat's admin; rare): no post
     # changed, but which offers a need may meet did.
     as_of = timezone.now()
-    records = post_records(Q(status=Post.Status.PUBLISHED))
+    records = post_records(Q(status=Post.Status.PUBLISHED), groups=groups)
     _state.index = MatchIndex.build(
         records,
         model,
@@ -786,7 +790,8 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
         return 0  # a lone post has nobody to meet yet; the next publication matches it
     version = _state.index_version or 0
     written = 0
-    records = {r.id: r for r in post_records(Q(pk__in=post_ids))}
+    # The Parties' groups as the index was just checked against (one read of them a task).
+    records = {r.id: r for r in post_records(Q(pk__in=post_ids), groups=_state.index_groups)}
     for pk in post_ids:
         record = records[pk]
         # A wider net than k, to find the posts whose own top k this one enters.

@@ -247,6 +247,11 @@ def digest_collect(
     return matches
 
 
+def _digest_since(user: User, until: datetime) -> datetime:
+    """Where the user's next digest starts: where their last one ended (the first: a day before `until`)."""
+    return user.digest_sent_through or until - DIGEST_FIRST_PERIOD
+
+
 def digest_send_for_user(*, user_id: int, until: datetime) -> int:
     """Email the user the strong matches new since their last digest, up to `until`, and record that their
     digest covers up to `until`, in one transaction: a failure to send leaves the record as it was (the same
@@ -264,7 +269,7 @@ def digest_send_for_user(*, user_id: int, until: datetime) -> int:
         )
         if user is None:
             return 0
-        since = user.digest_sent_through or until - DIGEST_FIRST_PERIOD
+        since = _digest_since(user, until)
         if since >= until:
             return 0
         # One more than the email lists, to know whether it must point to the rest.
@@ -284,7 +289,7 @@ def digest_plan(*, now: datetime | None = None) -> tuple[datetime, list[tuple[Us
     until = (now or timezone.now()) - DIGEST_SETTLE
     plan = []
     for user in digest_recipients().select_related("provider").order_by("pk"):
-        since = user.digest_sent_through or until - DIGEST_FIRST_PERIOD
+        since = _digest_since(user, until)
         if since < until and (matches := digest_collect(user=user, since=since, until=until)):
             plan.append((user, len(matches)))
     return until, plan

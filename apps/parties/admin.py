@@ -46,6 +46,19 @@ class SecretariatAdminMixin:
         # Posts and users point at these rows (PROTECT); retiring a provider is deactivation.
         return False
 
+    def update_each_logged(
+        self, request: HttpRequest, queryset, *, where: dict, values: dict, message: str
+    ) -> int:
+        """An action's change of many rows (deactivate, revoke...) with a change entry in the admin's history
+        for each row, as an edit writes one: who, when, what. Each row is updated only if it still matches
+        `where`, so one changed meanwhile by someone else is neither counted nor logged twice."""
+        count = 0
+        for obj in queryset.filter(**where):
+            if type(obj).objects.filter(pk=obj.pk, **where).update(**values):
+                count += 1
+                self.log_change(request, obj, message)
+        return count
+
 
 @admin.register(Party)
 class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
@@ -150,22 +163,13 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         # Imports, the API and partners' systems name the provider by its short name: never renamed.
         return ("short_name", *self.readonly_fields)
 
-    def _set_active(self, request: HttpRequest, queryset, *, active: bool, message: str) -> int:
-        """Switch each provider that is not yet in that state, with a history entry each (who, when, what)."""
-        count = 0
-        for provider in queryset.filter(is_active=not active):
-            # Conditional, so a provider switched meanwhile by someone else is neither counted nor logged twice.
-            if SupportProvider.objects.filter(pk=provider.pk, is_active=not active).update(is_active=active):
-                count += 1
-                self.log_change(request, provider, message)
-        return count
-
     @admin.action(description=_("Deactivate the selected providers (no new offers or imports)"))
     def deactivate(self, request: HttpRequest, queryset) -> None:
-        count = self._set_active(
+        count = self.update_each_logged(
             request,
             queryset,
-            active=False,
+            where={"is_active": True},
+            values={"is_active": False},
             message=gettext("Deactivated: its users and write tokens may only withdraw or close its posts."),
         )
         self.message_user(
@@ -183,10 +187,11 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Reactivate the selected providers"))
     def reactivate(self, request: HttpRequest, queryset) -> None:
-        count = self._set_active(
+        count = self.update_each_logged(
             request,
             queryset,
-            active=True,
+            where={"is_active": False},
+            values={"is_active": True},
             message=gettext("Reactivated: its users and write tokens post again."),
         )
         self.message_user(

@@ -40,7 +40,7 @@ from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
 from .services import TRANSITIONS, PostTransitionError, post_publish, post_return, post_update
 from .taxonomies import POST_LANGUAGES, Aim
 
-# --- taxonomy terms: reference keys fixed by docs/FORMATS.md, so view-only ---------------------------------------
+# --- taxonomy terms: reference keys fixed by docs/FORMATS.md, so view-only ----------------------------------
 
 
 class TermInUseFilter(PresenceFilter):
