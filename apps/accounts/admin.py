@@ -14,7 +14,8 @@ from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
@@ -212,18 +213,28 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if raw:
-            # The only time the raw token exists outside the partner's system: only its hash is stored.
-            messages.warning(
-                request,
-                format_html(
-                    "{} <code>{}</code><br>{}",
-                    _("The token for “%(name)s” is:") % {"name": obj.name},
-                    raw,
-                    _(
-                        "Copy it now and give it to the partner: it is stored hashed and cannot be shown again."
-                    ),
-                ),
-            )
+            request._issued_token = raw  # for `response_add`, the one page that shows it
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue=None) -> HttpResponse:
+        """The raw token in the body of the answer to the POST: the only time it exists outside the partner's
+        system (only its hash is stored). Not a message: those travel in a cookie, seen by every proxy."""
+        raw = getattr(request, "_issued_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Token issued"),
+            "token": obj,
+            "raw": raw,
+            "shown_as": _("The token for “%(name)s” is:") % {"name": obj.name},
+            "copy_now": _(
+                "Copy it now and give it to the partner: it is stored hashed and cannot be shown again."
+            ),
+        }
+        response = TemplateResponse(request, "admin/accounts/apitoken/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description=_("Revoke the selected tokens (they stop working at once)"))
     def revoke(self, request: HttpRequest, queryset) -> None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -298,9 +301,49 @@ def _database_status() -> str:
 
 
 def _broker_status() -> tuple[str, int | None]:
-    """'eager' when tasks run in-process; otherwise whether the broker answers, and how many workers do."""
+    """'eager' when tasks run in-process; otherwise whether the broker answers, and how many workers do, as
+    checked in the last `HEALTH_BROKER_CACHE_SECONDS` by this process (`_broker_memo`)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "eager", None
+    return _broker_memo.get(settings.CELERY_BROKER_URL, settings.HEALTH_BROKER_CACHE_SECONDS, _broker_check)
+
+
+class _BrokerMemo:
+    """The last broker check of this process, by broker URL. A check takes at least half a second (the
+    workers' ping waits that long for their answers) and more while the broker is down: unauthenticated and
+    unthrottled, the health check would otherwise let a few requests a second keep every web worker busy.
+    While one thread checks, the others answer the last result (where there is one)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, tuple[float, tuple[str, int | None]]] = {}
+
+    def get(
+        self, url: str, seconds: float, check: Callable[[], tuple[str, int | None]]
+    ) -> tuple[str, int | None]:
+        held = self.values.get(url)
+        if held is not None and time.monotonic() - held[0] < seconds:
+            return held[1]
+        if not self.lock.acquire(blocking=held is None):
+            return held[1]  # another thread is checking
+        try:
+            held = self.values.get(url)
+            if held is not None and time.monotonic() - held[0] < seconds:
+                return held[1]  # checked while this thread waited
+            value = check()
+            self.values[url] = (time.monotonic(), value)
+            return value
+        finally:
+            self.lock.release()
+
+    def clear(self) -> None:
+        self.values.clear()
+
+
+_broker_memo = _BrokerMemo()
+
+
+def _broker_check() -> tuple[str, int | None]:
     from kombu import Connection
 
     from nma_platform.celery import app as celery_app
@@ -326,7 +369,9 @@ def _broker_status() -> tuple[str, int | None]:
 
 
 class HealthApi(ApiView):
-    """For load balancers and monitoring: no authentication, no throttling, no secrets in the answer."""
+    """For load balancers and monitoring: no authentication, no throttling, no secrets in the answer. The
+    database is checked on every call; the broker and workers at most every `HEALTH_BROKER_CACHE_SECONDS` per
+    process."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -335,7 +380,7 @@ class HealthApi(ApiView):
     @extend_schema(
         tags=["platform"],
         summary="Database, broker and worker status",
-        description="HTTP 200 while the database answers (status `degraded` if the broker or workers do not), 503 when it does not.",
+        description="HTTP 200 while the database answers (status `degraded` if the broker or workers do not), 503 when it does not. The broker and workers are checked at most every few seconds (`HEALTH_BROKER_CACHE_SECONDS`, 10 by default).",
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request):

@@ -50,16 +50,27 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
     default, falls back to a case-insensitive LIKE on each word.
     """
     text = text.strip()[:200]
-    if not text:
+    if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
         return qs
     if connection.vendor == "postgresql":
         vector = RawSQL(_SEARCH_VECTOR_SQL, [], output_field=SearchVectorField())
         return qs.annotate(search_vector=vector).filter(
-            search_vector=SearchQuery(text, config="simple", search_type="websearch")
+            search_vector=SearchQuery(_web_search_text(text), config="simple", search_type="websearch")
         )
     for word in text.split():
         qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
     return qs
+
+
+# A '-' that does not stand right before a word or a quote negates nothing; PostgreSQL parses a run of them
+# ('---', '- - -', '-!-!') as nested negations and fails past 32 ("tsquery stack too small"), a 500 on a public
+# page. They become spaces: '-word' and '-"a phrase"' still exclude.
+_LOOSE_MINUS = re.compile(r'-(?![\w"])')
+_WORD = re.compile(r"\w")
+
+
+def _web_search_text(text: str) -> str:
+    return _LOOSE_MINUS.sub(" ", text)
 
 
 # The same expression as the index, so PostgreSQL uses it.

@@ -177,6 +177,8 @@ CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_RESULT_BACKEND = None
+# The health check's broker and worker status is reused this long by each web process (each check takes 0.5 s).
+HEALTH_BROKER_CACHE_SECONDS = env.float("HEALTH_BROKER_CACHE_SECONDS", default=10.0)
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -244,7 +246,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # A token pasted into /api/v1/docs/ is forgotten with the page: persisted, it would sit in the site's
+    # localStorage, readable by any script that ever ran on this origin.
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
     "ENUM_NAME_OVERRIDES": {
         "PostStatusEnum": "apps.posts.models.Post.Status",
         "PostKindEnum": "apps.posts.models.Post.Kind",

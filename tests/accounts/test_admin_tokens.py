@@ -32,9 +32,14 @@ def test_secretariat_issues_a_token_shown_once(login, secretariat):
     client = login(secretariat)
     response = issue(client)
     assert response.status_code == 200
-    messages = [str(m) for m in get_messages(response.wsgi_request)] or [response.content.decode()]
-    text = " ".join(messages) + response.content.decode()
+    assert not response.redirect_chain  # the answer to the POST itself shows it
+    assert "no-store" in response["Cache-Control"]
+    text = response.content.decode()
     raw = re.search(r"nma_[0-9a-f]{8}_[A-Za-z0-9_-]{40,}", text).group(0)
+    # Not in a message: those travel in a cookie, which proxies log and the browser sends back.
+    assert not [str(m) for m in get_messages(response.wsgi_request)]
+    assert all(raw not in str(cookie.value) for cookie in response.cookies.values())
+    assert all(raw not in str(cookie.value) for cookie in client.cookies.values())
     token = ApiToken.objects.get()
     assert (token.name, token.scope, token.party, token.created_by) == (
         "Kenya MRV registry",

@@ -199,6 +199,67 @@ def test_health_with_a_real_broker(api, settings):
     assert isinstance(body["workers"], int)
 
 
+def test_health_checks_the_broker_at_most_every_few_seconds(api, settings, monkeypatch):
+    """A check waits 0.5 s for the workers' answers: without a memo, a few anonymous requests a second kept
+    every web worker busy. The database is still checked on every call."""
+    from apps.accounts import apis
+
+    checks = []
+
+    def check():
+        checks.append(1)
+        return ("ok", 2)
+
+    monkeypatch.setattr(apis, "_broker_check", check)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.HEALTH_BROKER_CACHE_SECONDS = 60
+    for _ in range(3):
+        assert api().get("/api/v1/health/").json() == {
+            "status": "ok",
+            "database": "ok",
+            "broker": "ok",
+            "workers": 2,
+        }
+    assert len(checks) == 1
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # another broker is checked afresh
+    api().get("/api/v1/health/")
+    assert len(checks) == 2
+    settings.HEALTH_BROKER_CACHE_SECONDS = 0
+    api().get("/api/v1/health/")
+    api().get("/api/v1/health/")
+    assert len(checks) == 4
+
+
+def test_health_answers_the_last_status_while_another_request_checks(api, settings, monkeypatch):
+    import threading
+
+    from apps.accounts import apis
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.HEALTH_BROKER_CACHE_SECONDS = 0
+    monkeypatch.setattr(apis, "_broker_check", lambda: ("error", None))
+    assert api().get("/api/v1/health/").json()["broker"] == "error"
+    started, release = threading.Event(), threading.Event()
+
+    def slow_check():
+        started.set()
+        release.wait(5)
+        return ("ok", 1)
+
+    monkeypatch.setattr(apis, "_broker_check", slow_check)
+    checking = threading.Thread(target=apis._broker_status)
+    checking.start()
+    try:
+        assert started.wait(5)
+        body = api().get("/api/v1/health/").json()  # does not wait for the check under way
+        assert (body["broker"], body["status"]) == ("error", "degraded")
+    finally:
+        release.set()
+        checking.join()
+    settings.HEALTH_BROKER_CACHE_SECONDS = 60
+    assert api().get("/api/v1/health/").json()["broker"] == "ok"
+
+
 def test_health_is_503_when_the_database_is_down(api, monkeypatch):
     from django.db import connection
 

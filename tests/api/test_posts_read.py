@@ -140,6 +140,18 @@ def test_every_filter(api, tokens, query, matching, other):
     assert ids(api(tokens["ken"]).get(LIST, {"page_size": 100, **dict([query.split("=", 1)])})) == [wanted.pk]
 
 
+@pytest.mark.parametrize(
+    ("q", "found"), [("-" * 33, True), ("- " * 40, True), ("-&" * 40, True), ("---mangrove", False)]
+)
+def test_search_of_stray_minus_signs_is_answered(api, q, found):
+    """A run of '-' was a 500 (an HTML page, not the API's error format) on PostgreSQL. A query with no word
+    searches nothing, as an empty one."""
+    post = PostFactory(title="Mangrove restoration")
+    response = api().get(LIST, {"q": q})
+    assert response.status_code == 200
+    assert ids(response) == ([post.pk] if found else [])
+
+
 def test_updated_since_and_ordering_for_incremental_sync(api):
     old, recent = PostFactory(), PostFactory()
     Post.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=3))

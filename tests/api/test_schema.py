@@ -88,6 +88,9 @@ def test_docs_work_offline(api):
         # Every script and stylesheet comes from our own static files, never a CDN.
         assert all(a.startswith("/static/") for a in assets), assets
         assert "/api/v1/schema/" in html
+    # A token pasted into the docs is not kept in the site's localStorage, where any script could read it.
+    docs = api().get("/api/v1/docs/").content.decode()
+    assert re.search(r'"persistAuthorization":\s*false', docs), docs
 
 
 # --- Schemathesis ------------------------------------------------------------------------------------------

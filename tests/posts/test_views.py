@@ -5,6 +5,7 @@ import re
 import pytest
 from django.conf import settings
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
@@ -459,6 +460,45 @@ def test_list_search_over_title_and_description(client):
     assert "Mangrove restoration" in html and "Solar mini-grids" not in html
     html = client.get(reverse("posts:list"), {"q": "batteries"}).content.decode()
     assert "Solar mini-grids" in html and "Mangrove restoration" not in html
+
+
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("-" * 33, True),  # no word: as if the box were empty
+        ("- " * 40, True),
+        ("-!" * 40, True),
+        ("-&" * 40, True),
+        ("-|" * 40, True),
+        ("-(" * 40, True),
+        ("---mangrove", False),
+        ("-(" * 40 + "solar", False),
+    ],
+)
+def test_list_search_of_stray_minus_signs_is_answered(client, q, found):
+    """PostgreSQL read a run of '-' as nested negations and failed past 32 of them: a 500 on the public list,
+    from a query the live search sends as the user types."""
+    PostFactory(title="Mangrove restoration")
+    for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+        response = client.get(reverse("posts:list"), {"q": q}, **headers)
+        assert response.status_code == 200
+        assert ("Mangrove restoration" in response.content.decode()) is found
+
+
+def test_list_search_keeps_its_syntax(client):
+    PostFactory(title="Mangrove restoration", description="Coastal protection in Lamu.")
+    PostFactory(title="Mangrove nurseries", description="Seedlings for Lamu.")
+
+    def titles(q):
+        html = client.get(reverse("posts:list"), {"q": q}).content.decode()
+        return [t for t in ("Mangrove restoration", "Mangrove nurseries") if t in html]
+
+    assert titles("mangrove lamu") == ["Mangrove restoration", "Mangrove nurseries"]
+    if connection.vendor == "postgresql":  # web-search syntax; SQLite's fallback matches each word as typed
+        assert titles("mangrove -seedlings") == ["Mangrove restoration"]
+        assert titles("mangrove --seedlings") == ["Mangrove restoration"]
+        assert titles('mangrove -"coastal protection"') == ["Mangrove nurseries"]
+        assert titles('"coastal protection" or seedlings') == ["Mangrove restoration", "Mangrove nurseries"]
 
 
 @pytest.mark.parametrize(
