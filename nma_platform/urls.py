@@ -1,8 +1,10 @@
 """URL configuration: pages, the admin, and the versioned REST API under /api/v1/."""
 
 from django.contrib import admin
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
+from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.cache import cache_control
 from django.views.generic import RedirectView
 
@@ -13,6 +15,19 @@ def no_favicon(request):
     and browsers then ask for /favicon.ico: an empty answer, not a logged 404 on every page."""
     return HttpResponse(status=204)
 
+
+def server_error(request):
+    """A 500 in the API's own error format under /api/ (a partner system parses it as every other error), the
+    site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        message = _("Something went wrong on our side. The error has been logged; please try again later.")
+        return JsonResponse(
+            {"errors": [{"field": None, "code": "server_error", "message": message}]}, status=500
+        )
+    return defaults.server_error(request)
+
+
+handler500 = server_error
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),

@@ -98,6 +98,24 @@ def test_check_deploy_passes_under_production_settings(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_health_and_ping_answer_plain_http_while_the_rest_redirects_to_https(tmp_path):
+    """Load balancers and liveness probes speak plain HTTP straight to gunicorn: a 301 is not an answer."""
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECURE_SSL_REDIRECT"}
+    env["ALLOWED_HOSTS"] = "testserver"
+    code = (
+        "from django.test import Client; c = Client(); "
+        "print(*[c.get(p).status_code for p in ('/api/v1/health/', '/api/v1/ping/', '/', '/api/v1/posts/')], "
+        "c.get('/').headers['Location'], sep='|')"
+    )
+    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    health, ping, home, posts, location = result.stdout.strip().splitlines()[-1].split("|")
+    # The health check's own answer (503 only if the database does not answer), not a redirect.
+    assert health in ("200", "503")
+    assert (ping, home, posts) == ("200", "301", "301")
+    assert location == "https://testserver/"
+
+
 def test_gunicorn_serves_pages_and_static_files(tmp_path):
     db = f"sqlite:///{tmp_path / 'gunicorn.sqlite3'}"
     env = {**PRODUCTION_ENV, "DATABASE_URL": db, "STATIC_ROOT": str(tmp_path / "static")}

@@ -65,9 +65,10 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
             return
         try:
             send_password_reset.delay(context["user"].pk)
-        except BrokerError:
+        except BrokerError as error:
             # No broker: send it now rather than lose it (the answer then takes longer for a known address).
-            logger.warning("Could not queue a password reset; sending it in the request", exc_info=True)
+            logger.warning("Could not queue a password reset; sending it in the request (%s: %s)",
+                           type(error).__name__, error)  # fmt: skip
             password_reset_send(user_id=context["user"].pk)
 
 

@@ -18,6 +18,7 @@ from rest_framework.throttling import BaseThrottle
 
 from .actors import PROVIDER_DEACTIVATED_MESSAGE
 from .authentication import request_actor
+from .counters import cache_failed
 from .models import ApiToken
 
 
@@ -134,11 +135,19 @@ class ApiRateThrottle(BaseThrottle):
         count, period = _parse_rate(rate)
         key = f"api-throttle:{scope}:{ident}"
         now = self.timer()
-        full_at = max(self.cache.get(key) or now, now) + period / count
+        try:
+            held = self.cache.get(key)
+        except Exception as error:  # the cache is down: no limit for a while rather than no API
+            cache_failed("the API's rate limit", error)
+            return True
+        full_at = max(held or now, now) + period / count
         if full_at - now > period:
             self._wait = full_at - now - period
             return False
-        self.cache.set(key, full_at, timeout=math.ceil(full_at - now))
+        try:
+            self.cache.set(key, full_at, timeout=math.ceil(full_at - now))
+        except Exception as error:
+            cache_failed("the API's rate limit", error)
         return True
 
     def wait(self) -> float:

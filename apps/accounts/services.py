@@ -15,6 +15,7 @@ from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from .counters import cache_failed
 from .models import User
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,15 @@ RESET_BODY = "registration/password_reset_email.txt"
 def password_reset_allowed(*, email: str) -> bool:
     """Count a reset email to this address; False once RESET_EMAILS_PER_HOUR have gone in the hour."""
     key = "password-reset:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    cache.add(key, 0, timeout=3600)
     try:
-        return cache.incr(key) <= RESET_EMAILS_PER_HOUR
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=3600)
+        cache.add(key, 0, timeout=3600)
+        try:
+            return cache.incr(key) <= RESET_EMAILS_PER_HOUR
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=3600)
+            return True
+    except Exception as error:  # the cache is down: a user who lost a password still gets the email
+        cache_failed("the hourly limit of password-reset emails", error)
         return True
 
 

@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -183,6 +184,9 @@ class RebuildRun(models.Model):
     # In one process (`rebuild_matches --sync`): it keeps the pairs it ranks in memory, not as `RebuildPair`s.
     in_process = models.BooleanField(_("in process"), default=False)
     started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    # When it last showed life: its start, then each chunk written. A run unfinished whose last sign is older
+    # than `pipeline.RUN_STALLED_AFTER` died (a killed worker or command) and holds nothing back.
+    progress_at = models.DateTimeField(_("last progress"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:

@@ -47,9 +47,20 @@ engine.configure_encoder(pieces=settings.MATCHING_ENCODER_PIECES)
 DELTA_LIMIT = 200
 # An index of at least this many posts is frozen out of the garbage collector's scans (`_freeze_index`).
 FREEZE_FROM = 10_000
-# A rebuild unfinished this long after it started died (a worker's chunk is time-limited far below this): its
-# pairs are forgotten, and its being unfinished holds nothing back.
-RUN_ABANDONED_AFTER = timedelta(days=1)
+# A rebuild unfinished that has shown no progress for this long died (a worker or the command killed): its pairs
+# are forgotten, and its being unfinished holds nothing back. Well above the longest gap between two signs of
+# an alive run: a worker's chunk is time-limited to 11 minutes, and an in-process run's set-up before its first
+# chunk takes seconds to a few minutes.
+RUN_STALLED_AFTER = timedelta(minutes=30)
+
+
+def _runs_going() -> QuerySet[RebuildRun]:
+    """Rebuilds unfinished and alive (some progress in the last `RUN_STALLED_AFTER`)."""
+    return RebuildRun.objects.filter(
+        finished_at__isnull=True, progress_at__gte=timezone.now() - RUN_STALLED_AFTER
+    )
+
+
 EMBED_BATCH = 256
 SMALL_CORPUS = 2000
 
@@ -858,10 +869,7 @@ def rebuild_start(
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
     # Pairs left by runs that died unfinished, or written by a chunk redelivered after its run finished.
-    live = RebuildRun.objects.filter(
-        finished_at__isnull=True, started_at__gte=timezone.now() - RUN_ABANDONED_AFTER
-    )
-    RebuildPair.objects.exclude(run_id__in=live.values("pk")).delete()
+    RebuildPair.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks), in_process=sync)
     if not chunks:
         rebuild_finish(run)
@@ -924,7 +932,9 @@ def _write_chunk(
     with transaction.atomic():
         written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs, stored=stored)
     RebuildRun.objects.filter(pk=run_id).update(
-        done_chunks=F("done_chunks") + 1, matches_written=F("matches_written") + written
+        done_chunks=F("done_chunks") + 1,
+        matches_written=F("matches_written") + written,
+        progress_at=timezone.now(),
     )
     return written
 
@@ -1063,10 +1073,15 @@ def rebuild_finish(
         # What the run did not rank, unless written since it started (a post published meanwhile) or ranked
         # by another run still going (which leaves unchanged matches unwritten too). An in-process run going
         # keeps what it ranks to itself: retiring is then left to it (it ranks the same posts, or newer).
-        going = RebuildRun.objects.filter(
-            finished_at__isnull=True, started_at__gte=timezone.now() - RUN_ABANDONED_AFTER
-        )
-        if not going.filter(in_process=True).exists():
+        going = _runs_going().exclude(pk=run.pk)
+        in_process = list(going.filter(in_process=True).values_list("pk", flat=True))
+        if in_process:
+            logger.warning(
+                "Rebuild %d retired no match: rebuild %s, in one process, is still going and retires what it does "
+                "not rank when it ends (a run that shows no progress for %d minutes counts as dead)",
+                run.pk, ", ".join(map(str, in_process)), RUN_STALLED_AFTER.total_seconds() // 60,
+            )  # fmt: skip
+        else:
             by_others = RebuildPair.objects.filter(
                 run_id__in=going.values("pk"), need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
             )

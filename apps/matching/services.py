@@ -38,11 +38,11 @@ def matching_enqueue(*, post_ids: Sequence[int]) -> None:
 
         try:
             match_posts.delay(ids)
-        except Exception:
-            # Never fail a focal point's request for a broker outage; the sweep will pick these up.
-            logger.warning(
-                "Could not queue matching for %d posts; left for the sweep", len(ids), exc_info=True
-            )
+        except Exception as error:
+            # Never fail a focal point's request for a broker outage; the sweep will pick these up. One line:
+            # through an outage every publication says it.
+            logger.warning("Could not queue matching for %d posts; left for the sweep (%s: %s)", len(ids),
+                           type(error).__name__, error)  # fmt: skip
 
     transaction.on_commit(send)
 
@@ -135,9 +135,9 @@ def _queue_connection_notice(match_id: int) -> None:
 
     try:
         notify_connection.delay(match_id)
-    except Exception:
-        logger.warning("Could not send or queue the emails of connection %d; left for the sweep", match_id,
-                       exc_info=True)  # fmt: skip
+    except Exception as error:
+        logger.warning("Could not send or queue the emails of connection %d; left for the sweep (%s: %s)",
+                       match_id, type(error).__name__, error)  # fmt: skip
 
 
 def connection_notice_send(*, match_id: int) -> int:

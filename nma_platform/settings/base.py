@@ -1,5 +1,9 @@
 """Settings shared by every environment. Everything that differs between machines comes from the environment."""
 
+import json
+import math
+import warnings
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -7,6 +11,7 @@ from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -15,6 +20,174 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 # A developer may keep their variables in .env; production passes them in the real environment.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+# Every value read from the environment is checked here, where it is read, in every settings module: a bad value
+# stops `manage.py`, gunicorn and the workers at startup with one line naming the variable, what it got and what
+# it takes, rather than passing `check --deploy` and failing later (a 500 on every page, a task failing each run).
+
+
+def require(name: str, value: str) -> str:
+    """Refuse to start with an empty value for a setting that production must set."""
+    if not value:
+        raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+    return value
+
+
+def require_site_url(value: str) -> str:
+    """SITE_URL as emails use it: an absolute http(s) URL of the site, without a trailing slash."""
+    parts = urlsplit(require("SITE_URL", value))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"SITE_URL must be the site's absolute URL, such as https://nma.example.org (got {value!r})."
+        )
+    return value.rstrip("/")
+
+
+def require_email_sender(value: str) -> str:
+    """DEFAULT_FROM_EMAIL: the sender of every email, an address such as `NMA Platform <nma@example.org>`."""
+    if "@" not in parseaddr(require("DEFAULT_FROM_EMAIL", value))[1]:
+        raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an email address (got {value!r}).")
+    return value
+
+
+def _received(name: str, default: object, parsed: bool) -> str:
+    """The value as the environment gave it, for a message: bare when it read as a number, quoted otherwise."""
+    raw = env.str(name, default=str(default))
+    return raw if parsed else repr(raw)
+
+
+def env_int(name: str, default: int, *, least: int, most: int | None = None, why: str = "") -> int:
+    """A whole number from the environment, refused unless it is between `least` and `most` (both included);
+    `why`, if given, ends the sentence that says so."""
+    try:
+        value = env.int(name, default=default)
+    except ValueError:
+        value = None
+    if value is None or value < least or (most is not None and value > most):
+        bounds = f"of {least} or more" if most is None else f"from {least} to {most}"
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number {bounds}{why} (got {_received(name, default, value is not None)})."
+        )
+    return value
+
+
+def env_number(name: str, default: float, *, expected: str, valid: Callable[[float], bool]) -> float:
+    """A number from the environment, refused unless `valid` says yes; `expected` says what it takes."""
+    try:
+        value = env.float(name, default=default)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not valid(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a number {expected} (got {_received(name, default, value is not None)})."
+        )
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (upper case), from the environment in any case."""
+    value = env.str(name, default=default)
+    if value.strip().upper() not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r}).")
+    return value.strip().upper()
+
+
+def env_rate(name: str, default: str) -> str:
+    """An API rate as DRF's throttles parse it (rest_framework.throttling.SimpleRateThrottle.parse_rate and
+    apps.accounts.permissions._parse_rate): `<n>/<period>`, n a whole number of 1 or more, the period read by its
+    first letter only (s, m, h or d: `100/hour`, `5/s`). Anything else made every API request of its kind a 500."""
+    value = env.str(name, default=default)
+    count, _slash, period = value.partition("/")
+    try:
+        valid = int(count) >= 1 and "/" not in period and period[:1] in ("s", "m", "h", "d")
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 120/minute: a whole number of 1 or more, a slash, and second, minute, "
+            f"hour or day (got {value!r})."
+        )
+    return value
+
+
+# The fields of apps.matching.engine.Weights, which MATCHING_WEIGHTS may set. Listed here because importing the
+# engine (NumPy, SciPy, scikit-learn) would add a second to every process's start; tests/test_settings_values.py
+# checks that the list is the dataclass's fields. Shares are fractions of another weight (0 to 1).
+MATCHING_WEIGHT_FIELDS = (
+    "lexical",
+    "semantic",
+    "structured",
+    "cross_lingual_lexical",
+    "esa_share",
+    "alignment",
+    "rerank_depth",
+    "translated_lexical",
+)
+MATCHING_WEIGHT_SHARES = ("cross_lingual_lexical", "esa_share", "translated_lexical")
+
+
+def env_matching_weights(name: str = "MATCHING_WEIGHTS") -> dict[str, float | int]:
+    """MATCHING_WEIGHTS: a JSON object setting some of the engine's Weights, checked as each matching task would
+    build them (an unknown key was a TypeError in every task; text that is not JSON, a traceback at startup)."""
+    raw = env.str(name, default="{}")
+
+    def refuse(expected: str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(f"{name} {expected} (got {raw!r}).")
+
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(key in MATCHING_WEIGHT_FIELDS for key in value):
+        raise refuse(
+            'must be a JSON object such as {"lexical": 0.3} whose keys are among '
+            + ", ".join(MATCHING_WEIGHT_FIELDS)
+        )
+    weights: dict[str, float | int] = {}
+    for key, number in value.items():
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+            raise refuse(f'must give numbers: "{key}" is not one')
+        if key == "rerank_depth":
+            if number != int(number) or number < 1:
+                raise refuse('must give "rerank_depth" a whole number of 1 or more')
+            number = int(number)
+        elif key in MATCHING_WEIGHT_SHARES and not 0 <= number <= 1:
+            raise refuse(f'must give "{key}" a number from 0 to 1')
+        elif number < 0:
+            raise refuse(f'must give "{key}" a number of 0 or more')
+        weights[key] = number
+    if all(weights.get(key) == 0 for key in ("lexical", "semantic", "structured")):
+        raise refuse('must not set "lexical", "semantic" and "structured" all to 0')
+    return weights
+
+
+def _without_password(url: str) -> str:
+    """A URL for a message: its password, if any, replaced by ***."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    return url.replace(f":{password}@", ":***@") if password else url
+
+
+def database_config(url: str) -> dict:
+    """DATABASE_URL as Django's DATABASES entry. django-environ turns a URL of a scheme it does not know into no
+    database at all (found by the first query, with a warning that shows the password): refused here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = environ.Env.db_url_config(url)
+        problem = "" if config.get("ENGINE") else ", whose scheme is not a known database"
+    except ValueError as error:  # a port that is not a number
+        config, problem = {}, f": {error}"
+    if problem:
+        raise ImproperlyConfigured(
+            "DATABASE_URL must be a database URL such as postgres://user:password@host:5432/nma "
+            f"(got {_without_password(url)!r}{problem})."
+        )
+    return config
+
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -50,6 +223,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -62,6 +236,27 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a login refused for too many failures into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): scripts only from the site's own files, no inline script and no evaluated
+# code, so that a script injected into a page would not run. Styles may be inline (Swagger UI, Redoc and htmx
+# inject theirs). Redoc builds its search index in a worker started from a blob.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# `load_demo` creates accounts with published passwords: refused where this is off (production).
+DEMO_DATA_ALLOWED = True
 
 ROOT_URLCONF = "nma_platform.urls"
 WSGI_APPLICATION = "nma_platform.wsgi.application"
@@ -83,9 +278,20 @@ TEMPLATES = [
 ]
 
 # The embedded default is a SQLite file so that `make run` needs no server; production sets DATABASE_URL.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty DATABASE_URL is taken as unset here; production refuses it (settings.production).
+DATABASES = {
+    "default": database_config(env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0, least=0))
+# A database that accepts connections but never answers held each request until gunicorn's worker timeout (a
+# 500 after 30 s, the health check included, which never said 503): PostgreSQL gives up connecting after
+# DATABASE_CONNECT_TIMEOUT seconds (libpq's connect_timeout, at least 2; 0 waits for ever), unless
+# DATABASE_URL's query string sets it (`?connect_timeout=9`). A connection already open that stops answering
+# is not covered (CONN_MAX_AGE keeps connections open in production).
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, least=0)
+if DATABASES["default"]["ENGINE"].endswith((".postgresql", ".postgis")):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -104,12 +310,10 @@ AUTHENTICATION_BACKENDS = [
 # reset clears the count. Locking the pair, not the account, means nobody can lock a focal point out of the
 # platform from elsewhere. API tokens never go through this login. The client address is the one the API's
 # throttle uses (API_NUM_PROXIES): behind a reverse proxy, set it, or every client counts as the proxy.
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, least=1)
+# At least 1: django-axes reads a zero lockout time as "locked until the secretariat unlocks".
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, least=1)
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-if AXES_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
-    # django-axes reads a zero lockout time as "locked until the secretariat unlocks".
-    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
@@ -126,8 +330,14 @@ AXES_ENABLE_ADMIN = False
 # The engine writes a used session again (moving its expiry) at most every SESSION_IDLE_REFRESH_SECONDS, where
 # SESSION_SAVE_EVERY_REQUEST would write on every request. Run `manage.py clearsessions` daily: expired rows stay.
 SESSION_ENGINE = "apps.accounts.sessions"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
 SESSION_IDLE_REFRESH_SECONDS = 5 * 60
+# Above the refresh interval, or a session in constant use would end before it is ever written again.
+SESSION_COOKIE_AGE = env_int(
+    "SESSION_COOKIE_AGE",
+    8 * 60 * 60,
+    least=SESSION_IDLE_REFRESH_SECONDS + 1,
+    why=f", above the {SESSION_IDLE_REFRESH_SECONDS} seconds after which a session in use is renewed",
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -162,39 +372,103 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NMA Platform <no-reply@nma-platform.local>")
 # The SMTP server of production's backend, under Django's own names.
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, least=1, most=65535)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    # Django's SMTP backend refuses the pair only when it sends, in a worker: every email would fail.
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL must not both be on: TLS is STARTTLS (usually port 587), SSL is "
+        "implicit TLS (usually port 465) (got both on)."
+    )
 # Django waits for ever by default: a mail server that hangs must not hang a password-reset request with it.
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, least=1)
 
 # Celery: with REDIS_URL the tasks go to the broker and workers run them; without it they run in-process.
 REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
-# With Redis at hand the cache is shared by every web process (API throttling counts across processes).
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # The same URL serves Celery (kombu) and the cache (redis-py): only redis:// and rediss:// suit both (kombu
+    # has no unix:// transport, redis-py no redis+socket://). Anything else failed only when used: an API 500
+    # ("Redis URL must specify ...") and a worker trying amqp://guest@<the value>.
+    try:
+        _redis_url = urlsplit(REDIS_URL)
+        _redis_url.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        _redis_url = None
+    if _redis_url is None or _redis_url.scheme not in ("redis", "rediss"):
+        raise ImproperlyConfigured(
+            "REDIS_URL must be empty or a Redis URL such as redis://host:6379/0 or rediss://host:6380/0 "
+            f"(got {_without_password(REDIS_URL)!r})."
+        )
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+# With Redis at hand the cache is shared by every web process (API throttling counts across processes). It
+# holds only counters, which let requests through while it does not answer (`apps.accounts.counters`): a hung
+# Redis costs a request one second, not a wait without end.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
+    }
 CELERY_RESULT_BACKEND = None
 # The health check's broker and worker status is reused this long by each web process (each check takes 0.5 s).
-HEALTH_BROKER_CACHE_SECONDS = env.float("HEALTH_BROKER_CACHE_SECONDS", default=10.0)
+HEALTH_BROKER_CACHE_SECONDS = env_number(
+    "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
+)
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
+# The limits of a task that sets none of its own (the matching tasks and the digests set theirs).
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, least=1)
+# Below the hard limit, or the task is killed without the chance to stop cleanly that the soft limit gives it.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int(
+    "CELERY_TASK_SOFT_TIME_LIMIT",
+    540,
+    least=1,
+    most=CELERY_TASK_TIME_LIMIT - 1,
+    why=", below CELERY_TASK_TIME_LIMIT",
+)
 # A broker outage must not hang a focal point's request: give up quickly and leave the post to the sweep.
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_number(
+    "CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, expected="of seconds above 0", valid=lambda v: v > 0
+)
+# Redis redelivers a task that a worker took but did not acknowledge (tasks acknowledge when they end,
+# CELERY_TASK_ACKS_LATE) after the visibility timeout: that is how the task of a worker that died (its main
+# process killed, its machine lost; a pool process that dies has its task requeued at once,
+# CELERY_TASK_REJECT_ON_WORKER_LOST) runs again. Kombu's default is an hour. It must exceed the longest time a worker can hold a
+# task unacknowledged, or a task still running (or still waiting for its retry's countdown, which the worker
+# holds unacknowledged too) is delivered to a second worker and runs twice: the longest hard time limit (the
+# tasks' own, apps/*/tasks.py, or CELERY_TASK_TIME_LIMIT) plus the longest retry countdown (retry_backoff_max
+# and send_digests' cap). Those two are below; tests/test_settings_values.py checks them against the tasks.
+# The default adds 5 minutes of margin (1900 + 600 + 300 = 2800 s with the default CELERY_TASK_TIME_LIMIT); a
+# lower value redelivers a dead worker's task sooner, down to the bound that the setting is checked against.
+LONGEST_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, 1900)  # 1900: refit_if_grown and send_digests
+LONGEST_RETRY_COUNTDOWN = 600
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT",
+    LONGEST_TASK_TIME_LIMIT + LONGEST_RETRY_COUNTDOWN + 300,
+    least=LONGEST_TASK_TIME_LIMIT + LONGEST_RETRY_COUNTDOWN + 1,
+    why=(
+        f", above the longest task's hard time limit ({LONGEST_TASK_TIME_LIMIT} s) plus the longest wait "
+        f"before a retry ({LONGEST_RETRY_COUNTDOWN} s), or a running task is delivered twice"
+    ),
+)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
+    # Both socket timeouts follow CELERY_BROKER_CONNECTION_TIMEOUT: with a Redis that accepts connections but
+    # does not answer, a publish otherwise waited the longer socket_timeout (5 s) before giving up.
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -216,13 +490,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.accounts.apis.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.permissions.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "token": env.str("API_THROTTLE_TOKEN", default="1200/minute"),
-        "user": env.str("API_THROTTLE_USER", default="600/minute"),
-        "anon": env.str("API_THROTTLE_ANON", default="120/minute"),
+        "token": env_rate("API_THROTTLE_TOKEN", "1200/minute"),
+        "user": env_rate("API_THROTTLE_USER", "600/minute"),
+        "anon": env_rate("API_THROTTLE_ANON", "120/minute"),
     },
     # 0: the client is REMOTE_ADDR, whatever X-Forwarded-For says (DRF's own default, None, would take the
     # whole header as the client, which a caller writes as it likes). The login's lockouts use the same address.
-    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
+    # Not negative: DRF would then take a hop of X-Forwarded-For that the caller writes.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0, least=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -267,68 +542,48 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# Python's logging refuses any other name (a ValueError traceback at startup).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)},
     # django-axes says at INFO what it cleaned at every login (three lines); its lockouts are warnings.
-    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"axes": {"level": env_choice("AXES_LOG_LEVEL", "WARNING", LOG_LEVELS)}},
 }
 
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
 # transaction mode (before 1.21, or without max_prepared_statements).
 API_PREPARED_STATEMENTS = env.bool("API_PREPARED_STATEMENTS", default=True)
-# Posts per page in the public list and the dashboards.
-POSTS_PAGE_SIZE = env.int("POSTS_PAGE_SIZE", default=20)
-# How often the sweep looks for posts still waiting to be matched (seconds).
-MATCHING_SWEEP_SECONDS = env.int("MATCHING_SWEEP_SECONDS", default=300)
-
-
-def require(name: str, value: str) -> str:
-    """Refuse to start with an empty value for a setting that production must set."""
-    if not value:
-        raise ImproperlyConfigured(f"The environment variable {name} must be set.")
-    return value
-
-
-def require_site_url(value: str) -> str:
-    """SITE_URL as emails use it: an absolute http(s) URL of the site, without a trailing slash."""
-    parts = urlsplit(require("SITE_URL", value))
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ImproperlyConfigured(
-            f"SITE_URL must be the site's absolute URL, such as https://nma.example.org (got {value!r})."
-        )
-    return value.rstrip("/")
-
-
-def require_email_sender(value: str) -> str:
-    """DEFAULT_FROM_EMAIL: the sender of every email, an address such as `NMA Platform <nma@example.org>`."""
-    if "@" not in parseaddr(require("DEFAULT_FROM_EMAIL", value))[1]:
-        raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an email address (got {value!r}).")
-    return value
-
+# Posts per page in the public list and the dashboards (0 made the home page a 500).
+POSTS_PAGE_SIZE = env_int("POSTS_PAGE_SIZE", 20, least=1, most=500)
+# How often the sweep looks for posts still waiting to be matched (seconds; at 0, beat queued thousands).
+MATCHING_SWEEP_SECONDS = env_int("MATCHING_SWEEP_SECONDS", 300, least=10)
 
 # Matching (apps.matching). Weights are the engine's defaults unless overridden here; see the README.
 # Hand each published or changed post to the worker as it commits; off, the periodic sweep matches them.
 MATCHING_AUTORUN = env.bool("MATCHING_AUTORUN", default=True)
-MATCHING_TOP_K = env.int("MATCHING_TOP_K", default=20)
-MATCHING_FLOOR = env.float("MATCHING_FLOOR", default=0.2)
-MATCHING_STRONG_SCORE = env.float("MATCHING_STRONG_SCORE", default=0.6)
-MATCHING_WEIGHTS = env.json("MATCHING_WEIGHTS", default={})
-MATCHING_REBUILD_CHUNK = env.int("MATCHING_REBUILD_CHUNK", default=500)
+MATCHING_TOP_K = env_int("MATCHING_TOP_K", 20, least=1, most=200)
+# Scores are from 0 to 1; a floor of 1 or more would store no match at all.
+MATCHING_FLOOR = env_number("MATCHING_FLOOR", 0.2, expected="from 0 to below 1", valid=lambda v: 0 <= v < 1)
+MATCHING_STRONG_SCORE = env_number(
+    "MATCHING_STRONG_SCORE", 0.6, expected="from 0 to 1", valid=lambda v: 0 <= v <= 1
+)
+MATCHING_WEIGHTS = env_matching_weights()
+MATCHING_REBUILD_CHUNK = env_int("MATCHING_REBUILD_CHUNK", 500, least=1)
 # BLAS threads per Celery worker process. Run one worker process per core (the prefork default): with more
 # threads than cores, a post's encoder call waits for a core that another process holds.
-MATCHING_WORKER_THREADS = env.int("MATCHING_WORKER_THREADS", default=1)
+MATCHING_WORKER_THREADS = env_int("MATCHING_WORKER_THREADS", 1, least=1)
 # Threads of an in-process rebuild (`rebuild_matches --sync`) that score and shortlist the next chunks while the
 # current one is reranked, explained and written.
-MATCHING_REBUILD_THREADS = env.int("MATCHING_REBUILD_THREADS", default=2)
+MATCHING_REBUILD_THREADS = env_int("MATCHING_REBUILD_THREADS", 2, least=1)
 # Word pieces whose first layers the sentence encoder remembers, per process (6.5 KB each, taken as pieces are
 # first seen: at most 218 MB at the default). Fewer: less memory, slower embedding; 0 remembers none.
-MATCHING_ENCODER_PIECES = env.int("MATCHING_ENCODER_PIECES", default=32_768)
+MATCHING_ENCODER_PIECES = env_int("MATCHING_ENCODER_PIECES", 32_768, least=0)
 # Refit the text model when the corpus has grown by this share since the last fit (checked by beat).
-MATCHING_REFIT_GROWTH = env.float("MATCHING_REFIT_GROWTH", default=0.1)
+MATCHING_REFIT_GROWTH = env_number("MATCHING_REFIT_GROWTH", 0.1, expected="above 0", valid=lambda v: v > 0)
 CELERY_BEAT_SCHEDULE = {
     "matching-sweep": {"task": "apps.matching.tasks.sweep_pending", "schedule": MATCHING_SWEEP_SECONDS},
     "matching-refit": {"task": "apps.matching.tasks.refit_if_grown", "schedule": 60 * 60},

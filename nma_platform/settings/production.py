@@ -1,7 +1,7 @@
 """Production: every secret comes from the environment and nothing insecure is defaulted."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, SECRET_KEY, env, require, require_email_sender, require_site_url
+from .base import DATABASES, SECRET_KEY, env, env_int, require, require_email_sender, require_site_url
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = require("SECRET_KEY", SECRET_KEY)
@@ -10,15 +10,20 @@ require("DATABASE_URL", env.str("DATABASE_URL", default=""))
 # the development defaults (http://127.0.0.1:8000, a .local address) would go out unnoticed.
 SITE_URL = require_site_url(env.str("SITE_URL", default=""))
 DEFAULT_FROM_EMAIL = require_email_sender(env.str("DEFAULT_FROM_EMAIL", default=""))
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, least=0)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+# Load balancers and liveness probes speak plain HTTP straight to gunicorn: redirected to https, they saw a 301
+# and never the health check's 200 or 503. Neither answer sets a cookie or says anything secret.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/(health|ping)/$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, least=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# `load_demo` would make `secretariat` a superuser with a published password, and rewrite real providers.
+DEMO_DATA_ALLOWED = False

@@ -1,7 +1,7 @@
 """Settings for the test suite: the same stack as production where DATABASE_URL and REDIS_URL are given."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOG_LEVELS, env_choice
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key"
@@ -16,7 +16,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "root": {"level": env.str("LOG_LEVEL", "WARNING")},
+    "root": {"level": env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS)},
 }
 # Unit tests of other apps need not pay for the engine; matching tests switch it on (tests/matching).
 MATCHING_AUTORUN = False

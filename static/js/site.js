@@ -48,6 +48,16 @@
     if (summary) {
       summary.focus();
     }
+    // The list's filters search as they change; the search box does as it is typed (its own trigger). An
+    // event of our own rather than an htmx trigger filter: those are evaluated code, which the site's
+    // Content-Security-Policy forbids.
+    document.querySelectorAll("form[data-live-filters]").forEach(function (form) {
+      form.addEventListener("change", function (event) {
+        if (event.target.name !== "q" && window.htmx) {
+          window.htmx.trigger(form, "filters-changed");
+        }
+      });
+    });
     document.querySelectorAll("form[data-post-form]").forEach(function (form) {
       syncOfferOnly(form);
       form.addEventListener("change", function (event) {

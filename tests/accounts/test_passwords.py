@@ -218,6 +218,19 @@ def test_at_most_three_reset_emails_an_hour_to_one_address(focal_point, client):
     assert len(mail.outbox) == 3
 
 
+def test_the_reset_email_goes_while_the_cache_is_down(focal_point, client, settings):
+    """The hourly count lives in the cache (Redis in production): an outage made the reset page a 500."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    response = client.post(reverse("accounts:password_reset"), {"email": focal_point.email})
+    assert response.status_code == 302 and response.url == reverse("accounts:password_reset_done")
+    assert [m.to for m in mail.outbox] == [[focal_point.email]]
+
+
 def test_a_reset_task_for_a_user_deactivated_meanwhile_sends_nothing(focal_point):
     from apps.accounts.tasks import send_password_reset
 

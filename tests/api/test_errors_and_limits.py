@@ -60,6 +60,30 @@ def test_anonymous_callers_are_throttled_per_ip(api, settings):
     assert client.get("/api/v1/taxonomies/", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
+# Redis at a closed port: what Django's cache raises while production's Redis is down.
+CACHE_DOWN = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
+
+def test_the_api_answers_while_the_cache_is_down(api, tokens, settings, caplog):
+    """The throttle's counters live in the cache, Redis in production: an outage made every API request a 500.
+    Now the limit is off meanwhile, and the log says so once (not once per request)."""
+    from apps.accounts import counters
+
+    counters.forget_warnings()
+    settings.CACHES = CACHE_DOWN
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "2/minute", "token": "2/minute", "user": "2/minute"},
+    }
+    with caplog.at_level("WARNING", logger="apps.accounts.counters"):
+        assert [api().get("/api/v1/taxonomies/").status_code for _ in range(4)] == [200] * 4
+        assert api(tokens["ken"]).get("/api/v1/posts/").status_code == 200
+    warnings = [r for r in caplog.records if r.name == "apps.accounts.counters"]
+    assert len(warnings) == 1 and "rate limit is not enforced" in warnings[0].getMessage()
+
+
 def test_tokens_are_throttled_per_token(api, tokens, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -125,4 +149,19 @@ def test_a_server_error_is_not_hidden_as_a_client_error(api, monkeypatch):
     monkeypatch.setattr("apps.posts.apis.post_json_rows", boom)
     client = api()
     client.raise_request_exception = False
-    assert client.get("/api/v1/posts/").status_code == 500
+    response = client.get("/api/v1/posts/")
+    assert response.status_code == 500
+    # In the API's error format, like every other error (it was the site's HTML page).
+    assert_error_format(response)
+    assert response.json()["errors"][0]["code"] == "server_error"
+
+
+def test_a_server_error_of_a_page_is_the_sites_page(client, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("apps.posts.filters.post_search", boom)
+    client.raise_request_exception = False
+    response = client.get("/posts/", {"q": "mangrove"})
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.content.decode()

@@ -326,12 +326,62 @@ def test_export_matches_prints_the_domain_format(corpus, capsys):
     assert by_need["n-flood"][0]["offer"] == "o-warn"
 
 
+def test_export_matches_stops_quietly_when_its_reader_does(corpus):
+    """`export_matches | head -1` ended with a BrokenPipeError traceback."""
+
+    class Head:
+        def __init__(self):
+            self.lines = []
+
+        def write(self, text):
+            if self.lines:
+                raise BrokenPipeError(32, "Broken pipe")
+            self.lines.append(text)
+
+        def flush(self):
+            pass
+
+    head = Head()
+    assert Match.objects.active().count() > 1
+    call_command("export_matches", stdout=head)  # returns, no error
+    assert len(head.lines) == 1 and json.loads(head.lines[0])["rank"] == 1
+
+
 def test_rebuild_command_in_process(corpus, capsys):
     Match.objects.all().delete()
     call_command("rebuild_matches", "--sync")
     out = capsys.readouterr()
     assert "2 chunks" in out.out
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
+
+
+def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch):
+    """systemd and `timeout` stop with SIGTERM, which killed the command at once: its run stayed unfinished,
+    and every other rebuild retired nothing while it seemed to go on."""
+    import os
+    import signal
+
+    from apps.matching import engine
+    from apps.matching.models import RebuildRun
+
+    real_match_all = engine.match_all
+
+    def terminated_midway(*args, **kwargs):
+        for n, chunk in enumerate(real_match_all(*args, **kwargs)):
+            if n == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode, in this (main) thread
+            yield chunk
+
+    monkeypatch.setattr(engine, "match_all", terminated_midway)
+    handler = signal.getsignal(signal.SIGTERM)
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    with pytest.raises(SystemExit) as exited:
+        call_command("rebuild_matches", "--sync", "--chunk-size", "1")
+    assert exited.value.code == 128 + signal.SIGTERM
+    run = RebuildRun.objects.get()
+    assert run.finished_at is not None and run.done_chunks < run.total_chunks
+    assert set(Match.objects.active().values_list("pk", flat=True)) >= active  # it retired nothing
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command put the previous handler back
 
 
 @pytest.mark.parametrize("size", ["-3", "0", "x"])
@@ -555,11 +605,45 @@ def test_while_an_in_process_rebuild_goes_another_run_retires_nothing(corpus):
     fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
     pipeline.rebuild_finish(fanned)  # it ranked nothing, but the run going keeps its pairs to itself
     assert set(Match.objects.active().values_list("pk", flat=True)) == active
-    # One that died long ago holds nothing back.
+    # Started long ago but still making progress (a rebuild at scale): still going.
     RebuildRun.objects.filter(pk=going.pk).update(started_at=timezone.now() - timedelta(days=2))
     fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
     pipeline.rebuild_finish(fanned)
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active
+    # One that shows no progress for longer than RUN_STALLED_AFTER died (a killed command): it holds nothing
+    # back. It blocked every rebuild's retiring for a day, silently.
+    stalled = timezone.now() - pipeline.RUN_STALLED_AFTER - timedelta(minutes=1)
+    RebuildRun.objects.filter(pk=going.pk).update(started_at=timezone.now(), progress_at=stalled)
+    fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    pipeline.rebuild_finish(fanned)
     assert not Match.objects.active().exists()
+
+
+def test_a_run_that_retires_nothing_because_another_goes_says_so(corpus, caplog):
+    from apps.matching.models import RebuildRun
+
+    going = RebuildRun.objects.create(model_version=1, total_chunks=1, in_process=True)
+    fanned = RebuildRun.objects.create(model_version=1, total_chunks=1)
+    with caplog.at_level("WARNING", logger="apps.matching.pipeline"):
+        pipeline.rebuild_finish(fanned)
+    [record] = [r for r in caplog.records if r.name == "apps.matching.pipeline"]
+    assert f"Rebuild {fanned.pk} retired no match: rebuild {going.pk}" in record.getMessage()
+
+
+def test_each_chunk_written_is_a_sign_of_life_of_its_run(corpus):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.matching.models import RebuildRun
+
+    run = RebuildRun.objects.create(model_version=1, total_chunks=2)
+    RebuildRun.objects.filter(pk=run.pk).update(progress_at=timezone.now() - timedelta(hours=1))
+    assert not pipeline._runs_going().filter(pk=run.pk).exists()
+    pipeline._write_chunk(run.pk, 1, [])
+    run.refresh_from_db()
+    assert run.done_chunks == 1 and timezone.now() - run.progress_at < timedelta(minutes=1)
+    assert pipeline._runs_going().filter(pk=run.pk).exists()
 
 
 def test_an_in_process_rebuild_records_no_pairs_in_the_database(corpus):

@@ -330,6 +330,20 @@ def test_load_demo_is_idempotent():
         assert user.role == demo.role
 
 
+def test_load_demo_is_refused_where_demo_data_is_not_allowed(settings, secretariat):
+    """Production: it made `secretariat` a superuser again with the published password, and reactivated and
+    readdressed a real provider of a demo short name."""
+    SupportProvider.objects.create(short_name="GCF", name="Green Climate Fund", contact_email="real@gcf.example",
+                                   is_active=False)  # fmt: skip
+    before = counts()
+    settings.DEMO_DATA_ALLOWED = False
+    with pytest.raises(CommandError, match="refused under these settings"):
+        call_command("load_demo", stdout=StringIO(), stderr=StringIO())
+    assert counts() == before
+    gcf = SupportProvider.objects.get(short_name="GCF")
+    assert (gcf.is_active, gcf.contact_email) == (False, "real@gcf.example")
+
+
 def test_demo_users_cover_every_role():
     call_command("load_demo", stdout=StringIO(), stderr=StringIO())
     users = {u.username: u for u in User.objects.select_related("party", "provider")}

@@ -751,6 +751,31 @@ def test_an_unknown_page_is_the_sites_404(client, db):
     assert "<h1>Page not found</h1>" in html and 'class="site-nav"' in html
 
 
+def test_pages_carry_a_content_security_policy_allowing_only_the_sites_scripts(client):
+    policy = client.get(reverse("posts:list"))["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"  # no inline script, no evaluated code
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    # The site's own pages carry no inline script for the policy to block.
+    for url in (reverse("posts:list"), reverse("login"), "/stocktake/summary/"):
+        html = client.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        assert not re.search(r"\son[a-z]+=", html), url  # nor inline event handlers
+        assert "hx-on" not in html and "js:" not in html
+
+
+def test_a_refused_csrf_check_has_the_sites_own_page():
+    """It was Django's bare default page ("CSRF verification failed"), in English, with no way back."""
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("login"), {"username": "x", "password": "y"})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "The form could not be sent" in html and "reload the page" in html
+    assert "CSRF verification failed" not in html
+    client.cookies["django_language"] = "fr"
+    assert "Le formulaire n\u2019a pas pu être envoyé" in client.post(reverse("login")).content.decode()
+
+
 def test_the_500_page_renders_without_a_request_or_the_database(django_assert_num_queries):
     from django.template.loader import render_to_string
 

@@ -1,6 +1,8 @@
 """Print every stored match of a published need as JSON Lines (the format of docs/FORMATS.md)."""
 
 import json
+import os
+import sys
 
 from django.core.management.base import BaseCommand
 
@@ -11,5 +13,12 @@ class Command(BaseCommand):
     help = "Print the stored matches of published needs as JSON Lines: need, offer, score, rank."
 
     def handle(self, *args, **options):
-        for row in match_export_rows():
-            self.stdout.write(json.dumps(row, ensure_ascii=False))
+        try:
+            for row in match_export_rows():
+                self.stdout.write(json.dumps(row, ensure_ascii=False))
+            self.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped reading (`export_matches | head`): stop too, quietly, not with a traceback.
+            if self.stdout._out is sys.stdout:
+                # Python flushes stdout again at exit, and would report the closed pipe there.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,6 +1,7 @@
 """Recompute every match: fanned out in chunks to the Celery workers, or in this process with --sync."""
 
 import argparse
+import signal
 import sys
 import time
 
@@ -18,6 +19,10 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
     return value
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 class Command(BaseCommand):
@@ -51,11 +56,18 @@ class Command(BaseCommand):
             sys.stderr.write(f"\rrebuild: {done}/{total} chunks")
             sys.stderr.flush()
 
+        # Stopped by SIGTERM (systemd, `timeout`, an operator's kill), an in-process run must still end as
+        # failed: Python's default dies at once, leaving the run unfinished, and every other rebuild then
+        # retired nothing until it counted as dead.
+        previous = signal.signal(signal.SIGTERM, _terminated) if sync else None
         try:
             run = rebuild_start(sync=sync, refit=refit, chunk_size=chunk_size, progress=report)
         except Exception as error:  # the broker is down, most likely
             hint = "" if sync else " Try --sync."
             raise CommandError(f"Could not start the rebuild: {error}.{hint}") from error
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if not sync and not no_wait:
             deadline = started + timeout
             while True:

@@ -1,6 +1,6 @@
 """`manage.py load_demo`: demo users for every role, demo support providers and demo needs and offers.
 
-Idempotent, so `make run` can call it every time: users and providers are updated in place, and the demo
+Refused where `DEMO_DATA_ALLOWED` is off (production). Idempotent, so `make run` can call it every time: users and providers are updated in place, and the demo
 posts go through the same code path as `import_posts` with --keep-existing, so a post the demo secretariat
 has since published or returned keeps its state.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.accounts.models import Role
@@ -70,6 +71,14 @@ class Command(BaseCommand):
     help = "Load demo users, support providers and posts (safe to run again)."
 
     def handle(self, *args, **options) -> None:
+        if not settings.DEMO_DATA_ALLOWED:
+            # It would make `secretariat` a superuser with a published password, and reactivate and readdress
+            # real providers of the same short names.
+            raise CommandError(
+                "load_demo is refused under these settings (DEMO_DATA_ALLOWED is off, as in production): it "
+                "creates accounts with published passwords and overwrites the providers it names. Load demo "
+                "data on a laptop or a test server with nma_platform.settings.local."
+            )
         with transaction.atomic():
             providers = self._providers()
             self._users(providers)
