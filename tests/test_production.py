@@ -90,6 +90,14 @@ def test_production_takes_the_site_url_sender_and_session_age_from_the_environme
     )
 
 
+def test_load_demo_is_refused_under_production_settings(tmp_path):
+    """It made `secretariat` a superuser with a published password, and rewrote real providers."""
+    result = manage("load_demo", env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "load_demo is refused under these settings" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_deploy_passes_under_production_settings(tmp_path):
     # The real defaults: HTTPS redirect on (the gunicorn test below turns it off to speak plain HTTP).
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECURE_SSL_REDIRECT"}

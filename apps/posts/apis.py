@@ -282,7 +282,12 @@ def _choice_param(name: str, choices, description: str) -> OpenApiParameter:
 
 
 LIST_PARAMETERS = [
-    OpenApiParameter("q", OpenApiTypes.STR, description="Full-text search in title and description."),
+    OpenApiParameter(
+        "q",
+        OpenApiTypes.STR,
+        description='Full-text search in title and description: web-search syntax ("a phrase", or, -word), '
+        "with English stemming (mangroves finds mangrove).",
+    ),
     _choice_param("kind", Post.Kind.values, "need or offer."),
     _choice_param("support_type", SupportType.values, "Posts asking for or offering this type of support."),
     _choice_param("focus_area", FocusArea.values, "Focus area of the work programme."),

@@ -45,9 +45,10 @@ def post_list_own(*, actor: Actor) -> PostQuerySet:
 def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
     """Full-text search over title and description.
 
-    PostgreSQL matches the expression of the GIN index of migration 0003 ('simple' configuration, so that
-    posts in any language are searchable, with web-search syntax: quotes, OR, -word); SQLite, the embedded
-    default, falls back to a case-insensitive LIKE on each word.
+    PostgreSQL matches the expression of the GIN index of migration 0005 (English stemming: "mangrove" finds
+    "mangroves"; a post in another language is stemmed by the same rules as the query, so its words still find
+    themselves), with web-search syntax: quotes, OR, -word. SQLite, the embedded default, falls back to a
+    case-insensitive LIKE on each word.
     """
     text = text.strip()[:200]
     if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
@@ -55,7 +56,7 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
     if connection.vendor == "postgresql":
         vector = RawSQL(_SEARCH_VECTOR_SQL, [], output_field=SearchVectorField())
         return qs.annotate(search_vector=vector).filter(
-            search_vector=SearchQuery(_web_search_text(text), config="simple", search_type="websearch")
+            search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
     for word in text.split():
         qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
@@ -75,7 +76,7 @@ def _web_search_text(text: str) -> str:
 
 # The same expression as the index, so PostgreSQL uses it.
 _SEARCH_VECTOR_SQL = (
-    "to_tsvector('simple', coalesce(posts_post.title, '') || ' ' || coalesce(posts_post.description, ''))"
+    "to_tsvector('english', coalesce(posts_post.title, '') || ' ' || coalesce(posts_post.description, ''))"
 )
 
 
