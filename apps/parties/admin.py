@@ -62,10 +62,10 @@ class SecretariatAdminMixin:
 
 @admin.register(Party)
 class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
-    list_display = ("iso3", "name", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+    list_display = ("iso3", "name", "name_fr", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
     list_display_links = ("iso3", "name")
     list_filter = ("regional_group", "is_ldc", "is_sids", "paris_agreement_party")
-    search_fields = ("iso3", "name")
+    search_fields = ("iso3", "name", "name_fr")
     ordering = ("name",)
     list_per_page = 50
 

@@ -1,9 +1,12 @@
 """Parties to the UNFCCC, the groups used for eligibility, and registered support providers."""
 
+import unicodedata
+
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -42,9 +45,16 @@ short_name_validator = RegexValidator(
 )
 
 
+def reading_order(name: str) -> str:
+    """A key that sorts names as a reader looks them up, accents and case aside: "Égypte" with the E's."""
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+
+
 class Party(models.Model):
     iso3 = models.CharField(_("ISO3 code"), max_length=3, unique=True, validators=[iso3_validator])
     name = models.CharField(_("name"), max_length=120)
+    # The UN's French short name (UNTERM), shown on French pages; the API and exports keep `name`.
+    name_fr = models.CharField(_("name in French"), max_length=120, blank=True)
     # Blank for the European Union and the Holy See, which sit in no UN regional group.
     regional_group = models.CharField(
         _("UN regional group"), max_length=40, choices=RegionalGroup.choices, blank=True
@@ -59,7 +69,14 @@ class Party(models.Model):
         verbose_name_plural = _("Parties")
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.iso3})"
+        return f"{self.local_name} ({self.iso3})"
+
+    @property
+    def local_name(self) -> str:
+        """The name in the language of the page: French where it has one, else the English `name`."""
+        if self.name_fr and (get_language() or "").startswith("fr"):
+            return self.name_fr
+        return self.name
 
     @property
     def groups(self) -> frozenset[str]:

@@ -5,7 +5,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.models import Party, RegionalGroup
+from apps.parties.models import Party, RegionalGroup, reading_order
 
 from .models import Post
 from .selectors import post_search
@@ -44,6 +44,27 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
+class _ReadingOrder(django_filters.fields.ModelChoiceIterator):
+    """Parties named in the page's language, in its alphabetical order (the query sorts by the English name)."""
+
+    def __iter__(self):
+        choices = super().__iter__()
+        for choice in choices:
+            if choice[0] == "":  # the blank choice first, without a query (the widget peeks at it)
+                yield choice
+                continue
+            yield from sorted([choice, *choices], key=lambda c: reading_order(str(c[1])))
+            return
+
+
+class _PartyChoiceField(django_filters.fields.ModelChoiceField):
+    iterator = _ReadingOrder
+
+
+class PartyFilter(django_filters.ModelChoiceFilter):
+    field_class = _PartyChoiceField
+
+
 class PostFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("Search"), method="filter_q")
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=Post.Kind.choices)
@@ -57,7 +78,7 @@ class PostFilter(django_filters.FilterSet):
     regional_group = django_filters.ChoiceFilter(
         label=_("Regional group"), choices=RegionalGroup.choices, field_name="party__regional_group"
     )
-    party = django_filters.ModelChoiceFilter(
+    party = PartyFilter(
         label=_("Party"), queryset=Party.objects.all(), to_field_name="iso3", field_name="party"
     )
     ldc = StrictBooleanFilter(label=_("Least developed countries"), field_name="party__is_ldc")

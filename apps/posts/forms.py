@@ -12,7 +12,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider
+from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider, reading_order
 
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
@@ -144,8 +144,11 @@ class PostForm(forms.Form):
         self.party = party
         self.provider = provider
         # One query for both Party lists; the choices also validate tampered codes.
-        self.parties_by_iso3 = {p.iso3: p for p in Party.objects.only("iso3", "name")}
-        party_choices = [(iso3, f"{p.name} ({iso3})") for iso3, p in self.parties_by_iso3.items()]
+        parties = sorted(
+            Party.objects.only("iso3", "name", "name_fr"), key=lambda p: reading_order(p.local_name)
+        )
+        self.parties_by_iso3 = {p.iso3: p for p in parties}
+        party_choices = [(p.iso3, str(p)) for p in parties]  # in the page's language and alphabetical order
         self.fields["eligible_parties"].choices = party_choices
         self.fields["partner_parties"].choices = [
             choice for choice in party_choices if party is None or choice[0] != party.iso3

@@ -241,7 +241,7 @@ class Post(models.Model):
 
     @property
     def poster_name(self) -> str:
-        return self.party.name if self.party_id else self.provider.name
+        return self.party.local_name if self.party_id else self.provider.name
 
     @property
     def export_id(self) -> str:

@@ -124,7 +124,8 @@ def post_eligibility_labels(codes: list[str]) -> list[str]:
     group_labels[GROUP_LDC] = str(_("Least developed countries (LDC)"))
     group_labels[GROUP_SIDS] = str(_("Small island developing States (SIDS)"))
     iso3_codes = [code for code in codes if code not in group_labels]
-    names = dict(Party.objects.filter(iso3__in=iso3_codes).values_list("iso3", "name")) if iso3_codes else {}
+    parties = Party.objects.filter(iso3__in=iso3_codes).only("iso3", "name", "name_fr") if iso3_codes else []
+    names = {party.iso3: party.local_name for party in parties}
     return [group_labels.get(code) or names.get(code) or code for code in codes]
 
 

@@ -284,7 +284,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "attention": status in ATTENTION_STATUSES and actor.can_post,
             }
         )
-    poster_name = request.user.party.name if actor.party_id else request.user.provider.name
+    poster_name = request.user.party.local_name if actor.party_id else request.user.provider.name
     context = {
         "sections": sections,
         "counts": counts,
