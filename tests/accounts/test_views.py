@@ -1,5 +1,6 @@
 """Account pages: logging in lands on the dashboard, the profile, and switching the language."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -219,3 +220,19 @@ def test_french_catalogue_leaves_nothing_a_user_reads_untranslated(settings):
             if any(place in refs for place in USER_FACING):
                 missing.append(next(line for line in entry.splitlines() if line.startswith("msgid")))
     assert missing == []
+
+
+def test_french_catalogue_keeps_its_signs_on_the_line_of_their_word(settings):
+    """French puts a space before : ; ? and !: a no-break one, or a narrow screen sends the sign alone to the
+    next line. Labels carry their colon inside the translated string, so French can space it."""
+    source = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+    # Each msgstr with its continuation lines (long ones are wrapped).
+    msgstrs = [
+        "".join(re.findall(r'"(.*)"', block))
+        for block in re.findall(
+            r'^msgstr(?:\[\d\])? ".*"\n(?:".*"\n)*', source.read_text(encoding="utf-8"), re.M
+        )
+    ]
+    assert len(msgstrs) > 500
+    assert [m for m in msgstrs if re.search(r" [:;?!]", m)] == []
+    assert "Mots en commun\u00a0:" in msgstrs and "Types d\u2019appui en commun\u00a0:" in msgstrs
