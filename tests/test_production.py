@@ -80,13 +80,15 @@ def test_production_takes_the_site_url_sender_and_session_age_from_the_environme
     env = {**PRODUCTION_ENV, "SITE_URL": "https://nma.example.org/", "SESSION_COOKIE_AGE": "3600"}
     code = (
         "from django.conf import settings as s; "
-        "print(s.SITE_URL, s.DEFAULT_FROM_EMAIL, s.SESSION_COOKIE_AGE, s.SESSION_ENGINE, sep='|')"
+        "print(s.SITE_URL, s.DEFAULT_FROM_EMAIL, s.SESSION_COOKIE_AGE, s.SESSION_ENGINE, "
+        "s.DATABASES['default']['CONN_HEALTH_CHECKS'], s.DEMO_DATA_ALLOWED, sep='|')"
     )
     result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
+    # Persistent connections are checked before reuse (a restarted database failed each process's first request).
     assert (
         result.stdout.strip()
-        == "https://nma.example.org|NMA Platform <nma@example.org>|3600|apps.accounts.sessions"
+        == "https://nma.example.org|NMA Platform <nma@example.org>|3600|apps.accounts.sessions|True|False"
     )
 
 

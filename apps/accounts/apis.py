@@ -311,7 +311,10 @@ class _BrokerMemo:
     """The last broker check of this process, by broker URL. A check takes at least half a second (the
     workers' ping waits that long for their answers) and more while the broker is down: unauthenticated and
     unthrottled, the health check would otherwise let a few requests a second keep every web worker busy.
-    While one thread checks, the others answer the last result (where there is one)."""
+
+    Only a process's first check runs in a request. Once the result is older than `seconds`, a request answers
+    it still and starts a check in a thread of its own (one at a time): a request checking would hold its web
+    worker half a second, and the processes, started together, would all do so at the same moment."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -321,19 +324,33 @@ class _BrokerMemo:
         self, url: str, seconds: float, check: Callable[[], tuple[str, int | None]]
     ) -> tuple[str, int | None]:
         held = self.values.get(url)
-        if held is not None and time.monotonic() - held[0] < seconds:
-            return held[1]
-        if not self.lock.acquire(blocking=held is None):
-            return held[1]  # another thread is checking
+        if held is None:
+            with self.lock:  # this process's first check: nothing to answer meanwhile
+                if url not in self.values:
+                    self._store(url, check)
+                return self.values[url][1]
+        if time.monotonic() - held[0] >= seconds and self.lock.acquire(blocking=False):
+            threading.Thread(
+                target=self._refresh, args=(url, check), name="health-check", daemon=True
+            ).start()
+        return held[1]
+
+    def _store(self, url: str, check: Callable[[], tuple[str, int | None]]) -> None:
+        value = check()
+        self.values[url] = (time.monotonic(), value)
+
+    def _refresh(self, url: str, check: Callable[[], tuple[str, int | None]]) -> None:
         try:
-            held = self.values.get(url)
-            if held is not None and time.monotonic() - held[0] < seconds:
-                return held[1]  # checked while this thread waited
-            value = check()
-            self.values[url] = (time.monotonic(), value)
-            return value
+            self._store(url, check)
+        except Exception:  # the check itself reports what failed; never let the thread die holding the lock
+            logger.exception("Health check: checking the broker failed")
         finally:
             self.lock.release()
+
+    def wait(self) -> None:
+        """For tests: until no check is under way."""
+        with self.lock:
+            pass
 
     def clear(self) -> None:
         self.values.clear()

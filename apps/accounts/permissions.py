@@ -18,7 +18,7 @@ from rest_framework.throttling import BaseThrottle
 
 from .actors import PROVIDER_DEACTIVATED_MESSAGE
 from .authentication import request_actor
-from .counters import cache_failed
+from .counters import cache_failed, cache_resting
 from .models import ApiToken
 
 
@@ -133,6 +133,8 @@ class ApiRateThrottle(BaseThrottle):
         if rate is None:
             return True
         count, period = _parse_rate(rate)
+        if cache_resting():  # it failed a moment ago: no limit for a while rather than a slow API
+            return True
         key = f"api-throttle:{scope}:{ident}"
         now = self.timer()
         try:

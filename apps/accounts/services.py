@@ -15,7 +15,7 @@ from django.utils import translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from .counters import cache_failed
+from .counters import cache_failed, cache_resting
 from .models import User
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ RESET_BODY = "registration/password_reset_email.txt"
 
 def password_reset_allowed(*, email: str) -> bool:
     """Count a reset email to this address; False once RESET_EMAILS_PER_HOUR have gone in the hour."""
+    if cache_resting():  # it failed a moment ago: a user who lost a password still gets the email
+        return True
     key = "password-reset:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
     try:
         cache.add(key, 0, timeout=3600)

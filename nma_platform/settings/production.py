@@ -11,6 +11,9 @@ require("DATABASE_URL", env.str("DATABASE_URL", default=""))
 SITE_URL = require_site_url(env.str("SITE_URL", default=""))
 DEFAULT_FROM_EMAIL = require_email_sender(env.str("DEFAULT_FROM_EMAIL", default=""))
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, least=0)
+# A connection kept open is checked before a request reuses it: after a database restart, each web process's
+# first request got the dead connection (a 500, and the health check said the database was down).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -352,10 +352,12 @@ def test_rebuild_command_in_process(corpus, capsys):
     call_command("rebuild_matches", "--sync")
     out = capsys.readouterr()
     assert "2 chunks" in out.out
+    # Progress on one line that ends with the last chunk, so what the run's end logs starts a line of its own.
+    assert out.err.endswith("\rrebuild: 2/2 chunks\n") and out.err.count("\n") == 1, repr(out.err)
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
 
 
-def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch):
+def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch, capsys):
     """systemd and `timeout` stop with SIGTERM, which killed the command at once: its run stayed unfinished,
     and every other rebuild retired nothing while it seemed to go on."""
     import os
@@ -378,6 +380,7 @@ def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch):
     with pytest.raises(SystemExit) as exited:
         call_command("rebuild_matches", "--sync", "--chunk-size", "1")
     assert exited.value.code == 128 + signal.SIGTERM
+    assert "Stopped by SIGTERM: the rebuild ends as failed and retires nothing." in capsys.readouterr().err
     run = RebuildRun.objects.get()
     assert run.finished_at is not None and run.done_chunks < run.total_chunks
     assert set(Match.objects.active().values_list("pk", flat=True)) >= active  # it retired nothing

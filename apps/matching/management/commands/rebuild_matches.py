@@ -22,6 +22,7 @@ def positive_int(text: str) -> int:
 
 
 def _terminated(signum, frame) -> None:
+    sys.stderr.write("\nStopped by SIGTERM: the rebuild ends as failed and retires nothing.\n")
     raise SystemExit(128 + signum)
 
 
@@ -52,8 +53,15 @@ class Command(BaseCommand):
     def handle(self, *args, sync, refit, chunk_size, no_wait, timeout, **options):
         started = time.monotonic()
 
+        shown = {"line": "", "ended": False}
+
         def report(done: int, total: int) -> None:
-            sys.stderr.write(f"\rrebuild: {done}/{total} chunks")
+            line = f"rebuild: {done}/{total} chunks"
+            if line == shown["line"]:
+                return
+            # The line ends with the last chunk: what the run's end logs then starts a line of its own.
+            shown["line"], shown["ended"] = line, done >= total
+            sys.stderr.write("\r" + line + ("\n" if shown["ended"] else ""))
             sys.stderr.flush()
 
         # Stopped by SIGTERM (systemd, `timeout`, an operator's kill), an in-process run must still end as
@@ -80,7 +88,8 @@ class Command(BaseCommand):
                         f"\nThe workers did not finish within {timeout} s ({done}/{total} chunks)."
                     )
                 time.sleep(0.5)
-        sys.stderr.write("\n")
+        if not shown["ended"]:
+            sys.stderr.write("\n")
         run.refresh_from_db()
         self.stdout.write(
             f"Rebuild {run.pk}: {run.total_chunks} chunks, {run.matches_written} matches written "
