@@ -38,6 +38,13 @@ def manage(*args: str, env: dict, tmp_path: Path) -> subprocess.CompletedProcess
     )
 
 
+def production_print(code: str, *, env: dict, tmp_path: Path) -> list[str]:
+    """What `code` prints on its last line, run by `manage.py shell` under `env`, split at '|'."""
+    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split("|")
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     env = {**PRODUCTION_ENV, "SECRET_KEY": ""}
     result = manage("check", env=env, tmp_path=tmp_path)
@@ -83,13 +90,10 @@ def test_production_takes_the_site_url_sender_and_session_age_from_the_environme
         "print(s.SITE_URL, s.DEFAULT_FROM_EMAIL, s.SESSION_COOKIE_AGE, s.SESSION_ENGINE, "
         "s.DATABASES['default']['CONN_HEALTH_CHECKS'], s.DEMO_DATA_ALLOWED, sep='|')"
     )
-    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
     # Persistent connections are checked before reuse (a restarted database failed each process's first request).
-    assert (
-        result.stdout.strip()
-        == "https://nma.example.org|NMA Platform <nma@example.org>|3600|apps.accounts.sessions|True|False"
-    )
+    assert production_print(code, env=env, tmp_path=tmp_path) == [
+        "https://nma.example.org", "NMA Platform <nma@example.org>", "3600", "apps.accounts.sessions", "True", "False"
+    ]  # fmt: skip
 
 
 def test_load_demo_is_refused_under_production_settings(tmp_path):
@@ -117,9 +121,7 @@ def test_health_and_ping_answer_plain_http_while_the_rest_redirects_to_https(tmp
         "print(*[c.get(p).status_code for p in ('/api/v1/health/', '/api/v1/ping/', '/', '/api/v1/posts/')], "
         "c.get('/').headers['Location'], sep='|')"
     )
-    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
-    health, ping, home, posts, location = result.stdout.strip().splitlines()[-1].split("|")
+    health, ping, home, posts, location = production_print(code, env=env, tmp_path=tmp_path)
     # The health check's own answer (503 only if the database does not answer), not a redirect.
     assert health in ("200", "503")
     assert (ping, home, posts) == ("200", "301", "301")

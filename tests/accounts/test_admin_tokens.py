@@ -35,6 +35,7 @@ def test_secretariat_issues_a_token_shown_once(login, secretariat):
     assert not response.redirect_chain  # the answer to the POST itself shows it
     assert "no-store" in response["Cache-Control"]
     text = response.content.decode()
+    assert 'class="breadcrumbs"' in text and "/admin/accounts/apitoken/" in text  # the way back to the tokens
     raw = re.search(r"nma_[0-9a-f]{8}_[A-Za-z0-9_-]{40,}", text).group(0)
     # Not in a message: those travel in a cookie, which proxies log and the browser sends back.
     assert not [str(m) for m in get_messages(response.wsgi_request)]
