@@ -113,6 +113,10 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
                 _("This match is already a connection: you have been sent each other's contacts.")
             )
         return match
+    if getattr(match, f"{side}_interest") == interest:
+        # The same answer again (a second click, a client's retry): it keeps the time it was first given. A
+        # new time moved an interest into a later stocktake period, and could make a need a gap after the fact.
+        return match
     now = timezone.now()
     setattr(match, f"{side}_interest", interest)
     setattr(match, f"{side}_interest_at", now)

@@ -1275,11 +1275,13 @@ def snapshot_list() -> QuerySet[Snapshot]:
 
 
 def snapshot_previous(snapshot: Snapshot) -> Snapshot | None:
-    """The snapshot frozen just before this one, or None."""
+    """The snapshot with the same filters frozen just before this one, or None. Its period may differ (the
+    last session's report against this one's); figures under other filters cannot be compared."""
     return (
         Snapshot.objects.filter(
             Q(created_at__lt=snapshot.created_at) | Q(created_at=snapshot.created_at, id__lt=snapshot.id)
         )
+        .filter(filters=snapshot.filters)
         .order_by("-created_at", "-id")
         .first()
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.models import RegionalGroup
@@ -23,7 +24,7 @@ FIGURE_LABELS: dict[str, Any] = {
     "needs_open": _("Needs open"),
     "offers_open": _("Offers open"),
     "offers_per_need": _("Open offers per open need"),
-    "needs_closed": _("Needs closed (fulfilled)"),
+    "needs_closed": _("Needs closed, whatever the outcome"),
     "needs_withdrawn": _("Needs withdrawn"),
     "offers_closed": _("Offers closed"),
     "offers_withdrawn": _("Offers withdrawn"),
@@ -81,17 +82,23 @@ def value_label(dimension: str, value: str) -> str:
 
 
 def format_value(figure: str, value: Any) -> str:
+    """A figure's value as the page's language writes numbers (1,500,000.5 in English, 1 500 000,5 in
+    French); the exports keep the raw numbers."""
     if value is None:
         return "\u2013"  # an en dash: nothing to measure
     if figure.endswith(_PERCENT):
-        return f"{value * 100:.1f} %"
+        return _("%(value)s %%") % {"value": _number(value * 100, 1)}
     if figure.endswith("_usd"):
-        return f"${value:,.0f}"
+        return _("$%(value)s") % {"value": _number(value, 0)}
     if figure.startswith("days_"):
-        return f"{value:,.1f}"
+        return _number(value, 1)
     if figure == "offers_per_need":
-        return f"{value:.2f}"
-    return f"{value:,}"
+        return _number(value, 2)
+    return _number(value)
+
+
+def _number(value: Any, decimals: int | None = None) -> str:
+    return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
 
 
 @dataclass
@@ -163,7 +170,7 @@ def report_layout(export: dict) -> dict[str, Any]:
         header=[str(_("Status")), str(_("Needs")), str(_("Offers"))],
         rows=[
             [str(_("Open")), shown("needs_open"), shown("offers_open")],
-            [str(_("Closed (fulfilled)")), shown("needs_closed"), shown("offers_closed")],
+            [str(_("Closed, whatever the outcome")), shown("needs_closed"), shown("offers_closed")],
             [str(_("Withdrawn")), shown("needs_withdrawn"), shown("offers_withdrawn")],
         ],
     )

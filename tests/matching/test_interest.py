@@ -612,6 +612,21 @@ def test_an_interest_can_be_taken_back_until_it_is_a_connection(match, kenya, ja
     assert "Dismiss after all" not in client.get(url).content.decode()
 
 
+def test_the_same_answer_again_keeps_the_time_it_was_first_given(match, kenya):
+    """A second click or a client's retry re-stamped the answer: the stocktake then counted the interest in a
+    later period, and a need could become a gap after the fact."""
+    first = match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    given_at = first.need_interest_at
+    Match.objects.filter(pk=match.pk).update(need_interest_at=given_at - timedelta(days=40))
+    again = match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    assert again.need_interest_at == given_at - timedelta(days=40)
+    match.refresh_from_db()
+    assert match.need_interest_at == given_at - timedelta(days=40)
+    # A changed answer is a new answer, with its own time.
+    changed = match_set_interest(actor=Actor.for_user(kenya), match=match, interest="dismissed")
+    assert changed.need_interest == "dismissed" and changed.need_interest_at > given_at - timedelta(minutes=1)
+
+
 # --- Connection emails that cannot go at once ----------------------------------------------------------------
 
 

@@ -62,6 +62,9 @@ def test_command_prints_csv_with_filters(world):
             "Unknown focus_area 'space'",
         ),
         (["--from", "2026-01-01", "--to", "2026-06-30", "--sids", "maybe"], "sids must be true or false"),
+        # The last day had no next day to end the period: an OverflowError traceback.
+        (["--from", "2026-01-01", "--to", "9999-12-31"], "9999-12-31 is out of range: give a date from"),
+        (["--from", "0001-01-01", "--to", "2026-06-30"], "0001-01-01 is out of range"),
     ],
 )
 def test_command_refuses_bad_input_clearly(db, args, message):

@@ -229,7 +229,7 @@ def test_a_snapshot_keeps_its_figures_when_posts_change(login, secretariat, comm
     assert response.status_code == 200
     headline = {item["figure"]: item["value"] for item in response.context["layout"]["headline"]}
     assert headline["needs_published"] == "5"
-    assert "This is the first snapshot." in response.content.decode()
+    assert "This is the first snapshot with these filters." in response.content.decode()
     download = login(committee).get(reverse("stocktake:snapshot_download", args=[snapshot.slug, "json"]))
     body = json.loads(download.content)
     assert body["figures"][0] == {
@@ -254,7 +254,30 @@ def test_a_snapshot_lists_what_changed_since_the_previous_one(login, secretariat
     assert rows[("Needs published", "Total")] == ["5", "4", "-1"]
     assert rows[("Needs published", "Month: 2026-06")] == ["1", "0", "-1"]
     assert ("Offers published", "Total") not in rows
-    assert "GCNMA 11" in response.content.decode()
+    assert (
+        "GCNMA 11" in response.content.decode()
+        and "(2026-01-01 \u2013 2026-06-30)" in response.content.decode()
+    )
+
+
+def test_a_snapshot_is_compared_with_the_last_one_under_the_same_filters(
+    login, secretariat, committee, world
+):
+    """A snapshot for LDCs was compared with the unfiltered one frozen before it: "Needs published 8 → 1"
+    read as a change."""
+    client = login(secretariat)
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "All, first half"})
+    client.post(
+        reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "LDC, first half", "ldc": "true"}
+    )
+    ldc = Snapshot.objects.get(title="LDC, first half")
+    assert ldc.filters and ldc.filters != Snapshot.objects.get(title="All, first half").filters
+    page = login(committee).get(ldc.get_absolute_url())
+    assert page.context["previous"] is None
+    assert "This is the first snapshot with these filters." in page.content.decode()
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "All, again"})
+    again = login(committee).get(Snapshot.objects.get(title="All, again").get_absolute_url())
+    assert again.context["previous"].title == "All, first half"
 
 
 def test_snapshot_list_query_count(login, committee, secretariat, world, django_assert_num_queries):
@@ -349,3 +372,20 @@ def test_the_figures_definitions_are_one_click_from_the_report(client, login, co
     assert page.status_code == 200
     html = page.content.decode()
     assert "needs_unmatched_60d" in html and "State at an instant" in html
+
+
+def test_figures_are_written_as_the_pages_language_writes_numbers():
+    from django.utils import translation
+
+    from apps.stocktake.tables import format_value
+
+    assert format_value("amount_needed_usd", 1_500_000) == "$1,500,000"
+    assert format_value("ldc_parties_posting_share", 0.07) == "7.0 %"
+    assert format_value("offers_per_need", 1.5) == "1.50"
+    assert format_value("needs_published", 12345) == "12,345"
+    with translation.override("fr"):
+        # French: a no-break space between thousands, a decimal comma, the sign after the number.
+        assert format_value("amount_needed_usd", 1_500_000) == "1\u00a0500\u00a0000\u00a0$"
+        assert format_value("ldc_parties_posting_share", 0.07) == "7,0\u00a0%"
+        assert format_value("offers_per_need", 1.5) == "1,50"
+        assert format_value("days_to_first_strong_match_median", 19.25) == "19,2"
