@@ -278,6 +278,21 @@ def report_layout(export: dict) -> dict[str, Any]:
     def series(*names: str) -> list[tuple[str, list]]:
         return [(str(FIGURE_LABELS[n]), [get(n, month=m) for m in months]) for n in names]
 
+    # The bar charts' numbers (open posts are in no other table by one facet alone).
+    open_by = [
+        by_dimension(
+            "open-support",
+            _("Open needs and offers by type of support"),
+            "support_type",
+            ["needs_open", "offers_open"],
+        ),
+        by_dimension(
+            "open-focus",
+            _("Open needs and offers by focus area"),
+            "focus_area",
+            ["needs_open", "offers_open"],
+        ),
+    ]
     chart_titles = [
         str(_("Needs and offers published, by month")),
         str(_("Matches, strong matches, interest and connections, by month")),
@@ -310,7 +325,9 @@ def report_layout(export: dict) -> dict[str, Any]:
         bar_chart(
             chart_id="chart-balance-support",
             title=chart_titles[3],
-            desc=str(_("Bar chart; the numbers are in the table “Posts published… by type of support”.")),
+            desc=str(
+                _("Bar chart; the numbers are in the table “Open needs and offers by type of support”.")
+            ),
             labels=[value_label("support_type", k) for k in SupportType.values],
             series=[
                 (str(FIGURE_LABELS[n]), [get(n, support_type=k) for k in SupportType.values])
@@ -320,7 +337,7 @@ def report_layout(export: dict) -> dict[str, Any]:
         bar_chart(
             chart_id="chart-balance-focus",
             title=chart_titles[4],
-            desc=str(_("Bar chart; the numbers are in the supply and demand table.")),
+            desc=str(_("Bar chart; the numbers are in the table “Open needs and offers by focus area”.")),
             labels=[_short_focus(k) for k in FocusArea.values],
             series=[
                 (str(FIGURE_LABELS[n]), [get(n, focus_area=k) for k in FocusArea.values])
@@ -339,6 +356,7 @@ def report_layout(export: dict) -> dict[str, Any]:
         "matching": matching,
         "gaps": gaps,
         "balance": balance,
+        "open_by": open_by,
         "trend": trend,
         "charts": charts,
         "months": months,

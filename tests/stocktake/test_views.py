@@ -389,3 +389,29 @@ def test_figures_are_written_as_the_pages_language_writes_numbers():
         assert format_value("ldc_parties_posting_share", 0.07) == "7,0\u00a0%"
         assert format_value("offers_per_need", 1.5) == "1,50"
         assert format_value("days_to_first_strong_match_median", 19.25) == "19,2"
+
+
+def test_every_bar_chart_names_a_table_that_holds_its_numbers(world):
+    """The support-type chart pointed at the published posts' table and showed open posts; the focus-area
+    one at the pairs table, which cannot be summed: the numbers were in no table."""
+    import re
+
+    from apps.posts.taxonomies import FocusArea, SupportType
+    from apps.stocktake.tables import report_layout
+
+    export = stocktake_export(**PERIOD, filters={})
+    layout = report_layout(export)
+    value = {(row["figure"], tuple(row["dimension"].items())): row["value"] for row in export["figures"]}
+    tables = {str(table.caption): table for table in layout["open_by"]}
+    for chart, (dimension, keys) in zip(
+        layout["charts"][3:],
+        (("support_type", SupportType.values), ("focus_area", FocusArea.values)),
+        strict=True,
+    ):
+        named = re.search(r"the table \u201c([^\u201d]+)\u201d", str(chart["svg"])).group(1)
+        table = tables[named]
+        expected = [
+            [str(value[(f, ((dimension, key),))]) for f in ("needs_open", "offers_open")] for key in keys
+        ]
+        assert [row[1:] for row in table.rows] == expected
+        assert any(v != "0" for row in expected for v in row)  # the world has open posts to show
