@@ -37,7 +37,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
     list_display = (
         "username",
         "email",
-        "get_full_name",
+        "full_name",
         "role",
         "party",
         "provider",
@@ -45,6 +45,11 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         "last_login",
     )
     list_filter = ("role", "is_active", "is_staff", "party__regional_group")
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def full_name(self, user: User) -> str:
+        return user.get_full_name()
+
     search_fields = ("username", "email", "first_name", "last_name", "organisation", "party__iso3")
     list_select_related = ("party", "provider")
     autocomplete_fields = ()

@@ -45,7 +45,10 @@ def _remember_language(response: HttpResponse, language: str) -> None:
 class LoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)
-        _remember_language(response, form.get_user().preferred_language)
+        # A saved preference wins; with none ("Same as the site"), the language chosen before logging in stays
+        # (removing the cookie put every such user, every account by default, back into English).
+        if form.get_user().preferred_language:
+            _remember_language(response, form.get_user().preferred_language)
         return response
 
 

@@ -46,8 +46,10 @@ short_name_validator = RegexValidator(
 
 
 def reading_order(name: str) -> str:
-    """A key that sorts names as a reader looks them up, accents and case aside: "Égypte" with the E's."""
-    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    """A key that sorts names as a reader looks them up, accents, case, spaces and hyphens aside: "Égypte" with
+    the E's, "Guinée-Bissau" before "Guinée équatoriale", as the UN lists them."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    return "".join(character for character in plain if character.isalnum())
 
 
 class Party(models.Model):

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
@@ -268,8 +269,8 @@ class PostEvent(models.Model):
 
     post = models.ForeignKey(Post, verbose_name=_("post"), on_delete=models.CASCADE, related_name="events")
     action = models.CharField(_("action"), max_length=10, choices=Action.choices)
-    from_status = models.CharField(_("from status"), max_length=10, blank=True)
-    to_status = models.CharField(_("to status"), max_length=10, blank=True)
+    from_status = models.CharField(_("from status"), max_length=10, choices=Post.Status.choices, blank=True)
+    to_status = models.CharField(_("to status"), max_length=10, choices=Post.Status.choices, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("actor"),
@@ -290,4 +291,7 @@ class PostEvent(models.Model):
         verbose_name_plural = _("post history")
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} by {self.actor_label}"
+        return gettext("%(action)s by %(actor)s") % {
+            "action": self.get_action_display(),
+            "actor": self.actor_label,
+        }

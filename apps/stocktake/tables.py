@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
@@ -171,7 +172,11 @@ def report_layout(export: dict) -> dict[str, Any]:
         rows=[
             [str(_("Open")), shown("needs_open"), shown("offers_open")],
             [str(_("Closed, whatever the outcome")), shown("needs_closed"), shown("offers_closed")],
-            [str(_("Withdrawn")), shown("needs_withdrawn"), shown("offers_withdrawn")],
+            [
+                str(pgettext_lazy("needs and offers", "Withdrawn")),
+                shown("needs_withdrawn"),
+                shown("offers_withdrawn"),
+            ],
         ],
     )
     amounts = by_dimension(

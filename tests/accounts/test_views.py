@@ -48,6 +48,18 @@ def test_login_applies_the_preferred_language(focal_point):
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "fr"
 
 
+def test_login_keeps_the_language_chosen_before_it_without_a_preference(focal_point):
+    """Every account starts with "Same as the site": logging in deleted the cookie, and a user who had chosen
+    French on the login page found the site in English."""
+    assert focal_point.preferred_language == ""
+    client = Client()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    response = client.post(reverse("login"), {"username": "fp_ken", "password": "pw-for-tests-1"})
+    assert response.status_code == 302
+    assert settings.LANGUAGE_COOKIE_NAME not in response.cookies  # neither deleted nor changed
+    assert client.get(reverse("dashboard")).headers["Content-Language"] == "fr"
+
+
 def test_logout_is_a_post_and_returns_to_the_list(focal_point, login):
     client = login(focal_point)
     response = client.post(reverse("logout"))

@@ -531,7 +531,8 @@ def test_connection_emails_are_in_each_recipients_language(
     to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
     to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
     assert to_kenya.subject.startswith("Nouvelle mise en relation")
-    assert "Voir la correspondance" in to_kenya.body and "80%" in to_kenya.body
+    # French writes a percentage with a no-break space before the sign.
+    assert "Voir la correspondance" in to_kenya.body and "80\u00a0%" in to_kenya.body
     assert "See the match" not in to_kenya.body
     assert to_japan.subject.startswith("New connection")
     assert "Score: 80%" in to_japan.body

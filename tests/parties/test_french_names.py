@@ -33,6 +33,13 @@ def test_a_party_is_named_in_the_active_language():
         assert senegal.local_name == "Senegal"
 
 
+def test_reading_order_ignores_spaces_and_hyphens_as_the_un_lists():
+    names = ["Sainte-Lucie", "Saint-Vincent-et-les-Grenadines", "Guinée équatoriale", "Guinée-Bissau"]
+    assert sorted(names, key=reading_order) == [
+        "Guinée-Bissau", "Guinée équatoriale", "Sainte-Lucie", "Saint-Vincent-et-les-Grenadines"
+    ]  # fmt: skip
+
+
 def test_reading_order_ignores_accents_and_case():
     names = ["Équateur", "Égypte", "Érythrée", "Estonie", "émirats arabes unis", "Eswatini"]
     assert sorted(names, key=reading_order) == [

@@ -318,6 +318,16 @@ def test_history_has_its_own_read_only_list(staff, secretariat):
     assert staff.get(reverse("admin:posts_postevent_delete", args=[event.pk])).status_code == 403
     page = staff.get(reverse("admin:posts_postevent_change", args=[event.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    # Statuses by their labels, in the admin's language (they showed as codes: "published").
+    staff.cookies["django_language"] = "fr"
+    french = staff.get(url, {"q": "Blue carbon"}).content.decode()
+    assert '<td class="field-to_status">Publiée</td>' in french
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert str(event) == "Published by secretariat"
+    with translation.override("fr"):
+        assert str(event) == "Publiée par secretariat"
 
 
 # --- never deleted, never added here ------------------------------------------------------------------------
@@ -378,8 +388,8 @@ def test_history_list_query_count(n, staff, django_assert_num_queries):
         PostEvent.objects.create(post=PostFactory(), action="created", actor_label=f"user{i}")
     # 1 session, 2 user, 3 filtered count (no total count: show_full_result_count is off for the
     # ever-growing history), 4-5 the user's and groups' Django permissions (sidebar), 6 the page of events
-    # joined with their post, 7 the distinct statuses for the to_status filter.
-    with django_assert_num_queries(7):
+    # joined with their post. The to_status filter lists the statuses' labels from their choices, no query.
+    with django_assert_num_queries(6):
         response = staff.get(reverse("admin:posts_postevent_changelist"))
     assert response.status_code == 200
 

@@ -828,3 +828,18 @@ def test_the_owners_history_says_what_an_edit_changed(focal_point, login):
 def test_browsers_asking_for_a_favicon_get_an_empty_answer_not_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 204 and "max-age=86400" in response["Cache-Control"]
+
+
+def test_french_pages_space_their_colons_and_list_separators(focal_point, login):
+    """Colons and semicolons written by the templates went out without French's no-break space before them
+    ("Titre: ...", "Publiée: 1", "Financement; ...")."""
+    client = login(focal_point)
+    client.cookies["django_language"] = "fr"
+    post = ken_post("published", support_types=["finance", "technology"])
+    detail = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "\u00a0; " in detail  # between the two types of support
+    assert re.search(r"[^\u00a0]; ", detail.split("<dl", 1)[1].split("</dl>", 1)[0]) is None
+    dashboard = client.get(reverse("dashboard")).content.decode()
+    assert "</a>\u00a0: 1" in dashboard
+    refused = client.post(reverse("posts:create"), form_data(title="")).content.decode()
+    assert "Titre\u00a0: " in refused

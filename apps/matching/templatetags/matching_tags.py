@@ -4,6 +4,7 @@ from django import template
 from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.accounts.actors import Actor
 from apps.posts.taxonomies import FACETS
@@ -78,7 +79,8 @@ def remove_param(query: str, name: str) -> str:
 
 @register.filter
 def percent(value) -> str:
-    return f"{round(float(value) * 100)}%"
+    """A share as a whole percentage, written as the page's language does (80% in English, 80 % in French)."""
+    return gettext("%(value)s%%") % {"value": round(float(value) * 100)}
 
 
 _LABELS = {key: label for choices in FACETS.values() for key, label in choices.choices}
