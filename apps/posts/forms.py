@@ -51,12 +51,15 @@ def _checkboxes(choices, label, *, required: bool, help_text: str = "") -> forms
 
 # "1,250,000" (thousands grouped by commas) or "1 250 000" (by spaces, as in French): what people type.
 _GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+# A comma before one or two final digits can only be a decimal comma (French and others): "2 000 000,50".
+_DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
 _SPACES = re.compile(r"[\s\u00a0\u202f_]")
 
 
 class AmountField(forms.DecimalField):
-    """A decimal amount in US dollars that also takes digits grouped by commas or spaces (a text box with a
-    numeric keyboard on phones: a browser's number box refuses "1,250,000" before the server sees it)."""
+    """A decimal amount in US dollars that also takes digits grouped by commas or spaces and a decimal comma
+    ("1,250,000", "1 250 000,50"; a text box with a numeric keyboard on phones: a browser's number box refuses
+    "1,250,000" before the server sees it)."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
 
@@ -69,6 +72,8 @@ class AmountField(forms.DecimalField):
             value = _SPACES.sub("", value)
             if _GROUPED.fullmatch(value):
                 value = value.replace(",", "")
+            elif _DECIMAL_COMMA.fullmatch(value):
+                value = value.replace(",", ".")
         return super().to_python(value)
 
 
@@ -178,7 +183,12 @@ class PostForm(forms.Form):
             "aims": list(post.aims),
             "involves_iplc": post.involves_iplc,
             "language": post.language,
-            "amount_usd": post.amount_usd,
+            # Whole dollars without ".00", which read as an English decimal point on a French page.
+            "amount_usd": (
+                post.amount_usd.quantize(1)
+                if post.amount_usd is not None and post.amount_usd == post.amount_usd.to_integral_value()
+                else post.amount_usd
+            ),
             "contact_name": post.contact_name,
             "contact_email": post.contact_email,
         }

@@ -177,6 +177,10 @@ def test_partner_party_same_as_poster_is_refused():
         ("1\u202f250\u00a0000", Decimal("1250000")),  # French grouping: narrow and plain no-break spaces
         ("1,250,000.50", Decimal("1250000.50")),
         (" 2500.5 ", Decimal("2500.5")),
+        # A decimal comma, as French writes it: a comma before one or two final digits is never a group.
+        ("2 000 000,50", Decimal("2000000.50")),
+        ("1,25", Decimal("1.25")),
+        ("7,5", Decimal("7.5")),
     ],
 )
 def test_amounts_may_be_typed_with_grouped_digits(typed, amount):
@@ -188,8 +192,9 @@ def test_amounts_may_be_typed_with_grouped_digits(typed, amount):
 @pytest.mark.parametrize(
     ("typed", "words"),
     [
-        ("1,25", "in digits"),  # a decimal comma or a misplaced group: not guessed
-        ("12,50,000", "in digits"),
+        ("12,50,000", "in digits"),  # a misplaced group: not guessed
+        ("1,2345", "in digits"),
+        ("1,250,00", "in digits"),
         ("a lot", "in digits"),
         ("999999999999999999", "number of zeros"),
         ("-5", "greater than or equal to 0"),

@@ -843,3 +843,26 @@ def test_french_pages_space_their_colons_and_list_separators(focal_point, login)
     assert "</a>\u00a0: 1" in dashboard
     refused = client.post(reverse("posts:create"), form_data(title="")).content.decode()
     assert "Titre\u00a0: " in refused
+
+
+def test_dates_are_written_as_the_pages_language_writes_them(client):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    post = ken_post("published", published_at=timezone.make_aware(dt.datetime(2026, 3, 15, 9, 30)))
+    assert "March 15, 2026" in client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    client.cookies["django_language"] = "fr"
+    french = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "15 mars 2026" in french and "2026-03-15</time>" not in french
+    assert "15 mars 2026" in client.get(reverse("posts:list")).content.decode()  # the post's card
+
+
+def test_the_edit_form_shows_whole_dollars_without_cents(focal_point, login):
+    from decimal import Decimal
+
+    whole = ken_post("draft", amount_usd=Decimal("1250000.00"))
+    cents = ken_post("draft", amount_usd=Decimal("2500.50"))
+    client = login(focal_point)
+    assert 'value="1250000"' in client.get(reverse("posts:edit", args=[whole.pk])).content.decode()
+    assert 'value="2500.50"' in client.get(reverse("posts:edit", args=[cents.pk])).content.decode()
