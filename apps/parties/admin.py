@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.matching.services import matching_party_groups_changed
 
+from .forms import PartyChoiceField
 from .models import Party, SupportProvider
 
 
@@ -28,7 +29,13 @@ def is_secretariat_staff(request: HttpRequest) -> bool:
 
 
 class SecretariatAdminMixin:
-    """Give the secretariat (and only it) view/add/change rights; nothing here is ever hard-deleted."""
+    """Give the secretariat (and only it) view/add/change rights; nothing here is ever hard-deleted. A Party is
+    chosen from a list in the page's language and alphabetical order."""
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.related_model is Party:
+            kwargs.setdefault("form_class", PartyChoiceField)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_secretariat_staff(request)

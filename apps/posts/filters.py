@@ -5,7 +5,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.models import Party, RegionalGroup, reading_order
+from apps.parties.forms import ReadingOrderMixin
+from apps.parties.models import Party, RegionalGroup
 
 from .models import Post
 from .selectors import post_search
@@ -44,17 +45,8 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
-class _ReadingOrder(django_filters.fields.ModelChoiceIterator):
-    """Parties named in the page's language, in its alphabetical order (the query sorts by the English name)."""
-
-    def __iter__(self):
-        choices = super().__iter__()
-        for choice in choices:
-            if choice[0] == "":  # the blank choice first, without a query (the widget peeks at it)
-                yield choice
-                continue
-            yield from sorted([choice, *choices], key=lambda c: reading_order(str(c[1])))
-            return
+class _ReadingOrder(ReadingOrderMixin, django_filters.fields.ModelChoiceIterator):
+    """Parties named in the page's language, in its alphabetical order."""
 
 
 class _PartyChoiceField(django_filters.fields.ModelChoiceField):

@@ -83,3 +83,15 @@ def test_the_api_keeps_the_english_names(client):
     rows = body["results"] if isinstance(body, dict) else body
     senegal = next(row for row in rows if row["iso3"] == "SEN")
     assert senegal["name"] == "Senegal"
+
+
+def test_the_admin_lists_parties_in_french_order_on_french_pages(login, secretariat):
+    client = login(secretariat)
+    client.cookies["django_language"] = "fr"
+    for url in ("/admin/accounts/user/add/", "/admin/accounts/apitoken/add/"):
+        html = client.get(url).content.decode()
+        select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
+        labels = re.findall(r'<option value="\d+"[^>]*>([^<]*)</option>', select)
+        assert len(labels) == 198, url
+        assert labels == sorted(labels, key=reading_order), url
+        assert labels.index("Afrique du Sud (ZAF)") < labels.index("Allemagne (DEU)"), url
