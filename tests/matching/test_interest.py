@@ -181,6 +181,11 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     assert "Development of clean energy sources" in body
     assert "French" in body and "English" in body
     assert "Related words, through similar posts in English: glacial, lake" in body
+    # French writes a language's name in lower case within a sentence.
+    client = login(kenya)
+    client.cookies["django_language"] = "fr"
+    french = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "(français et anglais)" in french and "semblables en anglais\u00a0:" in french
 
 
 def test_the_secretariat_sees_the_other_side_of_each_match(match, login):
@@ -553,7 +558,7 @@ def test_the_digest_is_in_the_users_language_counts_right_and_skips_answered_mat
     kenya.save()
     mail.outbox.clear()
     assert digest_send_all() == 1
-    assert mail.outbox[0].subject == "1 nouvelle correspondance forte sur la plateforme NMA"
+    assert mail.outbox[0].subject == "1 nouvelle correspondance forte sur la plateforme des ANM"
     # Once Kenya answered (interest or dismissal), the match is not news to it any more.
     match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
     assert digest_collect(user=kenya, since=timezone.now() - timedelta(days=1)) == []

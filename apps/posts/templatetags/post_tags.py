@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.formats import number_format
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -39,6 +40,13 @@ def language_name(code: str) -> str:
     from apps.posts.taxonomies import POST_LANGUAGES
 
     return str(dict(POST_LANGUAGES).get(code, code))
+
+
+@register.filter
+def language_name_in_sentence(code: str) -> str:
+    """`language_name` within a sentence: French writes a language's name in lower case there ("en anglais")."""
+    name = language_name(code)
+    return name[:1].lower() + name[1:] if (get_language() or "").startswith("fr") else name
 
 
 @register.filter
