@@ -866,3 +866,12 @@ def test_the_edit_form_shows_whole_dollars_without_cents(focal_point, login):
     client = login(focal_point)
     assert 'value="1250000"' in client.get(reverse("posts:edit", args=[whole.pk])).content.decode()
     assert 'value="2500.50"' in client.get(reverse("posts:edit", args=[cents.pk])).content.decode()
+
+
+def test_the_dashboard_shows_a_published_posts_matches_next_to_its_title(focal_point, login):
+    """On a phone, the columns after the first two sit off-screen: the matches came last."""
+    ken_post("published", title="Mangrove restoration")
+    html = login(focal_point).get(reverse("dashboard")).content.decode()
+    section = html[html.index('id="status-published"') :]
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', section.split("</thead>", 1)[0])
+    assert headers[:2] == ["Title", "Matches"]
