@@ -20,6 +20,7 @@ from .actors import PROVIDER_DEACTIVATED_MESSAGE
 from .authentication import request_actor
 from .counters import cache_failed, cache_resting
 from .models import ApiToken
+from .rates import parse_rate
 
 
 def _refusal(request, actor, *, token_reads: str, session_reads: str) -> str:
@@ -100,11 +101,8 @@ class IsAuthenticatedCaller(BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-@functools.lru_cache(maxsize=32)
-def _parse_rate(rate: str) -> tuple[int, int]:
-    """DRF's "<n>/<second|minute|hour|day>" (only the first letter of the period counts) as (n, seconds)."""
-    count, period = rate.split("/")
-    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+# The rate is read at each request (settings overrides apply at once); parsed once per distinct rate.
+_parse_rate = functools.lru_cache(maxsize=32)(parse_rate)
 
 
 class ApiRateThrottle(BaseThrottle):

@@ -15,6 +15,8 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -94,20 +96,17 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def env_rate(name: str, default: str) -> str:
-    """An API rate as DRF's throttles parse it (rest_framework.throttling.SimpleRateThrottle.parse_rate and
-    apps.accounts.permissions._parse_rate): `<n>/<period>`, n a whole number of 1 or more, the period read by its
-    first letter only (s, m, h or d: `100/hour`, `5/s`). Anything else made every API request of its kind a 500."""
+    """An API rate as the throttle reads it (`apps.accounts.rates.parse_rate`, as DRF's own): `<n>/<period>`, n a
+    whole number of 1 or more, the period read by its first letter only (s, m, h or d: `100/hour`, `5/s`).
+    Anything else made every API request of its kind a 500."""
     value = env.str(name, default=default)
-    count, _slash, period = value.partition("/")
     try:
-        valid = int(count) >= 1 and "/" not in period and period[:1] in ("s", "m", "h", "d")
+        parse_rate(value)
     except ValueError:
-        valid = False
-    if not valid:
         raise ImproperlyConfigured(
             f"{name} must be a rate such as 120/minute: a whole number of 1 or more, a slash, and second, minute, "
             f"hour or day (got {value!r})."
-        )
+        ) from None
     return value
 
 
@@ -441,11 +440,11 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env_number(
 # Redis redelivers a task that a worker took but did not acknowledge (tasks acknowledge when they end,
 # CELERY_TASK_ACKS_LATE) after the visibility timeout: that is how the task of a worker that died (its main
 # process killed, its machine lost; a pool process that dies has its task requeued at once,
-# CELERY_TASK_REJECT_ON_WORKER_LOST) runs again. Kombu's default is an hour. It must exceed the longest time a worker can hold a
-# task unacknowledged, or a task still running (or still waiting for its retry's countdown, which the worker
-# holds unacknowledged too) is delivered to a second worker and runs twice: the longest hard time limit (the
-# tasks' own, apps/*/tasks.py, or CELERY_TASK_TIME_LIMIT) plus the longest retry countdown (retry_backoff_max
-# and send_digests' cap). Those two are below; tests/test_settings_values.py checks them against the tasks.
+# CELERY_TASK_REJECT_ON_WORKER_LOST) runs again. Kombu's default is an hour. It must exceed the longest time a
+# worker can hold a task unacknowledged, or a task still running (or still waiting for its retry's countdown,
+# which the worker holds unacknowledged too) is delivered to a second worker and runs twice: the longest hard
+# time limit (the tasks' own, apps/*/tasks.py, or CELERY_TASK_TIME_LIMIT) plus the longest retry countdown
+# (retry_backoff_max and send_digests' cap). Those two are below; tests/test_settings_values.py checks them against the tasks.
 # The default adds 5 minutes of margin (1900 + 600 + 300 = 2800 s with the default CELERY_TASK_TIME_LIMIT); a
 # lower value redelivers a dead worker's task sooner, down to the bound that the setting is checked against.
 LONGEST_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, 1900)  # 1900: refit_if_grown and send_digests
