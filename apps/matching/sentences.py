@@ -17,7 +17,9 @@ import numpy as np
 # Width of a stored sentence vector: the encoder's output (`engine.EMBED_DIM`), kept as float16.
 SENTENCE_DIM = 512
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+")
+# A sentence ends at . ! ? ; before a space, or at the full stops, question and exclamation marks and semicolons
+# of Chinese and Japanese (。！？；, no space after them), Arabic (؟ ؛ ۔) and Hindi (।), space or not.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；؟؛۔।])\s*")
 
 
 class HasText(Protocol):

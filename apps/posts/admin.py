@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.actors import Actor
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
+from .languages import language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
 from .services import TRANSITIONS, PostTransitionError, post_publish, post_return, post_update
@@ -295,6 +296,13 @@ class PostAdminForm(forms.ModelForm):
             partner_parties=list(cleaned.get("partner_parties") or []),
         ):
             self.add_error(error.field if error.field in self.fields else None, error.message)
+        language, text = (
+            cleaned.get("language"),
+            f"{cleaned.get('title', '')} {cleaned.get('description', '')}",
+        )
+        mismatch = language_mismatch(language, text) if language and text.strip() else None
+        if mismatch and "language" in self.fields:
+            self.add_error("language", mismatch)
         return cleaned
 
     def to_post_data(self) -> PostData:

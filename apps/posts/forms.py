@@ -10,13 +10,23 @@ import re
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider, reading_order
 
+from .languages import language_mismatch
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
-from .taxonomies import POST_LANGUAGES, Aim, FinanceInstrument, FocusArea, Sector, SupportType
+from .taxonomies import (
+    POST_LANGUAGE_CODES,
+    POST_LANGUAGES,
+    Aim,
+    FinanceInstrument,
+    FocusArea,
+    Sector,
+    SupportType,
+)
 
 ELIGIBILITY_GROUP_CHOICES = [
     *RegionalGroup.choices,
@@ -160,6 +170,10 @@ class PostForm(forms.Form):
         ]
         # The error summary lists fields in this order: the order of the page's fieldsets.
         self.order_fields([field.name for _key, _legend, fields in self.fieldsets() for field in fields])
+        # A new post's text is most likely in the language of the page: French on a French page.
+        page_language = (get_language() or "en").split("-")[0]
+        if "language" not in self.initial and page_language in POST_LANGUAGE_CODES:
+            self.fields["language"].initial = page_language
         if provider is not None:
             # A support provider posts offers only: the form does not even offer 'need'.
             self.fields["kind"].choices = [(Post.Kind.OFFER, Post.Kind.OFFER.label)]
@@ -198,6 +212,13 @@ class PostForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        language, text = (
+            cleaned.get("language"),
+            f"{cleaned.get('title', '')} {cleaned.get('description', '')}",
+        )
+        mismatch = language_mismatch(language, text) if language and text.strip() else None
+        if mismatch:
+            self.add_error("language", mismatch)
         kind = cleaned.get("kind")
         if kind is None:
             return cleaned

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.apis import unsafe_text_problem
 from apps.parties.models import ELIGIBILITY_GROUPS, Party, SupportProvider
 
+from .languages import guess_language, language_mismatch
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from .taxonomies import FACETS, POST_LANGUAGE_CODES, Aim
 
@@ -274,13 +275,20 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
     sectors = _taxonomy(record, "sectors", errors, required=False)
     instruments = _taxonomy(record, "instruments", errors, required=False)
 
-    language = record.get("language", "en") or "en"
+    # Not given: the language the letters tell (`languages.guess_language`), else English.
+    language = record.get("language")
+    if language is None or language == "":
+        language = guess_language(f"{title} {description}") or "en"
     if not isinstance(language, str) or language.lower() not in POST_LANGUAGE_CODES:
         errors.append(
             FieldError("language", _("Unknown language %r; expected an ISO 639-1 code.") % (language,))
         )
         language = "en"
-    language = language.lower()
+    else:
+        language = language.lower()
+        mismatch = language_mismatch(language, f"{title} {description}")
+        if mismatch:
+            errors.append(FieldError("language", mismatch, "mismatch"))
 
     amount = record.get("amount_usd")
     amount_usd = None

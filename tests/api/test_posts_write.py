@@ -7,6 +7,7 @@ import pytest
 from apps.posts.models import Post, PostEvent
 
 from ..factories import PostFactory, party
+from ..posts import test_languages as LANGUAGES
 
 pytestmark = pytest.mark.django_db
 
@@ -298,3 +299,16 @@ def test_a_post_read_from_the_api_and_imported_again_is_updated_not_copied(api, 
     unknown = client.post(IMPORT, {"items": [{**NEED, "external_id": "post-999"}]}, format="json")
     assert unknown.status_code == 400 and "post-999 names a post made in the platform" in str(unknown.json())
     assert Post.objects.count() == 2
+
+
+def test_the_api_guesses_a_missing_language_and_refuses_a_wrong_one(api, tokens):
+    body = {"kind": "need", "title": "城市内涝与山洪早期预警系统建设", "description": LANGUAGES.CHINESE,
+            "support_types": ["technology"], "focus_areas": ["adaptation"]}  # fmt: skip
+    created = api(tokens["ken"]).post("/api/v1/posts/", body, format="json")
+    assert created.status_code == 201 and created.json()["language"] == "zh"
+    refused = api(tokens["ken"]).post("/api/v1/posts/", {**body, "language": "en"}, format="json")
+    assert refused.status_code == 400
+    assert {e["field"]: e["code"] for e in refused.json()["errors"]} == {"language": "mismatch"}
+    for bad in (0, False, ["zh"]):
+        response = api(tokens["ken"]).post("/api/v1/posts/", {**body, "language": bad}, format="json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "language"

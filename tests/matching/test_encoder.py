@@ -15,7 +15,7 @@ TEXTS = [
     "Early-warning systems for flash floods in the Mekong delta, with community radio.",
     "Fortalecimiento de capacidades para la adaptación al cambio climático en zonas áridas.",
     "Renforcement des capacités en énergies renouvelables : mini-réseaux solaires et formation d'électriciens.",
-    "Системы раннего предупреждения о засухе для фермеров Центральной Азии.",  # noqa: RUF001
+    "Системы раннего предупреждения о засухе для фермеров Центральной Азии.",
     "为小岛屿发展中国家的沿海社区提供气候适应资金。",
     "نقل التكنولوجيا لتحلية المياه باستخدام الطاقة الشمسية في المناطق الريفية.",
     "Solar",

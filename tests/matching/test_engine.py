@@ -978,3 +978,119 @@ def test_a_model_stored_without_a_pivot_loads_and_translates_nothing(model, reco
 def test_fit_refuses_languages_not_aligned_with_the_corpus() -> None:
     with pytest.raises(ValueError, match="aligned"):
         TextModel.fit(["one text", "another text"], languages=["en"])
+
+
+# --- the six UN languages: what the word model reads, sentences, the scales of translated pairs ----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Équipe naïve de l'État", "equipe naive de l'etat"),  # accents off Latin letters
+        ("Мониторинг хозяйства, ёлка", "мониторинг хозяйства, елка"),  # й stays й; ё reads as е
+        (
+            "إنذار مُبكر بالفيضانات المفاجئة",
+            "انذار مبكر بالفيضانات المفاجئة",
+        ),  # ئ stays; vowels and hamza-alef
+        ("山洪预警", " 山洪 洪预 预警 "),  # Chinese: overlapping character pairs
+    ],
+)
+def test_the_word_model_reads_each_script_as_its_readers_do(text, expected) -> None:
+    assert engine.preprocess_text(text) == expected
+
+
+def test_chinese_posts_share_words_and_explain_them() -> None:
+    need = post(1, "need", party="CHN", language="zh", title="城市内涝与山洪早期预警系统建设",
+                description="我们需要建设山洪早期预警系统，包括雨量站、水位监测和预警信息发布平台。")  # fmt: skip
+    flood = post(2, "offer", party="KOR", language="zh", title="山洪与城市内涝早期预警技术合作",
+                 description="提供山洪预警系统、雨量站和水位监测设备，以及预警信息发布的培训。")  # fmt: skip
+    solar = post(3, "offer", party="DEU", language="zh", title="太阳能微电网技术转让",
+                 description="为农村地区提供太阳能光伏微电网和电池储能的成套技术转让。")  # fmt: skip
+    records = [
+        need,
+        flood,
+        solar,
+        *(post(10 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)),
+    ]
+    model = engine.fit_model(records)
+    words = model.lexical([engine.post_text(r) for r in (need, flood, solar)])[0]
+    assert (words[0] @ words[1].T).toarray()[0, 0] > 0.3 > (words[0] @ words[2].T).toarray()[0, 0]
+    index = MatchIndex.build(records, model)
+    results = index.match(need, k=3, floor=0.0)
+    assert results[0].offer_id == 2
+    assert {"山洪", "预警"} <= set(results[0].explanation["top_terms"])
+
+
+def test_sentences_end_at_the_punctuation_of_each_script() -> None:
+    assert engine.split_sentences("第一句话在这里。第二句话在这里！第三句话？") == [
+        "第一句话在这里。", "第二句话在这里！", "第三句话？"
+    ]  # fmt: skip
+    assert engine.split_sentences("هل يمكن إرسال رسائل؟ نعم يمكن ذلك؛ وهذا جيد.") == [
+        "هل يمكن إرسال رسائل؟", "نعم يمكن ذلك؛", "وهذا جيد."
+    ]  # fmt: skip
+    assert engine.split_sentences("One here. Two here; three! 3.5 million") == [
+        "One here.", "Two here;", "three!", "3.5 million"
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def crowded() -> tuple[TextModel, list[str], np.ndarray, list[str]]:
+    """Forty English posts on eight subjects, written as posts are (a ministry, partners, training, a budget),
+    and eight in Spanish: a corpus where unrelated posts share some words, as on the platform."""
+    subjects = ["flood early warning and river gauges", "solar mini-grids for rural clinics",
+                "mangrove restoration on the coast", "electric buses for the capital",
+                "drip irrigation for smallholder farmers", "efficient cooling in public buildings",
+                "forest fire detection by satellite", "landfill methane capture and composting"]  # fmt: skip
+    openings = ["The Ministry seeks partners for", "Our agency offers support with", "A national programme on",
+                "Technical assistance and training for", "Grants and concessional finance for"]  # fmt: skip
+    texts = [f"{o} {s}. Training of staff, a budget plan and monitoring of results for {s}."
+             for s in subjects for o in openings]  # fmt: skip
+    languages = ["en"] * len(texts)
+    spanish = ["alerta temprana de inundaciones", "minirredes solares para clínicas rurales",
+               "restauración de manglares en la costa", "autobuses eléctricos para la capital",
+               "riego por goteo para pequeños agricultores", "refrigeración eficiente en edificios públicos",
+               "detección de incendios forestales por satélite", "captura de metano en vertederos"]  # fmt: skip
+    texts += [
+        f"El Ministerio busca socios para {s}. Formación del personal y seguimiento de {s}." for s in spanish
+    ]
+    languages += ["es"] * len(spanish)
+    vectors = engine.encode_texts(texts)
+    return TextModel.fit(texts, embeddings=vectors, languages=languages), texts, vectors, languages
+
+
+def test_a_translated_pair_is_read_on_a_scale_of_its_own_kind(crowded) -> None:
+    # One side translated: the plain scale moved by the typical (median) offset that averaging several posts'
+    # words adds; both sides translated: a calibration of their own.
+    model, texts, vectors, _languages = crowded
+    for name in ("words", "esa"):
+        lo, hi = model.calibration[name]
+        t_lo, t_hi = model.calibration[f"{name}_translated"]
+        assert t_hi - t_lo == pytest.approx(hi - lo) and t_lo > lo
+        assert model.calibration[f"{name}_translated2"] != model.calibration[name]
+    # The median pair of each kind reads alike: a post in another language gains nothing for being one. On the
+    # plain scale, a translated post looked closer to every post than posts in one language do.
+    feats = model.features(texts, vectors=vectors)
+    t_words, t_esa = model.translate(feats.vectors)
+    off = ~np.eye(len(texts), dtype=bool)
+
+    def lexical(a_words, a_esa, b_words, b_esa, translated=0):
+        return model.lexical_from((a_words @ b_words.T).toarray()[off], (a_esa @ b_esa.T).toarray()[off], 0.3,
+                                  translated=translated)  # fmt: skip
+
+    same = np.median(lexical(feats.words, feats.esa, feats.words, feats.esa))
+    one = np.median(lexical(t_words, t_esa, feats.words, feats.esa, translated=1))
+    two = np.median(lexical(t_words, t_esa, t_words, t_esa, translated=2))
+    before = np.median(lexical(t_words, t_esa, feats.words, feats.esa))
+    assert abs(one - same) < 0.05 < before - same
+    assert abs(two - same) < 0.15
+
+
+def test_a_model_stored_without_the_translated_scales_reads_every_pair_on_the_plain_one(crowded) -> None:
+    model = crowded[0]
+    state = pickle.loads(model.to_bytes())
+    state["calibration"] = {k: v for k, v in state["calibration"].items() if "translated" not in k}
+    old = TextModel.from_bytes(pickle.dumps(state))
+    words, esa = np.array([0.05, 0.3]), np.array([0.2, 0.6])
+    assert np.array_equal(
+        old.lexical_from(words, esa, 0.3, translated=1), model.lexical_from(words, esa, 0.3)
+    )

@@ -107,7 +107,7 @@ def test_the_sentencepiece_library_tokenizes_as_the_encoders_own_port() -> None:
         "Early-warning systems for flash floods in the Mekong delta, with community radio.",
         "Fortalecimiento de capacidades para la adaptación al cambio climático en zonas áridas.",
         "Renforcement des capacités en énergies renouvelables : mini-réseaux solaires, «formation» d'électriciens.",
-        "Системы раннего предупреждения о засухе для фермеров Центральной Азии.",  # noqa: RUF001
+        "Системы раннего предупреждения о засухе для фермеров Центральной Азии.",
         "为小岛屿发展中国家的沿海社区提供气候适应资金。",
         "نقل التكنولوجيا لتحلية المياه باستخدام الطاقة الشمسية في المناطق الريفية.",
         "  Spaces,\ttabs and\nnew lines; numbers 1,250,000 USD (2026) & ﬁ ligatures ①.",
