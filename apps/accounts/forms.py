@@ -39,6 +39,13 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "organisation", "phone", "preferred_language", "digest_opt_in"]
+        # What each field holds, so that browsers and assistive technologies can fill it in (WCAG 1.3.5).
+        widgets = {
+            "first_name": forms.TextInput(attrs={"autocomplete": "given-name"}),
+            "last_name": forms.TextInput(attrs={"autocomplete": "family-name"}),
+            "organisation": forms.TextInput(attrs={"autocomplete": "organization"}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        }
 
     def save(self, commit: bool = True) -> User:
         """Writes only the profile's own fields: a full save of the user loaded at the request's start would

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Func, Q
 from django.db.models.expressions import RawSQL
 
 from apps.accounts.actors import Actor
@@ -47,20 +47,34 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
 
     PostgreSQL matches the expression of the GIN index of migration 0005 (English stemming: "mangrove" finds
     "mangroves"; a post in another language is stemmed by the same rules as the query, so its words still find
-    themselves), with web-search syntax: quotes, OR, -word. SQLite, the embedded default, falls back to a
-    case-insensitive LIKE on each word.
+    themselves), with web-search syntax: quotes, OR, -word. A query with letters of another script than the
+    Latin one (Arabic, Chinese, Cyrillic...) is searched word by word within the texts instead: English stemming
+    knows nothing of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات بالفيضانات), and
+    Chinese has no spaces to find words by. SQLite, the embedded default, does the same for every query, letters
+    compared regardless of case in every script (`apps.posts.apps`).
     """
     text = text.strip()[:200]
     if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
         return qs
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and not _OTHER_SCRIPT.search(text):
         vector = RawSQL(_SEARCH_VECTOR_SQL, [], output_field=SearchVectorField())
         return qs.annotate(search_vector=vector).filter(
             search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
-    for word in text.split():
+    if connection.vendor == "sqlite":  # each word as typed, as before
+        qs = qs.annotate(_title=Func(F("title"), function="nma_casefold"),
+                         _description=Func(F("description"), function="nma_casefold"))  # fmt: skip
+        for word in text.split():
+            qs = qs.filter(Q(_title__contains=word.casefold()) | Q(_description__contains=word.casefold()))
+        return qs
+    for word in _QUERY_WORD.findall(text):
         qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
     return qs
+
+
+# Letters of any script but the Latin one; the words of a query searched within the texts (quotes and signs off).
+_OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+_QUERY_WORD = re.compile(r"[^\s\"'\-]+")
 
 
 # A '-' that does not stand right before a word or a quote negates nothing; PostgreSQL parses a run of them

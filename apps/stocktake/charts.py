@@ -41,14 +41,18 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _frame(chart_id: str, title: str, desc: str, body: list[str], legend: list[str]) -> SafeString:
+def _frame(
+    chart_id: str, title: str, desc: str, body: list[str], legend: tuple[list[str], int]
+) -> SafeString:
+    legend_parts, rows = legend
+    height = HEIGHT + LEGEND_ROW * (rows - 1)
     parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
         f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>',
         *body,
-        *legend,
+        *legend_parts,
         "</svg>",
     ]
     # Every value above went through escape().
@@ -78,11 +82,19 @@ def _axes(ticks: list[float], labels: Sequence[str], slot: float) -> list[str]:
     return out
 
 
-def _legend(names: Sequence[str], *, bars: bool) -> list[str]:
+LEGEND_ROW = 18  # height of a row of the legend; a legend too wide for one row wraps, and the chart grows
+
+
+def _legend(names: Sequence[str], *, bars: bool) -> tuple[list[str], int]:
+    """The legend's elements and its number of rows: entries left to right, wrapping before one would pass the
+    right margin (a French legend is a third longer than the English one)."""
     out = ['<g class="chart-legend" font-size="12" fill="#1b1f24">']
-    x = MARGIN_LEFT
-    y = HEIGHT - 18
+    x, row = MARGIN_LEFT, 0
     for i, name in enumerate(names):
+        width = 24 + 7 * len(name)
+        if x > MARGIN_LEFT and x + width > WIDTH - MARGIN_RIGHT:
+            x, row = MARGIN_LEFT, row + 1
+        y = HEIGHT - 18 + LEGEND_ROW * row
         colour = COLOURS[i % len(COLOURS)]
         if bars:
             out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="12" fill="{colour}"/>')
@@ -94,9 +106,9 @@ def _legend(names: Sequence[str], *, bars: bool) -> list[str]:
                 f"{dash_attr}/>"
             )
         out.append(f'<text x="{x + 24}" y="{y + 2}">{escape(name)}</text>')
-        x += 34 + 7 * len(name)
+        x += width + 10
     out.append("</g>")
-    return out
+    return out, row + 1
 
 
 def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], series: Series) -> SafeString:

@@ -42,11 +42,62 @@
     }
   });
 
+  // After the list's results are replaced: screen readers hear the count only; after "Next" or "Previous"
+  // (the link pressed is gone), the keyboard goes to the top of the new page of results.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "results") {
+      return;
+    }
+    var count = target.querySelector(".results-count");
+    var announcer = document.getElementById("results-announcer");
+    if (count && announcer) {
+      announcer.textContent = count.textContent.trim();
+    }
+    var source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (count && source && source.closest && source.closest(".pagination")) {
+      count.focus();
+      count.scrollIntoView({ block: "start" });
+    }
+  });
+
+  // A request that failed (a server error, an expired session, the network) says so where it was made, rather
+  // than leaving the page as it was without a word.
+  document.addEventListener("htmx:responseError", function (event) {
+    announceFailure(event);
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    announceFailure(event);
+  });
+
+  function announceFailure(event) {
+    var source = event.detail.elt;
+    var item = source && source.closest && source.closest(".match");
+    var announcer = document.getElementById(item ? "match-announcer" : "results-announcer");
+    var message = document.documentElement.getAttribute("data-request-failed") || "The request failed.";
+    if (announcer) {
+      announcer.textContent = message;
+    }
+    if (item) {
+      var note = item.querySelector(".request-failed");
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "message message-error request-failed";
+        item.appendChild(note);
+      }
+      note.textContent = message;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     // Take keyboard and screen-reader users straight to the list of problems after a refused submission.
     var summary = document.querySelector(".error-summary");
+    var messages = document.querySelector("main .messages");
     if (summary) {
       summary.focus();
+    } else if (messages) {
+      // A confirmation present when the page loads is not announced by a live region: read it by focusing it.
+      messages.focus();
     }
     // The list's filters search as they change; the search box does as it is typed (its own trigger). An
     // event of our own rather than an htmx trigger filter: those are evaluated code, which the site's

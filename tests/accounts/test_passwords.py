@@ -52,7 +52,7 @@ def test_wrong_current_password_is_refused_on_its_field(focal_point, login):
     html = response.content.decode()
     assert response.status_code == 200
     assert list(response.context["form"].errors) == ["old_password"]
-    assert 'class="error-summary"' in html and 'href="#field-old_password"' in html
+    assert 'class="error-summary"' in html and 'href="#id_old_password"' in html
     focal_point.refresh_from_db()
     assert focal_point.check_password(OLD)
 

@@ -180,7 +180,12 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     assert "Capacity-building" in body and "capacity_building" not in body
     assert "Development of clean energy sources" in body
     assert "French" in body and "English" in body
-    assert "Related words, through similar posts in English: glacial, lake" in body
+    # The words are marked with their language, and laid out in its direction.
+    assert (
+        'Related words, through similar posts in English: <span lang="en" dir="auto">glacial, lake</span>'
+        in body
+    )
+    assert f'Words in common: <span lang="{match.need.language}" dir="auto">flood</span>' in body
     # French writes a language's name in lower case within a sentence.
     client = login(kenya)
     client.cookies["django_language"] = "fr"
@@ -491,9 +496,10 @@ def test_the_panel_shows_the_closest_passages_from_the_stored_sentence_vectors(m
     _store_sentences(offer, [_unit(0), _unit(3), _unit(2, 4)])
     url = reverse("posts:detail", args=[need.pk])
     body = login(kenya).get(url).content.decode()
+    # Each passage isolated in the direction of its own text, and marked with its language.
     assert (
-        "Closest passages: “Alerts reach the villages by radio.” ↔ “Our radio alerts reach remote villages.”"
-        in body
+        'Closest passages: “<bdi lang="en">Alerts reach the villages by radio.</bdi>” ↔ '
+        '“<bdi lang="en">Our radio alerts reach remote villages.</bdi>”' in body
     )
     # Edited since the vectors were stored: no passage rather than the wrong one.
     offer.description = "Something else entirely. Nothing about radios."

@@ -339,7 +339,10 @@ def test_bad_input_shows_field_error_and_summary(overrides, field, focal_point, 
     assert field in form.errors
     html = response.content.decode()
     assert 'class="error-summary"' in html
-    assert f'href="#field-{field}"' in html
+    # The summary's link leads to the field's control itself (its first box, for a group), so that following it
+    # puts the keyboard there.
+    target = re.search(rf'<a href="#(id_{field}(?:_0)?)">', html).group(1)
+    assert re.search(rf'<(input|select|textarea)[^>]* id="{target}"', html)
     assert f'id="id_{field}_error"' in html
     assert not Post.objects.exists()
 
@@ -493,6 +496,24 @@ def test_search_finds_posts_in_other_languages_by_their_own_words(client):
     assert "Alerte précoce aux inondations" in html and "Sistemas de alerta" not in html
     html = client.get(reverse("posts:list"), {"q": "sequías chaco"}).content.decode()
     assert "Sistemas de alerta temprana" in html and "Alerte précoce" not in html
+
+
+@pytest.mark.parametrize(
+    ("q", "title"),
+    [
+        ("预警", "山洪预警系统"),  # Chinese: no spaces, a word within a longer run
+        ("пожар", "Мониторинг лесных пожаров"),  # Russian: the stem of another form
+        ("ПОЖАРОВ", "Мониторинг лесных пожаров"),  # upper case, in any script
+        ("فيضانات", "الإنذار المبكر بالفيضانات"),  # Arabic: the word without its prefix
+        ("мониторинг пожаров", "Мониторинг лесных пожаров"),  # every word, anywhere
+    ],
+)
+def test_search_finds_words_of_other_scripts_within_the_texts(client, q, title):
+    titles = ["山洪预警系统", "Мониторинг лесных пожаров", "الإنذار المبكر بالفيضانات", "Solar pumps"]
+    for text, language in zip(titles, ["zh", "ru", "ar", "en"], strict=True):
+        PostFactory(title=text, description="—", language=language)
+    html = client.get(reverse("posts:list"), {"q": q}).content.decode()
+    assert [t for t in titles if t in html] == [title]
 
 
 def test_search_uses_its_index_on_postgresql():
@@ -766,11 +787,22 @@ def test_the_stocktake_link_is_marked_as_the_current_page(committee, login, clie
     assert html.count('aria-current="page"') == 1
 
 
-def test_post_cards_declare_the_language_of_the_post(client, db):
+def test_post_cards_declare_the_language_and_direction_of_the_post(client, db):
     PostFactory(title="Pompage solaire", description="Irrigation maraîchère", language="fr")
+    PostFactory(title="نظام إنذار مبكر", description="محطات رصد الأمطار", language="ar")
     html = client.get(reverse("posts:list")).content.decode()
-    assert re.search(r'<a href="/posts/\d+/" lang="fr">Pompage solaire</a>', html)
-    assert '<p lang="fr">Irrigation maraîchère</p>' in html
+    assert re.search(r'<a href="/posts/\d+/" lang="fr" dir="auto">Pompage solaire</a>', html)
+    assert '<p lang="fr" dir="auto">Irrigation maraîchère</p>' in html
+    # dir="auto": the browser lays Arabic out right to left on an English page.
+    assert re.search(r'<a href="/posts/\d+/" lang="ar" dir="auto">نظام إنذار مبكر</a>', html)
+
+
+def test_a_chinese_description_is_cut_on_a_card_though_it_has_no_spaces(client, db):
+    text = "我们需要建设山洪早期预警系统" * 40  # 560 characters, no space: one "word"
+    PostFactory(title="山洪预警", description=text, language="zh")
+    html = client.get(reverse("posts:list")).content.decode()
+    card = re.search(r'<p lang="zh" dir="auto">([^<]*)</p>', html).group(1)
+    assert len(card) <= 320 and card.endswith("…") and text.startswith(card[:-1])
 
 
 def test_an_unknown_page_is_the_sites_404(client, db):

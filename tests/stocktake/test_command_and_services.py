@@ -150,3 +150,22 @@ def test_charts_are_labelled_and_escape_text():
     )
     assert bars.count("<rect x=") == 4 + 2  # four bars and two legend keys
     assert "<title>y, b: 0</title>" in bars
+
+
+def test_a_legend_too_wide_for_one_row_wraps_and_the_chart_grows_to_hold_it():
+    import re
+
+    names = ["Besoins publiés", "Offres publiées", "Mises en relation", "Besoins sans réponse après 60 jours"]
+    svg = line_chart(chart_id="c3", title="t", desc="d", labels=["a", "b"],
+                     series=[(name, [1, 2]) for name in names])  # fmt: skip
+    width, height = map(int, re.search(r'viewBox="0 0 (\d+) (\d+)"', svg).groups())
+    legend = svg[svg.index('class="chart-legend"') :]
+    texts = [
+        (float(x), float(y), name)
+        for x, y, name in re.findall(r'<text x="([\d.]+)" y="([\d.]+)">([^<]+)</text>', legend)
+    ]
+    assert [name for _x, _y, name in texts] == names
+    # Every entry starts inside the chart and, by the legend's own measure (7 units a character), ends inside it.
+    assert all(x + 7 * len(name) <= width for x, _y, name in texts)
+    rows = sorted({y for _x, y, _name in texts})
+    assert len(rows) == 2 and height == 300 + 18 and max(rows) < height

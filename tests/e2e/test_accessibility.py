@@ -1,0 +1,66 @@
+"""What screen-reader, keyboard and phone users meet on the list and post pages, in a real headless Chromium."""
+
+import re
+
+import pytest
+from django.conf import settings
+
+from tests.factories import PostFactory, party
+
+from .test_focal_point_flow import browser_page  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ARABIC_TITLE = "نظام إنذار مبكر بالفيضانات المفاجئة في وادي موسى"
+LONG_WORD = "Гидрометеорологическиеавтоматизированныеинформационноизмерительныесистемы"
+
+
+def test_the_list_announces_its_count_and_next_takes_the_keyboard_to_the_new_results(
+    live_server,
+    browser_page,  # noqa: F811
+):
+    page = browser_page
+    for n in range(settings.POSTS_PAGE_SIZE + 2):
+        PostFactory(title=f"Flood early warning {n}", kind="offer" if n % 2 else "need")
+    page.goto(f"{live_server.url}/posts/")
+    total = settings.POSTS_PAGE_SIZE + 2
+    # The list itself is not a live region: a change of filter would read every card again.
+    assert page.locator("#results").get_attribute("aria-live") is None
+    history = page.evaluate("history.length")
+
+    page.get_by_label("Kind").select_option("offer")
+    page.locator("#results").get_by_text(f"{total // 2} posts found").wait_for()
+    page.locator("#results-announcer").get_by_text(f"{total // 2} posts found").wait_for()
+    assert page.evaluate("history.length") == history, "a filter added a step to the browser's history"
+    assert "kind=offer" in page.url  # the address still says what is shown, to share or bookmark
+    page.get_by_label("Kind").select_option("")
+    page.locator("#results-announcer").get_by_text(f"{total} posts found").wait_for()
+
+    next_link = page.get_by_role("link", name="Next")
+    next_link.focus()
+    next_link.press("Enter")
+    page.locator("#results").get_by_text("Page 2 of 2").wait_for()
+    page.wait_for_function("document.activeElement && document.activeElement.classList.contains('results-count')")
+
+
+def test_arabic_text_runs_right_to_left_and_long_words_stay_on_a_phones_screen(
+    live_server,
+    browser_page,  # noqa: F811
+):
+    page = browser_page
+    post = PostFactory(
+        title=ARABIC_TITLE,
+        language="ar",
+        party=party("JOR"),
+        description="نحتاج إلى دعم تقني لإنشاء نظام إنذار مبكر. " + LONG_WORD + " https://example.org/" + "a" * 120,
+    )
+    PostFactory(title=LONG_WORD + LONG_WORD, language="ru", party=party("RUS"))
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{live_server.url}/posts/{post.pk}/")
+    assert page.evaluate("getComputedStyle(document.getElementById('post-title')).direction") == "rtl"
+    assert page.evaluate("getComputedStyle(document.querySelector('.description')).direction") == "rtl"
+    for path in (f"/posts/{post.pk}/", "/posts/"):
+        page.goto(f"{live_server.url}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width}px wide on a 390px screen"
+    assert re.search("Гидрометеорологические", page.locator("#results").inner_text())
