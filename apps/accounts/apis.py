@@ -24,6 +24,7 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.template import Context, Template
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -110,7 +111,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, MatchAnswerError):
         exc = Conflict(str(exc), code="invalid_state")
     elif isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge(_("The request body is too large."))
+        exc = PayloadTooLarge(
+            _("The request body is larger than the limit of %(limit)s bytes: send fewer posts at a time.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+        )
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(_("Not found."))
     elif isinstance(exc, DjangoPermissionDenied):
@@ -261,6 +265,13 @@ class ApiView(APIView):
                     errors.append({"field": key, "code": "invalid", "message": problem})
         if errors:
             raise ApiError(errors)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # What a caller sees depends on its token (drafts, contact details): a shared cache must not hand one
+        # caller's answer to another.
+        patch_vary_headers(response, ["Authorization"])
+        return response
 
     @property
     def actor(self) -> Actor:

@@ -40,6 +40,7 @@ from apps.accounts.apis import (
     json_text_response,
     offset_page,
     offset_page_parameters,
+    unsafe_text_problem,
     whole_number_param,
 )
 from apps.accounts.permissions import CanTakeDownPosts, CanWritePosts
@@ -182,6 +183,10 @@ ORDERING_CHOICES = [name for field in ORDERINGS for name in (field, f"-{field}")
 DEFAULT_ORDERING = "updated_at"
 
 
+# The longest cursor read: the sort value of the longest title (200 letters of 4 bytes), base64-encoded, with room.
+MAX_CURSOR_LENGTH = 2000
+
+
 def _encode_cursor(ordering: str, post: PostJson) -> str:
     field = ordering.lstrip("-")
     # Read from the record: one per page, not worth a column of every row.
@@ -189,13 +194,17 @@ def _encode_cursor(ordering: str, post: PostJson) -> str:
     if ORDERINGS[field] == "datetime":
         # The record's `...Z` as isoformat() writes it, the form cursors have always had.
         value = value.removesuffix("Z") + "+00:00"
-    payload = json.dumps({"o": ordering, "v": value, "id": post.pk}, separators=(",", ":"))
+    # Letters as UTF-8, not \uXXXX escapes: a title of 200 Chinese or Arabic letters (or emoji) stays well under
+    # the length `_decode_cursor` accepts.
+    payload = json.dumps(
+        {"o": ordering, "v": value, "id": post.pk}, separators=(",", ":"), ensure_ascii=False
+    )
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
     invalid = field_error("cursor", _("Invalid cursor: use the `next` link of a previous page."))
-    if len(cursor) > 1000:
+    if len(cursor) > MAX_CURSOR_LENGTH:
         raise invalid
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -215,7 +224,7 @@ def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
         if value is None or timezone.is_naive(value):
             raise invalid
     elif kind == "text":
-        if not isinstance(value, str) or "\x00" in value:
+        if not isinstance(value, str) or unsafe_text_problem(value):  # NUL, or a lone surrogate (`\ud800`)
             raise invalid
     elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
         raise invalid

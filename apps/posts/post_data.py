@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from apps.accounts.apis import unsafe_text_problem
@@ -362,8 +364,11 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         declarations = {}
     contact_name = _text(record, "contact_name", errors, max_length=200, required=False)
     contact_email = _text(record, "contact_email", errors, max_length=254, required=False)
-    if contact_email and "@" not in contact_email:
-        errors.append(FieldError("contact_email", _("Enter a valid email address.")))
+    if contact_email:
+        try:
+            validate_email(contact_email)  # the web form's rule ("@" alone passed the API and the import)
+        except ValidationError:
+            errors.append(FieldError("contact_email", _("Enter a valid email address.")))
 
     status = record.get("status", default_status)
     if status is not None and (not isinstance(status, str) or status not in STATUSES):

@@ -556,6 +556,9 @@ LOGGING = {
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
 # transaction mode (before 1.21, or without max_prepared_statements).
 API_PREPARED_STATEMENTS = env.bool("API_PREPARED_STATEMENTS", default=True)
+# The largest request body read (bytes). Django's 2.5 MB refused an API import of 140 long posts; 1,000 posts of
+# the longest description (20,000 characters) take about 25 MB. Anything larger is a 413 naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, least=1024 * 1024)
 # Posts per page in the public list and the dashboards (0 made the home page a 500).
 POSTS_PAGE_SIZE = env_int("POSTS_PAGE_SIZE", 20, least=1, most=500)
 # How often the sweep looks for posts still waiting to be matched (seconds; at 0, beat queued thousands).

@@ -180,3 +180,25 @@ def test_a_server_error_of_a_page_is_the_sites_page(client, monkeypatch):
     response = client.get("/posts/", {"q": "mangrove"})
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.content.decode()
+
+
+def test_answers_vary_with_the_token_for_shared_caches(api, tokens):
+    """A draft or a contact shown to its Party's token must not be served from a cache to another caller."""
+    for response in (
+        api().get("/api/v1/posts/"),
+        api(tokens["ken"]).get("/api/v1/posts/"),
+        api().get("/api/v1/nope/"),
+    ):
+        assert "Authorization" in response.get("Vary", ""), response
+
+
+def test_a_contact_email_is_checked_as_the_web_form_checks_it(api, tokens):
+    body = {"kind": "need", "title": "Solar pumps", "description": "Finance for solar irrigation.",
+            "support_types": ["finance"], "focus_areas": ["clean_energy"]}  # fmt: skip
+    for bad in ("@", "a@", "someone at example.org"):
+        response = api(tokens["ken"]).post("/api/v1/posts/", {**body, "contact_email": bad}, format="json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "contact_email"
+    response = api(tokens["ken"]).post(
+        "/api/v1/posts/", {**body, "contact_email": "fp@example.org"}, format="json"
+    )
+    assert response.status_code == 201

@@ -170,6 +170,19 @@ def test_a_body_too_large_is_a_413(api, tokens, settings):
     response = api(tokens["ken"]).post(IMPORT, {"items": [item(n) for n in range(100)]}, format="json")
     assert response.status_code == 413
     assert response.json()["errors"][0]["code"] == "too_large"
+    assert "limit of 10000 bytes" in response.json()["errors"][0]["message"]
+
+
+def test_a_thousand_posts_of_the_longest_description_fit_the_default_limit(api, tokens, settings):
+    from django.conf import global_settings
+
+    from apps.posts.models import DESCRIPTION_MAX_LENGTH
+
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE > global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = {"items": [item(n, description="Solar irrigation pumps. " * (DESCRIPTION_MAX_LENGTH // 24))
+                      for n in range(140)]}  # fmt: skip
+    response = api(tokens["ken"]).post(IMPORT, body, format="json")  # 2.7 MB: Django's own limit refused it
+    assert response.status_code == 200, response.content[:300]
 
 
 def test_schema_lists_every_status_of_the_import(api):

@@ -40,7 +40,9 @@ def test_the_list_announces_its_count_and_next_takes_the_keyboard_to_the_new_res
     next_link.focus()
     next_link.press("Enter")
     page.locator("#results").get_by_text("Page 2 of 2").wait_for()
-    page.wait_for_function("document.activeElement && document.activeElement.classList.contains('results-count')")
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.classList.contains('results-count')"
+    )
 
 
 def test_arabic_text_runs_right_to_left_and_long_words_stay_on_a_phones_screen(
@@ -52,7 +54,10 @@ def test_arabic_text_runs_right_to_left_and_long_words_stay_on_a_phones_screen(
         title=ARABIC_TITLE,
         language="ar",
         party=party("JOR"),
-        description="نحتاج إلى دعم تقني لإنشاء نظام إنذار مبكر. " + LONG_WORD + " https://example.org/" + "a" * 120,
+        description="نحتاج إلى دعم تقني لإنشاء نظام إنذار مبكر. "
+        + LONG_WORD
+        + " https://example.org/"
+        + "a" * 120,
     )
     PostFactory(title=LONG_WORD + LONG_WORD, language="ru", party=party("RUS"))
     page.set_viewport_size({"width": 390, "height": 800})
