@@ -231,3 +231,55 @@ def test_the_broker_times_out_with_the_connection_timeout_and_outlasts_every_tas
             assert task.retry_backoff_max <= settings.LONGEST_RETRY_COUNTDOWN, task.name
     # send_digests retries by hand, after min(30 * 2 ** retries, 600) seconds.
     assert settings.LONGEST_RETRY_COUNTDOWN >= 600
+
+
+def test_a_sqlite_database_takes_its_write_lock_when_a_transaction_begins(tmp_path):
+    """Two admins deciding on one post at once on the embedded SQLite: the second transaction, which had read
+    before the first wrote, failed with "database is locked" at its own write (a 500). Begun IMMEDIATE, it waits
+    for the first to commit instead."""
+    import sqlite3
+    import threading
+
+    from nma_platform.settings.base import database_config
+
+    config = database_config(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "OPTIONS" not in database_config("postgres://u@localhost:5432/nma") or (
+        "transaction_mode" not in database_config("postgres://u@localhost:5432/nma")["OPTIONS"]
+    )
+
+    # What the mode does, on SQLite itself: both transactions read, then write; deferred, the second to write
+    # fails at once (its snapshot is older than the first's write); immediate, it waits and succeeds.
+    def race(begin: str) -> list[str]:
+        path = tmp_path / f"{begin}.sqlite3"
+        setup = sqlite3.connect(path)
+        setup.execute("CREATE TABLE post (id INTEGER PRIMARY KEY, status TEXT)")
+        setup.execute("INSERT INTO post VALUES (1, 'submitted')")
+        setup.commit()
+        setup.close()
+        read, outcomes = threading.Barrier(2, timeout=5), []
+
+        def decide(status: str) -> None:
+            db = sqlite3.connect(path, timeout=2, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute(f"BEGIN {begin}")
+                db.execute("SELECT status FROM post WHERE id = 1").fetchone()
+                if begin == "DEFERRED":
+                    read.wait()  # both have read before either writes
+                db.execute("UPDATE post SET status = ? WHERE id = 1", (status,))
+                db.execute("COMMIT")
+                outcomes.append("ok")
+            except sqlite3.OperationalError as error:
+                outcomes.append(str(error))
+            finally:
+                db.close()
+
+        threads = [threading.Thread(target=decide, args=(s,)) for s in ("published", "returned")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(outcomes)
+
+    assert race("DEFERRED") == ["database is locked", "ok"]
+    assert race("IMMEDIATE") == ["ok", "ok"]

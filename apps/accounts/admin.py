@@ -250,6 +250,10 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             values={"revoked_at": timezone.now()},
             message=gettext("Revoked the token: it stops working at once."),
         )
+        if not count:
+            self.message_user(request, gettext("The selected tokens were revoked already: nothing changed."),
+                              messages.WARNING)  # fmt: skip
+            return
         self.message_user(
             request,
             ngettext("Revoked %(n)d token.", "Revoked %(n)d tokens.", count) % {"n": count},

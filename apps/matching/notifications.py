@@ -6,26 +6,19 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from apps.accounts.models import Role, User
+from apps.accounts.models import User
 from apps.posts.models import Post
 from apps.posts.post_data import single_line
+from apps.posts.selectors import post_poster_users
 
 from .models import Match
 
-
-def poster_users(post: Post) -> list[User]:
-    """The active users who speak for the post's Party or provider."""
-    if post.party_id:
-        condition = Q(role=Role.FOCAL_POINT, party_id=post.party_id)
-    else:
-        condition = Q(role=Role.PROVIDER, provider_id=post.provider_id)
-    return list(User.objects.filter(condition, is_active=True).exclude(email=""))
+poster_users = post_poster_users
 
 
 def _contact(post: Post) -> dict:

@@ -179,6 +179,10 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             values={"is_active": False},
             message=gettext("Deactivated: its users and write tokens may only withdraw or close its posts."),
         )
+        if not count:
+            self.message_user(request, gettext("The selected providers were inactive already: nothing changed."),
+                              messages.WARNING)  # fmt: skip
+            return
         self.message_user(
             request,
             ngettext(
@@ -201,6 +205,10 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             values={"is_active": True},
             message=gettext("Reactivated: its users and write tokens post again."),
         )
+        if not count:
+            self.message_user(request, gettext("The selected providers were active already: nothing changed."),
+                              messages.WARNING)  # fmt: skip
+            return
         self.message_user(
             request,
             ngettext("Reactivated %(n)d support provider.", "Reactivated %(n)d support providers.", count)

@@ -168,3 +168,14 @@ def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[
         for post in qs.filter(pk__in=list(platform), external_id__isnull=True):
             found[platform[post.pk]] = post
     return found
+
+
+def post_poster_users(post: Post) -> list:
+    """The active users with an email who speak for the post's Party (focal points) or provider."""
+    from apps.accounts.models import Role, User
+
+    if post.party_id:
+        condition = Q(role=Role.FOCAL_POINT, party_id=post.party_id)
+    else:
+        condition = Q(role=Role.PROVIDER, provider_id=post.provider_id)
+    return list(User.objects.filter(condition, is_active=True).exclude(email=""))

@@ -7,6 +7,7 @@ the matching queue cannot be bypassed.
 from __future__ import annotations
 
 import copy
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from apps.matching.services import matching_enqueue, matching_retire
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, FieldError, PostData
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id
+
+logger = logging.getLogger(__name__)
 
 Status = Post.Status
 
@@ -311,7 +314,7 @@ def post_submit(*, actor: Actor, post: Post) -> Post:
 
 @transaction.atomic
 def post_publish(*, actor: Actor, post: Post) -> Post:
-    return _transition(
+    post = _transition(
         actor=actor,
         post=post,
         action="publish",
@@ -319,13 +322,15 @@ def post_publish(*, actor: Actor, post: Post) -> Post:
         event="published",
         staff_only=True,
     )
+    _notify_posters(post.pk, "published")
+    return post
 
 
 @transaction.atomic
 def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
     if not reason.strip():
         raise ValueError(_("Give the reason for returning the post, so the owner knows what to change."))
-    return _transition(
+    post = _transition(
         actor=actor,
         post=post,
         action="return",
@@ -334,6 +339,26 @@ def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
         staff_only=True,
         return_reason=reason.strip(),
     )
+    _notify_posters(post.pk, "returned")
+    return post
+
+
+def _notify_posters(post_id: int, event: str) -> None:
+    """After the commit, the email of a moderation decision, by a task; while the broker is down, sent at once
+    (`robust`: a failure is logged, never the secretariat's)."""
+
+    def send() -> None:
+        from .notifications import moderation_notify
+        from .tasks import notify_moderation
+
+        try:
+            notify_moderation.delay(post_id, event)
+        except Exception as error:
+            logger.warning("Could not queue the %s email of post %d (%s: %s); sending it now",
+                           event, post_id, type(error).__name__, error)  # fmt: skip
+            moderation_notify(post_id=post_id, event=event)
+
+    transaction.on_commit(send, robust=True)
 
 
 @transaction.atomic

@@ -178,6 +178,10 @@ def database_config(url: str) -> dict:
             warnings.simplefilter("ignore")
             config = environ.Env.db_url_config(url)
         problem = "" if config.get("ENGINE") else ", whose scheme is not a known database"
+        if config.get("ENGINE") == "django.db.backends.sqlite3":
+            # A write transaction takes SQLite's lock when it begins, not at its first write: two admins
+            # deciding on one post at once wait for each other instead of one failing ("database is locked").
+            config.setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
     except ValueError as error:  # a port that is not a number
         config, problem = {}, f": {error}"
     if problem:

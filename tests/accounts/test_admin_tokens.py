@@ -81,6 +81,13 @@ def test_revoke_action_stops_the_token(login, secretariat):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api.get("/api/v1/posts/").status_code == 401
+    # Revoking it again changes nothing, and says so (it said "Revoked 0 tokens." in green).
+    again = client.post(
+        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}, follow=True
+    )
+    assert [(m.level_tag, str(m)) for m in again.context["messages"]] == [
+        ("warning", "The selected tokens were revoked already: nothing changed.")
+    ]
 
 
 def test_tokens_are_never_deleted_nor_repointed(login, secretariat):

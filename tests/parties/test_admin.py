@@ -90,6 +90,12 @@ def test_deactivate_and_reactivate_providers(staff):
     active.refresh_from_db()
     other.refresh_from_db()
     assert active.is_active and not other.is_active
+    # An action that changes nothing says so, as a warning.
+    for action, expected in (("reactivate", "active already"), ("deactivate", "inactive already")):
+        selected = active if action == "reactivate" else other
+        response = staff.post(PROVIDERS, {"action": action, "_selected_action": [selected.pk]})
+        message = list(get_messages(response.wsgi_request))[-1]
+        assert message.level_tag == "warning" and expected in str(message)
 
 
 def test_providers_are_never_deleted(staff):

@@ -1,0 +1,41 @@
+"""Emails to a post's posters when the secretariat publishes it or returns it with a reason: without them a focal
+point learnt of either only by logging in."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from .models import Post
+from .post_data import single_line
+from .selectors import post_poster_users
+
+SUBJECTS = {
+    "published": lambda title: _("Your post is published: %(title)s") % {"title": title},
+    "returned": lambda title: _("Your post was returned to you: %(title)s") % {"title": title},
+}
+
+
+def moderation_notify(*, post_id: int, event: str) -> int:
+    """Email the post's focal points (or provider users), each in their own language, that the secretariat
+    published it or returned it (with the reason). Nothing when the post has moved on since (a return followed
+    by a resubmission before the task ran). Returns the emails sent."""
+    post = Post.objects.select_related("party", "provider").filter(pk=post_id).first()
+    if (
+        post is None
+        or post.status != {"published": Post.Status.PUBLISHED, "returned": Post.Status.RETURNED}[event]
+    ):
+        return 0
+    by_language: dict[str, list[str]] = {}
+    for user in post_poster_users(post):
+        by_language.setdefault(user.preferred_language or settings.LANGUAGE_CODE, []).append(user.email)
+    sent = 0
+    for language, recipients in sorted(by_language.items()):
+        with translation.override(language):
+            body = render_to_string(f"posts/email/{event}.txt", {"post": post, "site_url": settings.SITE_URL})
+            subject = SUBJECTS[event](single_line(post.title)[:80])
+        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    return sent
