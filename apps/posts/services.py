@@ -493,8 +493,9 @@ _ACTION_INTO = {
 def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
     """The status an imported item puts its post in, or an exception if the life cycle does not allow it.
 
-    An item without a status leaves an existing post's status as it is; a new post is published when the
-    secretariat imports it, a draft otherwise (docs/FORMATS.md). A change of status is a step of the life cycle,
+    An item without a status leaves an existing post's status as it is, and so does a status the post has moved
+    past (`_STAGE`); a new post is published when the secretariat imports it, a draft otherwise
+    (docs/FORMATS.md). A change of status is a step of the life cycle,
     as the services above take it (TRANSITIONS); closing and returning need an outcome or a reason, which the
     import format does not carry, so an import never closes or returns a post. Raises PermissionDenied,
     PostTransitionError or ValueError.
@@ -508,6 +509,11 @@ def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
         raise ValueError(
             _("An import cannot return a post: return it from the moderation queue, with a reason.")
         )
+    if current is not None and _STAGE[wanted] < _STAGE[current]:
+        # A status the post has moved past in the platform (submitted, and the secretariat has published it;
+        # published, and it was withdrawn): the partner's file is behind, not asking to go back, which no step
+        # of the life cycle allows anyway. Refusing it made an unchanged re-sync fail whole after one decision.
+        return current
     if wanted == Status.PUBLISHED and not actor.is_secretariat:
         raise PermissionDenied(_("Only the secretariat imports posts as published."))
     if current is not None:
@@ -520,6 +526,17 @@ def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
         raise ValueError(_("A new post cannot be imported as withdrawn: import it first, then withdraw it."))
     return wanted
 
+
+# How far along the life cycle each status is: an import leaves a post that is further along than its file says
+# where it is (`_import_status`). Returned is a turn of moderation, as far along as submitted.
+_STAGE = {
+    Status.DRAFT: 0,
+    Status.SUBMITTED: 1,
+    Status.RETURNED: 1,
+    Status.PUBLISHED: 2,
+    Status.CLOSED: 3,
+    Status.WITHDRAWN: 3,
+}
 
 _REFUSAL_CODES = (
     (PermissionDenied, "permission_denied"),

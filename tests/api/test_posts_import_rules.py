@@ -89,7 +89,7 @@ def test_every_refusal_names_its_item_and_field(api, tokens):
     items = [
         item(0),
         item(1, external_id="demo-need-003"),
-        item(2, status="published"),
+        item(2, status="submitted"),
         item(3, external_id="post-999999"),
     ]
     response = api(tokens["ken"]).post(IMPORT, {"items": items}, format="json")
@@ -97,7 +97,6 @@ def test_every_refusal_names_its_item_and_field(api, tokens):
     assert response.status_code == 403
     assert shape(response) == [
         (1, "external_id", "permission_denied"),
-        (2, "status", "permission_denied"),
         (2, "title", "invalid_transition"),
         (3, "external_id", "unknown"),
     ]
@@ -106,8 +105,7 @@ def test_every_refusal_names_its_item_and_field(api, tokens):
 
 
 def test_an_illegal_step_is_a_409_on_the_status_field(staff, focal_point):
-    PostFactory(external_id="mrv-0", status=S.PUBLISHED)
-    post_withdraw(actor=Actor.for_user(focal_point), post=Post.objects.get())
+    PostFactory(external_id="mrv-0", status=S.DRAFT, published_at=None)
     response = staff_post(staff, {"items": [item(0, status="published", party="KEN")]})
     assert response.status_code == 409
     assert response.json()["errors"] == [
@@ -115,10 +113,10 @@ def test_an_illegal_step_is_a_409_on_the_status_field(staff, focal_point):
             "index": 0,
             "field": "status",
             "code": "invalid_transition",
-            "message": "A withdrawn post cannot be published.",
+            "message": "A draft post cannot be published.",
         }
     ]
-    assert Post.objects.get().status == S.WITHDRAWN
+    assert Post.objects.get().status == S.DRAFT
 
 
 def test_an_item_without_status_leaves_the_status_alone(staff, focal_point):
