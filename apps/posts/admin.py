@@ -35,10 +35,18 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.actors import Actor
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
+from .forms import OpenedAtField
 from .languages import language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
-from .services import TRANSITIONS, PostTransitionError, post_publish, post_return, post_update
+from .services import (
+    TRANSITIONS,
+    PostEditConflict,
+    PostTransitionError,
+    post_publish,
+    post_return,
+    post_update,
+)
 from .taxonomies import POST_LANGUAGES, Aim
 
 # --- taxonomy terms: reference keys fixed by docs/FORMATS.md, so view-only ----------------------------------
@@ -266,9 +274,17 @@ class PostAdminForm(forms.ModelForm):
         ),
     )
 
+    # When the post was last changed as this form was filled (see the web form's field of the same name).
+    opened_at = OpenedAtField()
+
     class Meta:
         model = Post
         fields = CONTENT_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "opened_at" in self.fields:
+            self.fields["opened_at"].initial = self.instance.updated_at
 
     def clean_eligible(self) -> list[str]:
         refs = ReferenceData()
@@ -287,6 +303,11 @@ class PostAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if "kind" not in self.fields:
             return cleaned
+        opened_at = cleaned.get("opened_at")
+        if self.instance.pk is not None and opened_at is not None and opened_at != self.instance.updated_at:
+            # Another admin, the poster or an import changed the post since this form was filled: saving it
+            # would put their values back without a word.
+            raise forms.ValidationError(str(PostEditConflict(self.instance)))
         for error in post_rules_errors(
             kind=cleaned.get("kind"),
             party=cleaned.get("party"),
@@ -370,7 +391,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     actions = ("publish_selected", "return_selected")
     inlines = (PostEventInline,)
     fieldsets = (
-        (None, {"fields": ("kind", "party", "provider", "title", "description", "language")}),
+        (None, {"fields": ("kind", "party", "provider", "title", "description", "language", "opened_at")}),
         (
             _("Taxonomy"),
             {"fields": ("support_types", "focus_areas", "sectors", "instruments", "aims")},

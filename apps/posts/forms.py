@@ -7,6 +7,7 @@ Field-level checks are Django's (lengths, choices, numbers); the rules across fi
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 from django import forms
@@ -27,6 +28,32 @@ from .taxonomies import (
     Sector,
     SupportType,
 )
+
+
+class OpenedAtField(forms.Field):
+    """A hidden field holding when the post being edited was last changed, to the microsecond, as the form was
+    filled (ISO 8601): bookkeeping, never a change of the post itself."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value):
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    def to_python(self, value) -> datetime | None:
+        if isinstance(value, datetime) or value in (None, ""):
+            return value or None
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None  # not a time this form wrote: saved without the check, as a form of old would be
+        return parsed if parsed.tzinfo is not None else None
+
+    def has_changed(self, initial, data) -> bool:
+        return False
+
 
 ELIGIBILITY_GROUP_CHOICES = [
     *RegionalGroup.choices,
@@ -145,6 +172,9 @@ class PostForm(forms.Form):
             "max_value": _("That is more than any post could need or offer: check the number of zeros."),
         },
     )
+    # When the post being edited was last changed, as the form was filled: saving checks that it still is
+    # (`post_update`'s `opened_at`), so that an older form does not silently undo a newer change.
+    opened_at = OpenedAtField()
     contact_name = forms.CharField(label=_("Contact name"), max_length=200, required=False)
     contact_email = forms.EmailField(label=_("Contact email"), required=False)
 
@@ -184,6 +214,7 @@ class PostForm(forms.Form):
         """The form's initial values for editing a post (expects `with_related()` and partner_parties)."""
         groups = {value for value, _label in ELIGIBILITY_GROUP_CHOICES}
         initial = {
+            "opened_at": post.updated_at,
             "kind": post.kind,
             "title": post.title,
             "description": post.description,

@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
@@ -259,12 +260,38 @@ def _stamp(post: Post, status: str, now, *, fill_skipped: bool = False) -> None:
             post.published_at = now
 
 
+class PostEditConflict(Exception):
+    """The post changed after the editor opened it: saving their form would silently undo that change."""
+
+    def __init__(self, post: Post):
+        self.post = post
+        last = post.events.order_by("-created_at", "-id").first()
+        who = last.actor_label if last is not None else None
+        if who:
+            message = _(
+                "%(who)s changed this post after you opened it. Your changes are not saved yet: check the post "
+                "as it is now, then save again."
+            ) % {"who": who}
+        else:
+            message = _(
+                "This post was changed after you opened it. Your changes are not saved yet: check the post as it "
+                "is now, then save again."
+            )
+        super().__init__(str(message))
+
+
 @transaction.atomic
-def post_update(*, actor: Actor, post: Post, data: PostData) -> Post:
-    """Edit a draft, a returned post or a published one (which stays published and is matched again)."""
+def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime | None = None) -> Post:
+    """Edit a draft, a returned post or a published one (which stays published and is matched again).
+
+    `opened_at`: the post's `updated_at` when the editor's form was filled; if it has changed since (another
+    editor, the secretariat, an import), PostEditConflict rather than overwrite that change with the form's
+    older values."""
     post = _lock(post)
     _require_manage(actor, post, "edit")
     _require_transition("edit", post)
+    if opened_at is not None and post.updated_at != opened_at:
+        raise PostEditConflict(post)
     if not actor.is_secretariat:
         # The poster cannot be moved to another Party or provider by editing.
         data.party, data.provider = post.party, post.provider

@@ -9,6 +9,7 @@ write URL and method; an anonymous visitor of a write URL is sent to the login p
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from django import forms
 from django.conf import settings
@@ -41,6 +42,7 @@ from .selectors import (
 )
 from .services import (
     TRANSITIONS,
+    PostEditConflict,
     PostTransitionError,
     post_can_manage,
     post_close,
@@ -173,11 +175,20 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         form = PostForm(request.POST, party=post.party, provider=post.provider)
         if form.is_valid():
-            ok = _run_action(
-                request,
-                lambda: post_update(actor=actor, post=post, data=form.to_post_data()),
-                _("Your changes are saved."),
-            )
+            update = partial(post_update, actor=actor, post=post, data=form.to_post_data(),
+                             opened_at=form.cleaned_data["opened_at"])  # fmt: skip
+            try:
+                ok = _run_action(request, update, _("Your changes are saved."))
+            except PostEditConflict as conflict:
+                # The form comes back as the editor filled it (nothing they typed is lost), now carrying the
+                # post's latest time: saving again, after a look at the post, is a deliberate overwrite.
+                data = request.POST.copy()
+                data["opened_at"] = conflict.post.updated_at.isoformat()
+                form = PostForm(data, party=post.party, provider=post.provider)
+                form.is_valid()
+                form.add_error(None, str(conflict))
+                context = {"form": form, "post": post, "can_submit": "submit" in actions, "conflict": True}
+                return render(request, "posts/form.html", context, status=409)
             if ok and _submit_requested(request) and "submit" in actions:
                 _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
             return redirect("posts:detail", pk=post.pk)
