@@ -13,7 +13,9 @@ from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -286,8 +288,24 @@ class LoginLockoutAdmin(SecretariatAdminMixin, AxesAccessAttemptAdmin):
     @admin.action(description=_("Unlock: forget the selected failed attempts"))
     def unlock(self, request: HttpRequest, queryset) -> None:
         rows = list(queryset)
-        # In the admin's history like every other change: who unlocked whom, and when.
-        self.log_deletions(request, rows)
+        # In the admin's history like every other change: who unlocked whom (the account and the address, not
+        # the row's own "Attempted Access: <time>"), and when.
+        content_type = ContentType.objects.get_for_model(AccessAttempt)
+        LogEntry.objects.bulk_create(
+            LogEntry(
+                user_id=request.user.pk,
+                content_type_id=content_type.pk,
+                object_id=str(row.pk),
+                object_repr=(
+                    gettext("Lockout of %(user)s from %(address)s")
+                    % {"user": row.username or "?", "address": row.ip_address or "?"}
+                )[:200],
+                action_flag=DELETION,
+                change_message=gettext("Unlocked: %(n)d failed attempts forgotten.")
+                % {"n": row.failures_since_start},
+            )
+            for row in rows
+        )
         AccessAttempt.objects.filter(pk__in=[row.pk for row in rows]).delete()
         self.message_user(
             request,

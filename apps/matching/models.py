@@ -127,7 +127,7 @@ class Match(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.need_id} ↔ {self.offer_id} ({self.score:.2f})"
+        return f"{self.need.title[:60]} ↔ {self.offer.title[:60]} ({round(100 * self.score)}%)"
 
 
 class TextModelVersion(models.Model):
@@ -188,6 +188,8 @@ class RebuildRun(models.Model):
     # than `pipeline.RUN_STALLED_AFTER` died (a killed worker or command) and holds nothing back.
     progress_at = models.DateTimeField(_("last progress"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Ended by an error (or a stop) before retiring anything: finished, but not a rebuild to rely on.
+    failed = models.BooleanField(_("failed"), default=False)
 
     class Meta:
         ordering = ["-started_at"]

@@ -914,7 +914,9 @@ def _rebuild_in_process(
                     if progress:
                         progress(done, run.total_chunks)
     except BaseException:
-        RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(
+            finished_at=timezone.now(), failed=True
+        )
         raise
     rebuild_finish(
         run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64), active=stored

@@ -22,13 +22,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -89,19 +90,52 @@ for _term_model in (SupportTypeTerm, FocusAreaTerm, SectorTerm, InstrumentTerm):
 # --- history ------------------------------------------------------------------------------------------------
 
 
-def _changes_summary(event: PostEvent):
-    """`field: old → new` lines for an event's changes (long texts shortened, the full JSON stays stored)."""
-
-    def short(value) -> str:
-        text = "" if value is None else str(value)
-        return text if len(text) <= 80 else text[:77] + "…"
-
+def _changes_summary(event: PostEvent, *, limit: int | None = 80):
+    """`field: old → new` lines for an event's changes, fields by their names and Parties and providers by theirs
+    (the history stores their ids); texts longer than `limit` shortened (None: in full, as on an entry's own
+    page)."""
     if not event.changes:
         return "—"
+    from apps.parties.models import Party, SupportProvider
+
+    party_ids, provider_ids = set(), set()
+    for name, pair in event.changes.items():
+        values = [
+            v for side in pair for v in (side if isinstance(side, list) else [side]) if isinstance(v, int)
+        ]
+        if name in ("party_id", "party", "partner_parties"):
+            party_ids.update(values)
+        elif name in ("provider_id", "provider"):
+            provider_ids.update(values)
+    parties = Party.objects.in_bulk(party_ids) if party_ids else {}
+    providers = SupportProvider.objects.in_bulk(provider_ids) if provider_ids else {}
+
+    def shown(name: str, value) -> str:
+        if value is None or value == "" or value == []:
+            return "—"
+        table = parties if name in ("party_id", "party", "partner_parties") else (
+            providers if name in ("provider_id", "provider") else None)  # fmt: skip
+        if table is not None:
+            items = value if isinstance(value, list) else [value]
+            return ", ".join(str(table[v]) if v in table else str(v) for v in items)
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        text = str(value)
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+    def label(name: str) -> str:
+        field_name = name.removesuffix("_id")
+        try:
+            return str(Post._meta.get_field(field_name).verbose_name)
+        except FieldDoesNotExist:
+            return name.replace("_", " ")
+
     return format_html_join(
         mark_safe("<br>"),
         "{}: {} → {}",
-        ((name, short(old), short(new)) for name, (old, new) in event.changes.items()),
+        ((label(name), shown(name, old), shown(name, new)) for name, (old, new) in event.changes.items()),
     )
 
 
@@ -166,10 +200,24 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("changes"))
     def changes_summary(self, obj: PostEvent):
-        return _changes_summary(obj)
+        return _changes_summary(obj, limit=None)  # the entry's own page: the texts as they were, in full
 
 
 # --- posts --------------------------------------------------------------------------------------------------
+
+
+class LanguageFilter(admin.SimpleListFilter):
+    """The languages posts are written in, by name (the field stores ISO codes)."""
+
+    title = _("language")
+    parameter_name = "language"
+
+    def lookups(self, request, model_admin):
+        used = set(Post.objects.order_by().values_list("language", flat=True).distinct())
+        return [(code, label) for code, label in POST_LANGUAGES if code in used]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(language=self.value()) if self.value() else queryset
 
 
 class ModerationQueueFilter(admin.SimpleListFilter):
@@ -258,15 +306,15 @@ class PostAdminForm(forms.ModelForm):
     """The content a secretariat may fix; validated with the same cross-field rules as the import and the
     web form, then saved by `post_update`."""
 
-    language = forms.ChoiceField(label=_("language"), choices=POST_LANGUAGES)
+    language = forms.ChoiceField(label=capfirst(_("language")), choices=POST_LANGUAGES)
     aims = forms.MultipleChoiceField(
-        label=_("aims of Article 6.8"),
+        label=capfirst(_("aims of Article 6.8")),
         choices=Aim.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
     eligible = EligibleField(
-        label=_("eligible Parties and groups"),
+        label=capfirst(_("eligible Parties and groups")),
         required=False,
         help_text=_(
             "Offers only. ISO3 codes and group names (LDC, SIDS, a UN regional group), separated by commas; "
@@ -364,7 +412,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     form = PostAdminForm
     change_list_template = "admin/posts/post/change_list.html"
     change_form_template = "admin/posts/post/change_form.html"
-    list_display = ("title", "kind", "status", "poster_code", "language", "submitted_at", "published_at")
+    list_display = ("title", "kind", "status", "poster_code", "language_name", "submitted_at", "published_at")
     list_filter = (
         ModerationQueueFilter,
         "status",
@@ -374,7 +422,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "party__is_sids",
         "support_types",
         "focus_areas",
-        "language",
+        LanguageFilter,
         "involves_iplc",
         "matching_pending",
     )
@@ -419,6 +467,10 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         if _in_queue(request):
             return ("submitted_at", "id")
         return super().get_ordering(request)
+
+    @admin.display(description=_("language"), ordering="language")
+    def language_name(self, obj: Post) -> str:
+        return str(dict(POST_LANGUAGES).get(obj.language, obj.language))
 
     @admin.display(description=_("Party or provider"), ordering="party__iso3")
     def poster_code(self, obj: Post) -> str:

@@ -529,6 +529,8 @@ class PostDetailApi(PostApiMixin, ApiView):
 
     def _update(self, pk: int, *, partial: bool) -> Response:
         post = self.get_or_404(self.visible_posts(), pk)
+        if not post_can_manage(actor=self.actor, post=post):  # who may, before what they sent (was a 400)
+            raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
         body = self.json_body()
         if not isinstance(body, dict):
             raise field_error(None, _("Expected a JSON object."))

@@ -283,7 +283,8 @@ class PostEvent(models.Model):
     actor_label = models.CharField(_("actor"), max_length=200)
     changes = models.JSONField(_("changes"), default=dict, blank=True)
     note = models.TextField(_("note"), blank=True)
-    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    # "time", not "at": the admin's date filter is titled "By <name>" ("By at" read as a typo).
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -256,3 +256,19 @@ def test_the_secretariat_still_updates_a_deactivated_providers_posts_but_adds_no
     response = client.post(API, _offer_record("gcf-3", "Readiness grants"), format="json")
     assert response.status_code == 403 and "GCF is deactivated" in message_of(response)
     assert not Post.objects.filter(external_id__in=["gcf-2", "gcf-3"]).exists()
+
+
+def test_its_user_is_told_why_the_import_is_refused(posts, gcf_user, tmp_path):
+    """`import_posts --as` said "only ... support providers can" to a support provider's user: the reason is the
+    deactivation, and what is still allowed is said with it."""
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "gcf.jsonl"
+    path.write_text(json.dumps({**_offer_record("gcf-1", "Adaptation grants"), "status": "withdrawn"}) + "\n")
+    with pytest.raises(
+        CommandError, match=r"deactivated their support provider, GCF.*may still withdraw or close"
+    ):
+        call_command("import_posts", str(path), "--as", "gcf_user", stdout=StringIO(), stderr=StringIO())

@@ -205,7 +205,10 @@ def test_secretariat_sees_and_lifts_lockouts_in_the_admin(focal_point, secretari
     )
     assert response.status_code == 200 and "Unlocked 1 entry." in response.content.decode()
     assert not AccessAttempt.objects.exists()
-    assert LogEntry.objects.filter(action_flag=DELETION, user=secretariat, object_id=str(row.pk)).exists()
+    entry = LogEntry.objects.get(action_flag=DELETION, user=secretariat, object_id=str(row.pk))
+    # Whose lockout was lifted, not the row's "Attempted Access: <time>".
+    assert entry.object_repr == "Lockout of fp_ken from 127.0.0.1"
+    assert entry.get_change_message() == "Unlocked: 5 failed attempts forgotten."
     assert attempt(Client(), "fp_ken", RIGHT).status_code == 302
 
 

@@ -195,6 +195,16 @@ def test_close_without_an_outcome(call, role, expected):
 
 
 @pytest.mark.parametrize(("role", "expected"), _expect(MANAGE, default=403))
+@pytest.mark.parametrize(("method", "body"), [("put", {"kind": "need", "title": "x"}), ("patch", {"title": ""}),
+                                              ("patch", {"status": "closed"})])  # fmt: skip
+def test_an_invalid_edit_of_anothers_post_is_refused_before_it_is_read(call, role, expected, method, body):
+    # Who may comes before what they sent (another Party's PUT got a 400 "party immutable").
+    post = PostFactory()
+    response = call(role, method, f"/api/v1/posts/{post.pk}/", body)
+    assert response.status_code == (400 if expected == 200 else expected), response.json()
+
+
+@pytest.mark.parametrize(("role", "expected"), _expect(MANAGE, default=403))
 def test_import(call, role, expected):
     items = [{**NEED_FOR_KEN, "external_id": "ken-mrv-1"}, {**NEED_FOR_KEN, "external_id": "ken-mrv-2"}]
     response = call(role, "post", "/api/v1/posts/import/", {"items": items})

@@ -162,7 +162,7 @@ def test_focal_point_posts_a_need_that_the_public_finds(live_server, browser_pag
     page.goto(f"{base_url}/posts/")
     assert "2 posts found" in page.locator("#results").inner_text()
     page.evaluate("window.__sameDocument = true")
-    page.get_by_label("Search").fill("Tana")
+    page.get_by_label("Search", exact=True).fill("Tana")
     page.locator("#results").get_by_text("1 post found").wait_for()
     results = page.locator("#results").inner_text()
     assert TITLE in results and "Solar mini-grids" not in results
@@ -227,7 +227,7 @@ def test_the_pages_work_under_the_content_security_policy(live_server, strict_br
     assert "Solar mini-grids" in page.locator("#results").inner_text()
     page.get_by_label("Kind").select_option("")
     page.locator("#results").get_by_text("2 posts found").wait_for()
-    page.get_by_label("Search").fill("Lamu")
+    page.get_by_label("Search", exact=True).fill("Lamu")
     page.locator("#results").get_by_text("1 post found").wait_for()
     assert page.evaluate("window.__sameDocument") is True
 

@@ -1,5 +1,6 @@
 """Answering matches: interest, dismissal, connections with emails, the daily digest, for every role."""
 
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -586,7 +587,7 @@ def test_the_match_admin_lists_posters_rounded_scores_and_filters_connections(ma
     url = reverse("admin:matching_match_changelist")
     html = client.get(url).content.decode()
     assert "Kenya" in html and "Japan" in html and "Brazil" in html
-    assert "0.41" in html and "0.41075" not in html
+    assert "41%" in html and "0.41" not in html  # a percentage, as focal points see it
     connected = client.get(url, {"connected": "yes"}).context["cl"].result_list
     assert [m.pk for m in connected] == [other.pk]
     assert [m.pk for m in client.get(url, {"connected": "no"}).context["cl"].result_list] == [match.pk]
@@ -608,6 +609,61 @@ def test_the_match_admin_lists_posters_rounded_scores_and_filters_connections(ma
         CommitteeFactory(username="com-staff", is_staff=True),
     ):
         assert login(user).get(url).status_code in (302, 403)
+
+
+def test_a_matchs_admin_page_reads_as_words_and_links(match, secretariat, login, settings):
+    match.lexical, match.semantic, match.structured, match.alignment = 0.31, 0.72, 0.5, 0.66
+    match.explanation = {"shared_support_types": ["technology"], "top_terms": ["flood", "gauges"],
+                         "cross_lingual": True, "need_language": "en", "offer_language": "ja",
+                         "related_terms": ["river"], "terms_language": "en"}  # fmt: skip
+    match.save()
+    client = login(secretariat)
+    html = client.get(reverse("admin:matching_match_change", args=[match.pk])).content.decode()
+    assert "Flood warnings for the Tana basin ↔ River flood forecasting (80%)" in html  # was "12 ↔ 47 (0.80)"
+    assert reverse("admin:posts_post_change", args=[match.need_id]) in html
+    assert reverse("admin:posts_post_change", args=[match.offer_id]) in html
+    for text in (
+        "similar wording: 31%",
+        "similar meaning: 72%",
+        "parts of the need answered: 66%",
+        "Shared types of support: Technology development and transfer",
+        "Words in common: flood, gauges",
+        "Related words, through similar posts in English: river",
+        "Languages: English ↔ Japanese",
+    ):
+        assert text in html, text
+    assert "shared_support_types" not in html and "0.31" not in html  # no raw keys, no raw floats
+    # Strong matches (those the digest announces) have a filter of their own.
+    weak = Match.objects.create(
+        need=match.need, offer=PostFactory(kind="offer", party=party("BRA")), score=0.3
+    )
+    url = reverse("admin:matching_match_changelist")
+    assert [m.pk for m in client.get(url, {"strong": "yes"}).context["cl"].result_list] == [match.pk]
+    assert [m.pk for m in client.get(url, {"strong": "no"}).context["cl"].result_list] == [weak.pk]
+
+
+def test_rebuild_runs_say_whether_they_finished_failed_stalled_or_are_going(secretariat, login):
+    from apps.matching.models import RebuildRun
+
+    now = timezone.now()
+    runs = {
+        "finished": RebuildRun.objects.create(
+            model_version=1, total_chunks=2, done_chunks=2, finished_at=now
+        ),
+        "failed": RebuildRun.objects.create(
+            model_version=1, total_chunks=2, done_chunks=2, finished_at=now, failed=True
+        ),
+        "going": RebuildRun.objects.create(model_version=1, total_chunks=2, done_chunks=1, progress_at=now),
+        "stalled": RebuildRun.objects.create(
+            model_version=1, total_chunks=2, done_chunks=1, progress_at=now - timedelta(hours=2)
+        ),
+    }
+    client = login(secretariat)
+    for status, run in runs.items():
+        page = client.get(reverse("admin:matching_rebuildrun_change", args=[run.pk])).content.decode()
+        assert re.search(rf'<div class="readonly">{status}[ <(]', page), status
+    assert [r.pk for r in client.get(reverse("admin:matching_rebuildrun_changelist"), {"failed__exact": "1"})
+            .context["cl"].result_list] == [runs["failed"].pk]  # fmt: skip
 
 
 def test_an_interest_can_be_taken_back_until_it_is_a_connection(match, kenya, japan, login):

@@ -394,6 +394,29 @@ def test_history_list_query_count(n, staff, django_assert_num_queries):
     assert response.status_code == 200
 
 
+def test_history_names_parties_and_fields_and_keeps_whole_texts_on_the_entrys_page(staff):
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    long_text = "Earlier description. " * 10
+    event = PostEvent.objects.create(
+        post=post,
+        action="updated",
+        actor_label="sam",
+        changes={
+            "party_id": [party("FJI").pk, party("UGA").pk],
+            "partner_parties": [[], [party("TZA").pk, party("KEN").pk]],
+            "description": [long_text, "New."],
+            "involves_iplc": [False, True],
+        },
+    )
+    html = staff.get(change_url(post)).content.decode()
+    assert "Party: Fiji (FJI) → Uganda (UGA)" in html  # was "party_id: 62 → 185"
+    assert "partner Parties: — → United Republic of Tanzania (TZA), Kenya (KEN)" in html
+    assert "Indigenous Peoples and local communities take part: no → yes" in html
+    assert long_text not in html and long_text[:60] in html  # shortened in the table
+    entry = staff.get(reverse("admin:posts_postevent_change", args=[event.pk])).content.decode()
+    assert long_text.strip() in entry  # the whole earlier text, on the entry's own page
+
+
 def test_change_page_query_count_does_not_grow_with_history(staff, django_assert_max_num_queries):
     post = PostFactory(status=S.DRAFT, published_at=None)
     PostEvent.objects.bulk_create(

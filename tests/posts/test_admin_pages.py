@@ -48,7 +48,7 @@ def test_saving_an_unchanged_offer_changes_nothing_even_its_eligibility(staff, s
     offer.refresh_from_db()
     assert offer.eligible == ["KEN", "SIDS"]
     latest = LogEntry.objects.filter(object_id=str(offer.pk)).order_by("-pk").first()
-    assert "eligible Parties and groups" in latest.get_change_message()
+    assert "Eligible Parties and groups" in latest.get_change_message()
 
 
 def test_a_post_that_cannot_be_edited_is_viewed_not_changed(staff):

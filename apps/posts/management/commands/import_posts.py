@@ -162,7 +162,8 @@ class Command(BaseCommand):
         kept = f", kept as they were {skipped[0]:,}" if options["keep_existing"] else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Imported {posts:,} posts from {path.name} in {elapsed:.1f} s: created {result.created:,}, "
+                f"Imported {posts:,} post{'' if posts == 1 else 's'} from {path.name} in {elapsed:.1f} s: "
+                f"created {result.created:,}, "
                 f"updated {result.updated:,}, unchanged {result.unchanged:,}{kept}."
             )
         )
@@ -175,6 +176,13 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user named {username!r}.")
         actor = Actor.for_user(user)
+        if actor.is_deactivated_provider:
+            # The real reason, not "only ... support providers can": the user is one, of a deactivated provider.
+            raise CommandError(
+                f"{username} may not import posts: the secretariat has deactivated their support provider, "
+                f"{user.provider.short_name}. Its users may still withdraw or close its posts, on the site or "
+                "through the API."
+            )
         if not (actor.is_secretariat or actor.can_post):
             raise CommandError(
                 f"{username} may not import posts: only the secretariat, focal points and support providers can."
