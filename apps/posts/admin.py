@@ -492,6 +492,12 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             return (*CONTENT_FIELDS, *LIFE_CYCLE_FIELDS)
         return LIFE_CYCLE_FIELDS
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in ("title", "description") and field is not None:
+            field.widget.attrs["dir"] = "auto"  # right-to-left text typed and shown as such
+        return field
+
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("support_types", "focus_areas", "sectors", "instruments"):
             kwargs["widget"] = forms.CheckboxSelectMultiple
@@ -541,11 +547,20 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         actor = Actor.for_user(request.user)
         for post in posts:
             try:
-                call(actor, post)
+                moderated = call(actor, post)
             except (PostTransitionError, PermissionDenied, ValueError) as error:
                 self.message_user(request, f"“{post.title}”: {error}", messages.ERROR)
             else:
                 done += 1
+                # In the admin's own history ("Recent actions", the post's History button) too, not only in the
+                # post's history below the form.
+                if moderated.status == Post.Status.RETURNED:
+                    message = gettext("Returned to its owner: %(reason)s") % {
+                        "reason": moderated.return_reason
+                    }
+                else:
+                    message = gettext("Published.")
+                self.log_change(request, moderated, message)
         return done
 
     @admin.action(description=_("Publish the selected posts"), permissions=["change"])

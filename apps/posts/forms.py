@@ -118,11 +118,14 @@ class PostForm(forms.Form):
     """A need or an offer of one poster (a Party or a support provider, fixed by the caller)."""
 
     kind = forms.ChoiceField(label=_("Kind"), choices=Post.Kind.choices, widget=forms.RadioSelect)
-    title = forms.CharField(label=_("Title"), max_length=TITLE_MAX_LENGTH)
+    # dir="auto": Arabic (or any right-to-left text) is typed and shown right to left, on a page in English.
+    title = forms.CharField(
+        label=_("Title"), max_length=TITLE_MAX_LENGTH, widget=forms.TextInput(attrs={"dir": "auto"})
+    )
     description = forms.CharField(
         label=_("Description"),
         max_length=DESCRIPTION_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 8}),
+        widget=forms.Textarea(attrs={"rows": 8, "dir": "auto"}),
         help_text=_("What is needed or offered, where, for whom and by when."),
     )
     support_types = _checkboxes(SupportType.choices, _("Types of support"), required=True)
@@ -342,6 +345,6 @@ class CloseForm(forms.Form):
     outcome = forms.CharField(
         label=_("Outcome"),
         max_length=DESCRIPTION_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 4}),
+        widget=forms.Textarea(attrs={"rows": 4, "dir": "auto"}),
         help_text=_("How was the need met or the offer taken up? Who took part?"),
     )

@@ -4,6 +4,7 @@ history, search, query counts, and who may use any of it."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
@@ -80,6 +81,9 @@ def test_publish_action_goes_through_the_service(staff, secretariat):
         event = post.events.get()
         assert (event.action, event.actor, event.from_status) == ("published", secretariat, S.SUBMITTED)
         assert post.matching_pending
+        # And in the admin's own history ("Recent actions", the History button), as the README says.
+        entry = LogEntry.objects.get(object_id=str(post.pk), content_type__model="post")
+        assert (entry.user, entry.get_change_message()) == (secretariat, "Published.")
     assert "Published 2 posts." in messages_of(response)
 
 

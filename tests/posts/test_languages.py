@@ -3,6 +3,8 @@ when not given, and the form's default follows the page's language. Matching rea
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import translation
@@ -116,3 +118,14 @@ def test_the_import_names_the_line_of_a_wrong_language(tmp_path):
     _message, stderr = run_failing(path)
     assert "line 2: language: The text seems to be in Russian, not English" in stderr
     assert not Post.objects.exists()
+
+
+@pytest.mark.django_db
+def test_text_fields_take_the_direction_of_what_is_typed(focal_point, login, secretariat):
+    html = login(focal_point).get(reverse("posts:create")).content.decode()
+    assert re.search(r'<input type="text" name="title"[^>]* dir="auto"', html)
+    assert re.search(r'<textarea name="description"[^>]* dir="auto"', html)
+    post = Post.objects.create(kind="need", party=party("JOR"), title="نظام إنذار", description=ARABIC,
+                               language="ar", status="draft")  # fmt: skip
+    admin_page = login(secretariat).get(reverse("admin:posts_post_change", args=[post.pk])).content.decode()
+    assert re.search(r'<input type="text" name="title"[^>]* dir="auto"', admin_page)
