@@ -7,6 +7,7 @@ rules live here once; the web form shares the cross-field rules through `post_ru
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -222,6 +223,9 @@ def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int,
     return value
 
 
+_PADDED_PLATFORM_ID = re.compile(r"post-0[0-9]*")
+
+
 def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str | None = None) -> PostData:
     """Validate one record of the import format; raise PostDataError naming every bad field."""
     if not isinstance(record, dict):
@@ -249,6 +253,15 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         external_id = None
     elif isinstance(external_id, str) and len(external_id.strip()) > 100:
         errors.append(FieldError("external_id", _("At most 100 characters."), "max_length"))
+    elif isinstance(external_id, str) and _PADDED_PLATFORM_ID.fullmatch(external_id.strip()):
+        # post-0061 would name post 61 too (two names for one post: a batch with both was refused with a
+        # misleading message), or else make a new post under a name of the platform's.
+        number = int(external_id.strip()[5:])
+        errors.append(
+            FieldError(
+                "external_id", _("Write the post's number without leading zeros: post-%(n)d.") % {"n": number}
+            )
+        )
 
     kind = record.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:

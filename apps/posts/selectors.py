@@ -149,7 +149,8 @@ def post_awaiting_moderation_count() -> int:
 
 
 # `post-<id>`: how exports and the API name a post made in the platform, which has no external id of its own.
-PLATFORM_EXPORT_ID = re.compile(r"post-([0-9]{1,18})")
+# `post-<id>`, the number as the platform writes it (no leading zeros: post_data refuses post-0061).
+PLATFORM_EXPORT_ID = re.compile(r"post-([1-9][0-9]{0,17})")
 
 
 def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[str, Post]:

@@ -187,3 +187,18 @@ def test_schema_lists_every_status_of_the_import(api):
     responses = api().get("/api/v1/schema/?format=json").json()["paths"][IMPORT]["post"]["responses"]
     assert {"200", "400", "401", "403", "409", "413", "415", "429"} <= set(responses)
     assert responses["413"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_a_platform_post_has_one_name_only(api, tokens):
+    """post-0061 named post 61 too: with post-61 in the same batch, the second was refused as naming a post that
+    does not exist."""
+    post = PostFactory(party=party("KEN"))
+    for name in (f"post-0{post.pk}", "post-0", "post-00"):
+        response = api(tokens["ken"]).post(IMPORT, {"items": [item(0, external_id=name)]}, format="json")
+        assert response.status_code == 400
+        error = response.json()["errors"][0]
+        assert error["field"] == "external_id" and "without leading zeros" in error["message"]
+    response = api(tokens["ken"]).post(IMPORT, {"items": [item(0, external_id=f"post-{post.pk}")]}, format="json")
+    assert response.status_code == 200
+    post.refresh_from_db()
+    assert post.title == item(0)["title"]
