@@ -111,6 +111,9 @@ class Table:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     note: str = ""
+    # How many first cells of a row name it (row headers): two where a row is a pair, such as a type of support
+    # and a focus area, so that a cell is read out with both.
+    row_headers: int = 1
 
 
 def report_layout(export: dict) -> dict[str, Any]:
@@ -253,6 +256,7 @@ def report_layout(export: dict) -> dict[str, Any]:
             str(FIGURE_LABELS["offers_per_need"]),
         ],
         note=str(_("Fewer than one open offer per open need: offers are missing there.")),
+        row_headers=2,
     )
     for st in SupportType.values:
         for fa in FocusArea.values:

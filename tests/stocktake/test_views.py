@@ -70,6 +70,11 @@ def test_committee_and_secretariat_read_the_report(request, login, world, role):
     assert 'role="img" aria-labelledby="chart-posts-title chart-posts-desc"' in html
     assert '<title id="chart-posts-title">Needs and offers published, by month</title>' in html
     assert "<caption" in html and '<th scope="col">' in html and '<th scope="row">' in html
+    # Supply and demand: a row is a type of support and a focus area, both row headers, so that a cell is read
+    # out with the two (three rows per type of support sounded alike).
+    balance = html[html.index('id="balance"') :]
+    first_row = balance[balance.index("<tbody>") : balance.index("</tr>", balance.index("<tbody>"))]
+    assert first_row.count('<th scope="row">') == 2 and '<th scope="row">Adaptation, resilience' in first_row
     assert "css/stocktake-print.css" in html
     # The waiting needs are listed by title: N_old (unanswered) and N4 (unmatched).
     assert world.n4.title in html and world.n_old.title in html
