@@ -92,6 +92,8 @@ def test_docs_work_offline(api):
             "/api/v1/schema/" in html or "/api/v1/schema/" in api().get(url, {"script": ""}).content.decode()
         )
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), html
+        assert '<html lang="en">' in html  # the language of the page's text, for screen readers
+    assert '<a href="/"' in api().get("/api/v1/docs/").content.decode()  # a way back to the site
     script = api().get("/api/v1/docs/", {"script": ""})
     assert script.status_code == 200 and "javascript" in script["Content-Type"]
     # A token pasted into the docs is not kept in the site's localStorage, where any script could read it.
