@@ -19,7 +19,29 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 16, 64
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 DASHES = ("", "6 4", "2 3", "8 3 2 3", "1 2", "10 2")
 
+# Bars of the second series on are hatched (white strokes over their colour), so that series stay apart in
+# greyscale and for readers who do not tell the colours apart: none, diagonal, cross, horizontal, vertical, other.
+HATCHES = ("", "M0,8 L8,0", "M0,0 L8,8 M0,8 L8,0", "M0,4 L8,4", "M4,0 L4,8", "M0,0 L8,8")
+
 Series = Sequence[tuple[str, Sequence[float | int | None]]]
+
+
+def _bar_fills(chart_id: str, count: int) -> tuple[list[str], list[str]]:
+    """The fill of each series' bars and the <defs> of their hatch patterns."""
+    fills, defs = [], []
+    for i in range(count):
+        colour, hatch = COLOURS[i % len(COLOURS)], HATCHES[i % len(HATCHES)]
+        if not hatch:
+            fills.append(colour)
+            continue
+        pattern = f"{escape(chart_id)}-hatch-{i}"
+        defs.append(
+            f'<pattern id="{pattern}" width="8" height="8" patternUnits="userSpaceOnUse">'
+            f'<rect width="8" height="8" fill="{colour}"/><path d="{hatch}" stroke="#ffffff" stroke-width="2"/>'
+            "</pattern>"
+        )
+        fills.append(f"url(#{pattern})")
+    return fills, (["<defs>", *defs, "</defs>"] if defs else [])
 
 
 def nice_ticks(maximum: float, count: int = 5) -> list[float]:
@@ -85,7 +107,7 @@ def _axes(ticks: list[float], labels: Sequence[str], slot: float) -> list[str]:
 LEGEND_ROW = 18  # height of a row of the legend; a legend too wide for one row wraps, and the chart grows
 
 
-def _legend(names: Sequence[str], *, bars: bool) -> tuple[list[str], int]:
+def _legend(names: Sequence[str], *, bars: bool, fills: Sequence[str] = ()) -> tuple[list[str], int]:
     """The legend's elements and its number of rows: entries left to right, wrapping before one would pass the
     right margin (a French legend is a third longer than the English one)."""
     out = ['<g class="chart-legend" font-size="12" fill="#1b1f24">']
@@ -97,7 +119,8 @@ def _legend(names: Sequence[str], *, bars: bool) -> tuple[list[str], int]:
         y = HEIGHT - 18 + LEGEND_ROW * row
         colour = COLOURS[i % len(COLOURS)]
         if bars:
-            out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="12" fill="{colour}"/>')
+            fill = fills[i] if i < len(fills) else colour
+            out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="12" fill="{fill}"/>')
         else:
             dash = DASHES[i % len(DASHES)]
             dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
@@ -157,10 +180,10 @@ def bar_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], se
     top = ticks[-1] or 1
     slot = plot_w / max(len(labels), 1)
     bar_w = slot * 0.8 / max(len(series), 1)
-    body = _axes(ticks, labels, slot)
+    fills, defs = _bar_fills(chart_id, len(series))
+    body = [*defs, *_axes(ticks, labels, slot)]
     for i, (name, vs) in enumerate(series):
-        colour = COLOURS[i % len(COLOURS)]
-        body.append(f'<g class="chart-series" aria-label="{escape(name)}" fill="{colour}">')
+        body.append(f'<g class="chart-series" aria-label="{escape(name)}" fill="{fills[i]}">')
         for j, value in enumerate(vs):
             height = plot_h * (value or 0) / top
             x = MARGIN_LEFT + slot * j + slot * 0.1 + bar_w * i
@@ -170,4 +193,6 @@ def bar_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], se
                 f"<title>{escape(name)}, {escape(labels[j])}: {_fmt(value or 0)}</title></rect>"
             )
         body.append("</g>")
-    return _frame(chart_id, title, desc, body, _legend([name for name, _vs in series], bars=True))
+    return _frame(
+        chart_id, title, desc, body, _legend([name for name, _vs in series], bars=True, fills=fills)
+    )

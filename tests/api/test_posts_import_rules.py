@@ -198,7 +198,9 @@ def test_a_platform_post_has_one_name_only(api, tokens):
         assert response.status_code == 400
         error = response.json()["errors"][0]
         assert error["field"] == "external_id" and "without leading zeros" in error["message"]
-    response = api(tokens["ken"]).post(IMPORT, {"items": [item(0, external_id=f"post-{post.pk}")]}, format="json")
+    response = api(tokens["ken"]).post(
+        IMPORT, {"items": [item(0, external_id=f"post-{post.pk}")]}, format="json"
+    )
     assert response.status_code == 200
     post.refresh_from_db()
     assert post.title == item(0)["title"]

@@ -150,6 +150,9 @@ def test_charts_are_labelled_and_escape_text():
     )
     assert bars.count("<rect x=") == 4 + 2  # four bars and two legend keys
     assert "<title>y, b: 0</title>" in bars
+    # The second series is hatched, its legend key too: the two differ without their colours.
+    assert '<pattern id="c2-hatch-1"' in bars and "c2-hatch-0" not in bars
+    assert bars.count('fill="url(#c2-hatch-1)"') == 2  # its bars' group and its legend key
 
 
 def test_a_legend_too_wide_for_one_row_wraps_and_the_chart_grows_to_hold_it():
