@@ -733,7 +733,10 @@ def _import_chunk(
         if post.status in MATCHING_STATUSES:
             post.matching_pending = True
         to_update.append((post, data, relation_changes))
-        events.append(_event(post, actor, from_status, changes))
+        # A change of status is recorded as that step (withdrawn, submitted...), as the web and the API record
+        # it, with whatever else the line changed: the history reads the same whichever way it came.
+        action = _IMPORT_STEP.get(post.status, PostEvent.Action.UPDATED) if "status" in changes else None
+        events.append(_event(post, actor, from_status, changes, action=action or PostEvent.Action.UPDATED))
 
     if to_update:
         Post.objects.bulk_update([post for post, _d, _r in to_update], _IMPORT_UPDATE_FIELDS)
@@ -750,6 +753,13 @@ def _import_chunk(
     if to_match:
         # The posts were saved with matching_pending set, so a lost hand-off is picked up by the sweep.
         matching_enqueue(post_ids=to_match)
+
+
+_IMPORT_STEP = {
+    Status.SUBMITTED: PostEvent.Action.SUBMITTED,
+    Status.PUBLISHED: PostEvent.Action.PUBLISHED,
+    Status.WITHDRAWN: PostEvent.Action.WITHDRAWN,
+}
 
 
 def _event(post: Post, actor: Actor, from_status: str, changes: dict, action: str = PostEvent.Action.UPDATED):

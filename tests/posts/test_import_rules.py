@@ -208,6 +208,9 @@ def test_a_focal_point_withdraws_by_import_but_never_moderates(tmp_path, focal_p
     assert "line 2: status: Only the secretariat imports posts as published." in stderr
     run(write(tmp_path, [need(1, status="withdrawn")]), "--as", focal_point.username)
     assert the_post().status == S.WITHDRAWN
+    # Recorded as a withdrawal, as on the site (it was an "update" with a changed status).
+    event = the_post().events.get()
+    assert (event.action, event.from_status, event.to_status) == ("withdrawn", S.PUBLISHED, S.WITHDRAWN)
 
 
 def test_service_refuses_a_final_post_with_the_item_and_field(focal_point):
