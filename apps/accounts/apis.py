@@ -156,9 +156,16 @@ MAX_OFFSET = 10**9
 def offset_page_parameters(*, default: int, most: int) -> list[OpenApiParameter]:
     """The schema's `limit` and `offset` of an `offset_page` list."""
     return [
-        OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {most}; default {default}."),
+        # Raw schemas: the bounds the server checks are in the contract (a client generator, Schemathesis).
         OpenApiParameter(
-            "offset", OpenApiTypes.INT, description="Rows to skip, in the list's order; default 0."
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": most},
+            description=f"1 to {most}; default {default}.",
+        ),
+        OpenApiParameter(
+            "offset",
+            {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+            description="Rows to skip, in the list's order; default 0.",
         ),
     ]
 

@@ -321,7 +321,9 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter("cursor", OpenApiTypes.STR, description="Opaque; follow the `next` link."),
     OpenApiParameter(
-        "page_size", OpenApiTypes.INT, description=f"1 to {MAX_PAGE_SIZE}; default {PAGE_SIZE}."
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"1 to {MAX_PAGE_SIZE}; default {PAGE_SIZE}.",
     ),
 ]
 

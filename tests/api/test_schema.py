@@ -76,6 +76,16 @@ def test_schema_lists_every_endpoint_with_errors_and_auth(api):
     assert "403" in schema["paths"]["/api/v1/posts/"]["post"]["responses"]
     write = schema["components"]["schemas"]["PostWriteRequest"]["properties"]
     assert {"external_id", "kind", "party", "provider", "title", "support_types", "eligible"} <= set(write)
+    # The bounds the server checks are in the contract (Schemathesis sent page_size=0 and got a 400).
+    params = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/posts/"]["get"]["parameters"]}
+    assert (params["page_size"]["minimum"], params["page_size"]["maximum"]) == (1, 100)
+    params = {
+        p["name"]: p["schema"] for p in schema["paths"]["/api/v1/posts/{id}/matches/"]["get"]["parameters"]
+    }
+    assert params["limit"]["minimum"] == 1 and (params["offset"]["minimum"], params["offset"]["maximum"]) == (
+        0,
+        10**9,
+    )
 
 
 def test_docs_work_offline(api):
