@@ -347,6 +347,21 @@ def test_export_matches_stops_quietly_when_its_reader_does(corpus):
     assert len(head.lines) == 1 and json.loads(head.lines[0])["rank"] == 1
 
 
+def test_export_matches_writes_any_script_to_an_output_that_is_not_utf8(corpus):
+    """An external id in Arabic made export_matches fail with UnicodeEncodeError on an ASCII output."""
+    import io
+
+    Post.objects.filter(pk=corpus["n-flood"].pk).update(external_id="إنذار-1")
+    for encoding in ("ascii", "utf-8"):
+        raw = io.BytesIO()
+        out = io.TextIOWrapper(raw, encoding=encoding)
+        call_command("export_matches", stdout=out)
+        out.flush()
+        lines = [json.loads(line) for line in raw.getvalue().decode(encoding).splitlines()]
+        assert "إنذار-1" in {line["need"] for line in lines}
+        assert ("إنذار".encode() in raw.getvalue()) == (encoding == "utf-8")  # letters as they are in UTF-8
+
+
 def test_rebuild_command_in_process(corpus, capsys):
     Match.objects.all().delete()
     call_command("rebuild_matches", "--sync")

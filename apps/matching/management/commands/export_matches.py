@@ -13,9 +13,15 @@ class Command(BaseCommand):
     help = "Print the stored matches of published needs as JSON Lines: need, offer, score, rank."
 
     def handle(self, *args, **options):
+        # Letters as they are on a UTF-8 output; as \uXXXX escapes (the same JSON) on any other, where an external
+        # id in Arabic or Chinese raised UnicodeEncodeError (PYTHONIOENCODING=ascii, an old terminal).
+        encoding = (
+            (getattr(self.stdout._out, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
+        )
+        ascii_only = encoding != "utf8"
         try:
             for row in match_export_rows():
-                self.stdout.write(json.dumps(row, ensure_ascii=False))
+                self.stdout.write(json.dumps(row, ensure_ascii=ascii_only))
             self.stdout.flush()
         except BrokenPipeError:
             # The reader stopped reading (`export_matches | head`): stop too, quietly, not with a traceback.
