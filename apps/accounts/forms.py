@@ -96,3 +96,15 @@ class PasswordChangeForm(PlainPasswordHelpMixin, auth_forms.PasswordChangeForm):
 
 class SetPasswordForm(PlainPasswordHelpMixin, auth_forms.SetPasswordForm):
     pass
+
+
+class LoginForm(auth_forms.AuthenticationForm):
+    """Django's login form with its username length enforced: Django sets the field's max_length after the
+    field is made, which adds no validator, so a username of megabytes reached authenticate() and was stored in
+    the lockout records (django-axes) and sent back in the page."""
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data.get("username") or ""
+        if len(username) > (self.fields["username"].max_length or 254):
+            raise forms.ValidationError(_("No account has a username this long."), code="max_length")
+        return username

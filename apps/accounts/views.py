@@ -15,7 +15,7 @@ from django.urls import reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from .forms import PasswordChangeForm, PasswordResetForm, ProfileForm, SetPasswordForm
+from .forms import LoginForm, PasswordChangeForm, PasswordResetForm, ProfileForm, SetPasswordForm
 from .permissions import ApiRateThrottle
 
 
@@ -43,6 +43,8 @@ def _remember_language(response: HttpResponse, language: str) -> None:
 
 
 class LoginView(auth_views.LoginView):
+    authentication_form = LoginForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         # A saved preference wins; with none ("Same as the site"), the language chosen before logging in stays

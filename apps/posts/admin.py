@@ -354,7 +354,10 @@ class PostAdminForm(forms.ModelForm):
         opened_at = cleaned.get("opened_at")
         if self.instance.pk is not None and opened_at is not None and opened_at != self.instance.updated_at:
             # Another admin, the poster or an import changed the post since this form was filled: saving it
-            # would put their values back without a word.
+            # would put their values back without a word. The form shown again carries the post's latest time,
+            # so that saving it again (after a look at the post) goes through.
+            self.data = self.data.copy()
+            self.data["opened_at"] = self.instance.updated_at.isoformat()
             raise forms.ValidationError(str(PostEditConflict(self.instance)))
         for error in post_rules_errors(
             kind=cleaned.get("kind"),

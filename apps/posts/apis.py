@@ -208,7 +208,7 @@ def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
         raise invalid
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # "[[[[..." nests too deep
         raise invalid from None
     if not isinstance(payload, dict) or payload.get("o") != ordering:
         raise invalid
@@ -223,6 +223,10 @@ def _decode_cursor(cursor: str, ordering: str) -> tuple[Any, int]:
             value = None
         if value is None or timezone.is_naive(value):
             raise invalid
+        try:
+            value.astimezone(UTC)  # 0001-01-01T00:00+05:00 is before year 1 in UTC: no database date
+        except OverflowError:
+            raise invalid from None
     elif kind == "text":
         if not isinstance(value, str) or unsafe_text_problem(value):  # NUL, or a lone surrogate (`\ud800`)
             raise invalid

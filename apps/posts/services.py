@@ -718,6 +718,10 @@ def _import_chunk(
         changes = _apply_data(post, data)
         relation_changes = _diff_relations(post, data, current)
         changes.update(relation_changes)
+        if from_status == Status.RETURNED and status == Status.SUBMITTED and not changes:
+            # The file still says "submitted" for a post the secretariat returned since, and changes nothing:
+            # a sync that is behind, not a resubmission (which would put it back in the queue unchanged).
+            status = from_status
         if status != from_status:
             changes["status"] = [from_status, status]
             post.status = status

@@ -226,6 +226,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: only the API's bulk import takes a large one.
+    "apps.accounts.middleware.RequestSizeMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -560,9 +562,11 @@ LOGGING = {
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
 # transaction mode (before 1.21, or without max_prepared_statements).
 API_PREPARED_STATEMENTS = env.bool("API_PREPARED_STATEMENTS", default=True)
-# The largest request body read (bytes). Django's 2.5 MB refused an API import of 140 long posts; 1,000 posts of
-# the longest description (20,000 characters) take about 25 MB. Anything larger is a 413 naming the limit.
+# The largest body of the API's bulk import (bytes). Django's 2.5 MB refused an import of 140 long posts; 1,000
+# posts of the longest description (20,000 characters) take about 25 MB. Anything larger is a 413 naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, least=1024 * 1024)
+# Every other request's body (forms, the rest of the API): Django's own default (`accounts.middleware`).
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 2_621_440, least=64 * 1024)
 # Posts per page in the public list and the dashboards (0 made the home page a 500).
 POSTS_PAGE_SIZE = env_int("POSTS_PAGE_SIZE", 20, least=1, most=500)
 # How often the sweep looks for posts still waiting to be matched (seconds; at 0, beat queued thousands).

@@ -78,12 +78,19 @@
     if (announcer) {
       announcer.textContent = message;
     }
-    if (item) {
-      var note = item.querySelector(".request-failed");
+    // Shown too: on the match it concerns, or above the list's results (which are those of the last search
+    // that worked, not of the filters now chosen).
+    var place = item || document.getElementById("results");
+    if (place) {
+      var note = place.querySelector(".request-failed");
       if (!note) {
         note = document.createElement("p");
         note.className = "message message-error request-failed";
-        item.appendChild(note);
+        if (item) {
+          item.appendChild(note);
+        } else {
+          place.insertBefore(note, place.firstChild);
+        }
       }
       note.textContent = message;
     }

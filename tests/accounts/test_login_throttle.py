@@ -226,3 +226,15 @@ def test_other_staff_cannot_see_lockouts(focal_point, login):
     focal_point.save()
     fail(Client(), "fp_bra", 1)
     assert login(focal_point).get("/admin/axes/accessattempt/").status_code == 403
+
+
+def test_a_huge_username_is_refused_before_it_is_stored_or_parsed(client, db, settings):
+    """A username of megabytes reached authenticate(): stored in the lockout records and sent back."""
+    response = client.post("/accounts/login/", {"username": "x" * 5000, "password": "whatever"})
+    assert response.status_code == 200 and "No account has a username this long." in response.content.decode()
+    assert not AccessAttempt.objects.exists()
+    # A body larger than REQUEST_MAX_BYTES is refused before anything parses it (31 MiB took a gigabyte).
+    settings.REQUEST_MAX_BYTES = 100_000
+    response = client.post("/accounts/login/", {"username": "x" * 200_000, "password": "whatever"})
+    assert response.status_code == 413 and "limit of 100000 bytes" in response.content.decode()
+    assert not AccessAttempt.objects.exists()

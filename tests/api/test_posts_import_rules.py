@@ -204,3 +204,13 @@ def test_a_platform_post_has_one_name_only(api, tokens):
     assert response.status_code == 200
     post.refresh_from_db()
     assert post.title == item(0)["title"]
+
+
+def test_only_the_bulk_import_takes_a_large_body(api, tokens, settings):
+    settings.REQUEST_MAX_BYTES = 50_000
+    big = {"items": [item(n) for n in range(400)]}  # about 90 kB
+    assert api(tokens["ken"]).post(IMPORT, big, format="json").status_code == 200
+    one = {**item(0), "external_id": "mrv-x", "description": "Solar pumps. " * 5000}  # 65 kB
+    response = api(tokens["ken"]).post("/api/v1/posts/", one, format="json")
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "too_large"

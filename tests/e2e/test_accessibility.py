@@ -69,3 +69,18 @@ def test_arabic_text_runs_right_to_left_and_long_words_stay_on_a_phones_screen(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide on a 390px screen"
     assert re.search("Гидрометеорологические", page.locator("#results").inner_text())
+
+
+def test_a_failed_search_says_so_on_the_page_and_to_screen_readers(
+    live_server,
+    browser_page,  # noqa: F811
+):
+    page = browser_page
+    PostFactory(title="Flood early warning", kind="need")
+    page.goto(f"{live_server.url}/posts/")
+    # The server fails the live search (the full page itself loaded).
+    page.route(re.compile(r".*/posts/\?.*"), lambda route: route.fulfill(status=500, body="boom"))
+    page.get_by_label("Kind").select_option("offer")
+    message = "The request failed: try again, or reload the page."
+    page.locator("#results .request-failed").get_by_text(message).wait_for()
+    assert page.locator("#results-announcer").inner_text() == message

@@ -142,6 +142,16 @@ def test_a_published_post_stays_published_when_its_file_still_says_submitted(tmp
     assert "unchanged 2" in out
 
 
+def test_a_returned_post_goes_back_to_the_queue_only_when_its_line_changes_it(tmp_path):
+    lines = [need(1, status="submitted"), need(2, status="submitted")]
+    run(write(tmp_path, lines))
+    for external_id in ("need-1", "need-2"):
+        post_return(actor=STAFF, post=the_post(external_id), reason="Add the budget.")
+    # need-1's line is fixed (an amount added) and resubmits it; need-2's is the same line again: it stays returned.
+    run(write(tmp_path, [need(1, status="submitted", amount_usd=250000), need(2, status="submitted")]))
+    assert (the_post("need-1").status, the_post("need-2").status) == (S.SUBMITTED, S.RETURNED)
+
+
 @pytest.mark.parametrize("final", [S.CLOSED, S.WITHDRAWN])
 def test_closed_and_withdrawn_posts_are_never_returned_nor_moved_on(final, tmp_path):
     PostFactory(external_id="need-2", status=final)
