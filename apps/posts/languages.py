@@ -3,9 +3,10 @@
 Matching reads a post by its declared language (two posts in one language compare their words; in two, through
 the platform's main language), so a text declared in the wrong one matches worse and spoils the explanations of
 others. The form's default is easy to leave as it is. The check is conservative: it refuses a language only
-when the text's letters plainly say otherwise: mostly another script (Arabic letters declared English), or, in
-the Latin script, a long text whose common words are plainly those of English, French, Spanish or Portuguese
-while it is declared another of the four. Anything less clear passes (a text in two languages, a short one).
+when the text's letters plainly say otherwise: hardly a letter of the declared language's script (Arabic
+letters declared English), or, in the Latin script, a long text whose common words are plainly those of
+English, French, Spanish or Portuguese, with hardly any of the declared one's. Anything less clear passes (a
+text in two languages, a short one, a French text quoting English names).
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ SCRIPTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _LETTERS = {name: re.compile(f"[{chars}]") for name, (chars, _languages) in SCRIPTS.items()}
 _KANA = re.compile("[\u3040-\u30ff]")
+# A Chinese or Japanese character carries about as much as a word of a few Latin letters: counted three times,
+# so that a text in Chinese and English, half and half, is not taken for an English one.
+SCRIPT_WEIGHT = {"cjk": 3}
 MIN_LETTERS = 20  # fewer, and the text says too little
-SCRIPT_SHARE = 0.6  # the share of the letters that makes a script the text's
+SCRIPT_SHARE = 0.6  # the share of the letters that makes a script the text's, when guessing
+# A declared language is refused for its script only when the text hardly has any letters of that script: a text
+# in two languages (Arabic and English, a Chinese one naming English programmes) passes.
+ABSENT_SCRIPT_SHARE = 0.1
 
 # Common words of each of the four Latin-script languages most posts are in, none of them common in another.
 _MARKERS = {
@@ -43,30 +50,52 @@ _MARKERS = {
     "pt": "o os da do das dos e com uma ao pelo pela nos não em seu sua também",
 }
 WORD_MARKERS = {lang: frozenset(words.split()) for lang, words in _MARKERS.items()}
-MIN_MARKERS = 8  # common words counted before the Latin check says anything
-MARKER_RATIO = 4  # the text's language must show this many times the declared one's common words
+# Refusing: the text's language shows at least 8 of its common words, 4 times the declared one's, and the
+# declared one at most 2 (a French text quoting an English name keeps its own "le", "des", "et"...).
+REFUSE_MARKERS, REFUSE_RATIO, DECLARED_AT_MOST = 8, 4, 2
+# Guessing a language not given: a sentence says enough (3 common words, 3 times any other's).
+GUESS_MARKERS, GUESS_RATIO = 3, 3
 _WORD = re.compile(r"[^\W\d_]+")
+
+
+def _script_shares(text: str) -> dict[str, float]:
+    counts = {
+        name: len(pattern.findall(text)) * SCRIPT_WEIGHT.get(name, 1) for name, pattern in _LETTERS.items()
+    }
+    total = sum(counts.values())
+    if total < MIN_LETTERS:
+        return {}
+    return {name: count / total for name, count in counts.items()}
 
 
 def text_script(text: str) -> str | None:
     """The script of most of the text's letters, or None when it has too few letters or no script dominates."""
-    counts = {name: len(pattern.findall(text)) for name, pattern in _LETTERS.items()}
-    total = sum(counts.values())
-    if total < MIN_LETTERS:
+    shares = _script_shares(text)
+    if not shares:
         return None
-    script = max(counts, key=counts.__getitem__)
-    return script if counts[script] >= SCRIPT_SHARE * total else None
+    script = max(shares, key=shares.__getitem__)
+    return script if shares[script] >= SCRIPT_SHARE else None
 
 
-def latin_language(text: str) -> str | None:
-    """English, French, Spanish or Portuguese when the text's common words say so plainly, else None."""
+# Endings that only Spanish or only Portuguese words have (capacitación, formação): counted as common words.
+_ENDINGS = {"es": ("ción", "ciones"), "pt": ("ção", "ções")}
+
+
+def _marker_counts(text: str) -> dict[str, int]:
     words = Counter(w.lower() for w in _WORD.findall(text))
     counts = {lang: sum(words[w] for w in markers) for lang, markers in WORD_MARKERS.items()}
+    for lang, endings in _ENDINGS.items():
+        counts[lang] += sum(n for word, n in words.items() if word.endswith(endings))
+    return counts
+
+
+def latin_language(text: str, *, least: int = REFUSE_MARKERS, ratio: int = REFUSE_RATIO) -> str | None:
+    """English, French, Spanish or Portuguese when the text's common words say so (at least `least` of them,
+    `ratio` times any other language's), else None."""
+    counts = _marker_counts(text)
     best = max(counts, key=counts.__getitem__)
     others = max(n for lang, n in counts.items() if lang != best)
-    if counts[best] >= MIN_MARKERS and counts[best] >= MARKER_RATIO * max(others, 1):
-        return best
-    return None
+    return best if counts[best] >= least and counts[best] >= ratio * max(others, 1) else None
 
 
 def guess_language(text: str) -> str | None:
@@ -75,7 +104,7 @@ def guess_language(text: str) -> str | None:
     if script is None:
         return None
     if script == "latin":
-        return latin_language(text)
+        return latin_language(text, least=GUESS_MARKERS, ratio=GUESS_RATIO)
     if script == "cjk" and len(_KANA.findall(text)) * 20 >= len(_LETTERS["cjk"].findall(text)):
         return "ja"
     return SCRIPTS[script][1][0]
@@ -85,15 +114,18 @@ def language_mismatch(language: str, text: str) -> str | None:
     """Why `language` cannot be the language of `text` (a message for the poster), or None when it can be."""
     from apps.posts.templatetags.post_tags import language_name_in_sentence as name
 
-    script = text_script(text)
-    if script is None:
+    shares = _script_shares(text)
+    if not shares:
         return None
-    if language in SCRIPTS[script][1]:
-        found = latin_language(text) if script == "latin" and language in WORD_MARKERS else None
-        if found is None or found == language:
+    declared_script = next((script for script, (_c, langs) in SCRIPTS.items() if language in langs), None)
+    if declared_script is not None and shares[declared_script] < ABSENT_SCRIPT_SHARE:
+        found = guess_language(text)
+    elif declared_script == "latin" and language in WORD_MARKERS:
+        found = latin_language(text)
+        if found is None or found == language or _marker_counts(text)[language] > DECLARED_AT_MOST:
             return None
     else:
-        found = guess_language(text)
+        return None
     if found is None:
         return _(
             "The language chosen (%(declared)s) does not fit the letters of the text: choose the language it is "

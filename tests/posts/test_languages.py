@@ -76,6 +76,33 @@ def test_a_language_written_in_the_texts_script_passes_unless_its_words_say_othe
     assert language_mismatch(language, text) is None
 
 
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        # Half Chinese, half English: a Chinese character weighs as a short word, not as one Latin letter.
+        ("zh", CHINESE + " We need to build a flash-flood early-warning system with rain gauges and training."),
+        ("zh", "申请绿色气候基金（GCF）Readiness and Preparatory Support Programme 与 UNDP 合作的预警项目。"),
+        ("ar", ARABIC + " " + ENGLISH),
+        ("ru", RUSSIAN + " " + ENGLISH),
+        # French naming English coalitions: its own "la", "des", "et" say it is French.
+        ("fr", "Adhésion à la Coalition for Disaster Resilient Infrastructure and the Risk-informed Early Action "
+               "Partnership, et formation des services météorologiques et des communes du pays."),
+    ],
+)  # fmt: skip
+def test_a_text_in_two_languages_passes_as_either(language, text):
+    assert language_mismatch(language, text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "guess"),
+    [("Necesitamos capacitación de brigadistas en detección temprana de incendios con drones y satélites.", "es"),
+     ("Precisamos de formação das equipes para a detecção precoce de incêndios com drones e satélites.", "pt"),
+     ("Nous cherchons des partenaires pour la formation des équipes et le suivi des incendies.", "fr")],
+)  # fmt: skip
+def test_one_sentence_is_enough_to_guess_a_missing_language(text, guess):
+    assert guess_language(text) == guess
+
+
 def test_the_message_names_the_languages_in_the_pages_language():
     with translation.override("fr"):
         message = language_mismatch("en", ARABIC)
@@ -114,7 +141,9 @@ def test_the_web_form_shows_the_mismatch_on_the_language_field(focal_point, logi
 
 @pytest.mark.django_db
 def test_the_import_names_the_line_of_a_wrong_language(tmp_path):
-    path = write(tmp_path, [need(1), need(2, description=RUSSIAN, language="en")])
+    path = write(
+        tmp_path, [need(1), need(2, title="Обучение мониторингу пожаров", description=RUSSIAN, language="en")]
+    )
     _message, stderr = run_failing(path)
     assert "line 2: language: The text seems to be in Russian, not English" in stderr
     assert not Post.objects.exists()
