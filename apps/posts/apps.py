@@ -3,14 +3,16 @@ from django.db.backends.signals import connection_created
 from django.utils.translation import gettext_lazy as _
 
 
-def _sqlite_casefold(sender, connection, **kwargs) -> None:
+def _sqlite_fold(sender, connection, **kwargs) -> None:
     """SQLite compares letters regardless of case in ASCII only (ОБУЧЕНИЕ would not find обучение): the search
-    casefolds both sides through this function (`selectors.post_search`)."""
+    folds the texts through this function as it folds the query (`selectors.search_fold`)."""
     if connection.vendor == "sqlite":
+        from .selectors import search_fold
+
         connection.connection.create_function(
-            "nma_casefold",
+            "nma_fold",
             1,
-            lambda text: text.casefold() if isinstance(text, str) else text,
+            lambda text: search_fold(text) if isinstance(text, str) else text,
             deterministic=True,
         )
 
@@ -20,4 +22,4 @@ class PostsConfig(AppConfig):
     verbose_name = _("Needs and offers")
 
     def ready(self) -> None:
-        connection_created.connect(_sqlite_casefold, dispatch_uid="nma_sqlite_casefold")
+        connection_created.connect(_sqlite_fold, dispatch_uid="nma_sqlite_fold")

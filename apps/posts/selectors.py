@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import F, Func, Q
+from django.db.models import F, Func, Q, TextField, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 
 from apps.accounts.actors import Actor
 
@@ -48,10 +49,11 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
     PostgreSQL matches the expression of the GIN index of migration 0005 (English stemming: "mangrove" finds
     "mangroves"; a post in another language is stemmed by the same rules as the query, so its words still find
     themselves), with web-search syntax: quotes, OR, -word. A query with letters of another script than the
-    Latin one (Arabic, Chinese, Cyrillic...) is searched word by word within the texts instead: English stemming
-    knows nothing of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات بالفيضانات), and
-    Chinese has no spaces to find words by. SQLite, the embedded default, does the same for every query, letters
-    compared regardless of case in every script (`apps.posts.apps`).
+    Latin one (Arabic, Chinese, Cyrillic...) is searched within the texts instead (`_within_terms`): English
+    stemming knows nothing of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات
+    بالفيضانات), and Chinese has no spaces to find words by. SQLite, the embedded default, searches every query
+    so. Within the texts, letters compare regardless of case in every script, and as the word model reads them
+    (`search_fold`: alef with or without hamza, ё and е).
     """
     text = text.strip()[:200]
     if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
@@ -61,20 +63,108 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
         return qs.annotate(search_vector=vector).filter(
             search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
-    if connection.vendor == "sqlite":  # each word as typed, as before
-        qs = qs.annotate(_title=Func(F("title"), function="nma_casefold"),
-                         _description=Func(F("description"), function="nma_casefold"))  # fmt: skip
-        for word in text.split():
-            qs = qs.filter(Q(_title__contains=word.casefold()) | Q(_description__contains=word.casefold()))
-        return qs
-    for word in _QUERY_WORD.findall(text):
-        qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
+    if connection.vendor == "sqlite":
+        folded = {name: Func(F(name), function="nma_fold", output_field=TextField())
+                  for name in ("title", "description")}  # fmt: skip
+    else:
+        folded = {name: Func(Lower(F(name)), Value(_FOLD_FROM), Value(_FOLD_TO), function="translate",
+                             output_field=TextField()) for name in ("title", "description")}  # fmt: skip
+    qs = qs.annotate(_title=folded["title"], _description=folded["description"])
+    for term, exclude in _within_terms(text):
+        found = Q(_title__contains=term) | Q(_description__contains=term)
+        qs = qs.exclude(found) if exclude else qs.filter(found)
     return qs
 
 
-# Letters of any script but the Latin one; the words of a query searched within the texts (quotes and signs off).
+# How a text and a query compare within the texts: lower case in every script, and as the word model reads
+# Arabic and Russian (`matching.engine.preprocess_text`): alef with hamza or madda as alef, ё as е.
+_FOLD_FROM, _FOLD_TO = "أإآٱё", "ااااе"
+_FOLD = str.maketrans(_FOLD_FROM, _FOLD_TO)
+
+
+def search_fold(text: str) -> str:
+    return text.lower().translate(_FOLD)
+
+
+# Letters of any script but the Latin one.
 _OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
-_QUERY_WORD = re.compile(r"[^\s\"'\-]+")
+# A term: "a phrase" or a word, either after a '-' to exclude it.
+_TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{4,}")
+_CYRILLIC_WORD = re.compile(r"[\u0400-\u04ff]{6,}")
+# Russian endings of case and number, longest first: a word typed in one form finds the others
+# (пожары -> пожар: пожаров, пожарной; наводнений -> наводнен: наводнения).
+_RU_ENDINGS = tuple(
+    sorted(
+        [
+            "ами",
+            "ями",
+            "ого",
+            "его",
+            "ому",
+            "ему",
+            "ыми",
+            "ими",
+            "ией",
+            "ий",
+            "ый",
+            "ой",
+            "ая",
+            "яя",
+            "ое",
+            "ее",
+            "ые",
+            "ие",
+            "ов",
+            "ев",
+            "ей",
+            "ам",
+            "ям",
+            "ах",
+            "ях",
+            "ом",
+            "ем",
+            "ую",
+            "юю",
+            "ию",
+            "а",
+            "я",
+            "о",
+            "е",
+            "ы",
+            "и",
+            "у",
+            "ю",
+            "ь",
+            "й",
+        ],
+        key=len,
+        reverse=True,
+    )
+)
+
+
+def _within_terms(text: str) -> list[tuple[str, bool]]:
+    """The query's terms, folded, each with whether it excludes: quoted phrases as they are; a Chinese or
+    Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart); a Russian word
+    without its ending; "or" and stray signs dropped."""
+    terms = []
+    for minus, phrase, word_minus, word in _TERM.findall(_web_search_text(text)):
+        exclude = bool(minus or word_minus)
+        term = search_fold(phrase or word.strip("'-()!&|"))
+        if not term or (not phrase and term == "or"):
+            continue
+        if phrase:
+            terms.append((term, exclude))
+            continue
+        if _CJK_RUN.fullmatch(term) and not exclude:
+            terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))
+            continue
+        if _CYRILLIC_WORD.fullmatch(term):
+            ending = next((e for e in _RU_ENDINGS if term.endswith(e) and len(term) - len(e) >= 4), "")
+            term = term[: len(term) - len(ending)] if ending else term
+        terms.append((term, exclude))
+    return terms
 
 
 # A '-' that does not stand right before a word or a quote negates nothing; PostgreSQL parses a run of them

@@ -498,6 +498,13 @@ def test_search_finds_posts_in_other_languages_by_their_own_words(client):
     assert "Sistemas de alerta temprana" in html and "Alerte précoce" not in html
 
 
+def test_search_excludes_a_word_of_another_script_after_a_minus(client):
+    for title in ("Мониторинг лесных пожаров", "Мониторинг паводков"):
+        PostFactory(title=title, description="—", language="ru")
+    html = client.get(reverse("posts:list"), {"q": "мониторинг -пожаров"}).content.decode()
+    assert "Мониторинг паводков" in html and "Мониторинг лесных пожаров" not in html
+
+
 @pytest.mark.parametrize(
     ("q", "title"),
     [
@@ -506,6 +513,10 @@ def test_search_finds_posts_in_other_languages_by_their_own_words(client):
         ("ПОЖАРОВ", "Мониторинг лесных пожаров"),  # upper case, in any script
         ("فيضانات", "الإنذار المبكر بالفيضانات"),  # Arabic: the word without its prefix
         ("мониторинг пожаров", "Мониторинг лесных пожаров"),  # every word, anywhere
+        ("пожары", "Мониторинг лесных пожаров"),  # another form of the word: its ending off
+        ("انذار", "الإنذار المبكر بالفيضانات"),  # alef without its hamza, as it is often typed
+        ("山洪系统", "山洪预警系统"),  # a Chinese compound: its words found apart
+        ('"лесных пожаров"', "Мониторинг лесных пожаров"),  # a quoted phrase
     ],
 )
 def test_search_finds_words_of_other_scripts_within_the_texts(client, q, title):
