@@ -106,8 +106,20 @@ _AR_RU_STOP_TEXT = """
     много эту этой перед том такой им более всю между также является это эта которые который которая которых
     которого которой которую нашей наших наша наш свою свои своих
 """
+# Chinese words that say nothing of a post's subject, as the pairs of characters the word model reads (below):
+# function words, and what every request and offer says ("we need", "provide", "support"), which a corpus with
+# few Chinese posts cannot learn to discount (an unrelated pair of Chinese posts shared them).
+_ZH_STOP_TEXT = """
+    我们 你们 他们 以及 包括 进行 通过 相关 可以 需要 提供 支持 为了 由于 因为 所以 如果 但是 并且 而且 或者 其他
+    这些 那些 这个 一个 一些 没有 已经 正在 目前 以下 以上 之间 方面 工作 项目 希望 帮助 合作 开展 实施 计划 用于
+"""
 _ES_FR_STOP_WORDS = frozenset(_ES_FR_STOP_TEXT.split())
-STOP_WORDS = sorted(ENGLISH_STOP_WORDS | _ES_FR_STOP_WORDS | frozenset(_AR_RU_STOP_TEXT.split()))
+STOP_WORDS = sorted(
+    ENGLISH_STOP_WORDS
+    | _ES_FR_STOP_WORDS
+    | frozenset(_AR_RU_STOP_TEXT.split())
+    | frozenset(_ZH_STOP_TEXT.split())
+)
 
 # What the word model reads of a text (`preprocess_text`): lower case; accents off Latin letters only (é -> e,
 # as the stop words and a search typed without accents expect), while marks that make another script's letter

@@ -1019,6 +1019,8 @@ def test_chinese_posts_share_words_and_explain_them() -> None:
     results = index.match(need, k=3, floor=0.0)
     assert results[0].offer_id == 2
     assert {"山洪", "预警"} <= set(results[0].explanation["top_terms"])
+    # "We", "need", "provide": words of every request and offer, never what two posts share.
+    assert not {"我们", "需要", "提供"} & set(model.vectorizer.vocabulary_)
 
 
 def test_sentences_end_at_the_punctuation_of_each_script() -> None:
