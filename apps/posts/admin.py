@@ -37,7 +37,7 @@ from apps.accounts.actors import Actor
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
 from .forms import OpenedAtField
-from .languages import language_mismatch
+from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
 from .services import (
@@ -368,11 +368,7 @@ class PostAdminForm(forms.ModelForm):
             partner_parties=list(cleaned.get("partner_parties") or []),
         ):
             self.add_error(error.field if error.field in self.fields else None, error.message)
-        language, text = (
-            cleaned.get("language"),
-            f"{cleaned.get('title', '')} {cleaned.get('description', '')}",
-        )
-        mismatch = language_mismatch(language, text) if language and text.strip() else None
+        mismatch = form_language_mismatch(cleaned)
         if mismatch and "language" in self.fields:
             self.add_error("language", mismatch)
         return cleaned

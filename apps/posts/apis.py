@@ -194,7 +194,7 @@ def _encode_cursor(ordering: str, post: PostJson) -> str:
     if ORDERINGS[field] == "datetime":
         # The record's `...Z` as isoformat() writes it, the form cursors have always had.
         value = value.removesuffix("Z") + "+00:00"
-    # Letters as UTF-8, not \uXXXX escapes: a title of 200 Chinese or Arabic letters (or emoji) stays well under
+    # Letters as UTF-8, not JSON \u escapes: a title of 200 Chinese or Arabic letters (or emoji) stays well under
     # the length `_decode_cursor` accepts.
     payload = json.dumps(
         {"o": ordering, "v": value, "id": post.pk}, separators=(",", ":"), ensure_ascii=False

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider, reading_order
 
-from .languages import language_mismatch
+from .languages import form_language_mismatch
 from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
 from .taxonomies import (
@@ -246,11 +246,7 @@ class PostForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        language, text = (
-            cleaned.get("language"),
-            f"{cleaned.get('title', '')} {cleaned.get('description', '')}",
-        )
-        mismatch = language_mismatch(language, text) if language and text.strip() else None
+        mismatch = form_language_mismatch(cleaned)
         if mismatch:
             self.add_error("language", mismatch)
         kind = cleaned.get("kind")

@@ -135,3 +135,10 @@ def language_mismatch(language: str, text: str) -> str | None:
         "found": name(found),
         "declared": name(language),
     }
+
+
+def form_language_mismatch(cleaned: dict) -> str | None:
+    """`language_mismatch` of a post form's cleaned data (the site's form and the admin's), or None when the
+    language, the title or the description did not validate."""
+    language, text = cleaned.get("language"), f"{cleaned.get('title', '')} {cleaned.get('description', '')}"
+    return language_mismatch(language, text) if language and text.strip() else None

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Print the stored matches of published needs as JSON Lines: need, offer, score, rank."
 
     def handle(self, *args, **options):
-        # Letters as they are on a UTF-8 output; as \uXXXX escapes (the same JSON) on any other, where an external
+        # Letters as they are on a UTF-8 output; as JSON \u escapes (the same JSON) on any other, where an external
         # id in Arabic or Chinese raised UnicodeEncodeError (PYTHONIOENCODING=ascii, an old terminal).
         encoding = (
             (getattr(self.stdout._out, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
