@@ -518,11 +518,12 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         post = self.get_object(request, object_id) if object_id else None
-        extra_context = {**(extra_context or {}), "can_moderate": False}
+        extra_context = {**(extra_context or {}), "can_moderate": False, "can_take_back": False}
         if post is not None:
-            extra_context["can_moderate"] = (
-                post.status == Post.Status.SUBMITTED and self.has_change_permission(request, post)
-            )
+            can_change = self.has_change_permission(request, post)
+            extra_context["can_moderate"] = post.status == Post.Status.SUBMITTED and can_change
+            # A publication can be taken back: returned to its owner with the reason (`post_return`).
+            extra_context["can_take_back"] = post.status == Post.Status.PUBLISHED and can_change
             if post.status not in TRANSITIONS["edit"]:
                 # Nothing on the form is editable (see get_readonly_fields): offer no Save button, and call
                 # the page what it is.
@@ -553,7 +554,11 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
                 done += 1
                 # In the admin's own history ("Recent actions", the post's History button) too, not only in the
                 # post's history below the form.
-                if moderated.status == Post.Status.RETURNED:
+                if moderated.status == Post.Status.RETURNED and post.status == Post.Status.PUBLISHED:
+                    message = gettext("Publication taken back; returned to its owner: %(reason)s") % {
+                        "reason": moderated.return_reason
+                    }
+                elif moderated.status == Post.Status.RETURNED:
                     message = gettext("Returned to its owner: %(reason)s") % {
                         "reason": moderated.return_reason
                     }
@@ -603,7 +608,8 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             "form": form,
             "selected": selected,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "not_submitted": [p for p in posts if p.status != Post.Status.SUBMITTED],
+            "not_returnable": [p for p in posts if p.status not in TRANSITIONS["return"]],
+            "published": [p for p in posts if p.status == Post.Status.PUBLISHED],
         }
         return TemplateResponse(request, "admin/posts/post/return_reason.html", context)
 

@@ -17,7 +17,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection
-from django.db.models import BooleanField
+from django.db.models import BooleanField, Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.utils import timezone
@@ -47,7 +47,7 @@ from apps.accounts.permissions import CanTakeDownPosts, CanWritePosts
 from apps.parties.models import RegionalGroup
 
 from .filters import PostFilter
-from .models import Post
+from .models import Post, PostEvent
 from .post_data import FieldError, PostData, PostDataError, ReferenceData, parse_post_record
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
 from .serializers import (
@@ -68,6 +68,7 @@ from .serializers import (
     with_poster_codes,
 )
 from .services import (
+    PUBLISHED_EVENT,
     PostImportError,
     post_can_manage,
     post_close,
@@ -700,9 +701,15 @@ class PostRemovedListApi(ApiView):
             since = IsoDateTimeField().clean(raw)
         except forms.ValidationError as error:
             raise field_error("since", error.messages[0]) from None
+        # Once published: a post the secretariat took back (returned to its owner) has no publication time
+        # any more, but its history has the publication (`post_was_published`).
+        was_published = Q(published_at__isnull=False) | Q(
+            Exists(PostEvent.objects.filter(PUBLISHED_EVENT, post=OuterRef("pk"))),
+            status=Post.Status.RETURNED,
+        )
         removed = (
             Post.objects.exclude(status=Post.Status.PUBLISHED)
-            .filter(published_at__isnull=False, updated_at__gte=since)
+            .filter(was_published, updated_at__gte=since)
             .order_by("updated_at", "id")
             .values("id", "external_id", "status", "updated_at")
         )

@@ -16,6 +16,7 @@ from .selectors import post_poster_users
 SUBJECTS = {
     "published": lambda title: _("Your post is published: %(title)s") % {"title": title},
     "returned": lambda title: _("Your post was returned to you: %(title)s") % {"title": title},
+    "taken_back": lambda title: _("Your post is no longer public: %(title)s") % {"title": title},
 }
 
 
@@ -29,13 +30,22 @@ def moderation_notify(*, post_id: int, event: str) -> int:
         or post.status != {"published": Post.Status.PUBLISHED, "returned": Post.Status.RETURNED}[event]
     ):
         return 0
+    # A return from the published list takes the publication back: the email says so.
+    taken_back = (
+        event == "returned"
+        and post.events.filter(action="returned").values_list("from_status", flat=True).first()
+        == Post.Status.PUBLISHED
+    )
     by_language: dict[str, list[str]] = {}
     for user in post_poster_users(post):
         by_language.setdefault(user.preferred_language or settings.LANGUAGE_CODE, []).append(user.email)
     sent = 0
     for language, recipients in sorted(by_language.items()):
         with translation.override(language):
-            body = render_to_string(f"posts/email/{event}.txt", {"post": post, "site_url": settings.SITE_URL})
-            subject = SUBJECTS[event](single_line(post.title)[:80])
+            body = render_to_string(
+                f"posts/email/{event}.txt",
+                {"post": post, "site_url": settings.SITE_URL, "taken_back": taken_back},
+            )
+            subject = SUBJECTS["taken_back" if taken_back else event](single_line(post.title)[:80])
         sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return sent

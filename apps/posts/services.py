@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -35,7 +36,9 @@ Status = Post.Status
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "submit": (Status.DRAFT, Status.RETURNED),
     "publish": (Status.SUBMITTED,),
-    "return": (Status.SUBMITTED,),
+    # Returning a published post takes the publication back (content the secretariat should not have let
+    # through, a wrong Party): it leaves the public list and its matches, and its owner can fix and resubmit it.
+    "return": (Status.SUBMITTED, Status.PUBLISHED),
     "close": (Status.PUBLISHED,),
     "withdraw": (Status.DRAFT, Status.SUBMITTED, Status.RETURNED, Status.PUBLISHED),
     "edit": (Status.DRAFT, Status.RETURNED, Status.PUBLISHED),
@@ -87,7 +90,6 @@ _REFUSED = {
     ("publish", Status.CLOSED): gettext_lazy("A closed post cannot be published."),
     ("publish", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be published."),
     ("return", Status.DRAFT): gettext_lazy("A draft post cannot be returned."),
-    ("return", Status.PUBLISHED): gettext_lazy("A published post cannot be returned."),
     ("return", Status.RETURNED): gettext_lazy("A returned post cannot be returned again."),
     ("return", Status.CLOSED): gettext_lazy("A closed post cannot be returned."),
     ("return", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be returned."),
@@ -324,12 +326,15 @@ def _transition(
     post.status = to_status
     for name, value in fields.items():
         setattr(post, name, value)
+    if from_status == Status.PUBLISHED and to_status == Status.RETURNED:
+        post.published_at = None  # taken back: see post_return
     _stamp(post, to_status, timezone.now())
     post.save()
     _record(post, actor=actor, action=event, from_status=from_status, note=next(iter(fields.values()), ""))
     if from_status == Status.PUBLISHED and to_status != Status.PUBLISHED:
         matching_retire(post_ids=[post.pk])
-    if to_status in MATCHING_STATUSES:
+    if to_status in MATCHING_STATUSES or from_status == Status.PUBLISHED:
+        # Also a post taken back to its owner: the workers drop it from their indexes when they match it.
         _queue_matching([post])
     return post
 
@@ -355,6 +360,12 @@ def post_publish(*, actor: Actor, post: Post) -> Post:
 
 @transaction.atomic
 def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
+    """Return a submitted post to its owner with the reason, or take back a published one the same way.
+
+    A post taken back leaves the public list, and its matches are retired (as a withdrawal's are); its
+    `published_at` is cleared, so the stocktake counts it from its next publication, if any, and never as open
+    meanwhile (its history keeps the first). Partners' syncs learn of it from the removed-posts feed
+    (`post_was_published`)."""
     if not reason.strip():
         raise ValueError(_("Give the reason for returning the post, so the owner knows what to change."))
     post = _transition(
@@ -368,6 +379,15 @@ def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
     )
     _notify_posters(post.pk, "returned")
     return post
+
+
+# A history entry into or out of the published list.
+PUBLISHED_EVENT = Q(to_status=Status.PUBLISHED) | Q(from_status=Status.PUBLISHED)
+
+
+def post_was_published(post: Post) -> bool:
+    """Whether the post has ever been published (it may have been taken back since: `post_return`)."""
+    return post.published_at is not None or post.events.filter(PUBLISHED_EVENT).exists()
 
 
 def _notify_posters(post_id: int, event: str) -> None:
@@ -540,6 +560,10 @@ def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
         # A status the post has moved past in the platform (submitted, and the secretariat has published it;
         # published, and it was withdrawn): the partner's file is behind, not asking to go back, which no step
         # of the life cycle allows anyway. Refusing it made an unchanged re-sync fail whole after one decision.
+        return current
+    if wanted == Status.PUBLISHED and current == Status.RETURNED and post_was_published(post):
+        # Published, then taken back by the secretariat: the file is behind that decision too. Publishing
+        # again is the secretariat's, after the owner resubmits.
         return current
     if wanted == Status.PUBLISHED and not actor.is_secretariat:
         raise PermissionDenied(_("Only the secretariat imports posts as published."))

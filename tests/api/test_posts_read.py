@@ -374,6 +374,20 @@ def test_posts_that_left_the_list_are_listed_for_incremental_sync(api, tokens, f
     assert [r["id"] for r in page.json()] == [closed.pk] and page["X-Total-Count"] == "2"
 
 
+def test_a_publication_taken_back_is_listed_as_removed(api, tokens, secretariat):
+    from apps.accounts.actors import Actor
+    from apps.posts.services import post_return
+
+    before = timezone.now()
+    taken_back = PostFactory(title="Taken back", external_id="ke-78")
+    never = PostFactory(status="submitted", published_at=None)
+    for post in (taken_back, never):
+        post_return(actor=Actor.for_user(secretariat), post=post, reason="Not for publication.")
+    # The mirror drops the one it had; the other it never saw.
+    body = api(tokens["read"]).get(REMOVED, {"since": before.isoformat()}).json()
+    assert [(r["id"], r["external_id"], r["status"]) for r in body] == [(taken_back.pk, "ke-78", "returned")]
+
+
 @pytest.mark.parametrize(
     ("query", "field"), [("", "since"), ("since=yesterday", "since"), ("since=2026-01-01&limit=0", "limit")]
 )

@@ -12,6 +12,7 @@ from apps.matching import pipeline
 from apps.matching.models import Match
 from apps.posts import services
 from apps.posts.models import Post
+from apps.posts.post_data import PostData
 from nma_platform.celery import app as celery_app
 
 from ..conftest import skip_or_fail
@@ -87,6 +88,31 @@ def test_worker_matches_a_published_post_and_drops_them_on_withdrawal(live_worke
 
     services.post_withdraw(actor=SECRETARIAT_ACTOR, post=need)
     assert wait_for(lambda: not Match.objects.active().filter(need=need).exists())
+
+
+def test_a_publication_taken_back_leaves_the_workers_matches_until_published_again(live_worker):
+    posts = {row[0]: make_post(*row, status="draft") for row in CORPUS}
+    for post in posts.values():
+        services.post_submit(actor=SECRETARIAT_ACTOR, post=post)
+        services.post_publish(actor=SECRETARIAT_ACTOR, post=post)
+    need, offer = posts["n-flood"], posts["o-warn"]
+    assert wait_for(lambda: Match.objects.active().filter(need=need, offer=offer).exists())
+    assert wait_for(lambda: not Post.objects.filter(matching_pending=True).exists())
+
+    services.post_return(actor=SECRETARIAT_ACTOR, post=offer, reason="Not an offer of this provider.")
+    assert not Match.objects.active().filter(offer=offer).exists()  # at once, in the same transaction
+    # The worker's index still held the offer as published: matching the need again must not bring it back.
+    data = PostData(kind="need", title=need.title, description=need.description + " Updated.",
+                             support_types=["technology"], focus_areas=["adaptation"], sectors=["disaster_risk", "water"],
+                    party=need.party)  # fmt: skip
+    services.post_update(actor=SECRETARIAT_ACTOR, post=need, data=data)
+    assert wait_for(lambda: not Post.objects.filter(matching_pending=True).exists())
+    assert not Match.objects.active().filter(offer=offer).exists()
+
+    # Resubmitted and published again: matched again.
+    services.post_submit(actor=SECRETARIAT_ACTOR, post=Post.objects.get(pk=offer.pk))
+    services.post_publish(actor=SECRETARIAT_ACTOR, post=Post.objects.get(pk=offer.pk))
+    assert wait_for(lambda: Match.objects.active().filter(need=need, offer=offer).exists())
 
 
 def test_a_broker_outage_loses_nothing(live_worker, settings):

@@ -135,16 +135,16 @@ def test_return_action_asks_for_the_reason_first(staff, secretariat):
     assert "Returned 1 post to its owner." in messages_of(response)
 
 
-def test_returning_a_published_post_is_refused_with_a_message(staff):
-    post = PostFactory(title="Live offer")
+def test_returning_a_withdrawn_post_is_refused_with_a_message(staff):
+    post = PostFactory(title="Old offer", status=S.WITHDRAWN)
     response = staff.post(
         LIST_URL,
         {"action": "return_selected", "_selected_action": [post.pk], "apply": "1", "reason": "Why not"},
     )
     assert response.status_code == 302
-    assert "“Live offer”: A published post cannot be returned." in messages_of(response)
+    assert "“Old offer”: A withdrawn post cannot be returned." in messages_of(response)
     post.refresh_from_db()
-    assert post.status == S.PUBLISHED
+    assert post.status == S.WITHDRAWN
 
 
 def test_buttons_on_a_submitted_posts_page(staff, secretariat):

@@ -385,7 +385,7 @@ def test_platform_id_of_another_partys_post_does_not_reveal_its_external_id(tmp_
     [
         (S.DRAFT, "close", "A draft post cannot be closed."),
         (S.SUBMITTED, "submit", "A submitted post cannot be submitted again."),
-        (S.PUBLISHED, "return", "A published post cannot be returned."),
+        (S.CLOSED, "return", "A closed post cannot be returned."),
         (S.WITHDRAWN, "withdraw", "A withdrawn post cannot be withdrawn again."),
         (S.CLOSED, "edit", "A closed post cannot be edited."),
     ],
