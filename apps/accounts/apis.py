@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -133,6 +133,31 @@ def field_error(field: str | None, message: str, code: str = "invalid") -> ApiEr
     return ApiError([{"field": field, "code": code, "message": str(message)}])
 
 
+T = TypeVar("T")
+
+
+class QueryErrors:
+    """Every bad query parameter of a request, so that its 400 names them all at once (one fix per round trip
+    otherwise): `check` runs one validation and keeps its error instead of raising it."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict] = []
+
+    def check(self, validate: Callable[[], T], default: T | None = None) -> T | None:
+        try:
+            return validate()
+        except ApiError as error:
+            self.errors.extend(error.errors)
+            return default
+
+    def add(self, errors: list[dict]) -> None:
+        self.errors.extend(errors)
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ApiError(self.errors)
+
+
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
@@ -169,14 +194,31 @@ def offset_page_parameters(*, default: int, most: int) -> list[OpenApiParameter]
     ]
 
 
+def page_bounds(request, *, default: int, most: int, errors: QueryErrors) -> tuple[int, int]:
+    """The query's `limit` and `offset` (their defaults where bad: the bad ones are added to `errors`)."""
+    limit = errors.check(
+        lambda: whole_number_param(request, "limit", default=default, low=1, high=most), default
+    )
+    offset = errors.check(lambda: whole_number_param(request, "offset", default=0, low=0, high=MAX_OFFSET), 0)
+    return limit, offset
+
+
 def offset_page(
-    request, rows: QuerySet, *, default: int, most: int, count: QuerySet | None = None
+    request,
+    rows: QuerySet,
+    *,
+    default: int,
+    most: int,
+    count: QuerySet | None = None,
+    errors: QueryErrors | None = None,
 ) -> tuple[list, dict]:
     """The page of `rows` (ordered) that the query's `limit` and `offset` ask for, and the `X-Total-Count`
     header of the list (`count`: the same rows without what only the page needs, when cheaper to count). A
-    first page that is not full holds them all: no COUNT query then (the common case)."""
-    limit = whole_number_param(request, "limit", default=default, low=1, high=most)
-    offset = whole_number_param(request, "offset", default=0, low=0, high=MAX_OFFSET)
+    first page that is not full holds them all: no COUNT query then (the common case). `errors`: the caller's
+    other bad parameters, given in the same 400 as these."""
+    errors = errors or QueryErrors()
+    limit, offset = page_bounds(request, default=default, most=most, errors=errors)
+    errors.raise_any()
     page = list(rows[offset : offset + limit])
     total = len(page) if offset == 0 and len(page) < limit else (rows if count is None else count).count()
     return page, {"X-Total-Count": str(total)}

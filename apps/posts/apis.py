@@ -36,10 +36,12 @@ from apps.accounts.apis import (
     MAX_ID,
     ApiError,
     ApiView,
+    QueryErrors,
     field_error,
     json_text_response,
     offset_page,
     offset_page_parameters,
+    page_bounds,
     unsafe_text_problem,
     whole_number_param,
 )
@@ -240,14 +242,18 @@ def _page_size(request) -> int:
     return whole_number_param(request, "page_size", default=PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
 
 
-def _page_request(request) -> tuple[str, int, tuple[Any, int] | None]:
-    """The page the request asks for: its ordering, its size, and the cursor's (value, id) if it has one."""
+def _page_request(request, errors: QueryErrors) -> tuple[str, int, tuple[Any, int] | None]:
+    """The page the request asks for: its ordering, its size, and the cursor's (value, id) if it has one. Bad
+    parameters are added to `errors` (the cursor is checked only against an ordering that exists)."""
     ordering = request.query_params.get("ordering") or DEFAULT_ORDERING
     if ordering not in ORDERING_CHOICES:
-        raise field_error("ordering", _("Order by one of: %s.") % ", ".join(ORDERING_CHOICES))
-    size = _page_size(request)
+        errors.add(field_error("ordering", _("Order by one of: %s.") % ", ".join(ORDERING_CHOICES)).errors)
+    size = errors.check(lambda: _page_size(request), PAGE_SIZE)
     cursor = request.query_params.get("cursor")
-    return ordering, size, _decode_cursor(cursor, ordering) if cursor else None
+    after = None
+    if cursor and ordering in ORDERING_CHOICES:
+        after = errors.check(lambda: _decode_cursor(cursor, ordering))
+    return ordering, size, after
 
 
 def _after_values(ordering: str, after: tuple[Any, int] | None) -> dict[str, Any]:
@@ -424,6 +430,7 @@ class PostListApi(PostApiMixin, ApiView):
     def get(self, request):
         names = frozenset(request.query_params).intersection(PostApiFilter.base_filters)
         filterset = None
+        errors = QueryErrors()  # every bad parameter in one 400
         if names:
             # Building the filter form costs more than the rest of a plain page: only when a filter is
             # given, and only the filters given.
@@ -431,8 +438,9 @@ class PostListApi(PostApiMixin, ApiView):
                 request.query_params, queryset=self.visible_ids(), request=request
             )
             if not filterset.is_valid():
-                raise ApiError(_filter_errors(filterset))
-        ordering, size, after = _page_request(request)
+                errors.add(_filter_errors(filterset))
+        ordering, size, after = _page_request(request, errors)
+        errors.raise_any()
         values = _after_values(ordering, after)
         if filterset is not None:
             page = page_query(_page(filterset.qs, ordering, size, **values))
@@ -672,6 +680,15 @@ REMOVED_PAGE_SIZE = 100
 MAX_REMOVED_PAGE_SIZE = 1000
 
 
+def _since(raw: str | None) -> datetime:
+    if raw is None:
+        raise field_error("since", _("Give the time of your last sync (ISO 8601)."), "required")
+    try:
+        return IsoDateTimeField().clean(raw)
+    except forms.ValidationError as error:
+        raise field_error("since", error.messages[0]) from None
+
+
 class PostRemovedListApi(ApiView):
     error_statuses = {"get": (400,)}
 
@@ -694,13 +711,10 @@ class PostRemovedListApi(ApiView):
         responses=PostRemovedSerializer(many=True),
     )
     def get(self, request):
-        raw = request.query_params.get("since")
-        if raw is None:
-            raise field_error("since", _("Give the time of your last sync (ISO 8601)."), "required")
-        try:
-            since = IsoDateTimeField().clean(raw)
-        except forms.ValidationError as error:
-            raise field_error("since", error.messages[0]) from None
+        errors = QueryErrors()  # `since`, `limit` and `offset` in one 400
+        since = errors.check(lambda: _since(request.query_params.get("since")))
+        page_bounds(request, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE, errors=errors)
+        errors.raise_any()
         # Once published: a post the secretariat took back (returned to its owner) has no publication time
         # any more, but its history has the publication (`post_was_published`).
         was_published = Q(published_at__isnull=False) | Q(

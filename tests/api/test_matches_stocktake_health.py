@@ -323,6 +323,13 @@ def test_bad_match_paging_is_400(api, tokens, params):
     assert response.json()["errors"][0]["field"] == next(iter(params))
 
 
+def test_bad_limit_and_offset_are_named_together(api, tokens):
+    need = PostFactory(kind="need")
+    response = api(tokens["ken"]).get(f"/api/v1/posts/{need.pk}/matches/", {"limit": 0, "offset": "x"})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["limit", "offset"]
+
+
 def test_answering_a_closed_match_or_dismissing_a_connection_is_409(api, tokens, session_api):
     from ..factories import FocalPointFactory
 

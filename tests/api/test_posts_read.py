@@ -284,6 +284,19 @@ def test_bad_query_parameters_are_400_naming_the_parameter(api, query, field):
     assert response.json()["errors"][0]["field"] == field
 
 
+def test_every_bad_query_parameter_is_named_in_one_400(api, tokens):
+    response = api().get(LIST, {"kind": "both", "ldc": "maybe", "ordering": "amount_usd", "page_size": "0",
+                                "cursor": "notacursor"})  # fmt: skip
+    assert response.status_code == 400
+    # The cursor is read against an ordering, and this one does not exist: it is not judged.
+    assert [e["field"] for e in response.json()["errors"]] == ["kind", "ldc", "ordering", "page_size"]
+    response = api().get(LIST, {"page_size": "101", "cursor": "notacursor"})
+    assert [e["field"] for e in response.json()["errors"]] == ["page_size", "cursor"]
+    response = api(tokens["read"]).get(REMOVED, {"limit": "0", "offset": "-1"})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["since", "limit", "offset"]
+
+
 def test_a_cursor_belongs_to_its_ordering(api):
     PostFactory.create_batch(3)
     next_url = api().get(LIST, {"page_size": 1, "ordering": "title"}).json()["next"]
