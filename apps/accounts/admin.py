@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
@@ -208,10 +208,11 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("state"))
     def state(self, token: ApiToken) -> str:
         if token.is_revoked:
-            return format_html("<strong>{}</strong>", _("revoked"))
+            return format_html("<strong>{}</strong>", pgettext("API token", "revoked"))
         if token.is_expired:
-            return _("expired")
-        return _("active")
+            return pgettext("API token", "expired")
+        # In context: the word agrees with what it describes where a language has genders (un jeton actif).
+        return pgettext("API token", "active")
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         raw = None

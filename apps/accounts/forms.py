@@ -29,7 +29,11 @@ def preferred_language_field(
     *, help_text: str = _("The language of the pages and of the emails we send you.")
 ) -> forms.ChoiceField:
     return forms.ChoiceField(
-        label=_("Preferred language"), choices=language_choices, required=False, help_text=help_text
+        label=_("Preferred language"),
+        choices=language_choices,
+        required=False,
+        help_text=help_text,
+        widget=forms.Select(attrs={"autocomplete": "language"}),
     )
 
 

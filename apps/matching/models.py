@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Interest(models.TextChoices):
@@ -52,7 +53,7 @@ class Match(models.Model):
     explanation = models.JSONField(_("explanation"), default=dict)
     # Not indexed: every read of matches filters by a post first (the indexes below), and every index costs each
     # of the millions of rows a rebuild writes (at 100k posts, four fewer full indexes: 37 s -> 27 s of insert).
-    is_active = models.BooleanField(_("active"), default=True)
+    is_active = models.BooleanField(pgettext_lazy("match", "active"), default=True)
     model_version = models.PositiveIntegerField(_("model version"), default=0)
     # A hash of what the row holds (scores, explanation, model version; `pipeline.fingerprint`), written with it:
     # an in-process rebuild reads them first and does not send the database the rows it finds unchanged.

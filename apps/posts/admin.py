@@ -48,7 +48,8 @@ from .services import (
     post_return,
     post_update,
 )
-from .taxonomies import POST_LANGUAGES, Aim
+from .taxonomies import POST_LANGUAGES, Aim, FinanceInstrument, FocusArea, Sector, SupportType
+from .templatetags.post_tags import usd
 
 # --- taxonomy terms: reference keys fixed by docs/FORMATS.md, so view-only ----------------------------------
 
@@ -109,6 +110,16 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80):
             provider_ids.update(values)
     parties = Party.objects.in_bulk(party_ids) if party_ids else {}
     providers = SupportProvider.objects.in_bulk(provider_ids) if provider_ids else {}
+    # Keys of the taxonomies and codes, by the names the form shows (a key that is no longer one, as it is).
+    labels = {
+        "support_types": dict(SupportType.choices),
+        "focus_areas": dict(FocusArea.choices),
+        "sectors": dict(Sector.choices),
+        "instruments": dict(FinanceInstrument.choices),
+        "aims": dict(Aim.choices),
+        "language": dict(POST_LANGUAGES),
+        "kind": dict(Post.Kind.choices),
+    }
 
     def shown(name: str, value) -> str:
         if value is None or value == "" or value == []:
@@ -120,6 +131,9 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80):
             return ", ".join(str(table[v]) if v in table else str(v) for v in items)
         if isinstance(value, bool):
             return gettext("yes") if value else gettext("no")
+        if name in labels:
+            items = value if isinstance(value, list) else [value]
+            return ", ".join(str(labels[name].get(v, v)) for v in items)
         if isinstance(value, list):
             return ", ".join(map(str, value))
         text = str(value)
@@ -488,8 +502,28 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None or obj.status not in TRANSITIONS["edit"]:
-            return (*CONTENT_FIELDS, *LIFE_CYCLE_FIELDS)
+            return (*(f for f in CONTENT_FIELDS if f != "amount_usd"), "amount_shown", *LIFE_CYCLE_FIELDS)
         return LIFE_CYCLE_FIELDS
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if "amount_shown" not in self.get_readonly_fields(request, obj):
+            return fieldsets
+        # Read only, the amount as the site shows it (USD 1,250,000), not as the database holds it (1250000.00).
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple("amount_shown" if f == "amount_usd" else f for f in options["fields"]),
+                },
+            )
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description=Post._meta.get_field("amount_usd").verbose_name)
+    def amount_shown(self, obj: Post) -> str:
+        return usd(obj.amount_usd) or "—"
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)

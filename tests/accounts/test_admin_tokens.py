@@ -8,7 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 
 from apps.accounts.models import ApiToken, Role, User, api_token_hash
-from tests.factories import party
+from tests.factories import SupportProviderFactory, party
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +88,17 @@ def test_revoke_action_stops_the_token(login, secretariat):
     assert [(m.level_tag, str(m)) for m in again.context["messages"]] == [
         ("warning", "The selected tokens were revoked already: nothing changed.")
     ]
+
+
+def test_a_tokens_state_agrees_in_french(login, secretariat):
+    ApiToken.objects.issue(name="Bank", scope="read", created_by=secretariat)
+    client = login(secretariat)
+    client.cookies["django_language"] = "fr"
+    html = client.get("/admin/accounts/apitoken/").content.decode()
+    assert '<td class="field-state">actif</td>' in html  # un jeton actif, not "active"
+    SupportProviderFactory()
+    providers = client.get("/admin/parties/supportprovider/").content.decode()
+    assert re.search(r'column-is_active">\s*<div class="text"><a [^>]*>Actif</a>', providers)  # un fournisseur
 
 
 def test_tokens_are_never_deleted_nor_repointed(login, secretariat):

@@ -78,6 +78,11 @@ def test_profile_page_shows_the_users_details(focal_point, login):
     assert response.status_code == 200
     assert "Kenya" in html and "Party focal point" in html
     assert 'name="digest_opt_in"' in html and 'name="preferred_language"' in html
+    # Browsers may fill in what they know of the user (WCAG 1.3.5).
+    for name, token in (("first_name", "given-name"), ("phone", "tel"), ("preferred_language", "language")):
+        assert re.search(rf'<(input|select)[^>]*name="{name}"[^>]*autocomplete="{token}"', html) or re.search(
+            rf'<(input|select)[^>]*autocomplete="{token}"[^>]*name="{name}"', html
+        ), name
     # Role and Party are the secretariat's to change, not the user's.
     assert 'name="role"' not in html and 'name="party"' not in html
 

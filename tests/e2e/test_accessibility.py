@@ -43,6 +43,8 @@ def test_the_list_announces_its_count_and_next_takes_the_keyboard_to_the_new_res
     page.wait_for_function(
         "document.activeElement && document.activeElement.classList.contains('results-count')"
     )
+    # What a screen reader reads there says which page this is.
+    assert page.evaluate("document.activeElement.textContent") == f"{total} posts found, page 2 of 2"
 
 
 def test_arabic_text_runs_right_to_left_and_long_words_stay_on_a_phones_screen(

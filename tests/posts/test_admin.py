@@ -70,6 +70,14 @@ def test_posts_list_links_to_the_queue_with_its_size(staff):
     assert "?queue=submitted" in response.content.decode()
 
 
+def test_admin_pages_say_in_which_time_zone_their_times_are(staff):
+    post = PostFactory()
+    for url in (LIST_URL, change_url(post), reverse("admin:index")):
+        html = staff.get(url).content.decode()
+        assert '<footer id="footer"><p class="help">Times are shown in UTC.</p></footer>' in html, url
+        assert "<title>" in html and "NMA Platform administration</title>" in html  # the rest of base_site
+
+
 def test_publish_action_goes_through_the_service(staff, secretariat):
     first, second = submitted("First", 3), submitted("Second", 2)
     response = staff.post(LIST_URL, {"action": "publish_selected", "_selected_action": [first.pk, second.pk]})
@@ -296,13 +304,24 @@ def test_history_inline_on_the_post_page(staff, secretariat, focal_point):
     post = PostFactory(status=S.DRAFT, title="Koshi lake sensors", published_at=None)
     post_submit(actor=Actor.for_user(focal_point), post=post)
     post_publish(actor=Actor.for_user(secretariat), post=post)
-    PostEvent.objects.filter(post=post, action="submitted").update(changes={"title": ["Old", "New"]})
+    PostEvent.objects.filter(post=post, action="submitted").update(
+        changes={
+            "title": ["Old", "New"],
+            "support_types": [["technology"], ["technology", "capacity_building"]],
+            "language": ["en", "fr"],
+            "sectors": [[], ["retired_key"]],
+        }
+    )
 
     html = staff.get(change_url(post)).content.decode()
     assert "History (every change, who made it and when)" in html
     assert "fp_ken" in html and "secretariat" in html
     assert "Submitted" in html and "Published" in html
     assert "title: Old → New" in html
+    # Taxonomy keys and language codes by the names the form shows them by.
+    assert "types of support: Technology development and transfer → Technology development and transfer, " in html
+    assert "language: English → French" in html
+    assert "sectors: — → retired_key" in html  # a key that is no longer one, as it is
     # Read-only: no way to add, change or delete a history entry from the post page.
     assert "events-0-DELETE" not in html and "Add another post history entry" not in html
 

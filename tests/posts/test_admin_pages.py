@@ -1,5 +1,7 @@
 """The post admin's edges: addresses that name no post, saving nothing, and a page that cannot be edited."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
@@ -58,3 +60,12 @@ def test_a_post_that_cannot_be_edited_is_viewed_not_changed(staff):
     assert "<title>In moderation | View post |" in response.content.decode()
     editable = PostFactory(status=S.DRAFT, published_at=None)
     assert staff.get(change_url(editable)).context["title"] == "Change post"
+
+
+def test_a_read_only_amount_reads_as_on_the_site(staff):
+    post = submitted("In moderation", 1, amount_usd=Decimal("1250000.00"))
+    html = staff.get(change_url(post)).content.decode()
+    assert '<div class="readonly">USD 1,250,000</div>' in html
+    assert "1250000" not in html
+    editable = PostFactory(status=S.DRAFT, published_at=None, amount_usd=Decimal("1250000.00"))
+    assert 'name="amount_usd" value="1250000' in staff.get(change_url(editable)).content.decode()

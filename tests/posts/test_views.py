@@ -918,3 +918,26 @@ def test_the_dashboard_shows_a_published_posts_matches_next_to_its_title(focal_p
     section = html[html.index('id="status-published"') :]
     headers = re.findall(r'<th scope="col">([^<]+)</th>', section.split("</thead>", 1)[0])
     assert headers[:2] == ["Title", "Matches"]
+
+
+def test_a_posts_title_quoted_in_a_heading_carries_its_language(focal_point, login):
+    post = ken_post(Post.Status.PUBLISHED, title="Gestion des feux <communautaire>", language="fr")
+    client = login(focal_point)
+    quoted = '<span lang="fr" dir="auto">Gestion des feux &lt;communautaire&gt;</span>'
+    for name in ("posts:edit", "posts:close"):
+        html = client.get(reverse(name, args=[post.pk])).content.decode()
+        assert f"“{quoted}”</h1>" in html, name
+        # The page's <title> holds text only.
+        assert "<title>" in html and "<span" not in html.split("<title>")[1].split("</title>")[0]
+
+
+def test_the_results_count_says_which_page_it_is(client, settings):
+    for n in range(settings.POSTS_PAGE_SIZE + 1):
+        PostFactory(title=f"Flood early warning {n}")
+    total = settings.POSTS_PAGE_SIZE + 1
+    first = client.get(reverse("posts:list")).content.decode()
+    assert f">{total} posts found, page 1 of 2</p>" in first
+    second = client.get(reverse("posts:list"), {"page": 2}).content.decode()
+    assert f">{total} posts found, page 2 of 2</p>" in second
+    one_page = client.get(reverse("posts:list"), {"q": "warning 3"}).content.decode()
+    assert "posts found</p>" in one_page or "post found</p>" in one_page

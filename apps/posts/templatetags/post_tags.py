@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.formats import number_format
+from django.utils.html import format_html
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -27,6 +28,13 @@ def page_url(context, number: int, param: str = "page") -> str:
     query = context["request"].GET.copy()
     query[param] = number
     return f"?{query.urlencode()}"
+
+
+@register.filter
+def title_in_its_language(post) -> str:
+    """The post's title marked with its own language, to quote it within the page's (`Edit “<title>”`): a
+    screen reader then reads a French title with a French voice on an English page."""
+    return format_html('<span lang="{}" dir="auto">{}</span>', post.language, post.title)
 
 
 @register.filter
