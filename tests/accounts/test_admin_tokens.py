@@ -98,7 +98,9 @@ def test_a_tokens_state_agrees_in_french(login, secretariat):
     assert '<td class="field-state">actif</td>' in html  # un jeton actif, not "active"
     SupportProviderFactory()
     providers = client.get("/admin/parties/supportprovider/").content.decode()
-    assert re.search(r'column-is_active">\s*<div class="text"><a [^>]*>Actif</a>', providers)  # un fournisseur
+    assert re.search(
+        r'column-is_active">\s*<div class="text"><a [^>]*>Actif</a>', providers
+    )  # un fournisseur
 
 
 def test_tokens_are_never_deleted_nor_repointed(login, secretariat):

@@ -319,7 +319,10 @@ def test_history_inline_on_the_post_page(staff, secretariat, focal_point):
     assert "Submitted" in html and "Published" in html
     assert "title: Old → New" in html
     # Taxonomy keys and language codes by the names the form shows them by.
-    assert "types of support: Technology development and transfer → Technology development and transfer, " in html
+    assert (
+        "types of support: Technology development and transfer → Technology development and transfer, "
+        in html
+    )
     assert "language: English → French" in html
     assert "sectors: — → retired_key" in html  # a key that is no longer one, as it is
     # Read-only: no way to add, change or delete a history entry from the post page.
