@@ -8,6 +8,8 @@ from django.views import defaults
 from django.views.decorators.cache import cache_control
 from django.views.generic import RedirectView
 
+from apps.accounts import views as account_views
+
 
 @cache_control(max_age=86400, public=True)
 def no_favicon(request):
@@ -30,7 +32,8 @@ def server_error(request):
 handler500 = server_error
 
 urlpatterns = [
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's i18n/setlang/, which also remembers a logged-in user's choice for their emails.
+    path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("favicon.ico", no_favicon),
     # The admin's login page offers "Forgotten your password?" when this name exists: the site's reset.
     path(

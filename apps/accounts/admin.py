@@ -68,7 +68,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
                 ),
             },
         ),
-        (_("Preferences"), {"fields": ("digest_opt_in", "preferred_language")}),
+        (_("Preferences"), {"fields": ("digest_opt_in", "preferred_language", "site_language")}),
         (
             _("Access"),
             {
@@ -113,7 +113,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         # Staff status is not set by hand: see save_model.
-        readonly = ["is_staff", "last_login", "date_joined"]
+        readonly = ["is_staff", "last_login", "date_joined", "site_language"]
         if not request.user.is_superuser:
             # The secretariat manages roles, not Django's own superpowers.
             readonly += ["is_superuser", "groups", "user_permissions"]

@@ -5,6 +5,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -84,12 +85,26 @@ class User(AbstractUser):
         _("daily match digest"), default=True, help_text=_("Send me a daily email of new strong matches.")
     )
     preferred_language = models.CharField(_("preferred language"), max_length=10, blank=True)
+    # The language the user last chose or logged in with on the site, for emails when they prefer none ("Same as
+    # the site"): a French-speaking focal point who never set a preference is written to in French.
+    site_language = models.CharField(
+        _("language last used on the site"), max_length=10, blank=True, editable=False
+    )
     # How far the daily digest has covered this user: the matches that became strong up to this moment were in
     # a digest sent to them (or there were none). Moved only with a sent digest, so a retry or a second run
     # sends nothing twice and a late run picks up where the last one stopped. Null: no digest yet.
     digest_sent_through = models.DateTimeField(
         _("match digest sent through"), null=True, blank=True, editable=False
     )
+
+    @property
+    def email_language(self) -> str:
+        """The language to write to this user in: their preference, else the site's language they last used."""
+        languages = {code for code, _name in settings.LANGUAGES}
+        for code in (self.preferred_language, self.site_language):
+            if code in languages:
+                return code
+        return settings.LANGUAGE_CODE
 
     class Meta:
         verbose_name = _("user")

@@ -56,7 +56,7 @@ def password_reset_send(*, user_id: int) -> int:
         "token": default_token_generator.make_token(user),
         "site_url": settings.SITE_URL,
     }
-    with translation.override(user.preferred_language or settings.LANGUAGE_CODE):
+    with translation.override(user.email_language):
         subject = "".join(render_to_string(RESET_SUBJECT, context).splitlines())
         body = render_to_string(RESET_BODY, context)
     return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])

@@ -14,8 +14,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views import i18n as i18n_views
 
 from .forms import LoginForm, PasswordChangeForm, PasswordResetForm, ProfileForm, SetPasswordForm
+from .models import User
 from .permissions import ApiRateThrottle
 
 
@@ -42,16 +44,36 @@ def _remember_language(response: HttpResponse, language: str) -> None:
         )
 
 
+def _note_site_language(user, language: str) -> None:
+    """Keep the site language the user last used (`User.email_language`), written only when it changes."""
+    known = {code for code, _name in settings.LANGUAGES}
+    if user.is_authenticated and language in known and user.site_language != language:
+        User.objects.filter(pk=user.pk).update(site_language=language)
+        user.site_language = language
+
+
 class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
 
     def form_valid(self, form):
         response = super().form_valid(form)
+        user = form.get_user()
+        # The language the login page was in: emails follow it while the user prefers none.
+        _note_site_language(user, translation.get_language() or "")
         # A saved preference wins; with none ("Same as the site"), the language chosen before logging in stays
         # (removing the cookie put every such user, every account by default, back into English).
-        if form.get_user().preferred_language:
-            _remember_language(response, form.get_user().preferred_language)
+        if user.preferred_language:
+            _remember_language(response, user.preferred_language)
         return response
+
+
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch, which also notes the choice of a logged-in user (`User.email_language`)."""
+    response = i18n_views.set_language(request)
+    language = request.POST.get("language", "") if request.method == "POST" else ""
+    if response.status_code in (200, 302) and translation.check_for_language(language):
+        _note_site_language(request.user, language)
+    return response
 
 
 @login_required

@@ -31,7 +31,7 @@ def _contact(post: Post) -> dict:
 
 
 def _language(user: User) -> str:
-    return user.preferred_language or settings.LANGUAGE_CODE
+    return user.email_language
 
 
 def connection_notify(match: Match) -> int:

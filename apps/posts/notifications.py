@@ -38,7 +38,7 @@ def moderation_notify(*, post_id: int, event: str) -> int:
     )
     by_language: dict[str, list[str]] = {}
     for user in post_poster_users(post):
-        by_language.setdefault(user.preferred_language or settings.LANGUAGE_CODE, []).append(user.email)
+        by_language.setdefault(user.email_language, []).append(user.email)
     sent = 0
     for language, recipients in sorted(by_language.items()):
         with translation.override(language):

@@ -60,6 +60,43 @@ def test_login_keeps_the_language_chosen_before_it_without_a_preference(focal_po
     assert client.get(reverse("dashboard")).headers["Content-Language"] == "fr"
 
 
+def test_emails_follow_the_site_language_of_a_user_without_a_preference(
+    focal_point, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Every account starts with "Same as the site": emails went out in English to users who read the site in
+    French. The language they log in with, or switch to, is kept for them."""
+    from apps.accounts.actors import Actor
+    from apps.posts.services import post_return
+    from tests.factories import PostFactory, SecretariatFactory, party
+
+    client = Client()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    client.post(reverse("login"), {"username": "fp_ken", "password": "pw-for-tests-1"})
+    focal_point.refresh_from_db()
+    assert (focal_point.preferred_language, focal_point.site_language) == ("", "fr")
+    assert focal_point.email_language == "fr"
+    post = PostFactory(party=party("KEN"), status="submitted", published_at=None, title="Mangroves")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_return(actor=Actor.for_user(SecretariatFactory()), post=post, reason="Ajoutez le budget.")
+    assert [m.subject for m in mailoutbox] == ["Votre annonce vous a été renvoyée\u00a0: Mangroves"]
+
+    # Switching the site's language while logged in moves it too; an unknown language is not kept.
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    client.post(reverse("set_language"), {"language": "xx", "next": "/"})
+    focal_point.refresh_from_db()
+    assert focal_point.site_language == "en"
+    # A preference wins over the site's language.
+    focal_point.preferred_language = "fr"
+    assert focal_point.email_language == "fr"
+
+
+def test_switching_language_anonymously_stores_nothing(client, focal_point):
+    response = client.post(reverse("set_language"), {"language": "fr", "next": "/posts/"})
+    assert response.status_code == 302
+    focal_point.refresh_from_db()
+    assert focal_point.site_language == ""
+
+
 def test_logout_is_a_post_and_returns_to_the_list(focal_point, login):
     client = login(focal_point)
     response = client.post(reverse("logout"))

@@ -39,7 +39,7 @@ def test_the_list_announces_its_count_and_next_takes_the_keyboard_to_the_new_res
     next_link = page.get_by_role("link", name="Next")
     next_link.focus()
     next_link.press("Enter")
-    page.locator("#results").get_by_text("Page 2 of 2").wait_for()
+    page.locator("#results").get_by_text("Page 2 of 2", exact=True).wait_for()
     page.wait_for_function(
         "document.activeElement && document.activeElement.classList.contains('results-count')"
     )
