@@ -105,6 +105,30 @@ class IsAuthenticatedCaller(BasePermission):
 _parse_rate = functools.lru_cache(maxsize=32)(parse_rate)
 
 
+def rate_spend(key: str, rate: str | None, *, cache, now: float, what: str) -> float | None:
+    """Spend one request of the budget `rate` (`<n>/<period>`, None: no limit) kept under `key`: None when it
+    is allowed, else the seconds until the next one is. The generic cell rate algorithm: the cache keeps one
+    number, the time at which the budget is full again. When the cache fails, allowed (`what` is logged)."""
+    if rate is None:
+        return None
+    count, period = _parse_rate(rate)
+    if cache_resting():  # it failed a moment ago: no limit for a while rather than a slow site
+        return None
+    try:
+        held = cache.get(key)
+    except Exception as error:  # the cache is down: no limit for a while rather than no site
+        cache_failed(what, error)
+        return None
+    full_at = max(held or now, now) + period / count
+    if full_at - now > period:
+        return full_at - now - period
+    try:
+        cache.set(key, full_at, timeout=math.ceil(full_at - now))
+    except Exception as error:
+        cache_failed(what, error)
+    return None
+
+
 class ApiRateThrottle(BaseThrottle):
     """One budget per token, per logged-in user of a browser session, and per anonymous client IP.
 
@@ -127,28 +151,17 @@ class ApiRateThrottle(BaseThrottle):
         else:
             # NUM_PROXIES decides which X-Forwarded-For hop is the client.
             scope, ident = "anon", self.get_ident(request)
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
-        if rate is None:
+        wait = rate_spend(
+            f"api-throttle:{scope}:{ident}",
+            api_settings.DEFAULT_THROTTLE_RATES.get(scope),
+            cache=self.cache,
+            now=self.timer(),
+            what="the API's rate limit",
+        )
+        if wait is None:
             return True
-        count, period = _parse_rate(rate)
-        if cache_resting():  # it failed a moment ago: no limit for a while rather than a slow API
-            return True
-        key = f"api-throttle:{scope}:{ident}"
-        now = self.timer()
-        try:
-            held = self.cache.get(key)
-        except Exception as error:  # the cache is down: no limit for a while rather than no API
-            cache_failed("the API's rate limit", error)
-            return True
-        full_at = max(held or now, now) + period / count
-        if full_at - now > period:
-            self._wait = full_at - now - period
-            return False
-        try:
-            self.cache.set(key, full_at, timeout=math.ceil(full_at - now))
-        except Exception as error:
-            cache_failed("the API's rate limit", error)
-        return True
+        self._wait = wait
+        return False
 
     def wait(self) -> float:
         return self._wait

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
+from apps.accounts.limits import anonymous_rate_limited
 from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
 
 from .filters import PostFilter
@@ -87,6 +88,7 @@ def _label_filter_choices(form: forms.Form) -> None:
             field.widget.input_type = "search"
 
 
+@anonymous_rate_limited
 def post_list(request: HttpRequest) -> HttpResponse:
     """Published posts with search and facets; htmx swaps only the results, without JS the whole page loads."""
     filterset = PostFilter(request.GET, queryset=post_list_public())

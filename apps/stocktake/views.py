@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.actors import Actor
+from apps.accounts.limits import anonymous_rate_limited
 
 from . import services
 from .exports import export_csv, export_filename, export_json
@@ -188,6 +189,7 @@ def snapshot_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse
 
 
 @require_GET
+@anonymous_rate_limited
 def summary(request: HttpRequest) -> HttpResponse:
     """The headline counts for anyone, no login: no filters, no lists, no names."""
     form = PeriodForm.from_query(request.GET)

@@ -420,6 +420,9 @@ if REDIS_URL:
         }
     }
 CELERY_RESULT_BACKEND = None
+# Anonymous visitors of the site's expensive public pages (the posts' search, the stocktake summary), per client
+# address (`apps.accounts.limits`); the same form as the API's rates. Logged-in users are not limited there.
+SITE_THROTTLE_ANON = env_rate("SITE_THROTTLE_ANON", "120/minute")
 # The health check's broker and worker status is reused this long by each web process (each check takes 0.5 s).
 HEALTH_BROKER_CACHE_SECONDS = env_number(
     "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
