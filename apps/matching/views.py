@@ -5,8 +5,9 @@ from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -15,9 +16,9 @@ from django.views.decorators.http import require_POST
 from apps.accounts.actors import Actor
 
 from .models import Match
-from .selectors import match_add_passages, match_side_for_actor
+from .selectors import MatchSummary, match_add_passages, match_side_for_actor, match_summaries
 from .services import InvalidInterest, MatchAnswerError, match_set_interest
-from .templatetags.matching_tags import match_for_display
+from .templatetags.matching_tags import match_counts_context, match_for_display
 
 
 def _came_from(request) -> str | None:
@@ -92,4 +93,11 @@ def _answer(
     else:
         match.side = None  # no buttons: it can no longer be answered
     context = {"match": match, "post": own_post, "error": error, "notice": notice}
-    return render(request, "matching/_match_item.html", context)
+    item = render_to_string("matching/_match_item.html", context, request=request)
+    # The panel's counts as they are now, put in place of the page's (out of band): "3 matches await your
+    # answer" went on saying 3 after each answer.
+    came_from = _came_from(request) or ""
+    summary = match_summaries(posts=[own_post]).get(own_post.pk, MatchSummary())
+    counts = match_counts_context(own_post, actor, summary, QueryDict(urlsplit(came_from).query))
+    counts_html = render_to_string("matching/_match_counts.html", {**counts, "oob": True}, request=request)
+    return HttpResponse(item + counts_html)

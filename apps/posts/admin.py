@@ -583,7 +583,8 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             try:
                 moderated = call(actor, post)
             except (PostTransitionError, PermissionDenied, ValueError) as error:
-                self.message_user(request, f"“{post.title}”: {error}", messages.ERROR)
+                message = gettext("“%(title)s”: %(error)s") % {"title": post.title, "error": error}
+                self.message_user(request, message, messages.ERROR)
             else:
                 done += 1
                 # In the admin's own history ("Recent actions", the post's History button) too, not only in the
@@ -634,9 +635,19 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         return self._return_page(request, posts, form, selected=True)
 
     def _return_page(self, request, posts, form, *, selected: bool) -> TemplateResponse:
+        taking_back = not selected and posts[0].status == Post.Status.PUBLISHED
+        if taking_back:
+            title = gettext("Take back the publication of “%s”") % posts[0].title
+        elif len(posts) == 1:
+            title = gettext("Return a post to its owner")
+        else:
+            title = gettext("Return posts to their owners")
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Return posts to their owners"),
+            "title": title,
+            "taking_back": taking_back,
+            # Cancel goes back to where the posts were chosen: the queue when they were all in it.
+            "from_queue": all(p.status == Post.Status.SUBMITTED for p in posts),
             "opts": self.model._meta,
             "posts": posts,
             "form": form,
@@ -688,8 +699,11 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         if form.is_valid():
             reason = form.cleaned_data["reason"]
             if self._moderate(request, [post], lambda a, p: post_return(actor=a, post=p, reason=reason)):
-                self.message_user(
-                    request, gettext("Returned “%s” to its owner.") % post.title, messages.SUCCESS
+                message = (
+                    gettext("Took back the publication of “%s” and returned it to its owner.")
+                    if post.status == Post.Status.PUBLISHED
+                    else gettext("Returned “%s” to its owner.")
                 )
+                self.message_user(request, message % post.title, messages.SUCCESS)
             return HttpResponseRedirect(self._change_url(post))
         return self._return_page(request, [post], form, selected=False)

@@ -715,11 +715,10 @@ class PostRemovedListApi(ApiView):
         since = errors.check(lambda: _since(request.query_params.get("since")))
         page_bounds(request, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE, errors=errors)
         errors.raise_any()
-        # Once published: a post the secretariat took back (returned to its owner) has no publication time
-        # any more, but its history has the publication (`post_was_published`).
-        was_published = Q(published_at__isnull=False) | Q(
-            Exists(PostEvent.objects.filter(PUBLISHED_EVENT, post=OuterRef("pk"))),
-            status=Post.Status.RETURNED,
+        # Once published: a post the secretariat took back has no publication time any more (nor after its owner
+        # resubmits or withdraws it), but its history has the publication (`post_was_published`).
+        was_published = Q(published_at__isnull=False) | Exists(
+            PostEvent.objects.filter(PUBLISHED_EVENT, post=OuterRef("pk"))
         )
         removed = (
             Post.objects.exclude(status=Post.Status.PUBLISHED)

@@ -561,9 +561,13 @@ def _import_status(actor: Actor, wanted: str | None, post: Post | None) -> str:
         # published, and it was withdrawn): the partner's file is behind, not asking to go back, which no step
         # of the life cycle allows anyway. Refusing it made an unchanged re-sync fail whole after one decision.
         return current
-    if wanted == Status.PUBLISHED and current == Status.RETURNED and post_was_published(post):
-        # Published, then taken back by the secretariat: the file is behind that decision too. Publishing
-        # again is the secretariat's, after the owner resubmits.
+    if (
+        wanted == Status.PUBLISHED
+        and current in (Status.RETURNED, Status.SUBMITTED)
+        and post_was_published(post)
+    ):
+        # Published, then taken back by the secretariat (and perhaps resubmitted since): the file is behind that
+        # decision too. Publishing it again is the secretariat's, in moderation, not an import's.
         return current
     if wanted == Status.PUBLISHED and not actor.is_secretariat:
         raise PermissionDenied(_("Only the secretariat imports posts as published."))

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
@@ -55,6 +55,15 @@ from .services import (
 
 Status = Post.Status
 # The dashboard's order: what needs the poster's attention first.
+# A dashboard section's heading: the posts in that status (French agrees the participle: "Publiées").
+SECTION_HEADINGS = {
+    Status.DRAFT: pgettext_lazy("dashboard section", "Drafts"),
+    Status.SUBMITTED: pgettext_lazy("dashboard section", "Submitted"),
+    Status.PUBLISHED: pgettext_lazy("dashboard section", "Published"),
+    Status.RETURNED: pgettext_lazy("dashboard section", "Returned"),
+    Status.CLOSED: pgettext_lazy("dashboard section", "Closed"),
+    Status.WITHDRAWN: pgettext_lazy("dashboard section", "Withdrawn"),
+}
 DASHBOARD_STATUSES = (
     Status.RETURNED,
     Status.DRAFT,
@@ -115,6 +124,14 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "eligible_labels": post_eligibility_labels(list(post.eligible)),
         # Contact details are for registered users only; the public reads the post without them.
         "show_contact": actor.is_authenticated,
+        # The owner as a contact, unless the post was made by the secretariat (an import, say): its staff are
+        # not the poster's contact.
+        "show_owner_contact": bool(
+            post.owner
+            and post.owner.email
+            and post.owner.role != "secretariat"
+            and not post.owner.is_superuser
+        ),
         "events": post.events.select_related("actor") if can_manage else None,
         "close_form": CloseForm(),
         "perms_moderate": actor.is_secretariat,
@@ -289,7 +306,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         sections.append(
             {
                 "status": status,
-                "label": Status(status).label,
+                "label": SECTION_HEADINGS[status],
                 "count": count,
                 "page": page,
                 "page_param": page_param,

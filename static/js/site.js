@@ -36,11 +36,23 @@
     }
     item.focus();
     var outcome = item.querySelector(".message, .match-actions .status");
-    var announcer = document.getElementById("match-announcer");
-    if (outcome && announcer) {
-      announcer.textContent = outcome.textContent.trim();
+    // An error is a role="alert" of its own, which screen readers read as it appears: not twice.
+    if (outcome && outcome.getAttribute("role") !== "alert") {
+      announce(document.getElementById("match-announcer"), outcome.textContent.trim());
     }
   });
+
+  // Say `text` through a live region, emptied first: the same words as last time ("Dismissed." on a second
+  // match) would otherwise be no change, and not read again.
+  function announce(region, text) {
+    if (!region) {
+      return;
+    }
+    region.textContent = "";
+    window.setTimeout(function () {
+      region.textContent = text;
+    }, 100);
+  }
 
   // After the list's results are replaced: screen readers hear the count only; after "Next" or "Previous"
   // (the link pressed is gone), the keyboard goes to the top of the new page of results.
@@ -51,8 +63,8 @@
     }
     var count = target.querySelector(".results-count");
     var announcer = document.getElementById("results-announcer");
-    if (count && announcer) {
-      announcer.textContent = count.textContent.trim();
+    if (count) {
+      announce(announcer, count.textContent.trim());
     }
     var source = event.detail.requestConfig && event.detail.requestConfig.elt;
     if (count && source && source.closest && source.closest(".pagination")) {
@@ -75,9 +87,7 @@
     var item = source && source.closest && source.closest(".match");
     var announcer = document.getElementById(item ? "match-announcer" : "results-announcer");
     var message = document.documentElement.getAttribute("data-request-failed") || "The request failed.";
-    if (announcer) {
-      announcer.textContent = message;
-    }
+    announce(announcer, message);
     // Shown too: on the match it concerns, or above the list's results (which are those of the last search
     // that worked, not of the filters now chosen).
     var place = item || document.getElementById("results");

@@ -389,16 +389,24 @@ def test_posts_that_left_the_list_are_listed_for_incremental_sync(api, tokens, f
 
 def test_a_publication_taken_back_is_listed_as_removed(api, tokens, secretariat):
     from apps.accounts.actors import Actor
-    from apps.posts.services import post_return
+    from apps.posts.services import post_return, post_submit, post_withdraw
 
     before = timezone.now()
     taken_back = PostFactory(title="Taken back", external_id="ke-78")
+    resubmitted = PostFactory(title="Taken back, then resubmitted")
+    withdrawn = PostFactory(title="Taken back, then withdrawn")
     never = PostFactory(status="submitted", published_at=None)
-    for post in (taken_back, never):
-        post_return(actor=Actor.for_user(secretariat), post=post, reason="Not for publication.")
-    # The mirror drops the one it had; the other it never saw.
+    secretariat_actor = Actor.for_user(secretariat)
+    for post in (taken_back, resubmitted, withdrawn, never):
+        post_return(actor=secretariat_actor, post=post, reason="Not for publication.")
+    # Whatever its owner does next, a mirror that has not synced meanwhile must still learn it left the list.
+    post_submit(actor=secretariat_actor, post=resubmitted)
+    post_withdraw(actor=secretariat_actor, post=withdrawn)
     body = api(tokens["read"]).get(REMOVED, {"since": before.isoformat()}).json()
-    assert [(r["id"], r["external_id"], r["status"]) for r in body] == [(taken_back.pk, "ke-78", "returned")]
+    # The mirror drops the ones it had; the last it never saw.
+    assert [(r["id"], r["status"]) for r in body] == [
+        (taken_back.pk, "returned"), (resubmitted.pk, "submitted"), (withdrawn.pk, "withdrawn")]  # fmt: skip
+    assert body[0]["external_id"] == "ke-78"
 
 
 @pytest.mark.parametrize(

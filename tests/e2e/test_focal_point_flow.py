@@ -199,7 +199,10 @@ def test_answering_a_match_keeps_the_keyboard_on_it_and_announces_the_outcome(li
     button.press("Enter")
     page.locator(f"#match-{match.pk} .match-actions").get_by_text("You expressed interest.").wait_for()
     page.wait_for_function(f"document.activeElement && document.activeElement.id === 'match-{match.pk}'")
-    assert page.locator("#match-announcer").inner_text() == "You expressed interest."
+    # Emptied, then set a moment later: the same words as the last answer's are read again.
+    page.wait_for_function(
+        "document.getElementById('match-announcer').textContent === 'You expressed interest.'"
+    )
     assert page.evaluate("window.__sameDocument") is True, "the answer reloaded the whole page"
 
 

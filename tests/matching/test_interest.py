@@ -117,6 +117,27 @@ def test_interest_through_the_page_and_htmx(match, kenya, login):
     assert match.need_interest == "dismissed"
 
 
+def test_an_htmx_answer_updates_the_panels_counts_in_place(match, kenya, login):
+    other = Match.objects.create(
+        need=match.need, offer=PostFactory(kind="offer", party=party("FRA")), score=0.7
+    )
+    Match.objects.filter(pk__in=[match.pk, other.pk]).update(offer_interest="interested")
+    client = login(kenya)
+    page = reverse("posts:detail", args=[match.need_id])
+    assert "2 matches await your answer" in client.get(page).content.decode()
+    response = client.post(reverse("matching:interest", args=[match.pk]), {"interest": "dismissed"},
+                           HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}?matches=awaiting")  # fmt: skip
+    html = response.content.decode()
+    # The item, then the heading and the line, out of band, as they are now (and for the filter the page shows).
+    assert html.index(f'id="match-{match.pk}"') < html.index('<h2 id="matches-heading" hx-swap-oob="true">')
+    assert 'Matches awaiting your answer <span class="muted">(1 of 2)</span>' in html
+    assert '<div id="match-filters" hx-swap-oob="true">' in html and "1 match awaits your answer" in html
+    response = client.post(reverse("matching:interest", args=[other.pk]), {"interest": "interested"},
+                           HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}")  # fmt: skip
+    html = response.content.decode()
+    assert "await your answer" not in html and 'Matches <span class="muted">(2)</span>' in html
+
+
 def test_a_bad_answer_is_a_message_not_an_error(match, kenya, login):
     response = login(kenya).post(
         reverse("matching:interest", args=[match.pk]), {"interest": "maybe"}, follow=True
@@ -456,6 +477,18 @@ def test_the_panel_pages_through_every_match_and_filters_those_awaiting_an_answe
     only = client.get(url, {"matches": "awaiting"})
     assert [m.pk for m in only.context["matches"]] == [match.pk]
     assert "Show all matches" in only.content.decode()
+    # The heading says what is listed, of how many.
+    assert 'Matches awaiting your answer <span class="muted">(1 of 25)</span>' in only.content.decode()
+    # Connections have their list too, which the connection email links to.
+    other = Match.objects.exclude(pk=match.pk).order_by("score").first()  # rank 25: on page 2
+    Match.objects.filter(pk=other.pk).update(connected_at=timezone.now(), need_interest="interested",
+                                             offer_interest="interested")  # fmt: skip
+    html = client.get(url).content.decode()
+    assert "matches=connected#matches" in html and "Show the connection" in html
+    connections = client.get(url, {"matches": "connected"})
+    assert [m.pk for m in connections.context["matches"]] == [other.pk]
+    assert f'id="match-{other.pk}"' in connections.content.decode()
+    assert 'Connections <span class="muted">(1 of 25)</span>' in connections.content.decode()
     # An odd page number or filter never breaks the page.
     for params in ({"matches_page": "x"}, {"matches_page": 99}, {"matches": "nonsense"}):
         assert client.get(url, params).status_code == 200
@@ -548,7 +581,9 @@ def test_connection_emails_are_in_each_recipients_language(
     assert "See the match" not in to_kenya.body
     assert to_japan.subject.startswith("New connection")
     assert "Score: 80%" in to_japan.body
-    assert reverse("posts:detail", args=[match.offer_id]) + "#matches" in to_japan.body
+    # The link lists the connections, wherever this one ranks among the post's matches.
+    link = reverse("posts:detail", args=[match.offer_id]) + f"?matches=connected#match-{match.pk}"
+    assert link in to_japan.body
 
 
 def test_the_digest_is_in_the_users_language_counts_right_and_skips_answered_matches(
@@ -559,7 +594,7 @@ def test_the_digest_is_in_the_users_language_counts_right_and_skips_answered_mat
     japan.save()
     assert digest_send_all() == 1
     assert mail.outbox[0].subject == "1 new strong match on the NMA Platform"
-    assert reverse("posts:detail", args=[match.need_id]) + "#matches" in mail.outbox[0].body
+    assert reverse("posts:detail", args=[match.need_id]) + f"#match-{match.pk}" in mail.outbox[0].body
     kenya.preferred_language = "fr"
     kenya.digest_sent_through = None  # forget the first digest: the same match again, in French
     kenya.save()

@@ -183,6 +183,11 @@ def test_a_resync_that_still_says_published_leaves_it_returned(live, secretariat
         assert result.total == 1
         post = Post.objects.get(pk=live.pk)
         assert post.status == S.RETURNED and post.return_reason == REASON and post.published_at is None
+    # Nor once its owner has resubmitted it: publishing it again is moderation's.
+    post_submit(actor=Actor.for_user(focal_point), post=Post.objects.get(pk=live.pk))
+    for actor in (Actor.for_user(focal_point), Actor.for_user(secretariat)):
+        post_import(actor=actor, items=[record(Post.objects.get(pk=live.pk))])
+        assert Post.objects.get(pk=live.pk).status == S.SUBMITTED
     # A post returned before it was ever published cannot be published by an import either.
     never = PostFactory(party=party("KEN"), status=S.RETURNED, published_at=None, external_id="ke-2")
     with pytest.raises(PostImportError) as error:
@@ -204,13 +209,19 @@ def test_the_admin_takes_back_a_publication_from_its_page(live, secretariat, log
     page = staff.get(change_url(live)).content.decode()
     assert "Take back the publication…" in page and return_url in page
     confirm = staff.get(return_url).content.decode()
+    assert "<h1>Take back the publication of “Mangroves for Lamu”</h1>" in confirm
+    assert 'value="Take back and return to owner"' in confirm
     assert "1 of these posts is published: returning it takes it off the public list" in confirm
     assert change_url(live) in confirm  # Cancel goes back to the post
+    assert '<div class="breadcrumbs">' in confirm  # styled as the admin's own
 
     response = staff.post(return_url, {"reason": ""})
     assert response.status_code == 200 and Post.objects.get(pk=live.pk).status == S.PUBLISHED
-    response = staff.post(return_url, {"reason": REASON})
-    assert response.status_code == 302
+    response = staff.post(return_url, {"reason": REASON}, follow=True)
+    assert response.redirect_chain[-1][0] == change_url(live)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Took back the publication of “Mangroves for Lamu” and returned it to its owner."
+    ]
     post = Post.objects.get(pk=live.pk)
     assert post.status == S.RETURNED and post.return_reason == REASON
     entry = LogEntry.objects.get(object_id=str(live.pk))
@@ -227,7 +238,10 @@ def test_the_list_action_returns_submitted_and_published_posts(secretariat, logi
     draft = PostFactory(status=S.DRAFT, published_at=None, title="A draft")
     chosen = {"action": "return_selected", "_selected_action": [submitted.pk, published.pk, draft.pk]}
     page = staff.post(reverse("admin:posts_post_changelist"), chosen).content.decode()
+    assert "<h1>Return posts to their owners</h1>" in page and 'value="Return to owner"' in page
     assert "1 of these posts is published" in page
+    # Cancel goes back to the list they were chosen from, not to the moderation queue.
+    assert f'href="{reverse("admin:posts_post_changelist")}" class="button cancel-link"' in page
     assert "1 of these posts is neither submitted nor published and will not be returned." in page
     staff.post(reverse("admin:posts_post_changelist"), {**chosen, "apply": "1", "reason": REASON})
     statuses = dict(Post.objects.values_list("title", "status"))

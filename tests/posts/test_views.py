@@ -398,8 +398,21 @@ def test_published_detail_shows_contacts_to_logged_in_users(observer, focal_poin
     )
     html = login(observer).get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert "amina@kenya.example" in html and "Amina Odhiambo" in html
+    assert "None given on the post" not in html
     assert focal_point.email in html
     assert reverse("posts:edit", args=[post.pk]) not in html
+
+
+def test_a_post_without_contacts_says_who_can_put_you_in_touch(observer, secretariat, focal_point, login):
+    # Imported by the secretariat, no contact given: its staff are not the poster's contact.
+    imported = ken_post("published", owner=secretariat)
+    html = login(observer).get(reverse("posts:detail", args=[imported.pk])).content.decode()
+    assert "None given on the post: the secretariat can put you in touch." in html
+    assert secretariat.email not in html
+    # Made by a focal point: they are the contact.
+    own = ken_post("published", owner=focal_point)
+    html = login(observer).get(reverse("posts:detail", args=[own.pk])).content.decode()
+    assert focal_point.email in html and "None given on the post" not in html
 
 
 def test_detail_shows_the_owners_actions_for_the_status(focal_point, login):

@@ -23,8 +23,10 @@ register = template.Library()
 
 # Matches a page of the panel lists (the engine keeps a post's top 20, and the posts that have it in theirs).
 PANEL_PAGE_SIZE = 20
-# `?matches=awaiting`: only the matches whose other side is interested and this side has not answered.
+# `?matches=awaiting`: only the matches whose other side is interested and this side has not answered;
+# `?matches=connected`: only the connections (an email's link to one finds it whatever its rank).
 AWAITING = "awaiting"
+CONNECTED = "connected"
 
 
 def match_for_display(match, post, actor: Actor):
@@ -46,26 +48,51 @@ def match_panel(context, post):
     request = context["request"]
     actor = Actor.for_user(request.user)
     summary = match_summaries(posts=[post]).get(post.pk, MatchSummary())
-    awaiting_only = request.GET.get("matches") == AWAITING and summary.awaiting > 0
+    shown = _shown(request.GET, summary)
     matches = match_list_for_post(post=post)
-    if awaiting_only:
+    if shown == AWAITING:
         matches = matches.filter(match_their_interest_unanswered(post.kind))
+    elif shown == CONNECTED:
+        matches = matches.filter(connected_at__isnull=False)
     paginator = Paginator(matches, PANEL_PAGE_SIZE)
-    paginator.__dict__["count"] = summary.awaiting if awaiting_only else summary.total  # no COUNT query
+    # No COUNT query: the summary has them.
+    paginator.__dict__["count"] = {AWAITING: summary.awaiting, CONNECTED: summary.connected}.get(
+        shown, summary.total
+    )
     page = paginator.get_page(request.GET.get("matches_page"))
-    query = request.GET.copy()
-    query.pop("matches_page", None)
     matches = [match_for_display(match, post, actor) for match in page.object_list]
     match_add_passages(post=post, matches=matches)
     return {
-        "post": post,
-        "owner": actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id),
+        **match_counts_context(post, actor, summary, request.GET),
         "matches": matches,
         "page": page,
-        "summary": summary,
-        "awaiting_only": awaiting_only,
-        "query": query.urlencode(),
         "request": request,
+    }
+
+
+def _shown(params, summary: MatchSummary) -> str | None:
+    """Which matches the panel lists: AWAITING, CONNECTED (when there are some), or None for all."""
+    wanted = params.get("matches")
+    if wanted == AWAITING and summary.awaiting:
+        return AWAITING
+    if wanted == CONNECTED and summary.connected:
+        return CONNECTED
+    return None
+
+
+def match_counts_context(post, actor: Actor, summary: MatchSummary, params) -> dict:
+    """What the panel's heading and its "awaiting your answer" line show (`_match_counts.html`), for the panel
+    and for the answer to a match, which updates them in place (htmx, out of band). `params`: the page's query."""
+    query = params.copy()
+    query.pop("matches_page", None)
+    shown = _shown(params, summary)
+    return {
+        "post": post,
+        "owner": actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id),
+        "summary": summary,
+        "shown": shown,
+        "awaiting_only": shown == AWAITING,
+        "query": query.urlencode(),
     }
 
 
