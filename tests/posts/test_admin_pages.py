@@ -69,3 +69,11 @@ def test_a_read_only_amount_reads_as_on_the_site(staff):
     assert "1250000" not in html
     editable = PostFactory(status=S.DRAFT, published_at=None, amount_usd=Decimal("1250000.00"))
     assert 'name="amount_usd" value="1250000' in staff.get(change_url(editable)).content.decode()
+
+
+def test_french_admin_titles_read_as_french(staff):
+    staff.cookies["django_language"] = "fr"
+    editable = PostFactory(status=S.DRAFT, published_at=None, title="Mangroves")
+    assert "<h1>Modification de l’objet annonce</h1>" in staff.get(change_url(editable)).content.decode()
+    in_moderation = submitted("En modération", 1)
+    assert "<h1>Consultation de l’objet annonce</h1>" in staff.get(change_url(in_moderation)).content.decode()
