@@ -954,3 +954,16 @@ def test_the_results_count_says_which_page_it_is(client, settings):
     assert f">{total} posts found, page 2 of 2</p>" in second
     one_page = client.get(reverse("posts:list"), {"q": "warning 3"}).content.decode()
     assert "posts found</p>" in one_page or "post found</p>" in one_page
+
+
+def test_the_history_says_its_time_zone_and_writes_dates_as_the_page_does(focal_point, login):
+    import datetime as dt
+
+    from apps.posts.models import PostEvent
+
+    post = ken_post("draft", owner=focal_point)
+    event = PostEvent.objects.create(post=post, action="created", to_status="draft", actor_label="fp_ken")
+    PostEvent.objects.filter(pk=event.pk).update(created_at=dt.datetime(2026, 11, 28, 14, 52, tzinfo=dt.UTC))
+    html = login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert '<th scope="col">When (UTC)</th>' in html
+    assert ">Nov. 28, 2026, 2:52 p.m.</time>" in html
