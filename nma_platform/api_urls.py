@@ -42,5 +42,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", OfflineRedocView.as_view(url_name="api:schema"), name="redoc"),
     # Last: any other address under /api/v1/ is a 404 in the API's error format, not an HTML page.
-    re_path(r"^.*$", NotFoundApi.as_view(), name="not-found"),
+    re_path(r"^[\s\S]*$", NotFoundApi.as_view(), name="not-found"),  # [\s\S], not ".": a newline too
 ]

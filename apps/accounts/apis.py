@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import connection
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
@@ -114,6 +114,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             _("The request body is larger than the limit of %(limit)s bytes: send fewer posts at a time.")
             % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
         )
+    elif isinstance(exc, TooManyFieldsSent):
+        # More query (or form) parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django's own answer is an HTML 400.
+        exc = ApiError([{"field": None, "code": "too_many_parameters", "message": str(
+            _("Too many parameters: at most %(limit)s.") % {"limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}
+        )}])  # fmt: skip
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(_("Not found."))
     elif isinstance(exc, DjangoPermissionDenied):

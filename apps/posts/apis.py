@@ -93,6 +93,9 @@ MIN_YEAR, MAX_YEAR = 1970, 9000
 # --- filters -----------------------------------------------------------------------------------------------
 
 
+_ISO_CHARACTERS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt ][0-9:.,]+(?:[Zz]|[+-][0-9:]+)?)?", re.ASCII)
+
+
 class IsoDateTimeField(forms.Field):
     """An ISO 8601 date-time (or date, meaning its midnight UTC); naive values are UTC."""
 
@@ -108,6 +111,10 @@ class IsoDateTimeField(forms.Field):
         text = str(value).strip()
         # An unencoded '+' of a UTC offset arrives as a space.
         text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text)
+        if not _ISO_CHARACTERS.fullmatch(text):
+            # Python's parsers take other scripts' digits (٢٠٢٦) and other ISO forms (2026-W01-1, 20260101);
+            # the contract is the extended calendar form, in ASCII digits.
+            text = ""
         try:
             parsed = parse_datetime(text)
             if parsed is None:
@@ -253,7 +260,21 @@ def _page_request(request, errors: QueryErrors) -> tuple[str, int, tuple[Any, in
     after = None
     if cursor and ordering in ORDERING_CHOICES:
         after = errors.check(lambda: _decode_cursor(cursor, ordering))
+    elif cursor and not any(_cursor_ordering(cursor) == o for o in ORDERING_CHOICES):
+        # No ordering to read it against, but no ordering could: named in the same 400.
+        errors.add(field_error("cursor", _("Invalid cursor: use the `next` link of a previous page.")).errors)
     return ordering, size, after
+
+
+def _cursor_ordering(cursor: str) -> str | None:
+    """The ordering a cursor was made for, if it is one of ours at all (None otherwise)."""
+    for ordering in ORDERING_CHOICES:
+        try:
+            _decode_cursor(cursor, ordering)
+        except ApiError:
+            continue
+        return ordering
+    return None
 
 
 def _after_values(ordering: str, after: tuple[Any, int] | None) -> dict[str, Any]:
@@ -483,6 +504,19 @@ class PostListApi(PostApiMixin, ApiView):
                 _("A new post is a draft; submit it with POST /api/v1/posts/{id}/submit/."),
                 "not_allowed",
             )
+        if data.status == Post.Status.CLOSED:
+            # As the import: closing needs an outcome, returning a reason, which a new record does not carry.
+            raise field_error(
+                "status",
+                _("A post cannot be created closed: create it, then close it with its outcome."),
+                "invalid",
+            )
+        if data.status == Post.Status.RETURNED:
+            raise field_error(
+                "status",
+                _("A post cannot be created returned: return it from the moderation queue, with a reason."),
+                "invalid",
+            )
         if data.external_id and PLATFORM_EXPORT_ID.fullmatch(data.external_id):
             raise field_error(
                 "external_id",
@@ -681,7 +715,7 @@ MAX_REMOVED_PAGE_SIZE = 1000
 
 
 def _since(raw: str | None) -> datetime:
-    if raw is None:
+    if not raw:  # absent or empty (`?since=`)
         raise field_error("since", _("Give the time of your last sync (ISO 8601)."), "required")
     try:
         return IsoDateTimeField().clean(raw)

@@ -1,5 +1,7 @@
 """The stocktake export in the API: query parameters in, figures for the period out."""
 
+import re
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -7,6 +9,16 @@ from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FocusArea, SupportType
 
 from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
+
+
+class CalendarDateField(serializers.DateField):
+    """YYYY-MM-DD in ASCII digits: Python's parser also takes other scripts' digits (٢٠٢٦-01-01) and other ISO
+    forms (2026-W01-1, 20260101), which the contract does not."""
+
+    def to_internal_value(self, value):
+        if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value, re.ASCII)):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
 
 
 class StocktakeQuerySerializer(serializers.Serializer):
@@ -20,10 +32,8 @@ class StocktakeQuerySerializer(serializers.Serializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["from"] = serializers.DateField(
-            input_formats=["iso-8601"], help_text="First day (YYYY-MM-DD)."
-        )
-        fields["to"] = serializers.DateField(input_formats=["iso-8601"], help_text="Last day, included.")
+        fields["from"] = CalendarDateField(input_formats=["iso-8601"], help_text="First day (YYYY-MM-DD).")
+        fields["to"] = CalendarDateField(input_formats=["iso-8601"], help_text="Last day, included.")
         return fields
 
     def validate(self, attrs):
@@ -57,7 +67,7 @@ class StocktakePeriodSerializer(serializers.Serializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["from"] = serializers.DateField()
+        fields["from"] = CalendarDateField()
         return fields
 
 

@@ -155,6 +155,9 @@ def test_stocktake_filters_reach_the_export(api, tokens, monkeypatch):
         ({"from": "2016-01-01", "to": "2099-01-01"}, {"to"}),
         ({"from": "2025-01-01", "to": "2025-02-01", "focus_area": "space"}, {"focus_area"}),
         ({"from": "2025-01-01", "to": "2025-02-01", "ldc": "perhaps"}, {"ldc"}),
+        # Other scripts' digits and other ISO forms, which Python's parser takes.
+        ({"from": "٢٠٢٥-01-01", "to": "2025-W05-1"}, {"from", "to"}),
+        ({"from": "20250101", "to": "2025-02-01"}, {"from"}),
     ],
 )
 def test_stocktake_bad_dates_and_filters_are_400(api, tokens, query, fields):

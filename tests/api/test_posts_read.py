@@ -288,13 +288,61 @@ def test_every_bad_query_parameter_is_named_in_one_400(api, tokens):
     response = api().get(LIST, {"kind": "both", "ldc": "maybe", "ordering": "amount_usd", "page_size": "0",
                                 "cursor": "notacursor"})  # fmt: skip
     assert response.status_code == 400
-    # The cursor is read against an ordering, and this one does not exist: it is not judged.
-    assert [e["field"] for e in response.json()["errors"]] == ["kind", "ldc", "ordering", "page_size"]
+    # No ordering could read that cursor: it is named too.
+    assert [e["field"] for e in response.json()["errors"]] == [
+        "kind",
+        "ldc",
+        "ordering",
+        "page_size",
+        "cursor",
+    ]
     response = api().get(LIST, {"page_size": "101", "cursor": "notacursor"})
     assert [e["field"] for e in response.json()["errors"]] == ["page_size", "cursor"]
     response = api(tokens["read"]).get(REMOVED, {"limit": "0", "offset": "-1"})
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["since", "limit", "offset"]
+
+
+def test_a_malformed_cursor_is_named_beside_a_bad_ordering(api):
+    response = api().get(LIST, {"ordering": "bogus", "cursor": "xyz"})
+    assert [e["field"] for e in response.json()["errors"]] == ["ordering", "cursor"]
+    # A cursor that some ordering made is not judged against an ordering that does not exist.
+    PostFactory.create_batch(2)
+    next_url = api().get(LIST, {"page_size": 1, "ordering": "title"}).json()["next"]
+    response = api().get(next_url.replace("ordering=title", "ordering=bogus"))
+    assert [e["field"] for e in response.json()["errors"]] == ["ordering"]
+
+
+def test_too_many_parameters_or_a_newline_in_the_address_answer_in_the_apis_format(api):
+    many = "&".join(f"x{i}=1" for i in range(1500))
+    for url in (LIST, REMOVED):
+        response = api().get(f"{url}?{many}")
+        assert response.status_code == 400 and response["Content-Type"] == "application/json"
+        assert response.json()["errors"][0]["code"] == "too_many_parameters"
+    response = api().get("/api/v1/posts/1%0A/matches/")
+    assert response.status_code == 404 and response.json()["errors"][0]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "value", ["٢٠٢٦-01-01", "２０２６-01-01", "2026-W01-1", "20260101", "2026-01-01T12:00:00\u200bZ"]
+)
+def test_dates_are_the_iso_calendar_form_in_ascii_digits(api, value):
+    response = api().get(LIST, {"updated_since": value})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "updated_since"
+    response = api().get(REMOVED, {"since": value})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "since"
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123456+03:00", "2026-01-31 12:00:00"]
+)
+def test_dates_in_the_forms_the_contract_gives_are_taken(api, value):
+    assert api().get(LIST, {"updated_since": value}).status_code == 200
+
+
+def test_an_empty_since_is_a_missing_since(api):
+    (error,) = api().get(REMOVED, {"since": ""}).json()["errors"]
+    assert (error["field"], error["code"]) == ("since", "required")
 
 
 def test_a_cursor_belongs_to_its_ordering(api):

@@ -116,15 +116,24 @@ def test_a_focal_point_cannot_create_a_published_post(api, tokens):
     assert errors(response) == {"status": "not_allowed"}
 
 
-def test_the_secretariat_can_create_in_any_status(session_api, secretariat):
+def test_the_secretariat_can_create_in_any_status_it_can_reach_without_a_reason(session_api, secretariat):
     from .conftest import csrf_headers
 
     client = session_api(secretariat)
-    response = client.post(
-        LIST, {**NEED, "party": "KEN", "status": "published"}, format="json", **csrf_headers(client)
-    )
-    assert response.status_code == 201
-    assert response.json()["status"] == "published"
+    for status in ("draft", "submitted", "published", "withdrawn"):
+        response = client.post(
+            LIST, {**NEED, "party": "KEN", "status": status}, format="json", **csrf_headers(client)
+        )
+        assert response.status_code == 201
+        assert response.json()["status"] == status
+    # Closing needs an outcome and returning a reason, which a new record does not carry (as in the import): a
+    # closed post created so showed as published once in the partners' removed-posts feed.
+    for status in ("closed", "returned"):
+        response = client.post(
+            LIST, {**NEED, "party": "KEN", "status": status}, format="json", **csrf_headers(client)
+        )
+        assert response.status_code == 400 and errors(response) == {"status": "invalid"}
+    assert Post.objects.count() == 4
 
 
 def test_duplicate_external_id_is_400_not_500(api, tokens):
