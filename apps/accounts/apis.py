@@ -183,7 +183,7 @@ MAX_OFFSET = 10**9
 
 
 def offset_page_parameters(*, default: int, most: int) -> list[OpenApiParameter]:
-    """The schema's `limit` and `offset` of an `offset_page` list."""
+    """The schema's `limit` and `offset` of an `offset_page` list, and its answer's `X-Total-Count`."""
     return [
         # Raw schemas: the bounds the server checks are in the contract (a client generator, Schemathesis).
         OpenApiParameter(
@@ -195,6 +195,14 @@ def offset_page_parameters(*, default: int, most: int) -> list[OpenApiParameter]
             "offset",
             {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             description="Rows to skip, in the list's order; default 0.",
+        ),
+        # The header of the answer (response=[200]), not a parameter of the request.
+        OpenApiParameter(
+            "X-Total-Count",
+            {"type": "integer", "minimum": 0},
+            location=OpenApiParameter.HEADER,
+            description="How many rows the whole list has.",
+            response=[200],
         ),
     ]
 
