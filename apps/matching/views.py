@@ -98,6 +98,8 @@ def _answer(
     # answer" went on saying 3 after each answer.
     came_from = _came_from(request) or ""
     summary = match_summaries(posts=[own_post]).get(own_post.pk, MatchSummary())
-    counts = match_counts_context(own_post, actor, summary, QueryDict(urlsplit(came_from).query))
+    counts = match_counts_context(
+        own_post, actor, summary, QueryDict(urlsplit(came_from).query), answered=True
+    )
     counts_html = render_to_string("matching/_match_counts.html", {**counts, "oob": True}, request=request)
     return HttpResponse(item + counts_html)

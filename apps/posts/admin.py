@@ -27,7 +27,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
@@ -146,10 +146,14 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80):
         except FieldDoesNotExist:
             return name.replace("_", " ")
 
-    return format_html_join(
-        mark_safe("<br>"),
-        "{}: {} → {}",
-        ((label(name), shown(name, old), shown(name, new)) for name, (old, new) in event.changes.items()),
+    # One line per field, written as the admin's language writes a colon (French: a no-break space before it).
+    line = gettext("%(field)s: %(old)s → %(new)s")
+    return mark_safe(
+        "<br>".join(
+            line
+            % {"field": escape(label(name)), "old": escape(shown(name, old)), "new": escape(shown(name, new))}
+            for name, (old, new) in event.changes.items()
+        )
     )
 
 
@@ -198,7 +202,7 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
         "action",
         "from_status",
         "to_status",
-        "actor",
+        "actor_account",
         "actor_label",
         "changes_summary",
         "note",
@@ -206,6 +210,14 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     # The history table grows without bound; an exact total count on every page view is not worth a scan.
     show_full_result_count = False
+
+    # Both the account and the name kept as text are "actor" on the model: told apart here.
+    @admin.display(description=_("actor's account"))
+    def actor_account(self, obj: PostEvent):
+        if obj.actor is None:
+            return "—"
+        url = reverse("admin:accounts_user_change", args=[obj.actor_id])
+        return format_html('<a href="{}">{}</a>', url, obj.actor)
 
     @admin.display(description=_("post"), ordering="post__title")
     def post_link(self, obj: PostEvent):

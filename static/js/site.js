@@ -34,6 +34,11 @@
     if (!item || !item.classList.contains("match")) {
       return;
     }
+    // The answer's out-of-band parts (the panel's counts) settle too, with the item as `target`: act once, for
+    // the item itself.
+    if (event.target !== item) {
+      return;
+    }
     item.focus();
     var outcome = item.querySelector(".message, .match-actions .status");
     // An error is a role="alert" of its own, which screen readers read as it appears: not twice.
@@ -106,7 +111,24 @@
     }
   }
 
+  // A link to log in returns to this page after it (`next`), and to the place on it: an email's link to one match
+  // (#match-12) opened logged out took the user to the top of the page instead.
+  function keepPlaceInNext() {
+    if (!window.location.hash) {
+      return;
+    }
+    document.querySelectorAll("a[href*='next=']").forEach(function (link) {
+      var url = new URL(link.href, window.location.href);
+      var next = url.searchParams.get("next");
+      if (next && next.indexOf("#") === -1 && next.charAt(0) === "/") {
+        url.searchParams.set("next", next + window.location.hash);
+        link.href = url.pathname + url.search;
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    keepPlaceInNext();
     // Take keyboard and screen-reader users straight to the list of problems after a refused submission.
     var summary = document.querySelector(".error-summary");
     var messages = document.querySelector("main .messages");

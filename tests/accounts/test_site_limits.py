@@ -20,7 +20,8 @@ def test_an_anonymous_address_gets_a_429_past_its_budget(client, settings, url):
     assert refused.status_code == 429
     assert 0 < int(refused["Retry-After"]) <= 30  # one request every 30 s at 2 a minute
     html = refused.content.decode()
-    assert "Too many requests" in html and "Try again in" in html and reverse("login") in html
+    assert "Too many requests" in html and "Try again in" in html
+    assert f"{reverse('login')}?next=" in html  # back to this page once logged in
     # Another address has its own budget.
     assert client.get(url, REMOTE_ADDR="10.0.0.9").status_code == 200
 

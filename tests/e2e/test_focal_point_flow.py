@@ -195,6 +195,14 @@ def test_answering_a_match_keeps_the_keyboard_on_it_and_announces_the_outcome(li
     assert button.get_attribute("aria-describedby") == f"match-{match.pk}-title"
     assert page.locator(f"#match-{match.pk}-title").inner_text() == "River flood forecasting"
     page.evaluate("window.__sameDocument = true")
+    # Every text written to the announcer: the answer's out-of-band parts (the panel's counts) settle too, and
+    # once wrote it three times.
+    page.evaluate(
+        "window.__announced = [];"
+        "new MutationObserver(() => { const t = document.getElementById('match-announcer').textContent;"
+        " if (t) window.__announced.push(t); })"
+        ".observe(document.getElementById('match-announcer'), {childList: true, characterData: true, subtree: true})"
+    )
     button.focus()
     button.press("Enter")
     page.locator(f"#match-{match.pk} .match-actions").get_by_text("You expressed interest.").wait_for()
@@ -203,6 +211,8 @@ def test_answering_a_match_keeps_the_keyboard_on_it_and_announces_the_outcome(li
     page.wait_for_function(
         "document.getElementById('match-announcer').textContent === 'You expressed interest.'"
     )
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__announced") == ["You expressed interest."]
     assert page.evaluate("window.__sameDocument") is True, "the answer reloaded the whole page"
 
 

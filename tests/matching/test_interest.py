@@ -138,6 +138,22 @@ def test_an_htmx_answer_updates_the_panels_counts_in_place(match, kenya, login):
     assert "await your answer" not in html and 'Matches <span class="muted">(2)</span>' in html
 
 
+def test_answering_the_last_awaiting_match_keeps_the_filter_the_page_shows(match, kenya, secretariat, login):
+    Match.objects.filter(pk=match.pk).update(offer_interest="interested")
+    page = reverse("posts:detail", args=[match.need_id])
+    response = login(kenya).post(reverse("matching:interest", args=[match.pk]), {"interest": "dismissed"},
+                                 HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}?matches=awaiting")  # fmt: skip
+    html = response.content.decode()
+    # The list still shows the filter's items: the heading says so, and the way back to all of them stays.
+    assert 'Matches awaiting your answer <span class="muted">(0 of 1)</span>' in html
+    assert "Show all matches" in html and "await your answer:" not in html
+    # Opened afresh, the empty filter lists every match; the secretariat (which answers for neither side) is
+    # never shown "your answer".
+    Match.objects.filter(pk=match.pk).update(need_interest="", offer_interest="interested")
+    staff_page = login(secretariat).get(page, {"matches": "awaiting"}).content.decode()
+    assert "awaiting your answer" not in staff_page and 'Matches <span class="muted">(1)</span>' in staff_page
+
+
 def test_a_bad_answer_is_a_message_not_an_error(match, kenya, login):
     response = login(kenya).post(
         reverse("matching:interest", args=[match.pk]), {"interest": "maybe"}, follow=True

@@ -76,6 +76,7 @@ def test_admin_pages_say_in_which_time_zone_their_times_are(staff):
         html = staff.get(url).content.decode()
         assert '<footer id="footer"><p class="help">Times are shown in UTC.</p></footer>' in html, url
         assert "<title>" in html and "NMA Platform administration</title>" in html  # the rest of base_site
+        assert "/static/css/admin.css" in html  # which places the footer in the content column
 
 
 def test_publish_action_goes_through_the_service(staff, secretariat):

@@ -211,7 +211,7 @@ def test_the_admin_takes_back_a_publication_from_its_page(live, secretariat, log
     confirm = staff.get(return_url).content.decode()
     assert "<h1>Take back the publication of “Mangroves for Lamu”</h1>" in confirm
     assert 'value="Take back and return to owner"' in confirm
-    assert "1 of these posts is published: returning it takes it off the public list" in confirm
+    assert "This post is published: returning it takes it off the public list" in confirm
     assert change_url(live) in confirm  # Cancel goes back to the post
     assert '<div class="breadcrumbs">' in confirm  # styled as the admin's own
 

@@ -409,6 +409,14 @@ def test_a_post_without_contacts_says_who_can_put_you_in_touch(observer, secreta
     html = login(observer).get(reverse("posts:detail", args=[imported.pk])).content.decode()
     assert "None given on the post: the secretariat can put you in touch." in html
     assert secretariat.email not in html
+    # Its owner is told how to add one; the secretariat, only that there is none.
+    html = login(secretariat).get(reverse("posts:detail", args=[imported.pk])).content.decode()
+    assert "No contact is given on this post.</p>" in html and "can put you in touch" not in html
+    owned = ken_post("published", owner=focal_point)
+    owned.owner = secretariat  # imported for Kenya: Kenya's focal point manages it
+    owned.save()
+    html = login(focal_point).get(reverse("posts:detail", args=[owned.pk])).content.decode()
+    assert "add one by editing it" in html
     # Made by a focal point: they are the contact.
     own = ken_post("published", owner=focal_point)
     html = login(observer).get(reverse("posts:detail", args=[own.pk])).content.decode()

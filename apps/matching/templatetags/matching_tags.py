@@ -48,7 +48,8 @@ def match_panel(context, post):
     request = context["request"]
     actor = Actor.for_user(request.user)
     summary = match_summaries(posts=[post]).get(post.pk, MatchSummary())
-    shown = _shown(request.GET, summary)
+    counts = match_counts_context(post, actor, summary, request.GET)
+    shown = counts["shown"]
     matches = match_list_for_post(post=post)
     if shown == AWAITING:
         matches = matches.filter(match_their_interest_unanswered(post.kind))
@@ -63,32 +64,38 @@ def match_panel(context, post):
     matches = [match_for_display(match, post, actor) for match in page.object_list]
     match_add_passages(post=post, matches=matches)
     return {
-        **match_counts_context(post, actor, summary, request.GET),
+        **counts,
         "matches": matches,
         "page": page,
         "request": request,
     }
 
 
-def _shown(params, summary: MatchSummary) -> str | None:
-    """Which matches the panel lists: AWAITING, CONNECTED (when there are some), or None for all."""
+def _shown(params, summary: MatchSummary, *, owner: bool, answered: bool) -> str | None:
+    """Which matches the panel lists: AWAITING (the owner's only: it is about their answer), CONNECTED, or
+    None for all. A page opened on a filter with nothing in it lists all; the counts updated after an answer
+    (`answered`) keep the filter the page still shows, emptied by that answer."""
     wanted = params.get("matches")
-    if wanted == AWAITING and summary.awaiting:
+    if wanted == AWAITING and owner and (summary.awaiting or answered):
         return AWAITING
-    if wanted == CONNECTED and summary.connected:
+    if wanted == CONNECTED and (summary.connected or answered):
         return CONNECTED
     return None
 
 
-def match_counts_context(post, actor: Actor, summary: MatchSummary, params) -> dict:
+def match_counts_context(
+    post, actor: Actor, summary: MatchSummary, params, *, answered: bool = False
+) -> dict:
     """What the panel's heading and its "awaiting your answer" line show (`_match_counts.html`), for the panel
-    and for the answer to a match, which updates them in place (htmx, out of band). `params`: the page's query."""
+    and for the answer to a match (`answered`), which updates them in place (htmx, out of band). `params`: the
+    page's query."""
     query = params.copy()
     query.pop("matches_page", None)
-    shown = _shown(params, summary)
+    owner = actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
+    shown = _shown(params, summary, owner=owner, answered=answered)
     return {
         "post": post,
-        "owner": actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id),
+        "owner": owner,
         "summary": summary,
         "shown": shown,
         "awaiting_only": shown == AWAITING,
