@@ -324,6 +324,10 @@ class ApiView(APIView):
                 problem = unsafe_text_problem(value)
                 if problem:
                     errors.append({"field": key, "code": "invalid", "message": problem})
+            if len(values) > 1:
+                # Every parameter takes one value: `?kind=need&kind=offer` silently meant the last one.
+                message = _("Give %(name)s once (it takes one value).") % {"name": key}
+                errors.append({"field": key, "code": "repeated", "message": message})
         if errors:
             raise ApiError(errors)
 

@@ -303,6 +303,15 @@ def test_every_bad_query_parameter_is_named_in_one_400(api, tokens):
     assert [e["field"] for e in response.json()["errors"]] == ["since", "limit", "offset"]
 
 
+def test_a_parameter_given_twice_is_a_400_not_its_last_value(api, tokens):
+    response = api().get(f"{LIST}?kind=bogus&kind=need&page_size=1&page_size=2")
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("kind", "repeated"),
+                                                                           ("page_size", "repeated")]  # fmt: skip
+    response = api(tokens["read"]).get(f"{REMOVED}?since=2026-01-01&limit=1&limit=x")
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("limit", "repeated")]
+
+
 def test_a_malformed_cursor_is_named_beside_a_bad_ordering(api):
     response = api().get(LIST, {"ordering": "bogus", "cursor": "xyz"})
     assert [e["field"] for e in response.json()["errors"]] == ["ordering", "cursor"]
