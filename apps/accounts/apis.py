@@ -217,21 +217,22 @@ def page_bounds(request, *, default: int, most: int, errors: QueryErrors) -> tup
 
 
 def offset_page(
-    request,
-    rows: QuerySet,
-    *,
-    default: int,
-    most: int,
-    count: QuerySet | None = None,
-    errors: QueryErrors | None = None,
+    request, rows: QuerySet, *, default: int, most: int, count: QuerySet | None = None
 ) -> tuple[list, dict]:
-    """The page of `rows` (ordered) that the query's `limit` and `offset` ask for, and the `X-Total-Count`
-    header of the list (`count`: the same rows without what only the page needs, when cheaper to count). A
-    first page that is not full holds them all: no COUNT query then (the common case). `errors`: the caller's
-    other bad parameters, given in the same 400 as these."""
-    errors = errors or QueryErrors()
+    """The page of `rows` (ordered) that the query's `limit` and `offset` ask for (a 400 naming both when both
+    are bad), and the list's `X-Total-Count` header: `offset_rows`."""
+    errors = QueryErrors()
     limit, offset = page_bounds(request, default=default, most=most, errors=errors)
     errors.raise_any()
+    return offset_rows(rows, limit=limit, offset=offset, count=count)
+
+
+def offset_rows(
+    rows: QuerySet, *, limit: int, offset: int, count: QuerySet | None = None
+) -> tuple[list, dict]:
+    """`limit` rows of `rows` (ordered) from `offset`, and the `X-Total-Count` header of the list (`count`: the
+    same rows without what only the page needs, when cheaper to count). A first page that is not full holds them
+    all: no COUNT query then (the common case)."""
     page = list(rows[offset : offset + limit])
     total = len(page) if offset == 0 and len(page) < limit else (rows if count is None else count).count()
     return page, {"X-Total-Count": str(total)}

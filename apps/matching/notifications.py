@@ -18,20 +18,14 @@ from apps.posts.selectors import post_poster_users
 
 from .models import Match
 
-poster_users = post_poster_users
-
 
 def _contact(post: Post) -> dict:
-    users = poster_users(post)
+    users = post_poster_users(post)
     return {
         "post": post,
         "name": post.contact_name or ", ".join(u.get_full_name() or u.username for u in users),
         "email": post.contact_email or ", ".join(u.email for u in users),
     }
-
-
-def _language(user: User) -> str:
-    return user.email_language
 
 
 def connection_notify(match: Match) -> int:
@@ -40,8 +34,8 @@ def connection_notify(match: Match) -> int:
     sent = 0
     for own, other in ((match.need, match.offer), (match.offer, match.need)):
         by_language: dict[str, list[str]] = {}
-        for user in poster_users(own):
-            by_language.setdefault(_language(user), []).append(user.email)
+        for user in post_poster_users(own):
+            by_language.setdefault(user.email_language, []).append(user.email)
         contact = _contact(other)
         for language, recipients in sorted(by_language.items()):
             with translation.override(language):
@@ -56,7 +50,7 @@ def connection_notify(match: Match) -> int:
 
 def digest_send(user: User, matches: Sequence[Match], *, more: bool = False) -> int:
     """`more`: there are more new strong matches than the email lists (it points to the dashboard)."""
-    with translation.override(_language(user)):
+    with translation.override(user.email_language):
         body = render_to_string(
             "matching/email/digest.txt",
             {"user": user, "matches": matches, "more": more, "site_url": settings.SITE_URL},

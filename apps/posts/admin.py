@@ -49,7 +49,7 @@ from .services import (
     post_update,
 )
 from .taxonomies import POST_LANGUAGES, Aim, FinanceInstrument, FocusArea, Sector, SupportType
-from .templatetags.post_tags import usd
+from .templatetags.post_tags import language_name, usd
 
 # --- taxonomy terms: reference keys fixed by docs/FORMATS.md, so view-only ----------------------------------
 
@@ -91,6 +91,11 @@ for _term_model in (SupportTypeTerm, FocusAreaTerm, SectorTerm, InstrumentTerm):
 # --- history ------------------------------------------------------------------------------------------------
 
 
+# The history's change keys that hold Party or provider ids.
+_PARTY_CHANGES = ("party_id", "party", "partner_parties")
+_PROVIDER_CHANGES = ("provider_id", "provider")
+
+
 def _changes_summary(event: PostEvent, *, limit: int | None = 80):
     """`field: old → new` lines for an event's changes, fields by their names and Parties and providers by theirs
     (the history stores their ids); texts longer than `limit` shortened (None: in full, as on an entry's own
@@ -104,9 +109,9 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80):
         values = [
             v for side in pair for v in (side if isinstance(side, list) else [side]) if isinstance(v, int)
         ]
-        if name in ("party_id", "party", "partner_parties"):
+        if name in _PARTY_CHANGES:
             party_ids.update(values)
-        elif name in ("provider_id", "provider"):
+        elif name in _PROVIDER_CHANGES:
             provider_ids.update(values)
     parties = Party.objects.in_bulk(party_ids) if party_ids else {}
     providers = SupportProvider.objects.in_bulk(provider_ids) if provider_ids else {}
@@ -124,8 +129,7 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80):
     def shown(name: str, value) -> str:
         if value is None or value == "" or value == []:
             return "—"
-        table = parties if name in ("party_id", "party", "partner_parties") else (
-            providers if name in ("provider_id", "provider") else None)  # fmt: skip
+        table = parties if name in _PARTY_CHANGES else providers if name in _PROVIDER_CHANGES else None
         if table is not None:
             items = value if isinstance(value, list) else [value]
             return ", ".join(str(table[v]) if v in table else str(v) for v in items)
@@ -495,7 +499,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("language"), ordering="language")
     def language_name(self, obj: Post) -> str:
-        return str(dict(POST_LANGUAGES).get(obj.language, obj.language))
+        return language_name(obj.language)
 
     @admin.display(description=_("Party or provider"), ordering="party__iso3")
     def poster_code(self, obj: Post) -> str:

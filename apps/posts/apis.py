@@ -39,8 +39,8 @@ from apps.accounts.apis import (
     QueryErrors,
     field_error,
     json_text_response,
-    offset_page,
     offset_page_parameters,
+    offset_rows,
     page_bounds,
     unsafe_text_problem,
     whole_number_param,
@@ -260,7 +260,7 @@ def _page_request(request, errors: QueryErrors) -> tuple[str, int, tuple[Any, in
     after = None
     if cursor and ordering in ORDERING_CHOICES:
         after = errors.check(lambda: _decode_cursor(cursor, ordering))
-    elif cursor and not any(_cursor_ordering(cursor) == o for o in ORDERING_CHOICES):
+    elif cursor and _cursor_ordering(cursor) is None:
         # No ordering to read it against, but no ordering could: named in the same 400.
         errors.add(field_error("cursor", _("Invalid cursor: use the `next` link of a previous page.")).errors)
     return ordering, size, after
@@ -747,7 +747,9 @@ class PostRemovedListApi(ApiView):
     def get(self, request):
         errors = QueryErrors()  # `since`, `limit` and `offset` in one 400
         since = errors.check(lambda: _since(request.query_params.get("since")))
-        page_bounds(request, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE, errors=errors)
+        limit, offset = page_bounds(
+            request, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE, errors=errors
+        )
         errors.raise_any()
         # Once published: a post the secretariat took back has no publication time any more (nor after its owner
         # resubmits or withdraws it), but its history has the publication (`post_was_published`).
@@ -760,7 +762,7 @@ class PostRemovedListApi(ApiView):
             .order_by("updated_at", "id")
             .values("id", "external_id", "status", "updated_at")
         )
-        rows, headers = offset_page(request, removed, default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE)
+        rows, headers = offset_rows(removed, limit=limit, offset=offset)
         body = [
             {
                 "id": row["id"],

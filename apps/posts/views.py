@@ -54,7 +54,6 @@ from .services import (
 )
 
 Status = Post.Status
-# The dashboard's order: what needs the poster's attention first.
 # A dashboard section's heading: the posts in that status (French agrees the participle: "Publiées").
 SECTION_HEADINGS = {
     Status.DRAFT: pgettext_lazy("dashboard section", "Drafts"),
@@ -64,6 +63,7 @@ SECTION_HEADINGS = {
     Status.CLOSED: pgettext_lazy("dashboard section", "Closed"),
     Status.WITHDRAWN: pgettext_lazy("dashboard section", "Withdrawn"),
 }
+# The dashboard's order: what needs the poster's attention first.
 DASHBOARD_STATUSES = (
     Status.RETURNED,
     Status.DRAFT,
