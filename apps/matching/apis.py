@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.accounts.apis import ApiView, field_error, offset_page, offset_page_parameters
@@ -76,7 +77,10 @@ class MatchInterestApi(ApiView):
             match_check_interest(interest)
         except InvalidInterest as error:
             raise field_error("interest", str(error), "invalid_choice") from None
-        match = self.get_or_404(Match.objects.all(), pk)
+        match = self.get_or_404(Match.objects.select_related("need", "offer"), pk)
+        # Matches are shown to their two sides and the secretariat only: to anyone else it is not found.
+        if not self.actor.is_secretariat and match_side_for_actor(actor=self.actor, match=match) is None:
+            raise NotFound(_("Not found."))
         match = match_set_interest(actor=self.actor, match=match, interest=interest)
         match = match_with_ranks(Match.objects.filter(pk=match.pk)).get()
         return Response(match_api_record(match, side=match_side_for_actor(actor=self.actor, match=match)))

@@ -5,7 +5,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -55,6 +55,9 @@ def match_interest(request, pk: int):
     actor = Actor.for_user(request.user)
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:
+        # Matches are shown to their two sides and the secretariat only: to anyone else it is not found.
+        if not actor.is_secretariat:
+            raise Http404
         raise PermissionDenied
     own_post = match.need if side == "need" else match.offer
     try:

@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
@@ -175,6 +175,9 @@ def post_create_view(request: HttpRequest) -> HttpResponse:
 def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySet | None = None) -> Post:
     post = get_object_or_404(queryset if queryset is not None else Post.objects.all(), pk=pk)
     if not post_can_manage(actor=actor, post=post):
+        # Another Party's draft or submitted post is not found, as on its page: a 403 would tell that it exists.
+        if not post_list_visible(actor=actor).filter(pk=post.pk).exists():
+            raise Http404
         raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
     return post
 

@@ -244,12 +244,13 @@ def test_import_cannot_take_over_another_partys_external_id(call, role, expected
         {
             "own_party_token": 200,
             "session_focal_point": 200,
-            # Neither side of the match: refused by the service.
-            "other_party_token": 403,
-            "provider_token": 403,
-            "session_other_focal_point": 403,
-            "session_provider": 403,
-            # The secretariat does not answer matches for a Party.
+            # Neither side of the match: it is not found (matches are shown to their two sides and the
+            # secretariat only; a 403 would tell that it exists).
+            "other_party_token": 404,
+            "provider_token": 404,
+            "session_other_focal_point": 404,
+            "session_provider": 404,
+            # The secretariat, who sees every match, does not answer matches for a Party.
             "session_secretariat": 403,
         },
         default=403,

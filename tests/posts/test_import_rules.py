@@ -424,12 +424,34 @@ def test_transition_error_of_a_service(focal_point, secretariat):
             '{"external_id": "é", x}',
             "(line): Invalid JSON: Expecting property name enclosed in double quotes (column 22).",
         ),
+        # What Python's json takes and JSON is not, or what it cannot convert: a message, not a traceback.
+        ('{"external_id": "x", "amount_usd": NaN}', "(line): Invalid JSON: NaN is not a JSON value."),
+        (
+            '{"external_id": "x", "amount_usd": -Infinity}',
+            "(line): Invalid JSON: -Infinity is not a JSON value.",
+        ),
+        (
+            '{"external_id": "x", "amount_usd": ' + "9" * 5000 + "}",
+            "(line): Invalid JSON: a number has too many digits.",
+        ),
+        (
+            '{"external_id": "x", "y": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "(line): Invalid JSON: its arrays or objects are nested too deeply.",
+        ),
+        # Old Mac line endings: the whole file reads as one line.
+        (
+            json.dumps(need(2)) + "\r" + json.dumps(need(3)),
+            "(line): Lines must end in LF or CRLF: this one holds a carriage return (CR) alone",
+        ),
     ],
 )
 def test_invalid_json_is_reported_where_it_is(line, message, tmp_path):
-    _error, stderr = run_failing(write(tmp_path, [need(1), line]))
+    _error, stderr = run_failing(write(tmp_path, [need(1), line, '{"external_id": "z",']))
     assert f"line 2: {message}" in stderr
     assert "column 1)" not in stderr
+    # Checking goes on after it: the next bad line is named too.
+    assert "line 3: (line): Invalid JSON" in stderr
+    assert not Post.objects.exists()
 
 
 def test_history_of_an_import_that_changes_nothing_but_its_content(tmp_path):

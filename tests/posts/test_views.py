@@ -66,13 +66,15 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def assert_refused(role: str, response) -> None:
-    """Anonymous visitors are sent to log in; logged-in users without the right get a 403."""
+def assert_refused(role: str, response, *, hidden: bool = False) -> None:
+    """Anonymous visitors are sent to log in; logged-in users without the right get a 403, or a 404 when the
+    post is not public (`hidden`: another Party's draft, submitted or returned post is not found for them, as
+    on its page)."""
     if role == "anonymous":
         assert response.status_code == 302
         assert response.url.startswith(reverse("login"))
     else:
-        assert response.status_code == 403
+        assert response.status_code == (404 if hidden else 403)
 
 
 # --- The role matrix on every write path -------------------------------------------------------------------
@@ -145,8 +147,8 @@ def test_edit_by_role(role, client_as, focal_point):
         assert post.party == party("KEN")
         assert post.events.filter(action=PostEvent.Action.UPDATED).exists()
     else:
-        assert_refused(role, page)
-        assert_refused(role, response)
+        assert_refused(role, page, hidden=True)
+        assert_refused(role, response, hidden=True)
         assert post.title == "Old title"
 
 
@@ -159,7 +161,7 @@ def test_submit_by_role(role, client_as):
         assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
         assert post.status == Post.Status.SUBMITTED and post.submitted_at is not None
     else:
-        assert_refused(role, response)
+        assert_refused(role, response, hidden=True)
         assert post.status == Post.Status.DRAFT
 
 
@@ -195,14 +197,30 @@ def test_withdraw_by_role(role, client_as):
 
 @pytest.mark.parametrize("url_name", ["posts:edit", "posts:submit", "posts:close", "posts:withdraw"])
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_another_partys_draft_is_403_on_every_write_url(url_name, method, other_focal_point, login):
-    post = ken_post("draft", title="Kenya's draft")
-    response = getattr(login(other_focal_point), method)(reverse(url_name, args=[post.pk]))
+@pytest.mark.parametrize("status", ["draft", "submitted", "returned", "withdrawn"])
+def test_another_partys_unpublished_post_is_not_found_on_every_write_url(
+    url_name, method, status, other_focal_point, login
+):
+    post = ken_post(status, title="Kenya's post")
+    client = login(other_focal_point)
+    response = getattr(client, method)(reverse(url_name, args=[post.pk]))
     post_only = url_name in ("posts:submit", "posts:withdraw")
-    # A GET of a POST-only action is refused by its method (405); everything else is a 403; never a 200.
-    assert response.status_code == (405 if method == "get" and post_only else 403)
+    # A GET of a POST-only action is refused by its method (405); everything else is a 404, as the post's page
+    # and an id that names no post are: the answer does not tell that the post exists. Never a 200.
+    assert client.get(reverse("posts:detail", args=[post.pk])).status_code == 404
+    assert response.status_code == (405 if method == "get" and post_only else 404)
     post.refresh_from_db()
-    assert post.status == Post.Status.DRAFT and post.title == "Kenya's draft"
+    assert post.status == status and post.title == "Kenya's post"
+
+
+@pytest.mark.parametrize("url_name", ["posts:edit", "posts:close", "posts:withdraw"])
+def test_another_partys_published_post_is_403_on_every_write_url(url_name, other_focal_point, login):
+    post = ken_post("published", title="Kenya's post")
+    response = login(other_focal_point).post(reverse(url_name, args=[post.pk]), form_data(title="Mine now"))
+    assert response.status_code == 403  # it is public: the refusal tells nothing new, and says why
+    assert "your own Party" in response.content.decode()
+    post.refresh_from_db()
+    assert post.status == "published" and post.title == "Kenya's post"
 
 
 @pytest.mark.parametrize("url_name", ["posts:submit", "posts:withdraw"])

@@ -210,10 +210,25 @@ def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> 
             [f"(line): The line is not valid UTF-8 ({error.reason} at byte {error.start})."]
         ) from None
     line = line.rstrip("\r\n")
+    if "\r" in line:  # a bare CR is no JSON whitespace, and inside a string it is written \r
+        raise BadLine(
+            ["(line): " + _("Lines must end in LF or CRLF: this one holds a carriage return (CR) alone, as old Mac "
+                            "files end their lines. Save the file with LF or CRLF line endings.")]
+        )  # fmt: skip
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_not_json_constant)
     except json.JSONDecodeError as error:
         raise BadLine(["(line): " + _json_problem(line, error)]) from None
+    except _NotJSONConstant as error:
+        raise BadLine(
+            ["(line): " + _("Invalid JSON: %(value)s is not a JSON value.") % {"value": error.args[0]}]
+        ) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise BadLine(["(line): " + _("Invalid JSON: a number has too many digits.")]) from None
+    except RecursionError:
+        raise BadLine(
+            ["(line): " + _("Invalid JSON: its arrays or objects are nested too deeply.")]
+        ) from None
     messages = []
     # The import format requires an external_id (the API's create does not, so the parser allows none).
     if isinstance(record, dict) and record.get("external_id") is None:
@@ -225,6 +240,15 @@ def _parse_line(raw: bytes, refs: ReferenceData, default_status: str | None) -> 
     if messages:
         raise BadLine(messages)
     return data
+
+
+class _NotJSONConstant(ValueError):
+    pass
+
+
+def _not_json_constant(name: str) -> None:
+    """json.loads takes NaN, Infinity and -Infinity, which JSON does not have (the API refuses them too)."""
+    raise _NotJSONConstant(name)
 
 
 def _json_problem(line: str, error: json.JSONDecodeError) -> str:
