@@ -1007,19 +1007,28 @@ def _first_event_durations(
     matches: QuerySet[Match], timestamp: str, start: dt.datetime, end: dt.datetime
 ) -> QuerySet[Match]:
     """One row per need whose first event of this kind (first strong match, first connection) falls in
-    [start, end): `first` (when) and `days` from the need's publication to it.
+    [start, end): `first`, its first such event since its publication (`_since_publication`: the same one
+    unless the secretariat took a publication back), and `days` from the need's publication to it.
 
-    A GROUP BY need over the need's events before the end (MIN is the first), an index-only scan of the
-    partial index (need_id, <timestamp>); the publication is read after the HAVING, for the few needs left.
+    A GROUP BY need over the need's events before the end (MIN is the first); the publication is read again
+    after the HAVING, for the few needs left.
     """
     published = Post.objects.filter(pk=OuterRef("need")).order_by().values("published_at")
     return (
         matches.filter(**{f"{timestamp}__isnull": False, f"{timestamp}__lt": end})
         .values("need")
-        .annotate(first=Min(timestamp))
-        .filter(first__gte=start)
+        .annotate(first_ever=Min(timestamp), first=Min(timestamp, filter=_since_publication(timestamp)))
+        .filter(first_ever__gte=start, first__isnull=False)
         .annotate(days=DaysBetween("first", Subquery(published)))
     )
+
+
+def _since_publication(timestamp: str) -> Q:
+    """The matches whose event `timestamp` is at or after their need's publication. A need taken back by the
+    secretariat has no publication (it is not counted as published, FIGURES.md), and one published again
+    counts from its new publication: the events of the publication taken back (a strong match, which keeps
+    its time when the pair is found again) would give no duration, or a negative one."""
+    return Q(**{f"{timestamp}__isnull": False, f"{timestamp}__gte": F("need__published_at")})
 
 
 def _sqlite_percentiles(
@@ -1140,6 +1149,23 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     for alias, condition, timestamp in firsts:
         first_sql, first_params = _first_per_need(condition, timestamp, end).query.sql_with_params()
         add(f"first_{alias} AS ({first_sql}), ", first_params)
+    if durations:
+        # Each need's first strong match and first connection since its publication (`_since_publication`),
+        # for the needs whose first one ever falls in the period (`first_s`, `first_c`): it is that one, unless
+        # the need was published again since (taken back by the secretariat), when it is its first since, if
+        # any, found by a probe of the need's index. Each looks its publication up by primary key (LATERAL ...
+        # OFFSET 0, which keeps it a nested loop): a few thousand probes rather than a hash of every post.
+        table, posts = Match._meta.db_table, Post._meta.db_table
+        among = " AND e.need IN (SELECT id FROM ids)" if filtered else ""
+        for alias, timestamp in (("s", "strong_at"), ("c", "connected_at")):
+            add(
+                f"first_d{alias} AS (SELECT e.need, CASE WHEN e.first >= p.published_at THEN e.first ELSE"
+                f" (SELECT MIN(m.{timestamp}) FROM {table} m WHERE m.need_id = e.need"
+                f" AND m.{timestamp} >= p.published_at AND m.{timestamp} < %s) END AS first, p.published_at"
+                f" FROM first_{alias} e CROSS JOIN LATERAL (SELECT q.published_at FROM {posts} q"
+                f" WHERE q.id = e.need OFFSET 0) p WHERE e.first >= %s{among}), ",
+                [adapt(end), adapt(start)],
+            )
     add(f"n AS {materialized} (SELECT p.id, p.published_at, p.party_id, s.first AS first_strong")
     for name, column, thresholds in (
         ("bw", "p.published_at", cutoffs),  # waiting 60 days at instant i: bw <= i
@@ -1206,25 +1232,18 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
             )
     if durations:
         # The needs whose first such event falls in the period, whatever the post (as the matches say), not
-        # only those of `n`. Each looks its publication up by primary key (LATERAL ... OFFSET 0, which keeps
-        # it a nested loop): a few thousand probes rather than a hash of every post. Under filters, the
-        # need must also be among the posts under the filters (`ids`).
-        for part, alias in (("strong", "s"), ("connection", "c")):
-            days = days_between_sql("e.first", "p.published_at")
+        # only those of `n`, from their publication (`first_ds`, `first_dc`).
+        for part, alias in (("strong", "ds"), ("connection", "dc")):
+            days = days_between_sql("e.first", "e.published_at")
             percentiles = "".join(
                 f", {percentile_cont_sql(fraction, days)}" for fraction in PERCENTILES.values()
             )
             bucket_sql, bucket_params = _bucket("e.first", instants)
             add(
                 f" UNION ALL SELECT '{part}', {bucket_sql}, NULL, COUNT(*), NULL{percentiles}"
-                f" FROM first_{alias} e"
-                f" CROSS JOIN LATERAL (SELECT q.published_at FROM {Post._meta.db_table} q WHERE q.id = e.need"
-                " OFFSET 0) p WHERE e.first >= %s",
-                [*bucket_params, adapt(start)],
+                f" FROM first_{alias} e WHERE e.first IS NOT NULL GROUP BY ROLLUP (2)",
+                bucket_params,
             )
-            if filtered:
-                add(" AND e.need IN (SELECT id FROM ids)")
-            add(" GROUP BY ROLLUP (2)")
     return statement.build()
 
 

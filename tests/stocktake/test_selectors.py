@@ -19,6 +19,8 @@ from apps.stocktake.selectors import (
     stocktake_waiting_needs,
 )
 
+from apps.posts.models import Post
+
 from .conftest import PERIOD, need, noon
 from .factories import MatchFactory
 
@@ -197,6 +199,34 @@ def test_days_to_first_strong_match_and_connection(v):
     assert v("days_to_first_connection_median") == 26
     assert v("days_to_first_connection_p90") == 26
     assert v("days_to_first_connection_median", month="2026-02") == 26
+
+
+def test_durations_count_from_the_current_publication(world):
+    """A need the secretariat took back has no publication (it is not counted as published), and one published
+    again counts from its new publication: its strong match from the publication taken back keeps its time
+    when the pair is found again, and must give neither a duration from nothing nor a negative one."""
+    o1 = world.o1
+    taken_back = need("TZA", None, ["finance"], ["adaptation"], status=Post.Status.RETURNED)
+    MatchFactory(need=taken_back, offer=o1, score=0.9, created_at=noon(2026, 2, 3), strong_at=noon(2026, 2, 3))
+    again = need("MWI", noon(2026, 4, 15), ["finance"], ["adaptation"])
+    MatchFactory(need=again, offer=o1, score=0.9, created_at=noon(2026, 2, 5), strong_at=noon(2026, 2, 5),
+                 connected_at=noon(2026, 2, 6))  # fmt: skip
+    v = figures()
+    # N1 (10 days) and N3 (30 days) as before; neither of the two above.
+    assert v("needs_first_strong_match") == 2
+    assert v("days_to_first_strong_match_median") == 20
+    assert v("needs_first_strong_match", month="2026-02") == 0
+    assert v("days_to_first_strong_match_median", month="2026-02") is None
+    assert v("needs_first_connection") == 1
+    assert v("days_to_first_connection_median") == 26
+    # A strong match found after the new publication counts, from it: 5 days.
+    MatchFactory(need=again, offer=world.o2, score=0.8, created_at=noon(2026, 4, 20), strong_at=noon(2026, 4, 20))
+    v = figures()
+    assert v("needs_first_strong_match") == 3
+    assert v("needs_first_strong_match", month="2026-04") == 2
+    assert v("days_to_first_strong_match_median", month="2026-04") == 17.5  # 5 and 30
+    assert v("days_to_first_strong_match_median") == 10  # 5, 10, 30
+    assert v("needs_first_connection") == 1
 
 
 def test_gaps_at_the_end_of_the_period_and_of_each_month(v):
