@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils import formats
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 WIDTH, HEIGHT = 640, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 16, 64
@@ -58,9 +61,19 @@ def nice_ticks(maximum: float, count: int = 5) -> list[float]:
 
 
 def _fmt(value: float) -> str:
+    """A tick or a point's value as the page's language writes numbers, as the tables beside the chart do
+    (1,500 in English is 1 500 in French, where "1,500" reads one and a half)."""
     if value == int(value):
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
+        return formats.number_format(int(value), use_l10n=True, force_grouping=True)
+    rounded = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return formats.number_format(rounded, decimal_pos=2, use_l10n=True, force_grouping=True)
+
+
+def _point(series: str, label: str, value: float) -> str:
+    """A point's or a bar's exact value, its tooltip and what a screen reader reads."""
+    # Translators: a chart's point: its series, its label on the axis (a month, a focus area...), its value.
+    text = _("%(series)s, %(label)s: %(value)s") % {"series": series, "label": label, "value": _fmt(value)}
+    return escape(text)
 
 
 def _frame(
@@ -156,7 +169,7 @@ def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], s
             segments[-1].append(f"{x:.1f},{y:.1f}")
             points.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                f"<title>{escape(name)}, {escape(labels[j])}: {_fmt(value)}</title></circle>"
+                f"<title>{_point(name, labels[j], value)}</title></circle>"
             )
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         body.append(f'<g class="chart-series" aria-label="{escape(name)}">')
@@ -190,7 +203,7 @@ def bar_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], se
             y = MARGIN_TOP + plot_h - height
             body.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{height:.1f}">'
-                f"<title>{escape(name)}, {escape(labels[j])}: {_fmt(value or 0)}</title></rect>"
+                f"<title>{_point(name, labels[j], value or 0)}</title></rect>"
             )
         body.append("</g>")
     return _frame(

@@ -12,7 +12,7 @@ from apps.parties.models import RegionalGroup
 from apps.posts.filters import StrictNullBooleanField
 from apps.posts.taxonomies import FocusArea, SupportType
 
-from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
+from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS, NotADate, calendar_date
 
 _ALL = [("", _("All"))]
 _GROUP_MEMBERSHIP = [("", _("All Parties")), ("yes", _("Members only")), ("no", _("Non-members only"))]
@@ -26,7 +26,15 @@ class MembershipField(forms.ChoiceField):
         super().__init__(choices=_GROUP_MEMBERSHIP, required=False, **kwargs)
 
     def to_python(self, value):
-        text = super().to_python(value).strip().lower()
+        return self._normalise(super().to_python(value))
+
+    def prepare_value(self, value):
+        # The select and the filter's chip show the choice a link's spelling means (ldc=true: Members only).
+        return self._normalise(value) if isinstance(value, str) else value
+
+    @staticmethod
+    def _normalise(value: str) -> str:
+        text = value.strip().lower()
         if text in StrictNullBooleanField.TRUE:
             return "yes"
         if text in StrictNullBooleanField.FALSE:
@@ -49,9 +57,30 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
+class CalendarDateField(forms.DateField):
+    """YYYY-MM-DD only (`calendar_date`), whatever the page's language: a link to the report shows every reader
+    the same period (a form's DateField reads 01/02/2026 by the language)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return calendar_date(value)
+        except NotADate as error:
+            raise forms.ValidationError(str(error), code="invalid") from None
+
+
 class PeriodForm(forms.Form):
-    date_from = forms.DateField(label=_("From"), widget=DateInput())
-    date_to = forms.DateField(label=_("To"), widget=DateInput(), help_text=_("Both days are included."))
+    date_from = CalendarDateField(label=_("From"), widget=DateInput())
+    date_to = CalendarDateField(label=_("To"), widget=DateInput(), help_text=_("Both days are included."))
+
+    def __init__(self, data=None, *args, **kwargs):
+        # A parameter given twice in a link (date_from=...&date_from=...) is refused, not read as its last value.
+        self.repeated = [name for name in self.base_fields if data is not None and hasattr(data, "getlist")
+                         and len(data.getlist(name)) > 1]  # fmt: skip
+        super().__init__(data, *args, **kwargs)
 
     @classmethod
     def from_query(cls, data) -> PeriodForm:
@@ -64,6 +93,8 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        for name in self.repeated:
+            self.add_error(name, _("Given more than once in the address: give it once."))
         for name in ("date_from", "date_to"):
             value = cleaned.get(name)
             if value is not None and not EARLIEST <= value <= LATEST:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from django.db.models import (
     Sum,
 )
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import Role, User
 from apps.matching.models import Interest, Match
@@ -56,6 +58,26 @@ MAX_PERIOD_DAYS = 366 * 10
 # ending in 9999 overflowed computing its gap dates).
 EARLIEST = dt.date(2015, 1, 1)
 LATEST = dt.date(2100, 12, 31)
+_CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+class NotADate(ValueError):
+    """`message`: what is wrong, for the person who wrote it."""
+
+
+def calendar_date(text: object) -> dt.date:
+    """A day written YYYY-MM-DD in ASCII digits, as the report's page, its downloads, the API and the command
+    all take it. Python's parser also takes other scripts' digits (٢٠٢٦-01-01), other ISO forms (2026-W01-1,
+    20260101) and, in a form, the page language's own (01/02/2026 is 2 January in English and 1 February in
+    French): one link would show other figures to another reader."""
+    if not (isinstance(text, str) and _CALENDAR_DATE.fullmatch(text)):
+        raise NotADate(_("Write the date as YYYY-MM-DD, e.g. 2026-01-31."))
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise NotADate(_("There is no such day as %(date)s.") % {"date": text}) from None
+
+
 PERCENTILES = {"median": 0.5, "p90": 0.9}
 
 HEADLINE_FIGURES = (

@@ -1,24 +1,22 @@
 """The stocktake export in the API: query parameters in, figures for the period out."""
 
-import re
-
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FocusArea, SupportType
 
-from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS
+from .selectors import EARLIEST, LATEST, MAX_PERIOD_DAYS, NotADate, calendar_date
 
 
 class CalendarDateField(serializers.DateField):
-    """YYYY-MM-DD in ASCII digits: Python's parser also takes other scripts' digits (٢٠٢٦-01-01) and other ISO
-    forms (2026-W01-1, 20260101), which the contract does not."""
+    """YYYY-MM-DD in ASCII digits (`calendar_date`)."""
 
     def to_internal_value(self, value):
-        if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value, re.ASCII)):
-            self.fail("invalid", format="YYYY-MM-DD")
-        return super().to_internal_value(value)
+        try:
+            return calendar_date(value)
+        except NotADate as error:
+            raise serializers.ValidationError(str(error), code="invalid") from None
 
 
 class StocktakeQuerySerializer(serializers.Serializer):

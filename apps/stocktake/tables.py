@@ -7,6 +7,7 @@ frozen snapshot render the same way from the same data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.utils import formats
@@ -99,6 +100,10 @@ def format_value(figure: str, value: Any) -> str:
 
 
 def _number(value: Any, decimals: int | None = None) -> str:
+    """`value` in the page's language, rounded half up to `decimals` places: Django's number_format cuts the
+    places beyond (2/3 would read 66.6 %, $999.99 $999)."""
+    if decimals is not None:
+        value = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
     return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
 
 
@@ -305,7 +310,7 @@ def report_layout(export: dict) -> dict[str, Any]:
     chart_titles = [
         str(_("Needs and offers published, by month")),
         str(_("Matches, strong matches, interest and connections, by month")),
-        str(_("Needs waiting more than 60 days, at the end of each month")),
+        str(_("Open needs, and those waiting more than 60 days, at the end of each month")),
         str(_("Open needs and offers by type of support")),
         str(_("Open needs and offers by focus area")),
     ]
@@ -379,16 +384,25 @@ def _short_focus(key: str) -> str:
     )
 
 
+def named_value(name: Any, value: Any) -> str:
+    """ "Type of support: Finance", as the page's language writes a label and its value (French puts a
+    no-break space before the colon)."""
+    # Translators: a label and its value, e.g. "Type of support: Finance".
+    return _("%(name)s: %(value)s") % {"name": name, "value": value}
+
+
 def changes_table(changes: list[dict[str, Any]], limit: int = 400) -> Table:
     """The figure-by-figure differences between two snapshots."""
     table = Table(
         id="changes",
         caption=str(_("What changed since the previous snapshot")),
-        header=[str(_("Figure")), str(_("Breakdown")), str(_("Before")), str(_("Now")), str(_("Change"))],
-    )
+        header=[str(_("Figure")), str(_("Breakdown")), str(_("Before")), str(_("Now")),
+                str(pgettext_lazy("the difference between two values", "Change"))],
+    )  # fmt: skip
     for change in changes[:limit]:
         dimension = ", ".join(
-            f"{DIMENSION_LABELS.get(k, k)}: {value_label(k, v)}" for k, v in change["dimension"].items()
+            str(named_value(DIMENSION_LABELS.get(k, k), value_label(k, v)))
+            for k, v in change["dimension"].items()
         )
         figure = change["figure"]
         delta = change["change"]
@@ -409,7 +423,9 @@ def changes_table(changes: list[dict[str, Any]], limit: int = 400) -> Table:
         )
     if len(changes) > limit:
         table.note = str(
-            _("Showing the first %(limit)s of %(count)s changes; download the JSON for all.")
+            _(
+                "Showing the first %(limit)s of %(count)s changes; each snapshot's downloads hold all its figures."
+            )
         ) % {
             "limit": limit,
             "count": len(changes),

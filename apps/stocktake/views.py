@@ -32,7 +32,7 @@ from .selectors import (
     stocktake_waiting_needs,
     strong_score_threshold,
 )
-from .tables import FIGURE_LABELS, changes_table, format_value, report_layout
+from .tables import FIGURE_LABELS, changes_table, format_value, named_value, report_layout
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
 
@@ -102,7 +102,7 @@ def snapshot_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         for field, errors in form.errors.items():
             label = form.fields[field].label if field in form.fields else ""
-            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+            messages.error(request, named_value(label, " ".join(errors)) if label else " ".join(errors))
         return redirect(f"{_report_url()}?{_period_query(request.POST)}")
     snapshot = services.snapshot_create(
         actor=actor,
@@ -134,7 +134,9 @@ def _period_query(data) -> str:
 @require_GET
 @stocktake_reader_required
 def snapshots(request: HttpRequest) -> HttpResponse:
-    return render(request, "stocktake/snapshot_list.html", {"snapshots": snapshot_list()})
+    # Each with its filters: two snapshots of one meeting, one for LDCs only, read alike without them.
+    rows = [(snapshot, _filter_labels(snapshot.filters)) for snapshot in snapshot_list()]
+    return render(request, "stocktake/snapshot_list.html", {"snapshots": rows})
 
 
 @require_GET
@@ -212,4 +214,7 @@ FIGURES_MD = Path(__file__).with_name("FIGURES.md")
 @require_GET
 def definitions(request: HttpRequest) -> HttpResponse:
     """How every figure is defined: FIGURES.md as it ships with the code, as text (public, like the summary)."""
-    return render(request, "stocktake/definitions.html", {"text": FIGURES_MD.read_text(encoding="utf-8")})
+    # "Back to the figures": the report for those who read it (the Committee, the secretariat), else the summary.
+    can_read_report = request.user.is_authenticated and Actor.for_user(request.user).can_read_stocktake
+    return render(request, "stocktake/definitions.html",
+                  {"text": FIGURES_MD.read_text(encoding="utf-8"), "can_read_report": can_read_report})  # fmt: skip

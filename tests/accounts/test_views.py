@@ -289,4 +289,7 @@ def test_french_catalogue_keeps_its_signs_on_the_line_of_their_word(settings):
     ]
     assert len(msgstrs) > 500
     assert [m for m in msgstrs if re.search(r" [:;?!]", m)] == []
+    # Inside « », no-break spaces too: "Clôturer «" ended a line at 320 px, the title on the next.
+    assert [m for m in msgstrs if re.search(r"«[^\u00a0]|[^\u00a0]»", m)] == []
+    assert any("«\u00a0%(title)s\u00a0»" in m for m in msgstrs)
     assert "Mots en commun\u00a0:" in msgstrs and "Types d\u2019appui en commun\u00a0:" in msgstrs

@@ -54,8 +54,15 @@ def test_command_prints_csv_with_filters(world):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--from", "2026-02-30", "--to", "2026-06-30"], "'2026-02-30' is not a date"),
-        (["--from", "January", "--to", "2026-06-30"], "write it as YYYY-MM-DD"),
+        (["--from", "2026-02-30", "--to", "2026-06-30"], "'2026-02-30' is not a date: There is no such day"),
+        (["--from", "January", "--to", "2026-06-30"], "Write the date as YYYY-MM-DD"),
+        # Other ISO forms that Python reads: 2025-W01-1 was 2024-12-30, with no word said.
+        (
+            ["--from", "20260101", "--to", "2026-06-30"],
+            "'20260101' is not a date: Write the date as YYYY-MM-DD",
+        ),
+        (["--from", "2026-W01-1", "--to", "2026-06-30"], "'2026-W01-1' is not a date"),
+        (["--from", "2026-01-01", "--to", "٢٠٢٦-06-30"], "is not a date: Write the date as YYYY-MM-DD"),
         (["--from", "2026-07-01", "--to", "2026-06-30"], "starts (2026-07-01) after it ends"),
         (
             ["--from", "2026-01-01", "--to", "2026-06-30", "--focus-area", "space"],
@@ -153,6 +160,26 @@ def test_charts_are_labelled_and_escape_text():
     # The second series is hatched, its legend key too: the two differ without their colours.
     assert '<pattern id="c2-hatch-1"' in bars and "c2-hatch-0" not in bars
     assert bars.count('fill="url(#c2-hatch-1)"') == 2  # its bars' group and its legend key
+
+
+def test_charts_write_numbers_as_the_pages_language_does():
+    """The axis and the points read 1,500 in English and 1 500 in French (where "1,500" is one and a half), as
+    the tables beside the chart do; a point's colon takes its French space."""
+    from django.utils import translation
+
+    def svg():
+        return line_chart(chart_id="c", title="t", desc="d", labels=["2026-01", "2026-02"],
+                          series=[("Needs", [1500, 2.345])])  # fmt: skip
+
+    english = svg()
+    assert ">1,500</text>" in english  # a tick
+    assert "<title>Needs, 2026-01: 1,500</title>" in english
+    assert "<title>Needs, 2026-02: 2.35</title>" in english  # rounded, not cut
+    with translation.override("fr"):
+        french = svg()
+    assert ">1\u00a0500</text>" in french
+    assert "<title>Needs, 2026-01\u00a0: 1\u00a0500</title>" in french
+    assert "<title>Needs, 2026-02\u00a0: 2,35</title>" in french
 
 
 def test_a_legend_too_wide_for_one_row_wraps_and_the_chart_grows_to_hold_it():

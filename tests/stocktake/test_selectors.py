@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.posts.models import Post
 from apps.stocktake.selectors import (
     DIMENSIONS,
     FIGURE_NAMES,
@@ -18,8 +19,6 @@ from apps.stocktake.selectors import (
     stocktake_headline,
     stocktake_waiting_needs,
 )
-
-from apps.posts.models import Post
 
 from .conftest import PERIOD, need, noon
 from .factories import MatchFactory
@@ -207,7 +206,9 @@ def test_durations_count_from_the_current_publication(world):
     when the pair is found again, and must give neither a duration from nothing nor a negative one."""
     o1 = world.o1
     taken_back = need("TZA", None, ["finance"], ["adaptation"], status=Post.Status.RETURNED)
-    MatchFactory(need=taken_back, offer=o1, score=0.9, created_at=noon(2026, 2, 3), strong_at=noon(2026, 2, 3))
+    MatchFactory(
+        need=taken_back, offer=o1, score=0.9, created_at=noon(2026, 2, 3), strong_at=noon(2026, 2, 3)
+    )
     again = need("MWI", noon(2026, 4, 15), ["finance"], ["adaptation"])
     MatchFactory(need=again, offer=o1, score=0.9, created_at=noon(2026, 2, 5), strong_at=noon(2026, 2, 5),
                  connected_at=noon(2026, 2, 6))  # fmt: skip
@@ -220,7 +221,9 @@ def test_durations_count_from_the_current_publication(world):
     assert v("needs_first_connection") == 1
     assert v("days_to_first_connection_median") == 26
     # A strong match found after the new publication counts, from it: 5 days.
-    MatchFactory(need=again, offer=world.o2, score=0.8, created_at=noon(2026, 4, 20), strong_at=noon(2026, 4, 20))
+    MatchFactory(
+        need=again, offer=world.o2, score=0.8, created_at=noon(2026, 4, 20), strong_at=noon(2026, 4, 20)
+    )
     v = figures()
     assert v("needs_first_strong_match") == 3
     assert v("needs_first_strong_match", month="2026-04") == 2

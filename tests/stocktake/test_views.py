@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.db import connection
@@ -121,6 +122,45 @@ def test_the_ldc_filter_takes_what_the_api_takes(login, committee, world, value)
     assert response.context["form"].filters() == {"ldc": True}
     csv = login(committee).get(reverse("stocktake:download", args=["csv"]) + QUERY + f"&ldc={value}")
     assert csv.status_code == 200 and csv["Content-Disposition"].endswith('_ldc-true.csv"')
+
+
+@pytest.mark.parametrize("value", ["true", "1", "on"])
+def test_the_form_shows_the_filter_a_links_spelling_means(login, committee, world, value):
+    """ldc=true filtered the figures while the select said "All Parties" and the chip was empty: showing the
+    figures again dropped the filter without a word."""
+    html = login(committee).get(REPORT + QUERY + f"&ldc={value}").content.decode()
+    assert '<option value="yes" selected>Members only</option>' in html
+    assert '<span class="filter-chip">Least developed countries: Members only</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        # Read by the page's language: 2 January in English, 1 February in French; one link, two periods.
+        ("?date_from=01/02/2026&date_to=2026-06-30", "date_from", "Write the date as YYYY-MM-DD"),
+        ("?date_from=2026-1-1&date_to=2026-06-30", "date_from", "Write the date as YYYY-MM-DD"),
+        ("?date_from=%202026-01-01%20&date_to=2026-06-30", "date_from", "Write the date as YYYY-MM-DD"),
+        ("?date_from=2026-01-01&date_to=2026-02-30", "date_to", "There is no such day as 2026-02-30."),
+        # Given twice: it was read as its last value.
+        (
+            "?date_from=2026-01-01&date_from=2025-01-01&date_to=2026-06-30",
+            "date_from",
+            "Given more than once",
+        ),
+        ("?date_from=2026-01-01&date_to=2026-06-30&ldc=yes&ldc=no", "ldc", "Given more than once"),
+    ],
+)
+def test_the_period_is_written_one_way_and_once(login, committee, query, field, message):
+    client = login(committee)
+    for language in ("en", "fr"):
+        client.cookies["django_language"] = language
+        response = client.get(REPORT + query, HTTP_ACCEPT_LANGUAGE=language)
+        assert response.status_code == 400
+        errors = response.context["form"].errors
+        assert field in errors
+        if language == "en":
+            assert any(message in error for error in errors[field]), errors
+    assert client.get(reverse("stocktake:download", args=["csv"]) + query).status_code == 400
 
 
 def test_a_group_filter_it_cannot_read_is_a_form_error(login, committee, world):
@@ -283,6 +323,13 @@ def test_a_snapshot_is_compared_with_the_last_one_under_the_same_filters(
     client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "All, again"})
     again = login(committee).get(Snapshot.objects.get(title="All, again").get_absolute_url())
     assert again.context["previous"].title == "All, first half"
+    # The list tells them apart: each row says its filters.
+    rows = re.findall(
+        r"<tr>.*?</tr>", login(committee).get(reverse("stocktake:snapshots")).content.decode(), re.S
+    )
+    by_title = {re.search(r'">([^<]+)</a>', row).group(1): row for row in rows if "</a>" in row}
+    assert "<td>Least developed countries: Members only</td>" in by_title["LDC, first half"]
+    assert "<td>None</td>" in by_title["All, first half"]
 
 
 def test_snapshot_list_query_count(login, committee, secretariat, world, django_assert_num_queries):
@@ -377,6 +424,11 @@ def test_the_figures_definitions_are_one_click_from_the_report(client, login, co
     assert page.status_code == 200
     html = page.content.decode()
     assert "needs_unmatched_60d" in html and "State at an instant" in html
+    # The way back leads where the reader came from: the summary for the public, the report for the Committee.
+    summary = reverse("stocktake:summary")
+    assert url in client.get(summary).content.decode()
+    assert f'<a href="{summary}">Back to the figures</a>' in html
+    assert f'<a href="{REPORT}">Back to the figures</a>' in login(committee).get(url).content.decode()
 
 
 def test_figures_are_written_as_the_pages_language_writes_numbers():
@@ -393,7 +445,22 @@ def test_figures_are_written_as_the_pages_language_writes_numbers():
         assert format_value("amount_needed_usd", 1_500_000) == "1\u00a0500\u00a0000\u00a0$"
         assert format_value("ldc_parties_posting_share", 0.07) == "7,0\u00a0%"
         assert format_value("offers_per_need", 1.5) == "1,50"
-        assert format_value("days_to_first_strong_match_median", 19.25) == "19,2"
+        assert format_value("days_to_first_strong_match_median", 19.25) == "19,3"
+
+
+def test_figures_are_rounded_not_cut():
+    """Django's number_format cuts the places it does not show: 1 LDC of 44 read 2.2 %, 2/3 66.6 %."""
+    from apps.stocktake.tables import format_value
+
+    assert format_value("ldc_parties_posting_share", 1 / 44) == "2.3 %"
+    assert format_value("ldc_parties_posting_share", 2 / 3) == "66.7 %"
+    assert format_value("ldc_parties_posting_share", 0.0004) == "0.0 %"
+    assert format_value("days_to_first_strong_match_p90", 62.55) == "62.6"
+    assert format_value("days_to_first_connection_median", 0.96) == "1.0"
+    assert format_value("offers_per_need", 1.999) == "2.00"
+    assert format_value("amount_offered_usd", 999.99) == "$1,000"
+    assert format_value("amount_needed_usd", 1_250_000.5) == "$1,250,001"
+    assert format_value("needs_published", 7) == "7"
 
 
 def test_every_bar_chart_names_a_table_that_holds_its_numbers(world):

@@ -5,14 +5,14 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.stocktake.exports import export_csv, export_json
-from apps.stocktake.selectors import EARLIEST, LATEST, stocktake_export
+from apps.stocktake.selectors import EARLIEST, LATEST, NotADate, calendar_date, stocktake_export
 
 
 def _date(value: str) -> dt.date:
     try:
-        day = dt.date.fromisoformat(value)
-    except ValueError as error:
-        raise CommandError(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-01-01.") from error
+        day = calendar_date(value)
+    except NotADate as error:
+        raise CommandError(f"{value!r} is not a date: {error}") from None
     if not EARLIEST <= day <= LATEST:  # as the report's form: 9999-12-31 had no next day to end the period
         raise CommandError(f"{value} is out of range: give a date from {EARLIEST} to {LATEST}.")
     return day
