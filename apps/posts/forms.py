@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import forms
+from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -87,7 +88,8 @@ def _checkboxes(choices, label, *, required: bool, help_text: str = "") -> forms
 
 
 # "1,250,000" (thousands grouped by commas) or "1 250 000" (by spaces, as in French): what people type.
-_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+# Digits grouped by commas, as English writes thousands; never from a lone 0 ("0,001" is no thousand).
+_GROUPED = re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d+)?")
 # A comma before one or two final digits can only be a decimal comma (French and others): "2 000 000,50".
 _DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
 _SPACES = re.compile(r"[\s\u00a0\u202f_]")
@@ -108,10 +110,27 @@ class AmountField(forms.DecimalField):
         if isinstance(value, str):
             value = _SPACES.sub("", value)
             if _GROUPED.fullmatch(value):
+                if "." not in value and formats.get_format("DECIMAL_SEPARATOR") == ",":
+                    # On a page whose language writes a decimal comma, "2,000" may be two or two thousand.
+                    raise forms.ValidationError(
+                        _("“%(value)s” can be read two ways: write thousands with a space or nothing between "
+                          "them (2 000 or 2000), and cents after a comma (2,50)."),
+                        code="ambiguous", params={"value": value},
+                    )  # fmt: skip
                 value = value.replace(",", "")
             elif _DECIMAL_COMMA.fullmatch(value):
                 value = value.replace(",", ".")
         return super().to_python(value)
+
+
+class PartyListWidget(forms.SelectMultiple):
+    """A list of the ~200 Parties. A plain click, or an arrow key, replaces what was picked, and the picks are
+    scrolled out of sight: site.js writes them out below the list (`data-chosen`), and a screen reader hears
+    them change."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"size": 8, "data-chosen": _("Chosen: %(names)s."), "data-none-chosen": _("None chosen."),
+                          **(attrs or {})})  # fmt: skip
 
 
 class PostForm(forms.Form):
@@ -147,11 +166,15 @@ class PostForm(forms.Form):
         label=_("Eligible Parties"),
         required=False,
         help_text=_("Offers only. Hold Ctrl (or Cmd) to choose several."),
+        widget=PartyListWidget,
     )
     partner_parties = forms.MultipleChoiceField(
         label=_("Partner Parties"),
         required=False,
-        help_text=_("Other Parties taking part (welcome, never required)."),
+        help_text=_(
+            "Other Parties taking part (welcome, never required). Hold Ctrl (or Cmd) to choose several."
+        ),
+        widget=PartyListWidget,
     )
     aims = _checkboxes(Aim.choices, _("Aims of Article 6.8"), required=False)
     declares_voluntary = forms.BooleanField(label=DECLARATION_LABELS["voluntary"], required=False)

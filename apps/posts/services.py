@@ -265,11 +265,22 @@ def _stamp(post: Post, status: str, now, *, fill_skipped: bool = False) -> None:
 class PostEditConflict(Exception):
     """The post changed after the editor opened it: saving their form would silently undo that change."""
 
-    def __init__(self, post: Post):
+    def __init__(self, post: Post, actor: Actor | None = None):
         self.post = post
         last = post.events.order_by("-created_at", "-id").first()
         who = last.actor_label if last is not None else None
-        if who:
+        if (
+            last is not None
+            and actor is not None
+            and actor.user is not None
+            and last.actor_id == actor.user.pk
+        ):
+            # Their own change, from another tab or window: "fp_ken changed this post" named them to themselves.
+            message = _(
+                "You changed this post in another tab or window after you opened this form. These changes are "
+                "not saved yet: check the post as it is now, then save again."
+            )
+        elif who:
             message = _(
                 "%(who)s changed this post after you opened it. Your changes are not saved yet: check the post "
                 "as it is now, then save again."
@@ -293,7 +304,7 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
     _require_manage(actor, post, "edit")
     _require_transition("edit", post)
     if opened_at is not None and post.updated_at != opened_at:
-        raise PostEditConflict(post)
+        raise PostEditConflict(post, actor)
     if not actor.is_secretariat:
         # The poster cannot be moved to another Party or provider by editing.
         data.party, data.provider = post.party, post.provider

@@ -2,14 +2,37 @@
 (function () {
   "use strict";
 
-  // On the post form, hide what applies to offers only while "Need" is chosen (the server refuses it anyway).
+  // On the post form, hide what applies to offers only while "Need" is chosen (the server refuses it anyway),
+  // and disable its controls so that what was picked for an offer is not sent with the need: hidden, the
+  // poster could neither see nor undo it. Back to "Offer", the picks are there again.
   function syncOfferOnly(form) {
     var checked = form.querySelector('input[name="kind"]:checked');
     var isNeed = checked && checked.value === "need";
     form.querySelectorAll("[data-offer-only]").forEach(function (element) {
       // Never hide a field the server flagged: the poster must see what to fix.
-      element.hidden = isNeed && !element.querySelector(".field-errors");
+      var hide = isNeed && !element.querySelector(".field-errors");
+      element.hidden = hide;
+      element.querySelectorAll("input, select, textarea").forEach(function (control) {
+        control.disabled = hide;
+      });
     });
+  }
+
+  // Under a list of Parties, what is chosen (PartyListWidget): the picks are scrolled out of sight, and a plain
+  // click or an arrow key replaces them all; the line says so at once, and is read out when it changes.
+  function showChosen(select) {
+    var line = document.getElementById(select.id + "-chosen");
+    if (!line) {
+      line = document.createElement("p");
+      line.id = select.id + "-chosen";
+      line.className = "chosen";
+      line.setAttribute("aria-live", "polite");
+      select.insertAdjacentElement("afterend", line);
+    }
+    var names = Array.from(select.selectedOptions).map(function (option) { return option.textContent.trim(); });
+    line.textContent = names.length
+      ? select.dataset.chosen.replace("%(names)s", names.join(", "))
+      : select.dataset.noneChosen;
   }
 
   // Leave unused filters out of htmx GET requests, so the pushed URL is short and shareable (?q=flood).
@@ -150,9 +173,12 @@
     });
     document.querySelectorAll("form[data-post-form]").forEach(function (form) {
       syncOfferOnly(form);
+      form.querySelectorAll("select[data-chosen]").forEach(showChosen);
       form.addEventListener("change", function (event) {
         if (event.target.name === "kind") {
           syncOfferOnly(form);
+        } else if (event.target.matches("select[data-chosen]")) {
+          showChosen(event.target);
         }
       });
     });

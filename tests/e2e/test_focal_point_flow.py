@@ -255,3 +255,50 @@ def test_the_pages_work_under_the_content_security_policy(live_server, strict_br
     page.locator("select[name=action]").wait_for()
     # Redoc's "powered by" logo comes from its CDN, which a closed network cannot reach anyway.
     assert [v for v in violations if "cdn.redoc.ly" not in v] == [], violations
+
+
+def test_the_post_form_keeps_what_the_poster_cannot_see_out_of_the_post(live_server, strict_browser_page):
+    """An offer's picks (an instrument, an eligible group and Party) hidden by switching to "Need" blocked the
+    save with errors on fields the poster could not see; a list of Parties shows what it has chosen; a field in
+    error has the error's border, single-line inputs too. Under the site's Content-Security-Policy."""
+    page = strict_browser_page
+    FocalPointFactory(username="fp_ken", party=party("KEN"), password=PASSWORD)
+    log_in(page, live_server.url, "fp_ken")
+    page.wait_for_url(re.compile(r"/dashboard/$"))
+    page.goto(f"{live_server.url}/posts/new/?kind=offer")
+
+    # Saved empty: the title's border is the error's (it stayed grey), as the description's.
+    page.get_by_role("button", name="Save draft").click()
+    page.locator(".error-summary").wait_for()
+    border = "el => getComputedStyle(el).borderTopColor + ' ' + getComputedStyle(el).borderTopWidth"
+    error_border = page.locator("#id_description").evaluate(border)
+    assert error_border.endswith(" 2px")
+    assert page.locator("#id_title").evaluate(border) == error_border
+
+    page.get_by_label("Title").fill("Grants for clean cooking")
+    page.get_by_label("Description").fill("Grants and training for clean cooking in rural schools.")
+    page.get_by_label("Finance", exact=True).check()
+    page.get_by_label("Mitigation measures to address climate change", exact=False).check()
+    page.get_by_label("Grant", exact=True).check()
+    page.get_by_label("Least developed countries (LDC)").check()
+    chosen = page.locator("#id_eligible_parties-chosen")
+    assert chosen.inner_text() == "None chosen."
+    page.get_by_label("Eligible Parties").select_option(["FJI", "FRA"])
+    assert chosen.inner_text() == "Chosen: Fiji (FJI), France (FRA)."
+    assert chosen.get_attribute("aria-live") == "polite"
+
+    # A need after all: the offer's picks are neither seen nor sent, and the need is saved.
+    page.get_by_label("Need", exact=True).check()
+    assert page.locator("#fieldset-eligibility").is_hidden()
+    assert page.get_by_label("Grant", exact=True).is_disabled()
+    # Back to an offer, they are there again; then a need once more, and save.
+    page.get_by_label("Offer", exact=True).check()
+    assert (
+        page.get_by_label("Grant", exact=True).is_checked()
+        and not page.get_by_label("Grant", exact=True).is_disabled()
+    )
+    page.get_by_label("Need", exact=True).check()
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r"/posts/\d+/$"))
+    post = Post.objects.get(title="Grants for clean cooking")
+    assert post.kind == "need" and post.eligible == [] and not post.instruments.exists()

@@ -68,6 +68,27 @@ def test_the_web_form_keeps_the_editors_text_and_saves_it_when_they_confirm(foca
     assert post.title == "Solar pumps for Turkana"
 
 
+def test_an_editor_who_changed_the_post_in_another_tab_is_told_so(focal_point, login):
+    """ "fp_ken changed this post after you opened it", to fp_ken, who had saved it from another tab."""
+    post = PostFactory(party=party("KEN"), title="Solar pumps", description="Pumps.", amount_usd=1000)
+    client = login(focal_point)
+    first_tab = hidden_opened_at(client.get(reverse("posts:edit", args=[post.pk])).content.decode())
+    from .test_views import form_data
+
+    second = form_data(title="Solar pumps (tab 2)", opened_at=first_tab)
+    assert client.post(reverse("posts:edit", args=[post.pk]), second).status_code == 302
+    response = client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Solar pumps (tab 1)",
+                                                                             opened_at=first_tab))  # fmt: skip
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "You changed this post in another tab or window after you opened this form." in html
+    assert focal_point.username not in html.split('class="error-summary"')[1].split("</div>")[0]
+    # The post as it is now is one click away, without leaving the form.
+    assert f'<a href="{reverse("posts:detail", args=[post.pk])}" target="_blank" rel="noopener">' in html
+    post.refresh_from_db()
+    assert post.title == "Solar pumps (tab 2)"
+
+
 def test_the_admin_refuses_a_stale_change_form(staff, secretariat, focal_point):  # noqa: F811
     post = PostFactory(party=party("KEN"), title="Solar pumps", description="Pumps.", amount_usd=1000)
     data = admin_form_data(staff, change_url(post))

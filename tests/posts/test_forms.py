@@ -205,6 +205,37 @@ def test_an_amount_that_cannot_be_read_gets_one_clear_message(typed, words):
     assert len(errors) == 1 and words in errors[0], errors
 
 
+@pytest.mark.parametrize("typed", ["0,001", "0,500"])
+def test_a_lone_zero_before_a_comma_is_no_group_of_thousands(typed):
+    """ "0,001" was read as 1 dollar (a group of thousands): it is a decimal, with more places than cents."""
+    form = party_form(amount_usd=typed)
+    assert not form.is_valid()
+    assert "amount_usd" in form.errors
+
+
+def test_on_a_page_with_a_decimal_comma_an_amount_that_reads_two_ways_is_asked_again():
+    """On a French page, "2,000" was saved as USD 2,000, where a French reader means 2; in English it is two
+    thousand. Spaces, a decimal point or cents after the comma are read as before."""
+    from django.utils import translation
+
+    with translation.override("fr"):
+        errors = party_form(amount_usd="2,000").errors.as_data()["amount_usd"]
+        assert [error.code for error in errors] == ["ambiguous"]
+        assert "(2\u00a0000 ou 2000)" in errors[0].messages[0]
+        for typed, amount in (
+            ("2 000", 2000),
+            ("2,50", Decimal("2.50")),
+            ("1,250,000.50", Decimal("1250000.50")),
+        ):
+            form = party_form(amount_usd=typed)
+            assert form.is_valid(), form.errors
+            assert form.cleaned_data["amount_usd"] == amount
+    with translation.override("en"):
+        form = party_form(amount_usd="2,000")
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["amount_usd"] == 2000
+
+
 def test_the_amount_box_takes_grouped_digits_in_a_browser():
     """A number box (type=number) refuses "1,250,000" in the browser, before the server could read it."""
     html = str(party_form()["amount_usd"])

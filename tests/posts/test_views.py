@@ -292,6 +292,17 @@ def test_close_without_outcome_is_a_field_error(focal_point, login):
     assert post.status == Post.Status.PUBLISHED
 
 
+def test_every_form_of_a_post_page_leaves_checking_to_the_site(focal_point, login):
+    """The close form on the post's page had the browser's own bubble ("Please fill out this field.", in the
+    browser's language) where every other form shows the site's error summary, in the page's language."""
+    post = ken_post("published")
+    html = login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    forms = re.findall(r"<form [^>]*>", html)
+    with_required = [tag for tag in forms if "posts:close" in tag or "/close/" in tag]
+    assert with_required, forms
+    assert all("novalidate" in tag for tag in with_required), with_required
+
+
 def test_create_save_and_submit(focal_point, login):
     response = login(focal_point).post(reverse("posts:create"), form_data(save_and_submit="1"))
     post = Post.objects.get()
