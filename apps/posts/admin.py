@@ -44,6 +44,7 @@ from .services import (
     TRANSITIONS,
     PostEditConflict,
     PostTransitionError,
+    post_mark_reviewed,
     post_publish,
     post_return,
     post_update,
@@ -257,11 +258,16 @@ class ModerationQueueFilter(admin.SimpleListFilter):
     parameter_name = "queue"
 
     def lookups(self, request, model_admin):
-        return [("submitted", _("Awaiting moderation (oldest first)"))]
+        return [
+            ("submitted", _("Awaiting moderation (oldest first)")),
+            ("changed", _("Published, changed by their posters since review (oldest first)")),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "submitted":
             return queryset.filter(status=Post.Status.SUBMITTED)
+        if self.value() == "changed":
+            return queryset.filter(changed_since_review_at__isnull=False)
         return queryset
 
 
@@ -270,6 +276,10 @@ def _in_queue(request: HttpRequest) -> bool:
         request.GET.get(ModerationQueueFilter.parameter_name) == "submitted"
         or request.GET.get("status__exact") == Post.Status.SUBMITTED
     )
+
+
+def _in_changed(request: HttpRequest) -> bool:
+    return request.GET.get(ModerationQueueFilter.parameter_name) == "changed"
 
 
 CONTENT_FIELDS = (
@@ -305,6 +315,7 @@ LIFE_CYCLE_FIELDS = (
     "returned_at",
     "closed_at",
     "withdrawn_at",
+    "changed_since_review_at",
     "matching_pending",
 )
 
@@ -465,7 +476,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     )
     list_select_related = ("party", "provider")
     autocomplete_fields = ("party", "provider", "partner_parties")
-    actions = ("publish_selected", "return_selected")
+    actions = ("publish_selected", "return_selected", "mark_reviewed_selected")
     inlines = (PostEventInline,)
     fieldsets = (
         (None, {"fields": ("kind", "party", "provider", "title", "description", "language", "opened_at")}),
@@ -495,6 +506,8 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     def get_ordering(self, request):
         if _in_queue(request):
             return ("submitted_at", "id")
+        if _in_changed(request):
+            return ("changed_since_review_at", "id")
         return super().get_ordering(request)
 
     @admin.display(description=_("language"), ordering="language")
@@ -511,6 +524,8 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             "queue_count": Post.objects.filter(status=Post.Status.SUBMITTED).count(),
             "queue_param": ModerationQueueFilter.parameter_name,
             "in_queue": _in_queue(request),
+            "changed_count": Post.objects.filter(changed_since_review_at__isnull=False).count(),
+            "in_changed": _in_changed(request),
         }
         return super().changelist_view(request, extra_context)
 
@@ -629,6 +644,27 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
                 ngettext("Published %(n)d post.", "Published %(n)d posts.", done) % {"n": done},
                 messages.SUCCESS,
             )
+
+    @admin.action(description=_("Mark the changes of the selected posts as reviewed"), permissions=["change"])
+    def mark_reviewed_selected(self, request, queryset) -> None:
+        done = 0
+        actor = Actor.for_user(request.user)
+        for post in queryset.order_by("changed_since_review_at", "id"):
+            try:
+                post_mark_reviewed(actor=actor, post=post)
+            except (PermissionDenied, ValueError) as error:
+                message = gettext("“%(title)s”: %(error)s") % {"title": post.title, "error": error}
+                self.message_user(request, message, messages.ERROR)
+            else:
+                done += 1
+                self.log_change(request, post, gettext("Changes reviewed."))
+        if done:
+            self.message_user(
+                request,
+                ngettext("Marked the changes of %(n)d post as reviewed.",
+                         "Marked the changes of %(n)d posts as reviewed.", done) % {"n": done},
+                messages.SUCCESS,
+            )  # fmt: skip
 
     @admin.action(description=_("Return the selected posts with a reason…"), permissions=["change"])
     def return_selected(self, request, queryset):

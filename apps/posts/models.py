@@ -203,6 +203,10 @@ class Post(models.Model):
     returned_at = models.DateTimeField(_("returned at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    # A published post stays published when its poster edits it (a typo should not take it off the platform),
+    # so the secretariat reviews such changes after the fact: the time of the first one it has not reviewed yet
+    # (`post_mark_reviewed`, or any step of the life cycle, clears it).
+    changed_since_review_at = models.DateTimeField(_("changed since its review"), null=True, blank=True)
     # Set in the same transaction as the change that needs (re)matching; cleared by the worker. A broker
     # outage leaves it set, and the periodic sweep picks the post up.
     matching_pending = models.BooleanField(_("waiting for matching"), default=False, db_index=True)
@@ -218,6 +222,12 @@ class Post(models.Model):
             # The API's keyset pagination and incremental sync walk (updated_at, id) and (created_at, id).
             models.Index(fields=["updated_at", "id"], name="post_updated_id"),
             models.Index(fields=["created_at", "id"], name="post_created_id"),
+            # The secretariat's list of published posts changed since their review: a few posts, never all.
+            models.Index(
+                fields=["changed_since_review_at"],
+                condition=Q(changed_since_review_at__isnull=False),
+                name="post_changed_since_review",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -266,6 +276,7 @@ class PostEvent(models.Model):
         CLOSED = "closed", _("Closed")
         WITHDRAWN = "withdrawn", _("Withdrawn")
         IMPORTED = "imported", _("Imported")
+        REVIEWED = "reviewed", _("Changes reviewed")
 
     post = models.ForeignKey(Post, verbose_name=_("post"), on_delete=models.CASCADE, related_name="events")
     action = models.CharField(_("action"), max_length=10, choices=Action.choices)

@@ -34,6 +34,11 @@ def post_list_visible(*, actor: Actor) -> PostQuerySet:
     return qs.filter(visible)
 
 
+def post_changed_since_review_count() -> int:
+    """Published posts their posters changed since the secretariat last reviewed them."""
+    return Post.objects.filter(changed_since_review_at__isnull=False).count()
+
+
 def post_list_own(*, actor: Actor) -> PostQuerySet:
     """The posts of the actor's own Party or provider, every status."""
     if actor.party_id is not None:

@@ -313,6 +313,7 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
     changes = _apply_data(post, data)
     changes.update(_set_relations(post, data, created=False))
     if changes:
+        _mark_changed_since_review(post, actor)
         post.save()
         _record(post, actor=actor, action=PostEvent.Action.UPDATED, from_status=post.status, changes=changes)
         if "kind" in changes:
@@ -320,6 +321,28 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
             matching_retire(post_ids=[post.pk])
         if post.status == Status.PUBLISHED:
             _queue_matching([post])
+    return post
+
+
+def _mark_changed_since_review(post: Post, actor: Actor) -> None:
+    """A published post changed by its poster (the web, the API, an import) waits for the secretariat's look;
+    the secretariat's own edits are reviewed by being made."""
+    if post.status == Status.PUBLISHED and not actor.is_secretariat and post.changed_since_review_at is None:
+        post.changed_since_review_at = timezone.now()
+
+
+@transaction.atomic
+def post_mark_reviewed(*, actor: Actor, post: Post) -> Post:
+    """The secretariat has looked at the changes made to a published post since its review (the history shows
+    them): the post leaves the list of changed posts, and the history records the review."""
+    if not actor.is_secretariat:
+        raise PermissionDenied(_("Only the secretariat reviews posts."))
+    post = _lock(post)
+    if post.changed_since_review_at is None:
+        raise ValueError(_("It has no change waiting for review."))
+    post.changed_since_review_at = None
+    post.save(update_fields=["changed_since_review_at"])
+    _record(post, actor=actor, action=PostEvent.Action.REVIEWED, from_status=post.status)
     return post
 
 
@@ -339,6 +362,8 @@ def _transition(
         setattr(post, name, value)
     if from_status == Status.PUBLISHED and to_status == Status.RETURNED:
         post.published_at = None  # taken back: see post_return
+    # Published again after a review, or off the platform: nothing is left to review after the fact.
+    post.changed_since_review_at = None
     _stamp(post, to_status, timezone.now())
     post.save()
     _record(post, actor=actor, action=event, from_status=from_status, note=next(iter(fields.values()), ""))
@@ -726,6 +751,7 @@ _IMPORT_UPDATE_FIELDS = [
     "status",
     *_STATUS_TIMESTAMP.values(),
     "matching_pending",
+    "changed_since_review_at",
     "updated_at",
 ]
 
@@ -776,6 +802,10 @@ def _import_chunk(
             result.unchanged += 1
             continue
         post.updated_at = now
+        if status != from_status:
+            post.changed_since_review_at = None  # as a step of the life cycle does (`_transition`)
+        else:
+            _mark_changed_since_review(post, actor)
         if post.status in MATCHING_STATUSES:
             post.matching_pending = True
         to_update.append((post, data, relation_changes))

@@ -35,6 +35,7 @@ from .models import Post
 from .selectors import (
     post_allowed_actions,
     post_awaiting_moderation_count,
+    post_changed_since_review_count,
     post_eligibility_labels,
     post_list_own,
     post_list_public,
@@ -288,7 +289,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # A deactivated provider's users still see its posts, to withdraw or close them.
     if not actor.can_post and not actor.is_deactivated_provider:
         awaiting = post_awaiting_moderation_count() if actor.is_secretariat else None
-        return render(request, "posts/dashboard_other.html", {"actor": actor, "awaiting": awaiting})
+        changed = post_changed_since_review_count() if actor.is_secretariat else None
+        return render(
+            request, "posts/dashboard_other.html", {"actor": actor, "awaiting": awaiting, "changed": changed}
+        )
     counts = post_status_counts(actor=actor)
     # The dashboard lists titles and dates only: no facet prefetch.
     own = (
