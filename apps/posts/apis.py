@@ -335,7 +335,9 @@ LIST_PARAMETERS = [
     _choice_param("sector", Sector.values, "Sector."),
     _choice_param("instrument", FinanceInstrument.values, "Finance instrument (offers)."),
     _choice_param("regional_group", RegionalGroup.values, "UN regional group of the posting Party."),
-    OpenApiParameter("party", OpenApiTypes.STR, pattern=r"^[A-Z]{3}$", description="ISO3 code of the Party."),
+    OpenApiParameter(
+        "party", OpenApiTypes.STR, pattern=r"^[A-Za-z]{3}$", description="ISO3 code of the Party (any case)."
+    ),
     OpenApiParameter("provider", OpenApiTypes.STR, description="Short name of the support provider."),
     OpenApiParameter("ldc", OpenApiTypes.BOOL, description="Posted by a least developed country (or not)."),
     OpenApiParameter("sids", OpenApiTypes.BOOL, description="Posted by a small island developing State."),

@@ -52,6 +52,10 @@ class _ReadingOrder(ReadingOrderMixin, django_filters.fields.ModelChoiceIterator
 class _PartyChoiceField(django_filters.fields.ModelChoiceField):
     iterator = _ReadingOrder
 
+    def to_python(self, value):
+        # Any case, as creating and importing a post take it (?party=ken was a 400 where "ken" posts for Kenya).
+        return super().to_python(value.strip().upper() if isinstance(value, str) else value)
+
 
 class PartyFilter(django_filters.ModelChoiceFilter):
     field_class = _PartyChoiceField

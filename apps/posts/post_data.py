@@ -223,7 +223,17 @@ def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int,
     return value
 
 
+# What the API adds when it returns a post, and the platform alone sets (the id, the life cycle's times, the
+# reason for a return and the outcome of a closing, which their own actions take): ignored on input, so that a
+# record read from the API can be sent back as it is (PUT, PATCH, the import).
+API_READ_ONLY_FIELDS = frozenset(
+    {"id", "outcome", "return_reason", "created_at", "updated_at", "submitted_at", "published_at", "returned_at",
+     "closed_at", "withdrawn_at"}
+)  # fmt: skip
+
 _PADDED_PLATFORM_ID = re.compile(r"post-0[0-9]*")
+# An amount given as text (to keep its cents exact): ASCII digits, a point before any decimals.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str | None = None) -> PostData:
@@ -241,7 +251,7 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
         bad_fields = {e.field for e in text_errors}
         record = {name: value for name, value in record.items() if name not in bad_fields}
     errors: list[FieldError] = []
-    unknown_fields = sorted(_shown(name) for name in set(record) - IMPORT_FIELDS)
+    unknown_fields = sorted(_shown(name) for name in set(record) - IMPORT_FIELDS - API_READ_ONLY_FIELDS)
     if unknown_fields:
         errors.append(
             FieldError(unknown_fields[0], _("Unknown field(s): %s.") % ", ".join(unknown_fields), "unknown")
@@ -310,6 +320,10 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
     if amount is not None:
         if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
             errors.append(FieldError("amount_usd", _("Expected a number.")))
+        elif isinstance(amount, str) and not _DECIMAL_TEXT.fullmatch(amount):
+            # Decimal() also reads " 12 ", "1_000", "1e5", "Infinity" and other scripts' digits.
+            errors.append(FieldError("amount_usd", _("Expected a number, or its digits as text with a point "
+                                                     "before any cents (\"1250000.50\").")))  # fmt: skip
         else:
             try:
                 amount_usd = Decimal(str(amount))

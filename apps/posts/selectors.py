@@ -245,7 +245,16 @@ def post_awaiting_moderation_count() -> int:
 
 # `post-<id>`: how exports and the API name a post made in the platform, which has no external id of its own.
 # `post-<id>`, the number as the platform writes it (no leading zeros: post_data refuses post-0061).
-PLATFORM_EXPORT_ID = re.compile(r"post-([1-9][0-9]{0,17})")
+# `post-<id>`: every such name is reserved for the platform's posts, however long its number; no post has a
+# number past the largest bigint (`platform_post_number`).
+PLATFORM_EXPORT_ID = re.compile(r"post-([1-9][0-9]*)", re.ASCII)
+MAX_POST_ID = 2**63 - 1
+
+
+def platform_post_number(match: re.Match) -> int | None:
+    """The post number a `PLATFORM_EXPORT_ID` match names, or None past any post's."""
+    number = int(match.group(1)[:20])
+    return number if number <= MAX_POST_ID else None
 
 
 def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[str, Post]:
@@ -258,8 +267,8 @@ def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[
     platform = {}
     for export_id in wanted - found.keys():
         match = PLATFORM_EXPORT_ID.fullmatch(export_id)
-        if match:
-            platform[int(match.group(1))] = export_id
+        if match and (number := platform_post_number(match)) is not None:
+            platform[number] = export_id
     if platform:
         for post in qs.filter(pk__in=list(platform), external_id__isnull=True):
             found[platform[post.pk]] = post

@@ -26,7 +26,7 @@ from apps.matching.services import matching_enqueue, matching_retire
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, FieldError, PostData
-from .selectors import PLATFORM_EXPORT_ID, post_by_export_id
+from .selectors import PLATFORM_EXPORT_ID, platform_post_number, post_by_export_id
 
 logger = logging.getLogger(__name__)
 
@@ -697,8 +697,8 @@ def _platform_ids_taken(items: Sequence[PostData], existing: dict[str, Post]) ->
     wanted = {}
     for data in items:
         match = PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
-        if match and data.external_id not in existing:
-            wanted[int(match.group(1))] = data.external_id
+        if match and data.external_id not in existing and (number := platform_post_number(match)) is not None:
+            wanted[number] = data.external_id
     if not wanted:
         return {}
     posts = Post.objects.filter(pk__in=list(wanted), external_id__isnull=False)

@@ -307,6 +307,14 @@ def test_a_post_read_from_the_api_and_imported_again_is_updated_not_copied(api, 
     assert taken.status_code == 400 and errors(taken) == {"external_id": "reserved"}
     unknown = client.post(IMPORT, {"items": [{**NEED, "external_id": "post-999"}]}, format="json")
     assert unknown.status_code == 400 and "post-999 names a post made in the platform" in str(unknown.json())
+    # However long its number: post-9223372036854775807 (the largest id) and past it were taken as new names.
+    for name in ("post-9223372036854775807", "post-9223372036854775808", "post-" + "9" * 40):
+        taken = client.post(LIST, {**NEED, "external_id": name}, format="json")
+        assert taken.status_code == 400 and errors(taken) == {"external_id": "reserved"}, name
+        unknown = client.post(IMPORT, {"items": [{**NEED, "external_id": name}]}, format="json")
+        assert unknown.status_code == 400 and f"{name} names a post made in the platform" in str(
+            unknown.json()
+        )
     assert Post.objects.count() == 2
 
 
@@ -321,3 +329,29 @@ def test_the_api_guesses_a_missing_language_and_refuses_a_wrong_one(api, tokens)
     for bad in (0, False, ["zh"]):
         response = api(tokens["ken"]).post("/api/v1/posts/", {**body, "language": bad}, format="json")
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == "language"
+
+
+@pytest.mark.parametrize("status", ["draft", "published"])
+def test_a_record_read_from_the_api_can_be_sent_back_as_it_is(api, tokens, status):
+    """The record GET returns carries the id, the life cycle's times, the outcome and the reason for a return:
+    sent back to PUT, PATCH or the import it was refused as "Unknown field(s)"; they are the platform's to set
+    and are ignored, while a misspelt field is still refused."""
+    post = PostFactory(party=party("KEN"), status=status, external_id="ke-rt",
+                       **({} if status == "published" else {"published_at": None}))  # fmt: skip
+    client = api(tokens["ken"])
+    record = client.get(f"{LIST}{post.pk}/").json()
+    assert {"id", "created_at", "updated_at", "return_reason", "outcome"} <= set(record)
+    before = Post.objects.get(pk=post.pk).updated_at
+    assert client.put(f"{LIST}{post.pk}/", record, format="json").status_code == 200
+    assert client.patch(f"{LIST}{post.pk}/", record, format="json").status_code == 200
+    response = client.post(f"{LIST}import/", {"items": [record]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert Post.objects.get(pk=post.pk).updated_at == before  # nothing changed: nothing written
+    assert not PostEvent.objects.filter(post=post, action="updated").exists()
+    # Their values are not taken: the times stay the platform's.
+    forged = {**record, "published_at": "2001-01-01T00:00:00Z", "id": post.pk + 1000}
+    assert client.put(f"{LIST}{post.pk}/", forged, format="json").status_code == 200
+    assert Post.objects.get(pk=post.pk).published_at == post.published_at
+    misspelt = {**record, "titel": "Typo"}
+    response = client.put(f"{LIST}{post.pk}/", misspelt, format="json")
+    assert response.status_code == 400 and errors(response) == {"titel": "unknown"}

@@ -89,6 +89,13 @@ def test_lowercase_party_and_language_are_accepted(refs):
     assert data.party.iso3 == "KEN" and data.language == "fr"
 
 
+@pytest.mark.parametrize(
+    ("given", "amount"), [("1250000.50", "1250000.50"), ("12", "12.00"), (12.5, "12.50")]
+)
+def test_an_amount_as_text_keeps_its_cents(given, amount, refs):
+    assert parse_post_record(need(amount_usd=given), refs).amount_usd == Decimal(amount)
+
+
 def test_null_means_absent(refs):
     data = parse_post_record(need(sectors=None, amount_usd=None, language=None, involves_iplc=None), refs)
     assert (data.sectors, data.amount_usd, data.language, data.involves_iplc) == ([], None, "en", False)
@@ -132,7 +139,14 @@ BAD = [
     ({"kind": "request"}, "kind", "invalid", "'need' or 'offer'"),
     ({"kind": ...}, "kind", "required", "'need' or 'offer'"),
     ({"amount_usd": -5}, "amount_usd", "min_value", "may not be negative"),
-    ({"amount_usd": "-1e100000"}, "amount_usd", "min_value", "may not be negative"),
+    ({"amount_usd": "-5.5"}, "amount_usd", "min_value", "may not be negative"),
+    ({"amount_usd": -1e300}, "amount_usd", "min_value", "may not be negative"),
+    # As text, its digits only (Decimal read all of these): an exponent, spaces, underscores, other scripts.
+    ({"amount_usd": "-1e100000"}, "amount_usd", "invalid", "its digits as text"),
+    ({"amount_usd": "1_000"}, "amount_usd", "invalid", "its digits as text"),
+    ({"amount_usd": " 12 "}, "amount_usd", "invalid", "its digits as text"),
+    ({"amount_usd": "١٢"}, "amount_usd", "invalid", "its digits as text"),
+    ({"amount_usd": "12,50"}, "amount_usd", "invalid", "its digits as text"),
     ({"amount_usd": "lots"}, "amount_usd", "invalid", "Expected a number"),
     ({"amount_usd": True}, "amount_usd", "invalid", "Expected a number"),
     ({"amount_usd": [100]}, "amount_usd", "invalid", "Expected a number"),
