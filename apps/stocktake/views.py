@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -43,7 +44,9 @@ def stocktake_reader_required(view):
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            # After logging in, back here; from a form's POST (a snapshot), to the report: the login's
+            # redirect is a GET, which a POST-only address answers with a 405.
+            return redirect_to_login(request.get_full_path() if request.method == "GET" else _report_url())
         if not Actor.for_user(request.user).can_read_stocktake:
             raise PermissionDenied(_("The stocktake report is for Committee members and the secretariat."))
         return view(request, *args, **kwargs)
@@ -76,6 +79,8 @@ def report(request: HttpRequest) -> HttpResponse:
             query=request.GET.urlencode() or form.data.urlencode(),
             can_snapshot=Actor.for_user(request.user).is_secretariat,
             snapshot_form=SnapshotForm(initial={**form.cleaned_data}),
+            # A period not over yet: its states "at the end" are today's, and its figures will still grow.
+            unfinished=form.cleaned_data["date_to"] >= timezone.localdate(),
         )
     return render(request, "stocktake/report.html", context, status=200 if form.is_valid() else 400)
 

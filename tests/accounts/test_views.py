@@ -101,6 +101,8 @@ def test_logout_is_a_post_and_returns_to_the_list(focal_point, login):
     client = login(focal_point)
     response = client.post(reverse("logout"))
     assert response.status_code == 302 and response.url == reverse("posts:list")
+    # The list it lands on says so (it said nothing: had the click worked?).
+    assert "You are logged out." in client.get(response.url).content.decode()
     assert client.get(reverse("dashboard")).status_code == 302
 
 

@@ -230,7 +230,18 @@ def test_anonymous_cannot_freeze_a_snapshot(client, db):
     response = client.post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+    # After logging in, to the report: the freezing address takes only a POST (it answered 405).
+    assert response["Location"].endswith("?next=" + REPORT)
     assert not Snapshot.objects.exists()
+
+
+def test_a_report_of_a_period_not_over_says_so(login, committee, world):
+    """2030: "Needs unmatched after 60 days" and the waiting list "at the end of the period" were today's."""
+    client = login(committee)
+    note = "This period is not over"
+    assert note not in client.get(REPORT + QUERY).content.decode()
+    assert note in client.get(REPORT + "?date_from=2030-01-01&date_to=2030-01-31").content.decode()
+    assert note in client.get(REPORT).content.decode()  # the current half-year, by default
 
 
 @pytest.mark.parametrize("role", [*OTHERS, "committee"])
