@@ -67,6 +67,15 @@ def _download(export: dict, fmt: str, prefix: str = "stocktake") -> HttpResponse
 @stocktake_reader_required
 def report(request: HttpRequest) -> HttpResponse:
     form = StocktakeForm.from_query(request.GET)
+    context = _report_context(request, form)
+    return render(request, "stocktake/report.html", context, status=200 if form.is_valid() else 400)
+
+
+def _report_context(
+    request: HttpRequest, form: StocktakeForm, snapshot_form: SnapshotForm | None = None
+) -> dict:
+    """The report page's context for the period and filters of `form`; `snapshot_form`: the freezing form as
+    the secretariat filled it (with its errors), else a new one for this report."""
     context = {"form": form, "threshold": strong_score_threshold(), "gap_days": GAP_DAYS}
     if form.is_valid():
         period = {"date_from": form.cleaned_data["date_from"], "date_to": form.cleaned_data["date_to"]}
@@ -76,13 +85,13 @@ def report(request: HttpRequest) -> HttpResponse:
             export=export,
             layout=report_layout(export),
             waiting=stocktake_waiting_needs(**period, filters=filters, limit=100),
-            query=request.GET.urlencode() or form.data.urlencode(),
+            query=_period_query(form.data),
             can_snapshot=Actor.for_user(request.user).is_secretariat,
-            snapshot_form=SnapshotForm(initial={**form.cleaned_data}),
+            snapshot_form=snapshot_form or SnapshotForm(initial={**form.cleaned_data}),
             # A period not over yet: its states "at the end" are today's, and its figures will still grow.
             unfinished=form.cleaned_data["date_to"] >= timezone.localdate(),
         )
-    return render(request, "stocktake/report.html", context, status=200 if form.is_valid() else 400)
+    return context
 
 
 @require_GET
@@ -105,6 +114,12 @@ def snapshot_create(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(_("Only the secretariat can freeze a stocktake report."))
     form = SnapshotForm(request.POST)
     if not form.is_valid():
+        report_form = StocktakeForm(request.POST)
+        if report_form.is_valid():
+            # The report again, its freezing form as it was filled, each error beside its field: a redirect
+            # lost the title and the note typed.
+            context = _report_context(request, report_form, snapshot_form=form)
+            return render(request, "stocktake/report.html", context, status=400)
         for field, errors in form.errors.items():
             label = form.fields[field].label if field in form.fields else ""
             messages.error(request, named_value(label, " ".join(errors)) if label else " ".join(errors))

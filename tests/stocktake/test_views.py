@@ -267,12 +267,26 @@ def test_snapshot_needs_post(login, secretariat):
     assert login(secretariat).get(reverse("stocktake:snapshot_create")).status_code == 405
 
 
-def test_snapshot_without_a_title_is_refused_with_a_message(login, secretariat):
+def test_snapshot_without_a_title_is_refused_beside_its_field_keeping_the_note(login, secretariat):
+    """It redirected to the report, with the error as a message: the note typed was lost."""
     response = login(secretariat).post(
-        reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": ""}, follow=True
+        reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "", "note": "For agenda item 4."}
+    )
+    assert response.status_code == 400
+    assert not Snapshot.objects.exists()
+    html = response.content.decode()
+    title_field = html.split('id="field-title"')[1].split("</div>")[0]
+    assert "This field is required." in title_field
+    assert "For agenda item 4.</textarea>" in html
+    assert response.context["export"]["period"] == {"from": "2026-01-01", "to": "2026-06-30"}
+
+
+def test_snapshot_of_a_bad_period_is_refused_with_a_message(login, secretariat):
+    response = login(secretariat).post(
+        reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "date_to": "2026-13-01"}, follow=True
     )
     assert not Snapshot.objects.exists()
-    assert "This field is required." in response.content.decode()
+    assert "There is no such day as 2026-13-01." in response.content.decode()
     assert response.redirect_chain[-1][0].startswith(REPORT + "?date_from=2026-01-01")
 
 
