@@ -1028,28 +1028,30 @@ _DURATIONS = (
 def _first_event_durations(
     matches: QuerySet[Match], timestamp: str, start: dt.datetime, end: dt.datetime
 ) -> QuerySet[Match]:
-    """One row per need whose first event of this kind (first strong match, first connection) falls in
-    [start, end): `first`, its first such event since its publication (`_since_publication`: the same one
-    unless the secretariat took a publication back), and `days` from the need's publication to it.
+    """One row per need whose first event of this kind (first strong match, first connection) since its
+    publication (`_since_publication`) falls in [start, end): `first` (when) and `days` from the need's
+    publication to it.
 
     A GROUP BY need over the need's events before the end (MIN is the first); the publication is read again
     after the HAVING, for the few needs left.
     """
     published = Post.objects.filter(pk=OuterRef("need")).order_by().values("published_at")
     return (
-        matches.filter(**{f"{timestamp}__isnull": False, f"{timestamp}__lt": end})
+        matches.filter(_since_publication(timestamp), **{f"{timestamp}__lt": end})
         .values("need")
-        .annotate(first_ever=Min(timestamp), first=Min(timestamp, filter=_since_publication(timestamp)))
-        .filter(first_ever__gte=start, first__isnull=False)
+        .annotate(first=Min(timestamp))
+        .filter(first__gte=start)
         .annotate(days=DaysBetween("first", Subquery(published)))
     )
 
 
 def _since_publication(timestamp: str) -> Q:
-    """The matches whose event `timestamp` is at or after their need's publication. A need taken back by the
-    secretariat has no publication (it is not counted as published, FIGURES.md), and one published again
-    counts from its new publication: the events of the publication taken back (a strong match, which keeps
-    its time when the pair is found again) would give no duration, or a negative one."""
+    """The matches whose event `timestamp` is at or after their need's publication: every figure that reads a
+    need's first strong match, first offer-side interest or first connection counts it from the need's current
+    publication. A need taken back by the secretariat has none (it is not counted as published, FIGURES.md),
+    and one published again counts from its new publication: the events of the publication taken back (a strong
+    match keeps its time when the pair is found again) would make it matched before it was published, and give
+    its durations from nothing or negative ones."""
     return Q(**{f"{timestamp}__isnull": False, f"{timestamp}__gte": F("need__published_at")})
 
 
@@ -1090,13 +1092,36 @@ def _sqlite_percentile(qs: QuerySet, n: int, fraction: float) -> float:
 
 def _first_per_need(condition: Q, timestamp: str, end: dt.datetime) -> QuerySet[Match]:
     """(need, first): each need's first event of a kind before `end`; an index-only GROUP BY with the
-    partial index (need_id, <timestamp>) WHERE <condition>."""
+    partial index (need_id, <timestamp>) WHERE <condition>. Its first since its publication: `_since_sql`."""
     return (
         Match.objects.filter(condition, **{f"{timestamp}__lt": end})
         .order_by()
         .values("need")
         .annotate(first=Min(timestamp))
     )
+
+
+# The events whose first per need `_first_per_need` reads (alias: timestamp, condition), as SQL.
+_FIRSTS = {
+    "s": ("strong_at", "TRUE"),
+    "a": ("offer_interest_at", "e.offer_interest = %s"),
+    "c": ("connected_at", "TRUE"),
+}
+
+
+def _since_sql(alias: str, first: str, need: str, published: str, end: dt.datetime) -> tuple[str, list]:
+    """SQL of a need's first event of a kind since its publication (`_since_publication`) before `end`, from
+    `first`, its first ever (`first_<alias>.first`): the same, unless it came before the publication (a
+    publication the secretariat took back, the need published again since), when it is looked up again in
+    the need's index from the publication on. That is rare, and only then is the subquery run."""
+    timestamp, condition = _FIRSTS[alias]
+    params = [Interest.INTERESTED] if "%s" in condition else []
+    sql = (
+        f"CASE WHEN {first} IS NULL OR {first} >= {published} THEN {first} ELSE"
+        f" (SELECT MIN(e.{timestamp}) FROM {Match._meta.db_table} e WHERE e.need_id = {need} AND {condition}"
+        f" AND e.{timestamp} >= {published} AND e.{timestamp} < %s) END"
+    )
+    return sql, [*params, connection.ops.adapt_datetimefield_value(end)]
 
 
 def _bucket(column: str, thresholds: list[dt.datetime]) -> tuple[str, list]:
@@ -1171,33 +1196,22 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     for alias, condition, timestamp in firsts:
         first_sql, first_params = _first_per_need(condition, timestamp, end).query.sql_with_params()
         add(f"first_{alias} AS ({first_sql}), ", first_params)
-    if durations:
-        # Each need's first strong match and first connection since its publication (`_since_publication`),
-        # for the needs whose first one ever falls in the period (`first_s`, `first_c`): it is that one, unless
-        # the need was published again since (taken back by the secretariat), when it is its first since, if
-        # any, found by a probe of the need's index. Each looks its publication up by primary key (LATERAL ...
-        # OFFSET 0, which keeps it a nested loop): a few thousand probes rather than a hash of every post.
-        table, posts = Match._meta.db_table, Post._meta.db_table
-        among = " AND e.need IN (SELECT id FROM ids)" if filtered else ""
-        for alias, timestamp in (("s", "strong_at"), ("c", "connected_at")):
-            add(
-                f"first_d{alias} AS (SELECT e.need, CASE WHEN e.first >= p.published_at THEN e.first ELSE"
-                f" (SELECT MIN(m.{timestamp}) FROM {table} m WHERE m.need_id = e.need"
-                f" AND m.{timestamp} >= p.published_at AND m.{timestamp} < %s) END AS first, p.published_at"
-                f" FROM first_{alias} e CROSS JOIN LATERAL (SELECT q.published_at FROM {posts} q"
-                f" WHERE q.id = e.need OFFSET 0) p WHERE e.first >= %s{among}), ",
-                [adapt(end), adapt(start)],
-            )
-    add(f"n AS {materialized} (SELECT p.id, p.published_at, p.party_id, s.first AS first_strong")
+    # Each need's first strong match and first offer-side interest since its publication (`_since_sql`),
+    # numbered against the instants by the outer SELECT.
+    add(f"n AS {materialized} (SELECT x.id, x.published_at, x.party_id, x.first_strong")
     for name, column, thresholds in (
-        ("bw", "p.published_at", cutoffs),  # waiting 60 days at instant i: bw <= i
-        ("bc", "p.closed_at", instants),  # not closed at instant i: bc > i
-        ("bx", "p.withdrawn_at", instants),  # not withdrawn at instant i: bx > i
-        ("bs", "s.first", instants),  # no strong match before instant i: bs > i
-        ("ba", "a.first", instants),  # no offer-side interest before instant i: ba > i
+        ("bw", "x.published_at", cutoffs),  # waiting 60 days at instant i: bw <= i
+        ("bc", "x.closed_at", instants),  # not closed at instant i: bc > i
+        ("bx", "x.withdrawn_at", instants),  # not withdrawn at instant i: bx > i
+        ("bs", "x.first_strong", instants),  # no strong match before instant i: bs > i
+        ("ba", "x.first_answer", instants),  # no offer-side interest before instant i: ba > i
     ):
         bucket_sql, bucket_params = _bucket(column, thresholds)
         add(f", {bucket_sql} AS {name}", bucket_params)
+    add(" FROM (SELECT p.id, p.published_at, p.party_id, p.closed_at, p.withdrawn_at")
+    for alias, name in (("s", "first_strong"), ("a", "first_answer")):
+        since_sql, since_params = _since_sql(alias, f"{alias}.first", "p.id", "p.published_at", end)
+        add(f", {since_sql} AS {name}", since_params)
     add(
         f" FROM {Post._meta.db_table} p"
         " LEFT JOIN first_s s ON s.need = p.id LEFT JOIN first_a a ON a.need = p.id"
@@ -1215,7 +1229,7 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     add(")")
     if filtered:
         add(" AND p.id IN (SELECT id FROM ids)")
-    add("), m AS (SELECT 0 AS i UNION ALL SELECT i + 1 FROM m WHERE i < %s)", [last])
+    add(") x), m AS (SELECT 0 AS i UNION ALL SELECT i + 1 FROM m WHERE i < %s)", [last])
     add(", w AS (SELECT bw, bc, bx, bs, ba, COUNT(*) AS n FROM n GROUP BY bw, bc, bx, bs, ba)")
     # The first part types the columns for the ones after (PostgreSQL types a UNION pairwise).
     percentile_nulls = "".join(", CAST(NULL AS DOUBLE PRECISION)" for _ in PERCENTILES)
@@ -1253,18 +1267,32 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
                 f" WHERE {gap_at_end} GROUP BY t.term"
             )
     if durations:
-        # The needs whose first such event falls in the period, whatever the post (as the matches say), not
-        # only those of `n`, from their publication (`first_ds`, `first_dc`).
-        for part, alias in (("strong", "ds"), ("connection", "dc")):
-            days = days_between_sql("e.first", "e.published_at")
+        # The needs whose first such event since their publication (`_since_sql`) falls in the period, whatever
+        # the post (as the matches say), not only those of `n`. It is at or after their first ever: the needs
+        # whose first ever is in the period, each of which looks its publication up by primary key (LATERAL ...
+        # OFFSET 0 keeps it a nested loop: a few thousand probes, not a hash of every post), and the needs
+        # published again since their first ever, which the secretariat returned (`returned_at`) in between:
+        # the only way back to publication. Under filters, among the posts under the filters (`ids`).
+        posts = Post._meta.db_table
+        among = " AND e.need IN (SELECT id FROM ids)" if filtered else ""
+        for part, alias in (("strong", "s"), ("connection", "c")):
+            since_sql, since_params = _since_sql(alias, "c.first", "c.need", "c.published_at", end)
+            days = days_between_sql("f.first", "c.published_at")
             percentiles = "".join(
                 f", {percentile_cont_sql(fraction, days)}" for fraction in PERCENTILES.values()
             )
-            bucket_sql, bucket_params = _bucket("e.first", instants)
+            bucket_sql, bucket_params = _bucket("f.first", instants)
             add(
                 f" UNION ALL SELECT '{part}', {bucket_sql}, NULL, COUNT(*), NULL{percentiles}"
-                f" FROM first_{alias} e WHERE e.first IS NOT NULL GROUP BY ROLLUP (2)",
-                bucket_params,
+                f" FROM (SELECT e.need, e.first, p.published_at FROM first_{alias} e CROSS JOIN LATERAL"
+                f" (SELECT q.published_at FROM {posts} q WHERE q.id = e.need OFFSET 0) p"
+                f" WHERE e.first >= %s{among}"
+                f" UNION ALL SELECT e.need, e.first, q.published_at FROM first_{alias} e"
+                f" JOIN {posts} q ON q.id = e.need WHERE e.first < %s AND q.returned_at IS NOT NULL"
+                f" AND q.published_at > e.first{among}) c"
+                f" CROSS JOIN LATERAL (SELECT {since_sql} AS first) f WHERE f.first >= %s"
+                " GROUP BY ROLLUP (2)",
+                [*bucket_params, adapt(start), adapt(start), *since_params, adapt(start)],
             )
     return statement.build()
 

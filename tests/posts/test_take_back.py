@@ -157,13 +157,25 @@ def test_the_stocktake_counts_it_from_its_next_publication(live, secretariat, fo
     def value(figure):
         return export_lookup(stocktake_export(**period, filters={}))[(figure, ())]
 
+    Match.objects.filter(need=live).update(
+        strong_at=timezone.now()
+    )  # its strong match, as the worker notes it
     assert (value("needs_published"), value("needs_open")) == (1, 1)
+    assert (value("needs_with_strong_match"), value("needs_first_strong_match")) == (1, 1)
     take_back(secretariat, live)
     # Neither published in the period nor open at its end: it was not public when the figures are read.
     assert (value("needs_published"), value("needs_open")) == (0, 0)
+    assert (value("needs_with_strong_match"), value("needs_first_strong_match")) == (0, 0)
+    assert value("strong_matches") == 1  # the event stands
     post_submit(actor=Actor.for_user(focal_point), post=Post.objects.get(pk=live.pk))
     post_publish(actor=Actor.for_user(secretariat), post=Post.objects.get(pk=live.pk))
     assert (value("needs_published"), value("needs_open")) == (1, 1)
+    # Its strong match came before this publication: from it, the need has none yet.
+    assert (value("needs_with_strong_match"), value("needs_first_strong_match")) == (0, 0)
+    MatchFactory(need=live, offer=PostFactory(kind=Post.Kind.OFFER, party=party("JPN")), score=0.9,
+                 strong_at=timezone.now())  # fmt: skip
+    assert (value("needs_with_strong_match"), value("needs_first_strong_match")) == (1, 1)
+    assert value("days_to_first_strong_match_median") >= 0
 
 
 def record(post: Post, **overrides) -> PostData:

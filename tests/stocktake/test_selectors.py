@@ -200,16 +200,18 @@ def test_days_to_first_strong_match_and_connection(v):
     assert v("days_to_first_connection_median", month="2026-02") == 26
 
 
-def test_durations_count_from_the_current_publication(world):
+def test_a_needs_events_count_from_its_current_publication(world):
     """A need the secretariat took back has no publication (it is not counted as published), and one published
     again counts from its new publication: its strong match from the publication taken back keeps its time
-    when the pair is found again, and must give neither a duration from nothing nor a negative one."""
+    when the pair is found again, and must make it neither matched before it was published nor give durations
+    from nothing or negative ones; in every report, whatever its period."""
     o1 = world.o1
     taken_back = need("TZA", None, ["finance"], ["adaptation"], status=Post.Status.RETURNED)
     MatchFactory(
         need=taken_back, offer=o1, score=0.9, created_at=noon(2026, 2, 3), strong_at=noon(2026, 2, 3)
     )
-    again = need("MWI", noon(2026, 4, 15), ["finance"], ["adaptation"])
+    # Published in January, strong match on 5 February, taken back on 1 March, published again on 15 April.
+    again = need("MWI", noon(2026, 4, 15), ["finance"], ["adaptation"], returned_at=noon(2026, 3, 1))
     MatchFactory(need=again, offer=o1, score=0.9, created_at=noon(2026, 2, 5), strong_at=noon(2026, 2, 5),
                  connected_at=noon(2026, 2, 6))  # fmt: skip
     v = figures()
@@ -220,16 +222,28 @@ def test_durations_count_from_the_current_publication(world):
     assert v("days_to_first_strong_match_median", month="2026-02") is None
     assert v("needs_first_connection") == 1
     assert v("days_to_first_connection_median") == 26
-    # A strong match found after the new publication counts, from it: 5 days.
+    # Published in April with no strong match since: not matched, and (open, but not 60 days yet) no gap.
+    assert v("needs_with_strong_match") == 2  # N1, N3
+    assert v("needs_with_strong_match", month="2026-04") == 0
+    february = figures(date_from=dt.date(2026, 2, 1), date_to=dt.date(2026, 2, 28))
+    assert february("needs_first_strong_match") == 0 and february("strong_matches") == 2  # the events stand
+    # Still unmatched 60 days after its new publication, at the end of the year: with N4, N5 and N_later.
+    assert figures(date_from=dt.date(2026, 12, 1), date_to=dt.date(2026, 12, 31))("needs_unmatched_60d") == 4
+
+    # A strong match found after the new publication counts, from it: 5 days; in a report of April alone
+    # as in the half-year's April.
     MatchFactory(
         need=again, offer=world.o2, score=0.8, created_at=noon(2026, 4, 20), strong_at=noon(2026, 4, 20)
     )
+    for v in (figures(), figures(date_from=dt.date(2026, 4, 1), date_to=dt.date(2026, 4, 30))):
+        assert v("needs_first_strong_match", month="2026-04") == 2  # with N3 (30 days)
+        assert v("days_to_first_strong_match_median", month="2026-04") == 17.5
+        assert v("needs_with_strong_match", month="2026-04") == 1
     v = figures()
     assert v("needs_first_strong_match") == 3
-    assert v("needs_first_strong_match", month="2026-04") == 2
-    assert v("days_to_first_strong_match_median", month="2026-04") == 17.5  # 5 and 30
     assert v("days_to_first_strong_match_median") == 10  # 5, 10, 30
     assert v("needs_first_connection") == 1
+    assert figures(date_from=dt.date(2026, 12, 1), date_to=dt.date(2026, 12, 31))("needs_unmatched_60d") == 3
 
 
 def test_gaps_at_the_end_of_the_period_and_of_each_month(v):
