@@ -14,7 +14,7 @@ from apps.posts.selectors import post_list_visible
 from apps.posts.services import post_can_manage
 
 from .models import Match
-from .selectors import match_list_for_post, match_side_for_actor, match_with_ranks
+from .selectors import match_list_for_post, match_shown_to, match_side_for_actor, match_with_ranks
 from .serializers import MatchInterestSerializer, MatchSerializer, match_api_record
 from .services import InvalidInterest, match_check_interest, match_set_interest
 
@@ -78,8 +78,7 @@ class MatchInterestApi(ApiView):
         except InvalidInterest as error:
             raise field_error("interest", str(error), "invalid_choice") from None
         match = self.get_or_404(Match.objects.select_related("need", "offer"), pk)
-        # Matches are shown to their two sides and the secretariat only: to anyone else it is not found.
-        if not self.actor.is_secretariat and match_side_for_actor(actor=self.actor, match=match) is None:
+        if not match_shown_to(actor=self.actor, match=match):  # it is not found, rather than told of
             raise NotFound(_("Not found."))
         match = match_set_interest(actor=self.actor, match=match, interest=interest)
         match = match_with_ranks(Match.objects.filter(pk=match.pk)).get()

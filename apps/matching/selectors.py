@@ -79,6 +79,15 @@ def match_add_passages(*, post: Post, matches: Sequence[Match]) -> None:
             match.passages = closest_passages(need[0], need[1], offer[0], offer[1])
 
 
+def match_shown_to(*, actor: Actor, match: Match) -> bool:
+    """Whether the actor sees the match: the secretariat, and the Parties or providers of its two posts (one
+    deactivated by the secretariat too, though it may no longer answer). To anyone else it is not found."""
+    return actor.is_secretariat or any(
+        actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
+        for post in (match.need, match.offer)
+    )
+
+
 def match_side_for_actor(*, actor: Actor, match: Match) -> str | None:
     """'need' or 'offer': which side of the match the actor speaks for (None when neither)."""
     for side in ("need", "offer"):

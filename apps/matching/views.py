@@ -13,10 +13,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from apps.accounts.actors import Actor
+from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 
 from .models import Match
-from .selectors import MatchSummary, match_add_passages, match_side_for_actor, match_summaries
+from .selectors import MatchSummary, match_add_passages, match_shown_to, match_side_for_actor, match_summaries
 from .services import InvalidInterest, MatchAnswerError, match_set_interest
 from .templatetags.matching_tags import match_counts_context, match_for_display
 
@@ -55,10 +55,10 @@ def match_interest(request, pk: int):
     actor = Actor.for_user(request.user)
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:
-        # Matches are shown to their two sides and the secretariat only: to anyone else it is not found.
-        if not actor.is_secretariat:
+        # To anyone the match is not shown to, it is not found; the others are told why they may not answer.
+        if not match_shown_to(actor=actor, match=match):
             raise Http404
-        raise PermissionDenied
+        raise PermissionDenied(PROVIDER_DEACTIVATED_MESSAGE if actor.is_deactivated_provider else None)
     own_post = match.need if side == "need" else match.offer
     try:
         match = match_set_interest(actor=actor, match=match, interest=request.POST.get("interest", ""))

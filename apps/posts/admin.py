@@ -27,6 +27,8 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
@@ -40,6 +42,7 @@ from .forms import OpenedAtField
 from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
+from .selectors import post_changed_since_review_count
 from .services import (
     TRANSITIONS,
     PostEditConflict,
@@ -399,7 +402,7 @@ class PostAdminForm(forms.ModelForm):
             # so that saving it again (after a look at the post) goes through.
             self.data = self.data.copy()
             self.data["opened_at"] = self.instance.updated_at.isoformat()
-            raise forms.ValidationError(str(PostEditConflict(self.instance)))
+            raise forms.ValidationError(str(PostEditConflict(self.instance, getattr(self, "actor", None))))
         for error in post_rules_errors(
             kind=cleaned.get("kind"),
             party=cleaned.get("party"),
@@ -503,6 +506,17 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     # --- list -------------------------------------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # Who fills it: an edit conflict with their own change from another tab says so (PostEditConflict).
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": Actor.for_user(request.user)})
+
+    def get_list_display(self, request):
+        # The list of changed posts shows what it is ordered by: since when each has waited for review.
+        if _in_changed(request):
+            return (*self.list_display[:-2], "published_at", "changed_since_review_at")
+        return self.list_display
+
     def get_ordering(self, request):
         if _in_queue(request):
             return ("submitted_at", "id")
@@ -524,8 +538,9 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             "queue_count": Post.objects.filter(status=Post.Status.SUBMITTED).count(),
             "queue_param": ModerationQueueFilter.parameter_name,
             "in_queue": _in_queue(request),
-            "changed_count": Post.objects.filter(changed_since_review_at__isnull=False).count(),
+            "changed_count": post_changed_since_review_count(),
             "in_changed": _in_changed(request),
+            "shown_at": timezone.now().isoformat(),
         }
         return super().changelist_view(request, extra_context)
 
@@ -649,9 +664,23 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     def mark_reviewed_selected(self, request, queryset) -> None:
         done = 0
         actor = Actor.for_user(request.user)
-        for post in queryset.order_by("changed_since_review_at", "id"):
+        shown_at = parse_datetime(request.POST.get("shown_at") or "")
+        if shown_at is None:  # a form of another page, or of an older version of this one
+            self.message_user(request, gettext("Show the list again, then mark the changes."), messages.ERROR)
+            return
+        # Only the selected posts with changes waiting: selecting the whole list is no mistake.
+        waiting = list(
+            queryset.filter(changed_since_review_at__isnull=False).order_by("changed_since_review_at", "id")
+        )
+        if not waiting:
+            self.message_user(
+                request,
+                gettext("None of the selected posts has changes waiting for review."),
+                messages.WARNING,
+            )
+        for post in waiting:
             try:
-                post_mark_reviewed(actor=actor, post=post)
+                post_mark_reviewed(actor=actor, post=post, seen_at=shown_at)
             except (PermissionDenied, ValueError) as error:
                 message = gettext("“%(title)s”: %(error)s") % {"title": post.title, "error": error}
                 self.message_user(request, message, messages.ERROR)

@@ -54,7 +54,11 @@ class _PartyChoiceField(django_filters.fields.ModelChoiceField):
 
     def to_python(self, value):
         # Any case, as creating and importing a post take it (?party=ken was a 400 where "ken" posts for Kenya).
-        return super().to_python(value.strip().upper() if isinstance(value, str) else value)
+        return super().to_python(self.prepare_value(value))
+
+    def prepare_value(self, value):
+        # The select shows the Party a link's spelling means: else sending the filters again dropped it.
+        return value.strip().upper() if isinstance(value, str) else super().prepare_value(value)
 
 
 class PartyFilter(django_filters.ModelChoiceFilter):

@@ -110,8 +110,13 @@ class AmountField(forms.DecimalField):
         if isinstance(value, str):
             value = _SPACES.sub("", value)
             if _GROUPED.fullmatch(value):
-                if "." not in value and formats.get_format("DECIMAL_SEPARATOR") == ",":
-                    # On a page whose language writes a decimal comma, "2,000" may be two or two thousand.
+                if (
+                    value.count(",") == 1
+                    and "." not in value
+                    and formats.get_format("DECIMAL_SEPARATOR") == ","
+                ):
+                    # On a page whose language writes a decimal comma, "2,000" may be two or two thousand
+                    # ("2,000,000" can only be two million).
                     raise forms.ValidationError(
                         _("“%(value)s” can be read two ways: write thousands with a space or nothing between "
                           "them (2 000 or 2000), and cents after a comma (2,50)."),

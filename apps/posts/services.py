@@ -267,14 +267,13 @@ class PostEditConflict(Exception):
 
     def __init__(self, post: Post, actor: Actor | None = None):
         self.post = post
-        last = post.events.order_by("-created_at", "-id").first()
+        # The last change of the post itself (a review of its changes leaves it as it is).
+        last = post.events.exclude(action=PostEvent.Action.REVIEWED).order_by("-created_at", "-id").first()
         who = last.actor_label if last is not None else None
-        if (
-            last is not None
-            and actor is not None
-            and actor.user is not None
-            and last.actor_id == actor.user.pk
-        ):
+        # Their own change: the same account, and not a token it issued (recorded under the issuer's account,
+        # with the token's own label).
+        if (last is not None and actor is not None and actor.user is not None and last.actor_id == actor.user.pk
+                and last.actor_label == actor.label):  # fmt: skip
             # Their own change, from another tab or window: "fp_ken changed this post" named them to themselves.
             message = _(
                 "You changed this post in another tab or window after you opened this form. These changes are "
@@ -332,14 +331,22 @@ def _mark_changed_since_review(post: Post, actor: Actor) -> None:
 
 
 @transaction.atomic
-def post_mark_reviewed(*, actor: Actor, post: Post) -> Post:
+def post_mark_reviewed(*, actor: Actor, post: Post, seen_at: datetime | None = None) -> Post:
     """The secretariat has looked at the changes made to a published post since its review (the history shows
-    them): the post leaves the list of changed posts, and the history records the review."""
+    them): the post leaves the list of changed posts, and the history records the review.
+
+    `seen_at`: when the secretariat was shown the post; a change since then is one it has not seen, and the
+    post stays in the list."""
     if not actor.is_secretariat:
         raise PermissionDenied(_("Only the secretariat reviews posts."))
     post = _lock(post)
     if post.changed_since_review_at is None:
         raise ValueError(_("It has no change waiting for review."))
+    if (
+        seen_at is not None
+        and post.events.filter(action=PostEvent.Action.UPDATED, created_at__gt=seen_at).exists()
+    ):
+        raise ValueError(_("It changed again after the list was shown: open it to see the change."))
     post.changed_since_review_at = None
     post.save(update_fields=["changed_since_review_at"])
     _record(post, actor=actor, action=PostEvent.Action.REVIEWED, from_status=post.status)
@@ -670,7 +677,11 @@ def _import_problems(
         if post is None and data.external_id in owned_elsewhere:
             problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
             continue
-        if post is None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or ""):
+        hidden = (post is not None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
+                  and post.status != Status.PUBLISHED and not post_can_manage(actor=actor, post=post))  # fmt: skip
+        if (post is None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")) or hidden:
+            # Another Party's unpublished post answers as a number with no post: the refusal must not tell
+            # that it exists (as its page and its write addresses do not).
             message = _("%(id)s names a post made in the platform, and there is none by that number.") % {
                 "id": data.external_id
             }

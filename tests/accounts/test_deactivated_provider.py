@@ -212,9 +212,12 @@ def test_an_active_provider_user_is_unaffected(login, gcf_user, gcf):
 def test_web_refusals_say_why_on_a_page_of_the_site(web, posts):
     """A 403 is the site's page with the refusal's own message, not a bare "403 Forbidden"."""
     draft = posts["draft"]
+    # Its own match is shown to it (not a 404, as to a stranger), and answering it is refused, saying why.
+    match = MatchFactory(offer=posts["published"])
     for response in (
         web.get(reverse("posts:create")),
         web.post(reverse("posts:submit", args=[draft.pk])),
+        web.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"}),
     ):
         html = response.content.decode()
         assert response.status_code == 403

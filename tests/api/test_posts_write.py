@@ -299,9 +299,17 @@ def test_a_post_read_from_the_api_and_imported_again_is_updated_not_copied(api, 
     assert (result["created"], result["updated"]) == (0, 1)
     assert result["items"] == [{"index": 0, "id": made["id"], "external_id": f"post-{made['id']}"}]
     assert Post.objects.count() == 1 and Post.objects.get().title == "Renamed"
-    # Another Party's platform post cannot be reached that way; nor can a new post take such an id.
+    # Another Party's platform post cannot be reached that way; nor can a new post take such an id. An
+    # unpublished one answers as a number with no post (its existence is not told); a published one, which
+    # anyone sees, is refused as another Party's.
     brazil = PostFactory(party=party("BRA"), status="draft", published_at=None)
     refused = client.post(IMPORT, {"items": [{**NEED, "external_id": f"post-{brazil.pk}"}]}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["message"] == (
+        f"post-{brazil.pk} names a post made in the platform, and there is none by that number."
+    )
+    public = PostFactory(party=party("BRA"))
+    refused = client.post(IMPORT, {"items": [{**NEED, "external_id": f"post-{public.pk}"}]}, format="json")
     assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "external_id"
     taken = client.post(LIST, {**NEED, "external_id": "post-999"}, format="json")
     assert taken.status_code == 400 and errors(taken) == {"external_id": "reserved"}
@@ -315,7 +323,7 @@ def test_a_post_read_from_the_api_and_imported_again_is_updated_not_copied(api, 
         assert unknown.status_code == 400 and f"{name} names a post made in the platform" in str(
             unknown.json()
         )
-    assert Post.objects.count() == 2
+    assert Post.objects.count() == 3
 
 
 def test_the_api_guesses_a_missing_language_and_refuses_a_wrong_one(api, tokens):

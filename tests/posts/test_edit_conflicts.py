@@ -9,7 +9,7 @@ from django.urls import reverse
 from apps.accounts.actors import Actor
 from apps.posts.models import Post
 from apps.posts.post_data import ReferenceData, parse_post_record, post_to_record
-from apps.posts.services import PostEditConflict, post_update
+from apps.posts.services import PostEditConflict, post_mark_reviewed, post_update
 from tests.factories import PostFactory, SecretariatFactory, party
 
 from .test_admin import change_url, staff  # noqa: F401 - staff is a fixture
@@ -77,6 +77,10 @@ def test_an_editor_who_changed_the_post_in_another_tab_is_told_so(focal_point, l
 
     second = form_data(title="Solar pumps (tab 2)", opened_at=first_tab)
     assert client.post(reverse("posts:edit", args=[post.pk]), second).status_code == 302
+    # The secretariat reviews that change meanwhile: a review changes nothing in the post, and is not who did.
+    post_mark_reviewed(
+        actor=Actor.for_user(SecretariatFactory(username="sam")), post=Post.objects.get(pk=post.pk)
+    )
     response = client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Solar pumps (tab 1)",
                                                                              opened_at=first_tab))  # fmt: skip
     assert response.status_code == 409
@@ -87,6 +91,19 @@ def test_an_editor_who_changed_the_post_in_another_tab_is_told_so(focal_point, l
     assert f'<a href="{reverse("posts:detail", args=[post.pk])}" target="_blank" rel="noopener">' in html
     post.refresh_from_db()
     assert post.title == "Solar pumps (tab 2)"
+
+
+def test_the_admin_says_when_the_change_was_the_editors_own(staff, secretariat):  # noqa: F811
+    post = PostFactory(party=party("KEN"), title="Solar pumps", description="Pumps.", amount_usd=1000)
+    first_tab = admin_form_data(staff, change_url(post))
+    second_tab = {**first_tab, "title": "Solar pumps (tab 2)"}
+    assert staff.post(change_url(post), second_tab).status_code == 302
+    response = staff.post(change_url(post), {**first_tab, "title": "Solar pumps (tab 1)"})
+    assert response.status_code == 200
+    assert (
+        "You changed this post in another tab or window after you opened this form."
+        in response.content.decode()
+    )
 
 
 def test_the_admin_refuses_a_stale_change_form(staff, secretariat, focal_point):  # noqa: F811

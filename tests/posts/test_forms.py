@@ -226,6 +226,7 @@ def test_on_a_page_with_a_decimal_comma_an_amount_that_reads_two_ways_is_asked_a
             ("2 000", 2000),
             ("2,50", Decimal("2.50")),
             ("1,250,000.50", Decimal("1250000.50")),
+            ("2,000,000", 2_000_000),  # can only be two million
         ):
             form = party_form(amount_usd=typed)
             assert form.is_valid(), form.errors

@@ -2,6 +2,8 @@
 fact: the post is listed as changed since its review (the admin, the secretariat's dashboard) until the
 secretariat marks the changes as reviewed, takes the publication back, or another step of the life cycle."""
 
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.core.exceptions import PermissionDenied
@@ -77,6 +79,12 @@ def test_what_does_not_wait_for_review(published, secretariat, focal_point):
     same = PostFactory(party=party("KEN"))
     post_update(actor=Actor.for_user(focal_point), post=same, data=edited(same))
     assert not Post.objects.filter(changed_since_review_at__isnull=False).exists()
+    # The edits and imports were made: what they changed is there, in the history too.
+    published.refresh_from_db()
+    draft.refresh_from_db()
+    assert (published.title, draft.title) == ("Fixed again", "Draft, edited")
+    assert published.events.filter(action=PostEvent.Action.UPDATED).count() == 2
+    assert not same.events.filter(action=PostEvent.Action.UPDATED).exists()
 
 
 def test_the_secretariat_finds_and_reviews_the_changes_in_the_admin(
@@ -93,10 +101,12 @@ def test_the_secretariat_finds_and_reviews_the_changes_in_the_admin(
     assert "Changed since review: 1 published post" in listing
     changed = client.get(CHANGELIST + "?queue=changed")
     assert [p.pk for p in changed.context["cl"].result_list] == [published.pk]
+    assert "column-changed_since_review_at" in changed.content.decode()  # the time it has waited since
     assert "Changed since review" not in changed.content.decode()  # the link, on the list it leads to
     # Marked as reviewed: off the list, and in the post's history and the admin's.
-    response = client.post(CHANGELIST + "?queue=changed",
-                           {"action": "mark_reviewed_selected", "_selected_action": [published.pk]}, follow=True)  # fmt: skip
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', changed.content.decode()).group(1)
+    mark = {"action": "mark_reviewed_selected", "_selected_action": [published.pk], "shown_at": shown_at}
+    response = client.post(CHANGELIST + "?queue=changed", mark, follow=True)
     assert "Marked the changes of 1 post as reviewed." in response.content.decode()
     published.refresh_from_db()
     assert published.changed_since_review_at is None and published.status == Post.Status.PUBLISHED
@@ -105,10 +115,40 @@ def test_the_secretariat_finds_and_reviews_the_changes_in_the_admin(
     assert LogEntry.objects.filter(object_id=str(published.pk), change_message="Changes reviewed.").exists()
     assert "Review 1 published post" not in client.get(reverse("dashboard")).content.decode()
     # Again, with nothing left to review: said, not done twice.
-    response = client.post(CHANGELIST, {"action": "mark_reviewed_selected", "_selected_action": [published.pk]},
-                           follow=True)  # fmt: skip
-    assert "“Rewritten”: It has no change waiting for review." in response.content.decode()
+    response = client.post(CHANGELIST, mark, follow=True)
+    assert "None of the selected posts has changes waiting for review." in response.content.decode()
     assert published.events.filter(action=PostEvent.Action.REVIEWED).count() == 1
+
+
+def test_a_change_made_after_the_list_was_shown_is_not_marked_reviewed_unseen(published, focal_point, login,
+                                                                              secretariat):  # fmt: skip
+    """The secretariat reads a harmless edit; meanwhile the poster edits again; "mark reviewed" must not clear
+    what nobody has seen."""
+    fp = Actor.for_user(focal_point)
+    post_update(actor=fp, post=published, data=edited(published, title="Mangroves for Lamu county"))
+    client = login(secretariat)
+    html = client.get(CHANGELIST + "?queue=changed").content.decode()
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', html).group(1)
+    post_update(
+        actor=fp, post=Post.objects.get(pk=published.pk), data=edited(published, title="SPAM http://x")
+    )
+    mark = {"action": "mark_reviewed_selected", "_selected_action": [published.pk], "shown_at": shown_at}
+    response = client.post(CHANGELIST + "?queue=changed", mark, follow=True)
+    assert (
+        "It changed again after the list was shown: open it to see the change." in response.content.decode()
+    )
+    published.refresh_from_db()
+    assert published.changed_since_review_at is not None
+    assert not published.events.filter(action=PostEvent.Action.REVIEWED).exists()
+    # Without the time the list was shown (a form of another page), nothing is marked.
+    response = client.post(CHANGELIST, {**mark, "shown_at": ""}, follow=True)
+    assert "Show the list again, then mark the changes." in response.content.decode()
+    # Shown again, it can be.
+    html = client.get(CHANGELIST + "?queue=changed").content.decode()
+    mark["shown_at"] = re.search(r'name="shown_at" value="([^"]+)"', html).group(1)
+    client.post(CHANGELIST + "?queue=changed", mark)
+    published.refresh_from_db()
+    assert published.changed_since_review_at is None
 
 
 @pytest.mark.parametrize("role", ["focal_point", "provider", "committee"])

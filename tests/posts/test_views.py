@@ -642,6 +642,15 @@ def test_list_filters(params, expected, client):
     assert shown == {posts[expected].title}
 
 
+def test_a_party_in_any_case_filters_and_shows_in_the_select(client):
+    """?party=bra filtered, but the select said "All Parties": sending the filters again dropped the Party."""
+    PostFactory(title="Kenya need")
+    PostFactory(title="Brazil need", party=party("BRA"))
+    response = client.get(reverse("posts:list"), {"party": "bra"})
+    assert [p.title for p in response.context["posts"]] == ["Brazil need"]
+    assert re.search(r'<option value="BRA" selected>', response.content.decode())
+
+
 def test_list_ignores_an_unknown_filter_value(client):
     PostFactory(title="Kenya need")
     response = client.get(reverse("posts:list"), {"party": "XXX", "kind": "bogus"})
