@@ -664,8 +664,11 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     def mark_reviewed_selected(self, request, queryset) -> None:
         done = 0
         actor = Actor.for_user(request.user)
-        shown_at = parse_datetime(request.POST.get("shown_at") or "")
-        if shown_at is None:  # a form of another page, or of an older version of this one
+        try:
+            shown_at = parse_datetime(request.POST.get("shown_at") or "")
+        except ValueError:  # well formed, but no such time (month 13)
+            shown_at = None
+        if shown_at is None or timezone.is_naive(shown_at):  # a form of another page, or of an older version
             self.message_user(request, gettext("Show the list again, then mark the changes."), messages.ERROR)
             return
         # Only the selected posts with changes waiting: selecting the whole list is no mistake.

@@ -677,9 +677,10 @@ def _import_problems(
         if post is None and data.external_id in owned_elsewhere:
             problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
             continue
-        hidden = (post is not None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
-                  and post.status != Status.PUBLISHED and not post_can_manage(actor=actor, post=post))  # fmt: skip
-        if (post is None and PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")) or hidden:
+        platform_name = PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
+        if platform_name and (
+            post is None or (post.status != Status.PUBLISHED and not post_can_manage(actor=actor, post=post))
+        ):
             # Another Party's unpublished post answers as a number with no post: the refusal must not tell
             # that it exists (as its page and its write addresses do not).
             message = _("%(id)s names a post made in the platform, and there is none by that number.") % {
