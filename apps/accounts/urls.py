@@ -30,6 +30,6 @@ account_patterns = [
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include((account_patterns, "accounts"))),
 ]

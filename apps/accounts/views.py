@@ -67,15 +67,6 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-class LogoutView(auth_views.LogoutView):
-    """Django's logout, which says it is done on the page it lands on (the list of posts)."""
-
-    def post(self, request, *args, **kwargs):
-        response = super().post(request, *args, **kwargs)
-        messages.success(request, _("You are logged out."))
-        return response
-
-
 def set_language(request: HttpRequest) -> HttpResponse:
     """Django's language switch, which also notes the choice of a logged-in user (`User.email_language`)."""
     response = i18n_views.set_language(request)

@@ -106,6 +106,13 @@ def test_logout_is_a_post_and_returns_to_the_list(focal_point, login):
     assert client.get(reverse("dashboard")).status_code == 302
 
 
+def test_logging_out_of_the_admin_says_so_too(secretariat, login):
+    client = login(secretariat)
+    response = client.post(reverse("admin:logout"), follow=True)
+    assert "You are logged out." in response.content.decode()
+    assert client.get(reverse("admin:index")).status_code == 302
+
+
 def test_profile_requires_login(client):
     response = client.get(reverse("accounts:profile"))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
