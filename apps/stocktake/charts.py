@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.utils import formats
 from django.utils.html import escape
@@ -60,13 +61,18 @@ def nice_ticks(maximum: float, count: int = 5) -> list[float]:
     return [round(i * step, 10) for i in range(round(top / step) + 1)]
 
 
+def local_number(value: Any, decimals: int | None = None) -> str:
+    """`value` as the page's language writes numbers (1,500.5 in English, 1 500,5 in French), rounded half up
+    to `decimals` places: Django's number_format cuts the places beyond (2/3 would read 66.6 %)."""
+    if decimals is not None:
+        value = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
+
+
 def _fmt(value: float) -> str:
-    """A tick or a point's value as the page's language writes numbers, as the tables beside the chart do
-    (1,500 in English is 1 500 in French, where "1,500" reads one and a half)."""
-    if value == int(value):
-        return formats.number_format(int(value), use_l10n=True, force_grouping=True)
-    rounded = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return formats.number_format(rounded, decimal_pos=2, use_l10n=True, force_grouping=True)
+    """A tick or a point's value, written as the tables beside the chart write theirs (in French "1,500"
+    reads one and a half)."""
+    return local_number(int(value)) if value == int(value) else local_number(value, 2)
 
 
 def _point(series: str, label: str, value: float) -> str:

@@ -1101,11 +1101,12 @@ def _first_per_need(condition: Q, timestamp: str, end: dt.datetime) -> QuerySet[
     )
 
 
-# The events whose first per need `_first_per_need` reads (alias: timestamp, condition), as SQL.
+# The events whose first per need the needs statement reads, by the alias of its `first_<alias>` table:
+# (timestamp, the matches that have one, the same as SQL over a match `e`).
 _FIRSTS = {
-    "s": ("strong_at", "TRUE"),
-    "a": ("offer_interest_at", "e.offer_interest = %s"),
-    "c": ("connected_at", "TRUE"),
+    "s": ("strong_at", Q(strong_at__isnull=False), "TRUE"),
+    "a": ("offer_interest_at", Q(offer_interest=Interest.INTERESTED), "e.offer_interest = %s"),
+    "c": ("connected_at", Q(connected_at__isnull=False), "TRUE"),
 }
 
 
@@ -1114,7 +1115,7 @@ def _since_sql(alias: str, first: str, need: str, published: str, end: dt.dateti
     `first`, its first ever (`first_<alias>.first`): the same, unless it came before the publication (a
     publication the secretariat took back, the need published again since), when it is looked up again in
     the need's index from the publication on. That is rare, and only then is the subquery run."""
-    timestamp, condition = _FIRSTS[alias]
+    timestamp, _q, condition = _FIRSTS[alias]
     params = [Interest.INTERESTED] if "%s" in condition else []
     sql = (
         f"CASE WHEN {first} IS NULL OR {first} >= {published} THEN {first} ELSE"
@@ -1181,10 +1182,7 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
     statement = _Statement()
     add = statement.add
 
-    firsts = [("s", Q(strong_at__isnull=False), "strong_at")]
-    firsts.append(("a", Q(offer_interest=Interest.INTERESTED), "offer_interest_at"))
-    if durations:
-        firsts.append(("c", Q(connected_at__isnull=False), "connected_at"))
+    firsts = ["s", "a", "c"] if durations else ["s", "a"]  # connections for the durations only
     add("WITH RECURSIVE ")
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
     filtered = bool(f.post_conditions())
@@ -1193,7 +1191,8 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
             Post.objects.filter(*f.post_conditions()).order_by().values("id").query.sql_with_params()
         )
         add(f"ids AS {materialized} ({ids_sql}), ", ids_params)
-    for alias, condition, timestamp in firsts:
+    for alias in firsts:
+        timestamp, condition, _sql = _FIRSTS[alias]
         first_sql, first_params = _first_per_need(condition, timestamp, end).query.sql_with_params()
         add(f"first_{alias} AS ({first_sql}), ", first_params)
     # Each need's first strong match and first offer-side interest since its publication (`_since_sql`),

@@ -7,17 +7,15 @@ frozen snapshot render the same way from the same data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
 
-from .charts import bar_chart, line_chart
+from .charts import bar_chart, line_chart, local_number
 from .selectors import HEADLINE_FIGURES, export_lookup
 
 FIGURE_LABELS: dict[str, Any] = {
@@ -89,22 +87,14 @@ def format_value(figure: str, value: Any) -> str:
     if value is None:
         return "\u2013"  # an en dash: nothing to measure
     if figure.endswith(_PERCENT):
-        return _("%(value)s %%") % {"value": _number(value * 100, 1)}
+        return _("%(value)s %%") % {"value": local_number(value * 100, 1)}
     if figure.endswith("_usd"):
-        return _("$%(value)s") % {"value": _number(value, 0)}
+        return _("$%(value)s") % {"value": local_number(value, 0)}
     if figure.startswith("days_"):
-        return _number(value, 1)
+        return local_number(value, 1)
     if figure == "offers_per_need":
-        return _number(value, 2)
-    return _number(value)
-
-
-def _number(value: Any, decimals: int | None = None) -> str:
-    """`value` in the page's language, rounded half up to `decimals` places: Django's number_format cuts the
-    places beyond (2/3 would read 66.6 %, $999.99 $999)."""
-    if decimals is not None:
-        value = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return formats.number_format(value, decimal_pos=decimals, use_l10n=True, force_grouping=True)
+        return local_number(value, 2)
+    return local_number(value)
 
 
 @dataclass
@@ -387,8 +377,7 @@ def _short_focus(key: str) -> str:
 def named_value(name: Any, value: Any) -> str:
     """ "Type of support: Finance", as the page's language writes a label and its value (French puts a
     no-break space before the colon)."""
-    # Translators: a label and its value, e.g. "Type of support: Finance".
-    return _("%(name)s: %(value)s") % {"name": name, "value": value}
+    return _("%(label)s: %(value)s") % {"label": name, "value": value}  # the snapshot's filters' string
 
 
 def changes_table(changes: list[dict[str, Any]], limit: int = 400) -> Table:
