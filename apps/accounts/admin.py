@@ -52,7 +52,10 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
     def full_name(self, user: User) -> str:
         return user.get_full_name()
 
-    search_fields = ("username", "email", "first_name", "last_name", "organisation", "party__iso3")
+    search_fields = (
+        "username", "email", "first_name", "last_name", "organisation", "party__iso3", "party__name",
+        "party__name_fr", "provider__short_name",
+    )  # fmt: skip
     list_select_related = ("party", "provider")
     autocomplete_fields = ()
     fieldsets = (
@@ -167,7 +170,7 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter))
-    search_fields = ("name", "prefix", "party__iso3", "party__name", "provider__short_name")
+    search_fields = ("name", "prefix", "party__iso3", "party__name", "party__name_fr", "provider__short_name")
     list_select_related = ("party", "provider", "created_by")
     actions = ("revoke",)
     date_hierarchy = "created_at"

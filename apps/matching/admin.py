@@ -63,6 +63,8 @@ class MatchAdmin(ReadOnlyAdmin):
         "offer__external_id",
         "need__party__name",
         "offer__party__name",
+        "need__party__name_fr",
+        "offer__party__name_fr",
         "=need__party__iso3",
         "=offer__party__iso3",
         "offer__provider__short_name",

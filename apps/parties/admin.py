@@ -7,11 +7,12 @@ account that is really a focal point or a committee member can neither read nor 
 
 from __future__ import annotations
 
+from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import models
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
@@ -20,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.matching.services import matching_party_groups_changed
 
 from .forms import PartyChoiceField
-from .models import Party, SupportProvider
+from .models import ELIGIBILITY_GROUPS, Party, SupportProvider, reading_order
 
 
 def is_secretariat_staff(request: HttpRequest) -> bool:
@@ -67,14 +68,63 @@ class SecretariatAdminMixin:
         return count
 
 
+class PartyAdminForm(forms.ModelForm):
+    """A new Party's code may not be an eligibility group's name (an offer's `eligible: ["LDC"]` would then mean
+    both); no two Parties share a name, in either language."""
+
+    class Meta:
+        model = Party
+        fields = ("iso3", "name", "name_fr", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+
+    def clean_iso3(self) -> str:
+        code = self.cleaned_data.get("iso3") or ""
+        if code in ELIGIBILITY_GROUPS:
+            raise forms.ValidationError(
+                gettext(
+                    "%(code)s names a group of Parties in offers' eligibility lists: choose another code."
+                ),
+                params={"code": code},
+                code="group_name",
+            )
+        return code
+
+    def clean(self):
+        cleaned = super().clean()
+        others = Party.objects.exclude(pk=self.instance.pk) if self.instance.pk else Party.objects.all()
+        for field in ("name", "name_fr"):
+            name = (cleaned.get(field) or "").strip()
+            if not name:
+                continue
+            clash = others.filter(Q(name__iexact=name) | Q(name_fr__iexact=name)).first()
+            if clash is not None:
+                self.add_error(
+                    field,
+                    gettext("%(party)s already has this name: two Parties would read the same.")
+                    % {"party": f"{clash.name} ({clash.iso3})"},
+                )
+        return cleaned
+
+
 @admin.register(Party)
 class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
+    form = PartyAdminForm
     list_display = ("iso3", "name", "name_fr", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
     list_display_links = ("iso3", "name")
     list_filter = ("regional_group", "is_ldc", "is_sids", "paris_agreement_party")
     search_fields = ("iso3", "name", "name_fr")
     ordering = ("name",)
     list_per_page = 50
+
+    def get_ordering(self, request: HttpRequest):
+        """The Party pickers of other pages (autocomplete) list Parties as a reader looks them up in the page's
+        language (`reading_order`: "Afrique du Sud" before "Albanie" in French), as the other Party lists do."""
+        if getattr(request.resolver_match, "url_name", None) != "autocomplete":
+            return super().get_ordering(request)
+        names = sorted(Party.objects.values_list("pk", "name", "name_fr"),
+                       key=lambda row: reading_order(Party(name=row[1], name_fr=row[2]).local_name))  # fmt: skip
+        place = Case(*(When(pk=pk, then=Value(i)) for i, (pk, *_names) in enumerate(names)),
+                     default=Value(len(names)), output_field=IntegerField())  # fmt: skip
+        return (place, "name")
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:

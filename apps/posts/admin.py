@@ -18,6 +18,8 @@ Access follows the platform's roles (see `apps.parties.admin.SecretariatAdminMix
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -36,19 +38,21 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.actors import Actor
+from apps.accounts.models import Role
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
 from .forms import OpenedAtField
 from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
-from .selectors import post_changed_since_review_count
+from .selectors import post_changed_since_review_count, post_eligibility_labels
 from .services import (
     TRANSITIONS,
     PostEditConflict,
     PostTransitionError,
     post_mark_reviewed,
     post_publish,
+    post_require_provider_takes_posts,
     post_return,
     post_update,
 )
@@ -100,25 +104,32 @@ _PARTY_CHANGES = ("party_id", "party", "partner_parties")
 _PROVIDER_CHANGES = ("provider_id", "provider")
 
 
-def _changes_summary(event: PostEvent, *, limit: int | None = 80):
-    """`field: old → new` lines for an event's changes, fields by their names and Parties and providers by theirs
-    (the history stores their ids); texts longer than `limit` shortened (None: in full, as on an entry's own
-    page)."""
-    if not event.changes:
-        return "—"
+def _posters_named(events_changes: Iterable[dict]) -> tuple[dict, dict]:
+    """The Parties and providers (by id) that these history entries' changes name, in two queries at most."""
     from apps.parties.models import Party, SupportProvider
 
     party_ids, provider_ids = set(), set()
-    for name, pair in event.changes.items():
-        values = [
-            v for side in pair for v in (side if isinstance(side, list) else [side]) if isinstance(v, int)
-        ]
-        if name in _PARTY_CHANGES:
-            party_ids.update(values)
-        elif name in _PROVIDER_CHANGES:
-            provider_ids.update(values)
+    for changes in events_changes:
+        for name, pair in (changes or {}).items():
+            values = [
+                v for side in pair for v in (side if isinstance(side, list) else [side]) if isinstance(v, int)
+            ]
+            if name in _PARTY_CHANGES:
+                party_ids.update(values)
+            elif name in _PROVIDER_CHANGES:
+                provider_ids.update(values)
     parties = Party.objects.in_bulk(party_ids) if party_ids else {}
     providers = SupportProvider.objects.in_bulk(provider_ids) if provider_ids else {}
+    return parties, providers
+
+
+def _changes_summary(event: PostEvent, *, limit: int | None = 80, named: tuple[dict, dict] | None = None):
+    """`field: old → new` lines for an event's changes, fields by their names and Parties and providers by theirs
+    (the history stores their ids); texts longer than `limit` shortened (None: in full, as on an entry's own
+    page). `named`: the Parties and providers it may name (`_posters_named`), read for several entries at once."""
+    if not event.changes:
+        return "—"
+    parties, providers = named if named is not None else _posters_named([event.changes])
     # Keys of the taxonomies and codes, by the names the form shows (a key that is no longer one, as it is).
     labels = {
         "support_types": dict(SupportType.choices),
@@ -195,7 +206,17 @@ class PostEventInline(ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description=_("changes"))
     def changes_summary(self, obj: PostEvent):
-        return _changes_summary(obj)
+        # The Parties and providers the whole history names, read once for the page (an inline is made afresh
+        # for each request), not once an entry.
+        named = getattr(self, "_named", None)
+        if named is None or named[0] != obj.post_id:
+            changes = (
+                PostEvent.objects.filter(post_id=obj.post_id)
+                .exclude(changes={})
+                .values_list("changes", flat=True)
+            )
+            named = self._named = (obj.post_id, _posters_named(changes))
+        return _changes_summary(obj, named=named[1])
 
 
 @admin.register(PostEvent)
@@ -212,6 +233,7 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
         "to_status",
         "actor_account",
         "actor_label",
+        "acting_as",
         "changes_summary",
         "note",
     )
@@ -226,6 +248,11 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
             return "—"
         url = reverse("admin:accounts_user_change", args=[obj.actor_id])
         return format_html('<a href="{}">{}</a>', url, obj.actor)
+
+    @admin.display(description=_("acting as"))
+    def acting_as(self, obj: PostEvent):
+        """The role the entry was made in (not recorded before entries kept it)."""
+        return Role(obj.actor_role).label if obj.actor_role in Role.values else "—"
 
     @admin.display(description=_("post"), ordering="post__title")
     def post_link(self, obj: PostEvent):
@@ -412,6 +439,12 @@ class PostAdminForm(forms.ModelForm):
             partner_parties=list(cleaned.get("partner_parties") or []),
         ):
             self.add_error(error.field if error.field in self.fields else None, error.message)
+        try:
+            post_require_provider_takes_posts(
+                cleaned.get("provider"), self.instance if self.instance.pk is not None else None
+            )
+        except PermissionDenied as error:
+            self.add_error("provider", str(error))
         mismatch = form_language_mismatch(cleaned)
         if mismatch and "language" in self.fields:
             self.add_error("language", mismatch)
@@ -474,6 +507,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "external_id",
         "party__iso3",
         "party__name",
+        "party__name_fr",
         "provider__short_name",
         "provider__name",
     )
@@ -546,30 +580,48 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     # --- change form: content only while editable, saved through post_update ---------------------------
 
+    # Read only (a post being moderated, closed or withdrawn), these fields are shown as the site shows them
+    # (USD 1,250,000; English; the aims' and groups' names), not as the database holds them (1250000.00; en;
+    # ["ambition"]).
+    SHOWN = {
+        "amount_usd": "amount_shown",
+        "language": "language_shown",
+        "aims": "aims_shown",
+        "eligible": "eligible_shown",
+    }
+
     def get_readonly_fields(self, request, obj=None):
         if obj is None or obj.status not in TRANSITIONS["edit"]:
-            return (*(f for f in CONTENT_FIELDS if f != "amount_usd"), "amount_shown", *LIFE_CYCLE_FIELDS)
+            return (*(self.SHOWN.get(f, f) for f in CONTENT_FIELDS), *LIFE_CYCLE_FIELDS)
         return LIFE_CYCLE_FIELDS
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if "amount_shown" not in self.get_readonly_fields(request, obj):
             return fieldsets
-        # Read only, the amount as the site shows it (USD 1,250,000), not as the database holds it (1250000.00).
         return [
-            (
-                name,
-                {
-                    **options,
-                    "fields": tuple("amount_shown" if f == "amount_usd" else f for f in options["fields"]),
-                },
-            )
+            (name, {**options, "fields": tuple(self.SHOWN.get(f, f) for f in options["fields"])})
             for name, options in fieldsets
         ]
 
     @admin.display(description=Post._meta.get_field("amount_usd").verbose_name)
     def amount_shown(self, obj: Post) -> str:
         return usd(obj.amount_usd) or "—"
+
+    @admin.display(description=capfirst(_("language")))
+    def language_shown(self, obj: Post) -> str:
+        return language_name(obj.language)
+
+    @admin.display(description=capfirst(_("aims of Article 6.8")))
+    def aims_shown(self, obj: Post) -> str:
+        labels = dict(Aim.choices)
+        return ", ".join(str(labels.get(aim, aim)) for aim in obj.aims) or "—"
+
+    @admin.display(description=capfirst(_("eligible Parties and groups")))
+    def eligible_shown(self, obj: Post) -> str:
+        if obj.kind != Post.Kind.OFFER:
+            return "—"
+        return ", ".join(post_eligibility_labels(list(obj.eligible))) or gettext("Every Party")
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)

@@ -292,6 +292,10 @@ class PostEvent(models.Model):
     )
     # Who acted, kept as text too so the trail survives a deleted user or a revoked API token.
     actor_label = models.CharField(_("actor"), max_length=200)
+    # The role the actor acted in (a token acts as its Party's or provider's, though `actor` is the secretariat
+    # user who issued it): the secretariat's own edits of a published post leave nothing to review. Blank on
+    # entries written before it was recorded.
+    actor_role = models.CharField(_("acting as"), max_length=20, blank=True)
     changes = models.JSONField(_("changes"), default=dict, blank=True)
     note = models.TextField(_("note"), blank=True)
     # "time", not "at": the admin's date filter is titled "By <name>" ("By at" read as a typo).

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -22,7 +23,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, TAKE_DOWN_ACTIONS, Actor
+from apps.accounts.models import Role
 from apps.matching.services import matching_enqueue, matching_retire
+
+if TYPE_CHECKING:
+    from apps.parties.models import SupportProvider
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
 from .post_data import DECLARATIONS, FieldError, PostData
@@ -160,6 +165,7 @@ def _record(
         to_status=post.status,
         actor=actor.user,
         actor_label=actor.label,
+        actor_role=actor.role,
         changes=changes or {},
         note=note,
     )
@@ -208,12 +214,24 @@ def _set_relations(post: Post, data: PostData, *, created: bool) -> dict:
     return changes
 
 
-def _require_provider_takes_posts(data: PostData) -> None:
-    """A deactivated support provider takes no new posts (its existing ones stay, and may be updated)."""
-    if data.provider is not None and not data.provider.is_active:
+def post_require_provider_takes_posts(provider: SupportProvider | None, post: Post | None = None) -> None:
+    """A deactivated support provider takes no new posts, nor a post moved to it from another Party or provider
+    (`post`: the post as stored); its existing ones stay, and may be updated."""
+    if provider is None or provider.is_active or (post is not None and post.provider_id == provider.pk):
+        return
+    raise PermissionDenied(
+        _("%(provider)s is deactivated: it takes no new posts. Reactivate it first.")
+        % {"provider": provider.short_name}
+    )
+
+
+def _require_provider_publishes(provider: SupportProvider | None) -> None:
+    """A deactivated support provider's posts are not published (nor published again) until it is reactivated:
+    its posts stay where they are, and may be withdrawn or closed."""
+    if provider is not None and not provider.is_active:
         raise PermissionDenied(
-            _("%(provider)s is deactivated: it takes no new posts. Reactivate it first.")
-            % {"provider": data.provider.short_name}
+            _("%(provider)s is deactivated: its posts are not published. Reactivate it first.")
+            % {"provider": provider.short_name}
         )
 
 
@@ -221,7 +239,7 @@ def _require_provider_takes_posts(data: PostData) -> None:
 def post_create(*, actor: Actor, data: PostData) -> Post:
     """Create a draft (or, for the secretariat, a post in the status the data asks for)."""
     post_require_poster(actor=actor, data=data)
-    _require_provider_takes_posts(data)
+    post_require_provider_takes_posts(data.provider)
     status = Status.DRAFT
     if actor.is_secretariat and data.status:
         status = data.status
@@ -309,6 +327,7 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
         data.party, data.provider = post.party, post.provider
     # Also refuses turning a provider's offer into a need, which the database constraint would reject.
     post_require_poster(actor=actor, data=data)
+    post_require_provider_takes_posts(data.provider, post)
     changes = _apply_data(post, data)
     changes.update(_set_relations(post, data, created=False))
     if changes:
@@ -344,7 +363,9 @@ def post_mark_reviewed(*, actor: Actor, post: Post, seen_at: datetime | None = N
         raise ValueError(_("It has no change waiting for review."))
     if (
         seen_at is not None
-        and post.events.filter(action=PostEvent.Action.UPDATED, created_at__gt=seen_at).exists()
+        and post.events.filter(action=PostEvent.Action.UPDATED, created_at__gt=seen_at)
+        .exclude(actor_role=Role.SECRETARIAT)  # the secretariat's own edits are reviewed by being made
+        .exists()
     ):
         raise ValueError(_("It changed again after the list was shown: open it to see the change."))
     post.changed_since_review_at = None
@@ -363,6 +384,8 @@ def _transition(
     else:
         _require_manage(actor, post, action)
     _require_transition(action, post)
+    if to_status == Status.PUBLISHED:
+        _require_provider_publishes(post.provider)
     from_status = post.status
     post.status = to_status
     for name, value in fields.items():
@@ -669,11 +692,10 @@ def _import_problems(
             post_require_poster(actor=actor, data=data)
         except PermissionDenied as error:
             problems.append((position, _refusal("provider" if data.provider else "party", error)))
-        if post is None:
-            try:
-                _require_provider_takes_posts(data)
-            except PermissionDenied as error:
-                problems.append((position, _refusal("provider", error)))
+        try:
+            post_require_provider_takes_posts(data.provider, post)
+        except PermissionDenied as error:
+            problems.append((position, _refusal("provider", error)))
         if post is None and data.external_id in owned_elsewhere:
             problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
             continue
@@ -693,7 +715,10 @@ def _import_problems(
             problems.append((position, FieldError("external_id", message, "permission_denied")))
             continue
         try:
-            _import_status(actor, data.status, post)
+            status = _import_status(actor, data.status, post)
+            if status == Status.PUBLISHED and post is not None and post.status != Status.PUBLISHED:
+                # (A new post of a deactivated provider is refused on its provider already.)
+                _require_provider_publishes(data.provider)
         except (PermissionDenied, PostTransitionError, ValueError) as error:
             problems.append((position, _refusal("status", error)))
         if post is not None and not actor.is_secretariat and post.status not in TRANSITIONS["edit"]:
@@ -858,6 +883,7 @@ def _event(post: Post, actor: Actor, from_status: str, changes: dict, action: st
         to_status=post.status,
         actor=actor.user,
         actor_label=actor.label,
+        actor_role=actor.role,
         changes=changes,
         note=_("Imported") if action != PostEvent.Action.IMPORTED else "",
     )

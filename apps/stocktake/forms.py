@@ -141,3 +141,15 @@ class SnapshotForm(StocktakeForm):
         label=_("Title"), max_length=200, help_text=_("The meeting it is for, e.g. GCNMA 12, June 2026.")
     )
     note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+def filter_labels(filters: dict) -> list[tuple[str, str]]:
+    """A report's (or snapshot's) filters as (field label, value label) pairs, in the active language."""
+    form = StocktakeForm()
+    labels = []
+    for key, value in filters.items():
+        field = form.fields[key]
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        labels.append((str(field.label), str(dict(field.choices).get(value, value))))
+    return labels

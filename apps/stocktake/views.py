@@ -21,7 +21,7 @@ from apps.accounts.limits import anonymous_rate_limited
 
 from . import services
 from .exports import export_csv, export_filename, export_json
-from .forms import PeriodForm, SnapshotForm, StocktakeForm
+from .forms import PeriodForm, SnapshotForm, StocktakeForm, filter_labels
 from .models import Snapshot
 from .selectors import (
     GAP_DAYS,
@@ -155,7 +155,7 @@ def _period_query(data) -> str:
 @stocktake_reader_required
 def snapshots(request: HttpRequest) -> HttpResponse:
     # Each with its filters: two snapshots of one meeting, one for LDCs only, read alike without them.
-    rows = [(snapshot, _filter_labels(snapshot.filters)) for snapshot in snapshot_list()]
+    rows = [(snapshot, filter_labels(snapshot.filters)) for snapshot in snapshot_list()]
     return render(request, "stocktake/snapshot_list.html", {"snapshots": rows})
 
 
@@ -174,20 +174,9 @@ def snapshot_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "layout": report_layout(snapshot.export),
             "previous": previous,
             "changes": changes,
-            "filter_labels": _filter_labels(snapshot.filters),
+            "filter_labels": filter_labels(snapshot.filters),
         },
     )
-
-
-def _filter_labels(filters: dict) -> list[tuple[str, str]]:
-    form = StocktakeForm()
-    labels = []
-    for key, value in filters.items():
-        field = form.fields[key]
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        labels.append((str(field.label), str(dict(field.choices).get(value, value))))
-    return labels
 
 
 @require_GET

@@ -11,6 +11,7 @@ from apps.accounts.models import ApiToken
 from apps.posts.models import Post
 from tests.api.factories import MatchFactory
 from tests.factories import CommitteeFactory, PostFactory, ProviderUserFactory, SupportProviderFactory
+from tests.posts.test_admin import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -275,3 +276,91 @@ def test_its_user_is_told_why_the_import_is_refused(posts, gcf_user, tmp_path):
         CommandError, match=r"deactivated their support provider, GCF.*may still withdraw or close"
     ):
         call_command("import_posts", str(path), "--as", "gcf_user", stdout=StringIO(), stderr=StringIO())
+
+
+# --- The secretariat: a deactivated provider gets no post by a move or a publication -----------------------
+
+
+def test_publishing_a_deactivated_providers_submission_is_refused_in_the_admin(gcf, secretariat, client):
+    submitted = offer(gcf, title="Resilience grants", status=S.SUBMITTED, published_at=None)
+    gcf.is_active = False
+    gcf.save()
+    client.force_login(secretariat)
+    response = client.post(reverse("admin:posts_post_publish", args=[submitted.pk]), follow=True)
+    assert response.status_code == 200
+    assert "GCF is deactivated: its posts are not published. Reactivate it first." in response.text
+    submitted.refresh_from_db()
+    assert submitted.status == S.SUBMITTED and submitted.published_at is None
+    # Reactivated, it is published.
+    gcf.is_active = True
+    gcf.save()
+    client.post(reverse("admin:posts_post_publish", args=[submitted.pk]))
+    submitted.refresh_from_db()
+    assert submitted.status == S.PUBLISHED
+
+
+def test_the_services_refuse_publishing_for_a_deactivated_provider(posts, gcf, secretariat):
+    from django.core.exceptions import PermissionDenied
+
+    from apps.accounts.actors import Actor
+    from apps.posts import services
+
+    actor = Actor.for_user(secretariat)
+    submitted = offer(gcf, title="Readiness grants", status=S.SUBMITTED, published_at=None)
+    with pytest.raises(PermissionDenied, match="GCF is deactivated: its posts are not published"):
+        services.post_publish(actor=actor, post=submitted)
+    submitted.refresh_from_db()
+    assert submitted.status == S.SUBMITTED
+    # Taking a publication back and returning still work: they take posts down.
+    services.post_return(actor=actor, post=posts["published"], reason="Outdated amounts.")
+    posts["published"].refresh_from_db()
+    assert posts["published"].status == S.RETURNED
+
+
+def test_an_import_does_not_publish_a_deactivated_providers_post(posts, gcf, secretariat):
+    from apps.accounts.actors import Actor
+    from apps.posts import services
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    actor, refs = Actor.for_user(secretariat), ReferenceData()
+    submitted = offer(
+        gcf, title="Readiness grants", status=S.SUBMITTED, published_at=None, external_id="gcf-9"
+    )
+    item = parse_post_record({**_offer_record("gcf-9", "Readiness grants"), "status": "published"}, refs)
+    problems = services.post_import_check(actor=actor, items=[item])
+    assert [(index, error.field) for index, error in problems] == [(0, "status")]
+    assert "GCF is deactivated: its posts are not published" in problems[0][1].message
+    submitted.refresh_from_db()
+    assert submitted.status == S.SUBMITTED
+    # A published post of the provider re-imported as published (no change of status) is fine.
+    Post.objects.filter(pk=posts["published"].pk).update(external_id="gcf-1")
+    same = parse_post_record({**_offer_record("gcf-1", "Adaptation grants"), "status": "published"}, refs)
+    assert services.post_import_check(actor=actor, items=[same]) == []
+
+
+def test_a_post_is_not_moved_to_a_deactivated_provider(posts, gcf, secretariat, client):
+    """Neither in the admin (an error on the field) nor through the service (the API, the import)."""
+    from django.core.exceptions import PermissionDenied
+
+    from apps.accounts.actors import Actor
+    from apps.posts import services
+    from apps.posts.post_data import ReferenceData, parse_post_record
+
+    other = posts["other"]
+    client.force_login(secretariat)
+    url = reverse("admin:posts_post_change", args=[other.pk])
+    response = client.post(url, {**form_data(client, url), "provider": str(gcf.pk)})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "GCF is deactivated: it takes no new posts." in str(errors["provider"])
+    other.refresh_from_db()
+    assert other.provider.short_name == "AF"
+    refs = ReferenceData()
+    Post.objects.filter(pk=other.pk).update(external_id="af-1")
+    moved = parse_post_record({**_offer_record("af-1", "AF grants")}, refs)
+    problems = services.post_import_check(actor=Actor.for_user(secretariat), items=[moved])
+    assert [(index, error.field) for index, error in problems] == [(0, "provider")]
+    with pytest.raises(PermissionDenied, match="GCF is deactivated"):
+        services.post_update(actor=Actor.for_user(secretariat), post=other, data=moved)
+    other.refresh_from_db()
+    assert other.provider.short_name == "AF"

@@ -48,6 +48,58 @@ def test_a_new_party_with_a_good_code(staff):
     assert Party.objects.get(iso3="XKX").name == "Kosovo"
 
 
+def test_a_party_code_is_not_a_groups_name(staff):
+    """`eligible: ["LDC"]` names the group of least developed countries: no Party may be called LDC too."""
+    response = staff.post(reverse("admin:parties_party_add"), party_data(iso3="LDC", name="Fake LDC"))
+    assert "LDC names a group of Parties in offers' eligibility lists" in errors_of(response, "iso3")
+    assert not Party.objects.filter(iso3="LDC").exists()
+
+
+def test_two_parties_do_not_share_a_name(staff):
+    party("KEN")
+    for fields, field in (({"name": "kenya"}, "name"), ({"name_fr": "Kenya"}, "name_fr")):
+        response = staff.post(reverse("admin:parties_party_add"), party_data(**fields))
+        assert "Kenya (KEN) already has this name" in errors_of(response, field), fields
+    assert not Party.objects.filter(iso3="XKX").exists()
+    # Saving a Party under its own name is no clash.
+    ken = Party.objects.get(iso3="KEN")
+    url = reverse("admin:parties_party_change", args=[ken.pk])
+    response = staff.post(
+        url, party_data(iso3="KEN", name="Kenya", name_fr="Kenya", regional_group="African States")
+    )
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_the_party_picker_lists_parties_in_the_pages_language_order(staff, language):
+    staff.cookies["django_language"] = language
+    response = staff.get(
+        reverse("admin:autocomplete"), {"app_label": "posts", "model_name": "post", "field_name": "party"}
+    )
+    names = [item["text"] for item in response.json()["results"]]
+    assert len(names) == 20  # a page
+    from apps.parties.models import reading_order
+
+    def by_name(text: str) -> str:
+        return reading_order(text.rsplit(" (", 1)[0])
+
+    assert names == sorted(names, key=by_name)
+    if language == "fr":
+        assert (
+            names.index("Afrique du Sud (ZAF)")
+            < names.index("Albanie (ALB)")
+            < names.index("Allemagne (DEU)")
+        )
+    else:
+        assert names[:3] == ["Afghanistan (AFG)", "Albania (ALB)", "Algeria (DZA)"]
+    searched = staff.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "posts", "model_name": "post", "field_name": "party", "term": "gui"},
+    ).json()["results"]
+    texts = [item["text"] for item in searched]
+    assert texts == sorted(texts, key=by_name) and len(texts) >= 4
+
+
 def test_a_party_code_is_never_renamed(staff):
     ken = party("KEN")
     url = reverse("admin:parties_party_change", args=[ken.pk])

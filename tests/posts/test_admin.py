@@ -458,6 +458,27 @@ def test_change_page_query_count_does_not_grow_with_history(staff, django_assert
     assert response.content.decode().count("title: a → b") == 40
 
 
+def test_change_page_query_count_does_not_grow_with_history_naming_parties(
+    staff, django_assert_max_num_queries
+):
+    """Entries that move a post between Parties or change its partners name Parties by id: the page reads them
+    for the whole history at once."""
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    kenya, uganda = party("KEN"), party("UGA")
+    PostEvent.objects.bulk_create(
+        [
+            PostEvent(post=post, action="updated", actor_label=f"u{i}",
+                      changes={"party_id": [kenya.pk, uganda.pk], "partner_parties": [[], [kenya.pk]]})
+            for i in range(60)
+        ]
+    )  # fmt: skip
+    with django_assert_max_num_queries(30):
+        response = staff.get(change_url(post))
+    html = response.content.decode()
+    assert html.count("Party: Kenya (KEN) → Uganda (UGA)") == 60
+    assert html.count("partner Parties: — → Kenya (KEN)") == 60
+
+
 def test_taxonomy_terms_are_listed_and_searchable_but_fixed(staff):
     PostFactory(sectors=["water"])
     url = reverse("admin:posts_sectorterm_changelist")

@@ -71,9 +71,57 @@ def test_a_read_only_amount_reads_as_on_the_site(staff):
     assert 'name="amount_usd" value="1250000' in staff.get(change_url(editable)).content.decode()
 
 
+def test_a_read_only_post_shows_its_language_aims_and_eligibility_by_name(staff):
+    """Not as stored ("en", ["ambition"], ["KEN", "LDC"]): as the site says them, in the page's language."""
+    post = submitted(
+        "In moderation", 1, kind=Post.Kind.OFFER, language="en", aims=["ambition", "coordination"],
+        eligible=["KEN", "LDC", "African States"],
+    )  # fmt: skip
+    html = staff.get(change_url(post)).content.decode()
+    assert '<div class="readonly">English</div>' in html
+    assert (
+        '<div class="readonly">Promote mitigation and adaptation ambition, Enable opportunities for coordination '
+        "across instruments and relevant institutional arrangements</div>" in html
+    )
+    assert '<div class="readonly">Kenya, Least developed countries (LDC), African States</div>' in html, html
+    assert '["ambition"' not in html and '["KEN"' not in html
+    staff.cookies["django_language"] = "fr"
+    html = staff.get(change_url(post)).content.decode()
+    assert '<div class="readonly">Anglais</div>' in html
+    assert "Pays les moins avancés (PMA)" in html and "États d’Afrique" in html
+    every = submitted("Open to all", 1, kind=Post.Kind.OFFER, eligible=[])
+    assert '<div class="readonly">Toutes les Parties</div>' in staff.get(change_url(every)).content.decode()
+
+
 def test_french_admin_titles_read_as_french(staff):
     staff.cookies["django_language"] = "fr"
     editable = PostFactory(status=S.DRAFT, published_at=None, title="Mangroves")
     assert "<h1>Modification de l’objet annonce</h1>" in staff.get(change_url(editable)).content.decode()
     in_moderation = submitted("En modération", 1)
     assert "<h1>Consultation de l’objet annonce</h1>" in staff.get(change_url(in_moderation)).content.decode()
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_the_lists_find_a_party_by_the_name_they_show(staff, secretariat, language):
+    """The lists show Parties by their name in the page's language; searching that name finds them."""
+    from apps.accounts.models import ApiToken
+    from tests.api.factories import MatchFactory, issue_token
+    from tests.factories import FocalPointFactory, party
+
+    germany = party("DEU")
+    post = PostFactory(party=germany, title="Heat pumps for schools")
+    match = MatchFactory(need=PostFactory(kind=Post.Kind.NEED, title="Cooling"), offer=post)
+    token, _raw = issue_token(
+        scope=ApiToken.Scope.WRITE, issuer=secretariat, party=germany, name="Bonn portal"
+    )
+    user = FocalPointFactory(username="fp_deu", party=germany)
+    name = {"en": "Germany", "fr": "Allemagne"}[language]
+    staff.cookies["django_language"] = language
+    for changelist, expected in (
+        ("admin:posts_post_changelist", post),
+        ("admin:matching_match_changelist", match),
+        ("admin:accounts_apitoken_changelist", token),
+        ("admin:accounts_user_changelist", user),
+    ):
+        response = staff.get(reverse(changelist), {"q": name})
+        assert list(response.context["cl"].result_list) == [expected], changelist

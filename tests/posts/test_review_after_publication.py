@@ -153,6 +153,49 @@ def test_a_change_made_after_the_list_was_shown_is_not_marked_reviewed_unseen(pu
     assert published.changed_since_review_at is None
 
 
+def test_the_secretariats_own_edit_after_the_list_was_shown_does_not_stop_the_review(
+    published, focal_point, secretariat, login
+):
+    """The officer fixes a typo in another tab after the list was shown: that edit is theirs, reviewed by being
+    made; only the poster's later changes (as a user, a token or an import) keep the post in the list."""
+    from apps.accounts.models import ApiToken
+    from tests.api.factories import issue_token
+
+    post_update(actor=Actor.for_user(focal_point), post=published, data=edited(published, title="Rewritten"))
+    client = login(secretariat)
+    html = client.get(CHANGELIST + "?queue=changed").content.decode()
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', html).group(1)
+    current = Post.objects.get(pk=published.pk)
+    post_update(
+        actor=Actor.for_user(secretariat), post=current, data=edited(current, title="Rewritten, typo fixed")
+    )
+    event = published.events.filter(action=PostEvent.Action.UPDATED).first()
+    assert (event.actor_label, event.actor_role) == (secretariat.username, "secretariat")
+    assert (
+        "Acting as" in client.get(reverse("admin:posts_postevent_change", args=[event.pk])).content.decode()
+    )
+    mark = {"action": "mark_reviewed_selected", "_selected_action": [published.pk], "shown_at": shown_at}
+    response = client.post(CHANGELIST + "?queue=changed", mark, follow=True)
+    assert "Marked the changes of 1 post as reviewed." in response.content.decode()
+    published.refresh_from_db()
+    assert published.changed_since_review_at is None
+    # A token of the Party (whose audit-trail user is the secretariat user who issued it) acts as the Party.
+    post_update(actor=Actor.for_user(focal_point), post=published, data=edited(published, title="Third"))
+    shown_at = re.search(
+        r'name="shown_at" value="([^"]+)"', client.get(CHANGELIST + "?queue=changed").content.decode()
+    ).group(1)
+    token, _raw = issue_token(
+        scope=ApiToken.Scope.WRITE, issuer=secretariat, party=party("KEN"), name="Kenya"
+    )
+    current = Post.objects.get(pk=published.pk)
+    post_update(actor=Actor.for_token(token), post=current, data=edited(current, title="Fourth"))
+    assert published.events.filter(action=PostEvent.Action.UPDATED).first().actor == secretariat
+    response = client.post(CHANGELIST + "?queue=changed", {**mark, "shown_at": shown_at}, follow=True)
+    assert "It changed again after the list was shown" in response.content.decode()
+    published.refresh_from_db()
+    assert published.changed_since_review_at is not None
+
+
 @pytest.mark.parametrize("role", ["focal_point", "provider", "committee"])
 def test_only_the_secretariat_marks_changes_as_reviewed(published, focal_point, role, login):
     post_update(actor=Actor.for_user(focal_point), post=published, data=edited(published, title="Rewritten"))

@@ -35,6 +35,28 @@ def test_the_secretariat_lists_and_reads_snapshots(staff, snapshot):
     assert "snapshot" in staff.get(reverse("admin:index")).content.decode().lower()
 
 
+def test_a_snapshots_headline_and_filters_read_as_on_its_page(staff, secretariat, world):
+    """Labelled and written as the report writes them, in the page's language: not as stored."""
+    from apps.stocktake.tables import report_layout
+
+    snapshot = snapshot_create(actor=Actor.for_user(secretariat), title="GCNMA 13",
+                               filters={"regional_group": "African States"}, **PERIOD)  # fmt: skip
+    url = reverse("admin:stocktake_snapshot_change", args=[snapshot.pk])
+    html = staff.get(url).content.decode()
+    published = next(
+        row for row in report_layout(snapshot.export)["headline"] if row["figure"] == "needs_published"
+    )
+    assert f"<tr><th scope='row'>Needs published</th><td>{published['value']}</td></tr>" in html.replace(
+        '"', "'"
+    )
+    assert "Regional group: African States" in html
+    assert "{&quot;regional_group&quot;" not in html
+    staff.cookies["django_language"] = "fr"
+    html = staff.get(url).content.decode()
+    assert "<th scope='row'>Besoins publiés</th>" in html.replace('"', "'")
+    assert "Groupe régional\u00a0: États d’Afrique" in html
+
+
 def test_nobody_changes_a_snapshot_nor_its_permalink(staff, snapshot):
     url = reverse("admin:stocktake_snapshot_change", args=[snapshot.pk])
     html = staff.get(url).content.decode()
