@@ -137,6 +137,16 @@ class PartyListWidget(forms.SelectMultiple):
         super().__init__({"size": 8, "data-chosen": _("Chosen: %(names)s."), "data-none-chosen": _("None chosen."),
                           **(attrs or {})})  # fmt: skip
 
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        """Each Party as "VEN – Venezuela (…)": a list option does not wrap, and on a narrow screen the end of a
+        long name is cut off, which held the code that tells similar names apart. The line of picks names
+        them as everywhere else (`data-name`: "Venezuela (…) (VEN)")."""
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        code, text = str(value), str(label)
+        option["attrs"]["data-name"] = text
+        option["label"] = f"{code} – {text.removesuffix(f' ({code})')}"
+        return option
+
 
 class PostForm(forms.Form):
     """A need or an offer of one poster (a Party or a support provider, fixed by the caller)."""
@@ -235,6 +245,11 @@ class PostForm(forms.Form):
         page_language = (get_language() or "en").split("-")[0]
         if "language" not in self.initial and page_language in POST_LANGUAGE_CODES:
             self.fields["language"].initial = page_language
+        # The post's own text, read out in its language (an English post edited on a French page, say).
+        text_language = self.data.get("language") if self.is_bound else self.initial.get("language")
+        if text_language in POST_LANGUAGE_CODES:
+            for name in ("title", "description"):
+                self.fields[name].widget.attrs["lang"] = text_language
         if provider is not None:
             # A support provider posts offers only: the form does not even offer 'need'.
             self.fields["kind"].choices = [(Post.Kind.OFFER, Post.Kind.OFFER.label)]

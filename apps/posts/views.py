@@ -104,8 +104,9 @@ def post_list(request: HttpRequest) -> HttpResponse:
     filterset = PostFilter(request.GET, queryset=post_list_public())
     _label_filter_choices(filterset.form)
     page = Paginator(filterset.qs, settings.POSTS_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"filter": filterset, "page": page, "posts": page.object_list}
-    template = "posts/_results.html" if _wants_partial(request) else "posts/list.html"
+    partial = _wants_partial(request)
+    context = {"filter": filterset, "page": page, "posts": page.object_list, "partial": partial}
+    template = "posts/_results.html" if partial else "posts/list.html"
     response = render(request, template, context)
     # The same URL answers with a fragment or a page: caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])

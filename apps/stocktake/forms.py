@@ -51,10 +51,23 @@ def default_period(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
 
 
 class DateInput(forms.DateInput):
+    """A date picker; a value that is no date (2025-13-40, from an edited link) is shown as typed, in a text
+    box beside its error: a date box would show it empty, and the reader would not see what is wrong."""
+
     input_type = "date"
 
     def __init__(self, **kwargs):
         super().__init__(format="%Y-%m-%d", **kwargs)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        shown = context["widget"]["value"]
+        if shown:
+            try:
+                calendar_date(str(shown))
+            except NotADate:
+                context["widget"]["type"] = "text"
+        return context
 
 
 class CalendarDateField(forms.DateField):

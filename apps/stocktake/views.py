@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from functools import wraps
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from markdown_it import MarkdownIt
 
 from apps.accounts.actors import Actor
 from apps.accounts.limits import anonymous_rate_limited
@@ -226,4 +229,20 @@ def definitions(request: HttpRequest) -> HttpResponse:
     # "Back to the figures": the report for those who read it (the Committee, the secretariat), else the summary.
     can_read_report = request.user.is_authenticated and Actor.for_user(request.user).can_read_stocktake
     return render(request, "stocktake/definitions.html",
-                  {"text": FIGURES_MD.read_text(encoding="utf-8"), "can_read_report": can_read_report})  # fmt: skip
+                  {"html": definitions_html(_("Table: scroll sideways to read it all")),
+                   "can_read_report": can_read_report})  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def definitions_html(table_label: str) -> str:
+    """FIGURES.md as HTML: its headings one level down (the page has its own h1), its tables in frames that
+    scroll sideways on a narrow screen (named `table_label`, in the page's language), raw HTML escaped."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(FIGURES_MD.read_text(encoding="utf-8"))
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    frame = format_html('<div class="table-scroll" role="region" tabindex="0" aria-label="{}">', table_label)
+    md.add_render_rule("table_open", lambda *args: f"{frame}<table>\n")
+    md.add_render_rule("table_close", lambda *args: "</table></div>\n")
+    return md.renderer.render(tokens, md.options, {})

@@ -29,7 +29,9 @@
       line.setAttribute("aria-live", "polite");
       select.insertAdjacentElement("afterend", line);
     }
-    var names = Array.from(select.selectedOptions).map(function (option) { return option.textContent.trim(); });
+    var names = Array.from(select.selectedOptions).map(function (option) {
+      return option.dataset.name || option.textContent.trim();
+    });
     line.textContent = names.length
       ? select.dataset.chosen.replace("%(names)s", names.join(", "))
       : select.dataset.noneChosen;

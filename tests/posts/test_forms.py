@@ -6,7 +6,7 @@ import pytest
 
 from apps.posts.forms import PostForm
 from apps.posts.post_data import PostData
-from tests.factories import SupportProviderFactory, party
+from tests.factories import PostFactory, SupportProviderFactory, party
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +96,40 @@ def test_partner_choices_exclude_the_posting_party():
     form = PostForm(party=party("KEN"))
     codes = [value for value, _label in form.fields["partner_parties"].choices]
     assert "KEN" not in codes and "UGA" in codes
+
+
+def test_the_posts_text_fields_carry_its_language():
+    """Screen readers read an English post edited on a French page with an English voice."""
+    from django.utils import translation
+
+    post = PostFactory(party=party("KEN"), language="en", title="Mangroves")
+    with translation.override("fr"):
+        form = PostForm(initial=PostForm.initial_for(post), party=party("KEN"))
+        assert 'lang="en"' in str(form["title"]) and 'lang="en"' in str(form["description"])
+        bound = PostForm(data={"language": "es", "title": "Manglares"}, party=party("KEN"))
+        assert 'lang="es"' in str(bound["title"])
+        assert "lang=" not in str(PostForm(party=party("KEN"))["title"])  # a new post: the page's language
+        assert "lang=" not in str(PostForm(data={"language": "xx"}, party=party("KEN"))["title"])
+
+
+def test_party_lists_lead_with_the_code_a_narrow_screen_keeps(settings):
+    """An option does not wrap: on a 320 px screen "Venezuela (République bolivarienne du) (VEN)" lost its end,
+    the code that tells similar names apart. The code comes first; the picks' line names them in full."""
+    import re
+
+    from django.utils import translation
+
+    with translation.override("fr"):
+        html = str(PostForm(party=party("KEN"))["eligible_parties"])
+    options = re.findall(r'<option value="([A-Z]{3})" data-name="([^"]+)">([^<]+)</option>', html)
+    assert len(options) == 198
+    assert (
+        "VEN",
+        "Venezuela (République bolivarienne du) (VEN)",
+        "VEN – Venezuela (République bolivarienne du)",
+    ) in [(code, name.replace("&#x27;", "'"), label.replace("&#x27;", "'")) for code, name, label in options]
+    codes = [code for code, _name, _label in options]
+    assert codes.index("ZAF") < codes.index("ALB")  # still in the order of the names: Afrique du Sud, Albanie
 
 
 @pytest.mark.parametrize(

@@ -682,7 +682,7 @@ def test_htmx_request_gets_only_the_results_fragment(client):
     assert "<html" not in html and "<form" not in html
     assert "HX-Request" in response["Vary"]
     full = client.get(reverse("posts:list"), {"q": "mangrove"}).content.decode()
-    assert "<html" in full and 'hx-get="/posts/"' in full and 'hx-target="#results"' in full
+    assert "<html" in full and 'data-hx-get="/posts/"' in full and 'data-hx-target="#results"' in full
 
 
 def test_list_money_has_thousands_separators(client):
@@ -1013,3 +1013,51 @@ def test_the_history_says_its_time_zone_and_writes_dates_as_the_page_does(focal_
     html = login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert '<th scope="col">When (UTC)</th>' in html
     assert ">Nov. 28, 2026, 2:52 p.m.</time>" in html
+
+
+def test_the_lists_title_tells_searches_kinds_and_pages_apart(client, settings):
+    """A tab, a bookmark and the browser's history named every state of the list "Needs and offers"."""
+    import re
+
+    settings.POSTS_PAGE_SIZE = 1
+    PostFactory(title="Solar pumps", kind="need")
+    PostFactory(title="Solar mini-grids", kind="need")
+
+    def title(query: str, **headers) -> str:
+        html = client.get(reverse("posts:list") + query, **headers).content.decode()
+        return re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+
+    assert title("") == "Needs and offers · NMA Platform"
+    assert title("?kind=need&q=solar&page=2") == "Needs · search “solar” · page 2 · NMA Platform"
+    assert title("?kind=offer") == "Offers · NMA Platform"
+    assert title("?q=%3Cb%3E") == "Needs and offers · search “&lt;b&gt;” · NMA Platform"
+    # The results htmx swaps in carry it too (htmx sets the document's title from it).
+    assert (
+        title("?q=solar&page=2", HTTP_HX_REQUEST="true")
+        == "Needs and offers · search “solar” · page 2 · NMA Platform"
+    )
+
+
+def test_a_new_posts_title_says_for_whom(login, focal_point, provider_user):
+    import re
+
+    for user, expected in ((focal_point, "New post for Kenya"), (provider_user, "New offer for ")):
+        html = login(user).get(reverse("posts:create")).content.decode()
+        assert re.search(r"<title>(.*?)</title>", html).group(1).startswith(expected)
+
+
+def test_times_are_valid_html_datetimes(client, login, focal_point):
+    """`date:'c'` wrote microseconds (2026-11-28T18:36:26.576778+00:00), which HTML's datetime refuses."""
+    import re
+
+    post = PostFactory(party=party("KEN"), owner=focal_point, title="Mangroves")
+    pages = [
+        client.get(reverse("posts:list")).content.decode(),
+        login(focal_point).get(reverse("posts:detail", args=[post.pk])).content.decode(),
+        login(focal_point).get(reverse("dashboard")).content.decode(),
+    ]
+    for html in pages:
+        values = re.findall(r'<time datetime="([^"]*)"', html)
+        assert values
+        for value in values:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", value), value

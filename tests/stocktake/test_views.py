@@ -279,6 +279,13 @@ def test_snapshot_without_a_title_is_refused_beside_its_field_keeping_the_note(l
     assert "This field is required." in title_field
     assert "For agenda item 4.</textarea>" in html
     assert response.context["export"]["period"] == {"from": "2026-01-01", "to": "2026-06-30"}
+    # Said where the page starts too, as every other form of the site says it: the title, and a summary (that
+    # the page's script focuses) linking to the field; the browser's own bubble does not pre-empt it.
+    assert "<title>Error: Stocktake report" in html
+    summary = html.split('<div class="error-summary"')[1].split("</div>")[0]
+    assert '<a href="#id_title">Title: This field is required.</a>' in summary
+    snapshot_form = html.split('action="/stocktake/snapshots/new/"')[1].split(">")[0]
+    assert "novalidate" in snapshot_form
 
 
 def test_snapshot_of_a_bad_period_is_refused_with_a_message(login, secretariat):
@@ -454,6 +461,43 @@ def test_the_figures_definitions_are_one_click_from_the_report(client, login, co
     assert url in client.get(summary).content.decode()
     assert f'<a href="{summary}">Back to the figures</a>' in html
     assert f'<a href="{REPORT}">Back to the figures</a>' in login(committee).get(url).content.decode()
+
+
+def test_a_date_that_is_no_date_is_shown_as_typed_beside_its_error(client, login, committee):
+    """A date box cannot show 2025-13-40: it showed an empty box beside "There is no such day as 2025-13-40"."""
+    import re
+
+    for page, url in (("summary", reverse("stocktake:summary")), ("report", REPORT)):
+        reader = client if page == "summary" else login(committee)
+        html = reader.get(url + "?date_from=2025-13-40&date_to=2025-06-30").content.decode()
+        date_from = re.search(r'<input[^>]*name="date_from"[^>]*>', html).group(0)
+        date_to = re.search(r'<input[^>]*name="date_to"[^>]*>', html).group(0)
+        assert 'type="text"' in date_from and 'value="2025-13-40"' in date_from, page
+        assert 'type="date"' in date_to and 'value="2025-06-30"' in date_to, page
+        assert "There is no such day as 2025-13-40." in html
+
+
+def test_the_definitions_read_as_a_document_not_as_markdown(client):
+    """Headings, lists and tables a screen reader moves through, below the page's own h1; the tables scroll
+    sideways in a named, focusable frame on a narrow screen; no Markdown syntax left to read."""
+    import re
+
+    html = client.get(reverse("stocktake:definitions")).content.decode()
+    body = html[html.index('<div class="definitions" lang="en">') :]
+    assert re.findall(r"<h1[ >]", html) == ["<h1>"]  # the page's own
+    assert (
+        "<h2>Stocktake figures</h2>" in body and "<h3>Conventions</h3>" in body and "<h3>Figures</h3>" in body
+    )
+    assert "<li><strong>Period.</strong>" in body
+    assert (
+        body.count(
+            '<div class="table-scroll" role="region" tabindex="0" aria-label="Table: scroll sideways to'
+        )
+        >= 1
+    )
+    assert "<th>figure</th>" in body and "<td><code>needs_published</code></td>" in body
+    assert "## " not in body and "|---|" not in body and "**" not in body
+    assert "<pre" not in html[: html.index('<div class="definitions"')]
 
 
 def test_figures_are_written_as_the_pages_language_writes_numbers():
