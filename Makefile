@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint migrate demo bench clean worker beat
+.PHONY: install run test lint migrate demo bench clean worker beat require-broker
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ demo: migrate
 	$(PY) manage.py load_demo
 
 # Emailed links (password resets, connections, digests) follow the address served, unless SITE_URL says otherwise.
+# Served beyond this machine (HOST=0.0.0.0), it answers any host name unless ALLOWED_HOSTS says otherwise; the
+# links then need SITE_URL, the address others reach it by (0.0.0.0 is none).
 run: demo
+	@case "$(HOST)" in 127.0.0.1|localhost|::1) ;; \
+	  *) export ALLOWED_HOSTS="$${ALLOWED_HOSTS:-*}"; \
+	     [ -n "$$SITE_URL" ] || echo "Served on $(HOST): set SITE_URL=http://<this machine's address>:$(PORT) for emailed links.";; \
+	esac; \
 	SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: install
@@ -40,11 +46,18 @@ test: lint
 bench: install
 	$(PY) tests/benchmarks/run_all.py
 
-worker: install
+# A worker and beat need the broker the site uses: without REDIS_URL, `make run` runs tasks in its own process and
+# a worker would wait on an in-memory broker nobody else can reach.
+require-broker:
+	@[ -n "$$REDIS_URL" ] || { echo "Set REDIS_URL (e.g. REDIS_URL=redis://127.0.0.1:6379/0 make $(MAKECMDGOALS)), the broker the site uses too: without it tasks run inside the site's own process."; exit 2; }
+
+worker: install require-broker
 	$(VENV)/bin/celery -A nma_platform worker --loglevel=INFO
 
-beat: install
-	$(VENV)/bin/celery -A nma_platform beat --loglevel=INFO
+# Beat's schedule file (when each periodic task last ran) in var/, out of the source tree.
+beat: install require-broker
+	mkdir -p var
+	$(VENV)/bin/celery -A nma_platform beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) db.sqlite3 staticfiles var .pytest_cache .ruff_cache build *.egg-info

@@ -90,6 +90,17 @@ def refusal(result) -> str:
         ),
         ("API_THROTTLE_USER", "0/minute", "API_THROTTLE_USER must be a rate such as 120/minute"),
         ("REDIS_URL", "garbage", "REDIS_URL must be empty or a Redis URL such as redis://host:6379/0"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/notanumber", "REDIS_URL must be empty or a Redis URL"),
+        ("MATCHING_AUTORUN", "disabled", "MATCHING_AUTORUN must be true or false (got 'disabled')."),
+        ("EMAIL_USE_TLS", "enabled", "EMAIL_USE_TLS must be true or false (got 'enabled')."),
+        ("DEBUG", "maybe", "DEBUG must be true or false (got 'maybe')."),
+        ("STATIC_ROOT", "", "STATIC_ROOT must be a directory's path, or unset for ./staticfiles (got '')."),
+        (
+            "EMAIL_BACKEND",
+            "nope.Backend",
+            "EMAIL_BACKEND must be the dotted path of an email backend, such as "
+            "django.core.mail.backends.smtp.EmailBackend (got 'nope.Backend': it does not import).",
+        ),
         ("REDIS_URL", "unix:///run/redis.sock", "REDIS_URL must be empty or a Redis URL"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got 'LOUD')."),
         ("DATABASE_URL", "garbage", "DATABASE_URL must be a database URL such as postgres://"),
@@ -110,8 +121,12 @@ def test_a_bad_value_stops_startup_with_a_message_naming_it(variable, value, exp
     [
         ({**LOCAL_SETTINGS, "MATCHING_TOP_K": "0"}, "MATCHING_TOP_K must be"),
         ({**PRODUCTION_ENV, "AXES_LOG_LEVEL": "LOUD"}, "AXES_LOG_LEVEL must be one of"),
+        ({**PRODUCTION_ENV, "SECURE_SSL_REDIRECT": "enabled"}, "SECURE_SSL_REDIRECT must be true or false"),
+        ({**PRODUCTION_ENV, "SECURE_HSTS_PRELOAD": "sure"}, "SECURE_HSTS_PRELOAD must be true or false"),
+        ({**PRODUCTION_ENV, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must name the site's host names"),
+        ({**PRODUCTION_ENV, "EMAIL_BACKEND": "smtp"}, "EMAIL_BACKEND must be the dotted path"),
     ],
-    ids=["local", "production"],
+    ids=["local", "production", "ssl-redirect", "hsts-preload", "allowed-hosts", "email-backend"],
 )
 def test_every_settings_module_checks_the_values(env, expected, tmp_path):
     assert refusal(manage("check", env=env, tmp_path=tmp_path)).startswith(expected)
@@ -283,3 +298,25 @@ def test_a_sqlite_database_takes_its_write_lock_when_a_transaction_begins(tmp_pa
 
     assert race("DEFERRED") == ["database is locked", "ok"]
     assert race("IMMEDIATE") == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("Yes", True), ("ON", True), ("1", True), ("false", False), (" no ", False), ("Off", False),
+     ("0", False), ("", None), (None, None)],
+)  # fmt: skip
+def test_booleans_take_the_usual_words_and_default_when_unset(raw, expected, monkeypatch):
+    from nma_platform.settings.base import env_bool
+
+    if raw is None:
+        monkeypatch.delenv("NMA_SOME_FLAG", raising=False)
+    else:
+        monkeypatch.setenv("NMA_SOME_FLAG", raw)
+    for default in (True, False):
+        assert env_bool("NMA_SOME_FLAG", default=default) is (default if expected is None else expected)
+
+
+def test_redis_urls_with_a_database_number_or_none_are_taken(tmp_path):
+    for url in ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/15"):
+        result = manage("check", env={**TEST_SETTINGS, "REDIS_URL": url}, tmp_path=tmp_path)
+        assert result.returncode == 0, (url, result.stderr)

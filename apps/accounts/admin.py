@@ -255,6 +255,14 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             where={"revoked_at__isnull": True},
             values={"revoked_at": timezone.now()},
             message=gettext("Revoked the token: it stops working at once."),
+            already=lambda n: (
+                ngettext(
+                    "%(n)d of the selected tokens was revoked already: left as it was.",
+                    "%(n)d of the selected tokens were revoked already: left as they were.",
+                    n,
+                )
+                % {"n": n}
+            ),
         )
         if not count:
             self.message_user(request, gettext("The selected tokens were revoked already: nothing changed."),

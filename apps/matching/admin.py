@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -99,7 +99,13 @@ class MatchAdmin(ReadOnlyAdmin):
                 (_("shared categories"), match.structured)]  # fmt: skip
         if match.alignment is not None:
             rows.append((_("parts of the need answered"), match.alignment))
-        return format_html_join(mark_safe("<br>"), "{}: {}", ((label, _percent(v)) for label, v in rows))
+        # As the page's language writes a colon (French: a no-break space before it).
+        return mark_safe(
+            "<br>".join(
+                escape(gettext("%(label)s: %(value)s") % {"label": label, "value": _percent(v)})
+                for label, v in rows
+            )
+        )
 
     @admin.display(description=_("explanation"))
     def explanation_shown(self, match):

@@ -7,6 +7,8 @@ account that is really a focal point or a committee member can neither read nor 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
@@ -55,16 +57,27 @@ class SecretariatAdminMixin:
         return False
 
     def update_each_logged(
-        self, request: HttpRequest, queryset, *, where: dict, values: dict, message: str
+        self,
+        request: HttpRequest,
+        queryset,
+        *,
+        where: dict,
+        values: dict,
+        message: str,
+        already: Callable[[int], str] | None = None,
     ) -> int:
         """An action's change of many rows (deactivate, revoke...) with a change entry in the admin's history
         for each row, as an edit writes one: who, when, what. Each row is updated only if it still matches
-        `where`, so one changed meanwhile by someone else is neither counted nor logged twice."""
+        `where`, so one changed meanwhile by someone else is neither counted nor logged twice. `already(n)`:
+        the warning that n of the rows selected were left as they were (said when some others changed)."""
+        selected = queryset.count()
         count = 0
         for obj in queryset.filter(**where):
             if type(obj).objects.filter(pk=obj.pk, **where).update(**values):
                 count += 1
                 self.log_change(request, obj, message)
+        if already is not None and 0 < count < selected:
+            self.message_user(request, already(selected - count), messages.WARNING)
         return count
 
 
@@ -228,6 +241,14 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             where={"is_active": True},
             values={"is_active": False},
             message=gettext("Deactivated: its users and write tokens may only withdraw or close its posts."),
+            already=lambda n: (
+                ngettext(
+                    "%(n)d of the selected providers was inactive already: left as it was.",
+                    "%(n)d of the selected providers were inactive already: left as they were.",
+                    n,
+                )
+                % {"n": n}
+            ),
         )
         if not count:
             self.message_user(request, gettext("The selected providers were inactive already: nothing changed."),
@@ -254,6 +275,14 @@ class SupportProviderAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             where={"is_active": False},
             values={"is_active": True},
             message=gettext("Reactivated: its users and write tokens post again."),
+            already=lambda n: (
+                ngettext(
+                    "%(n)d of the selected providers was active already: left as it was.",
+                    "%(n)d of the selected providers were active already: left as they were.",
+                    n,
+                )
+                % {"n": n}
+            ),
         )
         if not count:
             self.message_user(request, gettext("The selected providers were active already: nothing changed."),

@@ -267,6 +267,18 @@ class PostEventAdmin(ReadOnlyMixin, SecretariatAdminMixin, admin.ModelAdmin):
 # --- posts --------------------------------------------------------------------------------------------------
 
 
+def titled_boolean_filter(title) -> type[admin.BooleanFieldListFilter]:
+    """A yes/no filter titled by a noun phrase: the admin writes "By <title>", which a field named by a sentence
+    ("Indigenous Peoples and local communities take part") made unreadable, in French above all."""
+
+    class TitledBooleanFilter(admin.BooleanFieldListFilter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return TitledBooleanFilter
+
+
 class LanguageFilter(admin.SimpleListFilter):
     """The languages posts are written in, by name (the field stores ISO codes)."""
 
@@ -499,8 +511,8 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "support_types",
         "focus_areas",
         LanguageFilter,
-        "involves_iplc",
-        "matching_pending",
+        ("involves_iplc", titled_boolean_filter(_("Indigenous Peoples and local communities"))),
+        ("matching_pending", titled_boolean_filter(_("matching pending"))),
     )
     search_fields = (
         "title",

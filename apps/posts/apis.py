@@ -46,9 +46,9 @@ from apps.accounts.apis import (
     whole_number_param,
 )
 from apps.accounts.permissions import CanTakeDownPosts, CanWritePosts
-from apps.parties.models import RegionalGroup
+from apps.parties.models import RegionalGroup, SupportProvider
 
-from .filters import PostFilter
+from .filters import PostFilter, ProviderFilter
 from .models import Post, PostEvent
 from .post_data import FieldError, PostData, PostDataError, ReferenceData, parse_post_record
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
@@ -144,7 +144,7 @@ class PostApiFilter(PostFilter):
     """The web list's facets, plus what a partner system needs: provider, status, language, updated_since."""
 
     instrument = django_filters.ChoiceFilter(choices=FinanceInstrument.choices, field_name="instruments")
-    provider = django_filters.CharFilter(field_name="provider__short_name", lookup_expr="iexact")
+    provider = ProviderFilter(queryset=SupportProvider.objects.all(), field_name="provider")
     status = django_filters.ChoiceFilter(choices=Post.Status.choices)
     language = django_filters.ChoiceFilter(choices=POST_LANGUAGES)
     updated_since = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
@@ -847,6 +847,15 @@ class PostImportApi(PostApiMixin, ApiView):
                 data = parse_post_record(self.own_poster(item, refs), refs)
             except PostDataError as error:
                 errors.extend((index, e) for e in error.errors)
+                # With the item's other errors, not once they are fixed.
+                if (
+                    isinstance(item, dict)
+                    and not item.get("external_id")
+                    and not any(e.field == "external_id" for e in error.errors)
+                ):
+                    errors.append(
+                        (index, FieldError("external_id", _("An import needs an external_id."), "required"))
+                    )
                 continue
             if not data.external_id:
                 errors.append(

@@ -65,6 +65,23 @@ class PartyFilter(django_filters.ModelChoiceFilter):
     field_class = _PartyChoiceField
 
 
+class _ProviderChoiceField(django_filters.fields.ModelChoiceField):
+    """A support provider by its short name, in any case (as imports and the API's posts name it); one that does
+    not exist is an error naming the parameter, as an unknown Party is (it was an empty list)."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return self.queryset.get(short_name__iexact=str(value).strip())
+        except (self.queryset.model.DoesNotExist, ValueError):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice") from None
+
+
+class ProviderFilter(django_filters.ModelChoiceFilter):
+    field_class = _ProviderChoiceField
+
+
 class PostFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("Search"), method="filter_q")
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=Post.Kind.choices)

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import re
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,6 +15,7 @@ import environ
 from celery.schedules import crontab
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.rates import parse_rate
@@ -85,6 +88,25 @@ def env_number(name: str, default: float, *, expected: str, valid: Callable[[flo
             f"{name} must be a number {expected} (got {_received(name, default, value is not None)})."
         )
     return value
+
+
+_TRUE = frozenset(["true", "yes", "on", "1"])
+_FALSE = frozenset(["false", "no", "off", "0"])
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """true/false (also yes/no, on/off, 1/0, in any case) from the environment; unset or empty: `default`.
+    Anything else is refused: django-environ read every unknown word as false, so SECURE_SSL_REDIRECT=enabled
+    turned the redirect off without a word."""
+    raw = os.environ.get(name, "")
+    text = raw.strip().lower()
+    if not text:
+        return default
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (got {raw!r}).")
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -192,7 +214,7 @@ def database_config(url: str) -> dict:
     return config
 
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -366,6 +388,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+if "STATIC_ROOT" in os.environ and not os.environ["STATIC_ROOT"].strip():
+    # An empty path is the current directory: collectstatic would have written into it.
+    raise ImproperlyConfigured("STATIC_ROOT must be a directory's path, or unset for ./staticfiles (got '').")
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -373,15 +398,30 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
+def require_email_backend(value: str) -> str:
+    """EMAIL_BACKEND: a class that imports (a typo failed only when the first email was sent)."""
+    try:
+        import_string(value)
+    except ImportError:
+        raise ImproperlyConfigured(
+            "EMAIL_BACKEND must be the dotted path of an email backend, such as "
+            f"django.core.mail.backends.smtp.EmailBackend (got {value!r}: it does not import)."
+        ) from None
+    return value
+
+
+EMAIL_BACKEND = require_email_backend(
+    env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NMA Platform <no-reply@nma-platform.local>")
 # The SMTP server of production's backend, under Django's own names.
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, least=1, most=65535)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
-EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     # Django's SMTP backend refuses the pair only when it sends, in a worker: every email would fail.
     raise ImproperlyConfigured(
@@ -402,7 +442,13 @@ if REDIS_URL:
         _redis_url.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
         _redis_url = None
-    if _redis_url is None or _redis_url.scheme not in ("redis", "rediss"):
+    # The path names the database: a number (or nothing, database 0). redis://host/notanumber passed here, then
+    # the worker died at start in kombu ("Database is int between 0 and limit - 1").
+    if (
+        _redis_url is None
+        or _redis_url.scheme not in ("redis", "rediss")
+        or not re.fullmatch(r"/?([0-9]+)?", _redis_url.path)
+    ):
         raise ImproperlyConfigured(
             "REDIS_URL must be empty or a Redis URL such as redis://host:6379/0 or rediss://host:6380/0 "
             f"(got {_without_password(REDIS_URL)!r})."
@@ -520,7 +566,9 @@ SPECTACULAR_SETTINGS = {
         "(`field` is null when the error is not about one field; bulk import items add `index`): 400 bad "
         "input, 401 no valid token, 403 not allowed, 404 not found, 409 illegal life-cycle transition, "
         "429 throttled (see Retry-After).\n\n"
-        '**Pagination**: lists return `{"next": url|null, "results": [...]}`; follow `next`.'
+        '**Pagination**: `posts/` returns `{"next": url|null, "results": [...]}` pages (`page_size` 1-100); follow '
+        "`next`. `posts/removed/` and `posts/{id}/matches/` take `offset` and `limit`, return a list and say the "
+        "total in the `X-Total-Count` header; reference lists (`parties/`, `providers/`) come whole."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -564,7 +612,7 @@ LOGGING = {
 
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
 # transaction mode (before 1.21, or without max_prepared_statements).
-API_PREPARED_STATEMENTS = env.bool("API_PREPARED_STATEMENTS", default=True)
+API_PREPARED_STATEMENTS = env_bool("API_PREPARED_STATEMENTS", default=True)
 # The largest body of the API's bulk import (bytes). Django's 2.5 MB refused an import of 140 long posts; 1,000
 # posts of the longest description (20,000 characters) take about 25 MB. Anything larger is a 413 naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, least=1024 * 1024)
@@ -577,7 +625,7 @@ MATCHING_SWEEP_SECONDS = env_int("MATCHING_SWEEP_SECONDS", 300, least=10)
 
 # Matching (apps.matching). Weights are the engine's defaults unless overridden here; see the README.
 # Hand each published or changed post to the worker as it commits; off, the periodic sweep matches them.
-MATCHING_AUTORUN = env.bool("MATCHING_AUTORUN", default=True)
+MATCHING_AUTORUN = env_bool("MATCHING_AUTORUN", default=True)
 MATCHING_TOP_K = env_int("MATCHING_TOP_K", 20, least=1, most=200)
 # Scores are from 0 to 1; a floor of 1 or more would store no match at all.
 MATCHING_FLOOR = env_number("MATCHING_FLOOR", 0.2, expected="from 0 to below 1", valid=lambda v: 0 <= v < 1)

@@ -1,9 +1,22 @@
 """Production: every secret comes from the environment and nothing insecure is defaulted."""
 
-from .base import *  # noqa: F403
-from .base import DATABASES, SECRET_KEY, env, env_int, require, require_email_sender, require_site_url
+from django.core.exceptions import ImproperlyConfigured
 
-DEBUG = env.bool("DEBUG", default=False)
+from .base import *  # noqa: F403
+from .base import (
+    ALLOWED_HOSTS,
+    DATABASES,
+    SECRET_KEY,
+    env,
+    env_bool,
+    env_int,
+    require,
+    require_email_backend,
+    require_email_sender,
+    require_site_url,
+)
+
+DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = require("SECRET_KEY", SECRET_KEY)
 require("DATABASE_URL", env.str("DATABASE_URL", default=""))
 # Emailed links (password resets, matches, digests) must point at this site, and their sender must be real:
@@ -16,7 +29,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, least=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
 # Load balancers and liveness probes speak plain HTTP straight to gunicorn: redirected to https, they saw a 301
 # and never the health check's 200 or 503. Neither answer sets a cookie or says anything secret.
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/(health|ping)/$"]
@@ -24,9 +37,16 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, least=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_BACKEND = require_email_backend(
+    env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+)
+# An empty list refuses every request (400) while the processes look healthy.
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the site's host names, such as nma.example.org (got '')."
+    )
 # `load_demo` would make `secretariat` a superuser with a published password, and rewrite real providers.
 DEMO_DATA_ALLOWED = False

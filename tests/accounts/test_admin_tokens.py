@@ -88,6 +88,17 @@ def test_revoke_action_stops_the_token(login, secretariat):
     assert [(m.level_tag, str(m)) for m in again.context["messages"]] == [
         ("warning", "The selected tokens were revoked already: nothing changed.")
     ]
+    # Some revoked, some so already: both said ("Revoked 1 token." alone hid the other).
+    other, _raw = ApiToken.objects.issue(name="Fund", scope="read", created_by=secretariat)
+    both = client.post(
+        "/admin/accounts/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk, other.pk]},
+        follow=True,
+    )
+    assert [(m.level_tag, str(m)) for m in both.context["messages"]] == [
+        ("warning", "1 of the selected tokens was revoked already: left as it was."),
+        ("success", "Revoked 1 token."),
+    ]
 
 
 def test_a_tokens_state_agrees_in_french(login, secretariat):

@@ -214,3 +214,16 @@ def test_only_the_bulk_import_takes_a_large_body(api, tokens, settings):
     response = api(tokens["ken"]).post("/api/v1/posts/", one, format="json")
     assert response.status_code == 413
     assert response.json()["errors"][0]["code"] == "too_large"
+
+
+def test_a_missing_external_id_is_named_with_the_items_other_errors(api, tokens):
+    """It came only once the other fields were fixed: a partner fixed a batch twice."""
+    response = api(tokens["ken"]).post(IMPORT, {"items": [{"kind": "need"}, item(1)]}, format="json")
+    assert response.status_code == 400
+    fields = [(index, field) for index, field, _code in shape(response)]
+    assert (0, "external_id") in fields and (0, "title") in fields and (0, "support_types") in fields
+    assert fields.count((0, "external_id")) == 1 and all(index == 0 for index, _field in fields)
+    # Said once when the record's own external_id is the problem.
+    response = api(tokens["ken"]).post(IMPORT, {"items": [{"kind": "need", "external_id": 5}]}, format="json")
+    assert [(i, f) for i, f, _c in shape(response)].count((0, "external_id")) == 1
+    assert not Post.objects.exists()

@@ -248,6 +248,7 @@ def test_list_queries_do_not_grow_with_the_page(api, tokens, django_assert_num_q
         ("kind=both", "kind"),
         ("support_type=money", "support_type"),
         ("party=XXX", "party"),
+        ("provider=nope", "provider"),  # an unknown provider, as an unknown Party (it was an empty list)
         ("party=" + "A" * 300, "party"),
         ("updated_since=yesterday", "updated_since"),
         ("updated_since=9999-12-31T23:59:59-14:00", "updated_since"),

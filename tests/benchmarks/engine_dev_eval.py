@@ -29,9 +29,24 @@ sys.path.insert(0, str(REPO))
 from apps.matching import engine  # noqa: E402
 from apps.matching.evaluation import evaluate, ndcg_at_k  # noqa: E402
 
+# The Parties as the platform loads them (the repository's own copy of the reference list).
+PARTIES_CSV = REPO / "apps" / "parties" / "data" / "parties.csv"
+DEV_SET_FILES = ("posts.jsonl", "distractors.jsonl", "qrels.tsv")
+
+
+def require_dev_set(data: Path) -> None:
+    """Exit with a message (not a traceback) when the labelled development set is not in `data`: it ships
+    beside the repository (../shared/matching-dev), not in it."""
+    missing = [name for name in DEV_SET_FILES if not (data / name).is_file()]
+    if missing:
+        sys.exit(
+            f"The matching development set is not in {data} (missing {', '.join(missing)}): it lies beside the "
+            "repository, in ../shared/matching-dev; give its folder with --data DIR."
+        )
+
 
 def load(data: Path) -> tuple[list[engine.PostRecord], dict[str, int], dict[str, dict[str, int]]]:
-    groups = engine.party_groups_from_csv(str(data.parent / "reference" / "parties.csv"))
+    groups = engine.party_groups_from_csv(str(PARTIES_CSV))
     raw = [
         json.loads(line)
         for name in ("posts.jsonl", "distractors.jsonl")
@@ -71,6 +86,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "matching-dev")
     parser.add_argument("--cv", action="store_true", help="also cross-validate the blend weights")
     args = parser.parse_args()
+    require_dev_set(args.data)
 
     records, ext_of, qrels = load(args.data)
     t0 = time.perf_counter()

@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--no-match-all", dest="match_all", action="store_false",
                         help="skip the full match_all (minutes at 100k posts)")  # fmt: skip
     args = parser.parse_args()
-    party_groups = engine.party_groups_from_csv(str(REPO.parent / "shared" / "reference" / "parties.csv"))
+    party_groups = engine.party_groups_from_csv(str(REPO / "apps" / "parties" / "data" / "parties.csv"))
     for n in [int(s) for s in args.sizes.split(",")]:
         run(n, args, party_groups)
 

@@ -73,6 +73,9 @@ def main() -> None:
         help="PostgreSQL URL of a scratch database to recreate (default: SQLite)",
     )
     args = parser.parse_args()
+    from tests.benchmarks.engine_dev_eval import require_dev_set
+
+    require_dev_set(args.data)
 
     os.environ["DATABASE_URL"] = fresh_database(args.database_url)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nma_platform.settings.local")

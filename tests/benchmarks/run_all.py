@@ -8,6 +8,7 @@ benchmarks use BENCH_DATABASE_URL (default: a scratch database on the local serv
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -42,7 +43,11 @@ BENCHMARKS = [
 
 
 def main() -> int:
-    quick = "--quick" in sys.argv[1:]
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="each script's small sizes: a smoke run")
+    quick = parser.parse_args().quick
     failed = []
     for script, full, small in BENCHMARKS:
         path = HERE / script

@@ -131,9 +131,11 @@ def test_an_htmx_answer_updates_the_panels_counts_in_place(match, kenya, login):
                            HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}?matches=awaiting")  # fmt: skip
     html = response.content.decode()
     # The item, then the heading and the line, out of band, as they are now (and for the filter the page shows).
-    assert html.index(f'id="match-{match.pk}"') < html.index('<h2 id="matches-heading" hx-swap-oob="true">')
+    assert html.index(f'id="match-{match.pk}"') < html.index(
+        '<h2 id="matches-heading" data-hx-swap-oob="true">'
+    )
     assert 'Matches awaiting your answer <span class="muted">(1 of 2)</span>' in html
-    assert '<div id="match-filters" hx-swap-oob="true">' in html and "1 match awaits your answer" in html
+    assert '<div id="match-filters" data-hx-swap-oob="true">' in html and "1 match awaits your answer" in html
     response = client.post(reverse("matching:interest", args=[other.pk]), {"interest": "interested"},
                            HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}")  # fmt: skip
     html = response.content.decode()
@@ -686,6 +688,9 @@ def test_a_matchs_admin_page_reads_as_words_and_links(match, secretariat, login,
     ):
         assert text in html, text
     assert "shared_support_types" not in html and "0.31" not in html  # no raw keys, no raw floats
+    client.cookies["django_language"] = "fr"
+    french = client.get(reverse("admin:matching_match_change", args=[match.pk])).content.decode()
+    assert "formulation proche\u00a0: 31\u00a0%" in french  # was "formulation proche: 31 %"
     # Strong matches (those the digest announces) have a filter of their own.
     weak = Match.objects.create(
         need=match.need, offer=PostFactory(kind="offer", party=party("BRA")), score=0.3

@@ -372,6 +372,38 @@ def test_rebuild_command_in_process(corpus, capsys):
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
 
 
+def test_the_rebuild_on_the_workers_says_how_many_matches_are_stored_and_when_no_worker_answers(
+    corpus, monkeypatch, capsys
+):
+    """Each side's chunks write the pairs they rank, so a pair ranked by both of its posts was counted twice
+    ("160 matches written" for 80 rows): the command says what is stored. With no worker to take the chunks,
+    it said nothing for an hour."""
+    from apps.matching.management.commands import rebuild_matches
+
+    monkeypatch.setattr(rebuild_matches, "_workers_answer", lambda: False)
+    call_command("rebuild_matches", "--chunk-size", "2")
+    out = capsys.readouterr()
+    assert f"; {Match.objects.active().count()} matches stored" in out.out
+    assert (
+        "No Celery worker answered: the chunks wait in the broker until one starts (make worker)" in out.err
+    )
+    call_command("rebuild_matches", "--sync")
+    assert "No Celery worker answered" not in capsys.readouterr().err  # in this process: no worker needed
+
+
+def test_workers_answer_asks_the_broker_unless_tasks_run_here(monkeypatch):
+    from apps.matching.management.commands.rebuild_matches import _workers_answer
+    from nma_platform.celery import app
+
+    monkeypatch.setattr(app.conf, "task_always_eager", True)
+    assert _workers_answer()
+    monkeypatch.setattr(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(app.control, "ping", lambda timeout: [])
+    assert not _workers_answer()
+    monkeypatch.setattr(app.control, "ping", lambda timeout: [{"celery@host": {"ok": "pong"}}])
+    assert _workers_answer()
+
+
 def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch, capsys):
     """systemd and `timeout` stop with SIGTERM, which killed the command at once: its run stayed unfinished,
     and every other rebuild retired nothing while it seemed to go on."""

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.management import call_command
 from kombu import pools as kombu_pools
 
 from apps.matching import pipeline
@@ -150,3 +151,10 @@ def test_rebuild_fans_out_to_the_workers(live_worker):
     assert run.total_chunks == 4  # 3 needs and 4 offers in chunks of 2
     assert wait_for(lambda: pipeline.rebuild_progress(run.pk)[2])
     assert Match.objects.active().filter(need=posts["n-flood"], offer=posts["o-warn"]).exists()
+    # The command, on the same live worker: it finds the worker, and says what is stored.
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    call_command("rebuild_matches", "--chunk-size", "2", "--timeout", "120", stdout=out, stderr=err)
+    assert f"; {Match.objects.active().count()} matches stored" in out.getvalue()
+    assert "No Celery worker answered" not in err.getvalue()

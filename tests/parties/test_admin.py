@@ -96,6 +96,13 @@ def test_deactivate_and_reactivate_providers(staff):
         response = staff.post(PROVIDERS, {"action": action, "_selected_action": [selected.pk]})
         message = list(get_messages(response.wsgi_request))[-1]
         assert message.level_tag == "warning" and expected in str(message)
+    # Some of the selection changed, some was so already: both are said.
+    response = staff.post(PROVIDERS, {"action": "deactivate", "_selected_action": [active.pk, other.pk]})
+    said = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+    assert ("warning", "1 of the selected providers was inactive already: left as it was.") in said
+    assert any(
+        level == "success" and text.startswith("Deactivated 1 support provider.") for level, text in said
+    )
 
 
 def test_providers_are_never_deleted(staff):

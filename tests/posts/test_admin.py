@@ -536,3 +536,16 @@ def test_staff_flag_without_the_secretariat_role_is_not_enough(login, focal_poin
     post.refresh_from_db()
     assert post.status == S.SUBMITTED
     assert not post.events.exists()
+
+
+def test_yes_no_filters_are_titled_by_what_they_filter(staff):
+    """The admin writes "By <title>": a field named by a sentence read "Par Des peuples autochtones … y
+    participent" in French."""
+    staff.cookies["django_language"] = "fr"
+    html = staff.get(LIST_URL).content.decode()
+    assert "Par Peuples autochtones et communautés locales" in html
+    assert "y participent" not in html.split('id="changelist-filter"')[1]
+    iplc = PostFactory(involves_iplc=True, title="With IPLC")
+    PostFactory(involves_iplc=False, title="Without")
+    found = staff.get(LIST_URL, {"involves_iplc__exact": "1"}).context["cl"].result_list
+    assert [p.pk for p in found] == [iplc.pk]

@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.matching.models import Match
 from apps.matching.pipeline import rebuild_progress, rebuild_start
 
 
@@ -19,6 +20,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
     return value
+
+
+def _workers_answer() -> bool:
+    """Whether a Celery worker answers a ping within a second (True where tasks run in this process, or the
+    broker cannot be asked: the wait says the rest)."""
+    from nma_platform.celery import app
+
+    if app.conf.task_always_eager:
+        return True
+    try:
+        return bool(app.control.ping(timeout=1.0))
+    except Exception:
+        return True
 
 
 def _terminated(signum, frame) -> None:
@@ -77,6 +91,11 @@ class Command(BaseCommand):
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         if not sync and not no_wait:
+            if not _workers_answer():
+                sys.stderr.write(
+                    "No Celery worker answered: the chunks wait in the broker until one starts (make worker), "
+                    f"for up to {timeout} s. To rebuild without workers, stop this and run it with --sync.\n"
+                )
             deadline = started + timeout
             while True:
                 done, total, finished = rebuild_progress(run.pk)
@@ -91,7 +110,13 @@ class Command(BaseCommand):
         if not shown["ended"]:
             sys.stderr.write("\n")
         run.refresh_from_db()
+        elapsed = time.monotonic() - started
+        if no_wait and not sync:
+            self.stdout.write(f"Rebuild {run.pk}: {run.total_chunks} chunks queued in {elapsed:.1f} s")
+            return
+        # The matches stored now: the workers' chunks each rank one side, and a pair both of its posts rank
+        # is written twice (once by each side's chunk), so the rows written say less about the result.
         self.stdout.write(
-            f"Rebuild {run.pk}: {run.total_chunks} chunks, {run.matches_written} matches written "
-            f"in {time.monotonic() - started:.1f} s" + (" (queued)" if no_wait and not sync else "")
+            f"Rebuild {run.pk}: {run.total_chunks} chunks in {elapsed:.1f} s; "
+            f"{Match.objects.active().count()} matches stored"
         )
