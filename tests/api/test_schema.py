@@ -221,3 +221,25 @@ def _aim_at_real_objects(case, known_ids) -> None:
     if isinstance(generated, int) and not isinstance(generated, bool) and generated % 2 == 0:
         pool = known_ids["matches"] if case.path.startswith("/api/v1/matches/") else known_ids["posts"]
         case.path_parameters["id"] = pool[generated // 2 % len(pool)]
+
+
+def test_the_docs_colours_give_white_text_enough_contrast(client):
+    """Swagger UI's method badges and buttons put white text on light greens and blues (1.6:1 to 2.3:1): the
+    page darkens them, each to WCAG's 4.5:1 against white (the badges' text) or on the page's #fafafa."""
+    import re
+
+    html = client.get("/api/v1/docs/").content.decode()
+    style = html.split("<style>")[1].split("</style>")[0]
+    colours = re.findall(
+        r"\.swagger-ui [^{]*\{[^}]*(?:background|color|border-color|fill): (#[0-9a-f]{6})", style
+    )
+    assert len(colours) >= 8
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    for colour in colours:
+        ratio = (1.05) / (luminance(colour) + 0.05)
+        assert ratio >= 4.5, (colour, round(ratio, 2))

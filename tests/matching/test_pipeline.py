@@ -395,13 +395,17 @@ def test_workers_answer_asks_the_broker_unless_tasks_run_here(monkeypatch):
     from apps.matching.management.commands.rebuild_matches import _workers_answer
     from nma_platform.celery import app
 
-    monkeypatch.setattr(app.conf, "task_always_eager", True)
-    assert _workers_answer()
-    monkeypatch.setattr(app.conf, "task_always_eager", False)
-    monkeypatch.setattr(app.control, "ping", lambda timeout: [])
-    assert not _workers_answer()
-    monkeypatch.setattr(app.control, "ping", lambda timeout: [{"celery@host": {"ok": "pong"}}])
-    assert _workers_answer()
+    eager = app.conf.task_always_eager
+    try:
+        app.conf.update(task_always_eager=True)
+        assert _workers_answer()
+        app.conf.update(task_always_eager=False)
+        monkeypatch.setattr(app.control, "ping", lambda timeout: [])
+        assert not _workers_answer()
+        monkeypatch.setattr(app.control, "ping", lambda timeout: [{"celery@host": {"ok": "pong"}}])
+        assert _workers_answer()
+    finally:
+        app.conf.update(task_always_eager=eager)
 
 
 def test_a_sync_rebuild_stopped_by_sigterm_ends_its_run(corpus, monkeypatch, capsys):
