@@ -22,6 +22,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict as dataclasses_asdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +207,8 @@ class MatchResult:
     score: float
     components: dict[str, float]
     explanation: dict[str, Any] = field(default_factory=dict)
+    # `match_all(salt=...)`: a hash of everything the row is computed from (`_pair_fingerprints`), else None.
+    fingerprint: int | None = None
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -1125,6 +1128,7 @@ class _Side:
         self._sentences: dict[int, SentenceVectors] = {}
         self._holding = False  # `MatchIndex.holding_sentences`: keep every row's vectors
         self._spans: dict[int, list[tuple[int, int]]] = {}
+        self._digests: np.ndarray | None = None  # `digests`
         # Pseudo-translations (`translate`) of the posts not in the model's pivot language: row -> row of
         # `translated_words` / `translated_esa`, -1 for a post in the pivot language (its own rows serve).
         self.translated_row = np.full(len(records), -1, dtype=np.int64)
@@ -1134,12 +1138,44 @@ class _Side:
     def translate(self, model: TextModel) -> None:
         """Compute the pseudo-translations of this side's posts that are not in `model.pivot` (none when the
         model has no pivot)."""
+        self._digests = None
         if model.pivot is None:
             return
         todo = np.flatnonzero(self.language != model.pivot)
         if len(todo):
             self.translated_words, self.translated_esa = model.translate(self.feats.vectors[todo])
             self.translated_row[todo] = np.arange(len(todo))
+
+    def digests(self) -> np.ndarray:
+        """Per row, a 64-bit hash of everything of the post that a match's explanation reads besides the
+        model (`_explanations`, `_pair_top_terms`, `_related_terms`): its word TF-IDF row, its pseudo-translation's
+        (if any), its tags, language and amount. Computed once per index (~4 µs a post)."""
+        if self._digests is not None:
+            return self._digests
+        words = self.feats.words if self.feats.words.has_sorted_indices else self.feats.words.sorted_indices()
+        trans = self.translated_words
+        if trans is not None and not trans.has_sorted_indices:
+            trans = trans.sorted_indices()
+        out = np.empty(len(self.records), dtype=np.uint64)
+        fixed = np.stack([self.support.astype(np.float64), self.focus.astype(np.float64),
+                          self.sectors.astype(np.float64), self.known_tags.astype(np.float64), self.amount], axis=1)  # fmt: skip
+        for i, record in enumerate(self.records):
+            h = hashlib.blake2b(fixed[i].tobytes(), digest_size=8)
+            start, stop = words.indptr[i], words.indptr[i + 1]
+            h.update(words.indices[start:stop].tobytes())
+            h.update(words.data[start:stop].tobytes())
+            t = self.translated_row[i]
+            if t >= 0 and trans is not None:
+                start, stop = trans.indptr[t], trans.indptr[t + 1]
+                h.update(b"T" + trans.indices[start:stop].tobytes())
+                h.update(trans.data[start:stop].tobytes())
+            if not self.known_tags[i]:
+                h.update(repr((sorted(record.support_types), sorted(record.focus_areas),
+                               sorted(record.sectors))).encode())  # fmt: skip
+            h.update(b"L" + record.language.encode())
+            out[i] = int.from_bytes(h.digest(), "little")
+        self._digests = out
+        return out
 
     def support_spans(self, mask: int) -> list[tuple[int, int]]:
         """The runs of rows [start, stop) that hold every post sharing a support type with `mask` (the others fail
@@ -1764,12 +1800,18 @@ class MatchIndex:
         known: _PairValues | None = None,
         remember: _PairValues | None = None,
         yielded: _PairValues | None = None,
+        salt: int | None = None,
+        unchanged: Unchanged | None = None,
+        skipped: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[list[MatchResult]]:
         """After `_shortlist`: the rerank (sentence vectors come from the store, so it runs in the caller's
         thread), the best k >= floor per query, best first (ties: lower id first), explanations.
         `known` / `remember`: see `_coverage`.
         `yielded`: pairs of indexed posts given before (not explained nor returned again, though they still
-        take their place in the top k); with `kind` NEED, the pairs returned are added to it."""
+        take their place in the top k); with `kind` NEED, the pairs returned are added to it.
+        `salt`: each result gets its `fingerprint` (`_pair_fingerprints`); `unchanged` then says which of them
+        the caller holds already: those are neither explained nor returned, but added to `skipped` as (need
+        ids, offer ids)."""
         other = self.offers if kind == NEED else self.needs
         n_side, o_side = (q_side, other) if kind == NEED else (other, q_side)
         q, o, n_rows, of_rows = shortlist.q, shortlist.o, shortlist.n_rows, shortlist.of_rows
@@ -1791,6 +1833,21 @@ class MatchIndex:
                 yielded.add(n_rows[keep], of_rows[keep])
             else:
                 keep = keep[~yielded.lookup(n_rows[keep], of_rows[keep])[0]]
+        prints = None
+        if salt is not None and len(keep):
+            nr, orow = n_rows[keep], of_rows[keep]
+            parts = [score[keep], *(comp[c][keep] for c in ("lexical", "semantic", "structured", "alignment")
+                                    if c in comp)]  # fmt: skip
+            prints = _pair_fingerprints(salt, n_side.ids[nr], o_side.ids[orow], n_side.digests()[nr],
+                                        o_side.digests()[orow], parts)  # fmt: skip
+            if unchanged is not None:
+                same = np.asarray(
+                    unchanged(n_side.ids[nr], o_side.ids[orow], score[keep], prints), dtype=bool
+                )
+                if same.any():
+                    if skipped is not None:
+                        skipped.append((n_side.ids[nr[same]], o_side.ids[orow[same]]))
+                    keep, prints = keep[~same], prints[~same]
         top_terms = _pair_top_terms(n_side.feats.words, n_rows[keep], o_side.feats.words, of_rows[keep],
                                     self.model)  # fmt: skip
         related = None
@@ -1805,12 +1862,15 @@ class MatchIndex:
         alignment = comp["alignment"][keep].tolist() if "alignment" in comp else None
         need_ids = n_side.ids[n_rows[keep]].tolist()
         offer_ids = o_side.ids[of_rows[keep]].tolist()
+        fingerprints = prints.tolist() if prints is not None else [None] * len(keep)
         grouped: list[list[MatchResult]] = [[] for _ in rows]
         for i, (qi, s) in enumerate(zip(q[keep].tolist(), score[keep].tolist(), strict=True)):
             components = {"lexical": lexical[i], "semantic": semantic[i], "structured": structured[i]}
             if alignment is not None:
                 components["alignment"] = alignment[i]
-            grouped[qi].append(MatchResult(need_ids[i], offer_ids[i], s, components, explanations[i]))
+            grouped[qi].append(
+                MatchResult(need_ids[i], offer_ids[i], s, components, explanations[i], fingerprints[i])
+            )
         if sentence_pairs:
             flat = [r for g in grouped for r in g]
             add_sentence_pairs(flat, {r.id: r for r in n_side.records}, {r.id: r for r in o_side.records})
@@ -2212,6 +2272,54 @@ def _pair_top_terms(
     return [names[start:end] for start, end in itertools.pairwise(ends)]
 
 
+# `match_all(unchanged=...)`: (need ids, offer ids, scores, fingerprints) of results -> which the caller holds.
+Unchanged = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser, elementwise (uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    """The values' exact bit patterns as uint64 (float32 or float64 alike)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.itemsize == 4:
+        return values.view(np.uint32).astype(np.uint64)
+    return values.view(np.uint64)
+
+
+def _pair_fingerprints(
+    salt: int,
+    need_ids: np.ndarray,
+    offer_ids: np.ndarray,
+    need_digests: np.ndarray,
+    offer_digests: np.ndarray,
+    values: list[np.ndarray],
+) -> np.ndarray:
+    """A signed 64-bit hash per pair of everything its stored row is computed from: `salt` (the model's
+    version and the weights), the two posts, their `_Side.digests` and the pair's score and components as
+    computed. Equal fingerprints mean the same inputs, so the same row (the computation is deterministic):
+    a rebuild need not explain such a pair again (`match_all`'s `unchanged`)."""
+    h = np.full(len(need_ids), np.uint64(salt & 0xFFFF_FFFF_FFFF_FFFF), dtype=np.uint64)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    parts = [np.asarray(need_ids, dtype=np.int64).view(np.uint64), np.asarray(offer_ids, dtype=np.int64).view(np.uint64),
+             need_digests, offer_digests, np.full(len(need_ids), np.uint64(len(values))), *map(_bits, values)]  # fmt: skip
+    for part in parts:
+        h = _fmix64(h ^ _fmix64(part + golden))
+    return h.view(np.int64)
+
+
+def fingerprint_salt(version: int, weights: Weights) -> int:
+    """The `salt` of `_pair_fingerprints` for a model version and the weights matching uses."""
+    data = repr((version, sorted(dataclasses_asdict(weights).items()))).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
 def _explanations(
     n_side: _Side,
     nrows: np.ndarray,
@@ -2369,6 +2477,11 @@ class MatchChunk:
     kind: str
     post_ids: list[int]
     results: list[MatchResult]
+    # `match_all(unchanged=...)`: the pairs ranked in this chunk that the caller holds already, neither
+    # explained nor in `results`: (need ids, offer ids).
+    unchanged: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    )
 
 
 # Chunks of needs that `match_all`'s pool may score ahead of the one its caller's thread is on: enough to keep
@@ -2385,6 +2498,8 @@ def match_all(
     chunk_size: int = 512,
     weights: Weights = DEFAULT_WEIGHTS,
     threads: int = 1,
+    version: int | None = None,
+    unchanged: Unchanged | None = None,
 ) -> Iterator[MatchChunk]:
     """Every need against every offer, one chunk of needs at a time.
 
@@ -2400,9 +2515,14 @@ def match_all(
     (numpy, scipy and the compiled loops release the GIL there; BLAS then runs one thread per slice) while this
     thread ranks, explains and yields the current one and the caller stores it. The chunks and their contents
     are the same for any `threads`.
+
+    `version` (the model's): every result carries its `fingerprint` (`_pair_fingerprints`); `unchanged` (with
+    it) then picks the pairs the caller holds with that fingerprint already, which are not explained (a third
+    of the caller's thread's time) and come in each chunk's `unchanged` rather than its `results`.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
+    salt = None if version is None else fingerprint_salt(version, weights)
     depth, blend_floor = _first_stage(k, floor, weights)
     keep = min(depth + 5, len(needs.records))
     best = _ColumnBest(keep, n_off, np.float32(blend_floor - 1e-4))
@@ -2455,20 +2575,30 @@ def match_all(
         with contextlib.closing(scored), index.holding_sentences():
             for rows, parts in zip(chunks, sliced, strict=True):
                 grouped: list[list[MatchResult]] = []
+                skipped: list[tuple[np.ndarray, np.ndarray]] = []
                 for part in parts:
                     shortlist = next(scored)
                     grouped += index._finish(needs, NEED, part, shortlist, k, floor, weights, False,
-                                             remember=coverages, yielded=yielded)  # fmt: skip
-                yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g])
+                                             remember=coverages, yielded=yielded, salt=salt, unchanged=unchanged,
+                                             skipped=skipped)  # fmt: skip
+                yield MatchChunk(NEED, needs.ids[rows].tolist(), [res for g in grouped for res in g],
+                                 _pairs_of(skipped))  # fmt: skip
             # Every need is scored and merged (each `block` merges before it returns): the offers' shortlists come
             # from the running best, in the pool as well.
             offer_chunks = _chunks_by_profile(offers, chunk_size)
             shortlists = _OrderedMap(offer_block, offer_chunks, threads, 2 * threads)
             with contextlib.closing(shortlists):
                 for cols in offer_chunks:
+                    skipped = []
                     grouped = index._finish(offers, OFFER, cols, next(shortlists), k, floor, weights, False,
-                                            known=coverages, yielded=yielded)  # fmt: skip
-                    yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g])
+                                            known=coverages, yielded=yielded, salt=salt, unchanged=unchanged,
+                                            skipped=skipped)  # fmt: skip
+                    yield MatchChunk(OFFER, offers.ids[cols].tolist(), [res for g in grouped for res in g],
+                                     _pairs_of(skipped))  # fmt: skip
+
+
+def _pairs_of(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
 
 
 _NO_THRESHOLD = np.zeros(0, dtype=np.float32)

@@ -55,8 +55,9 @@ class Match(models.Model):
     # of the millions of rows a rebuild writes (at 100k posts, four fewer full indexes: 37 s -> 27 s of insert).
     is_active = models.BooleanField(pgettext_lazy("match", "active"), default=True)
     model_version = models.PositiveIntegerField(_("model version"), default=0)
-    # A hash of what the row holds (scores, explanation, model version; `pipeline.fingerprint`), written with it:
-    # an in-process rebuild reads them first and does not send the database the rows it finds unchanged.
+    # A hash of what the row holds (scores, explanation, model version; `pipeline.fingerprint`), written with it,
+    # or, for a row an in-process rebuild wrote, of what it is computed from (`engine._pair_fingerprints`): such
+    # a rebuild reads them first and neither explains nor sends the database the rows it finds unchanged.
     # Null: written before it existed, or changed since by anything but the pipeline's upsert (a trigger clears
     # it, migration 0012): the next rebuild sends the row.
     fingerprint = models.BigIntegerField(_("fingerprint"), null=True, blank=True, editable=False)

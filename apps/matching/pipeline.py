@@ -591,6 +591,21 @@ class StoredFingerprints:
         return cls(rows[:, 0], _pair_keys(rows[:, 1:3]), rows[:, 3], rows[:, 4].astype(bool),
                    rows[:, 5].astype(bool))  # fmt: skip
 
+    def unchanged(
+        self, need_ids: np.ndarray, offer_ids: np.ndarray, scores: np.ndarray, prints: np.ndarray
+    ) -> np.ndarray:
+        """Which of these pairs (with the engine's `fingerprint`s, `match_all(version=...)`) are stored active
+        with that fingerprint, so that the rebuild need neither explain nor write them: those not becoming
+        strong (`strong_at` is set when a strong pair is written). The engine's fingerprints hash what a row is
+        computed from; those of rows written otherwise (`fingerprint`: what a row holds) never equal one."""
+        if len(self.keys) == 0 or len(need_ids) == 0:
+            return np.zeros(len(need_ids), dtype=bool)
+        keys = _pair_keys(np.stack([need_ids, offer_ids], axis=1))
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        same = (self.keys[at] == keys) & self.known[at] & (self.fingerprints[at] == prints)
+        strong = np.asarray(scores) >= settings.MATCHING_STRONG_SCORE
+        return same & ~(strong & self.strong_missing[at])
+
     def changed(self, results: list[MatchResult], prints: list[int]) -> np.ndarray:
         """Which of the results (with their `fingerprint`s) their stored rows do not hold already: a pair not
         stored (or not active), stored with another fingerprint or none (a row edited since it was written),
@@ -626,7 +641,15 @@ def _upsert(
     if not unique:
         return 0
     values = [_row_values(r) for r in unique]
-    prints = _fingerprints(values, version)
+    # A rebuild's results carry the engine's fingerprint of what they are computed from; others get the hash
+    # of what they hold.
+    missing = [i for i, r in enumerate(unique) if r.fingerprint is None]
+    if len(missing) == len(unique):
+        prints = _fingerprints(values, version)
+    else:
+        prints = [r.fingerprint for r in unique]
+        for i, print_ in zip(missing, _fingerprints([values[i] for i in missing], version), strict=True):
+            prints[i] = print_
     ranked = len(unique)
     if stored is not None:
         changed = stored.changed(unique, prints).tolist()
@@ -906,11 +929,15 @@ def _rebuild_in_process(
             with _ChunkWriter(run, version, record_pairs=False, stored=stored) as writer:
                 for done, chunk in enumerate(
                     engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
-                                     threads=settings.MATCHING_REBUILD_THREADS),
+                                     threads=settings.MATCHING_REBUILD_THREADS, version=version,
+                                     unchanged=stored.unchanged),
                     start=1,
                 ):  # fmt: skip
-                    writer.write(chunk.results)
+                    # The pairs stored already as the engine would compute them are neither explained nor sent
+                    # (`StoredFingerprints.unchanged`), but ranked all the same.
+                    writer.write(chunk.results, unchanged=len(chunk.unchanged[0]))
                     ranked.append(_pair_keys([(r.need_id, r.offer_id) for r in chunk.results]))
+                    ranked.append(_pair_keys(np.stack(chunk.unchanged, axis=1)))
                     if progress:
                         progress(done, run.total_chunks)
     except BaseException:
@@ -929,10 +956,13 @@ def _write_chunk(
     results: list[MatchResult],
     record_pairs: bool = True,
     stored: StoredFingerprints | None = None,
+    unchanged: int = 0,
 ) -> int:
-    """One chunk of a rebuild, in one transaction (a commit per post costs more than the maths), and counted."""
+    """One chunk of a rebuild, in one transaction (a commit per post costs more than the maths), and counted
+    with the `unchanged` pairs it ranked that are stored as they are."""
     with transaction.atomic():
         written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs, stored=stored)
+    written += unchanged
     RebuildRun.objects.filter(pk=run_id).update(
         done_chunks=F("done_chunks") + 1,
         matches_written=F("matches_written") + written,
@@ -961,7 +991,7 @@ class _ChunkWriter:
         self.run, self.version, self.record_pairs, self.stored = run, version, record_pairs, stored
         self.threaded = _other_connections_see_ours()
         self.error: BaseException | None = None
-        self.queue: queue.Queue[list[MatchResult] | None] = queue.Queue(maxsize=self.QUEUED)
+        self.queue: queue.Queue[tuple[list[MatchResult], int] | None] = queue.Queue(maxsize=self.QUEUED)
         self.thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
 
     def __enter__(self) -> _ChunkWriter:
@@ -969,12 +999,12 @@ class _ChunkWriter:
             self.thread.start()
         return self
 
-    def write(self, results: list[MatchResult]) -> None:
+    def write(self, results: list[MatchResult], unchanged: int = 0) -> None:
         if not self.threaded:
-            _write_chunk(self.run.pk, self.version, results, self.record_pairs, self.stored)
+            _write_chunk(self.run.pk, self.version, results, self.record_pairs, self.stored, unchanged)
             return
         self._raise()
-        self.queue.put(results)  # never blocks for good: a failed writer empties the queue
+        self.queue.put((results, unchanged))  # never blocks for good: a failed writer empties the queue
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.threaded:
@@ -995,9 +1025,12 @@ class _ChunkWriter:
 
     def _run(self) -> None:
         try:
-            while (results := self.queue.get()) is not None:
+            while (item := self.queue.get()) is not None:
                 if self.error is None:
-                    _write_chunk(self.run.pk, self.version, results, self.record_pairs, self.stored)
+                    results, unchanged = item
+                    _write_chunk(
+                        self.run.pk, self.version, results, self.record_pairs, self.stored, unchanged
+                    )
         except BaseException as error:  # handed to the caller's thread
             self.error = error
             while self.queue.get() is not None:  # let the caller finish putting

@@ -1096,3 +1096,72 @@ def test_a_model_stored_without_the_translated_scales_reads_every_pair_on_the_pl
     assert np.array_equal(
         old.lexical_from(words, esa, 0.3, translated=1), model.lexical_from(words, esa, 0.3)
     )
+
+
+# -- fingerprints of what a stored match is computed from (a rebuild skips what it holds already) -------------
+
+
+def _pairs(chunks) -> set[tuple[int, int]]:
+    return {(r.need_id, r.offer_id) for c in chunks for r in c.results} | {
+        pair for c in chunks for pair in zip(c.unchanged[0].tolist(), c.unchanged[1].tolist(), strict=True)
+    }
+
+
+def test_match_all_fingerprints_each_result_and_skips_what_the_caller_holds(index):
+    full = list(match_all(index, k=5, floor=0.0, chunk_size=2, version=3))
+    results = [r for c in full for r in c.results]
+    assert results and all(isinstance(r.fingerprint, int) for r in results)
+    assert len({r.fingerprint for r in results}) == len(results)
+    again = {(r.need_id, r.offer_id): r.fingerprint for c in match_all(index, k=5, floor=0.0, chunk_size=3,
+                                                                       version=3) for r in c.results}  # fmt: skip
+    assert again == {(r.need_id, r.offer_id): r.fingerprint for r in results}  # any chunking, same prints
+    # Without a version: no fingerprint (the worker's and the fanned-out rebuild's results).
+    assert all(r.fingerprint is None for c in match_all(index, k=5, floor=0.0) for r in c.results)
+    # Another model version or other weights: other fingerprints.
+    other_version = {r.fingerprint for c in match_all(index, k=5, floor=0.0, version=4) for r in c.results}
+    reweighted = {r.fingerprint for c in match_all(index, k=5, floor=0.0, version=3,
+                                                    weights=dataclasses.replace(engine.DEFAULT_WEIGHTS,
+                                                                                translated_lexical=0.5))
+                  for r in c.results}  # fmt: skip
+    assert not other_version & set(again.values()) and not reweighted & set(again.values())
+    # The caller holds every other pair: those are neither explained nor returned, but reported as held.
+    held = {(r.need_id, r.offer_id): r.fingerprint for r in results[::2]}
+
+    def unchanged(need_ids, offer_ids, scores, prints):
+        return np.array([held.get((n, o)) == p for n, o, p in zip(need_ids.tolist(), offer_ids.tolist(),
+                                                                  prints.tolist(), strict=True)])  # fmt: skip
+
+    skipping = list(match_all(index, k=5, floor=0.0, chunk_size=2, version=3, unchanged=unchanged))
+    returned = {(r.need_id, r.offer_id): r for c in skipping for r in c.results}
+    assert set(returned) == {(r.need_id, r.offer_id) for r in results} - set(held)
+    assert _pairs(skipping) == _pairs(full)
+    for r in results:
+        if (r.need_id, r.offer_id) in returned:
+            assert returned[(r.need_id, r.offer_id)] == r  # scores, explanation and fingerprint alike
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"description": "Hydrological monitoring stations and warning sirens for communities."},
+        {"sectors": frozenset({"disaster_risk"})},
+        {"support_types": frozenset({"technology"})},
+        {"amount_usd": 5e5},
+        {"language": "fr"},
+    ],
+    ids=["text", "sectors", "support types", "amount", "language"],
+)
+def test_a_posts_digest_covers_what_its_explanations_read(records, vectors, model, change):
+    """A pair's fingerprint hashes the two posts' digests: each input of an explanation (shared tags, the terms
+    of the texts, the languages, the amount covered) changes it, even where the scores might not move."""
+    base = MatchIndex.build(records, model, embeddings=vectors)
+    changed = [dataclasses.replace(r, **change) if r.id == 1 else r for r in records]
+    other = MatchIndex.build(changed, model, embeddings=vectors)
+
+    def by_id(side):  # rows are ordered by support types: compare post by post
+        return dict(zip(side.ids.tolist(), side.digests().tolist(), strict=True))
+
+    before, after = by_id(base.needs), by_id(other.needs)
+    assert before.pop(1) != after.pop(1)
+    assert before == after
+    assert by_id(base.offers) == by_id(other.offers)
