@@ -919,6 +919,16 @@ class TextModel:
             self._terms = self.vectorizer.get_feature_names_out()
         return self._terms
 
+    def digest(self) -> bytes:
+        """A hash of what explanations read of the model: its terms (columns of the word rows, by name) and its
+        pivot language. Computed once per model."""
+        if getattr(self, "_digest", None) is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(self.pivot).encode())
+            h.update("\0".join(self.terms().tolist()).encode())
+            self._digest = h.digest()
+        return self._digest
+
     # -- serialisation ------------------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
@@ -2314,10 +2324,30 @@ def _pair_fingerprints(
     return h.view(np.int64)
 
 
-def fingerprint_salt(version: int, weights: Weights) -> int:
-    """The `salt` of `_pair_fingerprints` for a model version and the weights matching uses."""
-    data = repr((version, sorted(dataclasses_asdict(weights).items()))).encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+@functools.cache
+def _code_digest() -> bytes:
+    """What turns a pair's inputs into its row, besides the model and the weights: this module's and the
+    compiled loops' source, and the constants explanations read (a test may change one at run time)."""
+    h = hashlib.blake2b(digest_size=16)
+    for module in (__file__, kernels.__file__):
+        with open(module, "rb") as source:
+            h.update(source.read())
+    return h.digest()
+
+
+def fingerprint_salt(version: int, weights: Weights, model: TextModel, extra: bytes = b"") -> int:
+    """The `salt` of `_pair_fingerprints`: everything a stored row is computed from that no post holds: the
+    model (its version, and its vocabulary and pivot language, which name the terms of explanations: a version
+    number can be given again, after a rollback or a restore), the weights, the code (`_code_digest`, and the
+    constants explanations read), and the caller's `extra` (how the caller stores a row). Any change gives
+    other fingerprints, so a rebuild after it writes every row again."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr((version, sorted(dataclasses_asdict(weights).items()), TOP_TERMS, SUPPORT_TYPES, FOCUS_AREAS,
+                   SECTORS)).encode())  # fmt: skip
+    h.update(model.digest())
+    h.update(_code_digest())
+    h.update(extra)
+    return int.from_bytes(h.digest(), "little")
 
 
 def _explanations(
@@ -2498,7 +2528,7 @@ def match_all(
     chunk_size: int = 512,
     weights: Weights = DEFAULT_WEIGHTS,
     threads: int = 1,
-    version: int | None = None,
+    salt: int | None = None,
     unchanged: Unchanged | None = None,
 ) -> Iterator[MatchChunk]:
     """Every need against every offer, one chunk of needs at a time.
@@ -2516,13 +2546,12 @@ def match_all(
     thread ranks, explains and yields the current one and the caller stores it. The chunks and their contents
     are the same for any `threads`.
 
-    `version` (the model's): every result carries its `fingerprint` (`_pair_fingerprints`); `unchanged` (with
-    it) then picks the pairs the caller holds with that fingerprint already, which are not explained (a third
-    of the caller's thread's time) and come in each chunk's `unchanged` rather than its `results`.
+    `salt` (`fingerprint_salt`): every result carries its `fingerprint` (`_pair_fingerprints`); `unchanged`
+    (with it) then picks the pairs the caller holds with that fingerprint already, which are not explained (a
+    third of the caller's thread's time) and come in each chunk's `unchanged` rather than its `results`.
     """
     needs, offers = index.needs, index.offers
     n_off = len(offers.records)
-    salt = None if version is None else fingerprint_salt(version, weights)
     depth, blend_floor = _first_stage(k, floor, weights)
     keep = min(depth + 5, len(needs.records))
     best = _ColumnBest(keep, n_off, np.float32(blend_floor - 1e-4))

@@ -8,8 +8,10 @@ worker never matches against a stale post and never needs another worker's memor
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
+import inspect
 import logging
 import queue
 import threading
@@ -551,11 +553,32 @@ def _fingerprints(values: Sequence[tuple[Any, ...]], version: int) -> list[int]:
     return out.view(np.int64).tolist()
 
 
+@functools.cache
+def _storage_digest() -> bytes:
+    """How a result becomes a row (`_row_values`, `_stored_score`, the columns): part of the engine's
+    fingerprints of what a row is computed from (`engine.fingerprint_salt`), so that a change here makes the
+    next rebuild write every row again."""
+    source = inspect.getsource(_row_values) + inspect.getsource(_stored_score) + repr(_UPSERT_COLUMNS)
+    return hashlib.blake2b(source.encode(), digest_size=16).digest()
+
+
 def fingerprint(result: MatchResult, version: int) -> int:
     """A signed 64-bit hash of what `result` stores in its row under model `version`: the pair, its scores as
     stored, its explanation. Equal values give equal bytes (orjson writes floats in their shortest exact form,
     and keys sorted), in any process."""
     return _fingerprints([_row_values(result)], version)[0]
+
+
+def _strong_as_stored(scores: np.ndarray) -> np.ndarray:
+    """Which scores are strong as the database sees them: stored rounded (`_stored_score`), as `strong_at` is
+    set from them (a raw 0.7499996 is stored as 0.75)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    threshold = settings.MATCHING_STRONG_SCORE
+    strong = scores >= threshold
+    near = np.flatnonzero(~strong & (scores >= threshold - 1e-6))
+    for i in near.tolist():
+        strong[i] = _stored_score(float(scores[i])) >= threshold
+    return strong
 
 
 class StoredFingerprints:
@@ -603,8 +626,7 @@ class StoredFingerprints:
         keys = _pair_keys(np.stack([need_ids, offer_ids], axis=1))
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         same = (self.keys[at] == keys) & self.known[at] & (self.fingerprints[at] == prints)
-        strong = np.asarray(scores) >= settings.MATCHING_STRONG_SCORE
-        return same & ~(strong & self.strong_missing[at])
+        return same & ~(_strong_as_stored(scores) & self.strong_missing[at])
 
     def changed(self, results: list[MatchResult], prints: list[int]) -> np.ndarray:
         """Which of the results (with their `fingerprint`s) their stored rows do not hold already: a pair not
@@ -619,7 +641,7 @@ class StoredFingerprints:
             & self.known[at]
             & (self.fingerprints[at] == np.array(prints, dtype=np.int64))
         )
-        strong = np.array([r.score for r in results]) >= settings.MATCHING_STRONG_SCORE
+        strong = _strong_as_stored(np.array([r.score for r in results]))
         return ~same | (strong & self.strong_missing[at])
 
 
@@ -929,7 +951,8 @@ def _rebuild_in_process(
             with _ChunkWriter(run, version, record_pairs=False, stored=stored) as writer:
                 for done, chunk in enumerate(
                     engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
-                                     threads=settings.MATCHING_REBUILD_THREADS, version=version,
+                                     threads=settings.MATCHING_REBUILD_THREADS,
+                                     salt=engine.fingerprint_salt(version, weights, index.model, _storage_digest()),
                                      unchanged=stored.unchanged),
                     start=1,
                 ):  # fmt: skip

@@ -1101,29 +1101,28 @@ def test_a_model_stored_without_the_translated_scales_reads_every_pair_on_the_pl
 # -- fingerprints of what a stored match is computed from (a rebuild skips what it holds already) -------------
 
 
-def _pairs(chunks) -> set[tuple[int, int]]:
-    return {(r.need_id, r.offer_id) for c in chunks for r in c.results} | {
-        pair for c in chunks for pair in zip(c.unchanged[0].tolist(), c.unchanged[1].tolist(), strict=True)
-    }
+def _pairs(chunks) -> list[tuple[int, int]]:
+    """Every pair the chunks give, returned or held, as a sorted list: a pair given twice counts twice."""
+    return sorted([(r.need_id, r.offer_id) for c in chunks for r in c.results]
+                  + [pair for c in chunks for pair in zip(c.unchanged[0].tolist(), c.unchanged[1].tolist(),
+                                                          strict=True)])  # fmt: skip
 
 
-def test_match_all_fingerprints_each_result_and_skips_what_the_caller_holds(index):
-    full = list(match_all(index, k=5, floor=0.0, chunk_size=2, version=3))
+def test_match_all_fingerprints_each_result_and_skips_what_the_caller_holds(index, model):
+    salt = engine.fingerprint_salt(3, engine.DEFAULT_WEIGHTS, model)
+    full = list(match_all(index, k=5, floor=0.0, chunk_size=2, salt=salt))
     results = [r for c in full for r in c.results]
     assert results and all(isinstance(r.fingerprint, int) for r in results)
     assert len({r.fingerprint for r in results}) == len(results)
     again = {(r.need_id, r.offer_id): r.fingerprint for c in match_all(index, k=5, floor=0.0, chunk_size=3,
-                                                                       version=3) for r in c.results}  # fmt: skip
+                                                                       salt=salt) for r in c.results}  # fmt: skip
     assert again == {(r.need_id, r.offer_id): r.fingerprint for r in results}  # any chunking, same prints
-    # Without a version: no fingerprint (the worker's and the fanned-out rebuild's results).
+    # Without a salt: no fingerprint (the worker's and the fanned-out rebuild's results).
     assert all(r.fingerprint is None for c in match_all(index, k=5, floor=0.0) for r in c.results)
-    # Another model version or other weights: other fingerprints.
-    other_version = {r.fingerprint for c in match_all(index, k=5, floor=0.0, version=4) for r in c.results}
-    reweighted = {r.fingerprint for c in match_all(index, k=5, floor=0.0, version=3,
-                                                    weights=dataclasses.replace(engine.DEFAULT_WEIGHTS,
-                                                                                translated_lexical=0.5))
-                  for r in c.results}  # fmt: skip
-    assert not other_version & set(again.values()) and not reweighted & set(again.values())
+    # Another salt (model version, weights...: `test_the_salt_covers_model_weights_code_and_storage`), other
+    # fingerprints.
+    salted = {r.fingerprint for c in match_all(index, k=5, floor=0.0, salt=salt + 1) for r in c.results}
+    assert not salted & set(again.values())
     # The caller holds every other pair: those are neither explained nor returned, but reported as held.
     held = {(r.need_id, r.offer_id): r.fingerprint for r in results[::2]}
 
@@ -1131,10 +1130,10 @@ def test_match_all_fingerprints_each_result_and_skips_what_the_caller_holds(inde
         return np.array([held.get((n, o)) == p for n, o, p in zip(need_ids.tolist(), offer_ids.tolist(),
                                                                   prints.tolist(), strict=True)])  # fmt: skip
 
-    skipping = list(match_all(index, k=5, floor=0.0, chunk_size=2, version=3, unchanged=unchanged))
+    skipping = list(match_all(index, k=5, floor=0.0, chunk_size=2, salt=salt, unchanged=unchanged))
     returned = {(r.need_id, r.offer_id): r for c in skipping for r in c.results}
     assert set(returned) == {(r.need_id, r.offer_id) for r in results} - set(held)
-    assert _pairs(skipping) == _pairs(full)
+    assert _pairs(skipping) == _pairs(full) and len(set(_pairs(full))) == len(_pairs(full))
     for r in results:
         if (r.need_id, r.offer_id) in returned:
             assert returned[(r.need_id, r.offer_id)] == r  # scores, explanation and fingerprint alike
@@ -1148,20 +1147,72 @@ def test_match_all_fingerprints_each_result_and_skips_what_the_caller_holds(inde
         {"support_types": frozenset({"technology"})},
         {"amount_usd": 5e5},
         {"language": "fr"},
+        {"focus_areas": frozenset({"adaptation", "urban_resilience"})},
     ],
-    ids=["text", "sectors", "support types", "amount", "language"],
+    ids=["text", "sectors", "support types", "amount", "language", "tag outside the taxonomy"],
 )
-def test_a_posts_digest_covers_what_its_explanations_read(records, vectors, model, change):
+@pytest.mark.parametrize("post_id", [1, 101], ids=["need", "offer"])
+def test_a_posts_digest_covers_what_its_explanations_read(records, vectors, model, change, post_id):
     """A pair's fingerprint hashes the two posts' digests: each input of an explanation (shared tags, the terms
     of the texts, the languages, the amount covered) changes it, even where the scores might not move."""
     base = MatchIndex.build(records, model, embeddings=vectors)
-    changed = [dataclasses.replace(r, **change) if r.id == 1 else r for r in records]
+    changed = [dataclasses.replace(r, **change) if r.id == post_id else r for r in records]
     other = MatchIndex.build(changed, model, embeddings=vectors)
+    _assert_only_digest_of(post_id, base, other)
+
+
+def test_a_translated_posts_digest_follows_its_pseudo_translation(records, vectors, model):
+    """A post in another language than the pivot is explained by the words of its pseudo-translation (which
+    follows its embedding's nearest pivot-language posts): another translation, the same text, another digest;
+    and a side translated again computes its digests again."""
+    spanish = next(r for r in records if r.language == "es")
+    base = MatchIndex.build(records, model, embeddings=vectors)
+    other = MatchIndex.build(records, model, embeddings=vectors)
+    side = other.needs
+    assert side.digests() is side.digests()  # once per index
+    t = side.translated_row[side.row_of[spanish.id]]
+    assert t >= 0
+    words = side.translated_words.tolil()
+    words[t, words.rows[t][0]] = 0.5  # another weight for one of its words
+    side.translated_words = words.tocsr()
+    side._digests = None
+    _assert_only_digest_of(spanish.id, base, other)
+    side.translate(model)  # translated again, as the CV of the neighbours does: digests computed afresh
+    assert side._digests is None
+    assert np.array_equal(side.digests(), base.needs.digests())
+
+
+def _assert_only_digest_of(post_id: int, base: MatchIndex, other: MatchIndex) -> None:
+    side = "needs" if post_id in base.needs.row_of else "offers"
 
     def by_id(side):  # rows are ordered by support types: compare post by post
         return dict(zip(side.ids.tolist(), side.digests().tolist(), strict=True))
 
-    before, after = by_id(base.needs), by_id(other.needs)
-    assert before.pop(1) != after.pop(1)
+    before, after = by_id(getattr(base, side)), by_id(getattr(other, side))
+    assert before.pop(post_id) != after.pop(post_id)
     assert before == after
-    assert by_id(base.offers) == by_id(other.offers)
+    unchanged_side = "offers" if side == "needs" else "needs"
+    assert by_id(getattr(base, unchanged_side)) == by_id(getattr(other, unchanged_side))
+
+
+def test_the_salt_covers_model_weights_code_and_storage(model, monkeypatch):
+    """A rebuild skips a pair whose fingerprint it finds stored: anything besides the posts that shapes a row
+    must change the salt, or an upgrade would leave every row as the old code wrote it."""
+    weights = engine.DEFAULT_WEIGHTS
+    base = engine.fingerprint_salt(3, weights, model)
+    assert engine.fingerprint_salt(3, weights, model) == base
+    others = {
+        "version": engine.fingerprint_salt(4, weights, model),
+        "weights": engine.fingerprint_salt(3, dataclasses.replace(weights, lexical=0.41), model),
+        "storage": engine.fingerprint_salt(3, weights, model, b"rounded to 2 places"),
+    }
+    other_model = pickle.loads(pickle.dumps(model))
+    other_model._terms = np.array([*model.terms()[:-1], "renamed"], dtype=object)
+    other_model._digest = None
+    others["vocabulary"] = engine.fingerprint_salt(3, weights, other_model)
+    monkeypatch.setattr(engine, "TOP_TERMS", 2)
+    others["a constant explanations read"] = engine.fingerprint_salt(3, weights, model)
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "_code_digest", lambda: b"another engine")
+    others["code"] = engine.fingerprint_salt(3, weights, model)
+    assert base not in others.values() and len(set(others.values())) == len(others), others

@@ -1059,3 +1059,40 @@ def test_a_rebuild_explains_again_a_row_changed_behind_its_back(corpus, monkeypa
     pipeline.rebuild_start(sync=True)
     assert sum(explained) == 1
     assert _stored_rows() == first
+
+
+@pytest.mark.parametrize("writer", ["worker", "fanned-out rebuild"])
+def test_rows_written_by_other_paths_are_explained_again(corpus, monkeypatch, writer):
+    """A row a worker (or a fanned-out chunk) wrote holds the hash of its content, which no fingerprint of what
+    a row is computed from equals: the next --sync rebuild explains it, whatever the posts did meanwhile."""
+    pipeline.rebuild_start(sync=True)
+    if writer == "worker":
+        pipeline.matching_run_for_posts(post_ids=list(Post.objects.values_list("id", flat=True)))
+    else:
+        pipeline.rebuild_start(sync=False)  # tasks run in this process here, chunk by chunk
+    rewritten = Match.objects.active().count()
+    explained = _explained_pairs(monkeypatch)
+    pipeline.rebuild_start(sync=True)
+    assert sum(explained) == rewritten
+    rebuilt = _stored_rows()
+    Match.objects.all().delete()
+    pipeline.rebuild_start(sync=True)
+    assert _stored_rows() == rebuilt
+
+
+def test_a_pair_becoming_strong_is_written_though_its_fingerprint_is_unchanged(corpus, settings):
+    """strong_at is set when a strong pair is written, from its stored (rounded) score: a pair skipped as
+    unchanged must still be written when it becomes strong, also when only its rounding makes it so."""
+    pipeline.rebuild_start(sync=True)
+    match = Match.objects.active().order_by("-score").first()
+    Match.objects.filter(strong_at__isnull=False).update(strong_at=None)  # a threshold raised meanwhile, say
+    assert Match.objects.get(pk=match.pk).fingerprint is not None  # strong_at is not what it covers
+    settings.MATCHING_STRONG_SCORE = match.score  # exactly the stored score: strong as stored
+    pipeline.rebuild_start(sync=True)
+    assert Match.objects.get(pk=match.pk).strong_at is not None
+
+
+def test_strong_as_stored_reads_the_rounded_score(settings):
+    settings.MATCHING_STRONG_SCORE = 0.75
+    got = pipeline._strong_as_stored(np.array([0.7499996, 0.7499994, 0.75, 0.9, 0.2]))
+    assert got.tolist() == [True, False, True, True, False]
