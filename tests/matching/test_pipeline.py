@@ -1096,3 +1096,56 @@ def test_strong_as_stored_reads_the_rounded_score(settings):
     settings.MATCHING_STRONG_SCORE = 0.75
     got = pipeline._strong_as_stored(np.array([0.7499996, 0.7499994, 0.75, 0.9, 0.2]))
     assert got.tolist() == [True, False, True, True, False]
+
+
+def _on_postgresql() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plain insert of fresh rows is PostgreSQL's path (SQLite upserts every row)")
+
+
+def test_a_rebuild_into_an_empty_table_inserts_its_rows_plainly(corpus, monkeypatch):
+    """No pair stored: the rows are inserted without the upsert's lookup (half the database's time), and they
+    are the rows the upsert would have written."""
+    _on_postgresql()
+    pipeline.rebuild_start(sync=True)
+    upserted = _stored_rows()
+    strong = set(Match.objects.active().filter(strong_at__isnull=False).values_list("need_id", "offer_id"))
+    Match.objects.all().delete()
+    calls = {"fresh": 0, "upsert": 0}
+    fresh, upsert = pipeline._insert_fresh_by_copy, pipeline._upsert_by_copy
+
+    def fresh_spy(values, *args):
+        calls["fresh"] += len(values)
+        return fresh(values, *args)
+
+    def upsert_spy(values, *args):
+        calls["upsert"] += len(values)
+        return upsert(values, *args)
+
+    monkeypatch.setattr(pipeline, "_insert_fresh_by_copy", fresh_spy)
+    monkeypatch.setattr(pipeline, "_upsert_by_copy", upsert_spy)
+    pipeline.rebuild_start(sync=True)
+    assert calls == {"fresh": len(upserted), "upsert": 0}
+    assert _stored_rows() == upserted
+    assert (
+        set(Match.objects.active().filter(strong_at__isnull=False).values_list("need_id", "offer_id"))
+        == strong
+    )
+    assert not Match.objects.filter(is_active=True, changed_at__isnull=True).exists()
+
+
+def test_fresh_rows_that_meet_a_stored_pair_are_upserted_instead(corpus, monkeypatch):
+    """A pair retired before the rebuild (inactive, so not among the active matches it read) is stored all the
+    same: the plain insert fails on it, is undone, and the chunk's fresh rows are upserted."""
+    _on_postgresql()
+    pipeline.rebuild_start(sync=True)
+    expected = _stored_rows()
+    retired = Match.objects.active().order_by("pk").first()
+    Match.objects.exclude(pk=retired.pk).delete()
+    Match.objects.filter(pk=retired.pk).update(is_active=False, explanation={"top_terms": ["old"]})
+    pipeline.rebuild_start(sync=True)
+    assert _stored_rows() == expected
+    assert Match.objects.get(pk=retired.pk).is_active  # the same row, back
+    assert Match.objects.count() == len(expected)
