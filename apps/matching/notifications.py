@@ -13,19 +13,26 @@ from django.utils.translation import ngettext
 
 from apps.accounts.models import User
 from apps.posts.models import Post
-from apps.posts.post_data import single_line
+from apps.posts.post_data import single_line, subject_title
 from apps.posts.selectors import post_poster_users
 
 from .models import Match
 
 
+def _address(name: str, email: str) -> str:
+    name = single_line(name).strip()
+    return f"{name} <{email}>" if name else email
+
+
 def _contact(post: Post) -> dict:
-    users = post_poster_users(post)
-    return {
-        "post": post,
-        "name": post.contact_name or ", ".join(u.get_full_name() or u.username for u in users),
-        "email": post.contact_email or ", ".join(u.email for u in users),
-    }
+    """Whom to write to about the post, one address each: the contact given on the post (its name with its
+    own email), else the people who speak for its Party or provider. A name and an email of different people
+    were never put together, nor several emails in one address."""
+    if post.contact_email:
+        contacts = [_address(post.contact_name, post.contact_email)]
+    else:
+        contacts = [_address(u.get_full_name(), u.email) for u in post_poster_users(post)]
+    return {"post": post, "contacts": contacts}
 
 
 def connection_notify(match: Match) -> int:
@@ -43,7 +50,7 @@ def connection_notify(match: Match) -> int:
                     "matching/email/connection.txt",
                     {"own": own, "other": contact, "match": match, "site_url": settings.SITE_URL},
                 )
-                subject = _("New connection: %(title)s") % {"title": single_line(other.title)[:80]}
+                subject = _("New connection: %(title)s") % {"title": subject_title(other.title)}
             sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return sent
 
@@ -55,9 +62,12 @@ def digest_send(user: User, matches: Sequence[Match], *, more: bool = False) -> 
             "matching/email/digest.txt",
             {"user": user, "matches": matches, "more": more, "site_url": settings.SITE_URL},
         )
-        subject = ngettext(
-            "%(n)d new strong match on the NMA Platform",
-            "%(n)d new strong matches on the NMA Platform",
-            len(matches),
-        ) % {"n": len(matches)}
+        if more:  # the list is cut: not "50 new strong matches" for 80
+            subject = _("More than %(n)d new strong matches on the NMA Platform") % {"n": len(matches)}
+        else:
+            subject = ngettext(
+                "%(n)d new strong match on the NMA Platform",
+                "%(n)d new strong matches on the NMA Platform",
+                len(matches),
+            ) % {"n": len(matches)}
     return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])

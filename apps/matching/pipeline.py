@@ -909,7 +909,9 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
         side = "need_id" if record.kind == engine.NEED else "offer_id"
         other = "offer_id" if side == "need_id" else "need_id"
         with transaction.atomic():
-            Match.objects.active().filter(**{side: pk}).exclude(
+            # A connection is not undone by a change of the post (it left the top k, or another Party is
+            # eligible now): both sides agreed, and have each other's contacts.
+            Match.objects.active().filter(**{side: pk}, connected_at__isnull=True).exclude(
                 **{f"{other}__in": [getattr(r, other) for r in keep]}
             ).update(is_active=False)
             # Rows with the post on the other side, from before its kind changed (the post service retires
@@ -1196,7 +1198,10 @@ def rebuild_finish(
             by_others = RebuildPair.objects.filter(
                 run_id__in=going.values("pk"), need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")
             )
-            stale = Match.objects.active().filter(~Exists(by_others), updated_at__lt=run.started_at)
+            # Connections stay (a connection is not undone), ranked or not.
+            stale = Match.objects.active().filter(
+                ~Exists(by_others), updated_at__lt=run.started_at, connected_at__isnull=True
+            )
             if ranked is None:
                 by_run = RebuildPair.objects.filter(
                     run_id=run.pk, need_id=OuterRef("need_id"), offer_id=OuterRef("offer_id")

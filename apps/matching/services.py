@@ -99,7 +99,9 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     from .selectors import match_side_for_actor
 
     match_check_interest(interest)
-    match = Match.objects.select_for_update().select_related("need", "offer").get(pk=match.pk)
+    match = (
+        Match.objects.select_for_update().select_related("need", "offer", "offer__provider").get(pk=match.pk)
+    )
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:
         raise PermissionDenied(_("Only the Parties or providers of the two posts can answer a match."))
@@ -107,6 +109,19 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     if not match.is_active or match.need.status != published or match.offer.status != published:
         raise MatchAnswerError(_("This match is no longer open."))
     match.became_connection = False
+    provider = match.offer.provider
+    if (
+        interest == Interest.INTERESTED
+        and match.connected_at is None
+        and provider is not None
+        and not provider.is_active
+    ):
+        # Its users and tokens can no longer answer: an interest would wait for ever, and a connection made
+        # with an answer given before would send the Party's contacts to an organisation the secretariat stopped.
+        raise MatchAnswerError(
+            _("%(provider)s was deactivated by the secretariat: it can no longer answer matches.")
+            % {"provider": provider.short_name}
+        )
     if match.connected_at is not None:
         if interest == Interest.DISMISSED:
             raise MatchAnswerError(
@@ -154,7 +169,14 @@ def connection_notice_send(*, match_id: int) -> int:
         match = (
             Match.objects.select_for_update(of=("self",))
             .select_related("need", "offer")
-            .filter(pk=match_id, connected_at__isnull=False, connection_notified_at__isnull=True)
+            .filter(
+                pk=match_id,
+                connected_at__isnull=False,
+                connection_notified_at__isnull=True,
+                is_active=True,
+                need__status=Post.Status.PUBLISHED,
+                offer__status=Post.Status.PUBLISHED,
+            )
             .first()
         )
         if match is None:
@@ -176,6 +198,11 @@ def connection_notice_sweep(*, batch: int = 100) -> int:
             connected_at__isnull=False,
             connection_notified_at__isnull=True,
             connected_at__lte=timezone.now() - CONNECTION_NOTICE_GRACE,
+            # Not while a post left the list (taken back, withdrawn, closed) with its matches: "good news" about
+            # a match nobody is shown. Owed again if it comes back.
+            is_active=True,
+            need__status=Post.Status.PUBLISHED,
+            offer__status=Post.Status.PUBLISHED,
         )
         .order_by("connected_at")
         .values_list("pk", flat=True)[:batch]
@@ -242,6 +269,8 @@ def digest_collect(
         .filter(period, score__gte=settings.MATCHING_STRONG_SCORE)
         .filter((own_need & Q(need_interest=Interest.NONE)) | (own_offer & Q(offer_interest=Interest.NONE)))
         .filter(need__status=Post.Status.PUBLISHED, offer__status=Post.Status.PUBLISHED)
+        # Not an offer of a provider the secretariat deactivated: it can no longer answer.
+        .exclude(offer__provider__is_active=False)
         .select_related("need", "offer")
         .order_by("-score", "id")[:limit]
     )

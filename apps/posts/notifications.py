@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from .models import Post
-from .post_data import single_line
+from .post_data import subject_title
 from .selectors import post_poster_users
 
 SUBJECTS = {
@@ -46,6 +46,6 @@ def moderation_notify(*, post_id: int, event: str) -> int:
                 f"posts/email/{event}.txt",
                 {"post": post, "site_url": settings.SITE_URL, "taken_back": taken_back},
             )
-            subject = SUBJECTS["taken_back" if taken_back else event](single_line(post.title)[:80])
+            subject = SUBJECTS["taken_back" if taken_back else event](subject_title(post.title))
         sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return sent

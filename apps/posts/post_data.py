@@ -202,6 +202,16 @@ def single_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def subject_title(text: str, limit: int = 80) -> str:
+    """A title on one line for an email's subject: cut at a word's end before `limit` characters, with "…"."""
+    line = single_line(text)
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.-–") + "…"
+
+
 def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int, required: bool) -> str:
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):

@@ -697,8 +697,11 @@ def _import_problems(
         except PermissionDenied as error:
             problems.append((position, _refusal("provider", error)))
         if post is None and data.external_id in owned_elsewhere:
-            problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
-            continue
+            named = owned_elsewhere[data.external_id]
+            if named.status == Status.PUBLISHED or post_can_manage(actor=actor, post=named):
+                problems.append((position, _platform_id_error(actor, data.external_id, owned_elsewhere)))
+                continue
+            # Another Party's unpublished post: answered as a number with no post (below), as its pages are.
         platform_name = PLATFORM_EXPORT_ID.fullmatch(data.external_id or "")
         if platform_name and (
             post is None or (post.status != Status.PUBLISHED and not post_can_manage(actor=actor, post=post))

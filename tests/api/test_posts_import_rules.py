@@ -227,3 +227,23 @@ def test_a_missing_external_id_is_named_with_the_items_other_errors(api, tokens)
     response = api(tokens["ken"]).post(IMPORT, {"items": [{"kind": "need", "external_id": 5}]}, format="json")
     assert [(i, f) for i, f, _c in shape(response)].count((0, "external_id")) == 1
     assert not Post.objects.exists()
+
+
+def test_another_partys_unpublished_post_is_not_told_to_exist_by_its_platform_name(api, tokens):
+    """`post-<id>` of another Party's draft that has an external id of its own answered "it has an
+    external_id of its own", where its page and every other path answer as for no post at all."""
+    draft = PostFactory(party=party("BRA"), external_id="bra-secret-1", status=S.DRAFT, published_at=None)
+    hidden = api(tokens["ken"]).post(
+        IMPORT, {"items": [item(0, external_id=f"post-{draft.pk}")]}, format="json"
+    )
+    missing = api(tokens["ken"]).post(IMPORT, {"items": [item(0, external_id="post-999999")]}, format="json")
+    assert hidden.status_code == missing.status_code == 400
+    message = hidden.json()["errors"][0]["message"]
+    assert message == missing.json()["errors"][0]["message"].replace("999999", str(draft.pk))
+    assert "there is none by that number" in message and "bra-secret-1" not in message
+    # Published, it is public anyway: the caller is told to use its own external id's name... not its value.
+    Post.objects.filter(pk=draft.pk).update(status=S.PUBLISHED)
+    shown = api(tokens["ken"]).post(
+        IMPORT, {"items": [item(0, external_id=f"post-{draft.pk}")]}, format="json"
+    )
+    assert "it has an external_id of its own" in shown.json()["errors"][0]["message"]

@@ -255,9 +255,19 @@ def test_a_digest_with_more_matches_than_it_lists_points_to_the_rest(kenya):
     (body,) = sent_to("ken@example.org")
     assert body.count("#match-") == DIGEST_MAX_MATCHES
     assert "and more: see them all from your dashboard" in body and "/dashboard/" in body
+    # The subject does not say 50 when there are more.
+    assert mail.outbox[-1].subject == f"More than {DIGEST_MAX_MATCHES} new strong matches on the NMA Platform"
     # One match fewer: no such line.
     mail.outbox.clear()
     User.objects.filter(pk=kenya.pk).update(digest_sent_through=None)
     Match.objects.order_by("score", "-id").first().delete()
     assert digest_send_all(now=T0) == 1
     assert "and more" not in sent_to("ken@example.org")[0]
+
+
+def test_a_digest_of_one_match_says_so(kenya):
+    strong_match("KEN", "JPN", at=T0 - timedelta(hours=3))
+    assert digest_send_all(now=T0) == 1
+    (body,) = sent_to("ken@example.org")
+    assert mail.outbox[-1].subject == "1 new strong match on the NMA Platform"
+    assert "A new strong match for your posts:" in body and "New strong matches" not in body

@@ -866,3 +866,99 @@ def test_an_answer_after_the_session_ended_logs_in_back_to_the_page(match, clien
     # Not `next=/matches/<id>/interest/`, which only takes a POST (a 405 after logging in).
     assert response.status_code == 302
     assert response["Location"] == reverse("login") + "?next=" + page.replace("/", "%2F")
+
+
+@pytest.fixture
+def provider_match(db):
+    fund = SupportProviderFactory(short_name="AF")
+    need = PostFactory(kind="need", party=party("KEN"), title="Flood warnings for the Tana basin")
+    offer = PostFactory(kind="offer", party=None, provider=fund, title="Adaptation grants")
+    match = Match.objects.create(need=need, offer=offer, score=0.8, explanation={"top_terms": ["flood"]},
+                                 strong_at=timezone.now() - timedelta(minutes=10))  # fmt: skip
+    return match
+
+
+def test_a_party_cannot_express_interest_in_a_deactivated_providers_offer(
+    provider_match, kenya, login, django_capture_on_commit_callbacks
+):
+    """Its users and tokens can no longer answer: the interest would wait for ever, and with an answer the
+    provider gave before, a connection would email the Party's contacts to an organisation the secretariat
+    stopped. The Party is told why, may still dismiss, and its digest leaves the match out."""
+    provider_user = ProviderUserFactory(username="af1", provider=provider_match.offer.provider)
+    match_set_interest(actor=Actor.for_user(provider_user), match=provider_match, interest="interested")
+    fund = provider_match.offer.provider
+    fund.is_active = False
+    fund.save()
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(MatchAnswerError, match="AF was deactivated"),
+    ):
+        match_set_interest(actor=Actor.for_user(kenya), match=provider_match, interest="interested")
+    provider_match.refresh_from_db()
+    assert provider_match.connected_at is None and mail.outbox == []
+    client = login(kenya)
+    page = client.get(reverse("posts:detail", args=[provider_match.need_id])).content.decode()
+    item = page.split(f'id="match-{provider_match.pk}"')[1].split("</form>")[0]
+    assert "AF was deactivated by the secretariat: it can no longer answer matches." in item
+    assert 'value="interested"' not in item and 'value="dismissed"' in item
+    match_set_interest(actor=Actor.for_user(kenya), match=provider_match, interest="dismissed")
+    provider_match.refresh_from_db()
+    assert provider_match.need_interest == "dismissed"
+    provider_match.need_interest = ""
+    provider_match.save()
+    assert digest_collect(user=kenya, since=timezone.now() - timedelta(days=1)) == []
+    fund.is_active = True
+    fund.save()
+    assert [m.pk for m in digest_collect(user=kenya, since=timezone.now() - timedelta(days=1))] == [
+        provider_match.pk
+    ]
+
+
+def test_the_sweep_sends_no_connection_email_for_a_match_taken_off_the_list(match, kenya, japan, settings):
+    """A connection whose emails were owed (the mail server was down) and whose post was then taken back: no
+    "good news" about a match nobody is shown; owed again when it comes back."""
+    from apps.matching.services import connection_notice_sweep
+
+    match.need_interest = match.offer_interest = "interested"
+    match.connected_at = timezone.now() - timedelta(minutes=10)
+    match.is_active = False
+    match.save()
+    Post.objects.filter(pk=match.need_id).update(status=Post.Status.RETURNED)
+    assert connection_notice_sweep() == 0 and mail.outbox == []
+    Post.objects.filter(pk=match.need_id).update(status=Post.Status.PUBLISHED)
+    Match.objects.filter(pk=match.pk).update(is_active=True)
+    assert connection_notice_sweep() == 1 and len(mail.outbox) == 2
+
+
+def test_the_connection_email_gives_one_address_per_person(
+    match, kenya, japan, django_capture_on_commit_callbacks
+):
+    """Two focal points and no contact on the post gave "A, B <a@x, b@y>", which no mail client reads; a
+    project mailbox without a name was put under the focal points' names."""
+    FocalPointFactory(username="ken2", party=party("KEN"), email="k2@example.org", first_name="Otieno",
+                      last_name="Odhiambo")  # fmt: skip
+    kenya.first_name, kenya.last_name = "Wanjiru", "Kamau"
+    kenya.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+    assert (
+        "Contact:\n  Wanjiru Kamau <ken@example.org>\n  Otieno Odhiambo <k2@example.org>\n" in to_japan.body
+    )
+    mail.outbox.clear()
+    Post.objects.filter(pk=match.need_id).update(contact_name="", contact_email="tana-project@example.go.ke")
+    from apps.matching.notifications import connection_notify
+
+    connection_notify(Match.objects.select_related("need", "offer").get(pk=match.pk))
+    to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+    assert "Contact:\n  tana-project@example.go.ke\n" in to_japan.body and "Wanjiru" not in to_japan.body
+
+
+def test_the_answers_a_client_must_send_are_named_as_sent_in_french(match, kenya):
+    """« intéressé » told an API client to send a word the API refuses."""
+    from apps.matching.services import InvalidInterest
+
+    with translation.override("fr"), pytest.raises(InvalidInterest) as refused:
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="x")
+    assert str(refused.value) == "Choisissez «\u00a0interested\u00a0» ou «\u00a0dismissed\u00a0»."

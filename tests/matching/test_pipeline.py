@@ -1149,3 +1149,32 @@ def test_fresh_rows_that_meet_a_stored_pair_are_upserted_instead(corpus, monkeyp
     assert _stored_rows() == expected
     assert Match.objects.get(pk=retired.pk).is_active  # the same row, back
     assert Match.objects.count() == len(expected)
+
+
+def test_a_connection_survives_an_edit_and_a_rebuild_that_no_longer_rank_it(
+    corpus, django_capture_on_commit_callbacks
+):
+    """An offer's poster narrows its eligibility (the Party can no longer be matched) or rewrites it: the
+    connection both sides made stays active and shown; a plain match of the same post is retired."""
+    from django.utils import timezone
+
+    from apps.posts import services
+    from tests.posts.test_edit_conflicts import edited
+
+    from .conftest import SECRETARIAT_ACTOR
+
+    offer = corpus["o-warn"]
+    matches = list(Match.objects.active().filter(offer=offer).order_by("pk"))
+    assert len(matches) >= 2
+    connected, plain = matches[0], matches[1]
+    Match.objects.filter(pk=connected.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(actor=SECRETARIAT_ACTOR, post=offer, data=edited(offer, eligible=["CHL"]))
+    assert Match.objects.get(pk=connected.pk).is_active
+    assert not Match.objects.get(pk=plain.pk).is_active
+    pipeline.rebuild_start(sync=True)
+    assert Match.objects.get(pk=connected.pk).is_active
+    pipeline.rebuild_start(sync=False)  # the workers' chunks (in this process here) and their end
+    assert Match.objects.get(pk=connected.pk).is_active

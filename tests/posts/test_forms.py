@@ -275,3 +275,20 @@ def test_the_amount_box_takes_grouped_digits_in_a_browser():
     """A number box (type=number) refuses "1,250,000" in the browser, before the server could read it."""
     html = str(party_form()["amount_usd"])
     assert 'type="text"' in html and 'inputmode="decimal"' in html
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Short title", "Short title"),
+        ("Planned relocation of climate-threatened communities: standards and participation of the people moved",
+         "Planned relocation of climate-threatened communities: standards and…"),
+        ("x" * 100, "x" * 79 + "…"),
+        ("A title\nwith a break", "A title with a break"),
+    ],
+)  # fmt: skip
+def test_an_email_subject_cuts_a_title_at_a_words_end(title, expected):
+    from apps.posts.post_data import subject_title
+
+    got = subject_title(title)
+    assert got == expected and len(got) <= 80
