@@ -137,6 +137,8 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "events": post.events.select_related("actor") if can_manage else None,
         "close_form": CloseForm(),
         "perms_moderate": actor.is_secretariat,
+        # Its users may still withdraw or close its posts, nothing else: the page does not ask them to edit.
+        "provider_deactivated": actor.is_deactivated_provider,
     }
     return render(request, "posts/detail.html", context)
 

@@ -179,6 +179,16 @@ def test_post_page_offers_only_taking_it_down(web, posts):
     assert draft_page.context["actions"] == frozenset({"withdraw"})
 
 
+def test_post_page_does_not_ask_a_deactivated_provider_to_edit(web, posts, gcf):
+    """ "Edit the post ... then submit it again" and "add one by editing it" asked for what it can no longer do."""
+    returned = offer(gcf, title="Readiness grants", status=S.RETURNED, published_at=None,
+                     return_reason="Add the amounts.", contact_email="", contact_name="")  # fmt: skip
+    html = web.get(reverse("posts:detail", args=[returned.pk])).content.decode()
+    assert "Edit the post to address this" not in html and "add one by editing it" not in html
+    assert "you may withdraw or close this post, or ask the secretariat to reactivate it" in html
+    assert "No contact is given on this post." in html
+
+
 def test_web_withdraw_and_close(web, posts):
     response = web.post(reverse("posts:withdraw", args=[posts["published"].pk]))
     assert response.status_code == 302
