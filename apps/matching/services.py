@@ -99,9 +99,8 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     from .selectors import match_side_for_actor
 
     match_check_interest(interest)
-    match = (
-        Match.objects.select_for_update().select_related("need", "offer", "offer__provider").get(pk=match.pk)
-    )
+    # (Not offer__provider: PostgreSQL locks no row on an outer join's nullable side; it is read below if any.)
+    match = Match.objects.select_for_update().select_related("need", "offer").get(pk=match.pk)
     side = match_side_for_actor(actor=actor, match=match)
     if side is None:
         raise PermissionDenied(_("Only the Parties or providers of the two posts can answer a match."))
@@ -109,13 +108,8 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     if not match.is_active or match.need.status != published or match.offer.status != published:
         raise MatchAnswerError(_("This match is no longer open."))
     match.became_connection = False
-    provider = match.offer.provider
-    if (
-        interest == Interest.INTERESTED
-        and match.connected_at is None
-        and provider is not None
-        and not provider.is_active
-    ):
+    provider = match.offer.provider if match.offer.provider_id and interest == Interest.INTERESTED else None
+    if match.connected_at is None and provider is not None and not provider.is_active:
         # Its users and tokens can no longer answer: an interest would wait for ever, and a connection made
         # with an answer given before would send the Party's contacts to an organisation the secretariat stopped.
         raise MatchAnswerError(
