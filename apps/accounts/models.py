@@ -349,3 +349,19 @@ class ApiToken(models.Model):
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=threshold)
         ).update(last_used_at=now)
         self.last_used_at = now
+
+
+class SentEmail(models.Model):
+    """An email the platform sent to one person for one occasion (`key`, e.g. connection:<match>:<user>), recorded
+    in the transaction that sends it (`apps.accounts.emails.send_once`): a retry after a failure sends it, a retry
+    after a success (another recipient's failure, a task run twice) does not send it again."""
+
+    key = models.CharField(_("occasion"), max_length=200, unique=True)
+    sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("email sent")
+        verbose_name_plural = _("emails sent")
+
+    def __str__(self) -> str:
+        return self.key

@@ -11,6 +11,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from apps.accounts.emails import send_once
 from apps.accounts.models import User
 from apps.posts.models import Post
 from apps.posts.post_data import single_line, subject_title
@@ -37,21 +38,20 @@ def _contact(post: Post) -> dict:
 
 def connection_notify(match: Match) -> int:
     """Tell both sides of a new connection who the other is and how to reach them, each recipient in their own
-    language. Returns emails sent."""
+    language, once (`send_once`: a retry after one recipient's failure sends only what did not go). Returns
+    emails sent."""
     sent = 0
     for own, other in ((match.need, match.offer), (match.offer, match.need)):
-        by_language: dict[str, list[str]] = {}
-        for user in post_poster_users(own):
-            by_language.setdefault(user.email_language, []).append(user.email)
         contact = _contact(other)
-        for language, recipients in sorted(by_language.items()):
-            with translation.override(language):
+        for user in post_poster_users(own):
+            with translation.override(user.email_language):
                 body = render_to_string(
                     "matching/email/connection.txt",
                     {"own": own, "other": contact, "match": match, "site_url": settings.SITE_URL},
                 )
                 subject = _("New connection: %(title)s") % {"title": subject_title(other.title)}
-            sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+            sent += send_once(key=f"connection:{match.pk}:{user.pk}", subject=subject, body=body,
+                              recipient=user.email)  # fmt: skip
     return sent
 
 

@@ -154,29 +154,31 @@ def _queue_connection_notice(match_id: int) -> None:
 
 
 def connection_notice_send(*, match_id: int) -> int:
-    """Email both sides of a connection each other's contacts, once: the match is marked as notified in the same
-    transaction, and a failure to send leaves it unmarked (the task retries, the sweep tries again). Returns the
-    emails sent."""
+    """Email both sides of a connection each other's contacts, once: each email is recorded as it goes
+    (`send_once`), and the match is marked as notified once all went; a failure leaves it unmarked (the task
+    retries, the sweep tries again) and sends only what did not go. Returns the emails sent."""
     from .notifications import connection_notify
 
-    with transaction.atomic():
-        match = (
-            Match.objects.select_for_update(of=("self",))
-            .select_related("need", "offer")
-            .filter(
-                pk=match_id,
-                connected_at__isnull=False,
-                connection_notified_at__isnull=True,
-                is_active=True,
-                need__status=Post.Status.PUBLISHED,
-                offer__status=Post.Status.PUBLISHED,
-            )
-            .first()
+    match = (
+        Match.objects.select_related("need", "offer")
+        .filter(
+            pk=match_id,
+            connected_at__isnull=False,
+            connection_notified_at__isnull=True,
+            is_active=True,
+            need__status=Post.Status.PUBLISHED,
+            offer__status=Post.Status.PUBLISHED,
         )
-        if match is None:
-            return 0
-        sent = connection_notify(match)
-        Match.objects.filter(pk=match.pk).update(connection_notified_at=timezone.now())
+        .first()
+    )
+    if match is None:
+        return 0
+    # Each email in a transaction of its own (`send_once`), not all in one: a failure of the last recipient
+    # would have undone the record of those already sent, and the retry sent them again.
+    sent = connection_notify(match)
+    Match.objects.filter(pk=match.pk, connection_notified_at__isnull=True).update(
+        connection_notified_at=timezone.now()
+    )
     return sent
 
 

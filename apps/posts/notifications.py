@@ -4,10 +4,11 @@ point learnt of either only by logging in."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
+
+from apps.accounts.emails import send_once
 
 from .models import Post
 from .post_data import subject_title
@@ -36,16 +37,19 @@ def moderation_notify(*, post_id: int, event: str) -> int:
         and post.events.filter(action="returned").values_list("from_status", flat=True).first()
         == Post.Status.PUBLISHED
     )
-    by_language: dict[str, list[str]] = {}
-    for user in post_poster_users(post):
-        by_language.setdefault(user.email_language, []).append(user.email)
+    # Once per person and decision (`send_once`): a retry after one recipient's failure sends only what did not
+    # go. The decision is the history entry that made it (a post published, taken back, published again).
+    decision = (
+        post.events.filter(action=event).order_by("-created_at", "-id").values_list("pk", flat=True).first()
+    )
     sent = 0
-    for language, recipients in sorted(by_language.items()):
-        with translation.override(language):
+    for user in post_poster_users(post):
+        with translation.override(user.email_language):
             body = render_to_string(
                 f"posts/email/{event}.txt",
                 {"post": post, "site_url": settings.SITE_URL, "taken_back": taken_back},
             )
             subject = SUBJECTS["taken_back" if taken_back else event](subject_title(post.title))
-        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        sent += send_once(key=f"moderation:{post.pk}:{event}:{decision}:{user.pk}", subject=subject, body=body,
+                          recipient=user.email)  # fmt: skip
     return sent

@@ -948,8 +948,11 @@ def test_the_connection_email_gives_one_address_per_person(
     )
     mail.outbox.clear()
     Post.objects.filter(pk=match.need_id).update(contact_name="", contact_email="tana-project@example.go.ke")
+    from apps.accounts.models import SentEmail
     from apps.matching.notifications import connection_notify
 
+    assert connection_notify(Match.objects.select_related("need", "offer").get(pk=match.pk)) == 0  # sent once
+    SentEmail.objects.all().delete()  # as if it were another connection
     connection_notify(Match.objects.select_related("need", "offer").get(pk=match.pk))
     to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
     assert "Contact:\n  tana-project@example.go.ke\n" in to_japan.body and "Wanjiru" not in to_japan.body
@@ -962,3 +965,60 @@ def test_the_answers_a_client_must_send_are_named_as_sent_in_french(match, kenya
     with translation.override("fr"), pytest.raises(InvalidInterest) as refused:
         match_set_interest(actor=Actor.for_user(kenya), match=match, interest="x")
     assert str(refused.value) == "Choisissez «\u00a0interested\u00a0» ou «\u00a0dismissed\u00a0»."
+
+
+class RefusingOnceBackend:
+    """A mail server that refuses one address the first time only (a 451), and takes the rest."""
+
+    refused: set[str] = set()
+
+    def __init__(self, *args, **kwargs):
+        from django.core.mail.backends.locmem import EmailBackend
+
+        self.inner = EmailBackend(*args, **kwargs)
+
+    def send_messages(self, messages):
+        from smtplib import SMTPException
+
+        for message in messages:
+            for address in message.to:
+                if address == "k2@example.org" and address not in self.refused:
+                    self.refused.add(address)
+                    raise SMTPException("451 try again later")
+        return self.inner.send_messages(messages)
+
+
+def test_one_recipients_failure_sends_nobody_anything_twice(match, kenya, japan, settings):
+    """The retry of a connection's (or a decision's) emails after one recipient's failure sent the others theirs
+    again: each email is recorded as it goes."""
+    from apps.matching.services import connection_notice_send
+    from apps.posts.notifications import moderation_notify
+    from apps.posts.services import post_return
+
+    FocalPointFactory(username="ken2", party=party("KEN"), email="k2@example.org")
+    match.need_interest = match.offer_interest = "interested"
+    match.connected_at = timezone.now()
+    match.save()
+    RefusingOnceBackend.refused = set()
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingOnceBackend"
+    with pytest.raises(Exception, match="451"):
+        connection_notice_send(match_id=match.pk)
+    assert Match.objects.get(pk=match.pk).connection_notified_at is None
+    connection_notice_send(match_id=match.pk)
+    recipients = sorted(m.to[0] for m in mail.outbox)
+    assert recipients == ["jpn@example.org", "k2@example.org", "ken@example.org"]  # each once
+    assert Match.objects.get(pk=match.pk).connection_notified_at is not None
+    assert connection_notice_send(match_id=match.pk) == 0 and len(mail.outbox) == 3
+    # A decision of the secretariat: the same.
+    mail.outbox.clear()
+    RefusingOnceBackend.refused = set()
+    post_return(
+        actor=Actor.for_user(SecretariatFactory(username="sec1")), post=match.need, reason="Outdated."
+    )
+    mail.outbox.clear()
+    RefusingOnceBackend.refused = set()
+    with pytest.raises(Exception, match="451"):
+        moderation_notify(post_id=match.need_id, event="returned")
+    moderation_notify(post_id=match.need_id, event="returned")
+    moderation_notify(post_id=match.need_id, event="returned")
+    assert sorted(m.to[0] for m in mail.outbox) == ["k2@example.org", "ken@example.org"]
