@@ -47,7 +47,13 @@ def moderation_notify(*, post_id: int, event: str) -> int:
         with translation.override(user.email_language):
             body = render_to_string(
                 f"posts/email/{event}.txt",
-                {"post": post, "site_url": settings.SITE_URL, "taken_back": taken_back},
+                {
+                    "post": post,
+                    "site_url": settings.SITE_URL,
+                    "taken_back": taken_back,
+                    # Its users may only withdraw or close its posts: not asked to edit and resubmit.
+                    "provider_deactivated": post.provider_id is not None and not post.provider.is_active,
+                },
             )
             subject = SUBJECTS["taken_back" if taken_back else event](subject_title(post.title))
         sent += send_once(key=f"moderation:{post.pk}:{event}:{decision}:{user.pk}", subject=subject, body=body,

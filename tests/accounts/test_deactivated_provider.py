@@ -374,3 +374,19 @@ def test_a_post_is_not_moved_to_a_deactivated_provider(posts, gcf, secretariat, 
         services.post_update(actor=Actor.for_user(secretariat), post=other, data=moved)
     other.refresh_from_db()
     assert other.provider.short_name == "AF"
+
+
+def test_a_deactivated_providers_users_are_not_emailed_to_edit_a_returned_post(
+    posts, gcf, gcf_user, secretariat
+):
+    from django.core import mail
+
+    from apps.accounts.actors import Actor
+    from apps.posts.notifications import moderation_notify
+    from apps.posts.services import post_return
+
+    post_return(actor=Actor.for_user(secretariat), post=posts["published"], reason="Outdated amounts.")
+    moderation_notify(post_id=posts["published"].pk, event="returned")
+    (email,) = [m for m in mail.outbox if m.to == [gcf_user.email]]
+    assert "Change it and submit it again" not in email.body and "/edit/" not in email.body
+    assert "you may withdraw or close this post, or ask the secretariat to reactivate it" in email.body
