@@ -569,6 +569,14 @@ def fingerprint(result: MatchResult, version: int) -> int:
     return _fingerprints([_row_values(result)], version)[0]
 
 
+def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which `keys` are in `sorted_keys` (sorted): a binary search each, not a sort of both (np.isin)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
+
+
 def _strong_as_stored(scores: np.ndarray) -> np.ndarray:
     """Which scores are strong as the database sees them: stored rounded (`_stored_score`), as `strong_at` is
     set from them (a raw 0.7499996 is stored as 0.75)."""
@@ -595,10 +603,15 @@ class StoredFingerprints:
         fingerprints: np.ndarray,
         known: np.ndarray,
         strong_missing: np.ndarray,
+        inactive_keys: np.ndarray | None = None,
     ) -> None:
         order = np.argsort(keys, kind="stable")
         self.ids, self.keys, self.fingerprints = ids[order], keys[order], fingerprints[order]
         self.known, self.strong_missing = known[order], strong_missing[order]
+        # The pairs stored but retired: not "absent" (their insert would fail, and be undone, and upserted).
+        self.inactive_keys = (
+            np.sort(inactive_keys) if inactive_keys is not None else np.zeros(0, dtype=np.int64)
+        )
 
     @classmethod
     def read(cls) -> StoredFingerprints:
@@ -611,8 +624,9 @@ class StoredFingerprints:
             )
             .values_list("id", "need_id", "offer_id", "stored_fingerprint", "known", "strong_missing")
         )
+        retired = _int8_rows(Match.objects.filter(is_active=False).values_list("need_id", "offer_id"))
         return cls(rows[:, 0], _pair_keys(rows[:, 1:3]), rows[:, 3], rows[:, 4].astype(bool),
-                   rows[:, 5].astype(bool))  # fmt: skip
+                   rows[:, 5].astype(bool), _pair_keys(retired))  # fmt: skip
 
     def unchanged(
         self, need_ids: np.ndarray, offer_ids: np.ndarray, scores: np.ndarray, prints: np.ndarray
@@ -629,12 +643,10 @@ class StoredFingerprints:
         return same & ~(_strong_as_stored(scores) & self.strong_missing[at])
 
     def absent(self, results: list[MatchResult]) -> np.ndarray:
-        """Which results' pairs were not active when the rebuild started (most likely not stored at all)."""
-        if len(self.keys) == 0:
-            return np.ones(len(results), dtype=bool)
+        """Which results' pairs were not stored when the rebuild started, active or retired (most likely not
+        stored now either: a worker may have inserted one since)."""
         keys = _pair_keys([(r.need_id, r.offer_id) for r in results])
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return self.keys[at] != keys
+        return ~_in_sorted(keys, self.keys) & ~_in_sorted(keys, self.inactive_keys)
 
     def changed(self, results: list[MatchResult], prints: list[int]) -> np.ndarray:
         """Which of the results (with their `fingerprint`s) their stored rows do not hold already: a pair not
@@ -865,7 +877,8 @@ def _entering_other_lists(record: PostRecord, results: list[MatchResult], k: int
     scores: dict[int, list[float]] = defaultdict(list)
     for other_id, score in (
         Match.objects.active()
-        .filter(**{f"{other}_id__in": list(by_other)})
+        # (Connections kept beyond the top k are not places in it.)
+        .filter(**{f"{other}_id__in": list(by_other)}, connected_at__isnull=True)
         .exclude(**{f"{own}_id": record.id})
         .values_list(f"{other}_id", "score")
     ):
@@ -917,6 +930,16 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
             # Rows with the post on the other side, from before its kind changed (the post service retires
             # them with the change; this holds whatever else wrote the change).
             Match.objects.active().filter(**{other: pk}).update(is_active=False)
+            # Its connections come back with it (published again after a take-back), ranked or not.
+            Match.objects.filter(
+                **{side: pk},
+                connected_at__isnull=False,
+                is_active=False,
+                need__status=Post.Status.PUBLISHED,
+                offer__status=Post.Status.PUBLISHED,
+                need__kind=Post.Kind.NEED,
+                offer__kind=Post.Kind.OFFER,
+            ).update(is_active=True)
             written += _upsert(keep, version=version)
     return written
 

@@ -169,6 +169,8 @@ def connection_notice_send(*, match_id: int) -> int:
             need__status=Post.Status.PUBLISHED,
             offer__status=Post.Status.PUBLISHED,
         )
+        # Not the contacts of a Party to a provider the secretariat stopped meanwhile.
+        .exclude(offer__provider__is_active=False)
         .first()
     )
     if match is None:
@@ -200,6 +202,7 @@ def connection_notice_sweep(*, batch: int = 100) -> int:
             need__status=Post.Status.PUBLISHED,
             offer__status=Post.Status.PUBLISHED,
         )
+        .exclude(offer__provider__is_active=False)
         .order_by("connected_at")
         .values_list("pk", flat=True)[:batch]
     )

@@ -1178,3 +1178,50 @@ def test_a_connection_survives_an_edit_and_a_rebuild_that_no_longer_rank_it(
     assert Match.objects.get(pk=connected.pk).is_active
     pipeline.rebuild_start(sync=False)  # the workers' chunks (in this process here) and their end
     assert Match.objects.get(pk=connected.pk).is_active
+
+
+def test_a_retired_pair_is_upserted_not_first_inserted(corpus, monkeypatch):
+    """The rebuild reads the retired pairs too: their rows are stored, so they go straight to the upsert (a
+    plain insert of them failed, was undone, and left dead rows behind)."""
+    pipeline.rebuild_start(sync=True)
+    retired = Match.objects.active().order_by("pk").first()
+    Match.objects.filter(pk=retired.pk).update(is_active=False)
+    stored = pipeline.StoredFingerprints.read()
+    fresh_result = engine_result(retired.need_id, retired.offer_id + 10_000)
+    assert stored.absent([engine_result(retired.need_id, retired.offer_id), fresh_result]).tolist() == [
+        False,
+        True,
+    ]
+
+
+def engine_result(need_id: int, offer_id: int):
+    from apps.matching.engine import MatchResult
+
+    return MatchResult(need_id, offer_id, 0.5, {})
+
+
+def test_a_connection_comes_back_with_its_post(corpus, django_capture_on_commit_callbacks):
+    """Taken back, a post's matches leave the list, its connections too; published again, its connections come
+    back with it, ranked or not (a connection is not undone)."""
+    from django.utils import timezone
+
+    from apps.posts import services
+
+    from .conftest import SECRETARIAT_ACTOR
+
+    need = corpus["n-flood"]
+    connected = Match.objects.active().filter(need=need).order_by("pk").first()
+    Match.objects.filter(pk=connected.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_return(actor=SECRETARIAT_ACTOR, post=need, reason="Check the amounts.")
+    assert not Match.objects.get(pk=connected.pk).is_active
+    need.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_submit(actor=SECRETARIAT_ACTOR, post=need)
+    need.refresh_from_db()
+    Match.objects.filter(pk=connected.pk).update(score=0.01)  # as if it no longer ranked
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_publish(actor=SECRETARIAT_ACTOR, post=need)
+    assert Match.objects.get(pk=connected.pk).is_active
