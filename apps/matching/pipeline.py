@@ -569,12 +569,16 @@ def fingerprint(result: MatchResult, version: int) -> int:
     return _fingerprints([_row_values(result)], version)[0]
 
 
-def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Which `keys` are in `sorted_keys` (sorted): a binary search each, not a sort of both (np.isin)."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), dtype=bool)
+def _find(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which `keys` are in `sorted_keys` (sorted, not empty), and where: a binary search each, not a sort of
+    both (np.isin)."""
     at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[at] == keys
+    return sorted_keys[at] == keys, at
+
+
+def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which `keys` are in `sorted_keys` (sorted)."""
+    return _find(keys, sorted_keys)[0] if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
 
 
 def _strong_as_stored(scores: np.ndarray) -> np.ndarray:
@@ -637,9 +641,8 @@ class StoredFingerprints:
         computed from; those of rows written otherwise (`fingerprint`: what a row holds) never equal one."""
         if len(self.keys) == 0 or len(need_ids) == 0:
             return np.zeros(len(need_ids), dtype=bool)
-        keys = _pair_keys(np.stack([need_ids, offer_ids], axis=1))
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        same = (self.keys[at] == keys) & self.known[at] & (self.fingerprints[at] == prints)
+        found, at = _find(_pair_keys(np.stack([need_ids, offer_ids], axis=1)), self.keys)
+        same = found & self.known[at] & (self.fingerprints[at] == prints)
         return same & ~(_strong_as_stored(scores) & self.strong_missing[at])
 
     def absent(self, results: list[MatchResult]) -> np.ndarray:
@@ -651,18 +654,10 @@ class StoredFingerprints:
     def changed(self, results: list[MatchResult], prints: list[int]) -> np.ndarray:
         """Which of the results (with their `fingerprint`s) their stored rows do not hold already: a pair not
         stored (or not active), stored with another fingerprint or none (a row edited since it was written),
-        or becoming strong (`strong_at` is set)."""
-        if len(self.keys) == 0:
-            return np.ones(len(results), dtype=bool)
-        keys = _pair_keys([(r.need_id, r.offer_id) for r in results])
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        same = (
-            (self.keys[at] == keys)
-            & self.known[at]
-            & (self.fingerprints[at] == np.array(prints, dtype=np.int64))
-        )
-        strong = _strong_as_stored(np.array([r.score for r in results]))
-        return ~same | (strong & self.strong_missing[at])
+        or becoming strong (`strong_at` is set): what `unchanged` does not hold."""
+        pairs = np.array([(r.need_id, r.offer_id) for r in results], dtype=np.int64).reshape(-1, 2)
+        scores = np.array([r.score for r in results], dtype=np.float64)
+        return ~self.unchanged(pairs[:, 0], pairs[:, 1], scores, np.array(prints, dtype=np.int64))
 
 
 def _upsert(
@@ -752,6 +747,14 @@ _UPSERT_TYPES = ["int8", "int8", "float8", "float8", "float8", "float8", "float8
                  "timestamptz"]  # fmt: skip
 
 
+# What an inserted row holds besides `_UPSERT_COLUMNS` (the upsert's insert and the plain insert of fresh rows):
+# active, interests unanswered, strong from now if it is (`{t}`: the table its values are read from).
+_NEW_ROW_COLUMNS = "is_active, created_at, updated_at, need_interest, offer_interest, strong_at"
+_NEW_ROW_VALUES = (
+    "true, %(now)s, %(now)s, '', '', CASE WHEN {t}.score >= %(strong)s THEN %(now)s::timestamptz END"
+)
+
+
 def _copy_rows(
     cursor: Any, values: list[tuple[Any, ...]], prints: list[int], version: int, now: datetime
 ) -> None:
@@ -786,9 +789,8 @@ def _insert_fresh_by_copy(
         try:
             with transaction.atomic():
                 cursor.execute(
-                    f"INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
-                    f"offer_interest, strong_at) SELECT {columns}, true, %(now)s, %(now)s, '', '', "
-                    "CASE WHEN score >= %(strong)s THEN %(now)s::timestamptz END FROM matching_upsert",
+                    f"INSERT INTO matching_match ({columns}, {_NEW_ROW_COLUMNS}) "
+                    f"SELECT {columns}, {_NEW_ROW_VALUES.format(t='u')} FROM matching_upsert u",
                     {"now": now, "strong": settings.MATCHING_STRONG_SCORE},
                 )
             return
@@ -856,9 +858,8 @@ def _upsert_by_copy(
             f"  changed_at = {changed_at.format(t='m', s='s')}, "
             "   strong_at = COALESCE(m.strong_at, CASE WHEN s.score >= %(strong)s THEN %(now)s::timestamptz END) "
             "   FROM stored s WHERE m.id = s.match_id AND s.differs"
-            f") INSERT INTO matching_match ({columns}, is_active, created_at, updated_at, need_interest, "
-            f"offer_interest, strong_at) SELECT {values}, true, %(now)s, %(now)s, '', '', "
-            "CASE WHEN s.score >= %(strong)s THEN %(now)s::timestamptz END FROM stored s WHERE s.match_id IS NULL "
+            f") INSERT INTO matching_match ({columns}, {_NEW_ROW_COLUMNS}) "
+            f"SELECT {values}, {_NEW_ROW_VALUES.format(t='s')} FROM stored s WHERE s.match_id IS NULL "
             f"ON CONFLICT (need_id, offer_id) DO UPDATE SET {updated_on_conflict}, is_active = true, "
             "updated_at = EXCLUDED.updated_at, "
             f"changed_at = {changed_at.format(t='matching_match', s='EXCLUDED')}, "
