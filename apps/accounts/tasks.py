@@ -7,6 +7,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.db import DatabaseError
 
+from .emails import sent_email_prune
 from .services import password_reset_send
 
 
@@ -20,3 +21,9 @@ from .services import password_reset_send
 )
 def send_password_reset(user_id: int) -> int:
     return password_reset_send(user_id=user_id)
+
+
+@shared_task(autoretry_for=(DatabaseError,), retry_backoff=60, max_retries=3, acks_late=True)
+def prune_sent_emails() -> int:
+    """Daily (beat): forget the records of emails sent more than a year ago."""
+    return sent_email_prune()

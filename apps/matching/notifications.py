@@ -51,7 +51,7 @@ def connection_notify(match: Match) -> int:
                 )
                 subject = _("New connection: %(title)s") % {"title": subject_title(other.title)}
             sent += send_once(key=f"connection:{match.pk}:{user.pk}", subject=subject, body=body,
-                              recipient=user.email)  # fmt: skip
+                              recipient=user.email, reply_to=contact["contacts"])  # fmt: skip
     return sent
 
 

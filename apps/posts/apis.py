@@ -588,6 +588,11 @@ class PostDetailApi(PostApiMixin, ApiView):
         refs = ReferenceData()
         if partial:
             record = {**post_input_record(posts_with_facets([post])[0]), **body}
+            # A post has one poster: naming a Party replaces the provider and the other way round (else a
+            # provider's {"party": ...} read "not both" instead of "cannot move").
+            for named, other in (("party", "provider"), ("provider", "party")):
+                if body.get(named) is not None and other not in body:
+                    record[other] = None
         else:
             record = self.own_poster(body, refs)
         data = self.parse(record, refs)

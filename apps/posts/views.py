@@ -40,6 +40,7 @@ from .selectors import (
     post_list_own,
     post_list_public,
     post_list_visible,
+    post_poster_users,
     post_status_counts,
 )
 from .services import (
@@ -126,14 +127,12 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "eligible_labels": post_eligibility_labels(list(post.eligible)),
         # Contact details are for registered users only; the public reads the post without them.
         "show_contact": actor.is_authenticated,
-        # The owner as a contact, unless the post was made by the secretariat (an import, say): its staff are
-        # not the poster's contact.
-        "show_owner_contact": bool(
-            post.owner
-            and post.owner.email
-            and post.owner.role != "secretariat"
-            and not post.owner.is_superuser
-        ),
+        # Without a contact email on the post, the people who speak for its Party or provider: whom the
+        # connection email gives too (the owner was shown before: the secretariat's staff for an import, a
+        # focal point who left, and nobody for a provider's offer made through its token).
+        "poster_contacts": post_poster_users(post)
+        if actor.is_authenticated and not post.contact_email
+        else [],
         "events": post.events.select_related("actor") if can_manage else None,
         "close_form": CloseForm(),
         "perms_moderate": actor.is_secretariat,

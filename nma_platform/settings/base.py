@@ -649,4 +649,8 @@ CELERY_BEAT_SCHEDULE = {
     "matching-sweep": {"task": "apps.matching.tasks.sweep_pending", "schedule": MATCHING_SWEEP_SECONDS},
     "matching-refit": {"task": "apps.matching.tasks.refit_if_grown", "schedule": 60 * 60},
     "matching-digest": {"task": "apps.matching.tasks.send_digests", "schedule": crontab(hour=6, minute=0)},
+    "accounts-prune-sent-emails": {
+        "task": "apps.accounts.tasks.prune_sent_emails",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }

@@ -186,7 +186,8 @@ def test_post_page_does_not_ask_a_deactivated_provider_to_edit(web, posts, gcf):
     html = web.get(reverse("posts:detail", args=[returned.pk])).content.decode()
     assert "Edit the post to address this" not in html and "add one by editing it" not in html
     assert "you may withdraw or close this post, or ask the secretariat to reactivate it" in html
-    assert "No contact is given on this post." in html
+    # No contact on the post: its users are given instead, as the connection email gives them.
+    assert "Users of the organisation" in html and "add one by editing it" not in html
 
 
 def test_web_withdraw_and_close(web, posts):

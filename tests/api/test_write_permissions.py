@@ -288,3 +288,35 @@ def test_a_post_cannot_be_moved_to_another_party(call):
     assert response.json()["errors"][0]["field"] == "party"
     post.refresh_from_db()
     assert post.party == party("KEN")
+
+
+def test_a_provider_naming_a_party_is_told_the_post_cannot_move(call, provider):
+    # PATCH merges into the stored post: a provider's {"party": ...} kept its provider too, and the answer was
+    # "Give a Party or a support provider, not both." instead of the move being refused.
+    offer = PostFactory(kind="offer", party=None, provider=provider)
+    response = call("provider_token", "patch", f"/api/v1/posts/{offer.pk}/", {"party": "BRA"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"field": "party", "code": "immutable", "message": "A post cannot move to another Party or provider."}
+    ]
+    own = PostFactory(kind="offer")
+    response = call("own_party_token", "patch", f"/api/v1/posts/{own.pk}/", {"provider": provider.short_name})
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("provider", "immutable")]
+    offer.refresh_from_db()
+    own.refresh_from_db()
+    assert (offer.party, offer.provider, own.party, own.provider) == (None, provider, party("KEN"), None)
+
+
+def test_the_secretariat_moves_a_providers_offer_to_a_party_by_naming_the_party(call, provider):
+    offer = PostFactory(kind="offer", party=None, provider=provider)
+    response = call("session_secretariat", "patch", f"/api/v1/posts/{offer.pk}/", {"party": "BRA"})
+    assert response.status_code == 200, response.json()
+    assert (response.json()["party"], response.json()["provider"]) == ("BRA", None)
+    both = call(
+        "session_secretariat", "patch", f"/api/v1/posts/{offer.pk}/",
+        {"party": "KEN", "provider": provider.short_name},
+    )  # fmt: skip
+    assert both.status_code == 400  # naming both is still refused
+    offer.refresh_from_db()
+    assert (offer.party, offer.provider) == (party("BRA"), None)

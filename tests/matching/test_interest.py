@@ -819,6 +819,7 @@ def test_the_connection_email_says_when_the_other_side_gave_no_contact(match, ke
     connection_notice_send(match_id=match.pk)
     (to_kenya,) = mail.outbox  # Japan has no address to send to
     assert "none given on the post: the secretariat can put you in touch." in to_kenya.body
+    assert to_kenya.reply_to == [] and "Reply-To" not in to_kenya.message()
     assert "<>" not in to_kenya.body
 
 
@@ -945,6 +946,11 @@ def test_the_connection_email_gives_one_address_per_person(
     to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
     assert (
         "Contact:\n  Wanjiru Kamau <ken@example.org>\n  Otieno Odhiambo <k2@example.org>\n" in to_japan.body
+    )
+    # A reply reaches the other side, not the platform's own address.
+    assert to_japan.reply_to == ["Wanjiru Kamau <ken@example.org>", "Otieno Odhiambo <k2@example.org>"]
+    assert (
+        to_japan.message()["Reply-To"] == "Wanjiru Kamau <ken@example.org>, Otieno Odhiambo <k2@example.org>"
     )
     mail.outbox.clear()
     Post.objects.filter(pk=match.need_id).update(contact_name="", contact_email="tana-project@example.go.ke")

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from apps.posts.models import Post, PostEvent
-from tests.factories import PostFactory, SupportProviderFactory, party
+from tests.factories import FocalPointFactory, PostFactory, SupportProviderFactory, party
 
 pytestmark = pytest.mark.django_db
 
@@ -428,12 +428,34 @@ def test_published_detail_shows_contacts_to_logged_in_users(observer, focal_poin
     html = login(observer).get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert "amina@kenya.example" in html and "Amina Odhiambo" in html
     assert "None given on the post" not in html
-    assert focal_point.email in html
+    # The contact given is whom to write to, as in the connection email: not also the focal points.
+    assert focal_point.email not in html and "Focal points of the Party" not in html
     assert reverse("posts:edit", args=[post.pk]) not in html
 
 
-def test_a_post_without_contacts_says_who_can_put_you_in_touch(observer, secretariat, focal_point, login):
-    # Imported by the secretariat, no contact given: its staff are not the poster's contact.
+def test_a_post_without_a_contact_gives_whom_the_connection_email_gives(
+    observer, secretariat, focal_point, provider_user, login
+):
+    # Imported by the secretariat, no contact given: Kenya's focal points, not the secretariat's staff.
+    FocalPointFactory(username="fp_ken_left", party=party("KEN"), email="left@kenya.example", is_active=False)
+    imported = ken_post("published", owner=secretariat)
+    html = login(observer).get(reverse("posts:detail", args=[imported.pk])).content.decode()
+    assert "Focal points of the Party" in html and f'href="mailto:{focal_point.email}"' in html
+    assert secretariat.email not in html and "left@kenya.example" not in html
+    assert "None given on the post" not in html
+    # An offer made through its provider's token is owned by the secretariat user who issued the token: the
+    # page named nobody while the connection email gave the provider's users.
+    offer = PostFactory(kind="offer", party=None, provider=provider_user.provider, owner=secretariat)
+    html = login(observer).get(reverse("posts:detail", args=[offer.pk])).content.decode()
+    assert "Users of the organisation" in html and provider_user.email in html
+    assert secretariat.email not in html
+
+
+def test_a_post_whose_poster_has_nobody_to_write_to_says_who_can_put_you_in_touch(
+    observer, secretariat, focal_point, login
+):
+    focal_point.email = ""
+    focal_point.save()
     imported = ken_post("published", owner=secretariat)
     html = login(observer).get(reverse("posts:detail", args=[imported.pk])).content.decode()
     assert "None given on the post: the secretariat can put you in touch." in html
@@ -441,15 +463,8 @@ def test_a_post_without_contacts_says_who_can_put_you_in_touch(observer, secreta
     # Its owner is told how to add one; the secretariat, only that there is none.
     html = login(secretariat).get(reverse("posts:detail", args=[imported.pk])).content.decode()
     assert "No contact is given on this post.</p>" in html and "can put you in touch" not in html
-    owned = ken_post("published", owner=focal_point)
-    owned.owner = secretariat  # imported for Kenya: Kenya's focal point manages it
-    owned.save()
-    html = login(focal_point).get(reverse("posts:detail", args=[owned.pk])).content.decode()
+    html = login(focal_point).get(reverse("posts:detail", args=[imported.pk])).content.decode()
     assert "add one by editing it" in html
-    # Made by a focal point: they are the contact.
-    own = ken_post("published", owner=focal_point)
-    html = login(observer).get(reverse("posts:detail", args=[own.pk])).content.decode()
-    assert focal_point.email in html and "None given on the post" not in html
 
 
 def test_detail_shows_the_owners_actions_for_the_status(focal_point, login):

@@ -1,0 +1,44 @@
+"""The ledger of emails sent once (`send_once`): its Reply-To, and its pruning by a daily beat task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.utils import timezone
+
+from apps.accounts.emails import SENT_EMAIL_KEEP, send_once
+from apps.accounts.models import SentEmail
+from apps.accounts.tasks import prune_sent_emails
+from nma_platform.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+def test_records_older_than_a_year_are_pruned_and_newer_ones_kept():
+    send_once(key="old", subject="s", body="b", recipient="a@example.org")
+    send_once(key="recent", subject="s", body="b", recipient="a@example.org")
+    now = timezone.now()
+    SentEmail.objects.filter(key="old").update(sent_at=now - SENT_EMAIL_KEEP - timedelta(minutes=1))
+    SentEmail.objects.filter(key="recent").update(sent_at=now - SENT_EMAIL_KEEP + timedelta(hours=1))
+    assert prune_sent_emails() == 1
+    assert list(SentEmail.objects.values_list("key", flat=True)) == ["recent"]
+    # A kept record still stops the email from going twice.
+    assert send_once(key="recent", subject="s", body="b", recipient="a@example.org") == 0
+    assert len(mail.outbox) == 2
+
+
+def test_the_pruning_runs_daily_from_beat():
+    entry = settings.CELERY_BEAT_SCHEDULE["accounts-prune-sent-emails"]
+    assert entry["task"] in app.tasks  # the name beat sends is a task the workers know
+    assert entry["schedule"].hour == {3} and entry["schedule"].minute == {30}
+
+
+def test_reply_to_is_set_only_when_given():
+    send_once(key="a", subject="s", body="b", recipient="a@example.org", reply_to=["B <b@example.org>"])
+    send_once(key="b", subject="s", body="b", recipient="a@example.org")
+    first, second = mail.outbox
+    assert first.message()["Reply-To"] == "B <b@example.org>"
+    assert "Reply-To" not in second.message()
