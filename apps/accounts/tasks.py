@@ -23,7 +23,9 @@ def send_password_reset(user_id: int) -> int:
     return password_reset_send(user_id=user_id)
 
 
-@shared_task(autoretry_for=(DatabaseError,), retry_backoff=60, max_retries=3, acks_late=True)
+@shared_task(
+    autoretry_for=(DatabaseError,), retry_backoff=60, retry_backoff_max=600, max_retries=3, acks_late=True
+)
 def prune_sent_emails() -> int:
     """Daily (beat): forget the records of emails sent more than a year ago."""
     return sent_email_prune()
