@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
+from apps.posts.models import Post
 
 from .models import Match
 from .selectors import MatchSummary, match_add_passages, match_shown_to, match_side_for_actor, match_summaries
@@ -90,13 +91,16 @@ def _answer(
         back = came_from if came_from and came_from.split("?")[0] == page else page
         return redirect(back + "#matches")
     match = Match.objects.select_related("need", "offer").get(pk=match.pk)
-    match_for_display(match, own_post, actor)
-    if match.is_active:
-        match_add_passages(post=own_post, matches=[match])
-    else:
-        match.side = None  # no buttons: it can no longer be answered
+    other = match.offer if own_post.pk == match.need_id else match.need
     context = {"match": match, "post": own_post, "error": error, "notice": notice}
-    item = render_to_string("matching/_match_item.html", context, request=request)
+    if not match.is_active or other.status != Post.Status.PUBLISHED:
+        # Off the list: nothing of the other post, which may be taken back and edited, unpublished (its title
+        # and wording were shown again at each click, while its page answered "not found").
+        item = render_to_string("matching/_match_gone.html", context, request=request)
+    else:
+        match_for_display(match, own_post, actor)
+        match_add_passages(post=own_post, matches=[match])
+        item = render_to_string("matching/_match_item.html", context, request=request)
     # The panel's counts as they are now, put in place of the page's (out of band): "3 matches await your
     # answer" went on saying 3 after each answer.
     came_from = _came_from(request) or ""

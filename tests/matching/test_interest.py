@@ -285,6 +285,28 @@ def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
     assert item.lstrip().startswith(f'<li class="match" id="match-{match.pk}" tabindex="-1">')
     assert 'role="alert">This match is no longer open.' in item
     assert "<form" not in item and reverse("posts:detail", args=[match.offer_id]) not in item
+    assert match.offer.title not in item and match.offer.description[:40] not in item
+    match.refresh_from_db()
+    assert match.need_interest == ""
+
+
+def test_answering_a_match_whose_other_post_was_taken_back_shows_nothing_of_its_new_text(match, kenya, login):
+    """Taken back by the secretariat, the offer is unpublished and its Party may rewrite it: the answer to a click
+    on the match showed its current title and explanation, while its page answered "not found"."""
+    Post.objects.filter(pk=match.offer_id).update(status="returned", title="A private revision")
+    for active in (True, False):  # retired with it, or left active (data from before the rule)
+        Match.objects.filter(pk=match.pk).update(is_active=active)
+        item = (
+            login(kenya)
+            .post(
+                reverse("matching:interest", args=[match.pk]),
+                {"interest": "interested"},
+                HTTP_HX_REQUEST="true",
+            )
+            .content.decode()
+        )
+        assert 'role="alert">' in item and "A match that is no longer listed" in item
+        assert "A private revision" not in item and "Japan" not in item and "<form" not in item
     match.refresh_from_db()
     assert match.need_interest == ""
 
