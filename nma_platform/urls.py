@@ -41,6 +41,12 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="accounts:password_reset"),
         name="admin_password_reset",
     ),
+    # The admin's password change, with the site's limit on wrong current passwords (before the admin's URLs).
+    path(
+        "admin/password_change/",
+        admin.site.admin_view(account_views.AdminPasswordChangeView.as_view()),
+        name="admin_password_change",
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("apps.accounts.urls")),
     path("matches/", include("apps.matching.urls")),

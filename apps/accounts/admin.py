@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -29,6 +30,9 @@ from .forms import preferred_language_field
 from .models import ApiToken, Role, User
 
 # The secretariat's workplace says whose it is (Django's default header reads "Django administration").
+# Roles decide who may do what (`Actor`, `SecretariatAdminMixin`): Django's groups and per-model permissions are
+# not read anywhere, so they are not offered (a secretariat user given "view post" only still had every power).
+admin.site.unregister(Group)
 admin.site.site_header = _("NMA Platform administration")
 admin.site.site_title = _("NMA Platform administration")
 admin.site.index_title = _("Secretariat administration")
@@ -75,10 +79,11 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         (
             _("Access"),
             {
-                "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
+                "fields": ("is_active", "is_staff", "is_superuser"),
                 "description": _(
                     "Staff status follows the role: secretariat users (and superusers) enter this "
-                    "administration, nobody else."
+                    "administration, nobody else. The role decides what a user may do: every secretariat "
+                    "user has all of the secretariat's powers."
                 ),
             },
         ),
@@ -119,7 +124,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         readonly = ["is_staff", "last_login", "date_joined", "site_language"]
         if not request.user.is_superuser:
             # The secretariat manages roles, not Django's own superpowers.
-            readonly += ["is_superuser", "groups", "user_permissions"]
+            readonly += ["is_superuser"]
         return readonly
 
     def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):

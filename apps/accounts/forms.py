@@ -5,11 +5,14 @@ import logging
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin import forms as admin_forms
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import password_validation
+from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError as BrokerError
 
+from .counters import cache_failed, cache_resting
 from .models import User
 from .services import password_reset_allowed, password_reset_send
 
@@ -94,8 +97,69 @@ class PlainPasswordHelpMixin:
         )
 
 
-class PasswordChangeForm(PlainPasswordHelpMixin, auth_forms.PasswordChangeForm):
+class LimitedOldPasswordMixin:
+    """At most LOGIN_FAILURE_LIMIT wrong current passwords per user, then none is checked for
+    LOGIN_LOCKOUT_MINUTES: whoever holds a session (a computer left logged in) could guess the password without
+    limit on this form, which django-axes never sees, and then lock its owner out. Counted in the cache; when
+    the cache does not answer, the check goes on without the limit (as the other counters do)."""
+
+    def clean_old_password(self):
+        key = f"password-change-failures:{self.user.pk}"
+        failures = self._failures(key)
+        if failures >= settings.AXES_FAILURE_LIMIT:
+            raise forms.ValidationError(
+                _("Too many wrong passwords: try again in %(minutes)d minutes.")
+                % {"minutes": settings.LOGIN_LOCKOUT_MINUTES},
+                code="too_many_attempts",
+            )
+        try:
+            password = super().clean_old_password()
+        except forms.ValidationError:
+            self._count(key)
+            raise
+        self._reset(key)
+        return password
+
+    @staticmethod
+    def _failures(key: str) -> int:
+        if cache_resting():
+            return 0
+        try:
+            return int(cache.get(key) or 0)
+        except Exception as error:
+            cache_failed("the limit of wrong current passwords", error)
+            return 0
+
+    @staticmethod
+    def _count(key: str) -> None:
+        if cache_resting():
+            return
+        timeout = settings.LOGIN_LOCKOUT_MINUTES * 60
+        try:
+            if not cache.add(key, 1, timeout=timeout):
+                cache.incr(key)
+                cache.touch(key, timeout)  # the wait starts again at each failure, as the login's does
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=timeout)
+        except Exception as error:
+            cache_failed("the limit of wrong current passwords", error)
+
+    @staticmethod
+    def _reset(key: str) -> None:
+        if cache_resting():
+            return
+        try:
+            cache.delete(key)
+        except Exception as error:
+            cache_failed("the limit of wrong current passwords", error)
+
+
+class PasswordChangeForm(LimitedOldPasswordMixin, PlainPasswordHelpMixin, auth_forms.PasswordChangeForm):
     pass
+
+
+class AdminPasswordChangeForm(LimitedOldPasswordMixin, admin_forms.AdminPasswordChangeForm):
+    """The admin's "Change password" page, limited as the site's."""
 
 
 class SetPasswordForm(PlainPasswordHelpMixin, auth_forms.SetPasswordForm):

@@ -6,7 +6,7 @@ import ipaddress
 from axes.helpers import get_cool_off
 from axes.utils import reset as axes_reset
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +16,14 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views import i18n as i18n_views
 
-from .forms import LoginForm, PasswordChangeForm, PasswordResetForm, ProfileForm, SetPasswordForm
+from .forms import (
+    AdminPasswordChangeForm,
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    ProfileForm,
+    SetPasswordForm,
+)
 from .models import User
 from .permissions import ApiRateThrottle
 
@@ -101,6 +108,18 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         response = super().form_valid(form)
         messages.success(self.request, _("Your password is changed."))
         return response
+
+
+class AdminPasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's own "Change password" page (Django's admin site fixes its form), with the site's limit on
+    wrong current passwords."""
+
+    form_class = AdminPasswordChangeForm
+    template_name = "registration/password_change_form.html"  # the admin's
+    success_url = reverse_lazy("admin:password_change_done")
+
+    def get_context_data(self, **kwargs):
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
 
 
 class PasswordResetView(auth_views.PasswordResetView):

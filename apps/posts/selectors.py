@@ -283,4 +283,6 @@ def post_poster_users(post: Post) -> list:
         condition = Q(role=Role.FOCAL_POINT, party_id=post.party_id)
     else:
         condition = Q(role=Role.PROVIDER, provider_id=post.provider_id)
-    return list(User.objects.filter(condition, is_active=True).exclude(email=""))
+    # In a stable order (by name): the page, the email and its Reply-To list them alike every time.
+    users = User.objects.filter(condition, is_active=True).exclude(email="")
+    return list(users.order_by("last_name", "first_name", "pk"))

@@ -318,3 +318,16 @@ def test_a_new_user_needs_an_email_address_of_their_own(staff, focal_point):
     assert any("Another account uses this email address" in e for e in field_errors(response, "email"))
     assert not User.objects.filter(username="twin").exists()
     assert staff.post(ADD, add_data("own_email")).status_code == 302
+
+
+def test_django_permissions_and_groups_are_not_offered_as_they_decide_nothing(client, root, staff):
+    """The role decides: a secretariat user given only "view post" still had every power, while the user page
+    offered groups and per-model permissions as if they limited it."""
+    client.force_login(root)
+    observer = UserFactory(username="someone_else")
+    html = client.get(change_url(observer)).content.decode()
+    assert 'name="user_permissions"' not in html and 'name="groups"' not in html
+    assert "every secretariat user has all of the secretariat's powers" in html
+    index = client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:index") + "auth/group/" not in index
+    assert client.get("/admin/auth/group/").status_code == 404

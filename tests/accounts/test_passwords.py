@@ -88,6 +88,53 @@ def test_password_change_keeps_this_session_and_the_new_password_works(focal_poi
 # --- reset -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("page", ["accounts:password_change", "admin:password_change"])
+def test_wrong_current_passwords_are_limited(page, focal_point, secretariat, login, settings):
+    """Whoever holds a session could guess the current password on this form without limit (django-axes only
+    sees logins), then change it and lock its owner out."""
+    settings.AXES_FAILURE_LIMIT = 3
+    user = secretariat if page.startswith("admin") else focal_point
+    client = login(user)
+    url = reverse(page)
+    change = {"new_password1": NEW, "new_password2": NEW}
+    for _ in range(3):
+        response = client.post(url, {"old_password": "wrong-guess", **change})
+        assert response.status_code == 200
+        assert "too_many_attempts" not in str(response.context["form"].errors.as_data())
+    # The limit is reached: even the right password is not checked now.
+    response = client.post(url, {"old_password": OLD, **change})
+    assert response.status_code == 200
+    assert response.context["form"].errors["old_password"] == [
+        f"Too many wrong passwords: try again in {settings.LOGIN_LOCKOUT_MINUTES} minutes."
+    ]
+    user.refresh_from_db()
+    assert user.check_password(OLD) and not user.check_password(NEW)
+
+
+def test_a_right_current_password_clears_the_count(focal_point, login, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    client = login(focal_point)
+    url = reverse("accounts:password_change")
+    client.post(url, {"old_password": "wrong", "new_password1": NEW, "new_password2": NEW})
+    # A right current password with a new one the validators refuse still clears the count.
+    client.post(url, {"old_password": OLD, "new_password1": "short", "new_password2": "short"})
+    client.post(url, {"old_password": "wrong", "new_password1": NEW, "new_password2": NEW})
+    response = client.post(url, {"old_password": OLD, "new_password1": NEW, "new_password2": NEW})
+    assert response.status_code == 302
+    focal_point.refresh_from_db()
+    assert focal_point.check_password(NEW)
+
+
+def test_the_admins_password_change_page_is_the_admins(secretariat, login):
+    response = login(secretariat).get(reverse("admin:password_change"))
+    assert response.status_code == 200
+    assert response.resolver_match.func.view_class.__name__ == "AdminPasswordChangeView"
+    html = response.content.decode()
+    assert "NMA Platform administration" in html and 'name="old_password"' in html
+    # Only the admin's users reach it.
+    assert Client().get(reverse("admin:password_change")).status_code == 302
+
+
 def test_login_page_links_to_the_password_reset(client):
     html = client.get(reverse("login")).content.decode()
     assert f'href="{reverse("accounts:password_reset")}"' in html

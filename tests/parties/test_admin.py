@@ -54,9 +54,9 @@ def test_secretariat_edits_a_party_but_never_deletes_one(staff):
 
 @pytest.mark.parametrize("n", [2, 20])
 def test_party_list_query_count(n, staff, django_assert_num_queries):
-    # 1 session, 2 user, 3 filtered count, 4 total count, 5-6 the user's and groups' Django permissions
-    # (the sidebar lists admins that use them), 7 the page of Parties. The filters need no query (choices).
-    with django_assert_num_queries(7):
+    # 1 session, 2 user, 3 filtered count, 4 total count, 5 the page of Parties. The filters need no query
+    # (choices); no Django permissions are read (the Groups admin, which read them for the sidebar, is gone).
+    with django_assert_num_queries(5):
         staff.get(PARTIES, {"q": "a"} if n == 2 else {})
 
 
@@ -129,9 +129,9 @@ def test_provider_list_query_count(n, staff, django_assert_num_queries):
     for i in range(n):
         provider = SupportProviderFactory(short_name=f"P{i}")
         ProviderUserFactory(provider=provider, username=f"pu{i}")
-    # 1 session, 2 user, 3 filtered count, 4 total count, 5-6 Django permissions (sidebar), 7 the page of
-    # providers with their user and post counts as subqueries.
-    with django_assert_num_queries(7):
+    # 1 session, 2 user, 3 filtered count, 4 total count, 5 the page of providers with their user and post
+    # counts as subqueries.
+    with django_assert_num_queries(5):
         response = staff.get(PROVIDERS)
     assert len(response.context["cl"].result_list) == n
 

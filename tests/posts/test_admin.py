@@ -401,10 +401,9 @@ def test_changelist_query_count(n, staff, django_assert_num_queries):
     PostFactory(kind=Post.Kind.OFFER, party=None, provider=SupportProviderFactory())
     # 1 session, 2 user, 3 queue count and 4 changed-since-review count (the links above the list; each from
     # its own index, where one query would read every post), 5-6 the support types' and focus areas' filter
-    # choices, 7 filtered count, 8 total count, 9-10 the user's and groups' Django permissions (the sidebar
-    # lists the other apps' admins, which use them), 11 the page of posts joined with Party and provider,
-    # 12 the distinct languages for the language filter.
-    with django_assert_num_queries(12):
+    # choices, 7 filtered count, 8 total count, 9 the page of posts joined with Party and provider, 10 the
+    # distinct languages for the language filter.
+    with django_assert_num_queries(10):
         response = staff.get(LIST_URL)
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == n + 1
@@ -415,9 +414,9 @@ def test_history_list_query_count(n, staff, django_assert_num_queries):
     for i in range(n):
         PostEvent.objects.create(post=PostFactory(), action="created", actor_label=f"user{i}")
     # 1 session, 2 user, 3 filtered count (no total count: show_full_result_count is off for the
-    # ever-growing history), 4-5 the user's and groups' Django permissions (sidebar), 6 the page of events
-    # joined with their post. The to_status filter lists the statuses' labels from their choices, no query.
-    with django_assert_num_queries(6):
+    # ever-growing history), 4 the page of events joined with their post. The to_status filter lists the
+    # statuses' labels from their choices, no query.
+    with django_assert_num_queries(4):
         response = staff.get(reverse("admin:posts_postevent_changelist"))
     assert response.status_code == 200
 

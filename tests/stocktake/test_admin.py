@@ -109,8 +109,8 @@ def test_snapshot_list_query_count(n, login, secretariat, django_assert_num_quer
             title=f"GCNMA {i}", slug=f"gcnma-{i}", export={}, created_by=secretariat, **PERIOD
         )
     client = login(secretariat)
-    # 1 session, 2 user, 3 filtered count, 4 total count, 5-6 Django permissions (the sidebar), 7 the page of
-    # snapshots with who froze them (joined), 8-9 the date hierarchy (first and last date, then the days).
-    with django_assert_num_queries(9):
+    # 1 session, 2 user, 3 filtered count, 4 total count, 5 the page of snapshots with who froze them
+    # (joined), 6-7 the date hierarchy (first and last date, then the days).
+    with django_assert_num_queries(7):
         response = client.get(LIST)
     assert len(response.context["cl"].result_list) == n
