@@ -8,19 +8,23 @@ write URL and method; an anonymous visitor of a write URL is sent to the login p
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.cache import patch_vary_headers
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
@@ -54,6 +58,7 @@ from .services import (
     post_update,
     post_withdraw,
 )
+from .taxonomies import Aim
 
 Status = Post.Status
 # A dashboard section's heading: the posts in that status (French agrees the participle: "Publiées").
@@ -125,6 +130,8 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_manage": can_manage,
         "actions": post_allowed_actions(actor=actor, post=post),
         "eligible_labels": post_eligibility_labels(list(post.eligible)),
+        # The aims chosen in the form were saved but shown nowhere.
+        "aim_labels": [Aim(key).label for key in Aim.values if key in post.aims],
         # Contact details are for registered users only; the public reads the post without them.
         "show_contact": actor.is_authenticated,
         # Without a contact email on the post, the people who speak for its Party or provider: whom the
@@ -139,7 +146,12 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Its users may still withdraw or close its posts, nothing else: the page does not ask them to edit.
         "provider_deactivated": actor.is_deactivated_provider,
     }
-    return render(request, "posts/detail.html", context)
+    response = render(request, "posts/detail.html", context)
+    if actor.is_authenticated:
+        # Never from the browser's cache: Back after answering a match showed its buttons as unanswered (and the
+        # page holds contact details, which a shared computer's cache should not keep).
+        add_never_cache_headers(response)
+    return response
 
 
 def _poster_of(request: HttpRequest, actor: Actor):
@@ -148,11 +160,79 @@ def _poster_of(request: HttpRequest, actor: Actor):
     return (user.party if actor.party_id else None), (user.provider if actor.provider_id else None)
 
 
+# What a poster typed into a post's form when their session had ended: kept in the (new, anonymous) session,
+# which logging in keeps, and put back into the same form once they are logged in again.
+FORM_KEPT_KEY = "posts:form-kept"
+FORM_KEPT_SECONDS = 2 * 60 * 60
+FORM_KEPT_MAX_BYTES = 200_000  # a full form: a 20,000-character description, escaped, and every other field
+
+
+def _login_required_keeping_the_form(view):
+    """`login_required` for the post form: a POST whose session has ended is not lost. What was typed is kept and
+    the form, once the poster has logged in again, comes back filled with it (it was empty: a focal point lost a
+    whole description to a lunch break)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        # Only for a browser that had a session (its cookie is still sent), and not more than a form can hold:
+        # anyone may POST here, and each kept form is a session row until `clearsessions`.
+        if request.method == "POST" and settings.SESSION_COOKIE_NAME in request.COOKIES:
+            data = request.POST.copy()
+            data.pop("csrfmiddlewaretoken", None)
+            kept = dict(data.lists())
+            if len(json.dumps(kept)) <= FORM_KEPT_MAX_BYTES:
+                request.session[FORM_KEPT_KEY] = {"path": request.path, "at": time.time(), "data": kept}
+            messages.warning(
+                request,
+                _(
+                    "Your session had ended, so nothing was saved. Log in again: what you typed will be back in "
+                    "the form."
+                ),
+            )
+        return redirect_to_login(request.get_full_path())
+
+    return wrapped
+
+
+def _kept_form_data(request: HttpRequest) -> QueryDict | None:
+    """The form data kept for this page when the session ended (`_login_required_keeping_the_form`), once."""
+    kept = request.session.get(FORM_KEPT_KEY)
+    if not isinstance(kept, dict) or kept.get("path") != request.path:
+        return None
+    del request.session[FORM_KEPT_KEY]
+    if time.time() - float(kept.get("at") or 0) > FORM_KEPT_SECONDS:
+        return None
+    data = QueryDict(mutable=True)
+    for name, values in (kept.get("data") or {}).items():
+        data.setlist(name, [str(v) for v in values])
+    messages.info(request, _("What you typed before your session ended is back: check it, then save."))
+    return data
+
+
+def _login_required_to_the_post(view):
+    """`login_required` for a post's actions (POST only): a user whose session has ended goes back to the post's
+    page after logging in, not to this URL (a GET of it was a bare 405 error)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, pk: int, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, pk, *args, **kwargs)
+        if request.method == "POST":
+            messages.warning(
+                request, _("Your session had ended, so nothing was done. Log in again, then repeat it.")
+            )
+        return redirect_to_login(reverse("posts:detail", args=[pk]))
+
+    return wrapped
+
+
 def _submit_requested(request: HttpRequest) -> bool:
     return "save_and_submit" in request.POST
 
 
-@login_required
+@_login_required_keeping_the_form
 def post_create_view(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
     if not actor.can_post:
@@ -168,6 +248,8 @@ def post_create_view(request: HttpRequest) -> HttpResponse:
             if _submit_requested(request):
                 _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
             return redirect("posts:detail", pk=post.pk)
+    elif (kept := _kept_form_data(request)) is not None:
+        form = PostForm(kept, party=party, provider=provider)
     else:
         kind = request.GET.get("kind")
         initial = {"kind": kind} if kind in Post.Kind.values else {}
@@ -185,7 +267,7 @@ def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySe
     return post
 
 
-@login_required
+@_login_required_keeping_the_form
 def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
     post = _managed_post(request, pk, actor, Post.objects.with_related().prefetch_related("partner_parties"))
@@ -217,6 +299,10 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             if ok and _submit_requested(request) and "submit" in actions:
                 _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
             return redirect("posts:detail", pk=post.pk)
+    elif (kept := _kept_form_data(request)) is not None:
+        # Bound as typed, with the time the form was first opened: a change made meanwhile is still a conflict
+        # when it is saved.
+        form = PostForm(kept, party=post.party, provider=post.provider)
     else:
         form = PostForm(initial=PostForm.initial_for(post), party=post.party, provider=post.provider)
     context = {"form": form, "post": post, "can_submit": "submit" in actions}
@@ -243,7 +329,7 @@ def _run_action(request: HttpRequest, action: Callable[[], object], success: str
     return True
 
 
-@login_required
+@_login_required_to_the_post
 @require_POST
 def post_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
@@ -252,7 +338,7 @@ def post_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("posts:detail", pk=post.pk)
 
 
-@login_required
+@_login_required_to_the_post
 @require_POST
 def post_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
@@ -261,7 +347,7 @@ def post_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("posts:detail", pk=post.pk)
 
 
-@login_required
+@_login_required_to_the_post
 def post_close_view(request: HttpRequest, pk: int) -> HttpResponse:
     """GET shows the outcome form (also the fallback when the detail page's form had an error); POST closes."""
     actor = Actor.for_user(request.user)
@@ -334,4 +420,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "can_post_needs": actor.party_id is not None,
         "provider_deactivated": actor.is_deactivated_provider,
     }
-    return render(request, "posts/dashboard.html", context)
+    response = render(request, "posts/dashboard.html", context)
+    add_never_cache_headers(response)  # its match counts change with each answer (Back showed them stale)
+    return response

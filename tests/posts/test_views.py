@@ -1076,3 +1076,26 @@ def test_times_are_valid_html_datetimes(client, login, focal_point):
         assert values
         for value in values:
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", value), value
+
+
+def test_the_aims_chosen_are_shown_on_the_post(client):
+    post = ken_post("published", aims=["coordination", "ambition"])
+    html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "Aims of Article 6.8" in html
+    # In the order of the list of aims, each on its own.
+    assert html.index("<dd>Promote mitigation and adaptation ambition</dd>") < html.index(
+        "<dd>Enable opportunities for coordination across instruments"
+    )
+    assert "Enhance public and private sector participation" not in html
+    none = ken_post("published", aims=[])
+    assert "Aims of Article 6.8" not in client.get(reverse("posts:detail", args=[none.pk])).content.decode()
+
+
+def test_the_next_step_of_a_draft_comes_right_after_its_title(focal_point, login):
+    """At 360 px the columns after the first two sit off-screen: "Finish and submit" was the last of four."""
+    draft = ken_post("draft", owner=focal_point)
+    html = login(focal_point).get(reverse("dashboard")).content.decode()
+    row = html[html.index(f'href="{reverse("posts:detail", args=[draft.pk])}"') :]
+    row = row[: row.index("</tr>")]
+    cells = re.findall(r"<td>(.*?)</td>", row, flags=re.S)
+    assert "Finish and submit" in cells[0] and cells[1] == "Need"
