@@ -25,7 +25,7 @@ from rest_framework import serializers
 from apps.accounts.actors import Actor
 from apps.parties.models import Party, SupportProvider
 from apps.posts.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
-from apps.posts.post_data import DECLARATIONS, FieldError, post_to_record
+from apps.posts.post_data import DECLARATIONS, MAX_AMOUNT, FieldError, post_to_record
 from apps.posts.taxonomies import (
     FACETS,
     POST_LANGUAGE_CODES,
@@ -639,6 +639,9 @@ def post_input_record(post: Post | PostWithFacets) -> dict[str, Any]:
         contact_name=post.contact_name,
         contact_email=post.contact_email,
     )
+    if post.amount_usd is not None:
+        # Its digits, not a float: 99999999999999.99 came back as ...98, and a PATCH of the title saved that.
+        record["amount_usd"] = str(post.amount_usd)
     return record
 
 
@@ -701,13 +704,14 @@ class PostWriteSerializer(serializers.Serializer):
     )
     language = serializers.ChoiceField(choices=sorted(POST_LANGUAGE_CODES), required=False)
     amount_usd = serializers.DecimalField(
-        max_digits=16,
+        max_digits=14,
         decimal_places=2,
         min_value=0,
+        max_value=MAX_AMOUNT,
         coerce_to_string=False,
         required=False,
         allow_null=True,
-        help_text="Amount in USD (a JSON number).",
+        help_text="Amount in USD (a JSON number), under a trillion.",
     )
     instruments = serializers.ListField(
         child=serializers.ChoiceField(choices=FinanceInstrument.values),

@@ -334,8 +334,11 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
         _mark_changed_since_review(post, actor)
         post.save()
         _record(post, actor=actor, action=PostEvent.Action.UPDATED, from_status=post.status, changes=changes)
-        if "kind" in changes:
-            # A need turned offer (or back) is on the other side now: its matches would pair two needs.
+        if changes.keys() & {"kind", "party_id", "provider_id"}:
+            # A need turned offer (or back) is on the other side now: its matches would pair two needs. A post
+            # moved to another Party or provider (the secretariat) is matched again as theirs: its matches were
+            # made for the old poster (a need moved to the offer's Party paired two posts of one Party, which
+            # that Party could answer), and their answers were the old poster's.
             matching_retire(post_ids=[post.pk])
         if post.status == Status.PUBLISHED:
             _queue_matching([post])
@@ -836,7 +839,7 @@ def _import_chunk(
             _stamp(post, status, now)
             if from_status == Status.PUBLISHED:
                 retired.append(post.pk)
-        if "kind" in changes and post.pk not in retired:
+        if changes.keys() & {"kind", "party_id", "provider_id"} and post.pk not in retired:  # see post_update
             retired.append(post.pk)
         if not changes:
             result.unchanged += 1
