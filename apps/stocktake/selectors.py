@@ -450,10 +450,18 @@ def stocktake_waiting_needs(
     # interest before the end (scalar subqueries, ORDER BY ... LIMIT 1 on the partial indexes (need_id,
     # strong_at) and (need_id, offer_interest_at)), so the query stops after `limit` gaps instead of computing
     # every need's first events. Scalar subqueries, not EXISTS: PostgreSQL turns an EXISTS under OR into a
-    # hash of every matched need, built before the first row is read.
-    first_strong = Match.objects.filter(need=OuterRef("pk"), strong_at__lt=end).order_by("strong_at")
+    # hash of every matched need, built before the first row is read. Each first event is the first since the
+    # need's current publication, as the gap figures read it (`_since_sql`): a need taken back and published
+    # again is matched and answered only by what came since, or the list leaves out needs the figures count.
+    since = OuterRef("published_at")
+    first_strong = Match.objects.filter(
+        need=OuterRef("pk"), strong_at__gte=since, strong_at__lt=end
+    ).order_by("strong_at")
     first_answer = Match.objects.filter(
-        need=OuterRef("pk"), offer_interest=Interest.INTERESTED, offer_interest_at__lt=end
+        need=OuterRef("pk"),
+        offer_interest=Interest.INTERESTED,
+        offer_interest_at__gte=since,
+        offer_interest_at__lt=end,
     ).order_by("offer_interest_at")
     with _report_transaction():
         gaps = dict(
