@@ -1041,11 +1041,12 @@ def _first_event_durations(
     publication to it.
 
     A GROUP BY need over the need's events before the end (MIN is the first); the publication is read again
-    after the HAVING, for the few needs left.
+    after the HAVING, for the few needs left. Only posts that are needs now: a need the secretariat changed
+    into an offer keeps its matches as a need (retired), but is no need any more (as in `_needs_sql`).
     """
     published = Post.objects.filter(pk=OuterRef("need")).order_by().values("published_at")
     return (
-        matches.filter(_since_publication(timestamp), **{f"{timestamp}__lt": end})
+        matches.filter(_since_publication(timestamp), need__kind=NEED, **{f"{timestamp}__lt": end})
         .values("need")
         .annotate(first=Min(timestamp))
         .filter(first__gte=start)
@@ -1279,7 +1280,10 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
         # whose first ever is in the period, each of which looks its publication up by primary key (LATERAL ...
         # OFFSET 0 keeps it a nested loop: a few thousand probes, not a hash of every post), and the needs
         # published again since their first ever, which the secretariat returned (`returned_at`) in between:
-        # the only way back to publication. Under filters, among the posts under the filters (`ids`).
+        # the only way back to publication. Under filters, among the posts under the filters (`ids`). Only
+        # posts that are needs now: the secretariat may change a need into an offer, whose matches as a need
+        # are kept (retired) and stay in `first_<alias>`, while it is no need any more (the gaps read `n`,
+        # needs only).
         posts = Post._meta.db_table
         among = " AND e.need IN (SELECT id FROM ids)" if filtered else ""
         for part, alias in (("strong", "s"), ("connection", "c")):
@@ -1292,14 +1296,14 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
             add(
                 f" UNION ALL SELECT '{part}', {bucket_sql}, NULL, COUNT(*), NULL{percentiles}"
                 f" FROM (SELECT e.need, e.first, p.published_at FROM first_{alias} e CROSS JOIN LATERAL"
-                f" (SELECT q.published_at FROM {posts} q WHERE q.id = e.need OFFSET 0) p"
+                f" (SELECT q.published_at FROM {posts} q WHERE q.id = e.need AND q.kind = %s OFFSET 0) p"
                 f" WHERE e.first >= %s{among}"
                 f" UNION ALL SELECT e.need, e.first, q.published_at FROM first_{alias} e"
-                f" JOIN {posts} q ON q.id = e.need WHERE e.first < %s AND q.returned_at IS NOT NULL"
-                f" AND q.published_at > e.first{among}) c"
+                f" JOIN {posts} q ON q.id = e.need WHERE e.first < %s AND q.kind = %s"
+                f" AND q.returned_at IS NOT NULL AND q.published_at > e.first{among}) c"
                 f" CROSS JOIN LATERAL (SELECT {since_sql} AS first) f WHERE f.first >= %s"
                 " GROUP BY ROLLUP (2)",
-                [*bucket_params, adapt(start), adapt(start), *since_params, adapt(start)],
+                [*bucket_params, NEED, adapt(start), adapt(start), NEED, *since_params, adapt(start)],
             )
     return statement.build()
 

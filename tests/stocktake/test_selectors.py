@@ -6,7 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.actors import Actor
+from apps.matching.models import Match
+from apps.posts import services
 from apps.posts.models import Post
+from apps.posts.post_data import PostData
 from apps.stocktake.selectors import (
     DIMENSIONS,
     FIGURE_NAMES,
@@ -244,6 +248,36 @@ def test_a_needs_events_count_from_its_current_publication(world):
     assert v("days_to_first_strong_match_median") == 10  # 5, 10, 30
     assert v("needs_first_connection") == 1
     assert figures(date_from=dt.date(2026, 12, 1), date_to=dt.date(2026, 12, 31))("needs_unmatched_60d") == 3
+
+
+def test_a_need_changed_into_an_offer_is_no_longer_a_needs_first_match(world, secretariat, monkeypatch):
+    """The secretariat changes a need into an offer (post_update with kind="offer"): its matches as a need are
+    retired but kept, and its strong match and connection stand as events, but it is no need any more: it is
+    not among the needs first strongly matched or connected, nor in their durations (on SQLite as on
+    PostgreSQL), as it is in no gap."""
+    monkeypatch.setattr(services, "matching_enqueue", lambda *, post_ids: None)
+    changed = need("KEN", noon(2026, 2, 1), ["technology"], ["mitigation"])
+    MatchFactory(need=changed, offer=world.o2, score=0.9, created_at=noon(2026, 2, 11),
+                 strong_at=noon(2026, 2, 11), connected_at=noon(2026, 2, 21))  # fmt: skip
+    data = PostData(kind=Post.Kind.OFFER, title=changed.title, description=changed.description,
+                    support_types=["technology"], focus_areas=["mitigation"], party=changed.party,
+                    language=changed.language)  # fmt: skip
+    services.post_update(actor=Actor.for_user(secretariat), post=changed, data=data)
+    changed.refresh_from_db()
+    assert changed.kind == Post.Kind.OFFER and Match.objects.filter(need=changed).exists()
+    for filters in ({}, {"support_type": "technology"}):
+        v = figures(filters)
+        # Its strong match and connection stand as events (with M1's connection unfiltered).
+        assert v("strong_matches", month="2026-02") == 1, filters
+        assert v("connections", month="2026-02") == (2 if not filters else 1), filters
+        # N1 (10 days) and N3 (30 days) unfiltered; N3 alone under the filter; never the offer.
+        assert v("needs_first_strong_match", month="2026-02") == 0, filters
+        assert v("days_to_first_strong_match_median", month="2026-02") is None, filters
+        assert v("needs_first_strong_match") == (2 if not filters else 1), filters
+        assert v("days_to_first_strong_match_median") == (20 if not filters else 30), filters
+        # N1 connected in February (26 days) unfiltered, nothing under the filter.
+        assert v("needs_first_connection", month="2026-02") == (1 if not filters else 0), filters
+        assert v("days_to_first_connection_median") == (26 if not filters else None), filters
 
 
 def test_gaps_at_the_end_of_the_period_and_of_each_month(v):
