@@ -119,7 +119,8 @@ FIGURE_SPECS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("needs_withdrawn", ((), _MONTH)),
     ("offers_closed", ((), _MONTH)),
     ("offers_withdrawn", ((), _MONTH)),
-    ("amount_needed_usd", ((), _INST, _MONTH)),
+    # Not by instrument: a need names none (posts.post_data refuses them), so each row read 0 (RETIRED_ROWS).
+    ("amount_needed_usd", ((), _MONTH)),
     ("amount_offered_usd", ((), _INST, _MONTH)),
     # Participation
     ("parties_posting", ((), _RG, _MONTH)),
@@ -151,6 +152,11 @@ FIGURE_SPECS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("needs_unanswered_60d", ((), _FA, _ST, _RG, _MONTH)),
 )
 FIGURE_NAMES = tuple(name for name, _dims in FIGURE_SPECS)
+# Rows that exports once had and no longer have, as (figure, its dimension names). Snapshots frozen before keep
+# them as stored, but are shown, compared and downloaded without them (`without_retired_rows`), as a snapshot
+# frozen now. The amount needed by finance instrument was 0 by construction, which read as "no need asked for
+# grants": a need names no instrument.
+RETIRED_ROWS = frozenset({("amount_needed_usd", ("instrument",))})
 # Figures that are a ratio, a percentile or a duration: null (not 0) when there is nothing to measure.
 _NULLABLE_FIGURES = frozenset(
     name
@@ -379,12 +385,25 @@ def export_lookup(export: dict) -> dict[tuple[str, tuple[tuple[str, str], ...]],
     return {(row["figure"], _dim_key(row["dimension"])): row["value"] for row in export["figures"]}
 
 
+def without_retired_rows(export: dict) -> dict:
+    """The export without the rows the contract no longer has (`RETIRED_ROWS`): an old snapshot read as one
+    frozen now."""
+    figures = [
+        row
+        for row in export["figures"]
+        if (row["figure"], tuple(sorted(row["dimension"]))) not in RETIRED_ROWS
+    ]
+    return export if len(figures) == len(export["figures"]) else {**export, "figures": figures}
+
+
 def export_diff(previous: dict, current: dict) -> list[dict[str, Any]]:
     """Figure-by-figure changes from one export to another: rows whose value differs, appeared or vanished.
 
     Each change: {"figure", "dimension", "before", "after", "change"} where change is after - before when
-    both are numbers, else None. Listed in the current export's order, then rows that vanished.
+    both are numbers, else None. Listed in the current export's order, then rows that vanished. Rows the
+    contract no longer has are no change: an old snapshot's would each read as a row removed.
     """
+    previous, current = without_retired_rows(previous), without_retired_rows(current)
     before = export_lookup(previous)
     changes: list[dict[str, Any]] = []
     seen = set()
@@ -852,15 +871,15 @@ def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool)
             **dims,
         )
 
-    # Query 4: amounts by finance instrument (a post with two instruments counts under both).
+    # Query 4: amounts offered by finance instrument (an offer with two instruments counts under both). Offers
+    # only: a need names no instrument.
     by_instrument = (
-        posts.filter(in_period, instruments__isnull=False)
-        .values("kind", instrument=F("instruments"))
+        posts.filter(in_period, kind=OFFER, instruments__isnull=False)
+        .values(instrument=F("instruments"))
         .annotate(amount=Sum("amount_usd"))
     )
     for row in by_instrument:
-        figure = "amount_needed_usd" if row["kind"] == NEED else "amount_offered_usd"
-        figures.set(figure, row["amount"] or 0, instrument=row["instrument"])
+        figures.set("amount_offered_usd", row["amount"] or 0, instrument=row["instrument"])
 
 
 # --- participation -----------------------------------------------------------------------------------------
