@@ -1,16 +1,19 @@
 """Every stocktake figure against the hand-worked world of conftest.py (expected values derived there)."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.actors import Actor
+from apps.accounts.models import User
 from apps.matching.models import Match
 from apps.posts import services
 from apps.posts.models import Post
 from apps.posts.post_data import PostData
+from apps.stocktake import selectors
 from apps.stocktake.selectors import (
     DIMENSIONS,
     FIGURE_NAMES,
@@ -454,3 +457,13 @@ def test_export_diff(world):
     other = stocktake_export(date_from=dt.date(2026, 7, 1), date_to=dt.date(2026, 7, 31), filters={})
     statuses = {c["status"] for c in export_diff(before, other)}
     assert statuses == {"changed", "added", "removed"}
+
+
+def test_deactivating_a_focal_point_changes_past_reports(world):
+    """FIGURES.md, "Past reports can change": the platform keeps no history of a user's active status, so a
+    focal point deactivated today leaves the Parties with a focal point of every past period."""
+    assert figures()("parties_with_focal_point") == 1  # KEN's, joined in 2025
+    User.objects.filter(username="fp_ken_2025").update(is_active=False)
+    assert figures()("parties_with_focal_point") == 0
+    definitions = (Path(selectors.__file__).with_name("FIGURES.md")).read_text(encoding="utf-8")
+    assert "deactivating a focal point" in " ".join(definitions.split())
