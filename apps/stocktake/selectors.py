@@ -119,7 +119,8 @@ FIGURE_SPECS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("needs_withdrawn", ((), _MONTH)),
     ("offers_closed", ((), _MONTH)),
     ("offers_withdrawn", ((), _MONTH)),
-    ("amount_needed_usd", ((), _INST, _MONTH)),
+    # Not by instrument: a need names none (posts.post_data refuses them), so each row read 0 (RETIRED_ROWS).
+    ("amount_needed_usd", ((), _MONTH)),
     ("amount_offered_usd", ((), _INST, _MONTH)),
     # Participation
     ("parties_posting", ((), _RG, _MONTH)),
@@ -151,6 +152,11 @@ FIGURE_SPECS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     ("needs_unanswered_60d", ((), _FA, _ST, _RG, _MONTH)),
 )
 FIGURE_NAMES = tuple(name for name, _dims in FIGURE_SPECS)
+# Rows that exports once had and no longer have, as (figure, its dimension names). Snapshots frozen before keep
+# them as stored, but are shown, compared and downloaded without them (`without_retired_rows`), as a snapshot
+# frozen now. The amount needed by finance instrument was 0 by construction, which read as "no need asked for
+# grants": a need names no instrument.
+RETIRED_ROWS = frozenset({("amount_needed_usd", ("instrument",))})
 # Figures that are a ratio, a percentile or a duration: null (not 0) when there is nothing to measure.
 _NULLABLE_FIGURES = frozenset(
     name
@@ -379,12 +385,25 @@ def export_lookup(export: dict) -> dict[tuple[str, tuple[tuple[str, str], ...]],
     return {(row["figure"], _dim_key(row["dimension"])): row["value"] for row in export["figures"]}
 
 
+def without_retired_rows(export: dict) -> dict:
+    """The export without the rows the contract no longer has (`RETIRED_ROWS`): an old snapshot read as one
+    frozen now."""
+    figures = [
+        row
+        for row in export["figures"]
+        if (row["figure"], tuple(sorted(row["dimension"]))) not in RETIRED_ROWS
+    ]
+    return export if len(figures) == len(export["figures"]) else {**export, "figures": figures}
+
+
 def export_diff(previous: dict, current: dict) -> list[dict[str, Any]]:
     """Figure-by-figure changes from one export to another: rows whose value differs, appeared or vanished.
 
     Each change: {"figure", "dimension", "before", "after", "change"} where change is after - before when
-    both are numbers, else None. Listed in the current export's order, then rows that vanished.
+    both are numbers, else None. Listed in the current export's order, then rows that vanished. Rows the
+    contract no longer has are no change: an old snapshot's would each read as a row removed.
     """
+    previous, current = without_retired_rows(previous), without_retired_rows(current)
     before = export_lookup(previous)
     changes: list[dict[str, Any]] = []
     seen = set()
@@ -450,10 +469,18 @@ def stocktake_waiting_needs(
     # interest before the end (scalar subqueries, ORDER BY ... LIMIT 1 on the partial indexes (need_id,
     # strong_at) and (need_id, offer_interest_at)), so the query stops after `limit` gaps instead of computing
     # every need's first events. Scalar subqueries, not EXISTS: PostgreSQL turns an EXISTS under OR into a
-    # hash of every matched need, built before the first row is read.
-    first_strong = Match.objects.filter(need=OuterRef("pk"), strong_at__lt=end).order_by("strong_at")
+    # hash of every matched need, built before the first row is read. Each first event is the first since the
+    # need's current publication, as the gap figures read it (`_since_sql`): a need taken back and published
+    # again is matched and answered only by what came since, or the list leaves out needs the figures count.
+    since = OuterRef("published_at")
+    first_strong = Match.objects.filter(
+        need=OuterRef("pk"), strong_at__gte=since, strong_at__lt=end
+    ).order_by("strong_at")
     first_answer = Match.objects.filter(
-        need=OuterRef("pk"), offer_interest=Interest.INTERESTED, offer_interest_at__lt=end
+        need=OuterRef("pk"),
+        offer_interest=Interest.INTERESTED,
+        offer_interest_at__gte=since,
+        offer_interest_at__lt=end,
     ).order_by("offer_interest_at")
     with _report_transaction():
         gaps = dict(
@@ -844,15 +871,15 @@ def _posts_figures(figures: _Figures, period: Period, f: Filters, *, full: bool)
             **dims,
         )
 
-    # Query 4: amounts by finance instrument (a post with two instruments counts under both).
+    # Query 4: amounts offered by finance instrument (an offer with two instruments counts under both). Offers
+    # only: a need names no instrument.
     by_instrument = (
-        posts.filter(in_period, instruments__isnull=False)
-        .values("kind", instrument=F("instruments"))
+        posts.filter(in_period, kind=OFFER, instruments__isnull=False)
+        .values(instrument=F("instruments"))
         .annotate(amount=Sum("amount_usd"))
     )
     for row in by_instrument:
-        figure = "amount_needed_usd" if row["kind"] == NEED else "amount_offered_usd"
-        figures.set(figure, row["amount"] or 0, instrument=row["instrument"])
+        figures.set("amount_offered_usd", row["amount"] or 0, instrument=row["instrument"])
 
 
 # --- participation -----------------------------------------------------------------------------------------
@@ -1033,11 +1060,12 @@ def _first_event_durations(
     publication to it.
 
     A GROUP BY need over the need's events before the end (MIN is the first); the publication is read again
-    after the HAVING, for the few needs left.
+    after the HAVING, for the few needs left. Only posts that are needs now: a need the secretariat changed
+    into an offer keeps its matches as a need (retired), but is no need any more (as in `_needs_sql`).
     """
     published = Post.objects.filter(pk=OuterRef("need")).order_by().values("published_at")
     return (
-        matches.filter(_since_publication(timestamp), **{f"{timestamp}__lt": end})
+        matches.filter(_since_publication(timestamp), need__kind=NEED, **{f"{timestamp}__lt": end})
         .values("need")
         .annotate(first=Min(timestamp))
         .filter(first__gte=start)
@@ -1271,7 +1299,10 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
         # whose first ever is in the period, each of which looks its publication up by primary key (LATERAL ...
         # OFFSET 0 keeps it a nested loop: a few thousand probes, not a hash of every post), and the needs
         # published again since their first ever, which the secretariat returned (`returned_at`) in between:
-        # the only way back to publication. Under filters, among the posts under the filters (`ids`).
+        # the only way back to publication. Under filters, among the posts under the filters (`ids`). Only
+        # posts that are needs now: the secretariat may change a need into an offer, whose matches as a need
+        # are kept (retired) and stay in `first_<alias>`, while it is no need any more (the gaps read `n`,
+        # needs only).
         posts = Post._meta.db_table
         among = " AND e.need IN (SELECT id FROM ids)" if filtered else ""
         for part, alias in (("strong", "s"), ("connection", "c")):
@@ -1284,14 +1315,14 @@ def _needs_sql(f: Filters, period: Period, *, full: bool, durations: bool) -> tu
             add(
                 f" UNION ALL SELECT '{part}', {bucket_sql}, NULL, COUNT(*), NULL{percentiles}"
                 f" FROM (SELECT e.need, e.first, p.published_at FROM first_{alias} e CROSS JOIN LATERAL"
-                f" (SELECT q.published_at FROM {posts} q WHERE q.id = e.need OFFSET 0) p"
+                f" (SELECT q.published_at FROM {posts} q WHERE q.id = e.need AND q.kind = %s OFFSET 0) p"
                 f" WHERE e.first >= %s{among}"
                 f" UNION ALL SELECT e.need, e.first, q.published_at FROM first_{alias} e"
-                f" JOIN {posts} q ON q.id = e.need WHERE e.first < %s AND q.returned_at IS NOT NULL"
-                f" AND q.published_at > e.first{among}) c"
+                f" JOIN {posts} q ON q.id = e.need WHERE e.first < %s AND q.kind = %s"
+                f" AND q.returned_at IS NOT NULL AND q.published_at > e.first{among}) c"
                 f" CROSS JOIN LATERAL (SELECT {since_sql} AS first) f WHERE f.first >= %s"
                 " GROUP BY ROLLUP (2)",
-                [*bucket_params, adapt(start), adapt(start), *since_params, adapt(start)],
+                [*bucket_params, NEED, adapt(start), adapt(start), NEED, *since_params, adapt(start)],
             )
     return statement.build()
 

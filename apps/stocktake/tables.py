@@ -181,9 +181,18 @@ def report_layout(export: dict) -> dict[str, Any]:
         "amounts",
         _("Amounts in posts published in the period, by finance instrument (USD)"),
         "instrument",
-        ["amount_needed_usd", "amount_offered_usd"],
-        overlap,
+        ["amount_offered_usd"],
+        _(
+            "Needs name no finance instrument (only offers do): the amount needed is given for all needs only. "
+            "An offer with several instruments counts under each, so the rows can add up to more than the total."
+        ),
     )
+    # A need names no instrument, so the amount needed is a dash (nothing to measure) by instrument, never
+    # "$0", which read as "no need asked for grants" (and whatever an old snapshot holds there); its total is
+    # in the last row, beside the amount offered.
+    amounts.header.insert(1, str(FIGURE_LABELS["amount_needed_usd"]))
+    for row in amounts.rows:
+        row.insert(1, format_value("amount_needed_usd", None))
     amounts.rows.append([str(_("All posts")), shown("amount_needed_usd"), shown("amount_offered_usd")])
     participation = figure_list(
         "participation",

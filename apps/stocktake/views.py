@@ -35,6 +35,7 @@ from .selectors import (
     stocktake_headline,
     stocktake_waiting_needs,
     strong_score_threshold,
+    without_retired_rows,
 )
 from .tables import FIGURE_LABELS, changes_table, format_value, named_value, report_layout
 
@@ -168,13 +169,15 @@ def snapshot_detail(request: HttpRequest, slug: str) -> HttpResponse:
     snapshot = get_object_or_404(Snapshot.objects.select_related("created_by"), slug=slug)
     previous = snapshot_previous(snapshot)
     changes = changes_table(export_diff(previous.export, snapshot.export)) if previous else None
+    # An old snapshot as one frozen now: without the rows the export no longer has.
+    export = without_retired_rows(snapshot.export)
     return render(
         request,
         "stocktake/snapshot_detail.html",
         {
             "snapshot": snapshot,
-            "export": snapshot.export,
-            "layout": report_layout(snapshot.export),
+            "export": export,
+            "layout": report_layout(export),
             "previous": previous,
             "changes": changes,
             "filter_labels": filter_labels(snapshot.filters),
@@ -186,7 +189,8 @@ def snapshot_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @stocktake_reader_required
 def snapshot_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
     snapshot = get_object_or_404(Snapshot, slug=slug)
-    export = snapshot.export
+    # The figures the page shows: an old snapshot without the rows the export no longer has (FIGURES.md).
+    export = without_retired_rows(snapshot.export)
     if fmt == "json":
         # The file says which snapshot it is, not only its name (the CSV keeps its one table of figures).
         export = {

@@ -1,12 +1,19 @@
 """Every stocktake figure against the hand-worked world of conftest.py (expected values derived there)."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.actors import Actor
+from apps.accounts.models import User
+from apps.matching.models import Match
+from apps.posts import services
 from apps.posts.models import Post
+from apps.posts.post_data import PostData
+from apps.stocktake import selectors
 from apps.stocktake.selectors import (
     DIMENSIONS,
     FIGURE_NAMES,
@@ -111,7 +118,10 @@ def test_amounts_by_instrument(v):
     assert v("amount_offered_usd", instrument="grant") == 2_000_000
     assert v("amount_offered_usd", instrument="concessional_loan") == 2_000_000
     assert v("amount_offered_usd", instrument="guarantee") == 0
-    assert v("amount_needed_usd", instrument="grant") == 0
+    # A need names no finance instrument (only offers do), so the amount needed has no row by instrument: a
+    # row of 0 for each read as "no need asked for grants".
+    assert [r for r in v.export["figures"] if r["figure"] == "amount_needed_usd" and "instrument" in
+            r["dimension"]] == []  # fmt: skip
     assert monthly(v, "amount_needed_usd") == [1_000_000, 500_000.5, 0, 0, 0, 0]
 
 
@@ -244,6 +254,36 @@ def test_a_needs_events_count_from_its_current_publication(world):
     assert v("days_to_first_strong_match_median") == 10  # 5, 10, 30
     assert v("needs_first_connection") == 1
     assert figures(date_from=dt.date(2026, 12, 1), date_to=dt.date(2026, 12, 31))("needs_unmatched_60d") == 3
+
+
+def test_a_need_changed_into_an_offer_is_no_longer_a_needs_first_match(world, secretariat, monkeypatch):
+    """The secretariat changes a need into an offer (post_update with kind="offer"): its matches as a need are
+    retired but kept, and its strong match and connection stand as events, but it is no need any more: it is
+    not among the needs first strongly matched or connected, nor in their durations (on SQLite as on
+    PostgreSQL), as it is in no gap."""
+    monkeypatch.setattr(services, "matching_enqueue", lambda *, post_ids: None)
+    changed = need("KEN", noon(2026, 2, 1), ["technology"], ["mitigation"])
+    MatchFactory(need=changed, offer=world.o2, score=0.9, created_at=noon(2026, 2, 11),
+                 strong_at=noon(2026, 2, 11), connected_at=noon(2026, 2, 21))  # fmt: skip
+    data = PostData(kind=Post.Kind.OFFER, title=changed.title, description=changed.description,
+                    support_types=["technology"], focus_areas=["mitigation"], party=changed.party,
+                    language=changed.language)  # fmt: skip
+    services.post_update(actor=Actor.for_user(secretariat), post=changed, data=data)
+    changed.refresh_from_db()
+    assert changed.kind == Post.Kind.OFFER and Match.objects.filter(need=changed).exists()
+    for filters in ({}, {"support_type": "technology"}):
+        v = figures(filters)
+        # Its strong match and connection stand as events (with M1's connection unfiltered).
+        assert v("strong_matches", month="2026-02") == 1, filters
+        assert v("connections", month="2026-02") == (2 if not filters else 1), filters
+        # N1 (10 days) and N3 (30 days) unfiltered; N3 alone under the filter; never the offer.
+        assert v("needs_first_strong_match", month="2026-02") == 0, filters
+        assert v("days_to_first_strong_match_median", month="2026-02") is None, filters
+        assert v("needs_first_strong_match") == (2 if not filters else 1), filters
+        assert v("days_to_first_strong_match_median") == (20 if not filters else 30), filters
+        # N1 connected in February (26 days) unfiltered, nothing under the filter.
+        assert v("needs_first_connection", month="2026-02") == (1 if not filters else 0), filters
+        assert v("days_to_first_connection_median") == (26 if not filters else None), filters
 
 
 def test_gaps_at_the_end_of_the_period_and_of_each_month(v):
@@ -417,3 +457,13 @@ def test_export_diff(world):
     other = stocktake_export(date_from=dt.date(2026, 7, 1), date_to=dt.date(2026, 7, 31), filters={})
     statuses = {c["status"] for c in export_diff(before, other)}
     assert statuses == {"changed", "added", "removed"}
+
+
+def test_deactivating_a_focal_point_changes_past_reports(world):
+    """FIGURES.md, "Past reports can change": the platform keeps no history of a user's active status, so a
+    focal point deactivated today leaves the Parties with a focal point of every past period."""
+    assert figures()("parties_with_focal_point") == 1  # KEN's, joined in 2025
+    User.objects.filter(username="fp_ken_2025").update(is_active=False)
+    assert figures()("parties_with_focal_point") == 0
+    definitions = (Path(selectors.__file__).with_name("FIGURES.md")).read_text(encoding="utf-8")
+    assert "deactivating a focal point" in " ".join(definitions.split())

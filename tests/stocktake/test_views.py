@@ -204,6 +204,32 @@ def test_csv_download_has_a_column_per_dimension(login, committee, world):
         r for r in rows if r["figure"] == "days_to_first_strong_match_median" and r["month"] == "2026-02"
     )
     assert median["value"] == ""  # null: nothing to measure that month
+    # A need names no finance instrument: the amount needed has no row by instrument, only its total.
+    needed = [(r["instrument"], r["month"]) for r in rows if r["figure"] == "amount_needed_usd"]
+    assert needed == [("", ""), *(("", m) for m in MONTHS)]
+
+
+MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+NOT_APPLICABLE = (
+    "Needs name no finance instrument (only offers do): the amount needed is given for all needs only."
+)
+
+
+def amounts_rows(layout) -> dict[str, list[str]]:
+    return {row[0]: row[1:] for row in layout["amounts"].rows}
+
+
+def test_the_amounts_table_gives_the_amount_needed_for_all_needs_only(login, committee, world):
+    response = login(committee).get(REPORT + QUERY)
+    amounts = response.context["layout"]["amounts"]
+    assert amounts.header == ["Finance instrument", "Amount needed (USD)", "Amount offered (USD)"]
+    rows = amounts_rows(response.context["layout"])
+    # A dash (nothing to measure) by instrument, never "$0"; the total in the last row.
+    assert rows["Grant"] == ["\u2013", "$2,000,000"]
+    assert rows["Guarantee"] == ["\u2013", "$0"]
+    assert rows["All posts"] == ["$1,500,001", "$2,000,000"]
+    assert amounts.note.startswith(NOT_APPLICABLE)
+    assert NOT_APPLICABLE in response.content.decode()
 
 
 def test_unknown_download_format_is_404(login, committee):
@@ -335,6 +361,36 @@ def test_a_snapshot_lists_what_changed_since_the_previous_one(login, secretariat
         "GCNMA 11" in response.content.decode()
         and "(2026-01-01 \u2013 2026-06-30)" in response.content.decode()
     )
+
+
+def test_an_old_snapshot_with_the_amount_needed_by_instrument_shows_compares_and_downloads_without_it(
+    login, secretariat, committee, world
+):
+    """Snapshots frozen before held `amount_needed_usd` by instrument, 0 by construction. They are kept as
+    frozen, but shown, compared with the next one and downloaded as a snapshot frozen now: no "$0" by
+    instrument, nor a change "$0 → (no row)" for each instrument."""
+    client = login(secretariat)
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "GCNMA 11"})
+    old = Snapshot.objects.get()
+    figures = old.export["figures"]
+    at = next(i for i, r in enumerate(figures) if r["figure"] == "amount_offered_usd")
+    retired = [{"figure": "amount_needed_usd", "dimension": {"instrument": k}, "value": 0}
+               for k in ("grant", "concessional_loan", "guarantee", "results_based_payment", "debt_swap",
+                         "in_kind")]  # fmt: skip
+    Snapshot.objects.filter(pk=old.pk).update(export={**old.export, "figures": [*figures[:at], *retired,
+                                                                                *figures[at:]]})  # fmt: skip
+    client.post(reverse("stocktake:snapshot_create"), {**SNAPSHOT_POST, "title": "GCNMA 12"})
+    reader = login(committee)
+    page = reader.get(old.get_absolute_url())
+    assert page.status_code == 200
+    assert amounts_rows(page.context["layout"])["Grant"] == ["\u2013", "$2,000,000"]
+    new = reader.get(Snapshot.objects.get(title="GCNMA 12").get_absolute_url())
+    assert new.context["previous"].title == "GCNMA 11"
+    assert new.context["changes"].rows == []  # the same figures: nothing changed
+    for fmt in ("json", "csv"):
+        body = reader.get(reverse("stocktake:snapshot_download", args=[old.slug, fmt])).content.decode()
+        assert body.count("amount_needed_usd") == 1 + len(MONTHS), fmt  # the total and the months
+        assert body.count("amount_offered_usd") == 1 + 6 + len(MONTHS), fmt  # and by instrument
 
 
 def test_a_snapshot_is_compared_with_the_last_one_under_the_same_filters(

@@ -121,3 +121,29 @@ def test_a_period_not_over_yet_counts_the_days_waiting_so_far(db):
     figures = {r["figure"]: r["value"] for r in stocktake_export(**period, filters={})["figures"]
                if not r["dimension"]}  # fmt: skip
     assert figures["needs_unmatched_60d"] == 1
+
+
+def test_a_need_published_again_counts_its_matches_from_its_new_publication(world):
+    """The list holds exactly the needs the two gap figures count: a need the secretariat took back and
+    published again is matched and answered only by what came since its new publication, as in the figures.
+    It was missing from the list (the reviewer's 16 + 10 = 26 needs counted, 25 listed)."""
+    # Strongly matched and answered on its first publication, taken back on 1 March, published again on 10
+    # March, nothing since: unmatched at the end (published more than 60 days before it).
+    unmatched = need("MWI", noon(2026, 3, 10), ["finance"], ["adaptation"], returned_at=noon(2026, 3, 1))
+    MatchFactory(need=unmatched, offer=world.o1, created_at=noon(2026, 2, 5), strong_at=noon(2026, 2, 5),
+                 offer_interest=Interest.INTERESTED, offer_interest_at=noon(2026, 2, 6))  # fmt: skip
+    # The same, strongly matched again since its new publication but not answered since: unanswered.
+    unanswered = need("TZA", noon(2026, 3, 12), ["finance"], ["adaptation"], returned_at=noon(2026, 3, 1))
+    MatchFactory(need=unanswered, offer=world.o1, created_at=noon(2026, 2, 5), strong_at=noon(2026, 2, 5),
+                 offer_interest=Interest.INTERESTED, offer_interest_at=noon(2026, 2, 6))  # fmt: skip
+    MatchFactory(need=unanswered, offer=world.o2, created_at=noon(2026, 3, 20), strong_at=noon(2026, 3, 20))
+    assert _gap_counts() == (2, 2)  # with N4 (unmatched) and N_old (unanswered)
+    assert _gaps() == [
+        (world.n_old.pk, "unanswered"),
+        (unmatched.pk, "unmatched"),
+        (unanswered.pk, "unanswered"),
+        (world.n4.pk, "unmatched"),
+    ]
+    for filters in ({}, {"ldc": True}, {"support_type": "finance"}):
+        gaps = [gap for _pk, gap in _gaps(**filters)]
+        assert (gaps.count("unmatched"), gaps.count("unanswered")) == _gap_counts(**filters), filters
