@@ -168,9 +168,10 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 def whole_number_param(request, name: str, *, default: int, low: int, high: int) -> int:
     """The query parameter `name` as a whole number from `low` to `high` (ASCII digits only: `str.isdigit`
-    accepts "²", which `int` refuses), `default` when absent; a 400 naming it otherwise."""
+    accepts "²", which `int` refuses), `default` when absent or empty (as every other empty parameter is
+    absent: "page_size=" was a 400 while "ordering=" was the default); a 400 naming it otherwise."""
     raw = request.query_params.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return default
     if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise field_error(
@@ -283,7 +284,7 @@ def check_json_text(value: Any, path: str | None = None) -> list[dict]:
 
 
 class ApiAutoSchema(AutoSchema):
-    """Adds the error responses a view can give (its `error_statuses`, plus 401/429/415 where they apply)."""
+    """Adds the error responses a view can give (its `error_statuses`, plus 401/413/415/429 where they apply)."""
 
     def get_description(self) -> str:
         # A view's own docstring only: never the base class's, which says nothing about the endpoint.
@@ -298,7 +299,8 @@ class ApiAutoSchema(AutoSchema):
         if self.view.throttle_classes:
             codes.add(429)
         if self.method in ("POST", "PUT", "PATCH"):
-            codes.update((400, 415))
+            # 413: every body has a size limit (`RequestSizeMiddleware`; the import's is larger).
+            codes.update((400, 413, 415))
         for code in sorted(codes):
             if str(code) not in responses:
                 response = OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code])

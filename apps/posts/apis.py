@@ -109,8 +109,9 @@ class IsoDateTimeField(forms.Field):
         if value in self.empty_values:
             return None
         text = str(value).strip()
-        # An unencoded '+' of a UTC offset arrives as a space.
-        text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text)
+        # An unencoded '+' of a UTC offset arrives as a space: after a time only ("2026-01-01 12:30" is a date and
+        # a time, which was read as a date with an offset, and refused).
+        text = re.sub(r"([T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", text)
         if not _ISO_CHARACTERS.fullmatch(text):
             # Python's parsers take other scripts' digits (٢٠٢٦) and other ISO forms (2026-W01-1, 20260101);
             # the contract is the extended calendar form, in ASCII digits.

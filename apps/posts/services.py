@@ -717,8 +717,15 @@ def _import_problems(
             problems.append((position, FieldError("external_id", message, "unknown")))
             continue
         if post is not None and not post_can_manage(actor=actor, post=post):
-            message = _("This external_id belongs to a post of another Party or provider.")
-            problems.append((position, FieldError("external_id", message, "permission_denied")))
+            if post.status == Status.PUBLISHED:  # a post anyone may see: say whose it is
+                message = _("This external_id belongs to a post of another Party or provider.")
+                problems.append((position, FieldError("external_id", message, "permission_denied")))
+            else:
+                # Not shown to the caller: the refusal says no more than that the id is in use (external ids are
+                # one namespace), as creating a post with it does.
+                message = _("This external_id is in use: external ids are shared by every Party and provider, so "
+                            "prefix yours with your code.")  # fmt: skip
+                problems.append((position, FieldError("external_id", message, "unique")))
             continue
         try:
             status = _import_status(actor, data.status, post)

@@ -11,7 +11,7 @@ from apps.accounts.permissions import CanReadStocktake
 from apps.parties.models import RegionalGroup
 from apps.posts.taxonomies import FocusArea, SupportType
 
-from .selectors import stocktake_export
+from .selectors import MAX_PERIOD_DAYS, stocktake_export
 from .serializers import EARLIEST, LATEST, StocktakeQuerySerializer, StocktakeSerializer
 
 
@@ -24,7 +24,8 @@ class StocktakeApi(ApiView):
         summary="Stocktake figures for a period",
         description=(
             "For committee members and the secretariat (session), or a token of scope `stocktake`. "
-            f"Dates from {EARLIEST} to {LATEST}; `from` on or before `to`."
+            f"Dates from {EARLIEST} to {LATEST}; `from` on or before `to`; a period of at most ten years "
+            f"({MAX_PERIOD_DAYS} days)."
         ),
         parameters=[
             OpenApiParameter("from", OpenApiTypes.DATE, required=True, description="First day (YYYY-MM-DD)."),

@@ -542,6 +542,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.accounts.serializers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.accounts.apis.api_exception_handler",
+    # ?format= picks a renderer where there are several (the schema: ?format=json); elsewhere a format the
+    # endpoint does not speak is ignored, as any unknown parameter (DRF answered "?format=csv" with a bare 404).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.accounts.negotiation.LenientFormatNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.permissions.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": env_rate("API_THROTTLE_TOKEN", "1200/minute"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
@@ -162,6 +162,19 @@ def test_updated_since_and_ordering_for_incremental_sync(api):
     assert ids(api().get(LIST, {"ordering": "-updated_at"})) == [recent.pk, old.pk]
     # An unencoded '+' of an offset arrives as a space, and still parses.
     assert ids(api().get(f"{LIST}?updated_since=2000-01-01T00:00:00 00:00")) == [old.pk, recent.pk]
+    # A date and a time with a space between them is no date with an offset (it was refused).
+    moment = (timezone.now() - timedelta(days=1)).astimezone(UTC)
+    response = api().get(LIST, {"updated_since": moment.strftime("%Y-%m-%d %H:%M")})
+    assert response.status_code == 200 and ids(response) == [recent.pk]
+
+
+def test_the_format_parameter_is_ignored_as_any_unknown_one(api):
+    """DRF's ?format= override answered a bare 404 "Not found." on every endpoint."""
+    post = PostFactory()
+    for url in (f"{LIST}?format=csv", f"{LIST}{post.pk}/?format=xml", "/api/v1/health/?format=api"):
+        response = api().get(url)
+        assert response.status_code == 200, url
+        assert response["Content-Type"].startswith("application/json")
 
 
 @pytest.mark.parametrize(
@@ -475,3 +488,11 @@ def test_removed_posts_bad_query_is_400(api, query, field):
     response = api().get(f"{REMOVED}?{query}")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == field
+
+
+def test_an_empty_page_size_or_limit_is_the_default_as_every_empty_parameter(api, tokens):
+    post = PostFactory()
+    assert ids(api().get(f"{LIST}?page_size=&ordering=")) == [post.pk]
+    response = api(tokens["ken"]).get(f"/api/v1/posts/{post.pk}/matches/?limit=&offset=")
+    assert response.status_code == 200 and response.json() == []
+    assert api().get(f"{LIST}?page_size=0").status_code == 400  # a value is still checked
