@@ -6,11 +6,14 @@ Field-level checks are Django's (lengths, choices, numbers); the rules across fi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
 
 from django import forms
+from django.http import QueryDict
 from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -29,6 +32,70 @@ from .taxonomies import (
     Sector,
     SupportType,
 )
+
+
+def _comparable(value):
+    """A field's value (initial or cleaned) in one form for comparison: lists unordered, text without the
+    browser's \r\n, an amount without its trailing zeros, nothing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sorted(str(item) for item in value)
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value).replace("\r\n", "\n").strip()
+
+
+def field_fingerprints(values: dict, names) -> dict[str, str]:
+    """Short hashes of the fields' values: enough to tell whether a value changed, without the text."""
+    return {
+        name: hashlib.sha256(
+            json.dumps(_comparable(values.get(name)), ensure_ascii=False).encode()
+        ).hexdigest()[:16]
+        for name in names
+    }
+
+
+def _put(data, name: str, value) -> None:
+    """Write an initial value into form data as a browser would post it."""
+    if isinstance(value, bool):
+        if value:
+            data[name] = "on"
+        else:
+            data.pop(name, None)
+    elif isinstance(value, (list, tuple)):
+        data.setlist(name, [str(item) for item in value])
+    else:
+        data[name] = "" if value is None else str(value)
+
+
+class OpenedValuesField(forms.Field):
+    """A hidden field: `field_fingerprints` of the post as the form was filled (JSON). Bookkeeping only; a value
+    that is not such a JSON object is no fingerprint (an old form: the conflict then merges nothing)."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value):
+        return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value
+
+    def to_python(self, value) -> dict[str, str] | None:
+        if isinstance(value, dict):
+            return value
+        try:
+            parsed = json.loads(value or "null")
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            return None
+        return parsed
+
+    def has_changed(self, initial, data) -> bool:
+        return False
 
 
 class OpenedAtField(forms.Field):
@@ -216,6 +283,9 @@ class PostForm(forms.Form):
     # When the post being edited was last changed, as the form was filled: saving checks that it still is
     # (`post_update`'s `opened_at`), so that an older form does not silently undo a newer change.
     opened_at = OpenedAtField()
+    # A fingerprint of each field's value as the form was filled (`field_fingerprints`): after a conflict, what
+    # the other change touched and this editor did not is taken into the form (`merge_conflict`).
+    opened_values = OpenedValuesField()
     contact_name = forms.CharField(label=_("Contact name"), max_length=200, required=False)
     contact_email = forms.EmailField(label=_("Contact email"), required=False)
 
@@ -285,7 +355,41 @@ class PostForm(forms.Form):
         }
         for key in DECLARATIONS:
             initial[f"declares_{key}"] = getattr(post, f"declares_{key}")
+        initial["opened_values"] = field_fingerprints(initial, cls.content_field_names())
         return initial
+
+    @classmethod
+    def content_field_names(cls) -> list[str]:
+        """The fields that hold the post (not the bookkeeping of when and what the form was opened on)."""
+        return [name for name in cls.base_fields if name not in ("opened_at", "opened_values")]
+
+    def merge_conflict(self, current: Post) -> tuple[QueryDict, list[str], list[str]]:
+        """After a conflict (this valid form, opened on an older version of `current`): the data to show again.
+
+        A field the other change touched and this editor did not takes the post's current value (saving again
+        would silently have put the old one back); one both changed keeps this editor's and is named. Returns
+        (the data, as the form would post it, the fields taken from the post, the fields both changed);
+        without the fingerprints of an old form, the editor's data as it is and no field named."""
+        base = self.cleaned_data.get("opened_values")
+        data = self.data.copy()
+        now = self.initial_for(current)
+        data["opened_at"] = now["opened_at"].isoformat()
+        data["opened_values"] = json.dumps(now["opened_values"], separators=(",", ":"))
+        if not base:
+            return data, [], []
+        names = self.content_field_names()
+        mine = field_fingerprints(self.cleaned_data, names)
+        theirs = now["opened_values"]
+        taken, both = [], []
+        for name in names:
+            if base.get(name) is None or theirs[name] == base[name] or theirs[name] == mine[name]:
+                continue  # the other change left it, or made it what this editor typed
+            if mine[name] == base[name]:
+                taken.append(name)
+                _put(data, name, now[name])
+            else:
+                both.append(name)
+        return data, taken, both
 
     def clean(self):
         cleaned = super().clean()

@@ -287,14 +287,27 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 ok = _run_action(request, update, _("Your changes are saved."))
             except PostEditConflict as conflict:
-                # The form comes back as the editor filled it (nothing they typed is lost), now carrying the
-                # post's latest time: saving again, after a look at the post, is a deliberate overwrite.
-                data = request.POST.copy()
-                data["opened_at"] = conflict.post.updated_at.isoformat()
+                # The form comes back with what the editor typed (nothing is lost) and what the other change
+                # made to the fields they left alone (saving again put the old values back), now carrying the
+                # post's latest time: saving again, after a look at the post, is a deliberate choice.
+                current = (
+                    Post.objects.with_related().prefetch_related("partner_parties").get(pk=conflict.post.pk)
+                )
+                data, taken, both = form.merge_conflict(current)
                 form = PostForm(data, party=post.party, provider=post.provider)
                 form.is_valid()
                 form.add_error(None, str(conflict))
-                context = {"form": form, "post": post, "can_submit": "submit" in actions, "conflict": True}
+                for name in both:
+                    message = _("Changed meanwhile too: yours is kept here. Compare it with the post as it is now "
+                                "before saving.")  # fmt: skip
+                    form.add_error(name, message)
+                context = {
+                    "form": form,
+                    "post": post,
+                    "can_submit": "submit" in actions,
+                    "conflict": True,
+                    "taken_labels": [form.fields[name].label for name in taken],
+                }
                 return render(request, "posts/form.html", context, status=409)
             if ok and _submit_requested(request) and "submit" in actions:
                 _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])

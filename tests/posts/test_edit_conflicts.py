@@ -4,6 +4,7 @@ keeps what they typed, and saves again knowingly. On the site, in the admin and 
 import re
 
 import pytest
+from django.http import QueryDict
 from django.urls import reverse
 
 from apps.accounts.actors import Actor
@@ -125,3 +126,67 @@ def test_the_admin_refuses_a_stale_change_form(staff, secretariat, focal_point):
     assert staff.post(change_url(post), data).status_code == 302
     post.refresh_from_db()
     assert (post.title, post.description) == ("Solar pumps (checked)", "Pumps, and more.")
+
+
+def as_posted(form) -> QueryDict:
+    """What a browser posts for a form as the page shows it (its initial values)."""
+    data = QueryDict(mutable=True)
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, (list, tuple)):
+            data.setlist(name, [str(v) for v in value])
+        else:
+            data[name] = "" if value is None else str(value)
+    return data
+
+
+def test_saving_again_after_a_conflict_keeps_the_other_tabs_changes_to_fields_left_alone(focal_point, login):
+    """Tab 1 changed the contact and saved; tab 2, opened before, changed the amount: its 409 form still held
+    the old contact, and saving it again put that back without a word."""
+    post = PostFactory(party=party("KEN"), title="Solar pumps", amount_usd=1000, contact_name="Amina")
+    client = login(focal_point)
+    url = reverse("posts:edit", args=[post.pk])
+    tab1 = as_posted(client.get(url).context["form"])
+    tab2 = as_posted(client.get(url).context["form"])
+    tab1["contact_name"] = "Wanjiru"
+    tab1["title"] = "Solar pumps (tab 1)"
+    assert client.post(url, tab1).status_code == 302
+    tab2["amount_usd"] = "2500"
+    tab2["title"] = "Solar pumps (tab 2)"
+    response = client.post(url, tab2)
+    assert response.status_code == 409
+    form = response.context["form"]
+    # The contact, left alone in tab 2, is tab 1's now; the amount is tab 2's; the title, changed in both,
+    # stays tab 2's and is named.
+    assert form["contact_name"].value() == "Wanjiru"
+    assert form["amount_usd"].value() == "2500" and form["title"].value() == "Solar pumps (tab 2)"
+    assert list(form.errors) == ["__all__", "title"]
+    assert form.errors["title"] == [
+        "Changed meanwhile too: yours is kept here. Compare it with the post as it is now before saving."
+    ]
+    html = response.content.decode()
+    assert (
+        "What the other change made to fields you had not changed is now in the form: Contact name." in html
+    )
+    assert client.post(url, form.data).status_code == 302  # saved again as shown
+    post.refresh_from_db()
+    assert (post.contact_name, post.amount_usd, post.title) == ("Wanjiru", 2500, "Solar pumps (tab 2)")
+
+
+def test_a_conflict_on_a_form_without_fingerprints_keeps_the_editors_data_as_before(focal_point, login):
+    """A form opened before this release (no fingerprints) merges nothing: the editor's data comes back."""
+    post = PostFactory(party=party("KEN"), contact_name="Amina")
+    client = login(focal_point)
+    url = reverse("posts:edit", args=[post.pk])
+    old_form = as_posted(client.get(url).context["form"])
+    old_form.pop("opened_values")
+    other = as_posted(client.get(url).context["form"])
+    other["contact_name"] = "Wanjiru"
+    client.post(url, other)
+    response = client.post(url, old_form)
+    assert response.status_code == 409
+    assert response.context["form"]["contact_name"].value() == "Amina"
+    assert "is now in the form" not in response.content.decode()
