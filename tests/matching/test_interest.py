@@ -1050,3 +1050,20 @@ def test_one_recipients_failure_sends_nobody_anything_twice(match, kenya, japan,
     moderation_notify(post_id=match.need_id, event="returned")
     moderation_notify(post_id=match.need_id, event="returned")
     assert sorted(m.to[0] for m in mail.outbox) == ["k2@example.org", "ken@example.org"]
+
+
+def test_the_connection_link_says_when_the_connection_ended(match, kenya, japan, login):
+    """Kenya closed its need: Japan's link from the connection email opened its whole list of matches, with no
+    word that the connection had ended."""
+    from apps.posts.services import post_close
+
+    Match.objects.filter(pk=match.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now()
+    )
+    client = login(japan)
+    url = reverse("posts:detail", args=[match.offer_id])
+    assert "has ended" not in client.get(url, {"matches": "connected"}).content.decode()
+    post_close(actor=Actor.for_user(kenya), post=Post.objects.get(pk=match.need_id), outcome="Met elsewhere.")
+    html = client.get(url, {"matches": "connected"}).content.decode()
+    assert "This post's connection has ended: the other post is no longer published" in html
+    assert "has ended" not in client.get(url).content.decode()  # only where the connections were asked for

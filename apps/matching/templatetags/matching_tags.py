@@ -2,6 +2,7 @@
 
 from django import template
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -9,6 +10,7 @@ from django.utils.translation import gettext
 from apps.accounts.actors import Actor
 from apps.posts.taxonomies import FACETS
 
+from ..models import Match
 from ..selectors import (
     FRESH_FOR,
     MatchSummary,
@@ -93,11 +95,19 @@ def match_counts_context(
     query.pop("matches_page", None)
     owner = actor.can_post and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
     shown = _shown(params, summary, owner=owner, answered=answered)
+    ended = 0
+    if params.get("matches") == CONNECTED and shown is None and not answered:
+        # Opened on its connections (the connection email's link) when none is open any more: the other post
+        # was withdrawn or closed, which ends its matches. The page listed all matches without a word.
+        ended = Match.objects.filter(
+            Q(need_id=post.pk) | Q(offer_id=post.pk), connected_at__isnull=False, is_active=False
+        ).count()
     return {
         "post": post,
         "owner": owner,
         "summary": summary,
         "shown": shown,
+        "ended_connections": ended,
         "awaiting_only": shown == AWAITING,
         "query": query.urlencode(),
     }
