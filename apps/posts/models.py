@@ -9,11 +9,12 @@ filters on them in SQL: eligibility is checked by the matching engine, which hol
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .folding import post_search_text
 from .taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
 
 DESCRIPTION_MAX_LENGTH = 20_000
@@ -74,7 +75,52 @@ class InstrumentTerm(TaxonomyTerm):
         verbose_name_plural = _("finance instruments")
 
 
+# The fields `Post.search_text` is folded from: whatever writes one of them writes it too.
+SEARCHED_FIELDS = frozenset({"title", "description"})
+
+
 class PostQuerySet(models.QuerySet):
+    """`Post.search_text` is folded in Python (`folding.py`), so the writes that bypass `Post.save` keep it
+    right here: bulk_create, bulk_update and update of a title or description, wherever they are called from."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for post in objs:
+            post.search_text = post_search_text(post.title, post.description)
+        update_fields = kwargs.get("update_fields")
+        if (
+            update_fields
+            and not SEARCHED_FIELDS.isdisjoint(update_fields)
+            and "search_text" not in update_fields
+        ):
+            kwargs["update_fields"] = [*update_fields, "search_text"]
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        fields = list(fields)
+        if not SEARCHED_FIELDS.isdisjoint(fields) and "search_text" not in fields:
+            objs = list(objs)
+            for post in objs:
+                post.search_text = post_search_text(post.title, post.description)
+            fields.append("search_text")
+        # Django's bulk_update ends in update(), with search_text among the columns: written once, not folded again.
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def update(self, **kwargs):
+        if SEARCHED_FIELDS.isdisjoint(kwargs) or "search_text" in kwargs:
+            return super().update(**kwargs)
+        # The new values may be expressions (Concat, F, Case) that only the database evaluates: the rows are read
+        # back and folded. Their ids first, since the update may change which rows the filter selects.
+        with transaction.atomic(using=self.db, savepoint=False):
+            ids = list(self.order_by().values_list("pk", flat=True))
+            rows = super().update(**kwargs)
+            refold_search_text(ids, using=self.db)
+        return rows
+
+    bulk_create.alters_data = True
+    bulk_update.alters_data = True
+    update.alters_data = True
+
     def published(self) -> "PostQuerySet":
         return self.filter(status=Post.Status.PUBLISHED)
 
@@ -85,10 +131,24 @@ class PostQuerySet(models.QuerySet):
         return self.filter(kind=Post.Kind.OFFER)
 
     def with_related(self) -> "PostQuerySet":
-        """What a list or detail shows: the poster and every facet, in a fixed number of queries."""
-        return self.select_related("party", "provider").prefetch_related(
-            "support_types", "focus_areas", "sectors", "instruments"
+        """What a list or detail shows: the poster and every facet, in a fixed number of queries. Not the
+        search text, a second copy of title and description that no page shows."""
+        return (
+            self.select_related("party", "provider")
+            .prefetch_related("support_types", "focus_areas", "sectors", "instruments")
+            .defer("search_text")
         )
+
+
+def refold_search_text(ids, *, using: str = "default", batch: int = 1000) -> None:
+    """Fold again the search text of these posts from their stored title and description."""
+    ids = list(ids)
+    for start in range(0, len(ids), batch):
+        posts = list(Post._base_manager.using(using).filter(pk__in=ids[start : start + batch]).only(
+            "pk", "title", "description"))  # fmt: skip
+        for post in posts:
+            post.search_text = post_search_text(post.title, post.description)
+        Post._base_manager.using(using).bulk_update(posts, ["search_text"])
 
 
 class Post(models.Model):
@@ -210,6 +270,12 @@ class Post(models.Model):
     # Set in the same transaction as the change that needs (re)matching; cleared by the worker. A broker
     # outage leaves it set, and the periodic sweep picks the post up.
     matching_pending = models.BooleanField(_("waiting for matching"), default=False, db_index=True)
+    # Title and description folded as the search compares them (`folding.py`: case, accents, Arabic short
+    # vowels...), which PostgreSQL's full-text index is built on and SQLite's LIKE reads: folded by the
+    # application whenever title or description is written (`save` below, `PostQuerySet`), never by hand.
+    # The database's default keeps a row written by code older than this field (a web process not yet
+    # restarted after the migration) insertable; the search finds it once it is saved again.
+    search_text = models.TextField(_("search text"), default="", db_default="", editable=False)
 
     objects = PostQuerySet.as_manager()
 
@@ -245,6 +311,20 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            written = SEARCHED_FIELDS.intersection(update_fields)
+        elif self._state.adding:
+            written = SEARCHED_FIELDS
+        else:  # Django writes only the fields that were loaded (`only`, `defer`)
+            written = SEARCHED_FIELDS - self.get_deferred_fields()
+        if written:
+            self.search_text = post_search_text(self.title, self.description)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "search_text"}
+        super().save(*args, **kwargs)
 
     @property
     def poster(self):

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import F, Func, Q, TextField, Value
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Lower
 
 from apps.accounts.actors import Actor
 
+from .folding import search_fold
 from .models import Post, PostQuerySet
 
 
@@ -49,18 +49,18 @@ def post_list_own(*, actor: Actor) -> PostQuerySet:
 
 
 def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
-    """Full-text search over title and description.
+    """Full-text search over title and description, through their folded copy `Post.search_text`.
 
-    PostgreSQL matches the expression of the GIN index of migration 0005 (English stemming: "mangrove" finds
-    "mangroves"; a post in another language is stemmed by the same rules as the query, so its words still find
-    themselves), with web-search syntax: quotes, OR, -word. A query with letters of another script than the
-    Latin one (Arabic, Chinese, Cyrillic...) is searched within the texts instead (`_within_terms`): English
-    stemming knows nothing of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات
-    بالفيضانات), and Chinese has no spaces to find words by. SQLite, the embedded default, searches every query
-    so. Within the texts, letters compare regardless of case in every script, and as the word model reads them
-    (`search_fold`: alef with or without hamza, ё and е).
+    The query is folded as the texts were (`folding.search_fold`): case, accents on Latin letters (precoce
+    finds "précoce" and précoce "precoce"), Arabic short vowels, alef with hamza, ё. PostgreSQL matches the
+    expression of the GIN index of migration 0010 (English stemming: "mangrove" finds "mangroves"; a post in
+    another language is stemmed by the same rules as the query, so its words still find themselves), with
+    web-search syntax: quotes, OR, -word. A query with letters of another script than the Latin one (Arabic,
+    Chinese, Cyrillic...) is searched within the texts instead (`_within_terms`): English stemming knows nothing
+    of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات بالفيضانات), and Chinese has no
+    spaces to find words by. SQLite, the embedded default, searches every query so.
     """
-    text = text.strip()[:200]
+    text = search_fold(text.strip()[:200])
     if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
         return qs
     if connection.vendor == "postgresql" and not _OTHER_SCRIPT.search(text):
@@ -68,27 +68,10 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
         return qs.annotate(search_vector=vector).filter(
             search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
-    if connection.vendor == "sqlite":
-        folded = {name: Func(F(name), function="nma_fold", output_field=TextField())
-                  for name in ("title", "description")}  # fmt: skip
-    else:
-        folded = {name: Func(Lower(F(name)), Value(_FOLD_FROM), Value(_FOLD_TO), function="translate",
-                             output_field=TextField()) for name in ("title", "description")}  # fmt: skip
-    qs = qs.annotate(_title=folded["title"], _description=folded["description"])
     for term, exclude in _within_terms(text):
-        found = Q(_title__contains=term) | Q(_description__contains=term)
+        found = Q(search_text__contains=term)
         qs = qs.exclude(found) if exclude else qs.filter(found)
     return qs
-
-
-# How a text and a query compare within the texts: lower case in every script, and as the word model reads
-# Arabic and Russian (`matching.engine.preprocess_text`): alef with hamza or madda as alef, ё as е.
-_FOLD_FROM, _FOLD_TO = "أإآٱё", "ااااе"
-_FOLD = str.maketrans(_FOLD_FROM, _FOLD_TO)
-
-
-def search_fold(text: str) -> str:
-    return text.lower().translate(_FOLD)
 
 
 # Letters of any script but the Latin one.
@@ -150,13 +133,13 @@ _RU_ENDINGS = tuple(
 
 
 def _within_terms(text: str) -> list[tuple[str, bool]]:
-    """The query's terms, folded, each with whether it excludes: quoted phrases as they are; a Chinese or
+    """The (folded) query's terms, each with whether it excludes: quoted phrases as they are; a Chinese or
     Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart); a Russian word
     without its ending; "or" and stray signs dropped."""
     terms = []
     for minus, phrase, word_minus, word in _TERM.findall(_web_search_text(text)):
         exclude = bool(minus or word_minus)
-        term = search_fold(phrase or word.strip("'-()!&|"))
+        term = phrase or word.strip("'-()!&|")
         if not term or (not phrase and term == "or"):
             continue
         if phrase:
@@ -183,10 +166,8 @@ def _web_search_text(text: str) -> str:
     return _LOOSE_MINUS.sub(" ", text)
 
 
-# The same expression as the index, so PostgreSQL uses it.
-_SEARCH_VECTOR_SQL = (
-    "to_tsvector('english', coalesce(posts_post.title, '') || ' ' || coalesce(posts_post.description, ''))"
-)
+# The same expression as the index (migration 0010), so PostgreSQL uses it.
+_SEARCH_VECTOR_SQL = "to_tsvector('english', posts_post.search_text)"
 
 
 # --- Helpers for the web pages (read-only; the services still enforce every rule) -------------------------

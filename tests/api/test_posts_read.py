@@ -153,6 +153,14 @@ def test_search_of_stray_minus_signs_is_answered(api, q, found):
     assert ids(response) == ([post.pk] if found else [])
 
 
+@pytest.mark.parametrize("q", ["precoce", "PRÉCOCE", "alerte précoce"])
+def test_search_ignores_accents_and_case(api, q):
+    """French and Spanish users often type without accents: the API finds what the site's search finds."""
+    post = PostFactory(title="Alerte précoce aux inondations", language="fr")
+    PostFactory(title="Solar pumps")
+    assert ids(api().get(LIST, {"q": q})) == [post.pk]
+
+
 def test_updated_since_and_ordering_for_incremental_sync(api):
     old, recent = PostFactory(), PostFactory()
     Post.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=3))
