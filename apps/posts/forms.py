@@ -309,6 +309,10 @@ class PostForm(forms.Form):
         self.fields["partner_parties"].choices = [
             choice for choice in party_choices if party is None or choice[0] != party.iso3
         ]
+        # No maxlength in the page: a browser cuts a longer paste at the limit without a word (a 25,000-character
+        # description was saved cut); the server's error says how long it is and how long it may be.
+        for name in ("title", "description"):
+            self.fields[name].widget.attrs.pop("maxlength", None)
         # The error summary lists fields in this order: the order of the page's fieldsets.
         self.order_fields([field.name for _key, _legend, fields in self.fieldsets() for field in fields])
         # A new post's text is most likely in the language of the page: French on a French page.

@@ -292,3 +292,11 @@ def test_an_email_subject_cuts_a_title_at_a_words_end(title, expected):
 
     got = subject_title(title)
     assert got == expected and len(got) <= 80
+
+
+def test_a_text_over_its_limit_is_refused_with_its_length_not_cut_by_the_browser():
+    """The page's maxlength made a browser cut a long paste at the limit, silently: the server says it instead."""
+    form = party_form(description="x" * 20_001)
+    assert "maxlength" not in str(form["description"]) and "maxlength" not in str(form["title"])
+    assert not form.is_valid()
+    assert form.errors["description"] == ["Ensure this value has at most 20000 characters (it has 20001)."]

@@ -570,7 +570,9 @@ def test_import_cannot_take_over_another_partys_post(focal_point):
     with pytest.raises(PostImportError) as refused:
         post_import(actor=Actor.for_user(focal_point), items=[need_data(external_id="shared-1")])
     # Published, it is anyone's to see: whose it is may be said.
-    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [(0, "external_id", "permission_denied")]
+    assert [(i, e.field, e.code) for i, e in refused.value.errors] == [
+        (0, "external_id", "permission_denied")
+    ]
     assert Post.objects.get(external_id="shared-1").party.iso3 == "BRA"
 
 
