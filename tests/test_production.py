@@ -167,3 +167,25 @@ def test_gunicorn_serves_pages_and_static_files(tmp_path):
 def test_other_settings_import_without_secrets(module, tmp_path):
     result = manage("check", env={"DJANGO_SETTINGS_MODULE": module}, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_named_in_one_line(tmp_path):
+    """A wrong host or port in DATABASE_URL gave `migrate` a traceback of forty lines."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**PRODUCTION_ENV, "DATABASE_URL": f"postgres://nobody@127.0.0.1:{port}/nma"}
+    result = manage("migrate", "--no-input", env=env, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Cannot reach the database nma at 127.0.0.1:{port} (DATABASE_URL): ")
+
+
+def test_other_database_errors_keep_their_traceback(tmp_path):
+    result = manage("shell", "--no-imports", "-c", "from django.db import connection; "
+                    "connection.cursor().execute('select * from no_such_table')",
+                    env={"DJANGO_SETTINGS_MODULE": "nma_platform.settings.local",
+                         "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}, tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "no such table" in result.stderr

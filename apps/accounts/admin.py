@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
 
-from .forms import preferred_language_field
+from .forms import password_change_failures_forget, preferred_language_field
 from .models import ApiToken, Role, User
 
 # The secretariat's workplace says whose it is (Django's default header reads "Django administration").
@@ -324,6 +324,9 @@ class LoginLockoutAdmin(SecretariatAdminMixin, AxesAccessAttemptAdmin):
             for row in rows
         )
         AccessAttempt.objects.filter(pk__in=[row.pk for row in rows]).delete()
+        # Their wrong current passwords on the password change too (counted per user, not per address).
+        names = {row.username for row in rows if row.username}
+        password_change_failures_forget(User.objects.filter(username__in=names).values_list("pk", flat=True))
         self.message_user(
             request,
             ngettext("Unlocked %(n)d entry.", "Unlocked %(n)d entries.", len(rows)) % {"n": len(rows)},

@@ -97,6 +97,17 @@ class PlainPasswordHelpMixin:
         )
 
 
+def password_change_failures_forget(user_ids) -> None:
+    """Forget the wrong current passwords counted for these users (a password reset, the admin's Unlock)."""
+    keys = [f"password-change-failures:{pk}" for pk in user_ids]
+    if not keys or cache_resting():
+        return
+    try:
+        cache.delete_many(keys)
+    except Exception as error:
+        cache_failed("the limit of wrong current passwords", error)
+
+
 class LimitedOldPasswordMixin:
     """At most LOGIN_FAILURE_LIMIT wrong current passwords per user, then none is checked for
     LOGIN_LOCKOUT_MINUTES: whoever holds a session (a computer left logged in) could guess the password without

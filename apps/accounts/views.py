@@ -23,6 +23,7 @@ from .forms import (
     PasswordResetForm,
     ProfileForm,
     SetPasswordForm,
+    password_change_failures_forget,
 )
 from .models import User
 from .permissions import ApiRateThrottle
@@ -137,8 +138,10 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        # Whoever holds the mailbox may log in again at once: the lockout page offers this way out.
+        # Whoever holds the mailbox may log in again at once: the lockout page offers this way out (and change
+        # the password knowing the new one, however many wrong ones were tried before).
         axes_reset(username=form.user.get_username())
+        password_change_failures_forget([form.user.pk])
         return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email.utils import formataddr
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -30,10 +31,16 @@ def _contact(post: Post) -> dict:
     own email), else the people who speak for its Party or provider. A name and an email of different people
     were never put together, nor several emails in one address."""
     if post.contact_email:
-        contacts = [_address(post.contact_name, post.contact_email)]
+        people = [(post.contact_name, post.contact_email)]
     else:
-        contacts = [_address(u.get_full_name(), u.email) for u in post_poster_users(post)]
-    return {"post": post, "contacts": contacts}
+        people = [(u.get_full_name(), u.email) for u in post_poster_users(post)]
+    return {
+        "post": post,
+        "contacts": [_address(name, email) for name, email in people],
+        # As header addresses: a name with a comma ("Ministry of Environment, Climate Directorate") is quoted,
+        # or a mail client reads two addresses, the first one invalid.
+        "reply_to": [formataddr((single_line(name).strip(), email)) for name, email in people],
+    }
 
 
 def connection_notify(match: Match) -> int:
@@ -51,7 +58,7 @@ def connection_notify(match: Match) -> int:
                 )
                 subject = _("New connection: %(title)s") % {"title": subject_title(other.title)}
             sent += send_once(key=f"connection:{match.pk}:{user.pk}", subject=subject, body=body,
-                              recipient=user.email, reply_to=contact["contacts"])  # fmt: skip
+                              recipient=user.email, reply_to=contact["reply_to"])  # fmt: skip
     return sent
 
 

@@ -41,6 +41,7 @@ from apps.accounts.actors import Actor
 from apps.accounts.models import Role
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
 
+from .folding import search_fold
 from .forms import OpenedAtField
 from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
@@ -526,6 +527,20 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     list_select_related = ("party", "provider")
     autocomplete_fields = ("party", "provider", "partner_parties")
     actions = ("publish_selected", "return_selected", "mark_reviewed_selected")
+
+    def get_queryset(self, request):
+        # Not the search text (a second copy of title and description) for every row.
+        return super().get_queryset(request).defer("search_text")
+
+    def get_search_results(self, request, queryset, search_term):
+        """Also the posts whose title or description holds the term as the site's search reads them (`precoce`
+        finds « Alerte précoce »): the admin's own lookups compare accents as typed."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        folded = search_fold(search_term.strip())
+        if folded:
+            found = found | queryset.filter(search_text__contains=folded)
+        return found, may_have_duplicates
+
     inlines = (PostEventInline,)
     fieldsets = (
         (None, {"fields": ("kind", "party", "provider", "title", "description", "language", "opened_at")}),

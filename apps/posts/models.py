@@ -7,8 +7,10 @@ database a foreign key that refuses an unknown key. `eligible` and `aims` are JS
 filters on them in SQL: eligibility is checked by the matching engine, which holds every offer in memory.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
-from django.core.validators import MaxLengthValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext
@@ -18,6 +20,10 @@ from .folding import post_search_text
 from .taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
 
 DESCRIPTION_MAX_LENGTH = 20_000
+# Under a trillion dollars: no cooperation of the platform comes near it (the largest climate funds hold tens of
+# billions), and every amount up to it is exact to the cent as a float too (SQLite's storage, JSON readers),
+# which amounts of 10^13 and more were not (…99.99 read back as …99.98; SQLite's reading even failed).
+MAX_AMOUNT = Decimal("999999999999.99")
 TITLE_MAX_LENGTH = 200
 
 
@@ -207,7 +213,8 @@ class Post(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        validators=[MinValueValidator(0)],
+        # The admin's form enforces the ceiling that every other way in does (`post_data.MAX_AMOUNT`).
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
     )
     eligible = models.JSONField(
         _("eligible Parties and groups"),

@@ -20,7 +20,7 @@ from apps.accounts.apis import unsafe_text_problem
 from apps.parties.models import ELIGIBILITY_GROUPS, Party, SupportProvider
 
 from .languages import guess_language, language_mismatch
-from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
+from .models import DESCRIPTION_MAX_LENGTH, MAX_AMOUNT, TITLE_MAX_LENGTH, Post
 from .taxonomies import FACETS, POST_LANGUAGE_CODES, Aim
 
 IMPORT_FIELDS = frozenset(
@@ -49,10 +49,6 @@ IMPORT_FIELDS = frozenset(
     }
 )
 DECLARATIONS = ("voluntary", "no_transfer", "ndc", "rights", "safeguards")
-# Under a trillion dollars: no cooperation of the platform comes near it (the largest climate funds hold tens of
-# billions), and every amount up to it is exact to the cent as a float too (SQLite's storage, JSON readers),
-# which amounts of 10^13 and more were not (…99.99 read back as …99.98; SQLite's reading even failed).
-MAX_AMOUNT = Decimal("999999999999.99")
 # The enums' `.values` build a new list on every access; a large import checks them millions of times.
 FACET_KEYS: dict[str, list[str]] = {name: choices.values for name, choices in FACETS.items()}
 KINDS = frozenset(Post.Kind.values)

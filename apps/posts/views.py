@@ -16,8 +16,10 @@ from functools import partial, wraps
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
@@ -31,6 +33,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.accounts.limits import anonymous_rate_limited
+from apps.accounts.sessions import SessionStore
 from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
 
 from .filters import PostFilter
@@ -169,39 +172,58 @@ FORM_KEPT_MAX_BYTES = 200_000  # a full form: a 20,000-character description, es
 
 def _login_required_keeping_the_form(view):
     """`login_required` for the post form: a POST whose session has ended is not lost. What was typed is kept and
-    the form, once the poster has logged in again, comes back filled with it (it was empty: a focal point lost a
+    the form, once its author has logged in again, comes back filled with it (it was empty: a focal point lost a
     whole description to a lunch break)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        # Only for a browser that had a session (its cookie is still sent), and not more than a form can hold:
-        # anyone may POST here, and each kept form is a session row until `clearsessions`.
-        if request.method == "POST" and settings.SESSION_COOKIE_NAME in request.COOKIES:
+        if request.method == "POST":
+            author = _expired_session_user(request)
             data = request.POST.copy()
             data.pop("csrfmiddlewaretoken", None)
             kept = dict(data.lists())
-            if len(json.dumps(kept)) <= FORM_KEPT_MAX_BYTES:
-                request.session[FORM_KEPT_KEY] = {"path": request.path, "at": time.time(), "data": kept}
-            messages.warning(
-                request,
-                _(
-                    "Your session had ended, so nothing was saved. Log in again: what you typed will be back in "
-                    "the form."
-                ),
-            )
+            if author is not None and len(json.dumps(kept)) <= FORM_KEPT_MAX_BYTES:
+                request.session[FORM_KEPT_KEY] = {
+                    "path": request.path, "at": time.time(), "user": author, "data": kept
+                }  # fmt: skip
+                message = _("Your session had ended, so nothing was saved. Log in again: what you typed will be "
+                            "back in the form.")  # fmt: skip
+            else:
+                message = _(
+                    "Your session had ended, so nothing was saved. Log in again, then fill in the form."
+                )
+            messages.warning(request, message)
         return redirect_to_login(request.get_full_path())
 
     return wrapped
 
 
+def _expired_session_user(request: HttpRequest) -> str | None:
+    """The user whose session the browser's cookie names, if that session was a logged-in one that has expired
+    (its row stays until `clearsessions`): only their typed form is kept, and only they get it back. Without
+    this, whoever logged in next on that browser got it (another Party's focal point), and anyone could plant
+    text in the next user's form, or a session row of a form's size per request."""
+    key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not key or len(key) > 40:
+        return None
+    row = Session.objects.filter(session_key=key).first()
+    if row is None:
+        return None
+    user_id = SessionStore().decode(row.session_data).get(SESSION_KEY)
+    return str(user_id) if user_id is not None else None
+
+
 def _kept_form_data(request: HttpRequest) -> QueryDict | None:
-    """The form data kept for this page when the session ended (`_login_required_keeping_the_form`), once."""
+    """The form data kept for this page when the session ended (`_login_required_keeping_the_form`), once, for
+    the user who typed it."""
     kept = request.session.get(FORM_KEPT_KEY)
     if not isinstance(kept, dict) or kept.get("path") != request.path:
         return None
     del request.session[FORM_KEPT_KEY]
+    if kept.get("user") != str(request.user.pk):
+        return None
     if time.time() - float(kept.get("at") or 0) > FORM_KEPT_SECONDS:
         return None
     data = QueryDict(mutable=True)

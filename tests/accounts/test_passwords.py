@@ -125,6 +125,39 @@ def test_a_right_current_password_clears_the_count(focal_point, login, settings)
     assert focal_point.check_password(NEW)
 
 
+def test_a_password_reset_or_the_admins_unlock_clears_the_count_of_wrong_current_passwords(
+    focal_point, secretariat, login, settings
+):
+    from axes.models import AccessAttempt
+    from django.core.cache import cache
+
+    settings.AXES_FAILURE_LIMIT = 1
+    key = f"password-change-failures:{focal_point.pk}"
+    client = login(focal_point)
+    url = reverse("accounts:password_change")
+    client.post(url, {"old_password": "wrong", "new_password1": NEW, "new_password2": NEW})
+    assert cache.get(key) == 1
+    # The secretariat unlocks the user's login lockout: the password change is open again too.
+    AccessAttempt.objects.create(username=focal_point.username, ip_address="10.0.0.1", failures_since_start=5,
+                                 user_agent="", path_info="/accounts/login/")  # fmt: skip
+    login(secretariat).post("/admin/axes/accessattempt/", {"action": "unlock", "_selected_action": [
+        str(AccessAttempt.objects.get().pk)]})  # fmt: skip
+    assert cache.get(key) is None
+    client.post(url, {"old_password": "wrong", "new_password1": NEW, "new_password2": NEW})
+    assert cache.get(key) == 1
+    # A password reset clears it as well.
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(focal_point.pk))
+    token = default_token_generator.make_token(focal_point)
+    anonymous = Client()
+    form_url = anonymous.get(reverse("accounts:password_reset_confirm", args=[uid, token])).url
+    assert anonymous.post(form_url, {"new_password1": NEW, "new_password2": NEW}).status_code == 302
+    assert cache.get(key) is None
+
+
 def test_the_admins_password_change_page_is_the_admins(secretariat, login):
     response = login(secretariat).get(reverse("admin:password_change"))
     assert response.status_code == 200

@@ -1067,3 +1067,29 @@ def test_the_connection_link_says_when_the_connection_ended(match, kenya, japan,
     html = client.get(url, {"matches": "connected"}).content.decode()
     assert "This post's connection has ended: the other post is no longer published" in html
     assert "has ended" not in client.get(url).content.decode()  # only where the connections were asked for
+
+
+def test_a_contact_name_with_a_comma_stays_one_reply_to_address(
+    match, kenya, japan, django_capture_on_commit_callbacks
+):
+    """Unquoted, "Ministry of Environment, Climate Directorate <a@x>" read as two addresses, the first invalid."""
+    from email.utils import getaddresses
+
+    Post.objects.filter(pk=match.need_id).update(
+        contact_name="Ministère de l'Environnement, Direction du climat", contact_email="climat@example.go.ke"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+    header = to_japan.message()["Reply-To"]
+    assert [address for _name, address in getaddresses([header])] == ["climat@example.go.ke"]
+
+
+def test_no_ended_note_for_a_connection_retired_while_the_other_post_is_still_published(match, japan, login):
+    # Retired by a move or a change of kind (the other post still published): the note would say it is not.
+    Match.objects.filter(pk=match.pk).update(
+        need_interest="interested", offer_interest="interested", connected_at=timezone.now(), is_active=False
+    )
+    html = login(japan).get(reverse("posts:detail", args=[match.offer_id]), {"matches": "connected"})
+    assert "has ended" not in html.content.decode()

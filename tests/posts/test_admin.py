@@ -382,6 +382,10 @@ def test_search(staff):
     for query, expected in [("Tana", [tana]), ("ken-ews-7", [tana]), ("BGD", [bgd]), ("Bangladesh", [bgd])]:
         response = staff.get(LIST_URL, {"q": query})
         assert list(response.context["cl"].result_list) == expected, query
+    # Accents and case aside, in the title or the description, as the site's search reads them.
+    sahel = PostFactory(title="Alerte précoce au Sahel", description="Systèmes d'ALERTE pour les éleveurs")
+    for query in ("precoce", "PRÉCOCE", "eleveurs", "alerte precoce"):
+        assert list(staff.get(LIST_URL, {"q": query}).context["cl"].result_list) == [sahel], query
 
 
 def test_filters(staff):
@@ -548,3 +552,15 @@ def test_yes_no_filters_are_titled_by_what_they_filter(staff):
     PostFactory(involves_iplc=False, title="Without")
     found = staff.get(LIST_URL, {"involves_iplc__exact": "1"}).context["cl"].result_list
     assert [p.pk for p in found] == [iplc.pk]
+
+
+def test_the_admin_refuses_an_amount_above_the_ceiling_as_every_other_way_in(staff):
+    """The admin saved USD 50 trillion, which the site, the API and the import refuse."""
+    post = PostFactory(amount_usd=1000)
+    data = form_data(staff, change_url(post))
+    data["amount_usd"] = "50000000000000"
+    response = staff.post(change_url(post), data)
+    assert response.status_code == 200
+    assert "amount_usd" in response.context["adminform"].form.errors
+    post.refresh_from_db()
+    assert post.amount_usd == 1000

@@ -3,12 +3,15 @@ browser must not take from its cache."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.contrib.messages import get_messages
+from django.contrib.sessions.models import Session
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.posts.models import Post
 from tests.factories import PostFactory, party
@@ -21,8 +24,11 @@ PASSWORD = "pw-for-tests-1"  # the factories' password
 
 
 def expire(client) -> None:
-    """End the client's session on the server, as the idle timeout does: the browser still sends its cookie."""
-    client.session.delete()
+    """End the client's session as the idle timeout does: its row stays (until `clearsessions`), expired, and
+    the browser still sends its cookie."""
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def log_in_again(client, user, next_url: str):
@@ -71,13 +77,37 @@ def test_an_edit_typed_while_the_session_ended_comes_back_to_that_posts_form_onl
     assert post.title == "New title"
 
 
-def test_nothing_is_kept_for_a_browser_without_a_session_or_beyond_a_forms_size(focal_point, client):
+def test_nothing_is_kept_for_a_browser_without_a_logged_in_session_or_beyond_a_forms_size(
+    focal_point, client
+):
     client.post(reverse("posts:create"), form_data())  # never logged in: no session cookie
     assert "posts:form-kept" not in client.session
+    # A made-up session cookie (anyone may send one, and a CSRF token from the login page): nothing is written.
+    client.cookies[settings.SESSION_COOKIE_NAME] = "madeup0123456789madeup0123456789"
+    rows = Session.objects.count()
+    response = client.post(reverse("posts:create"), form_data(title="Planted contact"))
+    assert "posts:form-kept" not in client.session and Session.objects.count() <= rows + 1
+    assert "Log in again, then fill in the form." in " ".join(
+        str(m) for m in get_messages(response.wsgi_request)
+    )
     client.force_login(focal_point)
     expire(client)
     client.post(reverse("posts:create"), form_data(description="x" * 250_000))
     assert "posts:form-kept" not in client.session
+
+
+def test_what_one_user_typed_never_fills_another_users_form(focal_point, other_focal_point, client):
+    """Kept for the browser only, Kenya's typed post filled the form of Brazil's focal point, who logged in next
+    on the same computer."""
+    client.force_login(focal_point)
+    expire(client)
+    client.post(reverse("posts:create"), form_data(title="Kenya's unsaved draft"))
+    page = log_in_again(client, other_focal_point, reverse("posts:create"))
+    assert page.context["form"].is_bound is False
+    assert "Kenya's unsaved draft" not in page.content.decode()
+    # Dropped, not kept for later: Kenya logging in afterwards does not get it either.
+    client.force_login(focal_point)
+    assert client.get(reverse("posts:create")).context["form"].is_bound is False
 
 
 @pytest.mark.parametrize("action", ["submit", "withdraw", "close"])

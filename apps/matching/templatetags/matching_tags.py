@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from apps.accounts.actors import Actor
+from apps.posts.models import Post
 from apps.posts.taxonomies import FACETS
 
 from ..models import Match
@@ -99,9 +100,12 @@ def match_counts_context(
     if params.get("matches") == CONNECTED and shown is None and not answered:
         # Opened on its connections (the connection email's link) when none is open any more: the other post
         # was withdrawn or closed, which ends its matches. The page listed all matches without a word.
-        ended = Match.objects.filter(
-            Q(need_id=post.pk) | Q(offer_id=post.pk), connected_at__isnull=False, is_active=False
-        ).count()
+        # Only those whose other post is unpublished: a match retired by a move or a change of kind leaves the
+        # other post published, and the note would say it is not.
+        other_gone = (Q(need_id=post.pk) & ~Q(offer__status=Post.Status.PUBLISHED)) | (
+            Q(offer_id=post.pk) & ~Q(need__status=Post.Status.PUBLISHED)
+        )
+        ended = Match.objects.filter(other_gone, connected_at__isnull=False, is_active=False).count()
     return {
         "post": post,
         "owner": owner,
