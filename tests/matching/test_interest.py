@@ -228,6 +228,8 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
         in body
     )
     assert f'Words in common: <span lang="{match.need.language}" dir="auto">flood</span>' in body
+    # The wording share of two texts in two languages compares one with posts like the other, not their words.
+    assert "(similar wording, through similar posts " in body and "(similar wording " not in body
     # French writes a language's name in lower case within a sentence.
     client = login(kenya)
     client.cookies["django_language"] = "fr"
