@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
+from apps.accounts.expiry import note_action_lost
 from apps.posts.models import Post
 
 from .models import Match
@@ -41,7 +42,10 @@ def _login_required_answer(view):
     def wrapped(request, *args, **kwargs):
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        url = reverse("login") + "?" + urlencode({"next": _came_from(request) or "/"})
+        back = _came_from(request) or "/"
+        if request.method == "POST":
+            note_action_lost(request, urlsplit(back).path)
+        url = reverse("login") + "?" + urlencode({"next": back})
         if request.htmx:
             return HttpResponse(status=204, headers={"HX-Redirect": url})
         return redirect(url)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider, reading_order
 
 from .languages import form_language_mismatch
-from .models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
+from .models import AMOUNT_TOO_LARGE, DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
 from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
 from .taxonomies import (
     POST_LANGUAGE_CODES,
@@ -277,7 +277,7 @@ class PostForm(forms.Form):
         help_text=_("Amount needed or offered, in US dollars, e.g. 1250000; leave empty if not known."),
         error_messages={
             "invalid": _("Enter the amount in digits, e.g. 1250000 or 1,250,000."),
-            "max_value": _("That is more than any post could need or offer: check the number of zeros."),
+            "max_value": AMOUNT_TOO_LARGE,
         },
     )
     # When the post being edited was last changed, as the form was filled: saving checks that it still is

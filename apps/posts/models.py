@@ -24,6 +24,8 @@ DESCRIPTION_MAX_LENGTH = 20_000
 # billions), and every amount up to it is exact to the cent as a float too (SQLite's storage, JSON readers),
 # which amounts of 10^13 and more were not (…99.99 read back as …99.98; SQLite's reading even failed).
 MAX_AMOUNT = Decimal("999999999999.99")
+AMOUNT_TOO_LARGE = _("That is more than any post could need or offer (under a trillion dollars): check the number "
+                     "of zeros.")  # fmt: skip
 TITLE_MAX_LENGTH = 200
 
 
@@ -214,7 +216,7 @@ class Post(models.Model):
         null=True,
         blank=True,
         # The admin's form enforces the ceiling that every other way in does (`post_data.MAX_AMOUNT`).
-        validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT)],
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT, message=AMOUNT_TOO_LARGE)],
     )
     eligible = models.JSONField(
         _("eligible Parties and groups"),

@@ -20,7 +20,7 @@ from apps.accounts.apis import unsafe_text_problem
 from apps.parties.models import ELIGIBILITY_GROUPS, Party, SupportProvider
 
 from .languages import guess_language, language_mismatch
-from .models import DESCRIPTION_MAX_LENGTH, MAX_AMOUNT, TITLE_MAX_LENGTH, Post
+from .models import AMOUNT_TOO_LARGE, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT, TITLE_MAX_LENGTH, Post
 from .taxonomies import FACETS, POST_LANGUAGE_CODES, Aim
 
 IMPORT_FIELDS = frozenset(
@@ -346,7 +346,7 @@ def parse_post_record(record: Any, refs: ReferenceData, *, default_status: str |
                     errors.append(FieldError("amount_usd", _("The amount may not be negative."), "min_value"))
                     amount_usd = None
                 elif amount_usd > MAX_AMOUNT:
-                    errors.append(FieldError("amount_usd", _("The amount is too large."), "max_value"))
+                    errors.append(FieldError("amount_usd", AMOUNT_TOO_LARGE, "max_value"))
                     amount_usd = None
                 else:
                     # Only in range: quantizing a huge negative exponent would raise InvalidOperation.

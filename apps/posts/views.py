@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
+from apps.accounts.expiry import action_lost_notice, note_action_lost
 from apps.accounts.limits import anonymous_rate_limited
 from apps.accounts.sessions import SessionStore
 from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
@@ -149,6 +150,8 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Its users may still withdraw or close its posts, nothing else: the page does not ask them to edit.
         "provider_deactivated": actor.is_deactivated_provider,
     }
+    if actor.is_authenticated:
+        action_lost_notice(request)
     response = render(request, "posts/detail.html", context)
     if actor.is_authenticated:
         # Never from the browser's cache: Back after answering a match showed its buttons as unanswered (and the
@@ -241,11 +244,10 @@ def _login_required_to_the_post(view):
     def wrapped(request: HttpRequest, pk: int, *args, **kwargs) -> HttpResponse:
         if request.user.is_authenticated:
             return view(request, pk, *args, **kwargs)
+        detail = reverse("posts:detail", args=[pk])
         if request.method == "POST":
-            messages.warning(
-                request, _("Your session had ended, so nothing was done. Log in again, then repeat it.")
-            )
-        return redirect_to_login(reverse("posts:detail", args=[pk]))
+            note_action_lost(request, detail)
+        return redirect_to_login(detail)
 
     return wrapped
 

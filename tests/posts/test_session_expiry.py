@@ -119,9 +119,13 @@ def test_an_action_clicked_after_the_session_ended_leads_back_to_the_post(action
     response = client.post(reverse(f"posts:{action}", args=[post.pk]), {"outcome": "Done."})
     detail = reverse("posts:detail", args=[post.pk])
     assert response.url == f"{settings.LOGIN_URL and reverse('login')}?next={quote(detail)}"
+    login_page = client.get(response.url)  # the browser follows to the login page, which shows the warning
+    assert "so nothing was done" in login_page.content.decode()
     page = log_in_again(client, focal_point, detail)
     assert page.status_code == 200 and page.request["PATH_INFO"] == detail
-    assert "nothing was done" in page.content.decode()
+    # The post's page says it again (the login page's message is used up by then), once.
+    assert "What you clicked before your session ended was not done" in page.content.decode()
+    assert "was not done" not in client.get(detail).content.decode()
     post.refresh_from_db()
     assert post.status == ("draft" if action == "submit" else "published")
 
@@ -134,3 +138,23 @@ def test_pages_with_answerable_matches_are_never_taken_from_the_browsers_cache(f
         assert "no-store" in own.get(url)["Cache-Control"]
     # The public page of a post (no contacts, no matches) may be cached.
     assert "no-store" not in client.get(reverse("posts:detail", args=[post.pk])).get("Cache-Control", "")
+
+
+def test_answering_a_match_after_the_session_ended_says_so_before_and_after_logging_in(client):
+    from apps.matching.models import Match
+
+    from ..api.factories import MatchFactory
+    from ..factories import FocalPointFactory
+
+    match = MatchFactory()
+    kenya = FocalPointFactory(username="fp_ken_match", party=party("KEN"))
+    client.force_login(kenya)
+    page = reverse("posts:detail", args=[match.need_id])
+    expire(client)
+    response = client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"},
+                           HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}")  # fmt: skip
+    login_url = response["HX-Redirect"]
+    assert "so nothing was done" in client.get(login_url).content.decode()
+    after = log_in_again(client, kenya, page)
+    assert "What you clicked before your session ended was not done" in after.content.decode()
+    assert Match.objects.get(pk=match.pk).need_interest == ""

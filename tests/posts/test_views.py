@@ -1100,3 +1100,17 @@ def test_the_next_step_of_a_draft_comes_right_after_its_title(focal_point, login
     row = row[: row.index("</tr>")]
     cells = re.findall(r"<td>(.*?)</td>", row, flags=re.S)
     assert "Finish and submit" in cells[0] and cells[1] == "Need"
+
+
+def test_a_links_hidden_title_follows_the_pages_punctuation(focal_point, login):
+    """ "Terminer et soumettre: <title>" was read out with an English colon on a French page."""
+    draft = ken_post("draft", owner=focal_point, title="Pompes solaires")
+    client = login(focal_point)
+    assert (
+        '<span class="visually-hidden">: Pompes solaires</span>'
+        in client.get(reverse("dashboard")).content.decode()
+    )
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    html = client.get(reverse("dashboard")).content.decode()
+    assert '<span class="visually-hidden">\u00a0: Pompes solaires</span>' in html
+    assert draft.title in html
