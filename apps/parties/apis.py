@@ -27,11 +27,16 @@ class ProviderListApi(ApiView):
     @extend_schema(
         tags=["reference data"],
         summary="Registered support providers",
-        description="Active providers; `short_name` is the value of a post's `provider` field.",
+        description=(
+            "Every provider a post may name (`short_name` is the value of a post's `provider` field). "
+            "`is_active` false: deactivated by the secretariat; it posts nothing new, and its posts stay listed "
+            "until withdrawn or closed."
+        ),
         responses=ProviderSerializer(many=True),
     )
     def get(self, request):
-        providers = SupportProvider.objects.filter(is_active=True).order_by("short_name")
+        # Deactivated ones too: their published posts still name them, which a partner system must resolve.
+        providers = SupportProvider.objects.order_by("short_name")
         return Response(ProviderSerializer(providers, many=True).data)
 
 

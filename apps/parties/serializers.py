@@ -23,7 +23,7 @@ class PartySerializer(serializers.ModelSerializer):
 class ProviderSerializer(serializers.ModelSerializer):
     class Meta:
         model = SupportProvider
-        fields = ["short_name", "name", "kind", "website"]
+        fields = ["short_name", "name", "kind", "website", "is_active"]
 
 
 class TermSerializer(serializers.Serializer):

@@ -504,3 +504,14 @@ def test_an_empty_page_size_or_limit_is_the_default_as_every_empty_parameter(api
     response = api(tokens["ken"]).get(f"/api/v1/posts/{post.pk}/matches/?limit=&offset=")
     assert response.status_code == 200 and response.json() == []
     assert api().get(f"{LIST}?page_size=0").status_code == 400  # a value is still checked
+
+
+def test_providers_lists_the_deactivated_ones_its_posts_still_name(api):
+    from ..factories import SupportProviderFactory
+
+    active = SupportProviderFactory(short_name="AAA")
+    stopped = SupportProviderFactory(short_name="BBB", is_active=False)
+    offer = PostFactory(kind="offer", party=None, provider=stopped)
+    listed = {p["short_name"]: p["is_active"] for p in api().get("/api/v1/providers/").json()}
+    assert listed == {active.short_name: True, stopped.short_name: False}
+    assert api().get(f"{LIST}{offer.pk}/").json()["provider"] == "BBB"  # a name the list resolves
