@@ -97,9 +97,13 @@ class PlainPasswordHelpMixin:
         )
 
 
+def _password_change_failures_key(user_pk) -> str:
+    return f"password-change-failures:{user_pk}"
+
+
 def password_change_failures_forget(user_ids) -> None:
     """Forget the wrong current passwords counted for these users (a password reset, the admin's Unlock)."""
-    keys = [f"password-change-failures:{pk}" for pk in user_ids]
+    keys = [_password_change_failures_key(pk) for pk in user_ids]
     if not keys or cache_resting():
         return
     try:
@@ -115,7 +119,7 @@ class LimitedOldPasswordMixin:
     the cache does not answer, the check goes on without the limit (as the other counters do)."""
 
     def clean_old_password(self):
-        key = f"password-change-failures:{self.user.pk}"
+        key = _password_change_failures_key(self.user.pk)
         failures = self._failures(key)
         if failures >= settings.AXES_FAILURE_LIMIT:
             raise forms.ValidationError(

@@ -98,10 +98,9 @@ def match_counts_context(
     shown = _shown(params, summary, owner=owner, answered=answered)
     ended = 0
     if params.get("matches") == CONNECTED and shown is None and not answered:
-        # Opened on its connections (the connection email's link) when none is open any more: the other post
-        # was withdrawn or closed, which ends its matches. The page listed all matches without a word.
-        # Only those whose other post is unpublished: a match retired by a move or a change of kind leaves the
-        # other post published, and the note would say it is not.
+        # Opened on its connections (the connection email's link) when none is open any more: the page listed
+        # all matches without a word. Counted: the connections whose other post is no longer published (one
+        # retired by a move or a change of kind leaves it published, and the note would say it is not).
         other_gone = (Q(need_id=post.pk) & ~Q(offer__status=Post.Status.PUBLISHED)) | (
             Q(offer_id=post.pk) & ~Q(need__status=Post.Status.PUBLISHED)
         )
