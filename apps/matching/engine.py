@@ -19,7 +19,6 @@ import itertools
 import pickle
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict as dataclasses_asdict
@@ -36,6 +35,7 @@ from apps.matching import kernels
 from apps.matching.sentences import post_sentences as post_sentences
 from apps.matching.sentences import post_sentences_key as post_sentences_key
 from apps.matching.sentences import split_sentences as split_sentences
+from apps.posts.folding import search_fold
 
 FORMAT_VERSION = 1
 
@@ -122,16 +122,14 @@ STOP_WORDS = sorted(
     | frozenset(_ZH_STOP_TEXT.split())
 )
 
-# What the word model reads of a text (`preprocess_text`): lower case; accents off Latin letters only (é -> e,
-# as the stop words and a search typed without accents expect), while marks that make another script's letter
-# stay (Russian й is not и, Arabic ئ is not ي); Arabic short vowels and the stretching tatweel off, and alef
-# with hamza or madda read as alef (writers leave them out: إنذار and انذار are one word); ё read as е. Chinese
-# and Japanese have no spaces between words, so a run of their characters is read as its overlapping pairs
-# (防灾预警 -> 防灾 灾预 预警), as search engines do: most words are two characters, and a pair shared by two
-# texts is evidence that they share a word.
-_LATIN_MARKS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
-_ARABIC_MARKS = re.compile(r"[\u064b-\u0652\u0640]+")
-_FOLDS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ё": "е"})
+# What the word model reads of a text (`preprocess_text`): the letters as the site's search folds them
+# (`apps.posts.folding.search_fold`, no Django there: lower case; accents off Latin letters only (é -> e, as the
+# stop words and a search typed without accents expect), while marks that make another script's letter stay
+# (Russian й is not и, Arabic ئ is not ي); Arabic short vowels and the stretching tatweel off, and alef with
+# hamza or madda read as alef (إنذار and انذار are one word); ё read as е). Chinese and Japanese have no spaces
+# between words, so a run of their characters is read as its overlapping pairs (防灾预警 -> 防灾 灾预 预警), as
+# search engines do: most words are two characters, and a pair shared by two texts is evidence that they share
+# a word.
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 
 
@@ -142,10 +140,7 @@ def _character_pairs(run: re.Match[str]) -> str:
 
 def preprocess_text(text: str) -> str:
     """A text as the word model tokenises it (see above)."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = unicodedata.normalize("NFC", _LATIN_MARKS.sub("", text))
-    text = _ARABIC_MARKS.sub("", text).translate(_FOLDS)
-    return _CJK_RUN.sub(_character_pairs, text)
+    return _CJK_RUN.sub(_character_pairs, search_fold(text))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """How the search compares letters: a post's stored search text and a query are folded alike.
 
 No Django here, and no import of the matching engine (web processes do not load NumPy and scikit-learn for a
-search), but the same reading as the engine's word model (`matching.engine.preprocess_text`, tested to agree
-on texts without Chinese or Japanese): lower case in every script; accents off Latin letters only (précoce and
+search): the engine's word model reads text through this fold (`matching.engine.preprocess_text`, which also
+splits Chinese and Japanese into pairs of characters): lower case in every script; accents off Latin letters only (précoce and
 precoce, sequías and sequias are one word to users who type without accents), while the marks that make
 another script's letter stay (Russian й is not и, Arabic ئ is not ي); compatibility forms as their plain
 letters (the ligature ﬁ, full-width Ａ); Arabic short vowels (harakat) and the tatweel off, alef with hamza or

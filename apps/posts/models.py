@@ -215,7 +215,7 @@ class Post(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        # The admin's form enforces the ceiling that every other way in does (`post_data.MAX_AMOUNT`).
+        # The admin's form enforces the ceiling that every other way in does (MAX_AMOUNT, above).
         validators=[MinValueValidator(0), MaxValueValidator(MAX_AMOUNT, message=AMOUNT_TOO_LARGE)],
     )
     eligible = models.JSONField(

@@ -155,6 +155,13 @@ def post_require_poster(*, actor: Actor, data: PostData) -> None:
         raise PermissionDenied(_("You may only post for your own Party or organisation."))
 
 
+# Changes after which a post's matches are retired at once, before it is matched again: a need turned offer (or
+# back) is on the other side now, and its matches would pair two needs; a post moved to another Party or
+# provider (the secretariat) had matches made, and answered, for the old poster (a need moved to the offer's
+# Party paired two posts of one Party, which that Party could answer).
+REMATCHED_FROM_SCRATCH = frozenset({"kind", "party_id", "provider_id"})
+
+
 def _record(
     post: Post, *, actor: Actor, action: str, from_status: str = "", changes=None, note: str = ""
 ) -> None:
@@ -334,11 +341,7 @@ def post_update(*, actor: Actor, post: Post, data: PostData, opened_at: datetime
         _mark_changed_since_review(post, actor)
         post.save()
         _record(post, actor=actor, action=PostEvent.Action.UPDATED, from_status=post.status, changes=changes)
-        if changes.keys() & {"kind", "party_id", "provider_id"}:
-            # A need turned offer (or back) is on the other side now: its matches would pair two needs. A post
-            # moved to another Party or provider (the secretariat) is matched again as theirs: its matches were
-            # made for the old poster (a need moved to the offer's Party paired two posts of one Party, which
-            # that Party could answer), and their answers were the old poster's.
+        if changes.keys() & REMATCHED_FROM_SCRATCH:
             matching_retire(post_ids=[post.pk])
         if post.status == Status.PUBLISHED:
             _queue_matching([post])
@@ -819,7 +822,7 @@ def _import_chunk(
     to_create: list[tuple[Post, PostData]] = []
     to_update: list[tuple[Post, PostData, dict]] = []
     # Posts whose matches are retired at once (`matching_retire`): those that left the published list, and those
-    # whose kind changed (their matches would pair two needs or two offers).
+    # whose kind or poster changed (`REMATCHED_FROM_SCRATCH`).
     retired: list[int] = []
     events: list[PostEvent] = []
     for data in chunk:
@@ -846,7 +849,7 @@ def _import_chunk(
             _stamp(post, status, now)
             if from_status == Status.PUBLISHED:
                 retired.append(post.pk)
-        if changes.keys() & {"kind", "party_id", "provider_id"} and post.pk not in retired:  # see post_update
+        if changes.keys() & REMATCHED_FROM_SCRATCH and post.pk not in retired:
             retired.append(post.pk)
         if not changes:
             result.unchanged += 1
