@@ -157,8 +157,9 @@ class PostEmbedding(models.Model):
     )
     text_hash = models.CharField(max_length=64)
     vector = models.BinaryField()
-    # The rerank's vectors of the post's sentences (n x 512 float16), kept under their own hash: they are
-    # embedded only when the post is first shortlisted, and a rebuild must not embed them again.
+    # The rerank's vectors of the post's sentences (n x 512 float16), kept under their own hash: embedded with
+    # the post (or when it is first shortlisted, if its sentences changed beyond its embedded opening), and a
+    # rebuild must not embed them again.
     sentences_hash = models.CharField(max_length=64, blank=True, default="")
     sentences = models.BinaryField(null=True, blank=True)
     # The post's word TF-IDF and ESA rows (`engine.pack_lexical`) under the text model version that computed

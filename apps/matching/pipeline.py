@@ -165,7 +165,8 @@ def _scan(ids: list[int]) -> bool:
 
 
 def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
-    """Each post's sentence embedding, from the cache where its text is unchanged, else computed and stored."""
+    """Each post's embedding, from the cache where its text is unchanged, else computed and stored with the
+    vectors of its sentences, which the rerank reads when the post is matched (`DatabaseSentenceStore`)."""
     keys = {r.id: engine.post_embedding_key(r) for r in records}
     cached: dict[int, np.ndarray] = {}
     ids = list(keys)
@@ -177,15 +178,21 @@ def embeddings_for(records: Sequence[PostRecord]) -> dict[int, np.ndarray]:
     missing = [r for r in records if r.id not in cached]
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
-        vectors = engine.embed_posts(batch)
+        vectors, sentences = engine.embed_posts_and_sentences(batch)
         PostEmbedding.objects.bulk_create(
             [
-                PostEmbedding(post_id=r.id, text_hash=keys[r.id], vector=v.astype(np.float32).tobytes())
-                for r, v in zip(batch, vectors, strict=True)
+                PostEmbedding(
+                    post_id=r.id,
+                    text_hash=keys[r.id],
+                    vector=v.astype(np.float32).tobytes(),
+                    sentences_hash=engine.post_sentences_key(r),
+                    sentences=s.tobytes(),
+                )
+                for r, v, s in zip(batch, vectors, sentences, strict=True)
             ],
             update_conflicts=True,
             unique_fields=["post"],
-            update_fields=["text_hash", "vector", "updated_at"],
+            update_fields=["text_hash", "vector", "sentences_hash", "sentences", "updated_at"],
         )
         cached.update({r.id: v for r, v in zip(batch, vectors, strict=True)})
     return cached

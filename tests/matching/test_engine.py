@@ -629,6 +629,33 @@ def test_cached_sentence_embeddings_give_the_same_matches(records, vectors, mode
     assert engine.post_sentences_key(records[0]) != engine.post_sentences_key(records[2])
 
 
+def test_posts_and_their_sentences_embedded_at_once_embed_each_title_once(records, monkeypatch) -> None:
+    expected_vectors = engine.embed_posts(records)
+    expected_sentences = engine.embed_post_sentences(records)
+    engine._sentence_cache.clear()
+    encoded: list[str] = []
+    encode = engine.encode_texts
+
+    def counting(texts):
+        encoded.extend(texts)
+        return encode(texts)
+
+    monkeypatch.setattr(engine, "encode_texts", counting)
+    vectors, sentences = engine.embed_posts_and_sentences(records)
+    # The same vectors as the two embeddings apart (an encode's batch moves a value by ~1e-7).
+    assert vectors.shape == expected_vectors.shape and vectors.dtype == np.float32
+    assert np.allclose(vectors, expected_vectors, atol=1e-5)
+    assert len(sentences) == len(records)
+    for got, expected, record in zip(sentences, expected_sentences, records, strict=True):
+        assert got.dtype == np.float16 and got.shape == (len(engine.post_sentences(record)), engine.EMBED_DIM)
+        assert np.allclose(got.astype(np.float32), expected.astype(np.float32), atol=2e-3)
+    # Each distinct text once: a title is both a sentence and half of the post's vector.
+    assert len(encoded) == len(set(encoded))
+    titles = {r.title for r in records}
+    assert titles <= set(encoded) and sum(t in titles for t in encoded) == len(titles)
+    assert engine.embed_posts_and_sentences([])[0].shape == (0, engine.EMBED_DIM)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 40), st.floats(0.01, 0.6))
 def test_single_row_product_equals_the_sparse_product(seed, vocabulary, density) -> None:

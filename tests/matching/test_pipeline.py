@@ -477,6 +477,35 @@ def test_rerank_sentence_vectors_are_kept_for_every_worker(corpus, monkeypatch):
     assert sorted(Match.objects.active().values_list("need_id", "offer_id")) == before
 
 
+def test_a_post_is_stored_with_its_sentence_vectors_when_it_is_embedded(corpus, monkeypatch):
+    from apps.matching import engine
+
+    need = corpus["n-flood"]
+    record = pipeline.post_records(Q(pk=need.pk))[0]
+    PostEmbedding.objects.filter(post=need).delete()
+
+    def no_embedding(_records):
+        raise AssertionError("sentences were embedded apart from the post")
+
+    monkeypatch.setattr(engine, "embed_post_sentences", no_embedding)
+    vector = pipeline.embeddings_for([record])[need.pk]
+    row = PostEmbedding.objects.get(post=need)
+    assert row.text_hash == engine.post_embedding_key(record)
+    assert np.array_equal(np.frombuffer(bytes(row.vector), dtype=np.float32), vector)
+    assert row.sentences_hash == engine.post_sentences_key(record)
+    assert set(pipeline.sentence_store.get([record])) == {need.pk}
+    stored = pipeline.sentence_store.get([record])[need.pk]
+    assert stored.shape == (len(engine.post_sentences(record)), engine.EMBED_DIM)
+    # The stored title is the one in the post's vector: embedded once.
+    opening = engine.encode_texts([engine.post_embedding_texts(record)[1]])[0]
+    title = stored[0].astype(np.float32)
+    assert np.allclose(vector, engine._l2((title + opening)[None])[0], atol=2e-3)
+    # Matching the post now reads its sentences from the store and embeds none.
+    pipeline.index_reset()
+    pipeline.matching_run_for_posts(post_ids=[need.pk])
+    assert Match.objects.active().filter(need=need).exists()
+
+
 def test_editing_a_post_refreshes_its_stored_sentence_vectors(corpus, django_capture_on_commit_callbacks):
     from apps.matching import engine
 
@@ -786,7 +815,14 @@ def test_cached_embeddings_are_read_alike_by_a_table_scan_or_by_lists_of_ids(cor
     stale = records[0]
     PostEmbedding.objects.filter(post_id=stale.id).update(text_hash="an older text")
     with monkeypatch.context() as m:
-        m.setattr(pipeline.engine, "embed_posts", lambda batch: np.full((len(batch), 512), 0.5, np.float32))
+        m.setattr(
+            pipeline.engine,
+            "embed_posts_and_sentences",
+            lambda batch: (
+                np.full((len(batch), 512), 0.5, np.float32),
+                [np.zeros((len(pipeline.engine.post_sentences(r)), 512), np.float16) for r in batch],
+            ),
+        )
         vectors = pipeline.embeddings_for(records)
     assert set(vectors) == {r.id for r in records}
     assert all(np.array_equal(vectors[r.id], stored[r.id]) for r in records[1:])
