@@ -44,7 +44,7 @@ test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) tests/benchmarks/run_all.py
+	$(PY) tests/benchmarks/run_all.py $(if $(DATA),--data "$(DATA)")
 
 # A worker and beat need the broker the site uses: without REDIS_URL, `make run` runs tasks in its own process and
 # a worker would wait on an in-memory broker nobody else can reach.

@@ -157,6 +157,27 @@ def test_the_defaults_start(tmp_path, monkeypatch):
     assert "connect_timeout" not in db_options  # PostgreSQL's only
 
 
+def test_blank_values_take_the_defaults(tmp_path):
+    """`MATCHING_TOP_K=` (a .env line left empty) is unset, as an empty switch or DATABASE_URL is; it stopped
+    every process ("got ''")."""
+    blank = ("API_THROTTLE_ANON", "LOG_LEVEL", "AXES_LOG_LEVEL", "MATCHING_FLOOR", "MATCHING_TOP_K",
+             "POSTS_PAGE_SIZE", "CELERY_BROKER_CONNECTION_TIMEOUT", "CELERY_VISIBILITY_TIMEOUT")  # fmt: skip
+    env = {
+        **LOCAL_SETTINGS,
+        **dict.fromkeys(blank, " "),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'b.sqlite3'}",
+    }
+    code = f"from django.core.management import call_command; call_command('check'); {SHOW}"
+    result = manage("shell", "--no-imports", "-c", code, env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _weights, rates, level, axes_level, floor, top_k, page, transport, _ = json.loads(
+        result.stdout.splitlines()[-1]
+    )
+    assert rates["anon"] == "120/minute"
+    assert (level, axes_level, floor, top_k, page) == ("INFO", "WARNING", 0.2, 20, 20)
+    assert transport["socket_timeout"] == 2.0 and transport["visibility_timeout"] == 1900 + 600 + 300
+
+
 def test_valid_values_other_than_the_defaults_are_taken(tmp_path):
     env = {
         **LOCAL_SETTINGS,

@@ -62,11 +62,17 @@ def _received(name: str, default: object, parsed: bool) -> str:
     return raw if parsed else repr(raw)
 
 
+def _blank(name: str) -> bool:
+    """Unset, or set to nothing but spaces (`MATCHING_TOP_K=` in a .env file): the default applies, as for a
+    switch or DATABASE_URL."""
+    return not os.environ.get(name, "").strip()
+
+
 def env_int(name: str, default: int, *, least: int, most: int | None = None, why: str = "") -> int:
     """A whole number from the environment, refused unless it is between `least` and `most` (both included);
-    `why`, if given, ends the sentence that says so."""
+    `why`, if given, ends the sentence that says so. Blank: `default`."""
     try:
-        value = env.int(name, default=default)
+        value = default if _blank(name) else env.int(name, default=default)
     except ValueError:
         value = None
     if value is None or value < least or (most is not None and value > most):
@@ -78,9 +84,10 @@ def env_int(name: str, default: int, *, least: int, most: int | None = None, why
 
 
 def env_number(name: str, default: float, *, expected: str, valid: Callable[[float], bool]) -> float:
-    """A number from the environment, refused unless `valid` says yes; `expected` says what it takes."""
+    """A number from the environment, refused unless `valid` says yes; `expected` says what it takes. Blank:
+    `default`."""
     try:
-        value = env.float(name, default=default)
+        value = default if _blank(name) else env.float(name, default=default)
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or not valid(value):
@@ -110,8 +117,8 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """One of `choices` (upper case), from the environment in any case."""
-    value = env.str(name, default=default)
+    """One of `choices` (upper case), from the environment in any case. Blank: `default`."""
+    value = default if _blank(name) else env.str(name, default=default)
     if value.strip().upper() not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r}).")
     return value.strip().upper()
@@ -120,8 +127,8 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 def env_rate(name: str, default: str) -> str:
     """An API rate as the throttle reads it (`apps.accounts.rates.parse_rate`, as DRF's own): `<n>/<period>`, n a
     whole number of 1 or more, the period read by its first letter only (s, m, h or d: `100/hour`, `5/s`).
-    Anything else made every API request of its kind a 500."""
-    value = env.str(name, default=default)
+    Anything else made every API request of its kind a 500. Blank: `default`."""
+    value = default if _blank(name) else env.str(name, default=default)
     try:
         parse_rate(value)
     except ValueError:

@@ -1,5 +1,7 @@
 """Production: every secret comes from the environment and nothing insecure is defaulted."""
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -43,10 +45,12 @@ X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = require_email_backend(
     env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 )
-# An empty list refuses every request (400) while the processes look healthy.
-if not ALLOWED_HOSTS:
+# Unset, the development default (localhost) stays, and an empty list: either refuses every request for the
+# site's name (400) while the processes look healthy.
+if "ALLOWED_HOSTS" not in os.environ or not any(host.strip() for host in ALLOWED_HOSTS):
     raise ImproperlyConfigured(
-        "ALLOWED_HOSTS must name the site's host names, such as nma.example.org (got '')."
+        "ALLOWED_HOSTS must name the site's host names, such as nma.example.org "
+        f"(got {repr(os.environ['ALLOWED_HOSTS']) if 'ALLOWED_HOSTS' in os.environ else 'nothing'})."
     )
 # `load_demo` would make `secretariat` a superuser with a published password, and rewrite real providers.
 DEMO_DATA_ALLOWED = False

@@ -35,6 +35,15 @@ VENV_BIN = Path(sys.executable).parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/nma_bench"
 
 
+_STATIC_ROOT: list[str] = []
+
+
+def _static_root() -> str:
+    if not _STATIC_ROOT:
+        _STATIC_ROOT.append(tempfile.mkdtemp(prefix="nma-bench-static-"))
+    return _STATIC_ROOT[0]
+
+
 def server_env(database_url: str) -> dict[str, str]:
     """Production settings, with what a laptop lacks supplied; throttles out of the way of the load."""
     env = dict(os.environ)
@@ -53,6 +62,8 @@ def server_env(database_url: str) -> dict[str, str]:
         API_THROTTLE_TOKEN="100000000/minute",
         API_THROTTLE_USER="100000000/minute",
         MATCHING_AUTORUN="false",
+        # An empty folder: the API serves no static file, and WhiteNoise warned of a missing one at every request.
+        STATIC_ROOT=_static_root(),
     )
     env.pop("REDIS_URL", None)
     return env
@@ -65,6 +76,10 @@ def seed(database_url: str, posts: int) -> list[int]:
     """Migrate and, if needed, bulk-insert `posts` synthetic posts; return a sample of published ids."""
     os.environ.update(server_env(database_url))
     sys.path.insert(0, str(ROOT))
+    if database_url.startswith("postgres"):
+        from tests.benchmarks.databases import ensure_database
+
+        ensure_database(database_url)
     import django
 
     django.setup()

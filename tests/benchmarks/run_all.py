@@ -1,9 +1,11 @@
 """Run every benchmark of `make bench` one after the other and say which failed.
 
-    python tests/benchmarks/run_all.py [--quick]
+    python tests/benchmarks/run_all.py [--quick] [--data DIR]
 
 `--quick` passes each script its own small-size option where it has one, for a smoke run. PostgreSQL
-benchmarks use BENCH_DATABASE_URL (default: a scratch database on the local server).
+benchmarks use BENCH_DATABASE_URL (default: a scratch database on the local server). `--data` names the
+matching development set's folder for the two quality benchmarks (default: ../shared/matching-dev beside the
+repository; `make bench DATA=DIR`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PG = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nma_bench")
 
+# Read the labelled development set (`--data`).
+QUALITY = ("matching_dev_pipeline.py", "engine_dev_eval.py")
 # (script, full-run arguments, quick-run arguments); each PostgreSQL benchmark gets its own scratch database.
 BENCHMARKS = [
     ("matching_dev_pipeline.py", [], []),
@@ -47,7 +51,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="each script's small sizes: a smoke run")
-    quick = parser.parse_args().quick
+    parser.add_argument("--data", help="the matching development set's folder, for the quality benchmarks")
+    options = parser.parse_args()
+    quick = options.quick
     failed = []
     for script, full, small in BENCHMARKS:
         path = HERE / script
@@ -55,6 +61,8 @@ def main() -> int:
             print(f"== {script}: not present, skipped")
             continue
         args = small if quick else full
+        if options.data and script in QUALITY:
+            args = [*args, "--data", options.data]
         print(f"\n== {script} {' '.join(args)}", flush=True)
         started = time.monotonic()
         code = subprocess.call([sys.executable, str(path), *args], cwd=REPO)

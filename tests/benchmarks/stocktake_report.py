@@ -60,6 +60,9 @@ def main() -> None:
         sys.exit("Refusing to empty a database whose name does not contain 'bench'.")
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nma_platform.settings.test")
+    from tests.benchmarks.databases import ensure_database
+
+    ensure_database(args.database_url)
     import django
 
     django.setup()

@@ -362,13 +362,20 @@ def test_export_matches_writes_any_script_to_an_output_that_is_not_utf8(corpus):
         assert ("إنذار".encode() in raw.getvalue()) == (encoding == "utf-8")  # letters as they are in UTF-8
 
 
-def test_rebuild_command_in_process(corpus, capsys):
+@pytest.mark.parametrize("terminal", [True, False])
+def test_rebuild_command_in_process(corpus, capsys, monkeypatch, terminal):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
     Match.objects.all().delete()
     call_command("rebuild_matches", "--sync")
     out = capsys.readouterr()
     assert "2 chunks" in out.out
-    # Progress on one line that ends with the last chunk, so what the run's end logs starts a line of its own.
-    assert out.err.endswith("\rrebuild: 2/2 chunks\n") and out.err.count("\n") == 1, repr(out.err)
+    if terminal:
+        # Progress on one line that ends with the last chunk, so what the run's end logs starts a line of its own.
+        assert out.err.endswith("\rrebuild: 2/2 chunks\n") and out.err.count("\n") == 1, repr(out.err)
+    else:  # a log: a line each, no carriage return
+        assert out.err == "rebuild: 1/2 chunks\nrebuild: 2/2 chunks\n", repr(out.err)
     assert Match.objects.active().filter(need=corpus["n-flood"], offer=corpus["o-warn"]).exists()
 
 

@@ -109,6 +109,24 @@ def test_status_option(tmp_path, ctcn):
     }
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--chunk-size", "0", "0 is not 1 or more"),
+        ("--progress-every", "-5", "-5 is not 1 or more"),
+        ("--chunk-size", "many", "'many' is not a whole number"),
+        ("--status", "closed", "invalid choice: 'closed'"),
+        ("--status", "returned", "invalid choice: 'returned'"),
+    ],
+)
+def test_options_that_cannot_work_are_refused_before_anything_is_read(tmp_path, ctcn, option, value, message):
+    # A chunk of 0 was quietly taken as 1; closed and returned need an outcome or a reason, which an import
+    # cannot give, so every line without a status was refused.
+    with pytest.raises(CommandError, match=message):
+        call_command("import_posts", str(write(tmp_path, [need(1)])), option, value)
+    assert not Post.objects.exists()
+
+
 BAD_LINES = [
     # (line, the message the command must print for it)
     (need(2, amount_usd=-10), "line 2: amount_usd: The amount may not be negative."),

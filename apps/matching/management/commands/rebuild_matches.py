@@ -1,6 +1,5 @@
 """Recompute every match: fanned out in chunks to the Celery workers, or in this process with --sync."""
 
-import argparse
 import signal
 import sys
 import time
@@ -9,17 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.matching.models import Match
 from apps.matching.pipeline import rebuild_progress, rebuild_start
-
-
-def positive_int(text: str) -> int:
-    """A whole number of 1 or more (a chunk of 0 or fewer posts would rank nothing and retire every match)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
-    return value
+from nma_platform.commands import positive_int
 
 
 def _workers_answer() -> bool:
@@ -75,7 +64,10 @@ class Command(BaseCommand):
                 return
             # The line ends with the last chunk: what the run's end logs then starts a line of its own.
             shown["line"], shown["ended"] = line, done >= total
-            sys.stderr.write("\r" + line + ("\n" if shown["ended"] else ""))
+            if sys.stderr.isatty():  # one line, rewritten
+                sys.stderr.write("\r" + line + ("\n" if shown["ended"] else ""))
+            else:  # a log: a line each
+                sys.stderr.write(line + "\n")
             sys.stderr.flush()
 
         # Stopped by SIGTERM (systemd, `timeout`, an operator's kill), an in-process run must still end as

@@ -28,6 +28,7 @@ from apps.posts.models import Post
 from apps.posts.post_data import PostData, PostDataError, ReferenceData, parse_post_record
 from apps.posts.selectors import post_by_export_id
 from apps.posts.services import IMPORT_CHUNK_SIZE, PostImportError, post_import, post_import_check
+from nma_platform.commands import positive_int
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -53,7 +54,8 @@ class Command(BaseCommand):
         parser.add_argument("file", help="path of the .jsonl file")
         parser.add_argument(
             "--status",
-            choices=Post.Status.values,
+            # Not closed nor returned: they need an outcome or a reason, which an import cannot give.
+            choices=[s for s in Post.Status.values if s not in (Post.Status.CLOSED, Post.Status.RETURNED)],
             help="status of lines that give none (default: an existing post keeps its status; a new one is "
             "published when the secretariat imports, a draft otherwise)",
         )
@@ -68,9 +70,11 @@ class Command(BaseCommand):
             action="store_true",
             help="leave posts whose external_id already exists as they are, instead of updating them",
         )
-        parser.add_argument("--chunk-size", type=int, default=IMPORT_CHUNK_SIZE, help="posts per write")
         parser.add_argument(
-            "--progress-every", type=int, default=1000, help="report progress every N lines (stderr)"
+            "--chunk-size", type=positive_int, default=IMPORT_CHUNK_SIZE, help="posts per write"
+        )
+        parser.add_argument(
+            "--progress-every", type=positive_int, default=1000, help="report progress every N lines (stderr)"
         )
 
     def handle(self, *args, **options) -> None:
@@ -81,8 +85,8 @@ class Command(BaseCommand):
         # Only a status asked for: without one, a new post gets the actor's default and an existing one keeps
         # its own (post_import decides).
         default_status = options["status"]
-        every = max(1, options["progress_every"])
-        chunk_size = max(1, options["chunk_size"])
+        every = options["progress_every"]
+        chunk_size = options["chunk_size"]
         refs = ReferenceData()
         started = time.monotonic()
 

@@ -1,0 +1,16 @@
+"""The benchmarks' scratch PostgreSQL databases."""
+
+from __future__ import annotations
+
+
+def ensure_database(url: str) -> None:
+    """Create the database that `url` names on its server if it does not exist yet (a benchmark that keeps its
+    data between runs reuses it; `make bench` on a fresh server would otherwise stop at its first query)."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    name = name.split("?", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"created the database {name}", flush=True)
