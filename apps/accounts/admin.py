@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
+from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
 
 from .forms import password_change_failures_forget, preferred_language_field
 from .models import ApiToken, Role, User
@@ -57,8 +58,8 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         return user.get_full_name()
 
     search_fields = (
-        "username", "email", "first_name", "last_name", "organisation", "party__iso3", "party__name",
-        "party__name_fr", "provider__short_name",
+        "username", "email", "first_name", "last_name", "organisation", "party__iso3",
+        *(f"party__{field}" for field in PARTY_NAME_FIELDS), "provider__short_name",
     )  # fmt: skip
     list_select_related = ("party", "provider")
     autocomplete_fields = ()
@@ -175,7 +176,9 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter))
-    search_fields = ("name", "prefix", "party__iso3", "party__name", "party__name_fr", "provider__short_name")
+    search_fields = (
+        "name", "prefix", "party__iso3", *(f"party__{field}" for field in PARTY_NAME_FIELDS), "provider__short_name"
+    )  # fmt: skip
     list_select_related = ("party", "provider", "created_by")
     actions = ("revoke",)
     date_hierarchy = "created_at"

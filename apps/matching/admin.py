@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import PresenceFilter, is_secretariat_staff
+from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
 
 from .models import Match, RebuildRun, TextModelVersion
 
@@ -61,10 +62,7 @@ class MatchAdmin(ReadOnlyAdmin):
         "offer__title",
         "need__external_id",
         "offer__external_id",
-        "need__party__name",
-        "offer__party__name",
-        "need__party__name_fr",
-        "offer__party__name_fr",
+        *(f"{side}__party__{field}" for side in ("need", "offer") for field in PARTY_NAME_FIELDS),
         "=need__party__iso3",
         "=offer__party__iso3",
         "offer__provider__short_name",

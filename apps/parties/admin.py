@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.matching.services import matching_party_groups_changed
 
 from .forms import PartyChoiceField
-from .models import ELIGIBILITY_GROUPS, Party, SupportProvider, reading_order
+from .models import ELIGIBILITY_GROUPS, NAME_FIELDS, Party, SupportProvider, reading_order
 
 
 def is_secretariat_staff(request: HttpRequest) -> bool:
@@ -83,11 +83,11 @@ class SecretariatAdminMixin:
 
 class PartyAdminForm(forms.ModelForm):
     """A new Party's code may not be an eligibility group's name (an offer's `eligible: ["LDC"]` would then mean
-    both); no two Parties share a name, in either language."""
+    both); no two Parties share a name, in any language."""
 
     class Meta:
         model = Party
-        fields = ("iso3", "name", "name_fr", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+        fields = ("iso3", *NAME_FIELDS, "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
 
     def clean_iso3(self) -> str:
         code = self.cleaned_data.get("iso3") or ""
@@ -104,11 +104,15 @@ class PartyAdminForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         others = Party.objects.exclude(pk=self.instance.pk) if self.instance.pk else Party.objects.all()
-        for field in ("name", "name_fr"):
+        for field in NAME_FIELDS:
             name = (cleaned.get(field) or "").strip()
             if not name:
                 continue
-            clash = others.filter(Q(name__iexact=name) | Q(name_fr__iexact=name)).first()
+            # Against every language's names: a Party without a name in one language is shown there by `name`.
+            same_name = Q()
+            for other_field in NAME_FIELDS:
+                same_name |= Q(**{f"{other_field}__iexact": name})
+            clash = others.filter(same_name).first()
             if clash is not None:
                 self.add_error(
                     field,
@@ -121,21 +125,23 @@ class PartyAdminForm(forms.ModelForm):
 @admin.register(Party)
 class PartyAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     form = PartyAdminForm
-    list_display = ("iso3", "name", "name_fr", "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
+    list_display = ("iso3", *NAME_FIELDS, "regional_group", "is_ldc", "is_sids", "paris_agreement_party")
     list_display_links = ("iso3", "name")
     list_filter = ("regional_group", "is_ldc", "is_sids", "paris_agreement_party")
-    search_fields = ("iso3", "name", "name_fr")
+    search_fields = ("iso3", *NAME_FIELDS)
     ordering = ("name",)
     list_per_page = 50
 
     def get_ordering(self, request: HttpRequest):
         """The Party pickers of other pages (autocomplete) list Parties as a reader looks them up in the page's
-        language (`reading_order`: "Afrique du Sud" before "Albanie" in French), as the other Party lists do."""
+        language (`reading_order`: "Afrique du Sud" before "Albanie" in French, "Sudáfrica" among the S's in
+        Spanish), as the other Party lists do."""
         if getattr(request.resolver_match, "url_name", None) != "autocomplete":
             return super().get_ordering(request)
-        names = sorted(Party.objects.values_list("pk", "name", "name_fr"),
-                       key=lambda row: reading_order(Party(name=row[1], name_fr=row[2]).local_name))  # fmt: skip
-        place = Case(*(When(pk=pk, then=Value(i)) for i, (pk, *_names) in enumerate(names)),
+        names = sorted(
+            Party.objects.only("pk", *NAME_FIELDS), key=lambda party: reading_order(party.local_name)
+        )
+        place = Case(*(When(pk=party.pk, then=Value(i)) for i, party in enumerate(names)),
                      default=Value(len(names)), output_field=IntegerField())  # fmt: skip
         return (place, "name")
 

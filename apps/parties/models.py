@@ -45,6 +45,20 @@ short_name_validator = RegexValidator(
 )
 
 
+# The interface languages (settings.LANGUAGES) in which a Party carries the UN's short name (UNTERM), shown on the
+# pages in that language; English pages, the API and the exports keep `name`.
+LOCAL_NAME_FIELDS = {"fr": "name_fr", "es": "name_es"}
+# Every field a Party's name is in: the admin's searches and its name clash check look in all of them.
+NAME_FIELDS = ("name", *LOCAL_NAME_FIELDS.values())
+
+
+def name_field(language: str | None = None) -> str:
+    """The field of Party names in `language` (the active language when None): `name_fr` for French (fr, fr-ca...),
+    `name_es` for Spanish, `name` for English and any other."""
+    code = (language if language is not None else get_language()) or ""
+    return LOCAL_NAME_FIELDS.get(code.split("-")[0].lower(), "name")
+
+
 def reading_order(name: str) -> str:
     """A key that sorts names as a reader looks them up, accents, case, spaces and hyphens aside: "Égypte" with
     the E's, "Guinée-Bissau" before "Guinée équatoriale", as the UN lists them."""
@@ -55,8 +69,9 @@ def reading_order(name: str) -> str:
 class Party(models.Model):
     iso3 = models.CharField(_("ISO3 code"), max_length=3, unique=True, validators=[iso3_validator])
     name = models.CharField(_("name"), max_length=120)
-    # The UN's French short name (UNTERM), shown on French pages; the API and exports keep `name`.
+    # The UN's short names (UNTERM) in French and Spanish, shown on pages in that language (LOCAL_NAME_FIELDS).
     name_fr = models.CharField(_("name in French"), max_length=120, blank=True)
+    name_es = models.CharField(_("name in Spanish"), max_length=120, blank=True)
     # Blank for the European Union and the Holy See, which sit in no UN regional group.
     regional_group = models.CharField(
         _("UN regional group"), max_length=40, choices=RegionalGroup.choices, blank=True
@@ -75,10 +90,8 @@ class Party(models.Model):
 
     @property
     def local_name(self) -> str:
-        """The name in the language of the page: French where it has one, else the English `name`."""
-        if self.name_fr and (get_language() or "").startswith("fr"):
-            return self.name_fr
-        return self.name
+        """The name in the language of the page (French, Spanish) where it has one, else the English `name`."""
+        return getattr(self, name_field()) or self.name
 
     @property
     def groups(self) -> frozenset[str]:

@@ -40,6 +40,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.actors import Actor
 from apps.accounts.models import Role
 from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secretariat_staff
+from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
 
 from .folding import search_fold
 from .forms import OpenedAtField
@@ -519,8 +520,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "title",
         "external_id",
         "party__iso3",
-        "party__name",
-        "party__name_fr",
+        *(f"party__{field}" for field in PARTY_NAME_FIELDS),
         "provider__short_name",
         "provider__name",
     )

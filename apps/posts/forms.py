@@ -18,7 +18,15 @@ from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup, SupportProvider, reading_order
+from apps.parties.models import (
+    GROUP_LDC,
+    GROUP_SIDS,
+    NAME_FIELDS,
+    Party,
+    RegionalGroup,
+    SupportProvider,
+    reading_order,
+)
 
 from .languages import form_language_mismatch
 from .models import AMOUNT_TOO_LARGE, DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
@@ -159,6 +167,8 @@ def _checkboxes(choices, label, *, required: bool, help_text: str = "") -> forms
 _GROUPED = re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d+)?")
 # A comma before one or two final digits can only be a decimal comma (French and others): "2 000 000,50".
 _DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
+# Digits grouped by points, as Spanish (and some French) writers group thousands: "1.250.000" or "1.250.000,50".
+_POINT_GROUPED = re.compile(r"[1-9]\d{0,2}(\.\d{3})+(,\d{1,2})?")
 _SPACES = re.compile(r"[\s\u00a0\u202f_]")
 
 
@@ -176,23 +186,32 @@ class AmountField(forms.DecimalField):
     def to_python(self, value):
         if isinstance(value, str):
             value = _SPACES.sub("", value)
+            decimal_comma = formats.get_format("DECIMAL_SEPARATOR") == ","
             if _GROUPED.fullmatch(value):
-                if (
-                    value.count(",") == 1
-                    and "." not in value
-                    and formats.get_format("DECIMAL_SEPARATOR") == ","
-                ):
+                if value.count(",") == 1 and "." not in value and decimal_comma:
                     # On a page whose language writes a decimal comma, "2,000" may be two or two thousand
                     # ("2,000,000" can only be two million).
-                    raise forms.ValidationError(
-                        _("“%(value)s” can be read two ways: write thousands with a space or nothing between "
-                          "them (2 000 or 2000), and cents after a comma (2,50)."),
-                        code="ambiguous", params={"value": value},
-                    )  # fmt: skip
+                    raise self._ambiguous(value)
                 value = value.replace(",", "")
+            elif decimal_comma and _POINT_GROUPED.fullmatch(value):
+                # Most Spanish writers group thousands with points: "1.250.000" was refused as no number, and
+                # "150.000" (a hundred and fifty thousand, or 150) for its three decimal places. With two groups,
+                # or cents after a comma, the points can only group thousands; one group is asked again, as
+                # "2,000" is.
+                if value.count(".") == 1 and "," not in value:
+                    raise self._ambiguous(value)
+                value = value.replace(".", "").replace(",", ".")
             elif _DECIMAL_COMMA.fullmatch(value):
                 value = value.replace(",", ".")
         return super().to_python(value)
+
+    @staticmethod
+    def _ambiguous(value: str) -> forms.ValidationError:
+        return forms.ValidationError(
+            _("“%(value)s” can be read two ways: write thousands with a space or nothing between them (2 000 or "
+              "2000), and cents after a comma (2,50)."),
+            code="ambiguous", params={"value": value},
+        )  # fmt: skip
 
 
 class PartyListWidget(forms.SelectMultiple):
@@ -300,9 +319,7 @@ class PostForm(forms.Form):
         self.party = party
         self.provider = provider
         # One query for both Party lists; the choices also validate tampered codes.
-        parties = sorted(
-            Party.objects.only("iso3", "name", "name_fr"), key=lambda p: reading_order(p.local_name)
-        )
+        parties = sorted(Party.objects.only("iso3", *NAME_FIELDS), key=lambda p: reading_order(p.local_name))
         self.parties_by_iso3 = {p.iso3: p for p in parties}
         party_choices = [(p.iso3, str(p)) for p in parties]  # in the page's language and alphabetical order
         self.fields["eligible_parties"].choices = party_choices

@@ -208,13 +208,13 @@ def post_eligibility_labels(codes: list[str]) -> list[str]:
     """Readable names for an offer's `eligible` entries (ISO3 codes and group names), in one query."""
     from django.utils.translation import gettext as _
 
-    from apps.parties.models import GROUP_LDC, GROUP_SIDS, Party, RegionalGroup
+    from apps.parties.models import GROUP_LDC, GROUP_SIDS, NAME_FIELDS, Party, RegionalGroup
 
     group_labels = {group.value: str(group.label) for group in RegionalGroup}
     group_labels[GROUP_LDC] = str(_("Least developed countries (LDC)"))
     group_labels[GROUP_SIDS] = str(_("Small island developing States (SIDS)"))
     iso3_codes = [code for code in codes if code not in group_labels]
-    parties = Party.objects.filter(iso3__in=iso3_codes).only("iso3", "name", "name_fr") if iso3_codes else []
+    parties = Party.objects.filter(iso3__in=iso3_codes).only("iso3", *NAME_FIELDS) if iso3_codes else []
     names = {party.iso3: party.local_name for party in parties}
     return [group_labels.get(code) or names.get(code) or code for code in codes]
 

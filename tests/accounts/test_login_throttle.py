@@ -221,6 +221,24 @@ def test_lockouts_are_read_only_but_for_unlocking(focal_point, secretariat, logi
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("es", ("Intentos de acceso", "Dirección IP", "Ruta", "Inicios de sesión fallidos")),
+        ("fr", ("Tentatives de connexion", "Adresse IP", "Chemin", "Nombre d&#x27;échecs")),
+    ],
+)
+def test_the_lockouts_page_is_in_the_secretariats_language(focal_point, secretariat, login, language, words):
+    """django-axes ships French but no Spanish: the project's catalogue gives Spanish the page's words."""
+    fail(Client(), "fp_ken", 1)
+    admin = login(secretariat)
+    admin.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    html = admin.get("/admin/axes/accessattempt/").content.decode()
+    for word in words:
+        assert word in html, word
+    assert "IP Address" not in html and "Failed Logins" not in html
+
+
 def test_other_staff_cannot_see_lockouts(focal_point, login):
     focal_point.is_staff = True  # a stray staff flag does not open the secretariat's pages
     focal_point.save()

@@ -229,23 +229,89 @@ def test_languages_offered_are_those_with_a_catalogue(client):
     assert '<html lang="en"' in html and 'dir="rtl"' not in html
 
 
-def test_french_catalogue_translates_the_pages(client, tmp_path, settings):
-    """locale/fr is shipped as a .po (compiled .mo files are not committed): compile it here and use it."""
+# The interface languages with a catalogue (every one but English, the source).
+TRANSLATED_LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "en"]
+
+
+def catalogue(code: str) -> Path:
+    return Path(settings.BASE_DIR) / "locale" / code / "LC_MESSAGES" / "django.po"
+
+
+_PO_ESCAPE = re.compile(r"\\(.)")
+_PO_ESCAPES = {"n": "\n", "t": "\t"}
+_PO_LINE = re.compile(r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?) "(.*)"$|^"(.*)"$')
+
+
+def po_entries_from_text(text: str) -> dict[tuple[str | None, str, str | None], tuple[str, ...]]:
+    """A catalogue's translated entries: (msgctxt, msgid, msgid_plural) -> the msgstrs, unescaped; fuzzy entries,
+    which gettext does not use, are left out (so is the header)."""
+    entries = {}
+    for block in text.split("\n\n"):
+        if "#, fuzzy" in block or "#~ " in block:
+            continue
+        fields: dict[str, str] = {}
+        last = None
+        for line in block.splitlines():
+            found = _PO_LINE.match(line)
+            if found is None:
+                continue
+            if found.group(1):
+                last = found.group(1)
+                fields[last] = found.group(2)
+            elif last is not None:
+                fields[last] += found.group(3)
+        fields = {
+            key: _PO_ESCAPE.sub(lambda m: _PO_ESCAPES.get(m[1], m[1]), value) for key, value in fields.items()
+        }
+        if fields.get("msgid"):
+            strings = tuple(value for key, value in sorted(fields.items()) if key.startswith("msgstr"))
+            if any(strings):
+                entries[(fields.get("msgctxt"), fields["msgid"], fields.get("msgid_plural"))] = strings
+    return entries
+
+
+def po_entries(path: Path) -> dict[tuple[str | None, str, str | None], tuple[str, ...]]:
+    return po_entries_from_text(path.read_text(encoding="utf-8"))
+
+
+def test_french_and_spanish_are_interface_languages():
+    assert {"fr", "es"} <= set(TRANSLATED_LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    ("code", "texts"),
+    [
+        ("fr", ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher")),
+        ("es", ("Necesidades y ofertas", "Iniciar sesión", "Ir al contenido principal", "Buscar")),
+    ],
+)
+def test_each_catalogue_translates_the_pages(client, tmp_path, settings, code, texts):
+    """The catalogue as its .po says, compiled here (a committed .mo could lag behind its .po)."""
     msgfmt = shutil.which("msgfmt")
     if msgfmt is None:
         skip_or_fail("msgfmt (GNU gettext) is missing: install it with `apt-get install gettext`")
-    target = tmp_path / "fr" / "LC_MESSAGES"
+    target = tmp_path / code / "LC_MESSAGES"
     target.mkdir(parents=True)
-    source = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
-    subprocess.run([msgfmt, "--check", "-o", target / "django.mo", source], check=True)
+    subprocess.run([msgfmt, "--check", "-o", target / "django.mo", catalogue(code)], check=True)
     # Changing LOCALE_PATHS makes Django drop its cached catalogues.
     settings.LOCALE_PATHS = [tmp_path]
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = code
     html = client.get(reverse("posts:list")).content.decode()
-    assert '<html lang="fr"' in html
-    for text in ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher"):
+    assert f'<html lang="{code}"' in html
+    for text in texts:
         assert text in html
     assert "Needs and offers" not in html
+
+
+@pytest.mark.parametrize("code", TRANSLATED_LANGUAGES)
+def test_the_committed_compiled_catalogue_is_the_po_compiled(code):
+    """The site reads the committed .mo: a .po translated but not compiled leaves pages in English."""
+    msgunfmt = shutil.which("msgunfmt")
+    if msgunfmt is None:
+        skip_or_fail("msgunfmt (GNU gettext) is missing: install it with `apt-get install gettext`")
+    compiled = catalogue(code).with_suffix(".mo")
+    shipped = subprocess.run([msgunfmt, str(compiled)], check=True, capture_output=True, text=True).stdout
+    assert po_entries_from_text(shipped) == po_entries(catalogue(code))
 
 
 # What focal points, providers and Committee members read: pages, e-mails, form and matching messages. (The
@@ -268,11 +334,12 @@ USER_FACING = (
 )
 
 
-def test_french_catalogue_leaves_nothing_a_user_reads_untranslated(settings):
+@pytest.mark.parametrize("code", TRANSLATED_LANGUAGES)
+def test_catalogue_leaves_nothing_a_user_reads_untranslated(code):
     msgattrib = shutil.which("msgattrib")
     if msgattrib is None:
         skip_or_fail("msgattrib (GNU gettext) is missing: install it with `apt-get install gettext`")
-    source = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+    source = catalogue(code)
     missing = []
     for flag in ("--untranslated", "--only-fuzzy"):
         entries = subprocess.run(
@@ -302,3 +369,77 @@ def test_french_catalogue_keeps_its_signs_on_the_line_of_their_word(settings):
     assert [m for m in msgstrs if re.search(r"«[^\u00a0]|[^\u00a0]»", m)] == []
     assert any("«\u00a0%(title)s\u00a0»" in m for m in msgstrs)
     assert "Mots en commun\u00a0:" in msgstrs and "Types d\u2019appui en commun\u00a0:" in msgstrs
+
+
+# What a translation must carry over as it is: Python's and str.format's placeholders, and HTML tags.
+_PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sdr]|%[sdr]|%%|\{[a-z_]*\}|</?[a-z]+(?: [^>]*)?>")
+
+
+@pytest.mark.parametrize("code", TRANSLATED_LANGUAGES)
+def test_catalogue_keeps_every_placeholder(code):
+    """A lost %(title)s raises when the page is drawn, a lost <a> tag loses the link: every translation (each
+    plural form) holds its source's placeholders and tags, no more, no fewer."""
+    entries = po_entries(catalogue(code))
+    assert len(entries) > 900
+    wrong = []
+    for (_context, msgid, msgid_plural), strings in entries.items():
+        for form, translated in enumerate(strings):
+            source = msgid if form == 0 or msgid_plural is None else msgid_plural
+            if sorted(_PLACEHOLDER.findall(source)) != sorted(_PLACEHOLDER.findall(translated)):
+                wrong.append((msgid, translated))
+    assert wrong == []
+
+
+def test_the_placeholder_check_sees_a_lost_placeholder():
+    translated = "Bonjour,"  # "%(name)s" lost
+    assert sorted(_PLACEHOLDER.findall("Hello %(name)s,")) != sorted(_PLACEHOLDER.findall(translated))
+    assert _PLACEHOLDER.findall('<a href="%(url)s">Log in</a> %%') == ['<a href="%(url)s">', "</a>", "%%"]
+
+
+def test_spanish_catalogue_writes_spanish_punctuation():
+    """Spanish opens a question with ¿ and an exclamation with ¡, and puts no space (not even French's no-break
+    one) before : ; ? or !; its plural is English's (one, and everything else)."""
+    source = catalogue("es")
+    text = source.read_text(encoding="utf-8")
+    assert '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"' in text
+    msgstrs = [string for strings in po_entries(source).values() for string in strings]
+    assert len(msgstrs) > 900
+    assert [m for m in msgstrs if re.search(r"[ \u00a0\u202f][:;?!]", m)] == []
+    # Every question or exclamation is opened (a link's "?next=" is no question).
+    assert [m for m in msgstrs if m.replace("?next=", "").count("?") != m.count("¿")] == []
+    assert [m for m in msgstrs if m.count("!") != m.count("¡")] == []
+    assert [m for m in msgstrs if re.search("[«»’]", m)] == []  # French signs
+    assert "¿Olvidó su contraseña?" in msgstrs and "Palabras en común:" in msgstrs
+    assert "Describa el resultado: ¿cómo se atendió la necesidad o se aprovechó la oferta?" in msgstrs
+
+
+def test_spanish_catalogue_uses_the_uns_words():
+    """The UNFCCC's Spanish: Partes, coordinador nacional (national focal point), enfoques no relacionados con el
+    mercado, fomento de la capacidad, financiación, balance."""
+    strings = {
+        msgid: strings[0] for (_context, msgid, _plural), strings in po_entries(catalogue("es")).items()
+    }
+    assert (
+        strings["Parties"] == "Partes" and strings["Party focal point"] == "Coordinador nacional de una Parte"
+    )
+    assert strings["Non-market approaches"] == "Enfoques no relacionados con el mercado"
+    assert strings["Capacity-building"] == "Fomento de la capacidad"
+    assert strings["Technology development and transfer"] == "Desarrollo y transferencia de tecnología"
+    assert strings["Finance"] == "Financiación" and strings["Stocktake"] == "Balance"
+    committee = "Comité de Glasgow sobre los Enfoques No Relacionados con el Mercado"
+    assert [s for s in strings.values() if "Glasgow" in s] and all(
+        committee in s for s in strings.values() if "Glasgow" in s
+    )
+    # One word for a focal point throughout: no "punto focal" beside "coordinador nacional".
+    assert [s for s in strings.values() if "punto focal" in s.lower()] == []
+    assert not [s for s in strings.values() if re.search(r"\bcoordinador(es)?\b(?! nacional)", s)]
+
+
+def test_the_language_switcher_offers_spanish_named_in_spanish(client):
+    html = client.get("/").content.decode()
+    assert '<option value="es" lang="es">español</option>' in html
+    response = client.post(reverse("set_language"), {"language": "es", "next": "/posts/"})
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "es"
+    html = client.get("/posts/").content.decode()
+    assert '<html lang="es"' in html and "Necesidades y ofertas" in html
+    assert '<option value="es" lang="es" selected>español</option>' in html

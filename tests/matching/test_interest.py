@@ -235,6 +235,10 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     client.cookies["django_language"] = "fr"
     french = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
     assert "(français et anglais)" in french and "semblables en anglais\u00a0:" in french
+    # So does Spanish, with no space before the colon.
+    client.cookies["django_language"] = "es"
+    spanish = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "(uno en francés y otro en inglés)" in spanish and "similares en inglés: <span" in spanish
 
 
 def test_the_secretariat_sees_the_other_side_of_each_match(match, login):
@@ -628,6 +632,33 @@ def test_connection_emails_are_in_each_recipients_language(
     # The link lists the connections, wherever this one ranks among the post's matches.
     link = reverse("posts:detail", args=[match.offer_id]) + f"?matches=connected#match-{match.pk}"
     assert link in to_japan.body
+
+
+def test_a_connection_email_is_in_spanish_for_a_focal_point_who_reads_spanish(
+    match, kenya, japan, login, django_capture_on_commit_callbacks
+):
+    kenya.preferred_language = "es"
+    kenya.save()
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    client = login(japan)
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    assert to_kenya.subject == f"Nueva puesta en contacto: {match.offer.title}"
+    assert "Buenas noticias: ambas partes han manifestado interés" in to_kenya.body
+    assert "Ver la coincidencia:" in to_kenya.body and "Puntuación: 80\u00a0%" in to_kenya.body
+    assert "See the match" not in to_kenya.body and "Voir" not in to_kenya.body
+    assert next(m for m in mail.outbox if m.to == ["jpn@example.org"]).subject.startswith("New connection")
+
+
+def test_the_digest_is_in_spanish_for_a_focal_point_who_reads_spanish(match, kenya, japan, settings):
+    settings.MATCHING_STRONG_SCORE = 0.6
+    japan.digest_opt_in = False
+    japan.save()
+    kenya.preferred_language = "es"
+    kenya.save()
+    assert digest_send_all() == 1
+    assert mail.outbox[0].subject == "1 nueva coincidencia sólida en la Plataforma de los ENM"
 
 
 def test_the_digest_is_in_the_users_language_counts_right_and_skips_answered_matches(

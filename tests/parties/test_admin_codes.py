@@ -57,7 +57,11 @@ def test_a_party_code_is_not_a_groups_name(staff):
 
 def test_two_parties_do_not_share_a_name(staff):
     party("KEN")
-    for fields, field in (({"name": "kenya"}, "name"), ({"name_fr": "Kenya"}, "name_fr")):
+    for fields, field in (
+        ({"name": "kenya"}, "name"),
+        ({"name_fr": "Kenya"}, "name_fr"),
+        ({"name_es": "KENYA"}, "name_es"),
+    ):
         response = staff.post(reverse("admin:parties_party_add"), party_data(**fields))
         assert "Kenya (KEN) already has this name" in errors_of(response, field), fields
     assert not Party.objects.filter(iso3="XKX").exists()
@@ -65,12 +69,21 @@ def test_two_parties_do_not_share_a_name(staff):
     ken = Party.objects.get(iso3="KEN")
     url = reverse("admin:parties_party_change", args=[ken.pk])
     response = staff.post(
-        url, party_data(iso3="KEN", name="Kenya", name_fr="Kenya", regional_group="African States")
+        url,
+        party_data(
+            iso3="KEN", name="Kenya", name_fr="Kenya", name_es="Kenya", regional_group="African States"
+        ),
     )
     assert response.status_code == 302
+    # Another Party's name in another language is a clash too: on a page without a name in that language
+    # (`name` stands in), both would read the same.
+    response = staff.post(reverse("admin:parties_party_add"), party_data(name_es="Kenya"))
+    assert "Kenya (KEN) already has this name" in errors_of(response, "name_es")
+    response = staff.post(reverse("admin:parties_party_add"), party_data(name_fr="Federación de Rusia"))
+    assert "Russian Federation (RUS) already has this name" in errors_of(response, "name_fr")
 
 
-@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("language", ["en", "fr", "es"])
 def test_the_party_picker_lists_parties_in_the_pages_language_order(staff, language):
     staff.cookies["django_language"] = language
     response = staff.get(
@@ -90,6 +103,9 @@ def test_the_party_picker_lists_parties_in_the_pages_language_order(staff, langu
             < names.index("Albanie (ALB)")
             < names.index("Allemagne (DEU)")
         )
+    elif language == "es":
+        assert names[:3] == ["Afganistán (AFG)", "Albania (ALB)", "Alemania (DEU)"]
+        assert names.index("Arabia Saudita (SAU)") < names.index("Argelia (DZA)")
     else:
         assert names[:3] == ["Afghanistan (AFG)", "Albania (ALB)", "Algeria (DZA)"]
     searched = staff.get(

@@ -612,3 +612,39 @@ def test_every_bar_chart_names_a_table_that_holds_its_numbers(world):
         ]
         assert [row[1:] for row in table.rows] == expected
         assert any(v != "0" for row in expected for v in row)  # the world has open posts to show
+
+
+# --- in Spanish --------------------------------------------------------------------------------------------
+
+
+def test_a_committee_member_reads_the_report_in_spanish(login, committee, world):
+    committee.preferred_language = "es"
+    committee.save()
+    client = login(committee)
+    client.cookies["django_language"] = committee.email_language
+    response = client.get(REPORT + QUERY)
+    html = response.content.decode()
+    assert '<html lang="es"' in html
+    assert "Informe de balance" in html
+    assert "Comité de Glasgow sobre los Enfoques No Relacionados con el Mercado" in html
+    assert "Período: del 2026-01-01 al 2026-06-30 (ambos incluidos)." in html
+    assert '<title id="chart-posts-title">Necesidades y ofertas publicadas, por mes</title>' in html
+    amounts = response.context["layout"]["amounts"]
+    assert amounts.header == ["Instrumento de financiación", "Monto necesario (USD)", "Monto ofrecido (USD)"]
+    # Spanish writes thousands with a (no-break) space, and the currency after the number.
+    rows = amounts_rows(response.context["layout"])
+    assert rows["Donación"] == ["\u2013", "2\u00a0000\u00a0000\u00a0USD"]
+    assert rows["Todos los anuncios"] == ["1\u00a0500\u00a0001\u00a0USD", "2\u00a0000\u00a0000\u00a0USD"]
+    assert "Period:" not in html and "Finance instrument" not in html
+
+
+def test_figures_are_written_as_spanish_writes_numbers():
+    from django.utils import translation
+
+    from apps.stocktake.tables import format_value
+
+    with translation.override("es"):
+        assert format_value("amount_needed_usd", 1_500_000) == "1\u00a0500\u00a0000\u00a0USD"
+        assert format_value("ldc_parties_posting_share", 0.07) == "7,0\u00a0%"
+        assert format_value("offers_per_need", 1.5) == "1,50"
+        assert format_value("needs_published", 12345) == "12\u00a0345"

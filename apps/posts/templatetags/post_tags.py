@@ -50,11 +50,17 @@ def language_name(code: str) -> str:
     return str(dict(POST_LANGUAGES).get(code, code))
 
 
+# The interface languages that write a language's name in lower case within a sentence.
+LANGUAGE_NAMES_IN_LOWER_CASE = frozenset({"fr", "es"})
+
+
 @register.filter
 def language_name_in_sentence(code: str) -> str:
-    """`language_name` within a sentence: French writes a language's name in lower case there ("en anglais")."""
+    """`language_name` within a sentence: French and Spanish write a language's name in lower case there ("en
+    anglais", "en inglés")."""
     name = language_name(code)
-    return name[:1].lower() + name[1:] if (get_language() or "").startswith("fr") else name
+    lower_case = (get_language() or "").split("-")[0] in LANGUAGE_NAMES_IN_LOWER_CASE
+    return name[:1].lower() + name[1:] if lower_case else name
 
 
 @register.filter
