@@ -49,7 +49,7 @@ def test_the_dashboard_is_in_spanish(spanish_client):
 def test_the_post_form_is_in_spanish(spanish_client):
     html = spanish_client.get(reverse("posts:create")).content.decode()
     for text in (
-        "Nuevo anuncio para Kenya",
+        "Nuevo anuncio de Kenya",
         "Tipos de apoyo",
         "Ámbitos prioritarios",
         "Fomento de la capacidad",
