@@ -107,7 +107,7 @@ class MatchAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("explanation"))
     def explanation_shown(self, match):
-        from apps.posts.templatetags.post_tags import language_name
+        from apps.posts.templatetags.post_tags import language_name_in_sentence
 
         from .templatetags.matching_tags import term_labels
 
@@ -124,10 +124,10 @@ class MatchAdmin(ReadOnlyAdmin):
             lines.append((_("Words in common:"), ", ".join(e["top_terms"])))
         if e.get("related_terms"):
             lines.append((_("Related words, through similar posts in %(lang)s:") % {
-                "lang": language_name(e.get("terms_language", ""))}, ", ".join(e["related_terms"])))  # fmt: skip
+                "lang": language_name_in_sentence(e.get("terms_language", ""))}, ", ".join(e["related_terms"])))  # fmt: skip
         if e.get("cross_lingual"):
-            lines.append((_("Languages:"), f"{language_name(e.get('need_language', ''))} ↔ "
-                                           f"{language_name(e.get('offer_language', ''))}"))  # fmt: skip
+            lines.append((_("Languages:"), f"{language_name_in_sentence(e.get('need_language', ''))} ↔ "
+                                           f"{language_name_in_sentence(e.get('offer_language', ''))}"))  # fmt: skip
         if not lines:
             return "—"
         return format_html_join(mark_safe("<br>"), "{} {}", lines)

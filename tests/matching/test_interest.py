@@ -746,6 +746,11 @@ def test_a_matchs_admin_page_reads_as_words_and_links(match, secretariat, login,
     client.cookies["django_language"] = "fr"
     french = client.get(reverse("admin:matching_match_change", args=[match.pk])).content.decode()
     assert "formulation proche\u00a0: 31\u00a0%" in french  # was "formulation proche: 31 %"
+    # Language names within a sentence in lower case, as French and Spanish write them ("en Anglais" before).
+    assert "anglais ↔ japonais" in french and "Anglais" not in french
+    client.cookies["django_language"] = "es"
+    spanish = client.get(reverse("admin:matching_match_change", args=[match.pk])).content.decode()
+    assert "inglés ↔ japonés" in spanish and "Inglés" not in spanish
     # Strong matches (those the digest announces) have a filter of their own.
     weak = Match.objects.create(
         need=match.need, offer=PostFactory(kind="offer", party=party("BRA")), score=0.3

@@ -75,7 +75,9 @@ def test_a_post_page_is_in_spanish(spanish_client):
     facts = html.split("<dl", 1)[1].split("</dl>", 1)[0]
     assert "Bolivia (Estado Plurinacional de)" in facts
     assert "Financiación; Desarrollo y transferencia de tecnología" in facts  # no space before the semicolon
-    assert "USD 1\u00a0250\u00a0000" in facts  # Spanish groups thousands with a (no-break) space
+    assert (
+        "1\u00a0250\u00a0000\u00a0USD" in facts
+    )  # Spanish groups thousands with a (no-break) space, USD after
     assert "15 de marzo de 2026" in html
     assert "Detalles" in html and "Tipos de apoyo" in facts and "Details" not in html
 

@@ -414,6 +414,10 @@ def test_published_detail_for_the_public_hides_contacts(client, focal_point):
     assert "Water" in html
     assert "amina@kenya.example" not in html
     assert "Amina Odhiambo" not in html
+    client.cookies["django_language"] = "fr"  # the amount as the stocktake report writes it in French
+    assert (
+        "1\u00a0250\u00a0000\u00a0USD" in client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    )
     assert focal_point.email not in html
     assert "Log in</a> to see the contact details" in html
     # The public sees no actions and no history.

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import template
 from django.utils.formats import number_format
 from django.utils.html import format_html
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -13,13 +13,15 @@ register = template.Library()
 
 @register.filter
 def usd(amount: Decimal | int | float | None) -> str:
-    """`1250000` -> `USD 1,250,000` (cents only when there are some); empty for no amount."""
+    """`1250000` -> `USD 1,250,000` (cents only when there are some; in French and Spanish `1 250 000 USD`, as the
+    stocktake report writes amounts there); empty for no amount."""
     if amount in (None, ""):
         return ""
     amount = Decimal(amount)
     places = 0 if amount == amount.to_integral_value() else 2
     # Thousands separators always, whatever USE_THOUSAND_SEPARATOR says; the format follows the locale.
-    return f"USD {number_format(amount, decimal_pos=places, use_l10n=True, force_grouping=True)}"
+    number = number_format(amount, decimal_pos=places, use_l10n=True, force_grouping=True)
+    return pgettext("an amount in US dollars", "USD %(amount)s") % {"amount": number}
 
 
 @register.simple_tag(takes_context=True)
