@@ -203,6 +203,25 @@ class RebuildRun(models.Model):
         return f"rebuild {self.pk} ({self.done_chunks}/{self.total_chunks})"
 
 
+class RebuildChunk(models.Model):
+    """A chunk of a fanned-out rebuild that was written: a chunk delivered twice (a worker lost after its commit,
+    before its acknowledgement) finds its row and writes nothing, so that the run counts each chunk once and
+    does not end (retiring what its last chunks would rank) before every chunk is in. A chunk is named by its
+    side and its first post (a side's chunks are disjoint runs of ids)."""
+
+    pk = models.CompositePrimaryKey("run_id", "side", "first_post_id")
+    run = models.ForeignKey(RebuildRun, on_delete=models.CASCADE, db_index=False)
+    side = models.CharField(max_length=5)
+    first_post_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("chunk written by a rebuild")
+        verbose_name_plural = _("chunks written by a rebuild")
+
+    def __str__(self) -> str:
+        return f"rebuild {self.run_id}: {self.side}s from {self.first_post_id}"
+
+
 class RebuildPair(models.Model):
     """A pair a rebuild ranked: when the rebuild finishes, it retires the active matches it did not rank, then
     forgets its pairs. A rebuild writes a match only where it changed (rewriting 1.6M unchanged rows took a 100k

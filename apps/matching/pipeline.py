@@ -15,9 +15,11 @@ import inspect
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ import orjson
 import psycopg
 import scipy.sparse as sp
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, Exists, F, Max, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -38,7 +40,7 @@ from apps.posts.models import Post
 
 from . import engine, kernels
 from .engine import MatchIndex, MatchResult, PostRecord, TextModel, Weights
-from .models import Match, PostEmbedding, RebuildPair, RebuildRun, TextModelVersion
+from .models import Match, PostEmbedding, RebuildChunk, RebuildPair, RebuildRun, TextModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -363,8 +365,49 @@ class NotEnoughPosts(LookupError):
     """Fewer than two published posts: nothing to fit a model on, and nothing to match."""
 
 
+def _lock_key(name: str) -> int:
+    """The advisory lock's number for `name` (a signed 64-bit integer)."""
+    return int.from_bytes(hashlib.sha256(f"nma-platform:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _exclusive(name: str, *, wait: bool) -> Iterator[bool]:
+    """One process at a time, across every machine: PostgreSQL's advisory lock named `name`, held by this
+    connection's session (released at the end, or when the connection drops: a killed worker's too). Gives
+    whether it is held: always with `wait` (once it is); elsewhere (SQLite: development, one process) always."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = _lock_key(name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {'pg_advisory_lock' if wait else 'pg_try_advisory_lock'}(%s)", [key])
+        held = True if wait else bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
 def text_model_refit() -> tuple[int, TextModel]:
-    """Fit a new model version on every published post and store it for all workers."""
+    """Fit a new model version on every published post and store it for all workers (one process at a time)."""
+    with _exclusive("text-model-refit", wait=True):
+        return _text_model_fit()
+
+
+def _refit_unless_fitted_since(seen: int | None) -> tuple[int, TextModel] | None:
+    """Refit, unless another process stored a version newer than `seen` while this one waited for its turn:
+    every worker that found the store empty (or the small corpus grown) at the same moment fitted a model of
+    its own, ~40 s each at 4,000 posts. None: load the newest instead."""
+    with _exclusive("text-model-refit", wait=True):
+        newest = TextModelVersion.objects.aggregate(v=Max("version"))["v"]
+        if newest is not None and newest != seen:
+            return None
+        return _text_model_fit()
+
+
+def _text_model_fit() -> tuple[int, TextModel]:
     records = post_records(Q(status=Post.Status.PUBLISHED))
     if len(records) < 2:
         raise NotEnoughPosts("At least two published posts are needed to fit a text model.")
@@ -391,14 +434,15 @@ def text_model_current() -> tuple[int, TextModel]:
     vocabulary a lot, so the model is refitted inline as soon as the corpus has grown; past
     SMALL_CORPUS posts that is left to the hourly beat task.
     """
-    latest = TextModelVersion.objects.order_by("-version").values_list("version", "corpus_size").first()
-    if latest is None:
-        return text_model_refit()
-    latest, corpus_size = latest
-    if corpus_size < SMALL_CORPUS:
-        published = Post.objects.published().count()
-        if published >= corpus_size * (1 + settings.MATCHING_REFIT_GROWTH) and published > corpus_size:
-            return text_model_refit()
+    newest = TextModelVersion.objects.order_by("-version").values_list("version", "corpus_size").first()
+    latest, corpus_size = newest if newest is not None else (None, 0)
+    published = Post.objects.published().count() if latest is not None and corpus_size < SMALL_CORPUS else 0
+    if latest is None or (
+        published >= corpus_size * (1 + settings.MATCHING_REFIT_GROWTH) and published > corpus_size
+    ):
+        if fitted := _refit_unless_fitted_since(latest):
+            return fitted
+        latest = TextModelVersion.objects.aggregate(v=Max("version"))["v"]  # another process's, meanwhile
     if _state.model_version != latest or _state.model is None:
         payload = TextModelVersion.objects.values_list("payload", flat=True).get(version=latest)
         _state.model = TextModel.from_bytes(bytes(payload))
@@ -953,7 +997,16 @@ def _match_and_store(post_ids: list[int], k: int) -> int:
 
 
 def matching_sweep(*, batch: int = 200) -> int:
-    """Match every post still flagged as waiting (after a broker outage or a lost task)."""
+    """Match every post still flagged as waiting (after a broker outage or a lost task). One sweep at a time:
+    while the database was slow, overlapping sweeps took every worker process, each matching the same posts."""
+    with _exclusive("matching-sweep", wait=False) as held:
+        if not held:
+            logger.info("A sweep is already matching the waiting posts: this one leaves them to it")
+            return 0
+        return _sweep(batch)
+
+
+def _sweep(batch: int) -> int:
     done = 0
     while True:
         ids = list(
@@ -999,8 +1052,22 @@ def rebuild_start(
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
-    # Pairs left by runs that died unfinished, or written by a chunk redelivered after its run finished.
+    # Runs that died unfinished end now, as failed, and their pairs go (with any a chunk wrote after its run
+    # finished). Ended, because a chunk of theirs can still arrive (a lost worker's, redelivered when the
+    # broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then write nothing and
+    # finish nothing, or the run's end would retire every match that its forgotten pairs held.
+    dead = list(
+        RebuildRun.objects.filter(finished_at__isnull=True).exclude(pk__in=_runs_going().values("pk"))
+        .values_list("pk", flat=True)
+    )  # fmt: skip
+    if dead:
+        RebuildRun.objects.filter(pk__in=dead, finished_at__isnull=True).update(
+            finished_at=timezone.now(), failed=True
+        )
+        logger.warning("Rebuild %s showed no progress for %d minutes: ended as failed",
+                       ", ".join(map(str, dead)), RUN_STALLED_AFTER.total_seconds() // 60)  # fmt: skip
     RebuildPair.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
+    RebuildChunk.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks), in_process=sync)
     if not chunks:
         rebuild_finish(run)
@@ -1034,7 +1101,9 @@ def _rebuild_in_process(
             index, _delta = _current_index()
             version = _state.index_version or 0
             stored = stored_later()
-            with _ChunkWriter(run, version, record_pairs=False, stored=stored) as writer:
+            with _ChunkWriter(
+                run, version, record_pairs=False, stored=stored, since=_state.index_as_of
+            ) as writer:
                 for done, chunk in enumerate(
                     engine.match_all(index, k=k, floor=floor, chunk_size=chunk_size, weights=weights,
                                      threads=settings.MATCHING_REBUILD_THREADS,
@@ -1050,13 +1119,36 @@ def _rebuild_in_process(
                     if progress:
                         progress(done, run.total_chunks)
     except BaseException:
-        RebuildRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(
-            finished_at=timezone.now(), failed=True
-        )
+        _end_as_failed(run.pk)
         raise
     rebuild_finish(
         run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64), active=stored
     )
+
+
+# How long an in-process rebuild that failed tries to record it (its database may be what failed): unrecorded,
+# the run holds every other rebuild's retiring back until it counts as dead (RUN_STALLED_AFTER).
+END_AS_FAILED_TRIES = (1, 2, 4, 8, 15)
+
+
+def _end_as_failed(run_id: int) -> None:
+    """Record that the run ended without finishing, reconnecting and trying again while the database is away
+    (inside a caller's transaction, once). The error that stopped the run is the caller's to raise."""
+    waits = (0,) if connection.in_atomic_block else (0, *END_AS_FAILED_TRIES)
+    for attempt, wait in enumerate(waits, start=1):
+        time.sleep(wait)
+        try:
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+            RebuildRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
+                finished_at=timezone.now(), failed=True
+            )
+            return
+        except DatabaseError:
+            if attempt < len(waits):
+                logger.warning("Rebuild %d failed; recording it as failed did too, trying again", run_id)
+    logger.error("Rebuild %d failed and could not be recorded as failed: it counts as dead after %d minutes",
+                 run_id, RUN_STALLED_AFTER.total_seconds() // 60)  # fmt: skip
 
 
 def _write_chunk(
@@ -1066,18 +1158,48 @@ def _write_chunk(
     record_pairs: bool = True,
     stored: StoredFingerprints | None = None,
     unchanged: int = 0,
-) -> int:
+    *,
+    since: datetime | None = None,
+    chunk: tuple[str, int] | None = None,
+) -> int | None:
     """One chunk of a rebuild, in one transaction (a commit per post costs more than the maths), and counted
-    with the `unchanged` pairs it ranked that are stored as they are."""
+    with the `unchanged` pairs it ranked that are stored as they are.
+
+    `since`: when the index that ranked the pairs read the posts. A post changed since (edited, withdrawn,
+    closed, taken back) has its own matching task, whose rows must stand: its pairs are left out, and the active
+    matches of a post no longer published are retired again after the write (a withdrawal committed meanwhile
+    would otherwise find its matches brought back by a rebuild running beside it). `chunk`: (side, first post
+    id) of a fanned-out chunk, counted once (`RebuildChunk`): None, writing nothing, when it was written
+    already (the same chunk delivered twice)."""
     with transaction.atomic():
+        if chunk is not None:
+            try:
+                with transaction.atomic():
+                    RebuildChunk.objects.create(run_id=run_id, side=chunk[0], first_post_id=chunk[1])
+            except IntegrityError:
+                logger.info("Rebuild %d: the chunk of %ss from post %d was written already", run_id, *chunk)
+                return None
+        changed = _posts_changed_since(since) if since is not None else set()
+        if changed:
+            results = [r for r in results if r.need_id not in changed and r.offer_id not in changed]
         written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs, stored=stored)
-    written += unchanged
-    RebuildRun.objects.filter(pk=run_id).update(
-        done_chunks=F("done_chunks") + 1,
-        matches_written=F("matches_written") + written,
-        progress_at=timezone.now(),
-    )
-    return written
+        if since is not None and (gone := _posts_changed_since(since, unpublished_only=True)):
+            Match.objects.active().filter(Q(need_id__in=gone) | Q(offer_id__in=gone)).update(is_active=False)
+        RebuildRun.objects.filter(pk=run_id).update(
+            done_chunks=F("done_chunks") + 1,
+            matches_written=F("matches_written") + written + unchanged,
+            progress_at=timezone.now(),
+        )
+    return written + unchanged
+
+
+def _posts_changed_since(since: datetime, *, unpublished_only: bool = False) -> set[int]:
+    """The posts changed at or after `since` (and, with `unpublished_only`, not published): read by `updated_at`,
+    indexed (while a rebuild runs, a few posts change)."""
+    posts = Post.objects.filter(updated_at__gte=since)
+    if unpublished_only:
+        posts = posts.exclude(status=Post.Status.PUBLISHED)
+    return set(posts.values_list("pk", flat=True))
 
 
 class _ChunkWriter:
@@ -1096,8 +1218,10 @@ class _ChunkWriter:
         *,
         record_pairs: bool = True,
         stored: StoredFingerprints | None = None,
+        since: datetime | None = None,
     ) -> None:
         self.run, self.version, self.record_pairs, self.stored = run, version, record_pairs, stored
+        self.since = since  # `_write_chunk`'s
         self.threaded = _other_connections_see_ours()
         self.error: BaseException | None = None
         self.queue: queue.Queue[tuple[list[MatchResult], int] | None] = queue.Queue(maxsize=self.QUEUED)
@@ -1110,7 +1234,15 @@ class _ChunkWriter:
 
     def write(self, results: list[MatchResult], unchanged: int = 0) -> None:
         if not self.threaded:
-            _write_chunk(self.run.pk, self.version, results, self.record_pairs, self.stored, unchanged)
+            _write_chunk(
+                self.run.pk,
+                self.version,
+                results,
+                self.record_pairs,
+                self.stored,
+                unchanged,
+                since=self.since,
+            )
             return
         self._raise()
         self.queue.put((results, unchanged))  # never blocks for good: a failed writer empties the queue
@@ -1138,8 +1270,9 @@ class _ChunkWriter:
                 if self.error is None:
                     results, unchanged = item
                     _write_chunk(
-                        self.run.pk, self.version, results, self.record_pairs, self.stored, unchanged
-                    )
+                        self.run.pk, self.version, results, self.record_pairs, self.stored, unchanged,
+                        since=self.since,
+                    )  # fmt: skip
         except BaseException as error:  # handed to the caller's thread
             self.error = error
             while self.queue.get() is not None:  # let the caller finish putting
@@ -1189,15 +1322,19 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
         if delta:
             _state.index = None
             index, delta = _current_index()
-        version = _state.index_version or 0
+        version, as_of = _state.index_version or 0, _state.index_as_of
         index_side = index.needs if side == engine.NEED else index.offers
         rows = [index_side.row_of[pk] for pk in post_ids if pk in index_side.row_of]
         results = index.match_rows(side, rows, k=k, floor=floor, weights=weights)
-        written = _write_chunk(run_id, version, [r for per_post in results for r in per_post])
+        chunk = (side, min(post_ids)) if post_ids else None
+        written = _write_chunk(
+            run_id, version, [r for per_post in results for r in per_post], since=as_of, chunk=chunk
+        )
+    # Also after a chunk delivered twice: its first delivery may have died between its commit and this.
     run = RebuildRun.objects.get(pk=run_id)
     if run.done_chunks >= run.total_chunks and run.finished_at is None:
         rebuild_finish(run)
-    return written
+    return written or 0
 
 
 def rebuild_finish(
@@ -1247,6 +1384,7 @@ def rebuild_finish(
                 for start in range(0, len(unranked), size):
                     stale.filter(pk__in=unranked[start : start + size]).update(is_active=False)
         RebuildPair.objects.filter(run_id=run.pk).delete()
+        RebuildChunk.objects.filter(run_id=run.pk).delete()
         Post.objects.filter(matching_pending=True, updated_at__lt=run.started_at).update(
             matching_pending=False
         )

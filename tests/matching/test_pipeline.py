@@ -312,6 +312,69 @@ def test_sweep_matches_posts_left_waiting(corpus, settings, django_capture_on_co
     assert Match.objects.active().filter(offer=late, need=corpus["n-flood"]).exists()
 
 
+def test_one_sweep_at_a_time(corpus, settings, django_capture_on_commit_callbacks):
+    """Overlapping sweeps, while the database was slow, took every worker process, each matching the same
+    posts. The lock is PostgreSQL's (an advisory lock, released if its holder's connection drops)."""
+    import psycopg
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the sweep's lock is PostgreSQL's advisory lock; SQLite runs one process")
+    settings.MATCHING_AUTORUN = False
+    with django_capture_on_commit_callbacks(execute=True):
+        late = make_post(
+            "o-late", "offer", "FRA", ["technology"], ["adaptation"], ["disaster_risk"], "en",
+            "Flood warning radars", "Rainfall radar and flood forecasting for river basins.",
+        )  # fmt: skip
+    params = connection.get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True)
+    key = pipeline._lock_key("matching-sweep")
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [key])  # another worker's sweep is going
+        assert pipeline.matching_sweep() == 0
+        late.refresh_from_db()
+        assert late.matching_pending
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])
+        assert pipeline.matching_sweep() == 1
+        late.refresh_from_db()
+        assert not late.matching_pending
+    finally:
+        other.close()
+
+
+def test_a_process_that_waited_for_another_ones_fit_loads_it_instead_of_fitting_again(corpus, monkeypatch):
+    """Every worker that found the model store empty, or the small corpus grown, at the same moment fitted a
+    model of its own (four versions fitted at once on 263 posts, ~40 s each at 4,000)."""
+    from contextlib import contextmanager
+
+    from apps.matching import engine
+
+    TextModelVersion.objects.all().delete()
+    pipeline.index_reset()
+    fits = []
+    real_fit = engine.fit_model
+
+    def counting_fit(*args, **kwargs):
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "fit_model", counting_fit)
+    real_exclusive = pipeline._exclusive
+
+    @contextmanager
+    def another_fits_first(name, *, wait):
+        with real_exclusive(name, wait=wait) as held:
+            if name == "text-model-refit" and not TextModelVersion.objects.exists():
+                pipeline._text_model_fit()  # the process that had the lock before this one
+                pipeline.index_reset()
+            yield held
+
+    monkeypatch.setattr(pipeline, "_exclusive", another_fits_first)
+    version, _model = pipeline.text_model_current()
+    assert len(fits) == 1 and TextModelVersion.objects.count() == 1
+    assert version == TextModelVersion.objects.get().version
+
+
 def test_export_matches_prints_the_domain_format(corpus, capsys):
     call_command("export_matches")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -396,6 +459,47 @@ def test_the_rebuild_on_the_workers_says_how_many_matches_are_stored_and_when_no
     )
     call_command("rebuild_matches", "--sync")
     assert "No Celery worker answered" not in capsys.readouterr().err  # in this process: no worker needed
+
+
+def test_the_wait_for_the_workers_outlasts_a_database_away_for_a_moment(corpus, monkeypatch, capsys):
+    """The command polls the run's progress: a database restart crashed it with a traceback while the workers,
+    which retry, finished the run."""
+    from django.db import OperationalError
+
+    from apps.matching.management.commands import rebuild_matches
+
+    monkeypatch.setattr(rebuild_matches, "_workers_answer", lambda: True)
+    monkeypatch.setattr(rebuild_matches.time, "sleep", lambda seconds: None)
+    real, calls = rebuild_matches.rebuild_progress, []
+
+    def away_once(run_id):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(run_id)
+
+    monkeypatch.setattr(rebuild_matches, "rebuild_progress", away_once)
+    call_command("rebuild_matches", "--chunk-size", "2")
+    assert len(calls) == 2 and "matches stored" in capsys.readouterr().out
+
+
+def test_an_in_process_rebuild_that_fails_says_so_and_ends_its_run_failed(corpus, monkeypatch):
+    """It said "Could not start the rebuild" after ranking ten chunks."""
+    from django.core.management import CommandError
+    from django.db import OperationalError
+
+    from apps.matching import engine
+    from apps.matching.models import RebuildRun
+
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+        yield
+
+    monkeypatch.setattr(engine, "match_all", broken)
+    with pytest.raises(CommandError, match=r"^The rebuild failed: server closed the connection unexpectedly"):
+        call_command("rebuild_matches", "--sync")
+    run = RebuildRun.objects.latest("pk")
+    assert run.in_process and run.failed and run.finished_at is not None
 
 
 def test_workers_answer_asks_the_broker_unless_tasks_run_here(monkeypatch):
@@ -762,6 +866,102 @@ def test_a_chunk_redelivered_after_its_run_finished_does_nothing(corpus):
     assert not RebuildPair.objects.exists()
     run.refresh_from_db()
     assert run.done_chunks == run.total_chunks
+
+
+def _fanned_run(total: int):
+    """A fanned-out run as `rebuild_start` creates it, its chunks not queued: (run, need ids, offer ids)."""
+    from apps.matching.models import RebuildRun
+
+    run = RebuildRun.objects.create(model_version=TextModelVersion.objects.latest("version").version,
+                                    total_chunks=total)  # fmt: skip
+    needs = list(
+        Post.objects.published().filter(kind=Post.Kind.NEED).order_by("id").values_list("id", flat=True)
+    )
+    offers = list(
+        Post.objects.published().filter(kind=Post.Kind.OFFER).order_by("id").values_list("id", flat=True)
+    )
+    return run, needs, offers
+
+
+def test_a_run_found_dead_ends_failed_and_a_late_chunk_of_it_retires_nothing(corpus):
+    """A lost worker's chunk, redelivered after the run counted as dead and another rebuild forgot its pairs,
+    finished it: its end retired every match those pairs held (56,061 active matches became 4,038)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.matching.models import RebuildRun
+
+    pipeline.rebuild_start(sync=True)
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    assert len(active) >= 6
+    dead, needs, offers = _fanned_run(2)
+    pipeline.rebuild_run_chunk(run_id=dead.pk, side="need", post_ids=needs)  # its first chunk, then silence
+    RebuildRun.objects.filter(pk=dead.pk).update(progress_at=timezone.now() - pipeline.RUN_STALLED_AFTER
+                                                 - timedelta(minutes=1))  # fmt: skip
+    pipeline.rebuild_start(sync=True)  # forgets the dead run's pairs, and ends it
+    dead.refresh_from_db()
+    assert dead.finished_at is not None and dead.failed
+    assert pipeline.rebuild_run_chunk(run_id=dead.pk, side="offer", post_ids=offers) == 0  # the late chunk
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active
+
+
+def test_a_chunk_delivered_twice_counts_once_and_the_run_ends_with_its_last_chunk(corpus):
+    from apps.matching.models import RebuildChunk, RebuildRun
+
+    pipeline.rebuild_start(sync=True)
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    run, needs, offers = _fanned_run(3)
+    half = len(needs) // 2
+    pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs[:half])
+    # The same chunk again (its worker lost after the commit, the message redelivered): nothing written.
+    assert pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs[:half]) == 0
+    run.refresh_from_db()
+    assert (run.done_chunks, run.finished_at) == (1, None)  # it counted 2 of 3 and could end a chunk early
+    pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs[half:])
+    run.refresh_from_db()
+    assert (run.done_chunks, run.finished_at) == (2, None)
+    pipeline.rebuild_run_chunk(run_id=run.pk, side="offer", post_ids=offers)
+    run.refresh_from_db()
+    assert run.done_chunks == 3 and run.finished_at is not None and not run.failed
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active
+    assert not RebuildChunk.objects.filter(run=run).exists()  # forgotten with the run's pairs
+    assert RebuildRun.objects.get(pk=run.pk).matches_written > 0
+
+
+@pytest.mark.parametrize("fanned", [True, False])
+def test_a_post_withdrawn_while_a_rebuild_ranks_does_not_get_its_matches_back(
+    corpus, monkeypatch, django_capture_on_commit_callbacks, fanned
+):
+    """The rebuild's index read the post as published; the withdrawal retired its matches while the chunk
+    ranked; the chunk's write brought them back, where no sweep would look again."""
+    from apps.matching import engine
+
+    pipeline.rebuild_start(sync=True)
+    offer = corpus["o-warn"]
+    assert Match.objects.active().filter(offer=offer).exists()
+    # Stored otherwise than the rebuild computes them, so that it writes them (it leaves rows it would write
+    # alike as they are).
+    Match.objects.filter(offer=offer).update(fingerprint=None, score=0.01)
+    ranking = engine.MatchIndex.match_rows if fanned else engine.match_all
+
+    def withdrawn_meanwhile(*args, **kwargs):
+        if not Post.objects.filter(pk=offer.pk, status=Post.Status.WITHDRAWN).exists():
+            with django_capture_on_commit_callbacks(execute=True):
+                services.post_withdraw(actor=SECRETARIAT_ACTOR, post=Post.objects.get(pk=offer.pk))
+            assert not Match.objects.active().filter(offer=offer).exists()
+        return ranking(*args, **kwargs)
+
+    if fanned:
+        monkeypatch.setattr(engine.MatchIndex, "match_rows", withdrawn_meanwhile)
+        run, needs, offers = _fanned_run(2)
+        pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs)
+        pipeline.rebuild_run_chunk(run_id=run.pk, side="offer", post_ids=offers)
+    else:
+        monkeypatch.setattr(engine, "match_all", withdrawn_meanwhile)
+        pipeline.rebuild_start(sync=True)
+    assert not Match.objects.active().filter(offer=offer).exists()
+    assert Match.objects.active().exists()  # the others' matches written
 
 
 def test_a_rebuild_leaves_unchanged_matches_unwritten(corpus):

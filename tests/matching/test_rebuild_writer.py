@@ -35,9 +35,9 @@ def test_the_writer_thread_stores_what_the_caller_would(posts, monkeypatch):
     threads = []
     write = pipeline._write_chunk
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         threads.append(threading.current_thread().name)
-        return write(*args)
+        return write(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_write_chunk", spy)
     run = pipeline.rebuild_start(sync=True)
@@ -54,11 +54,11 @@ def test_an_error_of_the_writer_stops_the_rebuild_in_the_caller(posts, monkeypat
     calls = []
     write = pipeline._write_chunk
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        return write(*args)
+        return write(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_write_chunk", failing)
     with pytest.raises(RuntimeError, match="went away"):
@@ -120,3 +120,27 @@ def test_an_error_of_the_read_of_the_stored_matches_stops_the_rebuild_in_the_cal
     run = RebuildRun.objects.get()
     assert run.finished_at is not None and run.done_chunks == 0
     assert sorted(Match.objects.active().values_list("need_id", "offer_id", "updated_at")) == before
+
+
+def test_a_failed_run_is_recorded_once_the_database_answers_again(monkeypatch, caplog):
+    """The run that a database outage stopped could not be recorded as failed on the connection the outage
+    broke: unfinished, it held every other rebuild's retiring back for 30 minutes."""
+    from django.db import OperationalError, connection
+
+    from apps.matching.models import RebuildRun
+
+    run = RebuildRun.objects.create(model_version=1, total_chunks=3, in_process=True)
+    monkeypatch.setattr(pipeline.time, "sleep", lambda seconds: None)
+    refused = []
+
+    def away_twice(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and "matching_rebuildrun" in sql and len(refused) < 2:
+            refused.append(sql)
+            raise OperationalError("the database system is starting up")
+        return execute(sql, params, many, context)
+
+    with caplog.at_level("WARNING", logger="apps.matching.pipeline"), connection.execute_wrapper(away_twice):
+        pipeline._end_as_failed(run.pk)
+    run.refresh_from_db()
+    assert len(refused) == 2 and run.failed and run.finished_at is not None
+    assert sum("trying again" in r.getMessage() for r in caplog.records) == 2

@@ -5,6 +5,7 @@ import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
 
 from apps.matching.models import Match
 from apps.matching.pipeline import rebuild_progress, rebuild_start
@@ -76,9 +77,10 @@ class Command(BaseCommand):
         previous = signal.signal(signal.SIGTERM, _terminated) if sync else None
         try:
             run = rebuild_start(sync=sync, refit=refit, chunk_size=chunk_size, progress=report)
-        except Exception as error:  # the broker is down, most likely
-            hint = "" if sync else " Try --sync."
-            raise CommandError(f"Could not start the rebuild: {error}.{hint}") from error
+        except Exception as error:  # the broker is down, most likely; in process, whatever stopped it
+            if sync:
+                raise CommandError(f"The rebuild failed: {error}.") from error
+            raise CommandError(f"Could not start the rebuild: {error}. Try --sync.") from error
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -90,7 +92,15 @@ class Command(BaseCommand):
                 )
             deadline = started + timeout
             while True:
-                done, total, finished = rebuild_progress(run.pk)
+                try:
+                    done, total, finished = rebuild_progress(run.pk)
+                except OperationalError as error:  # the database away for a moment: the workers retry too
+                    if time.monotonic() > deadline:
+                        raise CommandError(f"\nThe database did not answer: {error}") from error
+                    if not connection.in_atomic_block:  # a broken connection: the next query opens another
+                        connection.close_if_unusable_or_obsolete()
+                    time.sleep(1)
+                    continue
                 report(done, total)
                 if finished:
                     break
