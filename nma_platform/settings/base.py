@@ -482,6 +482,9 @@ SITE_THROTTLE_ANON = env_rate("SITE_THROTTLE_ANON", "120/minute")
 HEALTH_BROKER_CACHE_SECONDS = env_number(
     "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
 )
+# The health check says "degraded" when the task next in line has waited this long (as seen by the web process
+# that checks): workers that answer pings but take no task (each process busy longer than that, or stuck).
+HEALTH_QUEUE_STALL_SECONDS = env_int("HEALTH_QUEUE_STALL_SECONDS", 900, least=1)
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
