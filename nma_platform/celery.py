@@ -7,7 +7,23 @@ from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nma_platform.settings.local")
 
-app = Celery("nma_platform")
+
+class PlatformCelery(Celery):
+    def connection_for_read(self, url=None, **kwargs):
+        """The connection on which a worker takes tasks, acknowledges them and answers pings: with
+        `BROKER_CONSUMER_TRANSPORT_OPTIONS` over the broker's options, so that it waits out a stalled broker,
+        where a publish (`connection_for_write`: web requests, beat, tasks) gives up after
+        CELERY_BROKER_CONNECTION_TIMEOUT."""
+        from django.conf import settings
+
+        kwargs["transport_options"] = {
+            **settings.BROKER_CONSUMER_TRANSPORT_OPTIONS,
+            **(kwargs.get("transport_options") or {}),
+        }
+        return super().connection_for_read(url, **kwargs)
+
+
+app = PlatformCelery("nma_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -33,14 +33,16 @@ def _empty_cache():
     from django.core.cache import cache
 
     from apps.accounts import counters
-    from apps.accounts.apis import _broker_memo  # the health check's last broker status
+    from apps.accounts.apis import _broker_memo, _queue_heads  # the health check's last statuses
 
     cache.clear()
     _broker_memo.clear()
+    _queue_heads.clear()
     counters.forget_failures()  # a cache failure makes the counters rest for 30 s
     yield
     cache.clear()
     _broker_memo.clear()
+    _queue_heads.clear()
     counters.forget_failures()
 
 

@@ -59,6 +59,11 @@ def refusal(result) -> str:
             "MATCHING_SWEEP_SECONDS must be a whole number of 10 or more (got 0).",
         ),
         ("MATCHING_TOP_K", "-3", "MATCHING_TOP_K must be a whole number from 1 to 200 (got -3)."),
+        (
+            "HEALTH_QUEUE_STALL_SECONDS",
+            "0",
+            "HEALTH_QUEUE_STALL_SECONDS must be a whole number of 1 or more (got 0).",
+        ),
         ("MATCHING_TOP_K", "twenty", "MATCHING_TOP_K must be a whole number from 1 to 200 (got 'twenty')."),
         ("MATCHING_FLOOR", "1.5", "MATCHING_FLOOR must be a number from 0 to below 1 (got 1.5)."),
         ("MATCHING_REFIT_GROWTH", "0", "MATCHING_REFIT_GROWTH must be a number above 0 (got 0)."),

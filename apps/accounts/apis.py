@@ -9,6 +9,7 @@ import items add `index`. 400 bad input (every bad field named), 401 missing/inv
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -378,11 +379,14 @@ def _database_status() -> str:
     return "ok"
 
 
-def _broker_status() -> tuple[str, int | None]:
-    """'eager' when tasks run in-process; otherwise whether the broker answers, and how many workers do, as
-    checked in the last `HEALTH_BROKER_CACHE_SECONDS` by this process (`_broker_memo`)."""
+BrokerStatus = tuple[str, int | None, str | None]
+
+
+def _broker_status() -> BrokerStatus:
+    """'eager' when tasks run in-process; otherwise whether the broker answers, how many workers do, and whether
+    the queue moves, as checked in the last `HEALTH_BROKER_CACHE_SECONDS` by this process (`_broker_memo`)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        return "eager", None
+        return "eager", None, None
     return _broker_memo.get(settings.CELERY_BROKER_URL, settings.HEALTH_BROKER_CACHE_SECONDS, _broker_check)
 
 
@@ -397,11 +401,9 @@ class _BrokerMemo:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.values: dict[str, tuple[float, tuple[str, int | None]]] = {}
+        self.values: dict[str, tuple[float, BrokerStatus]] = {}
 
-    def get(
-        self, url: str, seconds: float, check: Callable[[], tuple[str, int | None]]
-    ) -> tuple[str, int | None]:
+    def get(self, url: str, seconds: float, check: Callable[[], BrokerStatus]) -> BrokerStatus:
         held = self.values.get(url)
         if held is None:
             with self.lock:  # this process's first check: nothing to answer meanwhile
@@ -414,11 +416,11 @@ class _BrokerMemo:
             ).start()
         return held[1]
 
-    def _store(self, url: str, check: Callable[[], tuple[str, int | None]]) -> None:
+    def _store(self, url: str, check: Callable[[], BrokerStatus]) -> None:
         value = check()
         self.values[url] = (time.monotonic(), value)
 
-    def _refresh(self, url: str, check: Callable[[], tuple[str, int | None]]) -> None:
+    def _refresh(self, url: str, check: Callable[[], BrokerStatus]) -> None:
         try:
             self._store(url, check)
         except Exception:  # the check itself reports what failed; never let the thread die holding the lock
@@ -438,7 +440,7 @@ class _BrokerMemo:
 _broker_memo = _BrokerMemo()
 
 
-def _broker_check() -> tuple[str, int | None]:
+def _broker_check() -> BrokerStatus:
     from kombu import Connection
 
     from nma_platform.celery import app as celery_app
@@ -454,13 +456,52 @@ def _broker_check() -> tuple[str, int | None]:
             )
     except Exception as error:
         logger.warning("Health check: the broker does not answer (%s: %s)", type(error).__name__, error)
-        return "error", None
+        return "error", None, None
     try:
         workers = len(celery_app.control.ping(timeout=0.5) or [])
     except Exception as error:
         logger.warning("Health check: pinging the workers failed (%s: %s)", type(error).__name__, error)
         workers = 0
-    return "ok", workers
+    return "ok", workers, _queue_check(settings.CELERY_BROKER_URL, celery_app.conf.task_default_queue)
+
+
+# By broker URL: the task that was next in line at this process's last check (a digest of its message) and when
+# this process first saw it there.
+_queue_heads: dict[str, tuple[bytes, float]] = {}
+
+
+def _queue_check(url: str, queue: str) -> str | None:
+    """'stalled' when the task next in line is the one this process saw there `HEALTH_QUEUE_STALL_SECONDS` ago
+    or earlier: no worker took a task since, though they may answer pings (a worker that stopped consuming did,
+    and the health check said ok). 'ok' when it moves or is empty; None when the queue cannot be read (the
+    broker's status says why, or it is not Redis)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
+        try:
+            head = client.lindex(queue, -1)  # kombu pushes on the left and workers pop on the right
+        finally:
+            client.close()
+    except Exception as error:
+        logger.warning("Health check: reading the task queue failed (%s: %s)", type(error).__name__, error)
+        return None
+    now = time.monotonic()
+    if head is None:
+        _queue_heads.pop(url, None)
+        return "ok"
+    digest = hashlib.blake2b(head, digest_size=16).digest()
+    seen = _queue_heads.get(url)
+    if seen is None or seen[0] != digest:
+        _queue_heads[url] = (digest, now)
+        return "ok"
+    return "stalled" if now - seen[1] >= settings.HEALTH_QUEUE_STALL_SECONDS else "ok"
 
 
 class HealthApi(ApiView):
@@ -475,19 +516,19 @@ class HealthApi(ApiView):
     @extend_schema(
         tags=["platform"],
         summary="Database, broker and worker status",
-        description="HTTP 200 while the database answers (status `degraded` if the broker or workers do not), 503 when it does not. The broker and workers are checked at most every few seconds (`HEALTH_BROKER_CACHE_SECONDS`, 10 by default).",
+        description="HTTP 200 while the database answers (status `degraded` if the broker or workers do not, or if the task next in line has waited `HEALTH_QUEUE_STALL_SECONDS`, 900 by default), 503 when it does not. The broker, workers and queue are checked at most every few seconds (`HEALTH_BROKER_CACHE_SECONDS`, 10 by default).",
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request):
         database = _database_status()
-        broker, workers = _broker_status()
+        broker, workers, queue = _broker_status()
         if database != "ok":
             overall = "down"
-        elif broker == "error" or workers == 0:
+        elif broker == "error" or workers == 0 or queue == "stalled":
             overall = "degraded"
         else:
             overall = "ok"
-        body = {"status": overall, "database": database, "broker": broker, "workers": workers}
+        body = {"status": overall, "database": database, "broker": broker, "workers": workers, "queue": queue}
         return Response(body, status=200 if database == "ok" else 503, headers={"Cache-Control": "no-store"})
 
 

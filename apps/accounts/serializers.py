@@ -41,7 +41,7 @@ class ErrorSerializer(serializers.Serializer):
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=["ok", "degraded", "down"],
-        help_text="ok: everything answers; degraded: the database answers but the broker or workers do not.",
+        help_text="ok: everything answers; degraded: the database answers but the broker or workers do not, or the queue is stalled.",
     )
     database = serializers.ChoiceField(choices=["ok", "error"])
     broker = serializers.ChoiceField(
@@ -50,6 +50,14 @@ class HealthSerializer(serializers.Serializer):
     )
     workers = serializers.IntegerField(
         allow_null=True, help_text="Celery workers that answered a ping; null when there is no broker."
+    )
+    queue = serializers.ChoiceField(
+        choices=["ok", "stalled"],
+        allow_null=True,
+        help_text=(
+            "stalled: the task next in line has waited HEALTH_QUEUE_STALL_SECONDS (900 by default) while no "
+            "worker took a task; null when there is no broker or it does not answer."
+        ),
     )
 
 

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import socket
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -481,6 +482,9 @@ SITE_THROTTLE_ANON = env_rate("SITE_THROTTLE_ANON", "120/minute")
 HEALTH_BROKER_CACHE_SECONDS = env_number(
     "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
 )
+# The health check says "degraded" when the task next in line has waited this long (as seen by the web process
+# that checks): workers that answer pings but take no task (each process busy longer than that, or stuck).
+HEALTH_QUEUE_STALL_SECONDS = env_int("HEALTH_QUEUE_STALL_SECONDS", 900, least=1)
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -496,7 +500,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int(
     most=CELERY_TASK_TIME_LIMIT - 1,
     why=", below CELERY_TASK_TIME_LIMIT",
 )
-# A broker outage must not hang a focal point's request: give up quickly and leave the post to the sweep.
+# A broker outage must not hang a focal point's request: give up quickly and leave the post to the sweep. It
+# bounds what publishes (web requests, beat, tasks that queue others); the workers' consumer waits out a stalled
+# broker instead (BROKER_CONSUMER_TRANSPORT_OPTIONS below).
 CELERY_BROKER_CONNECTION_TIMEOUT = env_number(
     "CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, expected="of seconds above 0", valid=lambda v: v > 0
 )
@@ -531,6 +537,30 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
     "socket_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+}
+# A publish that fails is not tried again: kombu's default (reconnect and publish again, up to 3 times) waited
+# the timeout once more for each reconnection's PING, so a Redis that accepts connections but does not answer
+# held the first publish 10.6 s instead of 2. A pooled connection that Redis closed (a restart) is replaced by
+# redis-py when it is taken from the pool, before the publish, so no retry is needed for it either.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
+# The connection on which a worker takes and acknowledges its tasks (and answers pings), merged over the options
+# above by `nma_platform.celery` (only for reading; what a worker publishes keeps the timeouts above). No read
+# timeout: with the 2 s of a publish, an acknowledgement sent while Redis stalled a few seconds timed out, and the
+# worker, which counts that task as held until it is acknowledged, took one task fewer for every such ack, until
+# none (celery/celery#3046 and kin): it still answered pings while the queue filled. It now waits for Redis
+# however long it stalls and goes on. A broker that vanishes without closing the connection is still noticed:
+# kombu drops a BRPOP whose answer is overdue (health_check_interval) and TCP keepalive probes an idle socket.
+BROKER_CONSUMER_TRANSPORT_OPTIONS = {
+    "socket_timeout": None,
+    "socket_keepalive": True,
+    # Probes after 60 s of silence, every 10 s, 6 unanswered: a dead peer is given up in about 2 minutes. A
+    # Redis that is alive but stalled answers them (its kernel does), so it is waited for.
+    "socket_keepalive_options": {
+        getattr(socket, name): value
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+        if hasattr(socket, name)
+    },
+    "health_check_interval": 25,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE

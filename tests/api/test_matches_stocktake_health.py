@@ -172,7 +172,13 @@ def test_stocktake_bad_dates_and_filters_are_400(api, tokens, query, fields):
 def test_health_without_a_broker_is_eager(api):
     response = api().get("/api/v1/health/")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "eager", "workers": None}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "eager",
+        "workers": None,
+        "queue": None,
+    }
 
 
 def test_health_needs_no_token_and_ignores_a_bad_one(api):
@@ -185,7 +191,13 @@ def test_health_with_an_unreachable_broker_is_degraded(api, settings, caplog):
     with caplog.at_level("WARNING", logger="apps.accounts.apis"):
         response = api().get("/api/v1/health/")
     assert response.status_code == 200
-    assert response.json() == {"status": "degraded", "database": "ok", "broker": "error", "workers": None}
+    assert response.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "broker": "error",
+        "workers": None,
+        "queue": None,
+    }
     assert "127.0.0.1" not in response.content.decode()  # no connection details leak
     # One line a probe, not a traceback of 80 (monitors probe every few seconds through an outage).
     [record] = [r for r in caplog.records if r.name == "apps.accounts.apis"]
@@ -206,6 +218,54 @@ def test_health_with_a_real_broker(api, settings):
     assert isinstance(body["workers"], int)
 
 
+def test_health_says_degraded_when_the_task_next_in_line_does_not_move(api, settings, monkeypatch):
+    """Workers that answer pings but take no task (one stopped consuming after a broker stall, and the health
+    check said ok while the queue filled): the task next in line has waited HEALTH_QUEUE_STALL_SECONDS."""
+    import os
+
+    import redis
+
+    from apps.accounts import apis
+    from nma_platform.celery import app as celery_app
+
+    from ..conftest import skip_or_fail
+
+    if not os.environ.get("REDIS_URL"):
+        skip_or_fail("REDIS_URL is not set")
+    url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/11"  # a database of its own: no worker takes from it
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = url
+    settings.HEALTH_BROKER_CACHE_SECONDS = 0
+    monkeypatch.setattr(celery_app.control, "ping", lambda timeout: [{"w1": "pong"}, {"w2": "pong"}])
+    queue = redis.Redis.from_url(url)
+    queue.delete("celery")
+
+    def health():
+        apis._broker_memo.clear()
+        return api().get("/api/v1/health/").json()
+
+    try:
+        assert health() == {"status": "ok", "database": "ok", "broker": "ok", "workers": 2, "queue": "ok"}
+        queue.lpush("celery", b"first task")
+        settings.HEALTH_QUEUE_STALL_SECONDS = 3600
+        assert health()["queue"] == "ok"  # first seen next in line now
+        assert health()["queue"] == "ok"  # not for an hour yet
+        settings.HEALTH_QUEUE_STALL_SECONDS = 0
+        body = health()
+        assert (body["status"], body["queue"], body["workers"]) == ("degraded", "stalled", 2)
+        queue.lpush("celery", b"second task")  # more arrive behind it: still stalled
+        assert health()["queue"] == "stalled"
+        queue.rpop(
+            "celery"
+        )  # a worker took the first: the second is next in line, seen now for the first time
+        assert health() == {"status": "ok", "database": "ok", "broker": "ok", "workers": 2, "queue": "ok"}
+        queue.rpop("celery")
+        assert health()["queue"] == "ok"
+    finally:
+        queue.delete("celery")
+        apis._queue_heads.clear()
+
+
 def test_health_checks_the_broker_at_most_every_few_seconds(api, settings, monkeypatch):
     """A check waits 0.5 s for the workers' answers: without a memo, a few anonymous requests a second kept
     every web worker busy. The database is still checked on every call."""
@@ -215,7 +275,7 @@ def test_health_checks_the_broker_at_most_every_few_seconds(api, settings, monke
 
     def check():
         checks.append(1)
-        return ("ok", 2)
+        return ("ok", 2, "ok")
 
     monkeypatch.setattr(apis, "_broker_check", check)
     settings.CELERY_TASK_ALWAYS_EAGER = False
@@ -226,6 +286,7 @@ def test_health_checks_the_broker_at_most_every_few_seconds(api, settings, monke
             "database": "ok",
             "broker": "ok",
             "workers": 2,
+            "queue": "ok",
         }
     assert len(checks) == 1
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # another broker is checked afresh
@@ -248,7 +309,7 @@ def test_a_stale_status_is_answered_at_once_and_checked_again_in_the_background(
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.HEALTH_BROKER_CACHE_SECONDS = 0
-    monkeypatch.setattr(apis, "_broker_check", lambda: ("error", None))
+    monkeypatch.setattr(apis, "_broker_check", lambda: ("error", None, None))
     assert api().get("/api/v1/health/").json()["broker"] == "error"  # the first check is in the request
     started, release = threading.Event(), threading.Event()
     checks = []
@@ -257,7 +318,7 @@ def test_a_stale_status_is_answered_at_once_and_checked_again_in_the_background(
         checks.append(threading.current_thread().name)
         started.set()
         release.wait(5)
-        return ("ok", 1)
+        return ("ok", 1, "ok")
 
     monkeypatch.setattr(apis, "_broker_check", slow_check)
     try:
