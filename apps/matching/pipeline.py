@@ -41,6 +41,7 @@ from apps.posts.models import Post
 from . import engine, kernels
 from .engine import MatchIndex, MatchResult, PostRecord, TextModel, Weights
 from .models import Match, PostEmbedding, RebuildChunk, RebuildPair, RebuildRun, TextModelVersion
+from .services import matching_retire
 
 logger = logging.getLogger(__name__)
 
@@ -1056,14 +1057,12 @@ def rebuild_start(
     # finished). Ended, because a chunk of theirs can still arrive (a lost worker's, redelivered when the
     # broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then write nothing and
     # finish nothing, or the run's end would retire every match that its forgotten pairs held.
-    dead = list(
-        RebuildRun.objects.filter(finished_at__isnull=True).exclude(pk__in=_runs_going().values("pk"))
-        .values_list("pk", flat=True)
-    )  # fmt: skip
-    if dead:
-        RebuildRun.objects.filter(pk__in=dead, finished_at__isnull=True).update(
-            finished_at=timezone.now(), failed=True
-        )
+    stalled = RebuildRun.objects.filter(
+        finished_at__isnull=True, progress_at__lt=timezone.now() - RUN_STALLED_AFTER
+    )
+    dead = list(stalled.values_list("pk", flat=True))
+    # The same condition again in the update: a run that showed progress meanwhile is not ended.
+    if dead and stalled.filter(pk__in=dead).update(finished_at=timezone.now(), failed=True):
         logger.warning("Rebuild %s showed no progress for %d minutes: ended as failed",
                        ", ".join(map(str, dead)), RUN_STALLED_AFTER.total_seconds() // 60)  # fmt: skip
     RebuildPair.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
@@ -1126,6 +1125,13 @@ def _rebuild_in_process(
     )
 
 
+# A post's `updated_at` is stamped when it is saved, before its transaction commits, and on the machine that
+# saves it: a change saved a little before an index read the posts may commit after, unseen by that index. A
+# rebuild's chunk leaves alone the pairs of posts changed since its index was built, and of posts no longer
+# published changed since this long before.
+CHANGE_MARGIN = timedelta(seconds=60)
+
+
 # How long an in-process rebuild that failed tries to record it (its database may be what failed): unrecorded,
 # the run holds every other rebuild's retiring back until it counts as dead (RUN_STALLED_AFTER).
 END_AS_FAILED_TRIES = (1, 2, 4, 8, 15)
@@ -1166,9 +1172,10 @@ def _write_chunk(
     with the `unchanged` pairs it ranked that are stored as they are.
 
     `since`: when the index that ranked the pairs read the posts. A post changed since (edited, withdrawn,
-    closed, taken back) has its own matching task, whose rows must stand: its pairs are left out, and the active
-    matches of a post no longer published are retired again after the write (a withdrawal committed meanwhile
-    would otherwise find its matches brought back by a rebuild running beside it). `chunk`: (side, first post
+    closed, taken back; for one no longer published, since CHANGE_MARGIN before) has its own matching task,
+    whose rows must stand: its pairs are left out (counted as ranked), and the active matches of posts no longer
+    published are retired again after the commit (a withdrawal committed meanwhile would otherwise find its
+    matches brought back by a rebuild running beside it). `chunk`: (side, first post
     id) of a fanned-out chunk, counted once (`RebuildChunk`): None, writing nothing, when it was written
     already (the same chunk delivered twice)."""
     with transaction.atomic():
@@ -1179,17 +1186,30 @@ def _write_chunk(
             except IntegrityError:
                 logger.info("Rebuild %d: the chunk of %ss from post %d was written already", run_id, *chunk)
                 return None
-        changed = _posts_changed_since(since) if since is not None else set()
+        changed = set()
+        if since is not None:
+            changed = _posts_changed_since(since) | _posts_changed_since(
+                since - CHANGE_MARGIN, unpublished_only=True
+            )
         if changed:
+            left = [r for r in results if r.need_id in changed or r.offer_id in changed]
             results = [r for r in results if r.need_id not in changed and r.offer_id not in changed]
+            if record_pairs and left:  # ranked all the same: the run's end must not retire what they hold
+                RebuildPair.objects.bulk_create(
+                    [RebuildPair(run_id=run_id, need_id=r.need_id, offer_id=r.offer_id) for r in left],
+                    batch_size=500,
+                    ignore_conflicts=True,
+                )
         written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs, stored=stored)
-        if since is not None and (gone := _posts_changed_since(since, unpublished_only=True)):
-            Match.objects.active().filter(Q(need_id__in=gone) | Q(offer_id__in=gone)).update(is_active=False)
         RebuildRun.objects.filter(pk=run_id).update(
             done_chunks=F("done_chunks") + 1,
             matches_written=F("matches_written") + written + unchanged,
             progress_at=timezone.now(),
         )
+    if since is not None and (gone := _posts_changed_since(since - CHANGE_MARGIN, unpublished_only=True)):
+        # After the commit: a withdrawal whose own retiring ran before it did not see the rows this chunk
+        # inserted; one committed from now on retires them itself (its statement, then its task, see them).
+        matching_retire(post_ids=sorted(gone))
     return written + unchanged
 
 
@@ -1328,8 +1348,8 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
         results = index.match_rows(side, rows, k=k, floor=floor, weights=weights)
         chunk = (side, min(post_ids)) if post_ids else None
         written = _write_chunk(
-            run_id, version, [r for per_post in results for r in per_post], since=as_of, chunk=chunk
-        )
+            run_id, version, [r for per_post in results for r in per_post], since=as_of, chunk=chunk,
+        )  # fmt: skip
     # Also after a chunk delivered twice: its first delivery may have died between its commit and this.
     run = RebuildRun.objects.get(pk=run_id)
     if run.done_chunks >= run.total_chunks and run.finished_at is None:

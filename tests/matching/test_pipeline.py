@@ -483,6 +483,26 @@ def test_the_wait_for_the_workers_outlasts_a_database_away_for_a_moment(corpus, 
     assert len(calls) == 2 and "matches stored" in capsys.readouterr().out
 
 
+def test_a_rebuild_ended_as_failed_by_another_does_not_say_it_succeeded(corpus, monkeypatch):
+    """A run silent for 30 minutes (waiting for a refit, say) is ended by the next rebuild; it then went on,
+    retired nothing, and the command printed its usual success line."""
+    from django.core.management import CommandError
+    from django.utils import timezone
+
+    from apps.matching import engine
+    from apps.matching.models import RebuildRun
+
+    ranking = engine.match_all
+
+    def ended_meanwhile(*args, **kwargs):
+        RebuildRun.objects.filter(finished_at__isnull=True).update(finished_at=timezone.now(), failed=True)
+        yield from ranking(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "match_all", ended_meanwhile)
+    with pytest.raises(CommandError, match=r"was ended as failed by another rebuild .* it retired no match"):
+        call_command("rebuild_matches", "--sync")
+
+
 def test_an_in_process_rebuild_that_fails_says_so_and_ends_its_run_failed(corpus, monkeypatch):
     """It said "Could not start the rebuild" after ranking ten chunks."""
     from django.core.management import CommandError
@@ -930,11 +950,16 @@ def test_a_chunk_delivered_twice_counts_once_and_the_run_ends_with_its_last_chun
 
 
 @pytest.mark.parametrize("fanned", [True, False])
+@pytest.mark.parametrize("when", ["ranking", "stamped before the index", "writing"])
 def test_a_post_withdrawn_while_a_rebuild_ranks_does_not_get_its_matches_back(
-    corpus, monkeypatch, django_capture_on_commit_callbacks, fanned
+    corpus, monkeypatch, django_capture_on_commit_callbacks, fanned, when
 ):
     """The rebuild's index read the post as published; the withdrawal retired its matches while the chunk
-    ranked; the chunk's write brought them back, where no sweep would look again."""
+    ranked; the chunk's write brought them back, where no sweep would look again. Also when the withdrawal was
+    saved (its `updated_at`) just before the index read the posts and committed after, and when it commits
+    while the chunk writes (its retiring did not see the rows the chunk inserted)."""
+    from datetime import timedelta
+
     from apps.matching import engine
 
     pipeline.rebuild_start(sync=True)
@@ -943,25 +968,76 @@ def test_a_post_withdrawn_while_a_rebuild_ranks_does_not_get_its_matches_back(
     # Stored otherwise than the rebuild computes them, so that it writes them (it leaves rows it would write
     # alike as they are).
     Match.objects.filter(offer=offer).update(fingerprint=None, score=0.01)
-    ranking = engine.MatchIndex.match_rows if fanned else engine.match_all
 
-    def withdrawn_meanwhile(*args, **kwargs):
-        if not Post.objects.filter(pk=offer.pk, status=Post.Status.WITHDRAWN).exists():
-            with django_capture_on_commit_callbacks(execute=True):
-                services.post_withdraw(actor=SECRETARIAT_ACTOR, post=Post.objects.get(pk=offer.pk))
-            assert not Match.objects.active().filter(offer=offer).exists()
-        return ranking(*args, **kwargs)
+    def withdraw():
+        if Post.objects.filter(pk=offer.pk, status=Post.Status.WITHDRAWN).exists():
+            return
+        with django_capture_on_commit_callbacks(execute=True):
+            services.post_withdraw(actor=SECRETARIAT_ACTOR, post=Post.objects.get(pk=offer.pk))
+        assert not Match.objects.active().filter(offer=offer).exists()
+        if when == "stamped before the index":
+            Post.objects.filter(pk=offer.pk).update(
+                updated_at=pipeline._state.index_as_of - timedelta(seconds=1)
+            )
 
+    if when == "writing":
+        upsert = pipeline._upsert
+
+        def withdrawn_meanwhile(*args, **kwargs):
+            written = upsert(*args, **kwargs)
+            withdraw()
+            # What the chunk wrote after the withdrawal's own retiring ran (it could not see uncommitted rows).
+            Match.objects.filter(offer=offer).update(is_active=True)
+            return written
+
+        monkeypatch.setattr(pipeline, "_upsert", withdrawn_meanwhile)
+    else:
+        ranking = engine.MatchIndex.match_rows if fanned else engine.match_all
+
+        def withdrawn_meanwhile(*args, **kwargs):
+            withdraw()
+            return ranking(*args, **kwargs)
+
+        monkeypatch.setattr(*((engine.MatchIndex, "match_rows") if fanned else (engine, "match_all")),
+                            withdrawn_meanwhile)  # fmt: skip
     if fanned:
-        monkeypatch.setattr(engine.MatchIndex, "match_rows", withdrawn_meanwhile)
         run, needs, offers = _fanned_run(2)
         pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs)
         pipeline.rebuild_run_chunk(run_id=run.pk, side="offer", post_ids=offers)
     else:
-        monkeypatch.setattr(engine, "match_all", withdrawn_meanwhile)
         pipeline.rebuild_start(sync=True)
     assert not Match.objects.active().filter(offer=offer).exists()
     assert Match.objects.active().exists()  # the others' matches written
+
+
+def test_a_rebuild_keeps_the_matches_of_a_post_changed_while_it_ran(
+    corpus, django_capture_on_commit_callbacks
+):
+    """A chunk leaves the pairs of a post changed since its index alone (the post's own task matched it): they
+    count as ranked, or the run's end retired them."""
+    from apps.matching import engine
+
+    pipeline.rebuild_start(sync=True)
+    need = corpus["n-flood"]
+    kept = set(Match.objects.active().filter(need=need).values_list("pk", flat=True))
+    assert kept
+    run, needs, offers = _fanned_run(2)
+    ranking = engine.MatchIndex.match_rows
+
+    def edited_meanwhile(*args, **kwargs):
+        Post.objects.filter(pk=need.pk).update(updated_at=timezone_now())  # an edit its own task matched
+        return ranking(*args, **kwargs)
+
+    from unittest import mock
+
+    from django.utils.timezone import now as timezone_now
+
+    with mock.patch.object(engine.MatchIndex, "match_rows", edited_meanwhile):
+        pipeline.rebuild_run_chunk(run_id=run.pk, side="need", post_ids=needs)
+        pipeline.rebuild_run_chunk(run_id=run.pk, side="offer", post_ids=offers)
+    run.refresh_from_db()
+    assert run.finished_at is not None
+    assert set(Match.objects.active().filter(need=need).values_list("pk", flat=True)) == kept
 
 
 def test_a_rebuild_leaves_unchanged_matches_unwritten(corpus):
