@@ -948,7 +948,7 @@ def matching_run_for_posts(*, post_ids: Sequence[int]) -> int:
     gone = [pk for pk, p in posts.items() if p.status != Post.Status.PUBLISHED]
     if gone:
         # Closed, withdrawn or back in moderation: its matches disappear from every view.
-        Match.objects.active().filter(Q(need_id__in=gone) | Q(offer_id__in=gone)).update(is_active=False)
+        matching_retire(post_ids=gone)
     if published:
         with _state.lock:
             written = _match_and_store(published, k)

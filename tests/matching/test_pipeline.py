@@ -297,14 +297,20 @@ def test_a_model_stored_without_a_pivot_language_is_refitted_by_the_hourly_task(
     assert pipeline.text_model_refit_if_grown() is None
 
 
-def test_sweep_matches_posts_left_waiting(corpus, settings, django_capture_on_commit_callbacks):
+def _offer_left_waiting(settings, capture) -> Post:
+    """An offer published while matching is off (as after a broker outage): flagged as waiting, unmatched."""
     settings.MATCHING_AUTORUN = False
-    with django_capture_on_commit_callbacks(execute=True):
+    with capture(execute=True):
         late = make_post(
             "o-late", "offer", "FRA", ["technology"], ["adaptation"], ["disaster_risk"], "en",
             "Flood warning radars", "Rainfall radar and flood forecasting for river basins.",
         )  # fmt: skip
     late.refresh_from_db()
+    return late
+
+
+def test_sweep_matches_posts_left_waiting(corpus, settings, django_capture_on_commit_callbacks):
+    late = _offer_left_waiting(settings, django_capture_on_commit_callbacks)
     assert late.matching_pending and not Match.objects.filter(offer=late).exists()
     assert pipeline.matching_sweep() == 1
     late.refresh_from_db()
@@ -320,12 +326,7 @@ def test_one_sweep_at_a_time(corpus, settings, django_capture_on_commit_callback
 
     if connection.vendor != "postgresql":
         pytest.skip("the sweep's lock is PostgreSQL's advisory lock; SQLite runs one process")
-    settings.MATCHING_AUTORUN = False
-    with django_capture_on_commit_callbacks(execute=True):
-        late = make_post(
-            "o-late", "offer", "FRA", ["technology"], ["adaptation"], ["disaster_risk"], "en",
-            "Flood warning radars", "Rainfall radar and flood forecasting for river basins.",
-        )  # fmt: skip
+    late = _offer_left_waiting(settings, django_capture_on_commit_callbacks)
     params = connection.get_connection_params()
     other = psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True)
     key = pipeline._lock_key("matching-sweep")
