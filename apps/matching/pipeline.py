@@ -1055,8 +1055,8 @@ def rebuild_start(
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
     # Runs that died unfinished end now, as failed, and their pairs go (with any a chunk wrote after its run
     # finished). Ended, because a chunk of theirs can still arrive (a lost worker's, redelivered when the
-    # broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then write nothing and
-    # finish nothing, or the run's end would retire every match that its forgotten pairs held.
+    # broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then finish nothing, or the
+    # run's end would retire every match that its forgotten pairs held.
     stalled = RebuildRun.objects.filter(
         finished_at__isnull=True, progress_at__lt=timezone.now() - RUN_STALLED_AFTER
     )
@@ -1065,8 +1065,9 @@ def rebuild_start(
     if dead and stalled.filter(pk__in=dead).update(finished_at=timezone.now(), failed=True):
         logger.warning("Rebuild %s showed no progress for %d minutes: ended as failed",
                        ", ".join(map(str, dead)), RUN_STALLED_AFTER.total_seconds() // 60)  # fmt: skip
-    RebuildPair.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
-    RebuildChunk.objects.exclude(run_id__in=_runs_going().values("pk")).delete()
+    going = _runs_going().values("pk")
+    RebuildPair.objects.exclude(run_id__in=going).delete()
+    RebuildChunk.objects.exclude(run_id__in=going).delete()
     run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks), in_process=sync)
     if not chunks:
         rebuild_finish(run)

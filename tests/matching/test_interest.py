@@ -611,18 +611,26 @@ def test_closest_passages_leave_the_titles_out_unless_a_post_has_no_sentences():
 # --- Emails --------------------------------------------------------------------------------------------------
 
 
+def _connected_with_kenya_reading(language, match, kenya, japan, login, capture):
+    """Kenya, reading `language`, answers first; Japan answers last with its pages in English: the two
+    connection emails (to Kenya, to Japan)."""
+    kenya.preferred_language = language
+    kenya.save()
+    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+    client = login(japan)
+    with translation.override("en"), capture(execute=True):
+        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    return to_kenya, next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+
+
 def test_connection_emails_are_in_each_recipients_language(
     match, kenya, japan, login, django_capture_on_commit_callbacks
 ):
-    kenya.preferred_language = "fr"
-    kenya.save()
     # Japan answers last, with its pages in English: Kenya's email is still in French.
-    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
-    client = login(japan)
-    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
-    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
-    to_japan = next(m for m in mail.outbox if m.to == ["jpn@example.org"])
+    to_kenya, to_japan = _connected_with_kenya_reading(
+        "fr", match, kenya, japan, login, django_capture_on_commit_callbacks
+    )
     assert to_kenya.subject.startswith("Nouvelle mise en relation")
     # French writes a percentage with a no-break space before the sign.
     assert "Voir la correspondance" in to_kenya.body and "80\u00a0%" in to_kenya.body
@@ -637,13 +645,9 @@ def test_connection_emails_are_in_each_recipients_language(
 def test_a_connection_email_is_in_spanish_for_a_focal_point_who_reads_spanish(
     match, kenya, japan, login, django_capture_on_commit_callbacks
 ):
-    kenya.preferred_language = "es"
-    kenya.save()
-    match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
-    client = login(japan)
-    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
-    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    to_kenya, _to_japan = _connected_with_kenya_reading(
+        "es", match, kenya, japan, login, django_capture_on_commit_callbacks
+    )
     assert to_kenya.subject == f"Nueva puesta en contacto: {match.offer.title}"
     assert "Buenas noticias: ambas partes han manifestado interés" in to_kenya.body
     assert "Ver la coincidencia:" in to_kenya.body and "Puntuación: 80\u00a0%" in to_kenya.body
