@@ -202,8 +202,8 @@ class RebuildRunAdmin(ReadOnlyAdmin):
         "finished_at",
     ]
     list_filter = ["failed", "in_process"]
-    fields = ["status", "model_version", "in_process", "total_chunks", "done_chunks", "matches_written",
-              "started_at", "progress_at", "finished_at"]  # fmt: skip
+    fields = ["status", "failure", "model_version", "in_process", "total_chunks", "done_chunks", "matches_written",
+              "started_at", "progress_at", "requeued_at", "finished_at", "settings_digest"]  # fmt: skip
     readonly_fields = fields
 
     @admin.display(description=_("status"))

@@ -193,6 +193,14 @@ class RebuildRun(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Ended by an error (or a stop) before retiring anything: finished, but not a rebuild to rely on.
     failed = models.BooleanField(_("failed"), default=False)
+    # Why it failed, for the command that waits for it and the secretariat's admin.
+    failure = models.TextField(_("why it failed"), blank=True)
+    # A digest of the settings that rank (`pipeline.ranking_settings_digest`): a worker started with others
+    # would mix two rankings into one run, which it then ends as failed. Blank: not checked.
+    settings_digest = models.CharField(_("ranking settings"), max_length=64, blank=True)
+    # When the sweep last queued again the chunks a fanned-out run had not written (they were lost in the
+    # broker, e.g. a Redis restarted without its data): once per silence.
+    requeued_at = models.DateTimeField(_("chunks queued again at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -204,22 +212,26 @@ class RebuildRun(models.Model):
 
 
 class RebuildChunk(models.Model):
-    """A chunk of a fanned-out rebuild that was written: a chunk delivered twice (a worker lost after its commit,
-    before its acknowledgement) finds its row and writes nothing, so that the run counts each chunk once and
-    does not end (retiring what its last chunks would rank) before every chunk is in. A chunk is named by its
-    side and its first post (a side's chunks are disjoint runs of ids)."""
+    """A chunk of a fanned-out rebuild, planned when the run starts and marked written by the chunk's commit: a
+    chunk delivered twice (a worker lost after its commit, before its acknowledgement) finds it written and
+    writes nothing, so that the run counts each chunk once and does not end (retiring what its last chunks would
+    rank) before every chunk is in; the sweep queues again the chunks of a silent run not written (lost in the
+    broker). A chunk is named by its side and its first post (a side's chunks are disjoint runs of ids)."""
 
     pk = models.CompositePrimaryKey("run_id", "side", "first_post_id")
     run = models.ForeignKey(RebuildRun, on_delete=models.CASCADE, db_index=False)
     side = models.CharField(max_length=5)
     first_post_id = models.BigIntegerField()
+    # The chunk's last post: queued again, it takes the posts of its side published from first to last.
+    last_post_id = models.BigIntegerField(null=True)
+    written_at = models.DateTimeField(null=True)
 
     class Meta:
-        verbose_name = _("chunk written by a rebuild")
-        verbose_name_plural = _("chunks written by a rebuild")
+        verbose_name = _("chunk of a rebuild")
+        verbose_name_plural = _("chunks of a rebuild")
 
     def __str__(self) -> str:
-        return f"rebuild {self.run_id}: {self.side}s from {self.first_post_id}"
+        return f"rebuild {self.run_id}: {self.side}s {self.first_post_id} to {self.last_post_id}"
 
 
 class RebuildPair(models.Model):

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +57,11 @@ FREEZE_FROM = 10_000
 # an alive run: a worker's chunk is time-limited to 11 minutes, and an in-process run's set-up before its first
 # chunk takes seconds to a few minutes.
 RUN_STALLED_AFTER = timedelta(minutes=30)
+# A fanned-out rebuild that has written no chunk for this long has lost chunks in the broker (a Redis restarted
+# without its data) or its workers: the sweep queues again those not written. Above a chunk's time limit (11
+# minutes), so that every chunk that was running then has ended; below RUN_STALLED_AFTER, so that the run is
+# still alive when they arrive.
+CHUNKS_LOST_AFTER = timedelta(minutes=15)
 
 
 def _runs_going() -> QuerySet[RebuildRun]:
@@ -72,6 +77,13 @@ SMALL_CORPUS = 2000
 
 def _weights() -> Weights:
     return Weights(**settings.MATCHING_WEIGHTS)
+
+
+def ranking_settings_digest() -> str:
+    """What, in this process's settings, decides a rebuild's ranking (the top k, the floor, the weights): the
+    chunks of one run must all be ranked alike."""
+    ranking = {"k": settings.MATCHING_TOP_K, "floor": settings.MATCHING_FLOOR, "weights": asdict(_weights())}
+    return hashlib.sha256(orjson.dumps(ranking, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # --- posts as engine records ---------------------------------------------------------------------------------
@@ -1026,6 +1038,25 @@ def _sweep(batch: int) -> int:
 # --- full rebuild --------------------------------------------------------------------------------------------
 
 
+def _end_dead_runs() -> None:
+    """Runs that died unfinished end now, as failed, and their pairs go (with any a chunk wrote after its run
+    finished). Ended, because a chunk of theirs can still arrive (a lost worker's, redelivered when the
+    broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then finish nothing, or the
+    run's end would retire every match that its forgotten pairs held."""
+    minutes = RUN_STALLED_AFTER.total_seconds() // 60
+    stalled = RebuildRun.objects.filter(
+        finished_at__isnull=True, progress_at__lt=timezone.now() - RUN_STALLED_AFTER
+    )
+    dead = list(stalled.values_list("pk", flat=True))
+    # The same condition again in the update: a run that showed progress meanwhile is not ended.
+    failure = (
+        f"No progress for {minutes:.0f} minutes: its worker or command died, and another rebuild ended it."
+    )
+    if dead and stalled.filter(pk__in=dead).update(finished_at=timezone.now(), failed=True, failure=failure):
+        logger.warning("Rebuild %s showed no progress for %d minutes: ended as failed",
+                       ", ".join(map(str, dead)), minutes)  # fmt: skip
+
+
 def rebuild_start(
     *,
     sync: bool = False,
@@ -1053,27 +1084,28 @@ def rebuild_start(
         chunks += [(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
     if version == 0:
         chunks = []  # fewer than two published posts: nothing can match, every old match retires
-    # Runs that died unfinished end now, as failed, and their pairs go (with any a chunk wrote after its run
-    # finished). Ended, because a chunk of theirs can still arrive (a lost worker's, redelivered when the
-    # broker's visibility timeout, longer than RUN_STALLED_AFTER, runs out): it must then finish nothing, or the
-    # run's end would retire every match that its forgotten pairs held.
-    stalled = RebuildRun.objects.filter(
-        finished_at__isnull=True, progress_at__lt=timezone.now() - RUN_STALLED_AFTER
-    )
-    dead = list(stalled.values_list("pk", flat=True))
-    # The same condition again in the update: a run that showed progress meanwhile is not ended.
-    if dead and stalled.filter(pk__in=dead).update(finished_at=timezone.now(), failed=True):
-        logger.warning("Rebuild %s showed no progress for %d minutes: ended as failed",
-                       ", ".join(map(str, dead)), RUN_STALLED_AFTER.total_seconds() // 60)  # fmt: skip
+    _end_dead_runs()
     going = _runs_going().values("pk")
     RebuildPair.objects.exclude(run_id__in=going).delete()
     RebuildChunk.objects.exclude(run_id__in=going).delete()
-    run = RebuildRun.objects.create(model_version=version, total_chunks=len(chunks), in_process=sync)
+    run = RebuildRun.objects.create(
+        model_version=version,
+        total_chunks=len(chunks),
+        in_process=sync,
+        settings_digest=ranking_settings_digest(),
+    )
     if not chunks:
         rebuild_finish(run)
     elif sync:
         _rebuild_in_process(run, size, progress)
     else:
+        # Planned before any is queued: the sweep queues again those a silent run has not written.
+        RebuildChunk.objects.bulk_create(
+            [
+                RebuildChunk(run=run, side=kind, first_post_id=ids[0], last_post_id=ids[-1])
+                for kind, ids in chunks
+            ]
+        )
         for kind, ids in chunks:
             rebuild_chunk.delay(run.pk, kind, ids)
     run.refresh_from_db()
@@ -1118,8 +1150,8 @@ def _rebuild_in_process(
                     ranked.append(_pair_keys(np.stack(chunk.unchanged, axis=1)))
                     if progress:
                         progress(done, run.total_chunks)
-    except BaseException:
-        _end_as_failed(run.pk)
+    except BaseException as error:
+        _end_as_failed(run.pk, str(error) or type(error).__name__)
         raise
     rebuild_finish(
         run, ranked=np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64), active=stored
@@ -1138,9 +1170,9 @@ CHANGE_MARGIN = timedelta(seconds=60)
 END_AS_FAILED_TRIES = (1, 2, 4, 8, 15)
 
 
-def _end_as_failed(run_id: int) -> None:
-    """Record that the run ended without finishing, reconnecting and trying again while the database is away
-    (inside a caller's transaction, once). The error that stopped the run is the caller's to raise."""
+def _end_as_failed(run_id: int, failure: str = "") -> None:
+    """Record that the run ended without finishing, and why, reconnecting and trying again while the database
+    is away (inside a caller's transaction, once). The error that stopped the run is the caller's to raise."""
     waits = (0,) if connection.in_atomic_block else (0, *END_AS_FAILED_TRIES)
     for attempt, wait in enumerate(waits, start=1):
         time.sleep(wait)
@@ -1148,7 +1180,7 @@ def _end_as_failed(run_id: int) -> None:
             if not connection.in_atomic_block:
                 connection.close_if_unusable_or_obsolete()
             RebuildRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
-                finished_at=timezone.now(), failed=True
+                finished_at=timezone.now(), failed=True, failure=failure
             )
             return
         except DatabaseError:
@@ -1180,13 +1212,9 @@ def _write_chunk(
     id) of a fanned-out chunk, counted once (`RebuildChunk`): None, writing nothing, when it was written
     already (the same chunk delivered twice)."""
     with transaction.atomic():
-        if chunk is not None:
-            try:
-                with transaction.atomic():
-                    RebuildChunk.objects.create(run_id=run_id, side=chunk[0], first_post_id=chunk[1])
-            except IntegrityError:
-                logger.info("Rebuild %d: the chunk of %ss from post %d was written already", run_id, *chunk)
-                return None
+        if chunk is not None and not _chunk_mark_written(run_id, *chunk):
+            logger.info("Rebuild %d: the chunk of %ss from post %d was written already", run_id, *chunk)
+            return None
         changed = set()
         if since is not None:
             changed = _posts_changed_since(since) | _posts_changed_since(
@@ -1212,6 +1240,23 @@ def _write_chunk(
         # inserted; one committed from now on retires them itself (its statement, then its task, see them).
         matching_retire(post_ids=sorted(gone))
     return written + unchanged
+
+
+def _chunk_mark_written(run_id: int, side: str, first_post_id: int) -> bool:
+    """Mark the chunk written, in the caller's transaction: False if it was already (a second delivery waits
+    here for the first's commit). A chunk its run did not plan (a run started before chunks were planned) is
+    recorded as it is written."""
+    chunk = RebuildChunk.objects.filter(run_id=run_id, side=side, first_post_id=first_post_id)
+    if chunk.filter(written_at__isnull=True).update(written_at=timezone.now()):
+        return True
+    try:
+        with transaction.atomic():
+            RebuildChunk.objects.create(
+                run_id=run_id, side=side, first_post_id=first_post_id, written_at=timezone.now()
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _posts_changed_since(since: datetime, *, unpublished_only: bool = False) -> set[int]:
@@ -1332,9 +1377,27 @@ def _in_own_thread(work: Callable[[], Any], name: str) -> Callable[[], Any]:
 def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int:
     """One chunk: the top k of each post; the worker that completes the last chunk finishes the run."""
     k, floor, weights = settings.MATCHING_TOP_K, settings.MATCHING_FLOOR, _weights()
-    started_at, finished_at = RebuildRun.objects.values_list("started_at", "finished_at").get(pk=run_id)
+    started_at, finished_at, digest = RebuildRun.objects.values_list(
+        "started_at", "finished_at", "settings_digest"
+    ).get(pk=run_id)
     if finished_at is not None:
         return 0  # redelivered after its run finished (acks_late): the run's pairs are forgotten already
+    if digest and digest != ranking_settings_digest():
+        failure = (
+            "A worker ranks with other settings (MATCHING_WEIGHTS, MATCHING_TOP_K or MATCHING_FLOOR) than the "
+            "process that started the rebuild: one run would mix two rankings. Give every worker and the "
+            "command the same settings, then rebuild again."
+        )
+        logger.error("Rebuild %d ended as failed: %s", run_id, failure)
+        _end_as_failed(run_id, failure)
+        return 0
+    if (
+        post_ids
+        and RebuildChunk.objects.filter(
+            run_id=run_id, side=side, first_post_id=min(post_ids), written_at__isnull=False
+        ).exists()
+    ):
+        return 0  # written already (queued again by the sweep, or delivered twice): not ranked again
     with _state.lock, engine.rare_collections():
         if _state.index_as_of is None or _state.index_as_of < started_at:
             # A rebuild reads the database afresh: the index must be no older than the run.
@@ -1356,6 +1419,40 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
     if run.done_chunks >= run.total_chunks and run.finished_at is None:
         rebuild_finish(run)
     return written or 0
+
+
+def rebuild_requeue_lost() -> int:
+    """Queue again the chunks not written of fanned-out runs silent for `CHUNKS_LOST_AFTER` (once per silence):
+    chunks waiting in a Redis that restarted without its data are gone, and the run would stall until it
+    counted as dead. A chunk queued twice is written once (`RebuildChunk`); one already written is skipped
+    before it is ranked. Returns how many chunks were queued."""
+    from .tasks import rebuild_chunk
+
+    now = timezone.now()
+    silent = (
+        _runs_going()
+        .filter(in_process=False, progress_at__lt=now - CHUNKS_LOST_AFTER)
+        .filter(Q(requeued_at__isnull=True) | Q(requeued_at__lt=F("progress_at")))
+    )
+    queued = 0
+    for run_id in silent.values_list("pk", flat=True):
+        # Conditional, so that two sweeps do not both queue them.
+        if not silent.filter(pk=run_id).update(requeued_at=now):
+            continue
+        lost = RebuildChunk.objects.filter(run_id=run_id, written_at__isnull=True, last_post_id__isnull=False)
+        for side, first, last in lost.order_by("side", "first_post_id").values_list(
+            "side", "first_post_id", "last_post_id"
+        ):
+            # Its first post named the chunk: it stays first even if it is no longer published.
+            later = Post.objects.published().filter(kind=side, pk__gt=first, pk__lte=last).order_by("pk")
+            rebuild_chunk.delay(run_id, side, [first, *later.values_list("pk", flat=True)])
+            queued += 1
+        if queued:
+            logger.warning(
+                "Rebuild %d wrote no chunk for %d minutes: %d chunks not written queued again",
+                run_id, CHUNKS_LOST_AFTER.total_seconds() // 60, queued,
+            )  # fmt: skip
+    return queued
 
 
 def rebuild_finish(

@@ -39,13 +39,15 @@ def rebuild_chunk(run_id: int, side: str, post_ids: list[int]) -> int:
 
 @shared_task(**RETRY)
 def sweep_pending() -> int:
-    """Match whatever is still flagged as waiting (a broker outage, a crashed worker), and send the emails of
-    connections still waiting for them (a mail server outage)."""
-    from .pipeline import matching_sweep
+    """Match whatever is still flagged as waiting (a broker outage, a crashed worker), send the emails of
+    connections still waiting for them (a mail server outage), and queue again the chunks a silent rebuild
+    lost (a broker restarted without its data)."""
+    from .pipeline import matching_sweep, rebuild_requeue_lost
     from .services import connection_notice_sweep
 
     matched = matching_sweep()
     connection_notice_sweep()
+    rebuild_requeue_lost()
     return matched
 
 

@@ -487,6 +487,8 @@ def test_the_wait_for_the_workers_outlasts_a_database_away_for_a_moment(corpus, 
 def test_a_rebuild_ended_as_failed_by_another_does_not_say_it_succeeded(corpus, monkeypatch):
     """A run silent for 30 minutes (waiting for a refit, say) is ended by the next rebuild; it then went on,
     retired nothing, and the command printed its usual success line."""
+    from datetime import timedelta
+
     from django.core.management import CommandError
     from django.utils import timezone
 
@@ -496,11 +498,16 @@ def test_a_rebuild_ended_as_failed_by_another_does_not_say_it_succeeded(corpus, 
     ranking = engine.match_all
 
     def ended_meanwhile(*args, **kwargs):
-        RebuildRun.objects.filter(finished_at__isnull=True).update(finished_at=timezone.now(), failed=True)
+        silent = timezone.now() - pipeline.RUN_STALLED_AFTER - timedelta(minutes=1)
+        RebuildRun.objects.filter(finished_at__isnull=True).update(progress_at=silent)
+        pipeline._end_dead_runs()  # as the next rebuild's start does
         yield from ranking(*args, **kwargs)
 
     monkeypatch.setattr(engine, "match_all", ended_meanwhile)
-    with pytest.raises(CommandError, match=r"was ended as failed by another rebuild .* it retired no match"):
+    with pytest.raises(
+        CommandError,
+        match=r"failed and retired no match: No progress for 30 minutes: .* another rebuild ended it",
+    ):
         call_command("rebuild_matches", "--sync")
 
 
@@ -948,6 +955,158 @@ def test_a_chunk_delivered_twice_counts_once_and_the_run_ends_with_its_last_chun
     assert set(Match.objects.active().values_list("pk", flat=True)) == active
     assert not RebuildChunk.objects.filter(run=run).exists()  # forgotten with the run's pairs
     assert RebuildRun.objects.get(pk=run.pk).matches_written > 0
+
+
+def _lost_in_the_broker(monkeypatch):
+    """Chunks queued by `rebuild_start` vanish, as in a Redis restarted without its data: returns the list of
+    those lost, (run id, side, post ids)."""
+    from apps.matching import tasks
+
+    lost = []
+    monkeypatch.setattr(tasks.rebuild_chunk, "delay", lambda *args: lost.append(args))
+    return lost
+
+
+def _silent_for(run, delta):
+    from django.utils import timezone
+
+    from apps.matching.models import RebuildRun
+
+    RebuildRun.objects.filter(pk=run.pk).update(progress_at=timezone.now() - delta)
+
+
+def test_the_sweep_queues_again_the_chunks_a_silent_rebuild_lost(corpus, monkeypatch):
+    """Chunks waiting in a Redis that restarted without its data were gone: the run stalled, counted as dead
+    after 30 minutes, and the matches waited for someone to run the rebuild again."""
+    from datetime import timedelta
+
+    from apps.matching import tasks
+    from apps.matching.models import RebuildChunk
+
+    pipeline.rebuild_start(sync=True)
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    Match.objects.filter(pk__in=list(active)[:2]).update(score=0.99)  # for the rebuild to set right
+    lost = _lost_in_the_broker(monkeypatch)
+    run = pipeline.rebuild_start(chunk_size=2)
+    assert len(lost) == run.total_chunks == 4
+    assert RebuildChunk.objects.filter(run=run, written_at__isnull=True).count() == 4  # planned
+    pipeline.rebuild_run_chunk(run_id=run.pk, side=lost[0][1], post_ids=lost[0][2])  # the one delivered
+    monkeypatch.undo()  # the broker is back
+
+    _silent_for(run, pipeline.CHUNKS_LOST_AFTER - timedelta(minutes=1))
+    assert pipeline.rebuild_requeue_lost() == 0  # silent, but not for long enough: chunks may be running
+    _silent_for(run, pipeline.CHUNKS_LOST_AFTER + timedelta(minutes=1))
+    queued = _lost_in_the_broker(monkeypatch)
+    tasks.sweep_pending()
+    assert [(side, ids) for _run, side, ids in queued] == [(side, ids) for _run, side, ids in lost[1:]]
+    tasks.sweep_pending()
+    assert len(queued) == 3  # once per silence: the chunks queued are on their way
+    monkeypatch.undo()
+    for run_id, side, ids in queued:
+        tasks.rebuild_chunk.delay(run_id, side, ids)
+    run.refresh_from_db()
+    assert run.finished_at is not None and not run.failed and run.done_chunks == 4
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active
+    assert not Match.objects.filter(score=0.99).exists()
+
+
+def test_chunks_queued_again_keep_their_names_when_their_first_post_is_gone(corpus, monkeypatch):
+    """A chunk queued again is named by its first post, withdrawn meanwhile or not: under another name it
+    would count as one more chunk, and the run could end before the first delivery of the chunk it copies."""
+    from datetime import timedelta
+
+    lost = _lost_in_the_broker(monkeypatch)
+    run = pipeline.rebuild_start(chunk_size=2)
+    first = Post.objects.get(pk=lost[0][2][0])
+    services.post_withdraw(actor=SECRETARIAT_ACTOR, post=first)
+    _silent_for(run, pipeline.CHUNKS_LOST_AFTER + timedelta(minutes=1))
+    queued = _lost_in_the_broker(monkeypatch)
+    assert pipeline.rebuild_requeue_lost() == 4
+    assert queued[0][2][0] == first.pk
+    for run_id, side, ids in queued:
+        pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids)
+    run.refresh_from_db()
+    assert run.done_chunks == 4 and run.finished_at is not None
+    # The first deliveries, late: written already, they are not ranked again.
+    ranked = []
+    monkeypatch.setattr(pipeline.MatchIndex, "match_rows", lambda *a, **k: ranked.append(a) or [])
+    for run_id, side, ids in lost:
+        assert pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids) == 0
+    assert not ranked
+    assert not Match.objects.active().filter(Q(need=first) | Q(offer=first)).exists()
+
+
+def test_a_chunk_written_already_is_not_ranked_again(corpus, monkeypatch):
+    lost = _lost_in_the_broker(monkeypatch)
+    run = pipeline.rebuild_start(chunk_size=2)
+    _run, side, ids = lost[0]
+    assert pipeline.rebuild_run_chunk(run_id=run.pk, side=side, post_ids=ids) > 0
+    ranked = []
+    monkeypatch.setattr(pipeline.MatchIndex, "match_rows", lambda *a, **k: ranked.append(a) or [])
+    assert pipeline.rebuild_run_chunk(run_id=run.pk, side=side, post_ids=ids) == 0
+    assert not ranked
+    run.refresh_from_db()
+    assert run.done_chunks == 1
+
+
+def test_the_sweep_leaves_alone_runs_in_one_process_finished_or_showing_progress(corpus, monkeypatch):
+    from datetime import timedelta
+
+    from apps.matching.models import RebuildRun
+
+    long_ago = pipeline.CHUNKS_LOST_AFTER + timedelta(minutes=1)
+    lost = _lost_in_the_broker(monkeypatch)
+    going = pipeline.rebuild_start(chunk_size=2)  # its chunks lost, but it wrote one a moment ago
+    pipeline.rebuild_run_chunk(run_id=going.pk, side=lost[0][1], post_ids=lost[0][2])
+    in_process = RebuildRun.objects.create(model_version=going.model_version, total_chunks=4, in_process=True)
+    _silent_for(in_process, long_ago)
+    dead = pipeline.rebuild_start(chunk_size=2)  # silent for longer than RUN_STALLED_AFTER: dead
+    _silent_for(dead, pipeline.RUN_STALLED_AFTER + timedelta(minutes=1))
+    finished = pipeline.rebuild_start(chunk_size=2)
+    _silent_for(finished, long_ago)
+    RebuildRun.objects.filter(pk=finished.pk).update(finished_at=going.started_at)
+    assert pipeline.rebuild_requeue_lost() == 0
+    _silent_for(going, long_ago)
+    assert pipeline.rebuild_requeue_lost() == 3
+
+
+def test_a_worker_with_other_ranking_settings_ends_the_run_as_failed(corpus, monkeypatch, settings):
+    """Workers started with different MATCHING_WEIGHTS mixed two rankings in one run, without a word."""
+    from django.core.management import CommandError
+
+    from apps.matching import tasks
+
+    pipeline.rebuild_start(sync=True)
+    active = set(Match.objects.active().values_list("pk", flat=True))
+    alike, other = dict(settings.MATCHING_WEIGHTS), {**settings.MATCHING_WEIGHTS, "lexical": 0.9}
+    queue = _lost_in_the_broker(monkeypatch)
+    run = pipeline.rebuild_start(chunk_size=2)
+    run_id, side, ids = queue[0]
+    assert pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids) > 0  # ranked alike: written
+    settings.MATCHING_WEIGHTS = other
+    assert pipeline.ranking_settings_digest() != run.settings_digest
+    for run_id, side, ids in queue[1:]:
+        assert pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids) == 0
+    run.refresh_from_db()
+    assert run.failed and run.finished_at is not None and run.done_chunks == 1
+    assert "other settings" in run.failure
+    assert set(Match.objects.active().values_list("pk", flat=True)) == active  # nothing retired
+
+    # The command that waits for such a run says why it failed.
+    settings.MATCHING_WEIGHTS = alike
+
+    def worker_with_other_weights(run_id, side, ids):
+        settings.MATCHING_WEIGHTS = other
+        try:
+            pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids)
+        finally:
+            settings.MATCHING_WEIGHTS = alike
+
+    monkeypatch.setattr(tasks.rebuild_chunk, "delay", worker_with_other_weights)
+    with pytest.raises(
+        CommandError, match=r"failed and retired no match: A worker ranks with other settings"
+    ):
+        call_command("rebuild_matches", "--chunk-size", "2", "--timeout", "5")
 
 
 @pytest.mark.parametrize("fanned", [True, False])

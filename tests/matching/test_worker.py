@@ -158,3 +158,30 @@ def test_rebuild_fans_out_to_the_workers(live_worker):
     call_command("rebuild_matches", "--chunk-size", "2", "--timeout", "120", stdout=out, stderr=err)
     assert f"; {Match.objects.active().count()} matches stored" in out.getvalue()
     assert "No Celery worker answered" not in err.getvalue()
+
+
+def test_the_sweep_on_a_worker_queues_again_the_chunks_a_broker_lost(live_worker, monkeypatch):
+    """Chunks lost in the broker (a Redis restarted without its data): the beat's sweep, run by a worker,
+    queues them again through Redis, and the workers finish the run."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.matching import tasks
+    from apps.matching.models import RebuildRun
+
+    posts = {row[0]: make_post(*row) for row in CORPUS}
+    assert wait_for(lambda: not Post.objects.filter(matching_pending=True).exists())
+    expected = set(Match.objects.active().values_list("need_id", "offer_id"))
+    Match.objects.all().delete()
+    with monkeypatch.context() as lost:
+        lost.setattr(tasks.rebuild_chunk, "delay", lambda *args: None)
+        run = pipeline.rebuild_start(sync=False, chunk_size=2)
+    silent = timezone.now() - pipeline.CHUNKS_LOST_AFTER - timedelta(seconds=1)
+    RebuildRun.objects.filter(pk=run.pk).update(progress_at=silent)
+    tasks.sweep_pending.delay()
+    assert wait_for(lambda: pipeline.rebuild_progress(run.pk)[2])
+    run.refresh_from_db()
+    assert not run.failed and run.done_chunks == run.total_chunks == 4 and run.requeued_at is not None
+    assert set(Match.objects.active().values_list("need_id", "offer_id")) == expected
+    assert Match.objects.active().filter(need=posts["n-flood"], offer=posts["o-warn"]).exists()

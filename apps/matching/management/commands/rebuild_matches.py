@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, connection
 
 from apps.matching.models import Match
-from apps.matching.pipeline import RUN_STALLED_AFTER, rebuild_progress, rebuild_start
+from apps.matching.pipeline import rebuild_progress, rebuild_start
 from nma_platform.commands import positive_int
 
 
@@ -112,12 +112,9 @@ class Command(BaseCommand):
         if not shown["ended"]:
             sys.stderr.write("\n")
         run.refresh_from_db()
-        if (
-            run.failed
-        ):  # ended by another rebuild, which found it silent for RUN_STALLED_AFTER: it retired nothing
+        if run.failed:  # by a worker (its settings differ), or by another rebuild that found it silent
             raise CommandError(
-                f"Rebuild {run.pk} was ended as failed by another rebuild (no progress for "
-                f"{RUN_STALLED_AFTER.total_seconds() // 60:.0f} minutes); it retired no match. Run it again."
+                f"Rebuild {run.pk} failed and retired no match: {run.failure or 'no reason given.'}"
             )
         elapsed = time.monotonic() - started
         if no_wait and not sync:
