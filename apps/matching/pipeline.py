@@ -1384,8 +1384,8 @@ def rebuild_run_chunk(*, run_id: int, side: str, post_ids: Sequence[int]) -> int
         return 0  # redelivered after its run finished (acks_late): the run's pairs are forgotten already
     if digest and digest != ranking_settings_digest():
         failure = (
-            "A worker ranks with other settings (MATCHING_WEIGHTS, MATCHING_TOP_K or MATCHING_FLOOR) than the "
-            "process that started the rebuild: one run would mix two rankings. Give every worker and the "
+            "A worker ranks with settings (MATCHING_WEIGHTS, MATCHING_TOP_K or MATCHING_FLOOR) other than those "
+            "of the process that started the rebuild: one run would mix two rankings. Give every worker and the "
             "command the same settings, then rebuild again."
         )
         logger.error("Rebuild %d ended as failed: %s", run_id, failure)
@@ -1436,22 +1436,28 @@ def rebuild_requeue_lost() -> int:
     )
     queued = 0
     for run_id in silent.values_list("pk", flat=True):
-        # Conditional, so that two sweeps do not both queue them.
+        # Claimed in a conditional update, so that two sweeps do not both queue them.
         if not silent.filter(pk=run_id).update(requeued_at=now):
             continue
         lost = RebuildChunk.objects.filter(run_id=run_id, written_at__isnull=True, last_post_id__isnull=False)
-        for side, first, last in lost.order_by("side", "first_post_id").values_list(
-            "side", "first_post_id", "last_post_id"
-        ):
-            # Its first post named the chunk: it stays first even if it is no longer published.
-            later = Post.objects.published().filter(kind=side, pk__gt=first, pk__lte=last).order_by("pk")
-            rebuild_chunk.delay(run_id, side, [first, *later.values_list("pk", flat=True)])
-            queued += 1
-        if queued:
+        chunks = list(
+            lost.order_by("side", "first_post_id").values_list("side", "first_post_id", "last_post_id")
+        )
+        try:
+            for side, first, last in chunks:
+                # Its first post named the chunk: it stays first even if it is no longer published.
+                later = Post.objects.published().filter(kind=side, pk__gt=first, pk__lte=last).order_by("pk")
+                rebuild_chunk.delay(run_id, side, [first, *later.values_list("pk", flat=True)])
+        except Exception:
+            # The broker is away again: the sweep's retry (or the next sweep) queues them all again.
+            RebuildRun.objects.filter(pk=run_id, requeued_at=now).update(requeued_at=None)
+            raise
+        if chunks:
             logger.warning(
                 "Rebuild %d wrote no chunk for %d minutes: %d chunks not written queued again",
-                run_id, CHUNKS_LOST_AFTER.total_seconds() // 60, queued,
+                run_id, CHUNKS_LOST_AFTER.total_seconds() // 60, len(chunks),
             )  # fmt: skip
+        queued += len(chunks)
     return queued
 
 

@@ -1036,6 +1036,31 @@ def test_chunks_queued_again_keep_their_names_when_their_first_post_is_gone(corp
     assert not Match.objects.active().filter(Q(need=first) | Q(offer=first)).exists()
 
 
+def test_chunks_the_broker_refuses_to_queue_again_are_queued_by_the_next_sweep(corpus, monkeypatch):
+    from datetime import timedelta
+
+    from kombu.exceptions import OperationalError
+
+    from apps.matching import tasks
+
+    _lost_in_the_broker(monkeypatch)
+    run = pipeline.rebuild_start(chunk_size=2)
+    _silent_for(run, pipeline.CHUNKS_LOST_AFTER + timedelta(minutes=1))
+    sent = []
+
+    def broker_away_after_one(*args):
+        if sent:
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        sent.append(args)
+
+    monkeypatch.setattr(tasks.rebuild_chunk, "delay", broker_away_after_one)
+    with pytest.raises(OperationalError):
+        pipeline.rebuild_requeue_lost()  # the task retries
+    queued = _lost_in_the_broker(monkeypatch)
+    assert pipeline.rebuild_requeue_lost() == 4  # all of them: the claim was given back
+    assert len(queued) == 4
+
+
 def test_a_chunk_written_already_is_not_ranked_again(corpus, monkeypatch):
     lost = _lost_in_the_broker(monkeypatch)
     run = pipeline.rebuild_start(chunk_size=2)
@@ -1089,7 +1114,7 @@ def test_a_worker_with_other_ranking_settings_ends_the_run_as_failed(corpus, mon
         assert pipeline.rebuild_run_chunk(run_id=run_id, side=side, post_ids=ids) == 0
     run.refresh_from_db()
     assert run.failed and run.finished_at is not None and run.done_chunks == 1
-    assert "other settings" in run.failure
+    assert "other than those of the process that started the rebuild" in run.failure
     assert set(Match.objects.active().values_list("pk", flat=True)) == active  # nothing retired
 
     # The command that waits for such a run says why it failed.
@@ -1104,7 +1129,7 @@ def test_a_worker_with_other_ranking_settings_ends_the_run_as_failed(corpus, mon
 
     monkeypatch.setattr(tasks.rebuild_chunk, "delay", worker_with_other_weights)
     with pytest.raises(
-        CommandError, match=r"failed and retired no match: A worker ranks with other settings"
+        CommandError, match=r"failed and retired no match: A worker ranks with settings .* other than those"
     ):
         call_command("rebuild_matches", "--chunk-size", "2", "--timeout", "5")
 
