@@ -26,6 +26,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.template import Context, Template
 from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags, quote_etag
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -52,6 +53,8 @@ _ERROR_DESCRIPTIONS = {
     403: "The caller may not do this (e.g. a read token writing, or acting for another Party or provider).",
     404: "No such object, or not visible to the caller.",
     409: "The state of the post (or of the match) does not allow this action.",
+    412: "If-Match holds no current ETag of the object: it changed since the caller read it. Nothing was "
+    "changed; GET it again and retry with its new ETag.",
     413: "The request body is too large.",
     415: "The request body must be JSON (Content-Type: application/json).",
     429: "Too many requests: wait the number of seconds in the Retry-After header.",
@@ -137,6 +140,43 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 def field_error(field: str | None, message: str, code: str = "invalid") -> ApiError:
     """A 400 naming one field."""
     return ApiError([{"field": field, "code": code, "message": str(message)}])
+
+
+def precondition_failed(message: str, code: str = "precondition_failed") -> ApiError:
+    """A 412: a condition of the request (If-Match) does not hold, so nothing was done."""
+    return ApiError(
+        [{"field": None, "code": code, "message": str(message)}],
+        status_code=status.HTTP_412_PRECONDITION_FAILED,
+    )
+
+
+# --- conditional requests (RFC 9110 section 13) -------------------------------------------------------------
+
+
+def body_etag(body: str) -> str:
+    """A strong entity tag of a response body: a digest of its bytes. Two different bodies never share one,
+    whatever made them differ (the object, what the caller may see of it, a renamed Party it names)."""
+    return quote_etag(hashlib.blake2b(body.encode(), digest_size=16).hexdigest())
+
+
+def if_match_tags(request) -> list[str] | None:
+    """The request's If-Match: its entity tags, `["*"]`, or None when it has none.
+
+    A 400 when it is malformed (a tag without its double quotes, an empty list): Django's parser drops what it
+    cannot read, and an If-Match read as absent would let through the very write it was sent to stop."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    tags = parse_etags(raw)
+    if tags != ["*"] and (not tags or len(tags) != len([m for m in raw.split(",") if m.strip()])):
+        raise field_error(
+            "If-Match",
+            _(
+                "If-Match takes ETags as the ETag header gives them, in double quotes (several separated by "
+                "commas), or *."
+            ),
+        )
+    return tags
 
 
 T = TypeVar("T")

@@ -21,11 +21,12 @@ from django.db.models import BooleanField, Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.cache import get_conditional_response
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers as rest_serializers
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -37,11 +38,14 @@ from apps.accounts.apis import (
     ApiError,
     ApiView,
     QueryErrors,
+    body_etag,
     field_error,
+    if_match_tags,
     json_text_response,
     offset_page_parameters,
     offset_rows,
     page_bounds,
+    precondition_failed,
     unsafe_text_problem,
     whole_number_param,
 )
@@ -71,6 +75,8 @@ from .serializers import (
 )
 from .services import (
     PUBLISHED_EVENT,
+    TRANSITIONS,
+    PostEditConflict,
     PostImportError,
     post_can_manage,
     post_close,
@@ -363,6 +369,46 @@ LIST_PARAMETERS = [
 ]
 
 
+# Conditional requests: a post's ETag is a digest of its record as the caller reads it (`body_etag`).
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description="ETags of the post as you have it (or `*`): 304 Not Modified, without a body, if one is still "
+    "its ETag (weak comparison).",
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description="The post's ETag as you read it (several separated by commas, or `*` for any): the change is "
+    "made only if the post has not changed since, 412 Precondition Failed otherwise, with nothing changed. "
+    "Strong comparison: a weak `W/` tag never matches. 400 when malformed. Without it the change is made "
+    "whatever happened to the post since you read it.",
+)
+
+
+def _etag_header(*codes: int) -> OpenApiParameter:
+    """The ETag the answer carries (a header of the response, not a parameter of the request)."""
+    return OpenApiParameter(
+        "ETag",
+        OpenApiTypes.STR,
+        location=OpenApiParameter.HEADER,
+        description="The post's version as this caller reads it: send it in If-Match to change the post only if "
+        "nobody else has since, or in If-None-Match to read it again only if it changed.",
+        response=list(codes),
+    )
+
+
+def _post_changed() -> ApiError:
+    return precondition_failed(
+        _(
+            "The post has changed since you read it: If-Match does not hold its current ETag, and nothing was "
+            "changed. GET it again, check it, and retry with its new ETag."
+        )
+    )
+
+
 # --- views -------------------------------------------------------------------------------------------------
 
 
@@ -398,9 +444,46 @@ class PostApiMixin:
             raise NotFound(_("Not found."))
         return self.represent_all(rows)[0]
 
+    def with_etag(self, body: str, *, status: int = 200) -> HttpResponse:
+        """One post's record (`represent_one`) as the response, with its ETag."""
+        response = json_text_response(body, status=status)
+        response["ETag"] = body_etag(body)
+        return response
+
     def fresh(self, post: Post, *, status: int = 200) -> HttpResponse:
         """The response to a write: the post read again, with everything the representation needs."""
-        return json_text_response(self.represent_one(post.pk), status=status)
+        return self.with_etag(self.represent_one(post.pk), status=status)
+
+    def if_match_version(self, post: Post, action: str) -> datetime | None:
+        """The version of the post (its `updated_at`) whose ETag the request's If-Match holds, for the service
+        to check again under its row lock with the write (`opened_at`); None without If-Match, or with `*` (the
+        post exists). A 412 when no tag in it is the post's ETag for this caller now (strong comparison, RFC 9110
+        section 13.1.1); a 400 when it is malformed."""
+        # Only where the request would otherwise go ahead (RFC 9110 section 13.2.1): a caller who may not act on
+        # the post, or not from its status, gets the service's 403 or 409 as without If-Match, never a 412 that
+        # would tell whether the post changed.
+        if not post_can_manage(actor=self.actor, post=post, action=action):
+            return None
+        if post.status not in TRANSITIONS[action]:
+            return None
+        tags = if_match_tags(self.request)
+        if tags is None or tags == ["*"]:
+            return None
+        # Compared with the record as the caller would read it (Party and provider codes, contact details,
+        # included), not only its version; the version is what the service compares again, under its lock.
+        body = self.represent_one(post.pk)
+        etag = body_etag(body)
+        if etag not in tags:
+            if f"W/{etag}" in tags:
+                raise precondition_failed(
+                    _(
+                        "If-Match needs the ETag as the API gave it, without W/: a weak ETag never matches "
+                        "(RFC 9110). A proxy that compresses responses may have added it."
+                    ),
+                    "weak_etag",
+                )
+            raise _post_changed()
+        return datetime.fromisoformat(json.loads(body)["updated_at"])
 
     def parse(self, record: Any, refs: ReferenceData) -> PostData:
         try:
@@ -428,7 +511,7 @@ class PostApiMixin:
         return record
 
 
-WRITE_ERRORS = {"post": (400, 403), "put": (400, 403, 404, 409), "patch": (400, 403, 404, 409)}
+WRITE_ERRORS = {"post": (400, 403), "put": (400, 403, 404, 409, 412), "patch": (400, 403, 404, 409, 412)}
 
 
 class PostListApi(PostApiMixin, ApiView):
@@ -495,6 +578,7 @@ class PostListApi(PostApiMixin, ApiView):
             "Submit it for moderation with `POST /api/v1/posts/{id}/submit/`."
         ),
         request=PostWriteSerializer,
+        parameters=[_etag_header(201)],
         responses={201: PostSerializer},
     )
     def post(self, request):
@@ -553,18 +637,38 @@ class PostDetailApi(PostApiMixin, ApiView):
             return [CanWritePosts()]
         return super().get_permissions()
 
-    @extend_schema(tags=["posts"], summary="One post", responses=PostSerializer)
+    @extend_schema(
+        tags=["posts"],
+        summary="One post",
+        description=(
+            "With its `ETag`: send it back in `If-None-Match` to have a 304 if the post has not changed, or in "
+            "`If-Match` with a change (PUT, PATCH, submit, withdraw, close) so that it is made only if nobody "
+            "changed the post since."
+        ),
+        parameters=[IF_NONE_MATCH, _etag_header(200, 304)],
+        responses={
+            200: PostSerializer,
+            304: OpenApiResponse(description="Not Modified: If-None-Match holds the post's current ETag."),
+        },
+    )
     def get(self, request, pk: int):
-        return json_text_response(self.represent_one(pk))
+        response = self.with_etag(self.represent_one(pk))
+        # 304 for a matching If-None-Match; 412 for an If-Match that does not hold (RFC 9110 section 13.2.2).
+        conditional = get_conditional_response(request, etag=response["ETag"], response=response)
+        if conditional.status_code == status.HTTP_412_PRECONDITION_FAILED:
+            raise _post_changed()
+        return conditional
 
     @extend_schema(
         tags=["posts"],
         summary="Replace a post",
         description=(
             "The whole post in the import format. Drafts, returned and published posts can be edited; "
-            "`status` and `external_id` cannot change here (use the life-cycle actions)."
+            "`status` and `external_id` cannot change here (use the life-cycle actions). Send the `ETag` you "
+            "read in `If-Match` so as not to overwrite a change made since (412 then)."
         ),
         request=PostWriteSerializer,
+        parameters=[IF_MATCH, _etag_header(200)],
         responses=PostSerializer,
     )
     def put(self, request, pk: int):
@@ -574,6 +678,7 @@ class PostDetailApi(PostApiMixin, ApiView):
         tags=["posts"],
         summary="Change some fields of a post",
         request=PostWriteSerializer(partial=True),
+        parameters=[IF_MATCH, _etag_header(200)],
         responses=PostSerializer,
     )
     def patch(self, request, pk: int):
@@ -583,6 +688,8 @@ class PostDetailApi(PostApiMixin, ApiView):
         post = self.get_or_404(self.visible_posts(), pk)
         if not post_can_manage(actor=self.actor, post=post):  # who may, before what they sent (was a 400)
             raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
+        # The condition before the content (RFC 9110 section 13.2.1): a stale write is a 412, however bad its body.
+        opened_at = self.if_match_version(post, "edit")
         body = self.json_body()
         if not isinstance(body, dict):
             raise field_error(None, _("Expected a JSON object."))
@@ -620,26 +727,37 @@ class PostDetailApi(PostApiMixin, ApiView):
             )
         if errors:
             raise ApiError(errors)
-        post = post_update(actor=self.actor, post=post, data=data)
+        try:
+            post = post_update(actor=self.actor, post=post, data=data, opened_at=opened_at)
+        except PostEditConflict:  # changed after `if_match_version` read it
+            raise _post_changed() from None
         return self.fresh(post)
 
 
 class _TransitionApi(PostApiMixin, ApiView):
     permission_classes = [CanWritePosts]
-    error_statuses = {"post": (403, 404, 409)}
-    # The life-cycle service the endpoint runs (close overrides `transition` to read its outcome first).
+    error_statuses = {"post": (403, 404, 409, 412)}
+    # The life-cycle service the endpoint runs (close overrides `transition` to read its outcome first), and its
+    # action in `TRANSITIONS`.
     service = None
+    action = ""
 
-    def transition(self, post: Post) -> Post:
-        return type(self).service(actor=self.actor, post=post)
+    def transition(self, post: Post, opened_at: datetime | None) -> Post:
+        return type(self).service(actor=self.actor, post=post, opened_at=opened_at)
 
     def post(self, request, pk: int):
         post = self.get_or_404(self.visible_posts(), pk)
-        return self.fresh(self.transition(post))
+        opened_at = self.if_match_version(post, self.action)
+        try:
+            post = self.transition(post, opened_at)
+        except PostEditConflict:  # changed after `if_match_version` read it
+            raise _post_changed() from None
+        return self.fresh(post)
 
 
 _TRANSITION_DOC = (
-    "For the post's own Party or provider (or the secretariat). 409 when its status does not allow it."
+    "For the post's own Party or provider (or the secretariat). 409 when its status does not allow it; with "
+    "`If-Match`, 412 when the post changed since you read it."
 )
 
 
@@ -649,12 +767,14 @@ class PostSubmitApi(_TransitionApi):
         summary="Submit a draft or returned post for moderation",
         description=_TRANSITION_DOC,
         request=None,
+        parameters=[IF_MATCH, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
     service = staticmethod(post_submit)
+    action = "submit"
 
 
 class PostWithdrawApi(_TransitionApi):
@@ -665,30 +785,34 @@ class PostWithdrawApi(_TransitionApi):
         summary="Withdraw a post",
         description=_TRANSITION_DOC,
         request=None,
+        parameters=[IF_MATCH, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
     service = staticmethod(post_withdraw)
+    action = "withdraw"
 
 
 class PostCloseApi(_TransitionApi):
     permission_classes = [CanTakeDownPosts]
 
-    error_statuses = {"post": (400, 403, 404, 409)}
+    error_statuses = {"post": (400, 403, 404, 409, 412)}
+    action = "close"
 
     @extend_schema(
         tags=["posts"],
         summary="Close a published post as fulfilled",
         description=_TRANSITION_DOC,
         request=PostCloseSerializer,
+        parameters=[IF_MATCH, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
-    def transition(self, post: Post) -> Post:
+    def transition(self, post: Post, opened_at: datetime | None) -> Post:
         if not post_can_manage(actor=self.actor, post=post):  # who may, before what they sent
             raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
         body = self.json_body()
@@ -700,7 +824,7 @@ class PostCloseApi(_TransitionApi):
         if len(outcome) > 20_000:
             raise field_error("outcome", _("At most 20,000 characters."), "max_length")
         try:
-            return post_close(actor=self.actor, post=post, outcome=outcome)
+            return post_close(actor=self.actor, post=post, outcome=outcome, opened_at=opened_at)
         except ValueError as error:
             raise field_error("outcome", str(error)) from None
 

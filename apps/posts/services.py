@@ -381,8 +381,17 @@ def post_mark_reviewed(*, actor: Actor, post: Post, seen_at: datetime | None = N
 
 
 def _transition(
-    *, actor: Actor, post: Post, action: str, to_status: str, event: str, staff_only: bool = False, **fields
+    *,
+    actor: Actor,
+    post: Post,
+    action: str,
+    to_status: str,
+    event: str,
+    staff_only: bool = False,
+    opened_at: datetime | None = None,
+    **fields,
 ) -> Post:
+    """`opened_at`: as `post_update`'s, the post's `updated_at` when the caller read it (the API's If-Match)."""
     post = _lock(post)
     if staff_only:
         if not actor.is_secretariat:
@@ -390,6 +399,8 @@ def _transition(
     else:
         _require_manage(actor, post, action)
     _require_transition(action, post)
+    if opened_at is not None and post.updated_at != opened_at:
+        raise PostEditConflict(post, actor)
     if to_status == Status.PUBLISHED:
         _require_provider_publishes(post.provider)
     from_status = post.status
@@ -412,8 +423,15 @@ def _transition(
 
 
 @transaction.atomic
-def post_submit(*, actor: Actor, post: Post) -> Post:
-    return _transition(actor=actor, post=post, action="submit", to_status=Status.SUBMITTED, event="submitted")
+def post_submit(*, actor: Actor, post: Post, opened_at: datetime | None = None) -> Post:
+    return _transition(
+        actor=actor,
+        post=post,
+        action="submit",
+        to_status=Status.SUBMITTED,
+        event="submitted",
+        opened_at=opened_at,
+    )
 
 
 @transaction.atomic
@@ -484,7 +502,7 @@ def _notify_posters(post_id: int, event: str) -> None:
 
 
 @transaction.atomic
-def post_close(*, actor: Actor, post: Post, outcome: str) -> Post:
+def post_close(*, actor: Actor, post: Post, outcome: str, opened_at: datetime | None = None) -> Post:
     if not outcome.strip():
         raise ValueError(_("Describe the outcome: how was the need met or the offer taken up?"))
     return _transition(
@@ -493,14 +511,20 @@ def post_close(*, actor: Actor, post: Post, outcome: str) -> Post:
         action="close",
         to_status=Status.CLOSED,
         event="closed",
+        opened_at=opened_at,
         outcome=outcome.strip(),
     )
 
 
 @transaction.atomic
-def post_withdraw(*, actor: Actor, post: Post) -> Post:
+def post_withdraw(*, actor: Actor, post: Post, opened_at: datetime | None = None) -> Post:
     return _transition(
-        actor=actor, post=post, action="withdraw", to_status=Status.WITHDRAWN, event="withdrawn"
+        actor=actor,
+        post=post,
+        action="withdraw",
+        to_status=Status.WITHDRAWN,
+        event="withdrawn",
+        opened_at=opened_at,
     )
 
 
