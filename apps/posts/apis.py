@@ -57,6 +57,7 @@ from .models import Post, PostEvent
 from .post_data import FieldError, PostData, PostDataError, ReferenceData, parse_post_record
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
 from .serializers import (
+    MAX_IMPORT_ITEMS,
     PostCloseSerializer,
     PostImportResultSerializer,
     PostImportSerializer,
@@ -91,7 +92,6 @@ from .taxonomies import POST_LANGUAGES, FinanceInstrument, FocusArea, Sector, Su
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-MAX_IMPORT_ITEMS = 1000
 # Dates a partner may sync from: anything outside cannot be a post's time, and would overflow in conversions.
 MIN_YEAR, MAX_YEAR = 1970, 9000
 

@@ -791,8 +791,17 @@ class PostCloseSerializer(serializers.Serializer):
     outcome = serializers.CharField(help_text="How the need was met or the offer taken up.")
 
 
+MAX_IMPORT_ITEMS = 1000
+
+
 class PostImportSerializer(serializers.Serializer):
-    items = PostWriteSerializer(many=True, help_text="1 to 1,000 posts in the import format.")
+    # The bounds the view checks, for the schema's minItems and maxItems.
+    items = serializers.ListField(
+        child=PostWriteSerializer(),
+        min_length=1,
+        max_length=MAX_IMPORT_ITEMS,
+        help_text="1 to 1,000 posts in the import format.",
+    )
 
 
 class PostImportItemResultSerializer(serializers.Serializer):

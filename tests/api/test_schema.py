@@ -86,6 +86,8 @@ def test_schema_lists_every_endpoint_with_errors_and_auth(api):
         0,
         10**9,
     )
+    batch = schema["components"]["schemas"]["PostImportRequest"]["properties"]["items"]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 1000)  # as the import checks them
     # The header their answers carry is in the contract too, as a header of the 200, not a request parameter.
     for path in ("/api/v1/posts/{id}/matches/", "/api/v1/posts/removed/"):
         assert "X-Total-Count" in schema["paths"][path]["get"]["responses"]["200"]["headers"]
