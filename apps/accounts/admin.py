@@ -4,7 +4,8 @@ As for reference data, access follows the platform's roles: only the secretariat
 pages. Nothing is hard-deleted: a user is deactivated and a token revoked, so the audit trail keeps its names.
 The secretariat manages users but never beyond its own powers: a superuser's account is read-only to anyone
 who is not a superuser (password, username, e-mail, active flag), and only a superuser makes superusers.
-Staff status (entering this admin) follows the role: the secretariat and superusers, nobody else.
+Staff status (entering this admin) follows the role: the secretariat and superusers, nobody else. A person who
+asks for their data to be erased is anonymised (an action of the user list); the account stays, read-only.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -26,9 +29,12 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
 from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
+from apps.posts.selectors import post_count_with_contact
 
+from .actors import Actor
 from .forms import password_change_failures_forget, preferred_language_field
 from .models import ApiToken, Role, User
+from .services import AnonymiseRefused, user_anonymise
 
 # The secretariat's workplace says whose it is (Django's default header reads "Django administration").
 # Roles decide who may do what (`Actor`, `SecretariatAdminMixin`): Django's groups and per-model permissions are
@@ -88,7 +94,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
                 ),
             },
         ),
-        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined", "anonymised_at")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
@@ -104,9 +110,15 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         ),
     )
 
+    actions = ("anonymise",)
+
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         # Changing a superuser (its password above all) would hand their powers to whoever changes it.
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        # An anonymised account is a record, not a person any more: reactivating it, or giving it a name or an
+        # address, would undo the erasure.
+        if obj is not None and obj.anonymised_at is not None:
             return False
         return super().has_change_permission(request, obj)
 
@@ -122,7 +134,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         # Staff status is not set by hand: see save_model.
-        readonly = ["is_staff", "last_login", "date_joined", "site_language"]
+        readonly = ["is_staff", "last_login", "date_joined", "site_language", "anonymised_at"]
         if not request.user.is_superuser:
             # The secretariat manages roles, not Django's own superpowers.
             readonly += ["is_superuser"]
@@ -143,6 +155,59 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         # (and superusers) only, and a new secretariat user must not need a second edit to get in.
         obj.is_staff = obj.role == Role.SECRETARIAT or obj.is_superuser
         super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # A person who left: their posts still show their address and connection emails still give it.
+            count = post_count_with_contact(email=obj.email)
+            if count:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(n)d open post gives %(email)s as its contact: ask the Party or provider to change it "
+                        "(or anonymise the person, if they asked to be erased).",
+                        "%(n)d open posts give %(email)s as their contact: ask the Party or provider to change them "
+                        "(or anonymise the person, if they asked to be erased).",
+                        count,
+                    )
+                    % {"n": count, "email": obj.email},
+                    messages.WARNING,
+                )
+
+    @admin.action(description=_("Anonymise the selected users (erase their personal data)…"),
+                  permissions=["change"])  # fmt: skip
+    def anonymise(self, request: HttpRequest, queryset) -> TemplateResponse | None:
+        """At the person's request: an intermediate page says what is erased and what stays; "apply" erases."""
+        users = list(queryset.select_related("party", "provider").order_by("pk"))
+        if "apply" not in request.POST:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Anonymise users"),
+                "opts": self.model._meta,
+                "users": users,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/accounts/user/anonymise.html", context)
+        actor = Actor.for_user(request.user)
+        done = 0
+        for user in users:
+            shown = str(user)
+            try:
+                user = user_anonymise(actor=actor, user=user)
+            except (PermissionDenied, AnonymiseRefused) as error:
+                self.message_user(request, gettext("%(label)s: %(error)s") % {"label": shown, "error": error},
+                                  messages.ERROR)  # fmt: skip
+                continue
+            done += 1
+            # Under the pseudonym: the history does not name whom it erased.
+            self.log_change(
+                request, user, gettext("Anonymised at the person's request: personal data erased.")
+            )
+        if done:
+            self.message_user(
+                request,
+                ngettext("Anonymised %(n)d user.", "Anonymised %(n)d users.", done) % {"n": done},
+                messages.SUCCESS,
+            )
+        return None
 
 
 class ApiTokenAdminForm(forms.ModelForm):

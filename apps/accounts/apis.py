@@ -25,7 +25,7 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.template import Context, Template
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
@@ -380,6 +380,9 @@ class ApiView(APIView):
         # What a caller sees depends on its token (drafts, contact details): a shared cache must not hand one
         # caller's answer to another.
         patch_vary_headers(response, ["Authorization"])
+        if not response.has_header("Cache-Control") and self.actor.is_authenticated:
+            # Nor a browser's keep it: a logged-in user's answers hold contact details, as the post's page does.
+            add_never_cache_headers(response)
         return response
 
     @property

@@ -96,6 +96,9 @@ class User(AbstractUser):
     digest_sent_through = models.DateTimeField(
         _("match digest sent through"), null=True, blank=True, editable=False
     )
+    # When the secretariat erased this person's personal data at their request (`services.user_anonymise`): the
+    # row stays, under a pseudonym, so that the Party's posts, their history and the stocktake keep their figures.
+    anonymised_at = models.DateTimeField(_("anonymised at"), null=True, blank=True, editable=False)
 
     @property
     def email_language(self) -> str:

@@ -15,6 +15,7 @@ from django.urls import reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views import i18n as i18n_views
+from django.views.decorators.cache import never_cache
 
 from .forms import (
     AdminPasswordChangeForm,
@@ -84,6 +85,8 @@ def set_language(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The user's own name, address and phone: never kept in a browser's cache (a shared computer's next user).
+@never_cache
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)

@@ -523,6 +523,9 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         *(f"party__{field}" for field in PARTY_NAME_FIELDS),
         "provider__short_name",
         "provider__name",
+        # The posts that name a person (one who left, or asked to be erased, or to see what is held on them).
+        "contact_name",
+        "contact_email",
     )
     list_select_related = ("party", "provider")
     autocomplete_fields = ("party", "provider", "partner_parties")

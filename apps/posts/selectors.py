@@ -267,3 +267,12 @@ def post_poster_users(post: Post) -> list:
     # In a stable order (by name): the page, the email and its Reply-To list them alike every time.
     users = User.objects.filter(condition, is_active=True).exclude(email="")
     return list(users.order_by("last_name", "first_name", "pk"))
+
+
+def post_count_with_contact(*, email: str) -> int:
+    """How many posts still open (not closed nor withdrawn) give this address as their contact: shown to the
+    public's registered users and in connection emails, whoever holds the address now."""
+    if not email.strip():
+        return 0
+    ended = (Post.Status.CLOSED, Post.Status.WITHDRAWN)
+    return Post.objects.filter(contact_email__iexact=email.strip()).exclude(status__in=ended).count()

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, TAKE_DOWN_ACTIONS, Actor
-from apps.accounts.models import Role
+from apps.accounts.models import Role, User
 from apps.matching.services import matching_enqueue, matching_retire
 
 if TYPE_CHECKING:
@@ -526,6 +526,98 @@ def post_withdraw(*, actor: Actor, post: Post, opened_at: datetime | None = None
         event="withdrawn",
         opened_at=opened_at,
     )
+
+
+# What a person's erased name or address reads as in the posts' history: the entry still says that the contact was
+# changed then, without saying to whom (stored data, like the history's other values: not translated).
+ERASED_VALUE = "[erased]"
+CONTACT_FIELDS = ("contact_name", "contact_email")
+
+
+@transaction.atomic
+def post_person_erase(*, actor: Actor, person: User, label: str) -> int:
+    """Erase a person from the posts, at their request (`accounts.services.user_anonymise`): their address, and
+    the name given with it, from every post's contact; their name from the contact of the posts of their Party or
+    provider and of those they made; both from the history's changes of these fields; and their user name, which
+    the history names them by, becomes `label`. Call it before the user's own row is changed (it reads the
+    person's email, name and user name). The posts keep everything else: status, matches and the stocktake's
+    figures are as before, and each one's history records the erasure, without the values.
+
+    Returns the posts whose contact was erased."""
+    if not actor.is_secretariat:
+        raise PermissionDenied(_("Only the secretariat erases a person's data."))
+    email = person.email.strip().lower()
+    name = " ".join(person.get_full_name().split()).lower()
+    own = Q(owner_id=person.pk)
+    if person.party_id:
+        own |= Q(party_id=person.party_id)
+    if person.provider_id:
+        own |= Q(provider_id=person.provider_id)
+
+    def same(value, wanted: str) -> bool:
+        return bool(wanted) and isinstance(value, str) and " ".join(value.split()).lower() == wanted
+
+    candidates = Q(pk__in=[])
+    if email:
+        candidates |= Q(contact_email__iexact=email)
+    if name:
+        candidates |= own & ~Q(contact_name="")
+    erased = 0
+    for post in Post.objects.select_for_update().filter(candidates).order_by("pk"):
+        changes = {}
+        if same(post.contact_email, email):
+            # The name given with the person's own address is theirs too.
+            changes = {field: [ERASED_VALUE, ""] for field in CONTACT_FIELDS if getattr(post, field)}
+        elif same(post.contact_name, name):
+            changes = {"contact_name": [ERASED_VALUE, ""]}
+        if not changes:
+            continue
+        for field in changes:
+            setattr(post, field, "")
+        # updated_at moves: an API mirror syncing with `updated_since` takes the erasure too, and an edit form
+        # opened before it is refused (`post_update`'s conflict) rather than putting the contact back.
+        post.save(update_fields=[*changes, "updated_at"])
+        _record(
+            post,
+            actor=actor,
+            action=PostEvent.Action.UPDATED,
+            from_status=post.status,
+            changes=changes,
+            note=_("Contact details erased at the person's request."),
+        )
+        erased += 1
+
+    # The history: the values the person's contact had (their address, with the name beside it in the same
+    # entry; their name alone on the posts of their own Party or provider), and the user name their entries show.
+    history = list(
+        PostEvent.objects.select_for_update()
+        .filter(Q(changes__has_key="contact_email") | Q(changes__has_key="contact_name"))
+        .only("pk", "post_id", "changes")
+    )
+    own_posts = (
+        set(
+            Post.objects.filter(own, pk__in={event.post_id for event in history}).values_list("pk", flat=True)
+        )
+        if name
+        else set()
+    )
+    for event in history:
+        emails, names = (event.changes.get(field) for field in ("contact_email", "contact_name"))
+        emails = emails if isinstance(emails, list) else []
+        names = names if isinstance(names, list) else []
+        touched = False
+        for i, value in enumerate(emails):
+            if same(value, email):
+                emails[i], touched = ERASED_VALUE, True
+                if i < len(names) and names[i]:
+                    names[i] = ERASED_VALUE
+        for i, value in enumerate(names):
+            if event.post_id in own_posts and same(value, name):
+                names[i], touched = ERASED_VALUE, True
+        if touched:
+            PostEvent.objects.filter(pk=event.pk).update(changes=event.changes)
+    PostEvent.objects.filter(actor_id=person.pk, actor_label=person.get_username()).update(actor_label=label)
+    return erased
 
 
 def _queue_matching(posts: Iterable[Post]) -> None:

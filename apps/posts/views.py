@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
@@ -256,6 +257,8 @@ def _submit_requested(request: HttpRequest) -> bool:
     return "save_and_submit" in request.POST
 
 
+# The form holds contact details (and, after a session ended, what was typed): never kept in a browser's cache.
+@never_cache
 @_login_required_keeping_the_form
 def post_create_view(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
@@ -291,6 +294,7 @@ def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySe
     return post
 
 
+@never_cache
 @_login_required_keeping_the_form
 def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)

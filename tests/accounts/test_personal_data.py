@@ -1,0 +1,54 @@
+"""A person who leaves: the secretariat is told when a person it deactivates is still the contact of posts, and
+finds those posts (erasure: test_anonymise.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import FocalPointFactory, PostFactory, party
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def post(focal_point):
+    return PostFactory(
+        party=party("KEN"), contact_name="Jane Wanjiru", contact_email="jane.wanjiru@env.go.ke"
+    )
+
+
+def _deactivate(client, user):
+    from tests.accounts.test_admin_users import change_data
+
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    return client.post(url, change_data(user, is_active=""), follow=True)
+
+
+def test_deactivating_a_person_still_named_on_posts_says_so(secretariat, login):
+    person = FocalPointFactory(username="jwanjiru", email="jane.wanjiru@env.go.ke")
+    PostFactory(party=party("KEN"), contact_email="Jane.Wanjiru@env.go.ke")
+    PostFactory(party=party("KEN"), contact_email="jane.wanjiru@env.go.ke", status="draft")
+    PostFactory(party=party("KEN"), contact_email="jane.wanjiru@env.go.ke", status="withdrawn")  # not shown
+    PostFactory(party=party("KEN"), contact_email="climate@env.go.ke")
+    page = _deactivate(login(secretariat), person).content.decode()
+    person.refresh_from_db()
+    assert not person.is_active
+    assert "2 open posts give jane.wanjiru@env.go.ke as their contact" in page
+
+
+def test_deactivating_a_person_named_on_no_post_says_nothing_more(secretariat, login):
+    person = FocalPointFactory(username="jwanjiru", email="jane.wanjiru@env.go.ke")
+    PostFactory(party=party("KEN"), contact_email="climate@env.go.ke")
+    page = _deactivate(login(secretariat), person).content.decode()
+    assert "as their contact" not in page and "as its contact" not in page
+
+
+def test_the_secretariat_finds_the_posts_that_name_a_person(post, secretariat, login):
+    other = PostFactory(party=party("KEN"), contact_email="climate@env.go.ke")
+    client = login(secretariat)
+    changelist = reverse("admin:posts_post_changelist")
+    for term in ("jane.wanjiru@env.go.ke", "Wanjiru"):
+        page = client.get(changelist, {"q": term}).content.decode()
+        assert reverse("admin:posts_post_change", args=[post.pk]) in page
+        assert reverse("admin:posts_post_change", args=[other.pk]) not in page
