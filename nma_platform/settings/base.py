@@ -694,4 +694,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.accounts.tasks.prune_sent_emails",
         "schedule": crontab(hour=3, minute=30),
     },
+    "accounts-clear-sessions": {
+        "task": "apps.accounts.tasks.clear_sessions",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }

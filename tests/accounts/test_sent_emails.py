@@ -42,3 +42,23 @@ def test_reply_to_is_set_only_when_given():
     first, second = mail.outbox
     assert first.message()["Reply-To"] == "B <b@example.org>"
     assert "Reply-To" not in second.message()
+
+
+def test_expired_sessions_are_deleted_daily_from_beat():
+    """Expired sessions stayed in the database (with the user's id, and a form typed when one ended) unless
+    someone ran `clearsessions` from cron."""
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    from apps.accounts.tasks import clear_sessions
+    from tests.factories import UserFactory
+
+    entry = settings.CELERY_BEAT_SCHEDULE["accounts-clear-sessions"]
+    assert entry["task"] in app.tasks
+    assert entry["schedule"].hour == {3} and entry["schedule"].minute == {45}
+    for user in UserFactory.create_batch(2):
+        Client().force_login(user)
+    old, current = Session.objects.order_by("expire_date")
+    Session.objects.filter(pk=old.pk).update(expire_date=timezone.now() - timedelta(seconds=1))
+    assert clear_sessions() == 1
+    assert list(Session.objects.values_list("pk", flat=True)) == [current.pk]
