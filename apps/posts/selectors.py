@@ -269,6 +269,19 @@ def post_poster_users(post: Post) -> list:
     return list(users.order_by("last_name", "first_name", "pk"))
 
 
+def post_contact_has_left(post: Post) -> bool:
+    """Whether the contact email on the post is the address of a person who has left: the address of a
+    deactivated account (or an anonymised one's, which keeps none), and of no active one. Whom to write to is
+    then the people who speak for its Party or provider now (`post_poster_users`), as for a post without one;
+    an address of nobody registered (a colleague's, a shared mailbox) stands."""
+    from apps.accounts.models import User
+
+    if not post.contact_email:
+        return False
+    holders = User.objects.filter(email__iexact=post.contact_email.strip())
+    return holders.filter(is_active=False).exists() and not holders.filter(is_active=True).exists()
+
+
 def post_count_with_contact(*, email: str) -> int:
     """How many posts still open (not closed nor withdrawn) give this address as their contact: shown to the
     public's registered users and in connection emails, whoever holds the address now."""

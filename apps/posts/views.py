@@ -45,6 +45,7 @@ from .selectors import (
     post_allowed_actions,
     post_awaiting_moderation_count,
     post_changed_since_review_count,
+    post_contact_has_left,
     post_eligibility_labels,
     post_list_own,
     post_list_public,
@@ -130,6 +131,7 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         post_list_visible(actor=actor).select_related("owner").prefetch_related("partner_parties"), pk=pk
     )
     can_manage = post_can_manage(actor=actor, post=post)
+    contact_left = actor.is_authenticated and post_contact_has_left(post)
     context = {
         "post": post,
         "can_manage": can_manage,
@@ -139,12 +141,16 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "aim_labels": [Aim(key).label for key in Aim.values if key in post.aims],
         # Contact details are for registered users only; the public reads the post without them.
         "show_contact": actor.is_authenticated,
-        # Without a contact email on the post, the people who speak for its Party or provider: whom the
-        # connection email gives too (the owner was shown before: the secretariat's staff for an import, a
-        # focal point who left, and nobody for a provider's offer made through its token).
+        # Without a contact email on the post, or with the address of a person who has left, the people who
+        # speak for its Party or provider: whom the connection email gives too (the owner was shown before: the
+        # secretariat's staff for an import, a focal point who left, and nobody for a provider's offer made
+        # through its token).
         "poster_contacts": post_poster_users(post)
-        if actor.is_authenticated and not post.contact_email
+        if actor.is_authenticated and (not post.contact_email or contact_left)
         else [],
+        # Its managers and the secretariat are asked to change it; the others are not shown the old contact.
+        "contact_left": contact_left,
+        "contact_hidden": contact_left and not (can_manage or actor.is_secretariat),
         "events": post.events.select_related("actor") if can_manage else None,
         "close_form": CloseForm(),
         "perms_moderate": actor.is_secretariat,

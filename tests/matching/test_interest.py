@@ -1128,6 +1128,34 @@ def test_a_contact_name_with_a_comma_stays_one_reply_to_address(
     assert [address for _name, address in getaddresses([header])] == ["climat@example.go.ke"]
 
 
+def test_the_connection_email_gives_the_focal_points_when_the_contact_has_left(
+    match, kenya, japan, django_capture_on_commit_callbacks
+):
+    """Japan's offer gives the address of a focal point who left (deactivated): the email gave that address
+    to write to, and set it as Reply-To, while Japan's current focal point heard nothing of the reply."""
+    FocalPointFactory(username="jpn_left", party=party("JPN"), email="JP@example.org", is_active=False)
+    Post.objects.filter(pk=match.offer_id).update(contact_name="Kenji Left")
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    assert "jp@example.org" not in to_kenya.body.lower() and "Kenji Left" not in to_kenya.body
+    assert "jpn@example.org" in to_kenya.body
+    assert [address.split("<")[-1].rstrip(">") for address in to_kenya.reply_to] == ["jpn@example.org"]
+    # The address stands when someone active holds it (the person came back, or a shared mailbox).
+    mail.outbox.clear()
+    FocalPointFactory(username="jpn_back", party=party("JPN"), email="jp@example.org")
+    need = PostFactory(kind="need", party=party("KEN"), title="Flash flood alerts for Nairobi")
+    again = Match.objects.create(
+        need=need, offer=match.offer, score=0.8, explanation={"top_terms": ["flood"]}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=again, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=again, interest="interested")
+    to_kenya = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    assert to_kenya.reply_to == ["Kenji Left <jp@example.org>"]
+
+
 def test_no_ended_note_for_a_connection_retired_while_the_other_post_is_still_published(match, japan, login):
     # Retired by a move or a change of kind (the other post still published): the note would say it is not.
     Match.objects.filter(pk=match.pk).update(

@@ -455,6 +455,33 @@ def test_a_post_without_a_contact_gives_whom_the_connection_email_gives(
     assert secretariat.email not in html
 
 
+def test_a_contact_who_has_left_gives_way_to_the_current_focal_points(
+    observer, secretariat, focal_point, login
+):
+    """A focal point who left (deactivated) stayed the post's contact: every reader was sent to an address
+    nobody reads, and the Party was not told."""
+    FocalPointFactory(username="fp_ken_gone", party=party("KEN"), email="gone@kenya.example", is_active=False)
+    post = ken_post(
+        "published", owner=focal_point, contact_name="Wanjiru Gone", contact_email="Gone@kenya.example"
+    )
+    html = login(observer).get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert "gone@kenya.example" not in html.lower() and "Wanjiru Gone" not in html
+    assert "Focal points of the Party" in html and f'href="mailto:{focal_point.email}"' in html
+    assert "a person who has left" not in html
+    # Its Party's focal point and the secretariat are asked to change it, and see what it was.
+    for manager in (focal_point, secretariat):
+        html = login(manager).get(reverse("posts:detail", args=[post.pk])).content.decode()
+        assert "The contact email is that of a person who has left" in html
+        assert "Gone@kenya.example" in html and "Wanjiru Gone" in html and focal_point.email in html
+    # An address nobody registered holds stands, as does one an active user holds too.
+    for email in ("office@kenya.example", "gone@kenya.example"):
+        if email == "gone@kenya.example":
+            FocalPointFactory(username="fp_ken_back", party=party("KEN"), email=email)
+        Post.objects.filter(pk=post.pk).update(contact_email=email)
+        html = login(observer).get(reverse("posts:detail", args=[post.pk])).content.decode()
+        assert email in html and "Wanjiru Gone" in html and "Focal points of the Party" not in html
+
+
 def test_a_post_whose_poster_has_nobody_to_write_to_says_who_can_put_you_in_touch(
     observer, secretariat, focal_point, login
 ):
