@@ -34,7 +34,7 @@ from apps.posts.selectors import post_count_with_contact
 from .actors import Actor
 from .forms import password_change_failures_forget, preferred_language_field
 from .models import ApiToken, Role, User
-from .services import AnonymiseRefused, user_anonymise
+from .services import AnonymiseRefused, user_anonymise, user_sessions_end
 
 # The secretariat's workplace says whose it is (Django's default header reads "Django administration").
 # Roles decide who may do what (`Actor`, `SecretariatAdminMixin`): Django's groups and per-model permissions are
@@ -156,6 +156,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
         obj.is_staff = obj.role == Role.SECRETARIAT or obj.is_superuser
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
+            user_sessions_end(user=obj)  # else reactivating them would bring their sessions back
             # A person who left: their posts still show their address and connection emails still give it.
             count = post_count_with_contact(email=obj.email)
             if count:

@@ -52,3 +52,26 @@ def test_the_secretariat_finds_the_posts_that_name_a_person(post, secretariat, l
         page = client.get(changelist, {"q": term}).content.decode()
         assert reverse("admin:posts_post_change", args=[post.pk]) in page
         assert reverse("admin:posts_post_change", args=[other.pk]) not in page
+
+
+def test_a_person_deactivated_and_reactivated_does_not_get_their_old_sessions_back(secretariat, login):
+    """A deactivated user's session stopped working at once, but stayed: reactivated within 8 hours, they were
+    logged in again on whatever computer it was left open."""
+    from django.contrib.sessions.models import Session
+
+    person = FocalPointFactory(username="jwanjiru", email="jane.wanjiru@env.go.ke")
+    left_open = login(person)
+    other = login(FocalPointFactory(username="kiprop"))  # someone else's session stays
+    assert left_open.get(reverse("posts:dashboard")).status_code == 200
+    admin = login(secretariat)
+    _deactivate(admin, person)
+    assert Session.objects.count() == 2  # the secretariat's and the other person's
+    url = reverse("admin:accounts_user_change", args=[person.pk])
+    person.refresh_from_db()
+    from tests.accounts.test_admin_users import change_data
+
+    admin.post(url, change_data(person, is_active="on"), follow=True)
+    person.refresh_from_db()
+    assert person.is_active
+    assert left_open.get(reverse("posts:dashboard")).status_code == 302  # to the login page
+    assert other.get(reverse("posts:dashboard")).status_code == 200
