@@ -108,3 +108,11 @@ def test_a_spanish_page_reads_thousands_grouped_by_points_and_asks_when_it_canno
         # English pages read a point as a decimal point, as before.
         assert "Ensure that there are no more than 2 decimal places." in amount("150.000")[0].messages
         assert amount("1.5") == Decimal("1.5") and amount("1,250,000.50") == Decimal("1250000.50")
+
+
+def test_a_refused_csrf_check_is_in_spanish_to_its_title():
+    """The page's title kept the platform's English name: "No se pudo enviar el formulario · NMA Platform"."""
+    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="es")
+    html = client.post(reverse("login"), {"username": "x", "password": "y"}).content.decode()
+    assert "<title>No se pudo enviar el formulario · Plataforma de los ENM</title>" in html
+    assert '<html lang="es">' in html and "NMA Platform" not in html
