@@ -116,3 +116,19 @@ def test_a_refused_csrf_check_is_in_spanish_to_its_title():
     html = client.post(reverse("login"), {"username": "x", "password": "y"}).content.decode()
     assert "<title>No se pudo enviar el formulario · Plataforma de los ENM</title>" in html
     assert '<html lang="es">' in html and "NMA Platform" not in html
+
+
+def test_djangos_own_messages_read_as_the_rest_of_the_spanish_pages(spanish_client, client):
+    """Django's Spanish said a title of at most 200 characters must have "menos de 200 caracteres" (fewer than
+    200), and called the password "clave" beside a field labelled "Contraseña"."""
+    refused = spanish_client.post(
+        reverse("posts:create"), {"kind": "need", "title": "x" * 210}
+    ).content.decode()
+    assert "Asegúrese de que este valor tenga como máximo 200 caracteres (tiene 210)." in refused
+    assert "menos de 200" not in refused
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
+    login = client.post(reverse("login"), {"username": "nadie", "password": "mal"}).content.decode()
+    assert "Introduzca un nombre de usuario y una contraseña correctos." in login
+    assert "clave" not in login and "sensibles a mayúsculas" not in login
+    admin = client.post("/admin/login/", {"username": "nadie", "password": "mal"}).content.decode()
+    assert "Introduzca el nombre de usuario y la contraseña correctos de una cuenta del personal." in admin
