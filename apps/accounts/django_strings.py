@@ -1,9 +1,10 @@
 """Django's own messages that the project's catalogues give themselves (LOCALE_PATHS comes before Django's
 catalogues), kept here for `makemessages` to find: never imported, the msgids are Django's.
 
-Django's Spanish says a title of 200 characters at most must have "menos de 200 caracteres" (fewer than 200),
-and its login errors call the password "clave" beside fields labelled "Contraseña", with "sensibles a
-mayúsculas" for case-sensitive. The French entries keep Django's French wording.
+Django's Spanish says a title of 200 characters at most must have "menos de 200 caracteres" (fewer than 200);
+its login errors and password rules call the password "clave" beside fields labelled "Contraseña" ("sensibles
+a mayúsculas" for case-sensitive); its confirmation fields read "Contraseña nueva (confirmación) (obligatorio)"
+with the form's mark of a required field. The French entries keep Django's French wording.
 """
 
 from django.utils.translation import gettext_noop, ngettext_lazy
@@ -22,4 +23,10 @@ LOGIN_ERRORS = (
         "Please enter the correct %(username)s and password for a staff account. Note that both fields may be "
         "case-sensitive."
     ),
+)
+
+PASSWORD_WORDS = (
+    gettext_noop("Password confirmation"),
+    gettext_noop("New password confirmation"),
+    gettext_noop("Your password can’t be a commonly used password."),
 )

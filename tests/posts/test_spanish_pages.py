@@ -120,7 +120,8 @@ def test_a_refused_csrf_check_is_in_spanish_to_its_title():
 
 def test_djangos_own_messages_read_as_the_rest_of_the_spanish_pages(spanish_client, client):
     """Django's Spanish said a title of at most 200 characters must have "menos de 200 caracteres" (fewer than
-    200), and called the password "clave" beside a field labelled "Contraseña"."""
+    200), called the password "clave" beside a field labelled "Contraseña", and labelled a field "Contraseña
+    nueva (confirmación)", which the form follows with "(obligatorio)"."""
     refused = spanish_client.post(
         reverse("posts:create"), {"kind": "need", "title": "x" * 210}
     ).content.decode()
@@ -132,3 +133,6 @@ def test_djangos_own_messages_read_as_the_rest_of_the_spanish_pages(spanish_clie
     assert "clave" not in login and "sensibles a mayúsculas" not in login
     admin = client.post("/admin/login/", {"username": "nadie", "password": "mal"}).content.decode()
     assert "Introduzca el nombre de usuario y la contraseña correctos de una cuenta del personal." in admin
+    change = spanish_client.get(reverse("accounts:password_change")).content.decode()
+    assert "Confirmación de la contraseña nueva" in change and "(confirmación)" not in change
+    assert "no puede ser una contraseña de uso común" in change and "clave" not in change
