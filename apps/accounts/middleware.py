@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 # The one endpoint that takes a large body: up to 1,000 posts (`DATA_UPLOAD_MAX_MEMORY_SIZE`, 32 MiB).
@@ -27,12 +29,21 @@ class RequestSizeMiddleware:
             length = 0
         limit = settings.REQUEST_MAX_BYTES
         if length > limit and request.path not in LARGE_BODY_PATHS:
-            message = _("The request body is larger than the limit of %(limit)s bytes.") % {"limit": limit}
-            if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {"errors": [{"field": None, "code": "too_large", "message": message}]}, status=413
-                )
-            return HttpResponse(
-                render_to_string("413.html", {"message": message}, request=request), status=413
-            )
+            # Refused before LocaleMiddleware runs: in the language it would choose, not in whichever the thread
+            # served last (a Spanish page's 413 was English, or the previous visitor's language).
+            language = translation.get_language_from_request(request)
+            with translation.override(language):
+                message = _("The request body is larger than the limit of %(limit)s bytes.") % {
+                    "limit": number_format(limit, force_grouping=True)
+                }
+                if request.path.startswith("/api/"):
+                    response = JsonResponse(
+                        {"errors": [{"field": None, "code": "too_large", "message": message}]}, status=413
+                    )
+                else:
+                    response = HttpResponse(
+                        render_to_string("413.html", {"message": message}, request=request), status=413
+                    )
+            response.headers["Content-Language"] = language
+            return response
         return self.get_response(request)

@@ -109,7 +109,7 @@ class MatchAdmin(ReadOnlyAdmin):
     def explanation_shown(self, match):
         from apps.posts.templatetags.post_tags import language_name_in_sentence
 
-        from .templatetags.matching_tags import term_labels
+        from .templatetags.matching_tags import as_written, term_labels
 
         e = match.explanation or {}
         lines = []
@@ -121,7 +121,7 @@ class MatchAdmin(ReadOnlyAdmin):
             if e.get(key):
                 lines.append((label, term_labels(e[key])))
         if e.get("top_terms"):
-            lines.append((_("Words in common:"), ", ".join(e["top_terms"])))
+            lines.append((_("Words in common:"), ", ".join(as_written(e["top_terms"], match.need))))
         if e.get("related_terms"):
             lines.append((_("Related words, through similar posts in %(lang)s:") % {
                 "lang": language_name_in_sentence(e.get("terms_language", ""))}, ", ".join(e["related_terms"])))  # fmt: skip

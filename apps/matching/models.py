@@ -3,8 +3,8 @@
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 
 class Interest(models.TextChoices):
@@ -129,7 +129,9 @@ class Match(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.need.title[:60]} ↔ {self.offer.title[:60]} ({round(100 * self.score)}%)"
+        # The score as the page's language writes a percentage (80 % in Spanish and French: the admin's titles).
+        score = gettext("%(value)s%%") % {"value": round(100 * self.score)}
+        return f"{self.need.title[:60]} ↔ {self.offer.title[:60]} ({score})"
 
 
 class TextModelVersion(models.Model):

@@ -10,6 +10,7 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from apps.accounts.models import ApiToken
 from tests.api.factories import issue_token
@@ -254,5 +255,24 @@ def test_a_huge_username_is_refused_before_it_is_stored_or_parsed(client, db, se
     # A body larger than REQUEST_MAX_BYTES is refused before anything parses it (31 MiB took a gigabyte).
     settings.REQUEST_MAX_BYTES = 100_000
     response = client.post("/accounts/login/", {"username": "x" * 200_000, "password": "whatever"})
-    assert response.status_code == 413 and "limit of 100000 bytes" in response.content.decode()
+    assert response.status_code == 413 and "limit of 100,000 bytes" in response.content.decode()
     assert not AccessAttempt.objects.exists()
+
+
+def test_a_body_too_large_is_refused_in_the_visitors_language(client, db, settings):
+    """The refusal comes before LocaleMiddleware: it was in English (or in the language of the thread's last
+    request) on a Spanish visitor's page, with the limit written 100000."""
+    settings.REQUEST_MAX_BYTES = 100_000
+    translation.activate("fr")  # what the thread served last
+    page = client.post("/accounts/password/reset/", {"email": "x" * 200_000}, HTTP_ACCEPT_LANGUAGE="es")
+    html = page.content.decode()
+    assert page.status_code == 413 and page["Content-Language"] == "es" and '<html lang="es"' in html
+    assert "El cuerpo de la solicitud supera el límite de 100\u00a0000 bytes." in html
+    assert "Lo que se envió es demasiado grande" in html and "Plataforma de los ENM" in html
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
+    api = client.post("/api/v1/posts/", "x" * 200_000, content_type="application/json")
+    assert api.status_code == 413
+    assert (
+        api.json()["errors"][0]["message"]
+        == "El cuerpo de la solicitud supera el límite de 100\u00a0000 bytes."
+    )

@@ -241,6 +241,44 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     assert "(uno en francés y otro en inglés)" in spanish and "similares en inglés: <span" in spanish
 
 
+def test_the_panel_lists_shared_terms_in_taxonomy_order_and_words_as_the_need_writes_them(
+    match, kenya, secretariat, login
+):
+    """The terms were comma-separated, in the order of their keys ("Adaptación, resiliencia y sostenibilidad,
+    Medidas de mitigación..." read as three areas), and the words folded ("indigenas", "formacion", "ndc")."""
+    match.need.title = "Alerta temprana con los pueblos indígenas del Guaviare"
+    match.need.description = "Formación de guardias indígenas y planes de manejo para la NDC."
+    match.need.language = "es"
+    match.need.save()
+    match.explanation = {
+        "shared_support_types": ["technology", "finance"],
+        "shared_focus_areas": ["mitigation", "adaptation"],
+        "top_terms": ["indigenas", "formacion", "ndc", "planes", "sequias"],
+        "cross_lingual": False,
+    }
+    match.save()
+    client = login(kenya)
+    english = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "Shared types of support: Finance; Technology development and transfer" in english
+    client.cookies["django_language"] = "es"
+    html = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "Tipos de apoyo en común: Financiación; Desarrollo y transferencia de tecnología" in html
+    assert (
+        "Ámbitos prioritarios en común: Adaptación, resiliencia y sostenibilidad; Medidas de mitigación"
+        in html
+    )
+    # A word the text does not hold stays as the explanation stores it.
+    assert (
+        'Palabras en común: <span lang="es" dir="auto">indígenas, formación, NDC, planes, sequias</span>'
+        in html
+    )
+    admin = login(secretariat)
+    admin.cookies["django_language"] = "es"
+    page = admin.get(reverse("admin:matching_match_change", args=[match.pk])).content.decode()
+    assert "Palabras en común: indígenas, formación, NDC, planes, sequias" in page
+    assert "River flood forecasting (80\u00a0%)" in page  # the title: "(80%)" before
+
+
 def test_the_secretariat_sees_the_other_side_of_each_match(match, login):
     # The secretariat speaks for neither side: the panel still lists, on the need's page, the offers.
     body = login(SecretariatFactory(username="sec-panel")).get(reverse("posts:detail", args=[match.need_id]))

@@ -48,6 +48,11 @@ def test_a_party_is_named_in_the_active_language():
         assert russia.local_name == "Russian Federation"
 
 
+def by_name(label: str) -> str:
+    """A Party's label ("Guinea (GIN)") in the order of its name, its code aside."""
+    return reading_order(label.rsplit(" (", 1)[0])
+
+
 def parties_in_filter(html):
     select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
     return re.findall(r'<option value="([A-Z]{3})"[^>]*>([^<]*)</option>', select)
@@ -61,7 +66,7 @@ def test_the_list_names_parties_in_spanish_on_spanish_pages(client):
     options = parties_in_filter(spanish)
     assert len(options) == 198 and ("DEU", "Alemania (DEU)") in options
     labels = [label for _code, label in options]
-    assert labels == sorted(labels, key=reading_order)
+    assert labels == sorted(labels, key=by_name)
     # In Spanish alphabetical order: Alemania (DEU) before Argelia (DZA); Sudáfrica (ZAF) among the S's, Países
     # Bajos (NLD) among the P's, Emiratos Árabes Unidos (ARE) among the E's.
     codes = [code for code, _label in options]
@@ -92,8 +97,13 @@ def test_the_admin_lists_parties_in_spanish_order_on_spanish_pages(login, secret
     select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
     labels = re.findall(r'<option value="\d+"[^>]*>([^<]*)</option>', select)
     assert len(labels) == 198
-    assert labels == sorted(labels, key=reading_order)
+    assert labels == sorted(labels, key=by_name)
     assert labels.index("Alemania (DEU)") < labels.index("Argelia (DZA)") < labels.index("Sudáfrica (ZAF)")
+    assert (
+        labels.index("Guinea (GIN)")
+        < labels.index("Guinea-Bissau (GNB)")
+        < labels.index("Guinea Ecuatorial (GNQ)")
+    )
 
 
 def test_the_admin_finds_a_party_and_its_posts_by_the_spanish_name(login, secretariat):
@@ -103,3 +113,21 @@ def test_the_admin_finds_a_party_and_its_posts_by_the_spanish_name(login, secret
     PostFactory(title="Alerta temprana", party=party("NLD"))
     posts = client.get(reverse("admin:posts_post_changelist"), {"q": "Países Bajos"})
     assert posts.context["cl"].result_count == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "in_order"),
+    [
+        ("es", ["Guinea (GIN)", "Guinea-Bissau (GNB)", "Guinea Ecuatorial (GNQ)", "Níger (NER)", "Nigeria (NGA)",
+                "Sudán (SDN)", "Sudán del Sur (SSD)"]),
+        ("fr", ["Guinée (GIN)", "Guinée-Bissau (GNB)", "Guinée équatoriale (GNQ)", "Niger (NER)", "Nigeria (NGA)"]),
+        ("en", ["Guinea (GIN)", "Guinea-Bissau (GNB)", "Niger (NER)", "Nigeria (NGA)"]),
+    ],
+)  # fmt: skip
+def test_the_list_filter_orders_parties_by_name_not_by_name_and_code(client, language, in_order):
+    """Sorted with their codes, "Guinea (GIN)" came after "Guinea Ecuatorial (GNQ)", "Níger (NER)" after
+    "Nigeria (NGA)" and "Sudán (SDN)" after "Sudán del Sur (SSD)", as the post form (by name) did not."""
+    client.cookies["django_language"] = language
+    labels = [label for _code, label in parties_in_filter(client.get(reverse("posts:list")).content.decode())]
+    assert [label for label in labels if label in in_order] == in_order
+    assert labels == sorted(labels, key=by_name)

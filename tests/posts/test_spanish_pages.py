@@ -108,3 +108,31 @@ def test_a_spanish_page_reads_thousands_grouped_by_points_and_asks_when_it_canno
         # English pages read a point as a decimal point, as before.
         assert "Ensure that there are no more than 2 decimal places." in amount("150.000")[0].messages
         assert amount("1.5") == Decimal("1.5") and amount("1,250,000.50") == Decimal("1250000.50")
+
+
+def test_a_refused_csrf_check_is_in_spanish_to_its_title():
+    """The page's title kept the platform's English name: "No se pudo enviar el formulario · NMA Platform"."""
+    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="es")
+    html = client.post(reverse("login"), {"username": "x", "password": "y"}).content.decode()
+    assert "<title>No se pudo enviar el formulario · Plataforma de los ENM</title>" in html
+    assert '<html lang="es">' in html and "NMA Platform" not in html
+
+
+def test_djangos_own_messages_read_as_the_rest_of_the_spanish_pages(spanish_client, client):
+    """Django's Spanish said a title of at most 200 characters must have "menos de 200 caracteres" (fewer than
+    200), called the password "clave" beside a field labelled "Contraseña", and labelled a field "Contraseña
+    nueva (confirmación)", which the form follows with "(obligatorio)"."""
+    refused = spanish_client.post(
+        reverse("posts:create"), {"kind": "need", "title": "x" * 210}
+    ).content.decode()
+    assert "Asegúrese de que este valor tenga como máximo 200 caracteres (tiene 210)." in refused
+    assert "menos de 200" not in refused
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
+    login = client.post(reverse("login"), {"username": "nadie", "password": "mal"}).content.decode()
+    assert "Introduzca un nombre de usuario y una contraseña correctos." in login
+    assert "clave" not in login and "sensibles a mayúsculas" not in login
+    admin = client.post("/admin/login/", {"username": "nadie", "password": "mal"}).content.decode()
+    assert "Introduzca el nombre de usuario y la contraseña correctos de una cuenta del personal." in admin
+    change = spanish_client.get(reverse("accounts:password_change")).content.decode()
+    assert "Confirmación de la contraseña nueva" in change and "(confirmación)" not in change
+    assert "no puede ser una contraseña de uso común" in change and "clave" not in change

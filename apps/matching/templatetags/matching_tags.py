@@ -1,13 +1,16 @@
 """The matches panel shown on a poster's own published post."""
 
+import re
+
 from django import template
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from apps.accounts.actors import Actor
+from apps.posts.folding import search_fold
 from apps.posts.models import Post
 from apps.posts.taxonomies import FACETS
 
@@ -131,9 +134,33 @@ def percent(value) -> str:
 
 
 _LABELS = {key: label for choices in FACETS.values() for key, label in choices.choices}
+_ORDER = {key: position for position, key in enumerate(_LABELS)}
 
 
 @register.filter
 def term_labels(keys) -> str:
-    """Taxonomy keys (as stored in an explanation) as their translated labels, comma-separated."""
-    return ", ".join(str(_LABELS.get(key, key)) for key in keys or ())
+    """Taxonomy keys (as stored in an explanation) as their translated labels, in the taxonomy's order and
+    separated as a post's page separates them: a semicolon, since some labels hold commas ("Adaptation,
+    resilience and sustainability, Mitigation measures..." read as three areas)."""
+    keys = sorted(keys or (), key=lambda key: _ORDER.get(key, len(_ORDER)))
+    return pgettext("between the items of a list", "; ").join(str(_LABELS.get(key, key)) for key in keys)
+
+
+# The word model's tokens (`engine.TextModel.fit`'s token_pattern), found in the text as written.
+_WORDS = re.compile(r"(?u)\b[^\W\d_][\w-]*[^\W_]\b")
+
+
+@register.filter
+def as_written(terms, post) -> list[str]:
+    """The words of an explanation, which the word model stores folded (no accents, lower case), as `post`
+    writes them: "indígenas", "formación", "NDC" where the panel showed "indigenas", "formacion", "ndc". A word
+    the text does not hold (a changed text) stays as stored."""
+    if not terms:
+        return []
+    written = getattr(post, "_written_words", None)
+    if written is None:
+        written = {}
+        for word in _WORDS.findall(f"{post.title}\n{post.description}"):
+            written.setdefault(search_fold(word), word if word.isupper() else word.lower())
+        post._written_words = written
+    return [written.get(term, term) for term in terms]
