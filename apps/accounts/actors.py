@@ -33,6 +33,8 @@ class Actor:
     user: User | None = None
     token_id: int | None = None
     can_write: bool = True
+    # A partner system's token issued without contact details (`ApiToken.sees_contacts`); people always see them.
+    sees_contacts: bool = True
 
     @classmethod
     def for_user(cls, user: User) -> Actor:
@@ -63,7 +65,12 @@ class Actor:
         if not token.is_usable:
             return ANONYMOUS
         label = f"API token “{token.name}” ({token.prefix})"
-        common = {"label": label, "user": token.created_by, "token_id": token.pk}
+        common = {
+            "label": label,
+            "user": token.created_by,
+            "token_id": token.pk,
+            "sees_contacts": token.sees_contacts,
+        }
         if token.scope == ApiToken.Scope.WRITE and token.party_id is not None:
             return cls(role=Role.FOCAL_POINT, party_id=token.party_id, **common)
         if token.scope == ApiToken.Scope.WRITE and token.provider_id is not None:
@@ -102,6 +109,12 @@ class Actor:
     @property
     def is_authenticated(self) -> bool:
         return self.role != "anonymous"
+
+    def reads_contacts(self, *, own: bool = False) -> bool:
+        """Whether a post's contact details are for this actor: never the public's; a token's if it was issued
+        with them, or for `own` posts (those it may manage: a write token's PUT must not blank a contact it
+        was never shown)."""
+        return self.is_authenticated and (self.sees_contacts or own)
 
     def acts_for(self, *, party_id: int | None, provider_id: int | None) -> bool:
         """Whether this actor speaks for the given poster (never for another Party or provider)."""

@@ -214,7 +214,7 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
 class ApiTokenAdminForm(forms.ModelForm):
     class Meta:
         model = ApiToken
-        fields = ("name", "scope", "party", "provider", "expires_at")
+        fields = ("name", "scope", "party", "provider", "sees_contacts", "expires_at")
 
     def clean_expires_at(self):
         expires_at = self.cleaned_data.get("expires_at")
@@ -251,13 +251,14 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj=None):
         if obj is None:
-            return ("name", "scope", "party", "provider", "expires_at")
+            return ("name", "scope", "party", "provider", "sees_contacts", "expires_at")
         return (
             "name",
             "prefix",
             "scope",
             "party",
             "provider",
+            "sees_contacts",
             "expires_at",
             "state",
             "created_by",
@@ -269,12 +270,13 @@ class ApiTokenAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:
             return ()
-        # Who a token speaks for never changes after issue: issue a new token instead.
+        # Who a token speaks for, and what it is given, never change after issue: issue a new token instead.
         return (
             "prefix",
             "scope",
             "party",
             "provider",
+            "sees_contacts",
             "state",
             "created_by",
             "created_at",

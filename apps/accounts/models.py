@@ -199,6 +199,7 @@ class ApiTokenQuerySet(models.QuerySet):
         party=None,
         provider=None,
         expires_at=None,
+        sees_contacts: bool = False,
     ) -> tuple["ApiToken", str]:
         """Create a token and return it with its raw value, which is never stored and cannot be shown again."""
         token = self.model(
@@ -208,6 +209,7 @@ class ApiTokenQuerySet(models.QuerySet):
             provider=provider,
             expires_at=expires_at,
             created_by=created_by,
+            sees_contacts=sees_contacts,
         )
         raw = token.set_new_key()
         token.full_clean()
@@ -271,6 +273,15 @@ class ApiToken(models.Model):
     )
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    # Personal data only where the partner system needs it: a post's contact (a person's name and address).
+    sees_contacts = models.BooleanField(
+        _("sees contact details"),
+        default=False,
+        help_text=_(
+            "Whether the system receives the contact name and email of the posts it reads (personal data: tick it "
+            "only if it needs them to put people in touch). A write token always receives those of its own posts."
+        ),
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 

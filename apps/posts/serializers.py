@@ -171,8 +171,9 @@ class PostJson(NamedTuple):
 def post_json(post: PostJson, *, actor: Actor, can_manage: bool) -> str:
     """The post's API record as JSON text: what `post_api_record` gives, for this caller."""
     extra = {}
-    if actor.is_authenticated:
-        # The public reads posts without contact details (README: who uses it); any token or account sees them.
+    if actor.reads_contacts(own=can_manage):
+        # The public reads posts without contact details (README: who uses it); users see them, and tokens
+        # issued with them, or for their own posts.
         extra["contact_name"] = post.contact_name
         extra["contact_email"] = post.contact_email
     if can_manage:
@@ -611,8 +612,8 @@ def post_api_record(post: Post | PostWithFacets, *, actor: Actor, can_manage: bo
         closed_at=_api_time(post.closed_at),
         withdrawn_at=_api_time(post.withdrawn_at),
     )
-    if actor.is_authenticated:
-        # The public reads posts without contact details (README: who uses it); any token or account sees them.
+    if actor.reads_contacts(own=can_manage):
+        # As `post_json`: users, and tokens issued with contact details or for their own posts.
         record["contact_name"] = post.contact_name
         record["contact_email"] = post.contact_email
     if can_manage:
@@ -743,6 +744,12 @@ class PostWriteSerializer(serializers.Serializer):
     contact_email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
 
 
+CONTACT_HELP = (
+    "Omitted for anonymous callers, and for a token issued without contact details (except on the posts it may "
+    "manage)."
+)
+
+
 class PostSerializer(serializers.Serializer):
     """A post as returned by the API (the import format plus id, status and timestamps)."""
 
@@ -766,8 +773,8 @@ class PostSerializer(serializers.Serializer):
     involves_iplc = serializers.BooleanField()
     declarations = DeclarationsSerializer()
     outcome = serializers.CharField(allow_blank=True, help_text="How a closed post was fulfilled.")
-    contact_name = serializers.CharField(required=False, help_text="Omitted for anonymous callers.")
-    contact_email = serializers.CharField(required=False, help_text="Omitted for anonymous callers.")
+    contact_name = serializers.CharField(required=False, help_text=CONTACT_HELP)
+    contact_email = serializers.CharField(required=False, help_text=CONTACT_HELP)
     return_reason = serializers.CharField(required=False, help_text="Only for the post's owner and staff.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.utils import timezone
@@ -11,7 +12,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import ApiToken
 
 from ..factories import ProviderUserFactory, SecretariatFactory, party
-from .factories import issue_token
+from .factories import issue_token as issue_token_as
 
 
 @pytest.fixture
@@ -27,8 +28,11 @@ def provider(provider_user):
 
 @pytest.fixture
 def tokens(db, issuer, provider):
-    """Raw tokens by role: read, stocktake, write for KEN, write for BRA, write for the provider, expired, revoked."""
+    """Raw tokens by role: read, stocktake, write for KEN, write for BRA, write for the provider, expired, revoked;
+    each issued with contact details, as every token was before that became an option (test_token_contacts.py
+    has tokens without)."""
     raw = {}
+    issue_token = partial(issue_token_as, sees_contacts=True)
     _t, raw["read"] = issue_token(scope=ApiToken.Scope.READ, issuer=issuer, name="Reader")
     _t, raw["stocktake"] = issue_token(
         scope=ApiToken.Scope.STOCKTAKE, issuer=issuer, name="Committee scripts"
