@@ -81,8 +81,17 @@ def _weights() -> Weights:
 
 def ranking_settings_digest() -> str:
     """What, in this process's settings, decides a rebuild's ranking (the top k, the floor, the weights): the
-    chunks of one run must all be ranked alike."""
-    ranking = {"k": settings.MATCHING_TOP_K, "floor": settings.MATCHING_FLOOR, "weights": asdict(_weights())}
+    chunks of one run must all be ranked alike. Digested as the numbers they are, not as they were written: a
+    worker given `{"lexical": 1}` ranks as a command given `{"lexical": 1.0}` (and -0.0 as 0.0)."""
+
+    def number(value: float) -> float:
+        return float(value) + 0.0  # an int as the float it equals; + 0.0 makes -0.0 0.0
+
+    ranking = {
+        "k": int(settings.MATCHING_TOP_K),
+        "floor": number(settings.MATCHING_FLOOR),
+        "weights": {name: number(value) for name, value in asdict(_weights()).items()},
+    }
     return hashlib.sha256(orjson.dumps(ranking, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -1435,7 +1444,7 @@ def rebuild_requeue_lost() -> int:
         .filter(Q(requeued_at__isnull=True) | Q(requeued_at__lt=F("progress_at")))
     )
     queued = 0
-    for run_id in silent.values_list("pk", flat=True):
+    for run_id, started_at in silent.values_list("pk", "started_at"):
         # Claimed in a conditional update, so that two sweeps do not both queue them.
         if not silent.filter(pk=run_id).update(requeued_at=now):
             continue
@@ -1445,8 +1454,15 @@ def rebuild_requeue_lost() -> int:
         )
         try:
             for side, first, last in chunks:
-                # Its first post named the chunk: it stays first even if it is no longer published.
-                later = Post.objects.published().filter(kind=side, pk__gt=first, pk__lte=last).order_by("pk")
+                # Its first post named the chunk: it stays first even if it is no longer published. The others: its
+                # posts still published, not those published since the run started (drafts and submissions
+                # whose ids fall between its posts': their own tasks match them), which could make it many times
+                # the size it was planned with, beyond its time limit.
+                later = (
+                    Post.objects.published()
+                    .filter(kind=side, pk__gt=first, pk__lte=last, published_at__lt=started_at)
+                    .order_by("pk")
+                )
                 rebuild_chunk.delay(run_id, side, [first, *later.values_list("pk", flat=True)])
         except Exception:
             # The broker is away again: the sweep's retry (or the next sweep) queues them all again.
