@@ -340,3 +340,16 @@ def test_anonymous_visitors_and_api_tokens_do_not_reach_the_action(person, clien
         assert response.status_code == 302 and "/admin/login/" in response.url
     person.refresh_from_db()
     assert person.anonymised_at is None
+
+
+def test_her_sessions_are_deleted_not_only_refused(person, secretariat, login):
+    """The new password hash refused her sessions at their next request, but their rows stayed (her id, what
+    the session held) until they expired and the daily task deleted them; deactivation deletes them at once."""
+    from django.contrib.sessions.models import Session
+
+    login(person)
+    kept = login(FocalPointFactory(username="fp_ken_other"))
+    assert Session.objects.count() == 2
+    user_anonymise(actor=Actor.for_user(secretariat), user=person)
+    assert Session.objects.count() == 1
+    assert kept.get(reverse("accounts:profile")).status_code == 200
