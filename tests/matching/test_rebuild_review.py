@@ -81,3 +81,39 @@ def test_a_chunk_queued_again_holds_the_posts_it_was_planned_with(corpus, monkey
     assert pipeline.rebuild_requeue_lost() == run.total_chunks
     again = {ids[0]: ids for _run, side, ids in queued if side == "need"}
     assert again == planned
+
+
+@pytest.mark.parametrize("ended", ["dead", "finished"])
+def test_a_chunk_whose_run_ended_while_it_ranked_writes_nothing(corpus, monkeypatch, ended):
+    """A chunk checked that its run was unfinished before ranking, not when it wrote: a run ended as dead by the
+    next rebuild's start (its chunks and pairs deleted) meanwhile, or finished by a first delivery of the same
+    chunk (a copy the sweep queued again), got its chunk recorded again, its pairs, one more chunk counted, and
+    its matches written after the next run started, which that run's end then keeps whatever it ranks."""
+    from apps.matching.models import Match, RebuildChunk, RebuildPair
+
+    lost = []
+    monkeypatch.setattr(tasks.rebuild_chunk, "delay", lambda *args: lost.append(args))
+    run = pipeline.rebuild_start(chunk_size=2)
+    ranking = pipeline.MatchIndex.match_rows
+    _run, side, ids = lost[0]
+
+    def ended_meanwhile(*args, **kwargs):
+        if ended == "dead":
+            RebuildRun.objects.filter(pk=run.pk).update(
+                progress_at=timezone.now() - pipeline.RUN_STALLED_AFTER - timedelta(minutes=1)
+            )
+            pipeline._end_dead_runs()
+            RebuildChunk.objects.filter(run=run).delete()  # as the next rebuild's start does
+        else:
+            pipeline.rebuild_finish(RebuildRun.objects.get(pk=run.pk))
+        return ranking(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.MatchIndex, "match_rows", ended_meanwhile)
+    before = timezone.now()
+    assert pipeline.rebuild_run_chunk(run_id=run.pk, side=side, post_ids=ids) == 0
+    run.refresh_from_db()
+    assert run.finished_at is not None and run.done_chunks == 0
+    assert (
+        not RebuildChunk.objects.filter(run=run).exists() and not RebuildPair.objects.filter(run=run).exists()
+    )
+    assert not Match.objects.filter(updated_at__gte=before).exists()
