@@ -106,8 +106,8 @@ def user_anonymise(*, actor: Actor, user: User) -> User:
     """Erase a person's personal data at their request, keeping what the platform's records need.
 
     The account stays, under a pseudonym (`anonymised-<id>`): deactivated, without name, email, phone,
-    organisation, preferences or password (so every open session of theirs ends at its next request), its role,
-    Party or provider and date joined kept, so the stocktake counts them as a deactivated user. Their Party's or
+    organisation, preferences, password or sessions, its role, Party or provider and date joined kept, so the
+    stocktake counts them as a deactivated user. Their Party's or
     provider's posts stay, with their matches; their address and name leave the posts' contacts and history
     (`posts.services.post_person_erase`), and the history, the admin's and the stocktake snapshots name them by
     the pseudonym. Their failed logins are forgotten. Only the secretariat may do it, never to its own account,
@@ -160,5 +160,8 @@ def user_anonymise(*, actor: Actor, user: User) -> User:
     user.set_unusable_password()
     user.anonymised_at = timezone.now()
     user.save()
+    # Their session rows go now, not when they expire: they hold the account's id and what the person kept in
+    # them; and no session of theirs is left for a next request to end.
+    user_sessions_end(user=user)
     password_change_failures_forget([user.pk])
     return user

@@ -81,8 +81,17 @@ def _weights() -> Weights:
 
 def ranking_settings_digest() -> str:
     """What, in this process's settings, decides a rebuild's ranking (the top k, the floor, the weights): the
-    chunks of one run must all be ranked alike."""
-    ranking = {"k": settings.MATCHING_TOP_K, "floor": settings.MATCHING_FLOOR, "weights": asdict(_weights())}
+    chunks of one run must all be ranked alike. Digested as the numbers they are, not as they were written: a
+    worker given `{"lexical": 1}` ranks as a command given `{"lexical": 1.0}` (and -0.0 as 0.0)."""
+
+    def number(value: float) -> float:
+        return float(value) + 0.0  # an int as the float it equals; + 0.0 makes -0.0 0.0
+
+    ranking = {
+        "k": int(settings.MATCHING_TOP_K),
+        "floor": number(settings.MATCHING_FLOOR),
+        "weights": {name: number(value) for name, value in asdict(_weights()).items()},
+    }
     return hashlib.sha256(orjson.dumps(ranking, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -1210,7 +1219,36 @@ def _write_chunk(
     published are retired again after the commit (a withdrawal committed meanwhile would otherwise find its
     matches brought back by a rebuild running beside it). `chunk`: (side, first post
     id) of a fanned-out chunk, counted once (`RebuildChunk`): None, writing nothing, when it was written
-    already (the same chunk delivered twice)."""
+    already (the same chunk delivered twice), or when the run ended while the chunk was ranked."""
+    try:
+        written = _write_chunk_rows(run_id, version, results, record_pairs, stored, unchanged, since, chunk)
+    except _RunEnded:
+        logger.info("Rebuild %d ended while a chunk of it was ranked: the chunk writes nothing", run_id)
+        return None
+    if written is None:
+        return None
+    if since is not None and (gone := _posts_changed_since(since - CHANGE_MARGIN, unpublished_only=True)):
+        # After the commit: a withdrawal whose own retiring ran before it did not see the rows this chunk
+        # inserted; one committed from now on retires them itself (its statement, then its task, see them).
+        matching_retire(post_ids=sorted(gone))
+    return written
+
+
+class _RunEnded(Exception):
+    """The chunk's run was ended (finished, or as failed) after the chunk checked it: its transaction is undone."""
+
+
+def _write_chunk_rows(
+    run_id: int,
+    version: int,
+    results: list[MatchResult],
+    record_pairs: bool,
+    stored: StoredFingerprints | None,
+    unchanged: int,
+    since: datetime | None,
+    chunk: tuple[str, int] | None,
+) -> int | None:
+    """`_write_chunk`'s transaction."""
     with transaction.atomic():
         if chunk is not None and not _chunk_mark_written(run_id, *chunk):
             logger.info("Rebuild %d: the chunk of %ss from post %d was written already", run_id, *chunk)
@@ -1230,15 +1268,16 @@ def _write_chunk(
                     ignore_conflicts=True,
                 )
         written = _upsert(results, version=version, run_id=run_id, record_pairs=record_pairs, stored=stored)
-        RebuildRun.objects.filter(pk=run_id).update(
+        # Counted only while the run is going, checked with its row locked (after a finisher's commit): a run
+        # ended meanwhile (as dead by the next rebuild's start, which deleted its chunks and pairs; or finished
+        # by another delivery of this chunk) gets nothing from it. Its matches, written after the next run
+        # started, would be kept by that run's end whatever it ranked.
+        if not RebuildRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
             done_chunks=F("done_chunks") + 1,
             matches_written=F("matches_written") + written + unchanged,
             progress_at=timezone.now(),
-        )
-    if since is not None and (gone := _posts_changed_since(since - CHANGE_MARGIN, unpublished_only=True)):
-        # After the commit: a withdrawal whose own retiring ran before it did not see the rows this chunk
-        # inserted; one committed from now on retires them itself (its statement, then its task, see them).
-        matching_retire(post_ids=sorted(gone))
+        ):
+            raise _RunEnded
     return written + unchanged
 
 
@@ -1435,7 +1474,7 @@ def rebuild_requeue_lost() -> int:
         .filter(Q(requeued_at__isnull=True) | Q(requeued_at__lt=F("progress_at")))
     )
     queued = 0
-    for run_id in silent.values_list("pk", flat=True):
+    for run_id, started_at in silent.values_list("pk", "started_at"):
         # Claimed in a conditional update, so that two sweeps do not both queue them.
         if not silent.filter(pk=run_id).update(requeued_at=now):
             continue
@@ -1445,8 +1484,15 @@ def rebuild_requeue_lost() -> int:
         )
         try:
             for side, first, last in chunks:
-                # Its first post named the chunk: it stays first even if it is no longer published.
-                later = Post.objects.published().filter(kind=side, pk__gt=first, pk__lte=last).order_by("pk")
+                # Its first post named the chunk: it stays first even if it is no longer published. The others: its
+                # posts still published, not those published since the run started (drafts and submissions
+                # whose ids fall between its posts': their own tasks match them), which could make it many times
+                # the size it was planned with, beyond its time limit.
+                later = (
+                    Post.objects.published()
+                    .filter(kind=side, pk__gt=first, pk__lte=last, published_at__lt=started_at)
+                    .order_by("pk")
+                )
                 rebuild_chunk.delay(run_id, side, [first, *later.values_list("pk", flat=True)])
         except Exception:
             # The broker is away again: the sweep's retry (or the next sweep) queues them all again.

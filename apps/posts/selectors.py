@@ -278,8 +278,9 @@ def post_contact_has_left(post: Post) -> bool:
 
     if not post.contact_email:
         return False
+    # One query (the post's page and each connection email ask): whether its holders are active, each once.
     holders = User.objects.filter(email__iexact=post.contact_email.strip())
-    return holders.filter(is_active=False).exists() and not holders.filter(is_active=True).exists()
+    return set(holders.order_by().values_list("is_active", flat=True).distinct()) == {False}
 
 
 def post_count_with_contact(*, email: str) -> int:

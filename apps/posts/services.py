@@ -538,7 +538,8 @@ CONTACT_FIELDS = ("contact_name", "contact_email")
 def post_person_erase(*, actor: Actor, person: User, label: str) -> int:
     """Erase a person from the posts, at their request (`accounts.services.user_anonymise`): their address, and
     the name given with it, from every post's contact; their name from the contact of the posts of their Party or
-    provider and of those they made; both from the history's changes of these fields; and their user name, which
+    provider and of those they made; both from the history's changes of these fields (their name also from the
+    history of a post that gave their address); and their user name, which
     the history names them by, becomes `label`. Call it before the user's own row is changed (it reads the
     person's email, name and user name). The posts keep everything else: status, matches and the stocktake's
     figures are as before, and each one's history records the erasure, without the values.
@@ -563,9 +564,11 @@ def post_person_erase(*, actor: Actor, person: User, label: str) -> int:
     if name:
         candidates |= own & ~Q(contact_name="")
     erased = 0
+    gave_address = set()  # the posts whose contact was her address
     for post in Post.objects.select_for_update().filter(candidates).order_by("pk"):
         changes = {}
         if same(post.contact_email, email):
+            gave_address.add(post.pk)
             # The name given with the person's own address is theirs too.
             changes = {field: [ERASED_VALUE, ""] for field in CONTACT_FIELDS if getattr(post, field)}
         elif same(post.contact_name, name):
@@ -588,7 +591,8 @@ def post_person_erase(*, actor: Actor, person: User, label: str) -> int:
         erased += 1
 
     # The history: the values the person's contact had (their address, with the name beside it in the same
-    # entry; their name alone on the posts of their own Party or provider), and the user name their entries show.
+    # entry; their name alone on the posts of their own Party or provider, and on those that gave their address),
+    # and the user name their entries show.
     history = list(
         PostEvent.objects.select_for_update()
         .filter(Q(changes__has_key="contact_email") | Q(changes__has_key="contact_name"))
@@ -601,10 +605,18 @@ def post_person_erase(*, actor: Actor, person: User, label: str) -> int:
         if name
         else set()
     )
+
+    def values(event, field: str) -> list:
+        value = event.changes.get(field)
+        return value if isinstance(value, list) else []
+
+    # Her name is hers too on a post that gave her address, in an entry that changed the name alone (another
+    # Party's post, whose history its own people read).
+    if name and email:
+        own_posts |= {e.post_id for e in history if any(same(v, email) for v in values(e, "contact_email"))}
+        own_posts |= gave_address
     for event in history:
-        emails, names = (event.changes.get(field) for field in ("contact_email", "contact_name"))
-        emails = emails if isinstance(emails, list) else []
-        names = names if isinstance(names, list) else []
+        emails, names = values(event, "contact_email"), values(event, "contact_name")
         touched = False
         for i, value in enumerate(emails):
             if same(value, email):

@@ -340,3 +340,45 @@ def test_anonymous_visitors_and_api_tokens_do_not_reach_the_action(person, clien
         assert response.status_code == 302 and "/admin/login/" in response.url
     person.refresh_from_db()
     assert person.anonymised_at is None
+
+
+def test_her_sessions_are_deleted_not_only_refused(person, secretariat, login):
+    """The new password hash refused her sessions at their next request, but their rows stayed (her id, what
+    the session held) until they expired and the daily task deleted them; deactivation deletes them at once."""
+    from django.contrib.sessions.models import Session
+
+    login(person)
+    kept = login(FocalPointFactory(username="fp_ken_other"))
+    assert Session.objects.count() == 2
+    user_anonymise(actor=Actor.for_user(secretariat), user=person)
+    assert Session.objects.count() == 1
+    assert kept.get(reverse("accounts:profile")).status_code == 200
+
+
+def test_her_name_leaves_the_history_of_another_partys_post_that_gave_her_address(person, secretariat):
+    """Japan's offer gave her address, with her name: the post lost both, but an earlier change of the name
+    alone (the address already hers) kept her name in its history, which Japan's focal points read."""
+    sec = Actor.for_user(secretariat)
+
+    def offer(name: str) -> PostData:
+        return PostData(kind="offer", party=party("JPN"), title="Flood forecasting software",
+                        description="Software and training.", support_types=["technology"],
+                        focus_areas=["adaptation"], contact_name=name,
+                        contact_email="jane.wanjiru@env.go.ke")  # fmt: skip
+
+    post = post_services.post_create(actor=sec, data=offer("Jane Wanjiru"))
+    post = post_services.post_update(actor=sec, post=post, data=offer("Dr Jane Wanjiru (KEN)"))
+    post = post_services.post_update(actor=sec, post=post, data=offer("Jane  Wanjiru"))
+
+    user_anonymise(actor=sec, user=person)
+
+    post.refresh_from_db()
+    assert (post.contact_name, post.contact_email) == ("", "")
+    changes = [
+        e.changes for e in PostEvent.objects.filter(post=post).order_by("created_at", "id") if e.changes
+    ]
+    # Her name as the account writes it (another form of it, as free text, is not recognised).
+    assert [c["contact_name"] for c in changes[:2]] == [
+        ["[erased]", "Dr Jane Wanjiru (KEN)"],
+        ["Dr Jane Wanjiru (KEN)", "[erased]"],
+    ]

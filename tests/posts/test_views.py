@@ -1145,3 +1145,21 @@ def test_a_links_hidden_title_follows_the_pages_punctuation(focal_point, login):
     html = client.get(reverse("dashboard")).content.decode()
     assert '<span class="visually-hidden">\u00a0: Pompes solaires</span>' in html
     assert draft.title in html
+
+
+@pytest.mark.parametrize("left", [True, False])
+def test_a_post_page_asks_once_whether_its_contact_has_left(
+    left, observer, focal_point, login, django_assert_num_queries
+):
+    """Whether the contact has left took two queries (a deactivated holder, then an active one)."""
+    FocalPointFactory(
+        username="fp_ken_gone", party=party("KEN"), email="gone@kenya.example", is_active=not left
+    )
+    post = ken_post("published", contact_name="Wanjiru", contact_email="Gone@kenya.example ")
+    client = login(observer)
+    client.get(reverse("posts:detail", args=[post.pk]))
+    # The session, the user, the post, its four facets and its partner Parties, whether its contact's holders
+    # are active; the Party's current people when the contact has left.
+    with django_assert_num_queries(10 if left else 9):
+        html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
+    assert ("Wanjiru" in html) is not left

@@ -1,6 +1,7 @@
 """The matches panel shown on a poster's own published post."""
 
 import re
+import unicodedata
 
 from django import template
 from django.core.paginator import Paginator
@@ -160,7 +161,11 @@ def as_written(terms, post) -> list[str]:
     written = getattr(post, "_written_words", None)
     if written is None:
         written = {}
-        for word in _WORDS.findall(f"{post.title}\n{post.description}"):
-            written.setdefault(search_fold(word), word if word.isupper() else word.lower())
+        # Composed first: an accent typed as a combining mark is no word character, and cut the word in two.
+        for word in _WORDS.findall(unicodedata.normalize("NFC", f"{post.title}\n{post.description}")):
+            key, form = search_fold(word), word if word.isupper() else word.lower()
+            # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
+            if key not in written or (written[key].isupper() and not form.isupper()):
+                written[key] = form
         post._written_words = written
     return [written.get(term, term) for term in terms]

@@ -1,0 +1,34 @@
+"""The words of a match's explanation as the need writes them (`matching_tags.as_written`)."""
+
+import unicodedata
+from types import SimpleNamespace
+
+from apps.matching.templatetags.matching_tags import as_written
+
+
+def need(title: str, description: str = "") -> SimpleNamespace:
+    return SimpleNamespace(title=title, description=description)
+
+
+def test_a_title_in_capitals_does_not_make_its_words_acronyms():
+    """The first occurrence decided: a title written in capitals showed "EARLY, WARNING, FLOODS" though the
+    description writes "early warning of floods"."""
+    post = need("EARLY WARNING FOR RIVER FLOODS", "Early warning of floods, as the NDC asks, for the NDC.")
+    assert as_written(["early", "warning", "floods", "ndc"], post) == ["early", "warning", "floods", "NDC"]
+    # Written in capitals wherever it is written: an acronym, whatever comes first.
+    assert as_written(["ndc"], need("Ndc review", "The NDC and the ndc")) == ["ndc"]
+    assert as_written(["ndc"], need("NDC review", "The NDC")) == ["NDC"]
+
+
+def test_a_text_with_decomposed_accents_gives_its_words():
+    """A description imported with its accents as combining marks (NFD: "o" then U+0301) was cut at each mark
+    ("formacio", "indi"), so its words stayed folded: "formacion", "indigenas"."""
+    post = need("Alerta temprana", unicodedata.normalize("NFD", "Formación de guardias indígenas"))
+    assert as_written(["formacion", "indigenas"], post) == ["formación", "indígenas"]
+
+
+def test_hyphens_apostrophes_other_scripts_and_words_not_in_the_text():
+    post = need("Bien-être", "l'eau et l’adaptation, COVID-19, CO₂; نظام إنذار مبكر; Наводнения")
+    assert as_written(["bien-etre", "eau", "adaptation", "covid-19", "co2", "انذار", "наводнения", "sequias"], post) == [
+        "bien-être", "eau", "adaptation", "COVID-19", "CO₂", "إنذار", "наводнения", "sequias",
+    ]  # fmt: skip
