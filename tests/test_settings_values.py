@@ -56,7 +56,14 @@ def refusal(result) -> str:
         (
             "MATCHING_SWEEP_SECONDS",
             "0",
-            "MATCHING_SWEEP_SECONDS must be a whole number of 10 or more (got 0).",
+            "MATCHING_SWEEP_SECONDS must be a whole number from 10 to 900: a sweep must come while a silent "
+            "rebuild can be resumed (got 0).",
+        ),
+        (
+            "MATCHING_SWEEP_SECONDS",
+            "3600",
+            "MATCHING_SWEEP_SECONDS must be a whole number from 10 to 900: a sweep must come while a silent "
+            "rebuild can be resumed (got 3600).",
         ),
         ("MATCHING_TOP_K", "-3", "MATCHING_TOP_K must be a whole number from 1 to 200 (got -3)."),
         (

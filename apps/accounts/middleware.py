@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
@@ -45,5 +46,6 @@ class RequestSizeMiddleware:
                         render_to_string("413.html", {"message": message}, request=request), status=413
                     )
             response.headers["Content-Language"] = language
+            patch_vary_headers(response, ["Accept-Language", "Cookie"])  # the language came from them
             return response
         return self.get_response(request)

@@ -23,6 +23,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.http import parse_etags
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -377,6 +378,13 @@ IF_NONE_MATCH = OpenApiParameter(
     description="ETags of the post as you have it (or `*`): 304 Not Modified, without a body, if one is still "
     "its ETag (weak comparison).",
 )
+IF_NONE_MATCH_WRITE = OpenApiParameter(
+    "If-None-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description="`*`, or ETags: 412 Precondition Failed, with nothing changed, if the post exists (`*`) or one of "
+    "them is its current ETag (weak comparison).",
+)
 IF_MATCH = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
@@ -466,6 +474,7 @@ class PostApiMixin:
             return None
         if post.status not in TRANSITIONS[action]:
             return None
+        self._check_if_none_match(post)
         tags = if_match_tags(self.request)
         if tags is None or tags == ["*"]:
             return None
@@ -484,6 +493,21 @@ class PostApiMixin:
                 )
             raise _post_changed()
         return datetime.fromisoformat(json.loads(body)["updated_at"])
+
+    def _check_if_none_match(self, post: Post) -> None:
+        """If-None-Match on a write (RFC 9110 section 13.1.2): a 412 when it holds `*` (the post exists) or the
+        post's ETag for this caller (weak comparison): "change it only if it is not as I have it"."""
+        raw = self.request.headers.get("If-None-Match")
+        if raw is None:
+            return
+        tags = parse_etags(raw)
+        if tags != ["*"]:
+            etag = body_etag(self.represent_one(post.pk))
+            if etag not in {tag.removeprefix("W/") for tag in tags}:
+                return
+        raise precondition_failed(
+            _("If-None-Match holds * or the post's current ETag: nothing was changed, as it asks.")
+        )
 
     def parse(self, record: Any, refs: ReferenceData) -> PostData:
         try:
@@ -668,7 +692,7 @@ class PostDetailApi(PostApiMixin, ApiView):
             "read in `If-Match` so as not to overwrite a change made since (412 then)."
         ),
         request=PostWriteSerializer,
-        parameters=[IF_MATCH, _etag_header(200)],
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
         responses=PostSerializer,
     )
     def put(self, request, pk: int):
@@ -678,7 +702,7 @@ class PostDetailApi(PostApiMixin, ApiView):
         tags=["posts"],
         summary="Change some fields of a post",
         request=PostWriteSerializer(partial=True),
-        parameters=[IF_MATCH, _etag_header(200)],
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
         responses=PostSerializer,
     )
     def patch(self, request, pk: int):
@@ -767,7 +791,7 @@ class PostSubmitApi(_TransitionApi):
         summary="Submit a draft or returned post for moderation",
         description=_TRANSITION_DOC,
         request=None,
-        parameters=[IF_MATCH, _etag_header(200)],
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):
@@ -785,7 +809,7 @@ class PostWithdrawApi(_TransitionApi):
         summary="Withdraw a post",
         description=_TRANSITION_DOC,
         request=None,
-        parameters=[IF_MATCH, _etag_header(200)],
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):
@@ -806,7 +830,7 @@ class PostCloseApi(_TransitionApi):
         summary="Close a published post as fulfilled",
         description=_TRANSITION_DOC,
         request=PostCloseSerializer,
-        parameters=[IF_MATCH, _etag_header(200)],
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
         responses=PostSerializer,
     )
     def post(self, request, pk: int):

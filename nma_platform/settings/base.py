@@ -662,7 +662,15 @@ REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 2_621_440, least=64 * 1024)
 # Posts per page in the public list and the dashboards (0 made the home page a 500).
 POSTS_PAGE_SIZE = env_int("POSTS_PAGE_SIZE", 20, least=1, most=500)
 # How often the sweep looks for posts still waiting to be matched (seconds; at 0, beat queued thousands).
-MATCHING_SWEEP_SECONDS = env_int("MATCHING_SWEEP_SECONDS", 300, least=10)
+# At most 15 minutes: a rebuild silent for 15 to 30 minutes has its lost chunks queued again by a sweep
+# (pipeline.CHUNKS_LOST_AFTER, RUN_STALLED_AFTER), which must then come at least once.
+MATCHING_SWEEP_SECONDS = env_int(
+    "MATCHING_SWEEP_SECONDS",
+    300,
+    least=10,
+    most=900,
+    why=": a sweep must come while a silent rebuild can be resumed",
+)
 
 # Matching (apps.matching). Weights are the engine's defaults unless overridden here; see the README.
 # Hand each published or changed post to the worker as it commits; off, the periodic sweep matches them.

@@ -267,6 +267,8 @@ def test_a_body_too_large_is_refused_in_the_visitors_language(client, db, settin
     page = client.post("/accounts/password/reset/", {"email": "x" * 200_000}, HTTP_ACCEPT_LANGUAGE="es")
     html = page.content.decode()
     assert page.status_code == 413 and page["Content-Language"] == "es" and '<html lang="es"' in html
+    # Chosen from the request's Accept-Language and cookie: a cache must keep the languages apart.
+    assert {"accept-language", "cookie"} <= {v.strip().lower() for v in page["Vary"].split(",")}
     assert "El cuerpo de la solicitud supera el límite de 100\u00a0000 bytes." in html
     assert "Lo que se envió es demasiado grande" in html and "Plataforma de los ENM" in html
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"

@@ -205,6 +205,29 @@ def test_if_match_star_or_any_tag_of_a_list_matches(ken):
     assert none.status_code == 412 and Post.objects.get(pk=post.pk).title == "Listed"
 
 
+@pytest.mark.parametrize("action", ["", "withdraw"])
+def test_if_none_match_on_a_write_is_412_when_it_holds_the_post_as_it_is(ken, queued, action):
+    """RFC 9110 section 13.1.2: "change it unless it is as I have it" (or, with *, unless it exists). It was
+    ignored: the write went ahead."""
+    post = PostFactory(title="Solar pumps")
+
+    def write(**headers):
+        if action:
+            return ken.post(url(post, action), format="json", **headers)
+        return ken.patch(url(post), {"title": "Changed"}, format="json", **headers)
+
+    current = etag_of(ken, post)
+    for value in ("*", current, f"W/{current}", f'"x", {current}'):
+        response = write(HTTP_IF_NONE_MATCH=value)
+        assert error(response) == (412, None, "precondition_failed"), value
+        post.refresh_from_db()
+        assert (post.title, post.status) == ("Solar pumps", "published") and not queued
+    response = write(HTTP_IF_NONE_MATCH='"an-older-etag"')
+    assert response.status_code == 200
+    post.refresh_from_db()
+    assert post.title == "Changed" if not action else post.status == "withdrawn"
+
+
 def test_if_match_compares_strongly_a_weak_tag_never_matches(ken):
     post = PostFactory(title="Solar pumps")
     etag = etag_of(ken, post)
