@@ -61,6 +61,8 @@ def server_env(database_url: str) -> dict[str, str]:
         API_THROTTLE_ANON="100000000/minute",
         API_THROTTLE_TOKEN="100000000/minute",
         API_THROTTLE_USER="100000000/minute",
+        # The public pages' own limit (ui_pages.py drives them with one client address).
+        SITE_THROTTLE_ANON="100000000/minute",
         MATCHING_AUTORUN="false",
         # An empty folder: the API serves no static file, and WhiteNoise warned of a missing one at every request.
         STATIC_ROOT=_static_root(),
@@ -276,7 +278,9 @@ def cpu_snapshot(master: int, database: str) -> tuple[float, float]:
 # --- clients -----------------------------------------------------------------------------------------------
 
 
-def _thread_loop(port: int, paths: list[str], deadline: float, budget: int, out: list, lock) -> None:
+def _thread_loop(
+    port: int, paths: list[str], deadline: float, budget: int, out: list, lock, headers: dict[str, str]
+) -> None:
     connection = HTTPConnection("127.0.0.1", port, timeout=10)
     latencies, errors, index = [], 0, random.randrange(len(paths))
     while time.perf_counter() < deadline:
@@ -288,7 +292,7 @@ def _thread_loop(port: int, paths: list[str], deadline: float, budget: int, out:
         index += 1
         started = time.perf_counter()
         try:
-            connection.request("GET", path)
+            connection.request("GET", path, headers=headers)
             response = connection.getresponse()
             response.read()
             ok = response.status == 200
@@ -302,14 +306,14 @@ def _thread_loop(port: int, paths: list[str], deadline: float, budget: int, out:
 
 
 def _process_run(args) -> tuple[list[float], int, float]:
-    port, paths, threads, seconds, budget = args
+    port, paths, threads, seconds, budget, headers = args
     started = time.perf_counter()
     deadline = started + seconds
     out: list = []
     lock = threading.Lock()
     shared = [budget]
     workers = [
-        threading.Thread(target=_thread_loop, args=(port, paths, deadline, shared, out, lock))
+        threading.Thread(target=_thread_loop, args=(port, paths, deadline, shared, out, lock, headers))
         for _ in range(threads)
     ]
     for worker in workers:
@@ -320,13 +324,21 @@ def _process_run(args) -> tuple[list[float], int, float]:
     return latencies, sum(e for _l, e in out), time.perf_counter() - started
 
 
-def run_python(port: int, paths: list[str], concurrency: int, seconds: float, max_requests: int) -> dict:
+def run_python(
+    port: int,
+    paths: list[str],
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """`headers`: sent with every request (a session cookie)."""
     processes = min(4, concurrency)
     per_process = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.map(
             _process_run,
-            [(port, paths, n, seconds, max_requests // processes) for n in per_process],
+            [(port, paths, n, seconds, max_requests // processes, headers or {}) for n in per_process],
         )
     latencies = sorted(x for lat, _e, _s in results for x in lat)
     errors = sum(e for _l, e, _s in results)
@@ -386,7 +398,15 @@ end
 """
 
 
-def run_wrk(port: int, paths: list[str], concurrency: int, seconds: float, max_requests: int) -> dict:
+def run_wrk(
+    port: int,
+    paths: list[str],
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """`headers`: sent with every request (a session cookie); `wrk.format` in the script adds them."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
     try:
@@ -398,6 +418,7 @@ def run_wrk(port: int, paths: list[str], concurrency: int, seconds: float, max_r
                 f"-d{int(seconds)}s",
                 "--timeout",
                 "10s",
+                *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")),
                 "-s",
                 script.name,
                 f"http://127.0.0.1:{port}",

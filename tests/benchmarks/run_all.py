@@ -43,6 +43,11 @@ BENCHMARKS = [
         ["--database-url", f"{PG}_stocktake"],
         ["--database-url", f"{PG}_stocktake", "--posts", "10000", "--matches", "100000", "--repeat", "2"],
     ),
+    (
+        "ui_pages.py",
+        ["--database-url", f"{PG}_ui"],
+        ["--database-url", f"{PG}_ui", "--posts", "10000", "--seconds", "3"],
+    ),
 ]
 
 

@@ -125,7 +125,7 @@ def build(*, posts: int, matches: int) -> None:
             "posts_post, accounts_user, parties_supportprovider RESTART IDENTITY CASCADE"
         )
         cursor.execute("SELECT setseed(0.42)")
-        _insert(
+        insert_select(
             cursor,
             SupportProvider,
             {
@@ -137,7 +137,7 @@ def build(*, posts: int, matches: int) -> None:
             "generate_series(1, 40) g",
         )
         # A focal point for two Parties in three, registered over the three years.
-        _insert(
+        insert_select(
             cursor,
             User,
             {
@@ -162,7 +162,7 @@ def build(*, posts: int, matches: int) -> None:
         # Posts: 55% needs; offers from a provider one time in three; 2% drafts, 8% closed, 5% withdrawn.
         published = f"'{DATA_START}'::timestamptz + random() * interval '{DATA_DAYS} days'"
         is_provider = "(g % 20 >= 11 AND g % 3 = 0)"
-        _insert(
+        insert_select(
             cursor,
             Post,
             {
@@ -236,7 +236,7 @@ def build(*, posts: int, matches: int) -> None:
         offer_yes = "(x.k % 20 = 0 OR x.k % 50 = 1)"
         need_at = "x.created + (2 + x.k % 11) * interval '1 day'"
         offer_at = "x.created + (3 + x.k % 13) * interval '1 day'"
-        _insert(
+        insert_select(
             cursor,
             Match,
             {
@@ -274,7 +274,7 @@ def _report_slow_statement(execute, sql, params, many, context):
     return result
 
 
-def _insert(cursor, model, columns: dict[str, str], source: str) -> None:
+def insert_select(cursor, model, columns: dict[str, str], source: str) -> None:
     """INSERT ... SELECT with the given SQL per column and each other column's model default.
 
     Django defaults are not database defaults, so every NOT NULL column the benchmark does not set gets the
