@@ -32,6 +32,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from apps.matching import kernels
 
 # Re-exported: callers of the engine find a post's sentences and their cache key here too.
+from apps.matching.sentences import WORD_PATTERN
 from apps.matching.sentences import post_sentences as post_sentences
 from apps.matching.sentences import post_sentences_key as post_sentences_key
 from apps.matching.sentences import split_sentences as split_sentences
@@ -682,7 +683,7 @@ class TextModel:
             sublinear_tf=True,
             preprocessor=preprocess_text,
             stop_words=STOP_WORDS,
-            token_pattern=r"(?u)\b[^\W\d_][\w-]*[^\W_]\b",  # words of 2+ letters; numbers carry no topic
+            token_pattern=WORD_PATTERN,
             min_df=1,
             max_df=0.5 if len(texts) >= 50 else 1.0,
             dtype=np.float32,

@@ -14,6 +14,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# The word model's tokens (`engine.TextModel.fit`), words of 2+ letters (numbers carry no topic): here, without the
+# engine, so that a page can find an explanation's words in the text as written (`matching_tags.as_written`).
+WORD_PATTERN = r"(?u)\b[^\W\d_][\w-]*[^\W_]\b"
+
 # Width of a stored sentence vector: the encoder's output (`engine.EMBED_DIM`), kept as float16.
 SENTENCE_DIM = 512
 

@@ -466,7 +466,8 @@ class PostApiMixin:
         """The version of the post (its `updated_at`) whose ETag the request's If-Match holds, for the service
         to check again under its row lock with the write (`opened_at`); None without If-Match, or with `*` (the
         post exists). A 412 when no tag in it is the post's ETag for this caller now (strong comparison, RFC 9110
-        section 13.1.1); a 400 when it is malformed."""
+        section 13.1.1), or when If-None-Match holds it; a 400 when If-Match is malformed. The post is read
+        once for both."""
         # Only where the request would otherwise go ahead (RFC 9110 section 13.2.1): a caller who may not act on
         # the post, or not from its status, gets the service's 403 or 409 as without If-Match, never a 412 that
         # would tell whether the post changed.
@@ -474,14 +475,23 @@ class PostApiMixin:
             return None
         if post.status not in TRANSITIONS[action]:
             return None
-        self._check_if_none_match(post)
-        tags = if_match_tags(self.request)
-        if tags is None or tags == ["*"]:
+        if_none_match, tags = self.request.headers.get("If-None-Match"), if_match_tags(self.request)
+        if if_none_match is None and tags in (None, ["*"]):
             return None
         # Compared with the record as the caller would read it (Party and provider codes, contact details,
         # included), not only its version; the version is what the service compares again, under its lock.
         body = self.represent_one(post.pk)
         etag = body_etag(body)
+        if if_none_match is not None:
+            # RFC 9110 section 13.1.2, "change it unless it is as I have it": a 412 when it holds `*` (the post
+            # exists) or the post's ETag (weak comparison).
+            held = parse_etags(if_none_match)
+            if held == ["*"] or etag in {tag.removeprefix("W/") for tag in held}:
+                raise precondition_failed(
+                    _("If-None-Match holds * or the post's current ETag: nothing was changed, as it asks.")
+                )
+        if tags in (None, ["*"]):
+            return None
         if etag not in tags:
             if f"W/{etag}" in tags:
                 raise precondition_failed(
@@ -493,21 +503,6 @@ class PostApiMixin:
                 )
             raise _post_changed()
         return datetime.fromisoformat(json.loads(body)["updated_at"])
-
-    def _check_if_none_match(self, post: Post) -> None:
-        """If-None-Match on a write (RFC 9110 section 13.1.2): a 412 when it holds `*` (the post exists) or the
-        post's ETag for this caller (weak comparison): "change it only if it is not as I have it"."""
-        raw = self.request.headers.get("If-None-Match")
-        if raw is None:
-            return
-        tags = parse_etags(raw)
-        if tags != ["*"]:
-            etag = body_etag(self.represent_one(post.pk))
-            if etag not in {tag.removeprefix("W/") for tag in tags}:
-                return
-        raise precondition_failed(
-            _("If-None-Match holds * or the post's current ETag: nothing was changed, as it asks.")
-        )
 
     def parse(self, record: Any, refs: ReferenceData) -> PostData:
         try:

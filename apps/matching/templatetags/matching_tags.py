@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, pgettext
 
 from apps.accounts.actors import Actor
+from apps.matching.sentences import WORD_PATTERN
 from apps.posts.folding import search_fold
 from apps.posts.models import Post
 from apps.posts.taxonomies import FACETS
@@ -147,8 +148,8 @@ def term_labels(keys) -> str:
     return pgettext("between the items of a list", "; ").join(str(_LABELS.get(key, key)) for key in keys)
 
 
-# The word model's tokens (`engine.TextModel.fit`'s token_pattern), found in the text as written.
-_WORDS = re.compile(r"(?u)\b[^\W\d_][\w-]*[^\W_]\b")
+# The word model's tokens, found in the text as written.
+_WORDS = re.compile(WORD_PATTERN)
 
 
 @register.filter
