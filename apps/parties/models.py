@@ -1,5 +1,6 @@
 """Parties to the UNFCCC, the groups used for eligibility, and registered support providers."""
 
+import re
 import unicodedata
 
 from django.core.exceptions import ValidationError
@@ -47,23 +48,55 @@ short_name_validator = RegexValidator(
 
 # The interface languages (settings.LANGUAGES) in which a Party carries the UN's short name (UNTERM), shown on the
 # pages in that language; English pages, the API and the exports keep `name`.
-LOCAL_NAME_FIELDS = {"fr": "name_fr", "es": "name_es"}
+LOCAL_NAME_FIELDS = {"fr": "name_fr", "es": "name_es", "ar": "name_ar", "zh": "name_zh", "ru": "name_ru"}
 # Every field a Party's name is in: the admin's searches and its name clash check look in all of them.
 NAME_FIELDS = ("name", *LOCAL_NAME_FIELDS.values())
 
 
 def name_field(language: str | None = None) -> str:
     """The field of Party names in `language` (the active language when None): `name_fr` for French (fr, fr-ca...),
-    `name_es` for Spanish, `name` for English and any other."""
+    `name_es` for Spanish, `name_zh` for Chinese (zh-hans...), `name` for English and any other."""
     code = (language if language is not None else get_language()) or ""
     return LOCAL_NAME_FIELDS.get(code.split("-")[0].lower(), "name")
 
 
+# Arabic: the definite article that UN lists pass over ("الأردن" among the alifs: أردن), the short vowels and
+# other marks, and the forms of alif (أ إ آ ٱ) that dictionaries file as a plain alif.
+_ARABIC_ARTICLE = re.compile(r"(^|\s)ال(?=\w{2})")
+_ARABIC_ALIFS = str.maketrans("أإآٱ", "اااا")
+# Russian files ё with е, as dictionaries do (Unicode puts it after я).
+_RUSSIAN_YO = str.maketrans("ёЁ", "еЕ")
+
+
 def reading_order(name: str) -> str:
     """A key that sorts names as a reader looks them up, accents, case, spaces and hyphens aside: "Égypte" with
-    the E's, "Guinée-Bissau" before "Guinée équatoriale", as the UN lists them."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
-    return "".join(character for character in plain if character.isalnum())
+    the E's, "Guinée-Bissau" before "Guinée équatoriale", as the UN lists them. Chinese names sort by their
+    pinyin (阿富汗 a fu han first), Arabic ones by their letters with the article "ال" aside and every alif
+    alike, Russian ones by their letters (й after и, as the alphabet has them, ё with е)."""
+    if _HAN.search(name):
+        name = " ".join(pinyin_syllables(name))
+    name = _ARABIC_ARTICLE.sub(r"\1", name).translate(_ARABIC_ALIFS).translate(_RUSSIAN_YO)
+    key = []
+    for character in unicodedata.normalize("NFC", name):
+        if "LATIN" in unicodedata.name(character, ""):
+            # é -> e, ç -> c; a letter with no plain form (ø, ß as ss) keeps its NFKD letters.
+            key.extend(
+                part for part in unicodedata.normalize("NFKD", character) if not unicodedata.combining(part)
+            )
+        elif not unicodedata.combining(character):  # Arabic short vowels, a Cyrillic letter's combining marks
+            key.append(character)
+    return "".join(character for character in "".join(key).casefold() if character.isalnum())
+
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def pinyin_syllables(name: str) -> list[str]:
+    """The pinyin of a Chinese name, a syllable per character, with its tone as a digit (a1, fu4, han4): other
+    characters pass through."""
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(name, style=Style.TONE3, neutral_tone_with_five=True)
 
 
 class Party(models.Model):
@@ -72,6 +105,10 @@ class Party(models.Model):
     # The UN's short names (UNTERM) in French and Spanish, shown on pages in that language (LOCAL_NAME_FIELDS).
     name_fr = models.CharField(_("name in French"), max_length=120, blank=True)
     name_es = models.CharField(_("name in Spanish"), max_length=120, blank=True)
+    # And in Arabic, Chinese and Russian, the other official languages of the UN.
+    name_ar = models.CharField(_("name in Arabic"), max_length=120, blank=True)
+    name_zh = models.CharField(_("name in Chinese"), max_length=120, blank=True)
+    name_ru = models.CharField(_("name in Russian"), max_length=120, blank=True)
     # Blank for the European Union and the Holy See, which sit in no UN regional group.
     regional_group = models.CharField(
         _("UN regional group"), max_length=40, choices=RegionalGroup.choices, blank=True
@@ -90,7 +127,7 @@ class Party(models.Model):
 
     @property
     def local_name(self) -> str:
-        """The name in the language of the page (French, Spanish) where it has one, else the English `name`."""
+        """The name in the language of the page (French, Spanish, Arabic, Chinese, Russian) where it has one, else the English `name`."""
         return getattr(self, name_field()) or self.name
 
     @property

@@ -386,9 +386,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # an untranslated page laid out right to left garbles its English sentences). Posts themselves may be in any of
 # the 20 languages of apps.posts.taxonomies.POST_LANGUAGES; add a language here with its catalogue.
 LANGUAGE_CODE = "en"
+# The six official languages of the UN, in the order the UN lists them (by their English names), English first.
 LANGUAGES = [
     ("en", _("English")),
+    ("ar", _("Arabic")),
+    ("zh-hans", _("Chinese")),
     ("fr", _("French")),
+    ("ru", _("Russian")),
     ("es", _("Spanish")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]

@@ -1,5 +1,6 @@
 """Account pages: logging in lands on the dashboard, the profile, and switching the language."""
 
+import gettext
 import re
 import shutil
 import subprocess
@@ -218,13 +219,14 @@ def test_switching_language_sets_the_cookie_and_the_page_language(client):
 
 def test_languages_offered_are_those_with_a_catalogue(client):
     """A page is never declared in a language it is not written in: every interface language but English (the
-    source) has its catalogue, and a language without one (Arabic here) is refused, the page staying English."""
+    source) has its catalogue, and a language without one (Hebrew, written right to left, here) is refused, the
+    page staying English."""
     for code, _name in settings.LANGUAGES:
         if code != "en":
-            assert (Path(settings.BASE_DIR) / "locale" / code / "LC_MESSAGES" / "django.po").is_file(), code
+            assert catalogue(code).is_file(), code
     html = client.get("/").content.decode()
-    assert '<option value="ar"' not in html
-    client.post(reverse("set_language"), {"language": "ar", "next": "/posts/"})
+    assert '<option value="he"' not in html
+    client.post(reverse("set_language"), {"language": "he", "next": "/posts/"})
     html = client.get("/posts/").content.decode()
     assert '<html lang="en"' in html and 'dir="rtl"' not in html
 
@@ -234,7 +236,8 @@ TRANSLATED_LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "e
 
 
 def catalogue(code: str) -> Path:
-    return Path(settings.BASE_DIR) / "locale" / code / "LC_MESSAGES" / "django.po"
+    """The catalogue of a language code: locale/zh_Hans for zh-hans."""
+    return Path(settings.BASE_DIR) / "locale" / translation.to_locale(code) / "LC_MESSAGES" / "django.po"
 
 
 _PO_ESCAPE = re.compile(r"\\(.)")
@@ -375,19 +378,69 @@ def test_french_catalogue_keeps_its_signs_on_the_line_of_their_word(settings):
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sdr]|%[sdr]|%%|\{[a-z_]*\}|</?[a-z]+(?: [^>]*)?>")
 
 
+def plural_form_numbers(code: str) -> dict[int, set[int]]:
+    """Each plural form of a catalogue -> the numbers below 1,000 it is used for, by its Plural-Forms rule:
+    French's first form serves 0 and 1, Arabic's first 0 alone and its second 1 alone, Chinese's one form every
+    number, Russian's first 1, 21, 31..."""
+    header = "".join(re.findall(r'"(.*)"', catalogue(code).read_text(encoding="utf-8").split("\n\n", 1)[0]))
+    formula = re.search(r"plural=(.+?);?\\n", header).group(1)
+    plural = gettext.c2py(formula)
+    forms: dict[int, set[int]] = {}
+    for n in range(1000):
+        forms.setdefault(plural(n), set()).add(n)
+    return forms
+
+
+def test_plural_forms_are_read_from_each_language_s_rule(tmp_path, monkeypatch):
+    rules = {
+        "fr": "nplurals=2; plural=(n > 1);",
+        "ru": "nplurals=4; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<12 || n%100>14) ? 1 : "
+        "n%10==0 || (n%10>=5 && n%10<=9) || (n%100>=11 && n%100<=14)? 2 : 3);",
+        "ar": "nplurals=6; plural=n==0 ? 0 : n==1 ? 1 : n==2 ? 2 : n%100>=3 && n%100<=10 ? 3 : n%100>=11 ? 4 : 5;",
+        "zh": "nplurals=1; plural=0;",
+    }
+    for code, rule in rules.items():
+        (tmp_path / code).mkdir()
+        # Wrapped as makemessages writes a long header line.
+        (tmp_path / code / "django.po").write_text(
+            f'msgid ""\nmsgstr ""\n"Plural-Forms: {rule[:30]}"\n"{rule[30:]}\\n"\n\n'
+        )
+    monkeypatch.setitem(globals(), "catalogue", lambda code: tmp_path / code / "django.po")
+    french, russian, arabic, chinese = (plural_form_numbers(code) for code in rules)
+    assert french[0] == {0, 1} and 2 in french[1]
+    assert {1, 21, 101} <= russian[0] and 11 not in russian[0] and {2, 3, 4, 22} <= russian[1]
+    assert (arabic[0], arabic[1], arabic[2]) == ({0}, {1}, {2}) and {3, 10} <= arabic[3]
+    assert chinese == {0: set(range(1000))}
+
+
 @pytest.mark.parametrize("code", TRANSLATED_LANGUAGES)
 def test_catalogue_keeps_every_placeholder(code):
     """A lost %(title)s raises when the page is drawn, a lost <a> tag loses the link: every translation (each
-    plural form) holds its source's placeholders and tags, no more, no fewer."""
+    plural form) holds its source's placeholders and tags, no more, no fewer. The source of a plural form is the
+    msgid for a form of one (and zero: French), else the msgid_plural; a form for one number alone (Arabic's
+    zero, one and two, Spanish's one) may write the number as a word, leaving its placeholder out."""
     entries = po_entries(catalogue(code))
     assert len(entries) > 900
+    numbers = plural_form_numbers(code)
     wrong = []
     for (_context, msgid, msgid_plural), strings in entries.items():
         for form, translated in enumerate(strings):
-            source = msgid if form == 0 or msgid_plural is None else msgid_plural
-            if sorted(_PLACEHOLDER.findall(source)) != sorted(_PLACEHOLDER.findall(translated)):
+            found = _PLACEHOLDER.findall(translated)
+            if msgid_plural is None:
+                expected = _PLACEHOLDER.findall(msgid)
+            else:
+                used_for = numbers.get(form, set())  # none: Russian's fourth form, for fractions
+                expected = _PLACEHOLDER.findall(msgid if used_for and used_for <= {0, 1} else msgid_plural)
+                if len(used_for) == 1:
+                    expected = [p for p in expected if p not in _COUNTS]
+                    found = [p for p in found if p not in _COUNTS]
+            if sorted(expected) != sorted(found):
                 wrong.append((msgid, translated))
     assert wrong == []
+
+
+# The placeholders of a plural's number, which a form for one alone may leave out.
+_COUNTS = frozenset({"%(count)s", "%(count)d", "%(n)s", "%(n)d", "%d", "%s"})
 
 
 def test_the_placeholder_check_sees_a_lost_placeholder():

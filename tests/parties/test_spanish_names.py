@@ -28,9 +28,10 @@ def test_every_party_has_a_spanish_name():
 
 
 def test_the_name_field_follows_the_language():
-    assert NAME_FIELDS == ("name", "name_fr", "name_es")
-    assert [name_field(code) for code in ("en", "fr", "fr-ca", "es", "es-419", "ar", "")] == [
-        "name", "name_fr", "name_fr", "name_es", "name_es", "name", "name"
+    assert NAME_FIELDS == ("name", "name_fr", "name_es", "name_ar", "name_zh", "name_ru")
+    codes = ("en", "fr", "fr-ca", "es", "es-419", "ar", "zh-hans", "ru", "pt", "")
+    assert [name_field(code) for code in codes] == [
+        "name", "name_fr", "name_fr", "name_es", "name_es", "name_ar", "name_zh", "name_ru", "name", "name"
     ]  # fmt: skip
     with translation.override("es"):
         assert name_field() == "name_es"

@@ -53,13 +53,13 @@ def language_name(code: str) -> str:
 
 
 # The interface languages that write a language's name in lower case within a sentence.
-LANGUAGE_NAMES_IN_LOWER_CASE = frozenset({"fr", "es"})
+LANGUAGE_NAMES_IN_LOWER_CASE = frozenset({"fr", "es", "ru"})
 
 
 @register.filter
 def language_name_in_sentence(code: str) -> str:
-    """`language_name` within a sentence: French and Spanish write a language's name in lower case there ("en
-    anglais", "en inglés")."""
+    """`language_name` within a sentence: French, Spanish and Russian write a language's name in lower case there
+    ("en anglais", "en inglés", "на английском")."""
     name = language_name(code)
     lower_case = (get_language() or "").split("-")[0] in LANGUAGE_NAMES_IN_LOWER_CASE
     return name[:1].lower() + name[1:] if lower_case else name
