@@ -286,6 +286,7 @@ def test_french_and_spanish_are_interface_languages():
     [
         ("fr", ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher")),
         ("es", ("Necesidades y ofertas", "Iniciar sesión", "Ir al contenido principal", "Buscar")),
+        ("zh-hans", ("需求与供给", "登录", "跳至主要内容", "搜索", "非市场方法平台")),
     ],
 )
 def test_each_catalogue_translates_the_pages(client, tmp_path, settings, code, texts):
@@ -293,7 +294,8 @@ def test_each_catalogue_translates_the_pages(client, tmp_path, settings, code, t
     msgfmt = shutil.which("msgfmt")
     if msgfmt is None:
         skip_or_fail("msgfmt (GNU gettext) is missing: install it with `apt-get install gettext`")
-    target = tmp_path / code / "LC_MESSAGES"
+    # In the directory Django looks in: zh_Hans for zh-hans.
+    target = tmp_path / translation.to_locale(code) / "LC_MESSAGES"
     target.mkdir(parents=True)
     subprocess.run([msgfmt, "--check", "-o", target / "django.mo", catalogue(code)], check=True)
     # Changing LOCALE_PATHS makes Django drop its cached catalogues.
