@@ -91,12 +91,49 @@ def reading_order(name: str) -> str:
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
+# Transliterated names that pypinyin's general dictionary reads as ordinary words would, wrongly: 泊 is bó in
+# 尼泊尔 (pypinyin's pō put Nepal after Nicaragua), 佛 fó in 佛得角, 都 dū in 洪都拉斯, 塞 sài in the names of
+# Cyprus, Senegal, Serbia..., 蒙 měng in 蒙古. Each phrase is read as written here (a syllable per character),
+# wherever it appears in a name; the rest of the name is left to pypinyin. A name read wrongly is fixed by adding
+# its phrase here (as short as tells it apart), not by a rule for the character, which reads otherwise elsewhere.
+NAME_READINGS = {
+    "尼泊尔": "ni2 bo2 er3",
+    "佛得角": "fo2 de2 jiao3",
+    "洪都拉斯": "hong2 du1 la1 si1",
+    "朝鲜": "chao2 xian3",
+    "蒙古": "meng3 gu3",
+    "缅甸": "mian3 dian4",
+    "乌干达": "wu1 gan1 da2",
+    "乌拉圭": "wu1 la1 gui1",
+    "阿塞拜疆": "a1 sai4 bai4 jiang1",
+    "埃塞俄比亚": "ai1 sai4 e2 bi3 ya4",
+    "黑塞哥维那": "hei1 sai4 ge1 wei2 na4",
+    "塞浦路斯": "sai4 pu3 lu4 si1",
+    "塞内加尔": "sai4 nei4 jia1 er3",
+    "塞尔维亚": "sai4 er3 wei2 ya4",
+    "塞舌尔": "sai4 she2 er3",
+    "塞拉利昂": "sai4 la1 li4 ang2",
+}
+_NAME_READING = re.compile("|".join(sorted(NAME_READINGS, key=len, reverse=True)))
+
+
 def pinyin_syllables(name: str) -> list[str]:
     """The pinyin of a Chinese name, a syllable per character, with its tone as a digit (a1, fu4, han4): other
-    characters pass through."""
+    characters pass through. The phrases of NAME_READINGS are read as given there."""
     from pypinyin import Style, lazy_pinyin
 
-    return lazy_pinyin(name, style=Style.TONE3, neutral_tone_with_five=True)
+    syllables: list[str] = []
+    start = 0
+    for found in _NAME_READING.finditer(name):
+        if found.start() > start:
+            syllables += lazy_pinyin(
+                name[start : found.start()], style=Style.TONE3, neutral_tone_with_five=True
+            )
+        syllables += NAME_READINGS[found.group()].split()
+        start = found.end()
+    if start < len(name):
+        syllables += lazy_pinyin(name[start:], style=Style.TONE3, neutral_tone_with_five=True)
+    return syllables
 
 
 class Party(models.Model):
