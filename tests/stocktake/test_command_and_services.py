@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 
 from apps.accounts.actors import ANONYMOUS, SYSTEM, Actor
-from apps.stocktake.charts import bar_chart, line_chart, nice_ticks
+from apps.stocktake.charts import bar_chart, legend_text_width, line_chart, nice_ticks
 from apps.stocktake.exports import export_csv
 from apps.stocktake.models import Snapshot
 from apps.stocktake.selectors import stocktake_export
@@ -199,3 +199,34 @@ def test_a_legend_too_wide_for_one_row_wraps_and_the_chart_grows_to_hold_it():
     assert all(x + 7 * len(name) <= width for x, _y, name in texts)
     rows = sorted({y for _x, y, _name in texts})
     assert len(rows) == 2 and height == 300 + 18 and max(rows) < height
+
+
+def test_a_chinese_legend_is_measured_by_its_wide_characters():
+    """Chinese characters are as wide as the font is high (12 units), not 7 as a Latin letter: measured as Latin,
+    the entries of a Chinese legend overlapped."""
+    import itertools
+    import re
+
+    assert legend_text_width("Needs") == 35 and legend_text_width("已发布的需求") == 72
+    assert legend_text_width("60天后仍无回应的需求") == 7 * 2 + 12 * 9
+    names = [
+        "生成的匹配",
+        "强匹配",
+        "感兴趣表示",
+        "对接",
+        "已发布的需求",
+        "已发布的供给",
+        "60天后仍无回应的需求",
+    ]
+    svg = line_chart(chart_id="c4", title="t", desc="d", labels=["a", "b"],
+                     series=[(name, [1, 2]) for name in names])  # fmt: skip
+    width = int(re.search(r'viewBox="0 0 (\d+) ', svg).group(1))
+    legend = svg[svg.index('class="chart-legend"') :]
+    texts = [
+        (float(x), float(y), name)
+        for x, y, name in re.findall(r'<text x="([\d.]+)" y="([\d.]+)">([^<]+)</text>', legend)
+    ]
+    assert [name for _x, _y, name in texts] == names
+    for (x, y, name), (next_x, next_y, _next) in itertools.pairwise(texts):
+        assert next_y > y or next_x >= x + 12 * len(name)  # the next entry starts after this one's text
+    assert all(x + legend_text_width(name) <= width for x, _y, name in texts)
