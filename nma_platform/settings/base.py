@@ -396,6 +396,8 @@ LANGUAGES = [
     ("es", _("Spanish")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Formats the platform writes otherwise than Django does (Chinese amounts grouped by threes with commas).
+FORMAT_MODULE_PATH = ["nma_platform.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
