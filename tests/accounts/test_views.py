@@ -287,6 +287,7 @@ def test_french_and_spanish_are_interface_languages():
         ("fr", ("Besoins et offres", "Se connecter", "Aller au contenu principal", "Rechercher")),
         ("es", ("Necesidades y ofertas", "Iniciar sesión", "Ir al contenido principal", "Buscar")),
         ("zh-hans", ("需求与供给", "登录", "跳至主要内容", "搜索", "非市场方法平台")),
+        ("ru", ("Потребности и предложения", "Войти", "Перейти к основному содержанию", "Поиск")),
     ],
 )
 def test_each_catalogue_translates_the_pages(client, tmp_path, settings, code, texts):
@@ -488,6 +489,56 @@ def test_spanish_catalogue_uses_the_uns_words():
     # One word for a focal point throughout: no "punto focal" beside "coordinador nacional".
     assert [s for s in strings.values() if "punto focal" in s.lower()] == []
     assert not [s for s in strings.values() if re.search(r"\bcoordinador(es)?\b(?! nacional)", s)]
+
+
+def test_russian_catalogue_writes_russian_typography():
+    """Russian quotes with «ёлочки», sets a dash with spaces and puts no space before : ; ? or !; its plurals have
+    four forms (1, 21...; 2-4, 22-24...; 5-20...; fractions), the fourth a copy of the third."""
+    entries = po_entries(catalogue("ru"))
+    assert len(entries) > 900
+    msgstrs = [string for strings in entries.values() for string in strings]
+    assert [m for m in msgstrs if re.search(r"[“”„]", m)] == []
+    assert [m for m in msgstrs if m.count("«") != m.count("»")] == []
+    spaced = [
+        (msgid, m)
+        for (_c, msgid, _p), strings in entries.items()
+        for m in strings
+        if re.search(r"\s[:;?!]", m)
+    ]
+    assert [(msgid, m) for msgid, m in spaced if not re.search(r"\s[:;?!]", msgid)] == []
+    assert [m for m in msgstrs if " - " in m] == []
+    plurals = [strings for (_c, _m, plural), strings in entries.items() if plural]
+    assert plurals and all(len(strings) == 4 and strings[3] == strings[2] for strings in plurals)
+    assert "Забыли пароль?" in msgstrs and "Общие слова:" in msgstrs
+
+
+def test_russian_catalogue_uses_the_uns_words():
+    """The UNFCCC's Russian: Стороны, координационный центр, нерыночные подходы, укрепление потенциала,
+    разработка и передача технологий, финансирование, предотвращение изменения климата, подведение итогов; a
+    need is a потребность, an offer a предложение, a post an объявление, a match a совпадение."""
+    strings = {
+        msgid: strings[0] for (_context, msgid, _plural), strings in po_entries(catalogue("ru")).items()
+    }
+    assert strings["Parties"] == "Стороны" and strings["Party focal point"] == "Координационный центр Стороны"
+    assert strings["Non-market approaches"] == "Нерыночные подходы"
+    assert strings["Capacity-building"] == "Укрепление потенциала"
+    assert strings["Technology development and transfer"] == "Разработка и передача технологий"
+    assert strings["Finance"] == "Финансирование" and strings["Stocktake"] == "Подведение итогов"
+    assert (
+        strings["Mitigation"] == "Предотвращение изменения климата" and strings["Adaptation"] == "Адаптация"
+    )
+    assert (strings["Need"], strings["Offer"], strings["post"], strings["match"]) == (
+        "Потребность", "Предложение", "объявление", "совпадение"
+    )  # fmt: skip
+    committee = re.compile(r"Глазговск\w+ комитет\w* по нерыночным подходам")
+    assert [s for s in strings.values() if "Глазго" in s] and all(
+        committee.search(s) for s in strings.values() if "Глазго" in s
+    )
+    # One word for each: no "фокальный центр", no "смягчение" beside "предотвращение изменения климата".
+    assert [s for s in strings.values() if re.search(r"фокальн|смягчени|митигаци", s, re.I)] == []
+    # Article 6.8 as the Paris Agreement's Russian text cites it.
+    assert strings["Aims of Article 6.8"] == "Цели пункта 8 статьи 6"
+    assert [s for s in strings.values() if "6.8" in s] == []
 
 
 def test_the_language_switcher_offers_spanish_named_in_spanish(client):
