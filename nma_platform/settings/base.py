@@ -399,6 +399,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Where a language's numbers or dates are written otherwise than Django writes them (Arabic groups thousands).
+FORMAT_MODULE_PATH = ["nma_platform.formats"]
 
 STATIC_URL = "static/"
 if "STATIC_ROOT" in os.environ and not os.environ["STATIC_ROOT"].strip():
