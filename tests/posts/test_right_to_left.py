@@ -53,7 +53,7 @@ def test_contact_names_and_addresses_keep_their_direction(login):
     post = PostFactory(party=kenya, contact_name="Amina Odhiambo", contact_email="amina@example.org")
     client = login(FocalPointFactory(username="fp_fji", party=party("FJI")))
     html = page(client, reverse("posts:detail", args=[post.pk]))
-    assert '<dd dir="auto">Amina Odhiambo</dd>' in html
+    assert "<dd><bdi>Amina Odhiambo</bdi></dd>" in html
     assert '<a href="mailto:amina@example.org" dir="ltr">amina@example.org</a>' in html
 
 
@@ -84,3 +84,11 @@ def test_charts_are_drawn_left_to_right_on_any_page():
     with translation.override("ar"):
         svg = bar_chart(chart_id="c", title="t", desc="d", labels=["التكيف"], series=[("الاحتياجات", [3])])
     assert re.match(r'<svg [^>]*direction="ltr"', svg)
+
+
+def test_the_profile_isolates_the_username_and_writes_a_phone_left_to_right(login):
+    client = login(FocalPointFactory(username="fp_ken", party=party("KEN"), email="fp@example.org"))
+    html = page(client, reverse("accounts:profile"))
+    assert "<dd><bdi>fp_ken</bdi></dd>" in html and "<dd><bdi>fp@example.org</bdi></dd>" in html
+    assert re.search(r'<input type="tel" name="phone"[^>]* dir="ltr"', html)
+    assert re.search(r'<input type="text" name="organisation"[^>]* dir="auto"', html)
