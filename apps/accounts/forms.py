@@ -46,12 +46,14 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "organisation", "phone", "preferred_language", "digest_opt_in"]
-        # What each field holds, so that browsers and assistive technologies can fill it in (WCAG 1.3.5).
+        # What each field holds, so that browsers and assistive technologies can fill it in (WCAG 1.3.5). Names
+        # run in their own script's direction (a Latin name on an Arabic page starts at the left); a phone number
+        # always runs left to right ("+254 20" would otherwise show as "20 254+").
         widgets = {
-            "first_name": forms.TextInput(attrs={"autocomplete": "given-name"}),
-            "last_name": forms.TextInput(attrs={"autocomplete": "family-name"}),
-            "organisation": forms.TextInput(attrs={"autocomplete": "organization"}),
-            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+            "first_name": forms.TextInput(attrs={"autocomplete": "given-name", "dir": "auto"}),
+            "last_name": forms.TextInput(attrs={"autocomplete": "family-name", "dir": "auto"}),
+            "organisation": forms.TextInput(attrs={"autocomplete": "organization", "dir": "auto"}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "dir": "ltr"}),
         }
 
     def save(self, commit: bool = True) -> User:

@@ -305,8 +305,14 @@ class PostForm(forms.Form):
     # A fingerprint of each field's value as the form was filled (`field_fingerprints`): after a conflict, what
     # the other change touched and this editor did not is taken into the form (`merge_conflict`).
     opened_values = OpenedValuesField()
-    contact_name = forms.CharField(label=_("Contact name"), max_length=200, required=False)
-    contact_email = forms.EmailField(label=_("Contact email"), required=False)
+    # A name is written in its own script whatever the page's (a Latin name on an Arabic page starts at the left);
+    # an address always runs left to right.
+    contact_name = forms.CharField(
+        label=_("Contact name"), max_length=200, required=False, widget=forms.TextInput(attrs={"dir": "auto"})
+    )
+    contact_email = forms.EmailField(
+        label=_("Contact email"), required=False, widget=forms.EmailInput(attrs={"dir": "ltr"})
+    )
 
     def __init__(
         self,

@@ -89,8 +89,12 @@ def _frame(
     legend_parts, rows = legend
     height = HEIGHT + LEGEND_ROW * (rows - 1)
     parts = [
+        # Drawn left to right whatever the page's direction: on a right-to-left page the SVG would inherit
+        # direction: rtl, which turns text-anchor start and end round (the legend's names ran over their swatches,
+        # and past the frame). Arabic labels still read right to left within themselves.
         f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
+        f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" direction="ltr" '
+        'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
         f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>',
         *body,

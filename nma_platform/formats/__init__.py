@@ -1,2 +1,2 @@
 """Number and date formats where the platform writes a language otherwise than Django does (FORMAT_MODULE_PATH):
-Django falls back to its own formats for anything not set here."""
+only the settings given here change, the others stay Django's."""

@@ -396,11 +396,12 @@ LANGUAGES = [
     ("es", _("Spanish")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-# Formats the platform writes otherwise than Django does (Chinese amounts grouped by threes with commas).
-FORMAT_MODULE_PATH = ["nma_platform.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Where a language's numbers or dates are written otherwise than Django writes them (Arabic and Chinese group
+# thousands: nma_platform/formats/).
+FORMAT_MODULE_PATH = ["nma_platform.formats"]
 
 STATIC_URL = "static/"
 if "STATIC_ROOT" in os.environ and not os.environ["STATIC_ROOT"].strip():

@@ -288,6 +288,7 @@ def test_french_and_spanish_are_interface_languages():
         ("es", ("Necesidades y ofertas", "Iniciar sesión", "Ir al contenido principal", "Buscar")),
         ("zh-hans", ("需求与供给", "登录", "跳至主要内容", "搜索", "非市场方法平台")),
         ("ru", ("Потребности и предложения", "Войти", "Перейти к основному содержанию", "Поиск")),
+        ("ar", ("الاحتياجات والعروض", "تسجيل الدخول", "الانتقال إلى المحتوى الرئيسي", "بحث", 'dir="rtl"')),
     ],
 )
 def test_each_catalogue_translates_the_pages(client, tmp_path, settings, code, texts):
@@ -539,6 +540,35 @@ def test_russian_catalogue_uses_the_uns_words():
     # Article 6.8 as the Paris Agreement's Russian text cites it.
     assert strings["Aims of Article 6.8"] == "Цели пункта 8 статьи 6"
     assert [s for s in strings.values() if "6.8" in s] == []
+
+
+def test_arabic_catalogue_uses_the_uns_words_and_arabic_punctuation():
+    """The UNFCCC's Arabic: الأطراف, جهة الاتصال (focal point) throughout, النُهج غير السوقية, بناء القدرات,
+    تطوير التكنولوجيا ونقلها, التقييم (stocktake); Arabic commas, semicolons and question marks in Arabic
+    sentences, Western digits as the rest of the site; six plural forms."""
+    source = catalogue("ar")
+    assert "nplurals=6;" in source.read_text(encoding="utf-8")
+    entries = po_entries(source)
+    strings = {msgid: translated[0] for (_context, msgid, _plural), translated in entries.items()}
+    assert strings["Parties"] == "الأطراف" and strings["Party focal point"] == "جهة الاتصال لطرف"
+    assert (
+        strings["Non-market approaches"] == "النُهج غير السوقية"
+        and strings["Capacity-building"] == "بناء القدرات"
+    )
+    assert strings["Technology development and transfer"] == "تطوير التكنولوجيا ونقلها"
+    assert strings["Finance"] == "التمويل" and strings["Stocktake"] == "التقييم"
+    assert strings["Adaptation"] == "التكيف" and strings["Mitigation"] == "التخفيف"
+    committee = "لجنة غلاسكو المعنية بالنُهج غير السوقية"
+    glasgow = [s for s in strings.values() if "غلاسكو" in s]
+    assert glasgow and all(committee in s for s in glasgow)
+    msgstrs = [s for translated in entries.values() for s in translated]
+    # One word for each: no "جهة التنسيق" beside "جهة الاتصال", no "حصيلة" beside "التقييم".
+    assert [s for s in msgstrs if "جهة التنسيق" in s or "حصيلة" in s] == []
+    arabic = re.compile(r"[\u0621-\u064a]")
+    # ? ; , next to an Arabic word are Arabic signs (the yesno filter's "Yes,No" keeps its comma, it splits by it).
+    assert [s for s in msgstrs if re.search(r"[\u0621-\u064a] ?[?;,]", s) and s != "نعم,لا"] == []
+    assert [s for s in msgstrs if re.search("[\u0660-\u0669]", s)] == []  # Western digits
+    assert "هل نسيت كلمة مرورك؟" in msgstrs and "؛ " in msgstrs and all(arabic.search(s) for s in glasgow)
 
 
 def test_the_language_switcher_offers_spanish_named_in_spanish(client):

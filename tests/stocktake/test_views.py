@@ -539,7 +539,8 @@ def test_the_definitions_read_as_a_document_not_as_markdown(client):
     import re
 
     html = client.get(reverse("stocktake:definitions")).content.decode()
-    body = html[html.index('<div class="definitions" lang="en">') :]
+    # English, and left to right on an Arabic page too.
+    body = html[html.index('<div class="definitions" lang="en" dir="ltr">') :]
     assert re.findall(r"<h1[ >]", html) == ["<h1>"]  # the page's own
     assert (
         "<h2>Stocktake figures</h2>" in body and "<h3>Conventions</h3>" in body and "<h3>Figures</h3>" in body

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import template
 from django.utils.formats import number_format
 from django.utils.html import format_html
-from django.utils.translation import get_language, pgettext
+from django.utils.translation import get_language, get_language_bidi, pgettext
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -22,6 +22,17 @@ def usd(amount: Decimal | int | float | None) -> str:
     # Thousands separators always, whatever USE_THOUSAND_SEPARATOR says; the format follows the locale.
     number = number_format(amount, decimal_pos=places, use_l10n=True, force_grouping=True)
     return pgettext("an amount in US dollars", "USD %(amount)s") % {"amount": number}
+
+
+@register.filter
+def ltr(value) -> str:
+    """`value` (an ISO date, a code) isolated as left-to-right text on a right-to-left page, to put inside a
+    sentence. In an Arabic sentence Unicode's bidirectional algorithm reads digits after Arabic letters as Arabic
+    numbers, which a hyphen does not join: "من 2026-07-01" showed as "من 01-07-2026". Left-to-right pages keep
+    the plain value."""
+    if not get_language_bidi():
+        return value
+    return format_html('<bdi dir="ltr">{}</bdi>', value)
 
 
 @register.simple_tag(takes_context=True)
