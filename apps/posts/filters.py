@@ -5,7 +5,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.forms import ReadingOrderMixin
+from apps.parties.forms import PartySelect, ReadingOrderMixin
 from apps.parties.models import Party, RegionalGroup
 
 from .models import Post
@@ -51,6 +51,7 @@ class _ReadingOrder(ReadingOrderMixin, django_filters.fields.ModelChoiceIterator
 
 class _PartyChoiceField(django_filters.fields.ModelChoiceField):
     iterator = _ReadingOrder
+    widget = PartySelect
 
     def to_python(self, value):
         # Any case, as creating and importing a post take it (?party=ken was a 400 where "ken" posts for Kenya).

@@ -18,6 +18,7 @@ from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from apps.parties.forms import OptionsInPythonMixin
 from apps.parties.models import (
     GROUP_LDC,
     GROUP_SIDS,
@@ -214,7 +215,7 @@ class AmountField(forms.DecimalField):
         )  # fmt: skip
 
 
-class PartyListWidget(forms.SelectMultiple):
+class PartyListWidget(OptionsInPythonMixin, forms.SelectMultiple):
     """A list of the ~200 Parties. A plain click, or an arrow key, replaces what was picked, and the picks are
     scrolled out of sight: site.js writes them out below the list (`data-chosen`), and a screen reader hears
     them change."""
