@@ -1114,11 +1114,19 @@ def test_the_aims_chosen_are_shown_on_the_post(client):
     post = ken_post("published", aims=["coordination", "ambition"])
     html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert "Aims of Article 6.8" in html
-    # In the order of the list of aims, each on its own.
-    assert html.index("<dd>Promote mitigation and adaptation ambition</dd>") < html.index(
-        "<dd>Enable opportunities for coordination across instruments"
-    )
+    # In the order of the list of aims, each on its own, in the one definition of the term: a <dd> per aim put
+    # the second in the label column of the facts' grid, and swapped the label and value of every row after it.
+    facts = re.search(r"<dt>Aims of Article 6.8</dt>\s*<dd>(.*?)</dd>\s*<dt>", html, re.S).group(1)
+    assert re.findall(r"<li>(.*?)</li>", facts) == [
+        "Promote mitigation and adaptation ambition",
+        "Enable opportunities for coordination across instruments and relevant institutional arrangements",
+    ]
     assert "Enhance public and private sector participation" not in html
+    one = ken_post("published", aims=["ambition"])
+    html = client.get(reverse("posts:detail", args=[one.pk])).content.decode()
+    assert re.search(
+        r"<dt>Aims of Article 6.8</dt>\s*<dd>Promote mitigation and adaptation ambition</dd>", html
+    )
     none = ken_post("published", aims=[])
     assert "Aims of Article 6.8" not in client.get(reverse("posts:detail", args=[none.pk])).content.decode()
 

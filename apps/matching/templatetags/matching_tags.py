@@ -15,6 +15,7 @@ from apps.matching.sentences import WORD_PATTERN
 from apps.posts.folding import search_fold
 from apps.posts.models import Post
 from apps.posts.taxonomies import FACETS
+from apps.posts.templatetags.post_tags import in_brackets
 
 from ..models import Match
 from ..selectors import (
@@ -133,6 +134,26 @@ def remove_param(query: str, name: str) -> str:
 def percent(value) -> str:
     """A share as a whole percentage, written as the page's language does (80% in English, 80 % in French)."""
     return gettext("%(value)s%%") % {"value": round(float(value) * 100)}
+
+
+@register.simple_tag
+def score_components(match) -> str:
+    """A match's score's parts, in brackets as the page's language writes a remark: "(similar wording 41%,
+    similar meaning 49%, shared categories 80%)"."""
+    wording = (
+        # The words of one text against those of posts like the other, in its language: not the texts' own words.
+        gettext("similar wording, through similar posts")
+        if (match.explanation or {}).get("cross_lingual")
+        else gettext("similar wording")
+    )
+    parts = [
+        f"{wording} {percent(match.lexical)}",
+        f"{gettext('similar meaning')} {percent(match.semantic)}",
+        f"{gettext('shared categories')} {percent(match.structured)}",
+    ]
+    if match.alignment is not None:
+        parts.append(f"{gettext('parts of the need answered')} {percent(match.alignment)}")
+    return in_brackets(parts)
 
 
 _LABELS = {key: label for choices in FACETS.values() for key, label in choices.choices}

@@ -4,7 +4,8 @@ from decimal import Decimal
 
 from django import template
 from django.utils.formats import number_format
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, get_language_bidi, pgettext
 from django.utils.translation import gettext as _
 
@@ -33,6 +34,26 @@ def ltr(value) -> str:
     if not get_language_bidi():
         return value
     return format_html('<bdi dir="ltr">{}</bdi>', value)
+
+
+def in_brackets(parts, *, spaced: bool = False, autoescape: bool = True) -> str:
+    """`parts` as a remark in brackets, with the page's language's brackets and separator: "(need, Kenya)" in
+    English, "（需求，肯尼亚）" in Chinese, "(احتياج، كينيا)" in Arabic. Written into a template as "(", ", " and
+    ")", they put Latin signs into Chinese and Arabic sentences. `spaced`: the parts are one phrase, joined by
+    spaces ("(score 80%)"). Empty parts are left out."""
+    parts = [part for part in parts if part not in ("", None)]
+    separator = " " if spaced else pgettext("between the parts of a remark in brackets", ", ")
+    pattern = pgettext("around a remark in brackets", "(%(text)s)")
+    if not autoescape:
+        return pattern % {"text": separator.join(str(part) for part in parts)}
+    text = conditional_escape(separator).join(conditional_escape(part) for part in parts)
+    return mark_safe(conditional_escape(pattern) % {"text": text})
+
+
+@register.simple_tag(name="in_brackets", takes_context=True)
+def in_brackets_tag(context, *parts, spaced: bool = False) -> str:
+    """`{% in_brackets a b %}`: `in_brackets`, escaped as the template escapes (not in a plain-text email)."""
+    return in_brackets(parts, spaced=spaced, autoescape=context.autoescape)
 
 
 @register.simple_tag(takes_context=True)
