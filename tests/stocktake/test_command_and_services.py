@@ -201,6 +201,35 @@ def test_a_legend_too_wide_for_one_row_wraps_and_the_chart_grows_to_hold_it():
     assert len(rows) == 2 and height == 300 + 18 and max(rows) < height
 
 
+def test_a_russian_legend_leaves_room_for_its_wider_letters():
+    """Cyrillic letters are wider than Latin ones on average: measured at 7 units a letter, as Latin, the Russian
+    entries ran into the next entry's key. The widths are those Chromium drew at the legend's 12 units."""
+    import itertools
+    import re
+
+    drawn = {
+        "Опубликовано потребностей": 184,
+        "Опубликовано предложений": 183,
+        "Найдено совпадений": 134,
+        "Сильные совпадения": 134,
+        "Выражения интереса": 136,
+        "Установленные связи": 137,
+    }
+    svg = line_chart(chart_id="c5", title="t", desc="d", labels=["a", "b"],
+                     series=[(name, [1, 2]) for name in drawn])  # fmt: skip
+    width = int(re.search(r'viewBox="0 0 (\d+) ', svg).group(1))
+    legend = svg[svg.index('class="chart-legend"') :]
+    texts = [
+        (float(x), float(y), name)
+        for x, y, name in re.findall(r'<text x="([\d.]+)" y="([\d.]+)">([^<]+)</text>', legend)
+    ]
+    assert [name for _x, _y, name in texts] == list(drawn)
+    for (x, y, name), (next_x, next_y, _next) in itertools.pairwise(texts):
+        # The next entry's key (24 units before its text) starts clear of this entry's text.
+        assert next_y > y or next_x - 24 >= x + drawn[name] + 4
+    assert all(x + drawn[name] <= width for x, _y, name in texts)
+
+
 def test_a_chinese_legend_is_measured_by_its_wide_characters():
     """Chinese characters are as wide as the font is high (12 units), not 7 as a Latin letter: measured as Latin,
     the entries of a Chinese legend overlapped."""
