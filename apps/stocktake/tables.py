@@ -358,7 +358,8 @@ def report_layout(export: dict) -> dict[str, Any]:
             ],
         ),
     ]
-    charts = [{"title": chart_titles[i], "svg": svg} for i, svg in enumerate(charts)]
+    # `id` names the chart's caption, which labels the frame the chart scrolls in on a phone.
+    charts = [{"id": f"figure-{i + 1}", "title": chart_titles[i], "svg": svg} for i, svg in enumerate(charts)]
     return {
         "headline": headline,
         "published": published,

@@ -86,6 +86,20 @@ def test_charts_are_drawn_left_to_right_on_any_page():
     assert re.match(r'<svg [^>]*direction="ltr"', svg)
 
 
+def test_a_chart_scrolls_in_a_left_to_right_frame_below_its_caption(login, committee):
+    """On a phone a chart scrolls sideways in its frame. In a right-to-left frame it opened on the chart's far
+    end (the axis and the first labels out of sight to the left), and the caption, inside the frame, scrolled
+    away with the chart."""
+    html = page(login(committee), reverse("stocktake:report") + "?date_from=2026-01-01&date_to=2026-06-30")
+    frames = re.findall(
+        r'<figure class="chart-figure"><figcaption id="([\w-]+)">[^<]+</figcaption>'
+        r'<div class="chart-scroll" role="region" aria-labelledby="([\w-]+)" tabindex="0" dir="ltr">\s*<svg ',
+        html,
+    )
+    assert len(frames) == html.count('<svg class="chart"') == 5
+    assert all(caption == label for caption, label in frames) and len({caption for caption, _ in frames}) == 5
+
+
 def test_the_profile_isolates_the_username_and_writes_a_phone_left_to_right(login):
     client = login(FocalPointFactory(username="fp_ken", party=party("KEN"), email="fp@example.org"))
     html = page(client, reverse("accounts:profile"))

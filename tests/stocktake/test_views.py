@@ -66,11 +66,12 @@ def test_committee_and_secretariat_read_the_report(request, login, world, role):
     html = response.content.decode()
     assert "<dd>5</dd>" in html  # needs published
     assert "Period: 2026-01-01 to 2026-06-30" in html
-    # Charts are inline SVG with a title and a description; tables have captions and scoped headers.
+    # Charts are inline SVG with a title and a description; tables have captions (test_view below) and scoped
+    # headers.
     assert html.count('<svg class="chart"') == 5
     assert 'role="img" aria-labelledby="chart-posts-title chart-posts-desc"' in html
     assert '<title id="chart-posts-title">Needs and offers published, by month</title>' in html
-    assert "<caption" in html and '<th scope="col">' in html and '<th scope="row">' in html
+    assert "<figcaption" in html and '<th scope="col">' in html and '<th scope="row">' in html
     # Supply and demand: a row is a type of support and a focus area, both row headers, so that a cell is read
     # out with the two (three rows per type of support sounded alike).
     balance = html[html.index('id="balance"') :]
@@ -275,6 +276,41 @@ def test_only_the_secretariat_freezes_a_snapshot(request, login, role):
     response = login(request.getfixturevalue(role)).post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
     assert response.status_code == 403
     assert not Snapshot.objects.exists()
+
+
+def _assert_captions_stand_above_their_frames(html: str) -> int:
+    """Every figure table's caption is outside the frame that scrolls sideways, just above it, and names the frame
+    and the table: a <caption> inside the frame was as wide as the table, cut off at the frame's edge on a phone
+    and scrolled away with the columns."""
+    frames = list(
+        re.finditer(r'<div class="table-scroll" role="region" aria-labelledby="([\w-]+)" tabindex="0">', html)
+    )
+    for frame in frames:
+        caption_id = frame.group(1)
+        inside = html[frame.end() : html.index("</table>", frame.end())]
+        assert "<caption" not in inside and f'id="{caption_id}"' not in inside
+        assert re.match(
+            rf'<table class="figures"( id="[\w-]+")? aria-labelledby="{caption_id}">', inside.strip()
+        )
+        before = html[: frame.start()]
+        caption = before.rindex(f'<figcaption id="{caption_id}">')
+        assert (
+            before.rindex('<figure class="table-figure">') < caption
+        )  # its own figure, not a previous one's
+        assert "<table" not in before[caption:]
+    return len(frames)
+
+
+def test_table_captions_stand_above_the_frames_that_scroll(request, login, secretariat, world):
+    client = login(secretariat)
+    html = client.get(REPORT + QUERY).content.decode()
+    assert _assert_captions_stand_above_their_frames(html) == html.count('<table class="figures"') > 10
+    client.post(reverse("stocktake:snapshot_create"), SNAPSHOT_POST)
+    html = client.get(reverse("stocktake:snapshots")).content.decode()
+    assert _assert_captions_stand_above_their_frames(html) == 1
+    snapshot = Snapshot.objects.get()
+    html = client.get(snapshot.get_absolute_url()).content.decode()
+    assert _assert_captions_stand_above_their_frames(html) == html.count('<table class="figures"') > 10
 
 
 def test_secretariat_freezes_a_snapshot(login, secretariat, world):
