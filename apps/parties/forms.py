@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.formats import localize
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import template_localtime
 
 from .models import reading_order
 
@@ -43,20 +45,35 @@ def _attributes(attrs: dict) -> str:
     )
 
 
+def _as_shown(value):
+    """`value` as a template shows it (`{{ value }}`): a number or a date in the page's language, a datetime in
+    the current time zone; text as it is."""
+    return localize(template_localtime(value))
+
+
 class OptionsInPythonMixin:
     """A Select or SelectMultiple written out in Python, as Django's templates write it (select.html and
     select_option.html, whitespace included: the line end that ends select_option.html too): a list of the ~200 Parties drawn through a template per option
     took 27 ms of the posts' list page, about 40% of it; so written, 9 ms (most of it the choices' query)."""
 
     def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        if (self.template_name, self.option_template_name) != (
+            forms.Select.template_name,
+            forms.Select.option_template_name,
+        ):
+            # A widget drawn by templates of its own: written out here, they would silently be left out.
+            return super().render(name, value, attrs, renderer)
         widget = self.get_context(name, value, attrs)["widget"]
         out = [format_html('<select name="{}"', widget["name"]), _attributes(widget["attrs"]), ">"]
         for group_name, options, _index in widget["optgroups"]:
             if group_name:
-                out.append(format_html('\n  <optgroup label="{}">', group_name))
+                out.append(format_html('\n  <optgroup label="{}">', _as_shown(group_name)))
             for option in options:
                 out.append(format_html('\n  <option value="{}"', str(option["value"])))
-                out += [_attributes(option["attrs"]), format_html(">{}</option>\n", option["label"])]
+                out += [
+                    _attributes(option["attrs"]),
+                    format_html(">{}</option>\n", _as_shown(option["label"])),
+                ]
             if group_name:
                 out.append("\n  </optgroup>")
         out.append("\n</select>")

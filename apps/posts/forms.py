@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 
@@ -171,12 +172,20 @@ _DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
 # Digits grouped by points, as Spanish (and some French) writers group thousands: "1.250.000" or "1.250.000,50".
 _POINT_GROUPED = re.compile(r"[1-9]\d{0,2}(\.\d{3})+(,\d{1,2})?")
 _SPACES = re.compile(r"[\s\u00a0\u202f_]")
+# A digit of any script: Arabic-Indic (١٢٥٠), Persian (۱۲۵۰), full width (１２５０), as a keypad in that script types it.
+_ANY_DIGIT = re.compile(r"\d")
+# What a Chinese input method types for a comma and a point (full width).
+_FULL_WIDTH_SIGNS = str.maketrans({"\uff0c": ",", "\uff0e": ".", "\u3000": " "})
+# Arabic's own separators, which an Arabic keypad types with its digits: ٫ before decimals, ٬ between thousands.
+# They cannot be mistaken for each other as a comma and a point can.
+_ARABIC_DECIMAL, _ARABIC_THOUSANDS = "\u066b", "\u066c"
 
 
 class AmountField(forms.DecimalField):
     """A decimal amount in US dollars that also takes digits grouped by commas or spaces and a decimal comma
     ("1,250,000", "1 250 000,50"; a text box with a numeric keyboard on phones: a browser's number box refuses
-    "1,250,000" before the server sees it)."""
+    "1,250,000" before the server sees it). Digits may be typed in another script (Arabic-Indic ٢٥٠٠٫٥٠, full
+    width １，２５０), as a phone's keypad in the page's language types them."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
 
@@ -186,7 +195,10 @@ class AmountField(forms.DecimalField):
 
     def to_python(self, value):
         if isinstance(value, str):
-            value = _SPACES.sub("", value)
+            value = _ANY_DIGIT.sub(lambda digit: str(unicodedata.decimal(digit.group())), value)
+            value = _SPACES.sub("", value.translate(_FULL_WIDTH_SIGNS))
+            if _ARABIC_DECIMAL in value or _ARABIC_THOUSANDS in value:
+                return super().to_python(self._arabic_separators(value))
             decimal_comma = formats.get_format("DECIMAL_SEPARATOR") == ","
             if _GROUPED.fullmatch(value):
                 if value.count(",") == 1 and "." not in value and decimal_comma:
@@ -205,6 +217,16 @@ class AmountField(forms.DecimalField):
             elif _DECIMAL_COMMA.fullmatch(value):
                 value = value.replace(",", ".")
         return super().to_python(value)
+
+    def _arabic_separators(self, value: str) -> str:
+        """An amount written with ٫ and ٬: grouped by threes as "1,250,000.50" is (a misplaced group is not
+        guessed), and with no comma or point beside them."""
+        if "," in value or "." in value:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        value = value.replace(_ARABIC_THOUSANDS, ",").replace(_ARABIC_DECIMAL, ".")
+        if "," in value and not _GROUPED.fullmatch(value):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return value.replace(",", "")
 
     @staticmethod
     def _ambiguous(value: str) -> forms.ValidationError:

@@ -443,6 +443,20 @@ def test_catalogue_keeps_every_placeholder(code):
     assert wrong == []
 
 
+@pytest.mark.parametrize("code", TRANSLATED_LANGUAGES)
+def test_values_a_message_quotes_for_the_api_stay_as_the_api_takes_them(code):
+    """ "Choose 'interested' or 'dismissed'." tells an API client what to send: translated ("«интересует» или
+    «отклонено»"), the words it names are refused."""
+    quoted = re.compile(r"'([a-z_]+)'")
+    wrong = [
+        (msgid, translated)
+        for (_context, msgid, _plural), strings in po_entries(catalogue(code)).items()
+        for translated in strings
+        if any(value not in translated for value in quoted.findall(msgid))
+    ]
+    assert wrong == []
+
+
 # The placeholders of a plural's number, which a form for one alone may leave out.
 _COUNTS = frozenset({"%(count)s", "%(count)d", "%(n)s", "%(n)d", "%d", "%s"})
 

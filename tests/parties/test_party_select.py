@@ -69,3 +69,30 @@ def test_the_post_form_s_party_lists_are_django_s_html():
 
 def test_the_admin_s_party_field_uses_the_python_list():
     assert isinstance(PartyChoiceField(queryset=Party.objects.all()).widget, PartySelect)
+
+
+def test_numbers_and_dates_in_labels_are_localised_as_django_s_templates_write_them():
+    """A template writes a number or a date as the page's language does ("1,5", "2 janvier 2024"): so must the
+    list written in Python, group names included."""
+    import datetime
+    from decimal import Decimal
+
+    choices = [(1, Decimal("1.5")), (2, datetime.date(2024, 1, 2)), (Decimal("2.5"), [(3, 1234567)])]
+
+    class Fast(OptionsInPythonMixin, forms.Select):
+        pass
+
+    for language in ("fr", "ar", "en"):
+        with translation.override(language):
+            assert Fast(choices=choices).render("x", 1) == forms.Select(choices=choices).render("x", 1)
+
+
+def test_a_widget_with_templates_of_its_own_is_drawn_by_them():
+    class Own(OptionsInPythonMixin, forms.Select):
+        option_template_name = "django/forms/widgets/input.html"
+
+    class Templated(forms.Select):
+        option_template_name = "django/forms/widgets/input.html"
+
+    choices = [("a", "A")]
+    assert Own(choices=choices).render("x", "a") == Templated(choices=choices).render("x", "a")

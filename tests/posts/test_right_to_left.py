@@ -3,6 +3,7 @@ addresses, posts written in English, dates, amounts, the charts) keeps its own o
 round by Unicode's bidirectional algorithm."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -106,3 +107,47 @@ def test_the_profile_isolates_the_username_and_writes_a_phone_left_to_right(logi
     assert "<dd><bdi>fp_ken</bdi></dd>" in html and "<dd><bdi>fp@example.org</bdi></dd>" in html
     assert re.search(r'<input type="tel" name="phone"[^>]* dir="ltr"', html)
     assert re.search(r'<input type="text" name="organisation"[^>]* dir="auto"', html)
+
+
+@pytest.mark.parametrize(
+    ("typed", "amount"),
+    [
+        ("١٢٥٠٠٠٠", Decimal("1250000")),  # Arabic-Indic digits
+        ("١٬٢٥٠٬٠٠٠", Decimal("1250000")),  # and Arabic's own thousands separator
+        ("٢٥٠٠٫٥٠", Decimal("2500.50")),  # and its decimal separator: a phone's Arabic keypad types it
+        ("١٬٢٥٠٬٠٠٠٫٥", Decimal("1250000.5")),
+        ("١,٢٥٠,٠٠٠", Decimal("1250000")),  # Arabic-Indic digits grouped by commas, as 1,250,000 is read
+        ("۱۲۵۰", Decimal("1250")),  # Persian digits
+        ("1 250 000,50", Decimal("1250000.50")),  # as an Arabic page writes an amount
+        ("1250000.50", Decimal("1250000.50")),  # as the edit form shows a saved amount
+    ],
+)
+def test_an_arabic_page_reads_amounts_typed_with_arabic_digits_and_separators(typed, amount):
+    """An Arabic keypad types ٠-٩ with ٫ for the decimal point and ٬ between thousands: "٢٥٠٠٫٥٠" was refused as
+    no number at all, whose digits were typed right."""
+    from tests.posts.test_forms import party_form
+
+    with translation.override("ar"):
+        form = party_form(amount_usd=typed)
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["amount_usd"] == amount
+
+
+@pytest.mark.parametrize("typed", ["١٬٢٥", "٠٬٥٠٠", "١٢٬٥٠٬٠٠٠", "١٬٢٥٠,٥٠", "١٫٢٥٠٫٠٠", "1.250٫5", "10²"])
+def test_an_amount_with_misplaced_arabic_separators_is_asked_again_not_guessed(typed):
+    from tests.posts.test_forms import party_form
+
+    with translation.override("ar"):
+        form = party_form(amount_usd=typed)
+        assert not form.is_valid() and len(form.errors["amount_usd"]) == 1, (typed, form.errors)
+
+
+def test_a_chinese_page_reads_full_width_digits_and_commas():
+    """A Chinese input method types full-width signs: "１，２５０，０００" was refused as no number."""
+    from tests.posts.test_forms import party_form
+
+    with translation.override("zh-hans"):
+        for typed, amount in (("１，２５０，０００", 1250000), ("１２５０．５", Decimal("1250.5"))):
+            form = party_form(amount_usd=typed)
+            assert form.is_valid(), form.errors
+            assert form.cleaned_data["amount_usd"] == amount
