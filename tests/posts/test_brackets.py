@@ -59,3 +59,38 @@ def test_a_required_field_s_mark_is_in_the_language_s_brackets():
         form.fields["first_name"].required = True
         html = field_template.render(Context({"field": form["first_name"]}))
     assert "（必填）" in html and "(必填)" not in html
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("en", "Label (required)"), ("fr", "Label (obligatoire)"), ("zh-hans", "Label（必填）")],
+)
+def test_a_remark_after_a_word_is_spaced_unless_its_brackets_carry_their_own_space(language, expected):
+    with translation.override(language):
+        word = translation.gettext("required")
+        assert f"Label{in_brackets([word], after_word=True)}" == expected
+        assert not in_brackets([word]).startswith(" ")
+        after = score_components(a_match(), after_word=True)
+    assert after.startswith("（" if language == "zh-hans" else " (")
+
+
+@pytest.mark.django_db
+def test_the_match_s_score_and_its_parts_read_as_one_line_in_chinese(login, settings):
+    """The score, then its parts in full-width brackets with no space before them; in English, a space."""
+    from django.urls import reverse
+
+    from apps.matching.models import Match
+    from tests.factories import FocalPointFactory, PostFactory, party
+
+    focal_point = FocalPointFactory(party=party("KEN"))
+    need = PostFactory(kind="need", party=party("KEN"))
+    offer = PostFactory(kind="offer", party=party("FJI"))
+    Match.objects.create(need=need, offer=offer, score=0.6, lexical=0.4, semantic=0.5, structured=0.8)
+    client = login(focal_point)
+    for language, joint in (
+        ("zh-hans", '</strong><span class="components">（'),
+        ("en", '</strong><span class="components"> ('),
+    ):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        html = client.get(reverse("posts:detail", args=[need.pk])).content.decode()
+        assert joint in html, language

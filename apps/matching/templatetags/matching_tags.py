@@ -137,9 +137,9 @@ def percent(value) -> str:
 
 
 @register.simple_tag
-def score_components(match) -> str:
+def score_components(match, after_word: bool = False) -> str:
     """A match's score's parts, in brackets as the page's language writes a remark: "(similar wording 41%,
-    similar meaning 49%, shared categories 80%)"."""
+    similar meaning 49%, shared categories 80%)"; `after_word`: see `in_brackets`."""
     wording = (
         # The words of one text against those of posts like the other, in its language: not the texts' own words.
         gettext("similar wording, through similar posts")
@@ -153,7 +153,7 @@ def score_components(match) -> str:
     ]
     if match.alignment is not None:
         parts.append(f"{gettext('parts of the need answered')} {percent(match.alignment)}")
-    return in_brackets(parts)
+    return in_brackets(parts, after_word=after_word)
 
 
 _LABELS = {key: label for choices in FACETS.values() for key, label in choices.choices}

@@ -36,14 +36,22 @@ def ltr(value) -> str:
     return format_html('<bdi dir="ltr">{}</bdi>', value)
 
 
-def in_brackets(parts, *, spaced: bool = False, autoescape: bool = True) -> str:
+# Brackets that carry their own space (Chinese and Japanese full-width ones): a remark after a word takes none.
+_WIDE_BRACKETS = "（【〔［「『"
+
+
+def in_brackets(parts, *, spaced: bool = False, after_word: bool = False, autoescape: bool = True) -> str:
     """`parts` as a remark in brackets, with the page's language's brackets and separator: "(need, Kenya)" in
     English, "（需求，肯尼亚）" in Chinese, "(احتياج، كينيا)" in Arabic. Written into a template as "(", ", " and
     ")", they put Latin signs into Chinese and Arabic sentences. `spaced`: the parts are one phrase, joined by
-    spaces ("(score 80%)"). Empty parts are left out."""
+    spaces ("(score 80%)"). `after_word`: the remark follows a word, so it starts with the space that
+    separates them, unless the language's brackets carry their own ("标签（必填）", "Label (required)"). Empty
+    parts are left out."""
     parts = [part for part in parts if part not in ("", None)]
     separator = " " if spaced else pgettext("between the parts of a remark in brackets", ", ")
     pattern = pgettext("around a remark in brackets", "(%(text)s)")
+    if after_word and not pattern.startswith(tuple(_WIDE_BRACKETS)):
+        pattern = f" {pattern}"
     if not autoescape:
         return pattern % {"text": separator.join(str(part) for part in parts)}
     text = conditional_escape(separator).join(conditional_escape(part) for part in parts)
@@ -51,9 +59,9 @@ def in_brackets(parts, *, spaced: bool = False, autoescape: bool = True) -> str:
 
 
 @register.simple_tag(name="in_brackets", takes_context=True)
-def in_brackets_tag(context, *parts, spaced: bool = False) -> str:
+def in_brackets_tag(context, *parts, spaced: bool = False, after_word: bool = False) -> str:
     """`{% in_brackets a b %}`: `in_brackets`, escaped as the template escapes (not in a plain-text email)."""
-    return in_brackets(parts, spaced=spaced, autoescape=context.autoescape)
+    return in_brackets(parts, spaced=spaced, after_word=after_word, autoescape=context.autoescape)
 
 
 @register.simple_tag(takes_context=True)
