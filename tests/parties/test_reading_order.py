@@ -33,3 +33,12 @@ def test_chinese_names_sort_by_pinyin():
     names = ["中国", "阿富汗", "巴西", "埃及", "德国"]
     # zhong1 guo2, a1 fu4 han4, ba1 xi1, ai1 ji2, de2 guo2
     assert sorted(names, key=reading_order) == ["阿富汗", "埃及", "巴西", "德国", "中国"]
+
+
+def test_a_name_s_key_is_remembered():
+    """A page's Party list sorts the same names at each request: the keys are computed once per process."""
+    reading_order.cache_clear()
+    names = ["中国", "阿富汗", "Égypte", "Йемен"]
+    first = [reading_order(name) for name in names]
+    assert [reading_order(name) for name in names] == first
+    assert reading_order.cache_info().hits == len(names)
