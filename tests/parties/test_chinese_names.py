@@ -10,6 +10,8 @@ from django.utils import translation
 from apps.parties.models import NAME_READINGS, Party, pinyin_syllables, reading_order
 from tests.factories import FocalPointFactory, PostFactory, party
 
+from .party_lists import by_name, parties_in_filter
+
 pytestmark = pytest.mark.django_db
 
 
@@ -56,16 +58,6 @@ def test_names_are_read_in_pinyin_as_the_un_reads_them():
 def test_chinese_names_sort_as_a_un_list_in_chinese():
     names = ["尼日尔", "尼加拉瓜", "尼泊尔", "瑙鲁", "南非"]
     assert sorted(names, key=reading_order) == ["南非", "瑙鲁", "尼泊尔", "尼加拉瓜", "尼日尔"]
-
-
-def by_name(label: str) -> str:
-    """A Party's label ("中国 (CHN)") in the order of its name, its code aside."""
-    return reading_order(label.rsplit(" (", 1)[0])
-
-
-def parties_in_filter(html):
-    select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
-    return re.findall(r'<option value="([A-Z]{3})"[^>]*>([^<]*)</option>', select)
 
 
 def test_the_list_names_parties_in_chinese_in_pinyin_order(client):

@@ -10,6 +10,8 @@ from django.utils import translation
 from apps.parties.models import Party, reading_order
 from tests.factories import FocalPointFactory, PostFactory, party
 
+from .party_lists import parties_in_filter
+
 pytestmark = pytest.mark.django_db
 
 
@@ -45,11 +47,6 @@ def test_reading_order_ignores_accents_and_case():
     assert sorted(names, key=reading_order) == [
         "Égypte", "émirats arabes unis", "Équateur", "Érythrée", "Estonie", "Eswatini"
     ]  # fmt: skip
-
-
-def parties_in_filter(html):
-    select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
-    return re.findall(r'<option value="([A-Z]{3})"[^>]*>([^<]*)</option>', select)
 
 
 def test_the_list_names_parties_in_french_on_french_pages(client):

@@ -8,8 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from apps.parties.models import Party, reading_order
+from apps.parties.models import Party
 from tests.factories import FocalPointFactory, PostFactory, party
+
+from .party_lists import by_name, parties_in_filter
 
 pytestmark = pytest.mark.django_db
 
@@ -38,16 +40,6 @@ def test_a_party_is_named_in_russian_on_russian_pages():
     with translation.override("ru"):
         assert (russia.local_name, str(russia)) == ("Российская Федерация", "Российская Федерация (RUS)")
     assert russia.local_name == "Russian Federation"
-
-
-def by_name(label: str) -> str:
-    """A Party's label ("Гвинея (GIN)") in the order of its name, its code aside."""
-    return reading_order(label.rsplit(" (", 1)[0])
-
-
-def parties_in_filter(html):
-    select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
-    return re.findall(r'<option value="([A-Z]{3})"[^>]*>([^<]*)</option>', select)
 
 
 def test_the_list_names_parties_in_russian_on_russian_pages(client):

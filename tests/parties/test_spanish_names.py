@@ -7,8 +7,10 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from apps.parties.models import NAME_FIELDS, Party, name_field, reading_order
+from apps.parties.models import NAME_FIELDS, Party, name_field
 from tests.factories import FocalPointFactory, PostFactory, party
+
+from .party_lists import by_name, parties_in_filter
 
 pytestmark = pytest.mark.django_db
 
@@ -47,16 +49,6 @@ def test_a_party_is_named_in_the_active_language():
     russia.name_es = ""  # a Party the secretariat added without one
     with translation.override("es"):
         assert russia.local_name == "Russian Federation"
-
-
-def by_name(label: str) -> str:
-    """A Party's label ("Guinea (GIN)") in the order of its name, its code aside."""
-    return reading_order(label.rsplit(" (", 1)[0])
-
-
-def parties_in_filter(html):
-    select = re.search(r'<select name="party"[^>]*>(.*?)</select>', html, re.S).group(1)
-    return re.findall(r'<option value="([A-Z]{3})"[^>]*>([^<]*)</option>', select)
 
 
 def test_the_list_names_parties_in_spanish_on_spanish_pages(client):
