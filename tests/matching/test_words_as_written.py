@@ -32,3 +32,17 @@ def test_hyphens_apostrophes_other_scripts_and_words_not_in_the_text():
     assert as_written(["bien-etre", "eau", "adaptation", "covid-19", "co2", "انذار", "наводнения", "sequias"], post) == [
         "bien-être", "eau", "adaptation", "COVID-19", "CO₂", "إنذار", "наводнения", "sequias",
     ]  # fmt: skip
+
+
+def test_a_post_s_words_are_read_once_for_all_its_matches():
+    """Each match of a page holds its own copy of the post: its text is folded once, not once per match."""
+    from types import SimpleNamespace
+
+    from apps.matching.templatetags.matching_tags import as_written, written_words
+
+    written_words.cache_clear()
+    copies = [SimpleNamespace(title="Formación", description="Pueblos indígenas y NDC.") for _ in range(5)]
+    assert {tuple(as_written(["formacion", "indigenas", "ndc"], post)) for post in copies} == {
+        ("formación", "indígenas", "NDC")
+    }
+    assert (written_words.cache_info().misses, written_words.cache_info().hits) == (1, 4)

@@ -1,5 +1,6 @@
 """The matches panel shown on a poster's own published post."""
 
+import functools
 import re
 import unicodedata
 
@@ -180,14 +181,24 @@ def as_written(terms, post) -> list[str]:
     the text does not hold (a changed text) stays as stored."""
     if not terms:
         return []
-    written = getattr(post, "_written_words", None)
-    if written is None:
-        written = {}
-        # Composed first: an accent typed as a combining mark is no word character, and cut the word in two.
-        for word in _WORDS.findall(unicodedata.normalize("NFC", f"{post.title}\n{post.description}")):
-            key, form = search_fold(word), word if word.isupper() else word.lower()
-            # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
-            if key not in written or (written[key].isupper() and not form.isupper()):
-                written[key] = form
-        post._written_words = written
+    written = written_words(f"{post.title}\n{post.description}")
     return [written.get(term, term) for term in terms]
+
+
+@functools.lru_cache(maxsize=256)
+def written_words(text: str) -> dict[str, str]:
+    """Each folded word of `text` -> the form the text writes it in. Remembered per text: a post's page reads
+    its own text once per match (each match holds its own copy of the post: 20 on a page), at 0.3-0.5 ms a
+    time. Read only: the same dict serves every caller."""
+    written: dict[str, str] = {}
+    folded: dict[str, str] = {}
+    # Composed first: an accent typed as a combining mark is no word character, and cut the word in two.
+    for word in _WORDS.findall(unicodedata.normalize("NFC", text)):
+        key = folded.get(word)
+        if key is None:
+            key = folded[word] = search_fold(word)
+        form = word if word.isupper() else word.lower()
+        # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
+        if key not in written or (written[key].isupper() and not form.isupper()):
+            written[key] = form
+    return written
