@@ -167,7 +167,8 @@ class Party(models.Model):
 
     @property
     def local_name(self) -> str:
-        """The name in the language of the page (French, Spanish, Arabic, Chinese, Russian) where it has one, else the English `name`."""
+        """The name in the language of the page (French, Spanish, Arabic, Chinese, Russian) where it has one,
+        else the English `name`."""
         return getattr(self, name_field()) or self.name
 
     @property
