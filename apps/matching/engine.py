@@ -36,6 +36,7 @@ from apps.matching.sentences import WORD_PATTERN
 from apps.matching.sentences import post_sentences as post_sentences
 from apps.matching.sentences import post_sentences_key as post_sentences_key
 from apps.matching.sentences import split_sentences as split_sentences
+from apps.matching.stemming import stem_text, stem_word
 from apps.posts.folding import search_fold
 
 FORMAT_VERSION = 1
@@ -123,6 +124,19 @@ STOP_WORDS = sorted(
     | frozenset(_ZH_STOP_TEXT.split())
 )
 
+
+def _with_stems(words: Iterable[str]) -> list[str]:
+    """`words` and their stems as the word model reads them (`preprocess_words`), and those stems' stems: a
+    stem read again may lose more (явля -> явл), and scikit-learn reads its stop words through the model."""
+    out, todo = set(words), set(words)
+    while todo:
+        todo = {stem_word(w) for w in todo} - out
+        out |= todo
+    return sorted(out)
+
+
+WORD_STOP_WORDS = _with_stems(STOP_WORDS)
+
 # What the word model reads of a text (`preprocess_text`): the letters as the site's search folds them
 # (`apps.posts.folding.search_fold`, no Django there: lower case; accents off Latin letters only (é -> e, as the
 # stop words and a search typed without accents expect), while marks that make another script's letter stay
@@ -140,8 +154,14 @@ def _character_pairs(run: re.Match[str]) -> str:
 
 
 def preprocess_text(text: str) -> str:
-    """A text as the word model tokenises it (see above)."""
+    """A text as the word model tokenised it before stems (see above); models stored then still read it so."""
     return _CJK_RUN.sub(_character_pairs, search_fold(text))
+
+
+def preprocess_words(text: str) -> str:
+    """A text as the word model tokenises it: `preprocess_text`, its Russian and Arabic words as their stems
+    (`apps.matching.stemming`)."""
+    return stem_text(preprocess_text(text))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -681,8 +701,8 @@ class TextModel:
         rng = np.random.default_rng(seed)
         vectorizer = TfidfVectorizer(
             sublinear_tf=True,
-            preprocessor=preprocess_text,
-            stop_words=STOP_WORDS,
+            preprocessor=preprocess_words,
+            stop_words=WORD_STOP_WORDS,
             token_pattern=WORD_PATTERN,
             min_df=1,
             max_df=0.5 if len(texts) >= 50 else 1.0,
@@ -932,6 +952,13 @@ class TextModel:
         if self._terms is None:
             self._terms = self.vectorizer.get_feature_names_out()
         return self._terms
+
+    @property
+    def outdated(self) -> bool:
+        """Stored before what a fit gives now: without a pivot language (`translate`), or reading every word as
+        written (`preprocess_text`, before `preprocess_words` read Russian and Arabic words as their stems).
+        Such a model still works as it did; the hourly refit replaces it (`pipeline.text_model_refit_if_grown`)."""
+        return self.pivot is None or self.vectorizer.preprocessor is not preprocess_words
 
     def digest(self) -> bytes:
         """A hash of what explanations read of the model: its terms (columns of the word rows, by name) and its

@@ -474,13 +474,13 @@ def text_model_current() -> tuple[int, TextModel]:
 
 def text_model_refit_if_grown() -> int | None:
     """Refit when the published corpus has grown by MATCHING_REFIT_GROWTH since the last fit, or when the newest
-    model was stored before models kept a pivot language (`engine.TextModel.translate`): until then such a
-    model compares no pair in two languages word for word."""
+    model is outdated (`engine.TextModel.outdated`): stored before models kept a pivot language (until then it
+    compares no pair in two languages word for word), or before Russian and Arabic words were read as stems."""
     last = TextModelVersion.objects.order_by("-version").values_list("corpus_size", flat=True).first()
     size = Post.objects.published().count()
     if last is None or size >= last * (1 + settings.MATCHING_REFIT_GROWTH):
         return text_model_refit()[0] if size >= 2 else None
-    if size >= 2 and text_model_current()[1].pivot is None:
+    if size >= 2 and text_model_current()[1].outdated:
         return text_model_refit()[0]
     return None
 

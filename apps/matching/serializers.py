@@ -9,6 +9,7 @@ from rest_framework import serializers
 from apps.posts.models import Post
 
 from .models import Interest, Match
+from .templatetags.matching_tags import as_written
 
 
 def _post_summary(post: Post) -> dict[str, Any]:
@@ -30,6 +31,16 @@ def _time(value) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _explanation(match: Match) -> dict[str, Any]:
+    """The stored explanation, its `top_terms` as the need writes them (`as_written`): the word model stores
+    them folded ("indigenas"; a Russian or Arabic word as its stem, "засух"), the API gives "indígenas",
+    "засухе", as the page does."""
+    explanation = match.explanation if isinstance(match.explanation, dict) else {}
+    if explanation.get("top_terms"):
+        explanation = {**explanation, "top_terms": as_written(explanation["top_terms"], match.need)}
+    return explanation
+
+
 def match_api_record(match: Match, *, side: str | None = None) -> dict[str, Any]:
     """A match as the API returns it. Expects need/offer and their posters selected, and the ranks annotated
     (`selectors.match_with_ranks`). `side` ('need' or 'offer'): the side the caller speaks for, which is not
@@ -46,7 +57,7 @@ def match_api_record(match: Match, *, side: str | None = None) -> dict[str, Any]
         "semantic": round(match.semantic, 4),
         "structured": round(match.structured, 4),
         "alignment": None if match.alignment is None else round(match.alignment, 4),
-        "explanation": match.explanation if isinstance(match.explanation, dict) else {},
+        "explanation": _explanation(match),
         "rank_for_need": getattr(match, "need_rank", None) if match.is_active else None,
         "rank_for_offer": getattr(match, "offer_rank", None) if match.is_active else None,
         "need": _post_summary(match.need),
@@ -82,7 +93,8 @@ class MatchSerializer(serializers.Serializer):
         "the pair was not reranked.",
     )
     explanation = serializers.DictField(
-        help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms, cross_lingual "
+        help_text="Why they match: shared_support_types, shared_focus_areas, shared_sectors, top_terms (the "
+        "words in common, as the need writes them), cross_lingual "
         "(with need_language, offer_language and, when compared through the pivot language, related_terms "
         "and terms_language), amount_covered, ..."
     )

@@ -38,6 +38,24 @@ def test_matches_ranked_with_score_and_explanation(api, tokens, need_with_matche
     assert (first["need_interest"], first["connected_at"]) == ("", None)
 
 
+def test_match_words_in_common_are_given_as_the_need_writes_them(api, tokens, need_with_matches):
+    """The word model stores its terms folded, a Russian or Arabic word as its stem: the API gives the need's
+    words, as the page shows them ("indigenas" and "засух" were given as stored)."""
+    Post.objects.filter(pk=need_with_matches.pk).update(
+        title="Guardias indígenas y засухе", description="Formación; الجفاف"
+    )
+    match = need_with_matches.matches_as_need.filter(is_active=True).order_by("-score").first()
+    match.explanation = {
+        **match.explanation,
+        "top_terms": ["indigenas", "засух", "جفاف", "formacion", "gone"],
+    }
+    match.save()
+    first = api(tokens["ken"]).get(f"/api/v1/posts/{need_with_matches.pk}/matches/").json()[0]
+    assert first["explanation"]["top_terms"] == ["indígenas", "засухе", "الجفاف", "formación", "gone"]
+    match.refresh_from_db()
+    assert match.explanation["top_terms"][:2] == ["indigenas", "засух"]  # stored as the model reads them
+
+
 def test_matches_only_for_the_posts_own_party(api, tokens, need_with_matches, session_api, secretariat):
     url = f"/api/v1/posts/{need_with_matches.pk}/matches/"
     assert api().get(url).status_code == 401

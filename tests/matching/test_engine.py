@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.matching import engine
+from apps.matching import engine, stemming
 from apps.matching.engine import MatchIndex, PostRecord, TextModel, Weights, match_all, passes_hard_rules
 
 GROUPS = {
@@ -1048,6 +1048,74 @@ def test_chinese_posts_share_words_and_explain_them() -> None:
     assert {"山洪", "预警"} <= set(results[0].explanation["top_terms"])
     # "We", "need", "provide": words of every request and offer, never what two posts share.
     assert not {"我们", "需要", "提供"} & set(model.vectorizer.vocabulary_)
+
+
+# Russian and Arabic posts on one subject, written in other forms of the same words (case, number, attached
+# articles and prepositions), and one on another subject: (language, party, need, matching offer, other offer).
+INFLECTED = [
+    ("ru", "KGZ",
+     ("Адаптация сельского хозяйства к засухе",
+      "Нам нужна поддержка фермеров в адаптации к засухам: капельное орошение, засухоустойчивые семена."),
+     ("Засухоустойчивые семена и капельное орошение для фермеров",
+      "Обучение фермерских хозяйств адаптации к засухе, поставки семян и систем орошения."),
+     ("Электрические автобусы для столицы",
+      "Закупка электробусов, зарядных станций и обучение водителей.")),
+    ("ar", "JOR",
+     ("التكيف الزراعي مع الجفاف",
+      "نحتاج إلى دعم المزارعين للتكيف مع موجات الجفاف: الري بالتنقيط والبذور المقاومة للجفاف."),
+     ("بذور مقاومة للجفاف وري بالتنقيط للمزارعين",
+      "تدريب المزارعين على التكيف مع الجفاف وتوفير البذور وأنظمة الري."),
+     ("حافلات كهربائية للعاصمة",
+      "شراء حافلات كهربائية ومحطات شحن وتدريب السائقين.")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("language", "party", "need", "offer", "other"), INFLECTED, ids=["ru", "ar"])
+def test_russian_and_arabic_words_are_compared_by_their_stems(
+    monkeypatch, language, party, need, offer, other
+) -> None:
+    """Two posts on one subject share few words exactly when their language inflects them (засуха, засухе,
+    засухам; الجفاف, للجفاف): the word model reads each as its stem, so they share their words' stems."""
+    records = [
+        post(1, "need", party=party, language=language, title=need[0], description=need[1]),
+        post(2, "offer", party="DEU", language=language, title=offer[0], description=offer[1]),
+        post(3, "offer", party="FRA", language=language, title=other[0], description=other[1]),
+        *(post(10 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)),
+    ]
+
+    def word_similarities(model: TextModel) -> tuple[float, float]:
+        words = model.lexical([engine.post_text(r) for r in records[:3]])[0]
+        return (words[0] @ words[1].T).toarray()[0, 0], (words[0] @ words[2].T).toarray()[0, 0]
+
+    model = engine.fit_model(records)
+    assert not model.outdated
+    stemmed, unrelated = word_similarities(model)
+    assert stemmed > 0.35 and unrelated < 0.05
+    results = MatchIndex.build(records, model).match(records[0], k=3, floor=0.0)
+    assert results[0].offer_id == 2
+    drought = {"ru": "засух", "ar": "جفاف"}[language]
+    assert drought in results[0].explanation["top_terms"]
+    # Read as written (the model before the stems), the same pair shared far fewer words.
+    monkeypatch.setattr(engine, "preprocess_words", engine.preprocess_text)
+    as_written, _ = word_similarities(engine.fit_model(records))
+    assert as_written < stemmed - 0.15
+
+
+def test_stems_touch_only_russian_and_arabic_words() -> None:
+    """English, French, Spanish (the development set) and Chinese read as before the stems."""
+    text = "Adaptación y résilience: early warnings, 山洪预警, Адаптации к засухам, والتكيف مع الجفاف"
+    assert engine.preprocess_words(text) == engine.preprocess_text(text).replace(
+        "адаптации к засухам", "адаптац к засух"
+    ).replace("والتكيف مع الجفاف", "تكيف مع جفاف")
+    assert stemming.arabic_light_stem("للتكيف") == stemming.arabic_light_stem("التكيف") == "تكيف"
+    assert stemming.arabic_light_stem("المجتمعات") == stemming.arabic_light_stem("مجتمع") == "مجتمع"
+    assert stemming.arabic_light_stem("بناء") == "بناء"  # a word's own first letter is no preposition
+    # Stop words are read as the model reads them: none of their stems becomes a term.
+    model = engine.fit_model(
+        [post(1, "need", title="Это является проблемой", description="которые также между")]
+        + [post(2 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)]
+    )
+    assert not {"эт", "явля", "явл", "котор", "такж", "межд"} & set(model.vectorizer.vocabulary_)
 
 
 def test_sentences_end_at_the_punctuation_of_each_script() -> None:

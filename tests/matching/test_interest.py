@@ -281,6 +281,18 @@ def test_the_panel_lists_shared_terms_in_taxonomy_order_and_words_as_the_need_wr
     assert "River flood forecasting (80\u00a0%)" in page  # the title: "(80%)" before
 
 
+def test_the_panel_shows_russian_stems_as_the_need_writes_the_words(match, kenya, login):
+    """The word model stores a Russian word's stem ("засух"): the panel shows the need's own word."""
+    match.need.title = "Адаптация сельского хозяйства к засухе"
+    match.need.description = "Капельное орошение для фермеров и засухоустойчивые семена."
+    match.need.language = "ru"
+    match.need.save()
+    match.explanation = {"top_terms": ["засух", "орошен", "фермер"], "cross_lingual": False}
+    match.save()
+    html = login(kenya).get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert 'Words in common: <span lang="ru" dir="auto">засухе, орошение, фермеров</span>' in html
+
+
 def test_the_secretariat_sees_the_other_side_of_each_match(match, login):
     # The secretariat speaks for neither side: the panel still lists, on the need's page, the offers.
     body = login(SecretariatFactory(username="sec-panel")).get(reverse("posts:detail", args=[match.need_id]))

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Q
 
-from apps.matching import pipeline
+from apps.matching import engine, pipeline
 from apps.matching.models import Match, PostEmbedding, TextModelVersion
 from apps.posts import services
 from apps.posts.models import Post
@@ -294,6 +294,23 @@ def test_a_model_stored_without_a_pivot_language_is_refitted_by_the_hourly_task(
     assert pipeline.text_model_refit_if_grown() == version + 1
     pipeline.index_reset()
     assert pipeline.text_model_current()[1].pivot == "en"
+    assert pipeline.text_model_refit_if_grown() is None
+
+
+def test_a_model_stored_reading_words_as_written_is_refitted_by_the_hourly_task(corpus):
+    """A model fitted before Russian and Arabic words were read as stems keeps reading them so (its vocabulary
+    has no stems) until the hourly task replaces it."""
+    version, model = pipeline.text_model_current()
+    assert not model.outdated
+    state = pickle.loads(model.to_bytes())
+    state["vectorizer"].preprocessor = engine.preprocess_text
+    TextModelVersion.objects.filter(version=version).update(payload=pickle.dumps(state))
+    pipeline.index_reset()
+    assert pipeline.text_model_current()[1].outdated
+    assert pipeline.text_model_refit_if_grown() == version + 1
+    pipeline.index_reset()
+    current = pipeline.text_model_current()[1]
+    assert current.vectorizer.preprocessor is engine.preprocess_words and not current.outdated
     assert pipeline.text_model_refit_if_grown() is None
 
 

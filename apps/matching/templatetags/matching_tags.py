@@ -13,6 +13,7 @@ from django.utils.translation import gettext, pgettext
 
 from apps.accounts.actors import Actor
 from apps.matching.sentences import WORD_PATTERN
+from apps.matching.stemming import stem_word
 from apps.posts.folding import search_fold
 from apps.posts.models import Post
 from apps.posts.taxonomies import FACETS
@@ -176,8 +177,9 @@ _WORDS = re.compile(WORD_PATTERN)
 
 @register.filter
 def as_written(terms, post) -> list[str]:
-    """The words of an explanation, which the word model stores folded (no accents, lower case), as `post`
-    writes them: "indígenas", "formación", "NDC" where the panel showed "indigenas", "formacion", "ndc". A word
+    """The words of an explanation, which the word model stores folded (no accents, lower case; a Russian or
+    Arabic word as its stem), as `post` writes them: "indígenas", "formación", "NDC" where the panel showed
+    "indigenas", "formacion", "ndc", "адаптации" for the stem "адаптац" (the first form the text writes). A word
     the text does not hold (a changed text) stays as stored."""
     if not terms:
         return []
@@ -187,18 +189,22 @@ def as_written(terms, post) -> list[str]:
 
 @functools.lru_cache(maxsize=256)
 def written_words(text: str) -> dict[str, str]:
-    """Each folded word of `text` -> the form the text writes it in. Remembered per text: a post's page reads
-    its own text once per match (each match holds its own copy of the post: 20 on a page), at 0.3-0.5 ms a
-    time. Read only: the same dict serves every caller."""
+    """Each folded word of `text`, and its stem (`stemming.stem_word`: a Russian or Arabic word's), -> the form
+    the text writes it in. Remembered per text: a post's page reads its own text once per match (each match
+    holds its own copy of the post: 20 on a page), at 0.3-0.5 ms a time. Read only: the same dict serves every
+    caller."""
     written: dict[str, str] = {}
-    folded: dict[str, str] = {}
+    keys_of: dict[str, tuple[str, ...]] = {}
     # Composed first: an accent typed as a combining mark is no word character, and cut the word in two.
     for word in _WORDS.findall(unicodedata.normalize("NFC", text)):
-        key = folded.get(word)
-        if key is None:
-            key = folded[word] = search_fold(word)
+        keys = keys_of.get(word)
+        if keys is None:
+            folded = search_fold(word)
+            stem = stem_word(folded)
+            keys = keys_of[word] = (folded,) if stem == folded else (folded, stem)
         form = word if word.isupper() else word.lower()
-        # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
-        if key not in written or (written[key].isupper() and not form.isupper()):
-            written[key] = form
+        for key in keys:
+            # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
+            if key not in written or (written[key].isupper() and not form.isupper()):
+                written[key] = form
     return written
