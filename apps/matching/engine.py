@@ -36,8 +36,8 @@ from apps.matching.sentences import WORD_PATTERN
 from apps.matching.sentences import post_sentences as post_sentences
 from apps.matching.sentences import post_sentences_key as post_sentences_key
 from apps.matching.sentences import split_sentences as split_sentences
-from apps.matching.stemming import stem_text, stem_word
 from apps.posts.folding import search_fold
+from apps.posts.stemming import stem_text, stem_word
 
 FORMAT_VERSION = 1
 
@@ -160,7 +160,7 @@ def preprocess_text(text: str) -> str:
 
 def preprocess_words(text: str) -> str:
     """A text as the word model tokenises it: `preprocess_text`, its Russian and Arabic words as their stems
-    (`apps.matching.stemming`)."""
+    (`apps.posts.stemming`)."""
     return stem_text(preprocess_text(text))
 
 

@@ -14,6 +14,7 @@ from apps.accounts.actors import Actor
 
 from .folding import search_fold
 from .models import Post, PostQuerySet
+from .stemming import search_term
 
 
 def post_list_public() -> PostQuerySet:
@@ -79,63 +80,13 @@ _OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 # A term: "a phrase" or a word, either after a '-' to exclude it.
 _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{4,}")
-_CYRILLIC_WORD = re.compile(r"[\u0400-\u04ff]{6,}")
-# Russian endings of case and number, longest first: a word typed in one form finds the others
-# (пожары -> пожар: пожаров, пожарной; наводнений -> наводнен: наводнения).
-_RU_ENDINGS = tuple(
-    sorted(
-        [
-            "ами",
-            "ями",
-            "ого",
-            "его",
-            "ому",
-            "ему",
-            "ыми",
-            "ими",
-            "ией",
-            "ий",
-            "ый",
-            "ой",
-            "ая",
-            "яя",
-            "ое",
-            "ее",
-            "ые",
-            "ие",
-            "ов",
-            "ев",
-            "ей",
-            "ам",
-            "ям",
-            "ах",
-            "ях",
-            "ом",
-            "ем",
-            "ую",
-            "юю",
-            "ию",
-            "а",
-            "я",
-            "о",
-            "е",
-            "ы",
-            "и",
-            "у",
-            "ю",
-            "ь",
-            "й",
-        ],
-        key=len,
-        reverse=True,
-    )
-)
 
 
 def _within_terms(text: str) -> list[tuple[str, bool]]:
     """The (folded) query's terms, each with whether it excludes: quoted phrases as they are; a Chinese or
-    Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart); a Russian word
-    without its ending; "or" and stray signs dropped."""
+    Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart); a Russian or
+    Arabic word as the part that all its forms share (`apps.posts.stemming.search_term`: пожары -> пожар,
+    الفيضانات -> فيضان), as the matching reads them; "or" and stray signs dropped."""
     terms = []
     for minus, phrase, word_minus, word in _TERM.findall(_web_search_text(text)):
         exclude = bool(minus or word_minus)
@@ -148,10 +99,7 @@ def _within_terms(text: str) -> list[tuple[str, bool]]:
         if _CJK_RUN.fullmatch(term) and not exclude:
             terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))
             continue
-        if _CYRILLIC_WORD.fullmatch(term):
-            ending = next((e for e in _RU_ENDINGS if term.endswith(e) and len(term) - len(e) >= 4), "")
-            term = term[: len(term) - len(ending)] if ending else term
-        terms.append((term, exclude))
+        terms.append((search_term(term), exclude))
     return terms
 
 

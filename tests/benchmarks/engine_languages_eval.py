@@ -21,7 +21,7 @@ set, where every arrangement scores near its ceiling).
 Each prints nDCG@10, P@5 and MRR through the platform's own path (`index.match_rows`, k=20, with the rerank),
 and beside it TF-IDF alone and USE alone over the same posts: TF-IDF says how much the words of a language are
 understood (its morphology, its script), USE what the encoder knows of it. The same again with the word model
-reading every word as written (`--no-stems` runs; the baseline of `apps.matching.stemming`, in the same run).
+reading every word as written (`--no-stems` runs; the baseline of `apps.posts.stemming`, in the same run).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.matching import engine, stemming
+from apps.matching import engine
 from apps.matching.engine import MatchIndex, PostRecord, TextModel, Weights, match_all, passes_hard_rules
+from apps.posts import stemming
 
 GROUPS = {
     "KEN": frozenset({"African States", "LDC"}),

@@ -49,7 +49,7 @@ def test_a_post_s_words_are_read_once_for_all_its_matches():
 
 
 def test_russian_and_arabic_stems_read_as_the_first_form_the_post_writes():
-    """The word model reads Russian and Arabic words as their stems (`apps.matching.stemming`): an explanation
+    """The word model reads Russian and Arabic words as their stems (`apps.posts.stemming`): an explanation
     holds "адаптац" and "تكيف", which the page shows as the need writes them, its first form of each."""
     post = need(
         "Адаптации к засухе", "Планы адаптации и адаптацию сельского хозяйства. التكيف والتكيف مع الجفاف"

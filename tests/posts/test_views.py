@@ -623,6 +623,27 @@ def test_search_finds_words_of_other_scripts_within_the_texts(client, q, title):
     assert [t for t in titles if t in html] == [title]
 
 
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("الفيضانات", ["فيضانات الأودية", "الإنذار بالفيضان"]),  # the article and the plural ending off
+        ("والتكيف", ["التكيف مع الجفاف"]),  # "and the": the word itself
+        ("الجفاف", ["التكيف مع الجفاف"]),
+        ("наводнения", ["Прогноз наводнений"]),  # Russian: Snowball's stem, a beginning of every form
+        ("лесной", ["Мониторинг лесных пожаров"]),
+    ],
+)
+def test_search_finds_russian_and_arabic_words_in_their_other_forms(client, q, found):
+    """A word typed with its article, conjunction or another ending finds the posts that write it otherwise, as
+    the matching's stems read them (`apps.posts.stemming.search_term`)."""
+    titles = ["فيضانات الأودية", "الإنذار بالفيضان", "التكيف مع الجفاف", "Прогноз наводнений",
+              "Мониторинг лесных пожаров", "Flood forecasting"]  # fmt: skip
+    for title, language in zip(titles, ["ar", "ar", "ar", "ru", "ru", "en"], strict=True):
+        PostFactory(title=title, description="—", language=language)
+    html = client.get(reverse("posts:list"), {"q": q}).content.decode()
+    assert [t for t in titles if t in html] == found
+
+
 @pytest.mark.parametrize("q", ["mangroves", "alerte précoce", "precoce"])  # accents folded, index still used
 def test_search_uses_its_index_on_postgresql(q):
     from apps.posts.models import Post

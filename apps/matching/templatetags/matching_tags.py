@@ -13,9 +13,9 @@ from django.utils.translation import gettext, pgettext
 
 from apps.accounts.actors import Actor
 from apps.matching.sentences import WORD_PATTERN
-from apps.matching.stemming import stem_word
 from apps.posts.folding import search_fold
 from apps.posts.models import Post
+from apps.posts.stemming import stem_word
 from apps.posts.taxonomies import FACETS
 from apps.posts.templatetags.post_tags import in_brackets
 
