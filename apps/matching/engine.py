@@ -66,12 +66,11 @@ CALIBRATION_SAMPLE = 300
 # TRANSLATION_NEIGHBOURS pivot-language posts nearest to it by meaning (USE, cross-lingual), drawn from the
 # model's ESA concept sample: a Spanish request for glacial-lake early warning takes the English words of the
 # English posts about glacial lakes and alarms. Model-level, so that a pair scores the same in a rebuild, in a
-# worker's index and in a one-off match. 8 neighbours: on the development set 3, 5, 8, 10, 15 and 20 gave
-# nDCG@10 0.910, 0.908, 0.915, 0.906, 0.904, 0.908 (cross-lingual 0.905, 0.907, 0.922, 0.894, 0.884, 0.900;
-# 0.906 and 0.887 without), and 5-fold cross-validation chooses 8 in four folds of five (engine_dev_eval.py
-# --cv): the words of a few posts are too narrow a translation, those of many too vague. (Figures with the
-# translated pairs on scales of their own, `TextModel._translated_calibration`; before, on the plain scale,
-# 8 gave 0.918 and was chosen in every fold.)
+# worker's index and in a one-off match. For a pair, a neighbour that is the other post itself (or a copy) gives
+# way to the next nearest (`_pivot_rows`). 8 neighbours: on the development set 3, 5, 8, 10, 15 and 20 gave
+# nDCG@10 0.900, 0.904, 0.909, 0.902, 0.908, 0.906 (cross-lingual 0.862, 0.875, 0.893, 0.868, 0.886, 0.886;
+# 0.906 and 0.887 without), and 5-fold cross-validation chooses 8 in three folds of five, 15 in two
+# (engine_dev_eval.py --cv): the words of a few posts are too narrow a translation, those of many too vague.
 TRANSLATION_NEIGHBOURS = 8
 
 NEED, OFFER = "need", "offer"
@@ -859,41 +858,72 @@ class TextModel:
         the mean of the word TF-IDF rows of its `TRANSLATION_NEIGHBOURS` nearest pivot-language concepts, and
         of their ESA rows (its `ESA_TOP_CONCEPTS` strongest concepts kept, as for any text), each L2-normalised.
         Requires `pivot` (a model fitted with languages)."""
+        near = self.translation_neighbours(vectors)
+        return self.translations(near[:, : min(TRANSLATION_NEIGHBOURS, near.shape[1])])
+
+    def _pool(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The pivot-language concepts' word and ESA rows (computed once; the same value from any thread)."""
         if self.pool is None or self.pool_vectors is None:
             raise ValueError("this TextModel was fitted without languages: it cannot translate")
-        n_pool = len(self.pool)
-        n_concepts = self.concepts.shape[0]
-        if n_pool == 0 or len(vectors) == 0:
-            return (sp.csr_matrix((len(vectors), self.concepts.shape[1]), dtype=np.float32),
-                    sp.csr_matrix((len(vectors), n_concepts), dtype=np.float32))  # fmt: skip
-        if self._pool_rows is None:  # the same value from any thread
+        if self._pool_rows is None:
             pool_words = self.concepts[self.pool].tocsr()
+            pool_words.sort_indices()  # for the compiled pair products (`_without_the_other`)
             self._pool_vectors64 = self.pool_vectors.astype(np.float64)
             self._pool_rows = (pool_words, self.esa(pool_words))
-        pool_words, pool_esa = self._pool_rows
-        m = min(TRANSLATION_NEIGHBOURS, n_pool)
+        return self._pool_rows
 
-        def piece(start: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    def translation_neighbours(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, m) positions in the pool of each text's m nearest pivot-language concepts, nearest first (ties:
+        lower position), m = `TRANSLATION_NEIGHBOURS` + 1 (or the pool's size): the translation's neighbours
+        and the one that stands in when a neighbour is the very post the text is compared with
+        (`_pivot_rows`)."""
+        self._pool()
+        n_pool = len(self.pool)
+        m = min(TRANSLATION_NEIGHBOURS + 1, n_pool)
+
+        def piece(start: int) -> np.ndarray:
             # In float64: a text's neighbours must not depend on the batch it is translated in (an indexed post
             # and the same post matched on its own), as float32 sums in another order could make them.
             sims = np.asarray(vectors[start : start + 2048], dtype=np.float64) @ self._pool_vectors64.T
-            rows = len(sims)
             near = (
                 np.argpartition(-sims, m - 1, axis=1)[:, :m]
                 if m < n_pool
-                else np.tile(np.arange(m), (rows, 1))
+                else np.tile(np.arange(m), (len(sims), 1))
             )
-            mean = sp.csr_matrix((np.ones(rows * m, dtype=np.float32), near.ravel(), np.arange(0, rows * m + 1, m)),
-                                 shape=(rows, n_pool))  # fmt: skip
+            near_sims = np.take_along_axis(sims, near, axis=1)
+            order = np.lexsort((near, -near_sims), axis=1)
+            return np.take_along_axis(near, order, axis=1)
+
+        if n_pool == 0 or len(vectors) == 0:
+            return np.zeros((len(vectors), m), dtype=np.int64)
+        # A corpus' posts in as many threads as the encoder uses (the products release the GIL).
+        starts = list(range(0, len(vectors), 2048))
+        return np.vstack(list(_OrderedMap(piece, starts, _encoder_threads if len(starts) > 1 else 1)))
+
+    def translations(self, near: np.ndarray | Sequence[Sequence[int]]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The pseudo-translations made of these pool positions, one row per list (`translate`): the mean of
+        their word rows and of their ESA rows (its strongest concepts kept), each L2-normalised."""
+        n_concepts = self.concepts.shape[0]
+        lists = [np.asarray(row, dtype=np.int64) for row in near]
+        if not lists or self.pool is None or len(self.pool) == 0:
+            return (sp.csr_matrix((len(lists), self.concepts.shape[1]), dtype=np.float32),
+                    sp.csr_matrix((len(lists), n_concepts), dtype=np.float32))  # fmt: skip
+        pool_words, pool_esa = self._pool()
+        indptr = np.concatenate([[0], np.cumsum([len(row) for row in lists])])
+        columns = np.concatenate(lists)
+
+        def piece(start: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+            stop = min(start + 2048, len(lists))
+            lo, hi = indptr[start], indptr[stop]
+            mean = sp.csr_matrix((np.ones(hi - lo, dtype=np.float32), columns[lo:hi], indptr[start : stop + 1] - lo),
+                                 shape=(stop - start, len(self.pool)))  # fmt: skip
             return (_l2_rows(mean @ pool_words),
                     _l2_rows(_top_k_per_row((mean @ pool_esa).toarray(), ESA_TOP_CONCEPTS)))  # fmt: skip
 
-        # A corpus' posts in as many threads as the encoder uses (the products release the GIL).
-        starts = list(range(0, len(vectors), 2048))
+        starts = list(range(0, len(lists), 2048))
         done = list(_OrderedMap(piece, starts, _encoder_threads if len(starts) > 1 else 1))
-        words, esa = [w for w, _ in done], [e for _, e in done]
-        out_words = sp.vstack(words).tocsr().astype(np.float32)
-        out_esa = sp.vstack(esa).tocsr().astype(np.float32)
+        out_words = sp.vstack([w for w, _ in done]).tocsr().astype(np.float32)
+        out_esa = sp.vstack([e for _, e in done]).tocsr().astype(np.float32)
         # Sorted, and known to be (`has_sorted_indices`): the compiled pair products need it, and would
         # otherwise sort a copy of the whole matrix at every call.
         out_words.sort_indices()
@@ -1185,6 +1215,9 @@ class _Side:
         self.translated_row = np.full(len(records), -1, dtype=np.int64)
         self.translated_words: sp.csr_matrix | None = None
         self.translated_esa: sp.csr_matrix | None = None
+        # Per row of `translated_words`: its neighbours in the model's pool, nearest first, one more than the
+        # translation holds (`TextModel.translation_neighbours`).
+        self.translated_near: np.ndarray | None = None
 
     def translate(self, model: TextModel) -> None:
         """Compute the pseudo-translations of this side's posts that are not in `model.pivot` (none when the
@@ -1194,7 +1227,10 @@ class _Side:
             return
         todo = np.flatnonzero(self.language != model.pivot)
         if len(todo):
-            self.translated_words, self.translated_esa = model.translate(self.feats.vectors[todo])
+            self.translated_near = model.translation_neighbours(self.feats.vectors[todo])
+            self.translated_words, self.translated_esa = model.translations(
+                self.translated_near[:, : min(TRANSLATION_NEIGHBOURS, self.translated_near.shape[1])]
+            )
             self.translated_row[todo] = np.arange(len(todo))
 
     def digests(self) -> np.ndarray:
@@ -1823,13 +1859,12 @@ class MatchIndex:
         its own rows, any other by its pseudo-translation."""
         cross = np.flatnonzero(comp["cross_lingual"])
         lexical = np.zeros(len(cross))
-        for sel, (a_words, a_esa, a_rows), (b_words, b_esa, b_rows) in _pivot_rows(
-            n_side, nrows[cross], o_side, orows[cross]
+        for sel, (a_words, a_esa, a_rows), (b_words, b_esa, b_rows), translated in _pivot_rows(
+            n_side, nrows[cross], o_side, orows[cross], self.model
         ):
             words = _pair_dots(a_words, a_rows, b_words, b_rows)
             esa = _pair_dots(a_esa, a_rows, b_esa, b_rows)
-            both = a_words is n_side.translated_words and b_words is o_side.translated_words
-            lexical[sel] = self.model.lexical_from(words, esa, weights.esa_share, translated=2 if both else 1)
+            lexical[sel] = self.model.lexical_from(words, esa, weights.esa_share, translated=translated)
         w_lex = weights.lexical * weights.translated_lexical
         w_sem = weights.semantic + weights.lexical - w_lex
         comp["lexical"][cross] = lexical
@@ -2275,11 +2310,19 @@ _SUPPORT_NAMES, _FOCUS_NAMES, _SECTOR_NAMES = _Names(SUPPORT_TYPES), _Names(FOCU
 
 
 def _pivot_rows(
-    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray
-) -> Iterator[tuple[Any, Any, Any]]:
+    n_side: _Side, nrows: np.ndarray, o_side: _Side, orows: np.ndarray, model: TextModel
+) -> Iterator[tuple[np.ndarray, tuple[Any, Any, np.ndarray], tuple[Any, Any, np.ndarray], int]]:
     """The row-aligned pairs (in two languages) grouped by which of the two posts has a pseudo-translation:
-    (positions, (need words, need ESA, their rows), (offer words, offer ESA, their rows)), each side's rows
-    in the pivot language: its translation where it has one, else its own."""
+    (positions, (need words, need ESA, their rows), (offer words, offer ESA, their rows), how many of the two
+    are translated), each side's rows in the pivot language: its translation where it has one, else its own.
+
+    A translation is made of the post's nearest pivot-language posts in the model's pool, which may hold the
+    very post it is compared with: its words would then be compared with themselves, a bonus that has nothing
+    to do with the pair, given at random on a large platform (the pool is a sample of 4,096 posts) and often
+    to a near miss (on the development set translated, such pairs were 15% of the pairs in two languages, and
+    leaving the post out raised nDCG@10 in all six arrangements, by 0.002 to 0.050). So, as ESA sets aside a
+    text's likeness to itself (`ESA_SELF_THRESHOLD`), a neighbour whose words are the other post's own (cosine
+    at or above the threshold: the post, or a copy) gives way to the next nearest, for that pair only."""
     tn, to = n_side.translated_row[nrows], o_side.translated_row[orows]
     for n_trans, o_trans in ((True, False), (False, True), (True, True)):
         sel = np.flatnonzero(((tn >= 0) == n_trans) & ((to >= 0) == o_trans))
@@ -2289,7 +2332,40 @@ def _pivot_rows(
              else (n_side.feats.words, n_side.feats.esa, nrows[sel]))  # fmt: skip
         b = ((o_side.translated_words, o_side.translated_esa, to[sel]) if o_trans
              else (o_side.feats.words, o_side.feats.esa, orows[sel]))  # fmt: skip
-        yield sel, a, b
+        if n_trans and not o_trans:
+            a = _without_the_other(model, n_side, a, o_side.feats.words, orows[sel])
+        elif o_trans and not n_trans:
+            b = _without_the_other(model, o_side, b, n_side.feats.words, nrows[sel])
+        yield sel, a, b, int(n_trans) + int(o_trans)
+
+
+def _without_the_other(
+    model: TextModel,
+    side: _Side,
+    translated: tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray],
+    other_words: sp.csr_matrix,
+    other_rows: np.ndarray,
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """`translated` (the translations of `side` at their rows, pair by pair) with, for each pair whose
+    translation holds the other post (`other_rows` of `other_words`, in the pivot language), a translation
+    made without it (`_pivot_rows`): appended rows, which the pair's row then points to."""
+    words, esa, rows = translated
+    near = side.translated_near[rows]
+    width = min(TRANSLATION_NEIGHBOURS, near.shape[1])
+    pool_words, _ = model._pool()
+    likeness = _pair_dots(pool_words, near.ravel(), other_words, np.repeat(other_rows, near.shape[1]))
+    itself = likeness.reshape(near.shape) >= ESA_SELF_THRESHOLD
+    hit = np.flatnonzero(itself[:, :width].any(axis=1))
+    if len(hit) == 0:
+        return translated
+    lists = [near[p][~itself[p]][:width] for p in hit.tolist()]
+    extra_words, extra_esa = model.translations(lists)
+    rows = rows.copy()
+    rows[hit] = words.shape[0] + np.arange(len(hit))
+    both_words, both_esa = sp.vstack([words, extra_words]).tocsr(), sp.vstack([esa, extra_esa]).tocsr()
+    both_words.sort_indices()
+    both_esa.sort_indices()
+    return both_words, both_esa, rows
 
 
 def _related_terms(
@@ -2299,8 +2375,8 @@ def _related_terms(
     pivot language (`_pivot_rows`): the words that gave each its translated lexical component."""
     out: dict[int, list[str]] = {}
     where = np.flatnonzero(cross)
-    for sel, (a_words, _, a_rows), (b_words, _, b_rows) in _pivot_rows(
-        n_side, nrows[where], o_side, orows[where]
+    for sel, (a_words, _, a_rows), (b_words, _, b_rows), _ in _pivot_rows(
+        n_side, nrows[where], o_side, orows[where], model
     ):
         out.update(zip(where[sel].tolist(), _pair_top_terms(a_words, a_rows, b_words, b_rows, model),
                        strict=True))  # fmt: skip

@@ -372,14 +372,23 @@ def _explain_one_pair(index: MatchIndex, need: PostRecord, offer: PostRecord) ->
     if need.language != offer.language:
         expected |= {"need_language": need.language, "offer_language": offer.language}
         # The related terms: the two posts' words in the pivot language, each post not written in it by the
-        # words of its nearest pivot-language posts (translated here one post at a time).
+        # words of its nearest pivot-language posts (translated here one post at a time), of which none is the
+        # other post or a copy of it.
         rows = []
-        for side, post_ in ((index.needs, need), (index.offers, offer)):
+        sides = ((index.needs, need, index.offers, offer), (index.offers, offer, index.needs, need))
+        for side, post_, other_side, other in sides:
             row = side.row_of[post_.id]
             if post_.language == index.model.pivot:
                 rows.append(side.feats.words[row])
-            else:
-                rows.append(index.model.translate(side.feats.vectors[row : row + 1])[0])
+                continue
+            model = index.model
+            pool_words = model.concepts[model.pool]
+            sims = side.feats.vectors[row].astype(np.float64) @ model.pool_vectors.astype(np.float64).T
+            if other.language == model.pivot:
+                other_words = other_side.feats.words[other_side.row_of[other.id]]
+                sims[(pool_words @ other_words.T).toarray().ravel() >= engine.ESA_SELF_THRESHOLD] = -np.inf
+            near = np.lexsort((np.arange(len(sims)), -sims))[: engine.TRANSLATION_NEIGHBOURS]
+            rows.append(model.translations([near])[0])
         a, b = (r.toarray().ravel() for r in rows)
         product = a * b
         columns = np.flatnonzero(product > 0)
@@ -957,18 +966,36 @@ def test_a_post_in_another_language_is_described_by_the_words_of_its_nearest_piv
     )
 
 
-def test_a_pair_in_two_languages_takes_its_lexical_component_through_the_pivot(index, records) -> None:
-    spanish = next(r for r in records if r.id == 50)
-    on = {r.offer_id: r for r in index.match(spanish, k=10, floor=0.0)}
-    off = {
-        r.offer_id: r for r in index.match(spanish, k=10, floor=0.0, weights=Weights(translated_lexical=0.0))
-    }
-    flood = on[101]  # the English offer with the same subject
-    assert flood.components["lexical"] == max(r.components["lexical"] for r in on.values())
-    assert flood.components["lexical"] > off[101].components["lexical"]
+def _crowded_records(crowded) -> list[PostRecord]:
+    """The crowded corpus as posts: its English texts offers (five per subject), its Spanish ones needs."""
+    _model, texts, _vectors, languages = crowded
+    out = []
+    for i, (text, lang) in enumerate(zip(texts, languages, strict=True)):
+        kind, party = ("need", "PER") if lang == "es" else ("offer", "DEU")
+        out.append(post(i + 1, kind, party=party, title=text, description="", language=lang))
+    return out
+
+
+def test_a_pair_in_two_languages_takes_its_lexical_component_through_the_pivot(
+    crowded, index, records
+) -> None:
+    model, _texts, vectors, _ = crowded
+    posts = _crowded_records(crowded)
+    crowded_index = MatchIndex.build(
+        posts, model, embeddings={p.id: v for p, v in zip(posts, vectors, strict=True)}
+    )
+    spanish = posts[40]  # "alerta temprana de inundaciones"
+    on = {r.offer_id: r for r in crowded_index.match(spanish, k=10, floor=0.0)}
+    off = {r.offer_id: r for r in crowded_index.match(spanish, k=10, floor=0.0,
+                                                      weights=Weights(translated_lexical=0.0))}  # fmt: skip
+    floods = {p.id for p in posts[:5]}  # the English offers on the same subject
+    best = max(on.values(), key=lambda r: r.components["lexical"])
+    assert best.offer_id in floods
+    flood = on[best.offer_id]
+    assert flood.components["lexical"] > off[best.offer_id].components["lexical"]
     assert flood.explanation["cross_lingual"] and flood.explanation["terms_language"] == "en"
     assert set(flood.explanation["related_terms"]) & {"flood", "floods", "warning", "hydrological"}
-    assert "related_terms" not in off[101].explanation
+    assert "related_terms" not in off[best.offer_id].explanation
     # The score is the documented blend: the lexical weight's translated share on the translated lexical.
     w, c = engine.DEFAULT_WEIGHTS, flood.components
     w_lex = w.lexical * w.translated_lexical
@@ -984,6 +1011,43 @@ def test_a_pair_in_two_languages_takes_its_lexical_component_through_the_pivot(i
     assert index.match(english, k=10, floor=0.0) == index.match(
         english, k=10, floor=0.0, weights=Weights(translated_lexical=0.0)
     )
+
+
+def test_a_translation_leaves_out_the_post_it_is_compared_with(crowded) -> None:
+    """A Spanish need is described in English by the words of its nearest English posts, which may include
+    the very offer it is compared with: the offer's words would be compared with themselves. For that pair the
+    next nearest post stands in, and so for a copy of the offer (the same words)."""
+    model, _texts, vectors, _ = crowded
+    posts = _crowded_records(crowded)
+    copy = dataclasses.replace(posts[0], id=999)  # a copy of the first flood offer, from another Party
+    posts.append(dataclasses.replace(copy, party="JPN"))
+    embeddings = {p.id: v for p, v in zip(posts, [*vectors, vectors[0]], strict=True)}
+    index = MatchIndex.build(posts, model, embeddings=embeddings)
+    spanish = posts[40]
+    near = model.translation_neighbours(index.needs.feats.vectors[index.needs.row_of[spanish.id]][None])[0]
+    pool_words, _ = model._pool()
+    width = engine.TRANSLATION_NEIGHBOURS
+    results = {r.offer_id: r for r in index.match(spanish, k=50, floor=0.0)}
+    checked = 0
+    for offer in posts[:5]:
+        words = index.offers.feats.words[index.offers.row_of[offer.id]]
+        itself = (pool_words[near] @ words.T).toarray().ravel() >= engine.ESA_SELF_THRESHOLD
+        if not itself[:width].any():
+            continue
+        checked += 1
+        esa = index.offers.feats.esa[index.offers.row_of[offer.id]]
+
+        def lexical(members: np.ndarray, words: sp.csr_matrix = words, esa: sp.csr_matrix = esa) -> float:
+            t_words, t_esa = model.translations([members])
+            return model.lexical_from(np.array([(t_words @ words.T).toarray()[0, 0]]),
+                                      np.array([(t_esa @ esa.T).toarray()[0, 0]]),
+                                      engine.DEFAULT_WEIGHTS.esa_share, translated=1)[0]  # fmt: skip
+
+        without = lexical(near[~itself][:width])
+        assert results[offer.id].components["lexical"] == pytest.approx(without, abs=1e-6)
+        assert lexical(near[:width]) > without + 0.05  # what it was: the offer's words met themselves
+    assert checked  # the first flood offer and its copy are among the need's nearest
+    assert results[999].components["lexical"] == pytest.approx(results[posts[0].id].components["lexical"])
 
 
 def test_a_model_stored_without_a_pivot_loads_and_translates_nothing(model, records, vectors) -> None:
