@@ -36,8 +36,9 @@ from apps.matching.sentences import WORD_PATTERN
 from apps.matching.sentences import post_sentences as post_sentences
 from apps.matching.sentences import post_sentences_key as post_sentences_key
 from apps.matching.sentences import split_sentences as split_sentences
+from apps.posts import stemming
 from apps.posts.folding import search_fold
-from apps.posts.stemming import stem_text, stem_word
+from apps.posts.stemming import stem_text
 
 FORMAT_VERSION = 1
 
@@ -72,6 +73,9 @@ CALIBRATION_SAMPLE = 300
 # 0.906 and 0.887 without), and 5-fold cross-validation chooses 8 in three folds of five, 15 in two
 # (engine_dev_eval.py --cv): the words of a few posts are too narrow a translation, those of many too vague.
 TRANSLATION_NEIGHBOURS = 8
+# Neighbours kept beyond those, to stand in for the post a translation is compared with and its copies (the
+# same offer posted by several providers): with more copies than this among the nearest, fewer posts translate.
+TRANSLATION_SPARES = 4
 
 NEED, OFFER = "need", "offer"
 PUBLISHED = "published"
@@ -116,25 +120,14 @@ _ZH_STOP_TEXT = """
     这些 那些 这个 一个 一些 没有 已经 正在 目前 以下 以上 之间 方面 工作 项目 希望 帮助 合作 开展 实施 计划 用于
 """
 _ES_FR_STOP_WORDS = frozenset(_ES_FR_STOP_TEXT.split())
+_AR_RU_STOP_WORDS = frozenset(_AR_RU_STOP_TEXT.split())
 STOP_WORDS = sorted(
-    ENGLISH_STOP_WORDS
-    | _ES_FR_STOP_WORDS
-    | frozenset(_AR_RU_STOP_TEXT.split())
-    | frozenset(_ZH_STOP_TEXT.split())
+    ENGLISH_STOP_WORDS | _ES_FR_STOP_WORDS | _AR_RU_STOP_WORDS | frozenset(_ZH_STOP_TEXT.split())
 )
-
-
-def _with_stems(words: Iterable[str]) -> list[str]:
-    """`words` and their stems as the word model reads them (`preprocess_words`), and those stems' stems: a
-    stem read again may lose more (явля -> явл), and scikit-learn reads its stop words through the model."""
-    out, todo = set(words), set(words)
-    while todo:
-        todo = {stem_word(w) for w in todo} - out
-        out |= todo
-    return sorted(out)
-
-
-WORD_STOP_WORDS = _with_stems(STOP_WORDS)
+# As the word model drops them (`preprocess_words`): Arabic and Russian ones before their words are stemmed, the
+# others (which stems do not touch) by the vectorizer. Dropped after the stems, a stop word would also take away
+# the content words whose stem it is (тем, "the", and тема, темы, the theme).
+WORD_STOP_WORDS = sorted(frozenset(STOP_WORDS) - _AR_RU_STOP_WORDS)
 
 # What the word model reads of a text (`preprocess_text`): the letters as the site's search folds them
 # (`apps.posts.folding.search_fold`, no Django there: lower case; accents off Latin letters only (é -> e, as the
@@ -158,9 +151,9 @@ def preprocess_text(text: str) -> str:
 
 
 def preprocess_words(text: str) -> str:
-    """A text as the word model tokenises it: `preprocess_text`, its Russian and Arabic words as their stems
-    (`apps.posts.stemming`)."""
-    return stem_text(preprocess_text(text))
+    """A text as the word model tokenises it: `preprocess_text`, its Russian and Arabic function words left out
+    and their other words read as their stems (`apps.posts.stemming`)."""
+    return stem_text(preprocess_text(text), drop=_AR_RU_STOP_WORDS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -674,6 +667,8 @@ class TextModel:
         self._pool_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._terms: np.ndarray | None = None
         self._analyzer: Any = None
+        # The stems its vectorizer reads words with (`outdated`); `from_bytes` sets that of a stored model.
+        self.words_version = stemming.VERSION
 
     # -- fitting ------------------------------------------------------------------------------------------------
 
@@ -867,19 +862,19 @@ class TextModel:
             raise ValueError("this TextModel was fitted without languages: it cannot translate")
         if self._pool_rows is None:
             pool_words = self.concepts[self.pool].tocsr()
-            pool_words.sort_indices()  # for the compiled pair products (`_without_the_other`)
+            pool_words.sort_indices()  # for the compiled pair products (`_holding_the_other`)
             self._pool_vectors64 = self.pool_vectors.astype(np.float64)
             self._pool_rows = (pool_words, self.esa(pool_words))
         return self._pool_rows
 
     def translation_neighbours(self, vectors: np.ndarray) -> np.ndarray:
         """(n, m) positions in the pool of each text's m nearest pivot-language concepts, nearest first (ties:
-        lower position), m = `TRANSLATION_NEIGHBOURS` + 1 (or the pool's size): the translation's neighbours
-        and the one that stands in when a neighbour is the very post the text is compared with
-        (`_pivot_rows`)."""
+        lower position), m = `TRANSLATION_NEIGHBOURS` + `TRANSLATION_SPARES` (or the pool's size): the
+        translation's neighbours and those that stand in when a neighbour is the very post the text is compared
+        with, or a copy of it (`_pivot_rows`)."""
         self._pool()
         n_pool = len(self.pool)
-        m = min(TRANSLATION_NEIGHBOURS + 1, n_pool)
+        m = min(TRANSLATION_NEIGHBOURS + TRANSLATION_SPARES, n_pool)
 
         def piece(start: int) -> np.ndarray:
             # In float64: a text's neighbours must not depend on the batch it is translated in (an indexed post
@@ -985,10 +980,16 @@ class TextModel:
 
     @property
     def outdated(self) -> bool:
-        """Stored before what a fit gives now: without a pivot language (`translate`), or reading every word as
-        written (`preprocess_text`, before `preprocess_words` read Russian and Arabic words as their stems).
-        Such a model still works as it did; the hourly refit replaces it (`pipeline.text_model_refit_if_grown`)."""
-        return self.pivot is None or self.vectorizer.preprocessor is not preprocess_words
+        """Stored before what a fit gives now: without a pivot language (`translate`), reading every word as
+        written (`preprocess_text`, before `preprocess_words` read Russian and Arabic words as their stems), or
+        with other stems (`stemming.VERSION`). Such a model still works (with other stems, its own Russian and
+        Arabic terms may go unfound until then); the hourly refit replaces it
+        (`pipeline.text_model_refit_if_grown`)."""
+        return (
+            self.pivot is None
+            or self.vectorizer.preprocessor is not preprocess_words
+            or self.words_version != stemming.VERSION
+        )
 
     def digest(self) -> bytes:
         """A hash of what explanations read of the model: its terms (columns of the word rows, by name) and its
@@ -1012,6 +1013,7 @@ class TextModel:
             "pivot": self.pivot,
             "pool": self.pool,
             "pool_vectors": self.pool_vectors,
+            "words_version": self.words_version,
         }
         buf = io.BytesIO()
         pickle.dump(state, buf, protocol=pickle.HIGHEST_PROTOCOL)
@@ -1026,8 +1028,10 @@ class TextModel:
                 f"unsupported TextModel format {state.get('format')!r}, expected {FORMAT_VERSION}"
             )
         # A model stored before the pseudo-translation has no pivot: it still loads, and translates nothing.
-        return cls(state["vectorizer"], state["concepts"], state["projection"], state["calibration"],
-                   state.get("pivot"), state.get("pool"), state.get("pool_vectors"))  # fmt: skip
+        model = cls(state["vectorizer"], state["concepts"], state["projection"], state["calibration"],
+                    state.get("pivot"), state.get("pool"), state.get("pool_vectors"))  # fmt: skip
+        model.words_version = state.get("words_version", 0)  # 0: stored before the stems were versioned
+        return model
 
 
 def post_text(record: PostRecord) -> str:
@@ -1215,8 +1219,8 @@ class _Side:
         self.translated_row = np.full(len(records), -1, dtype=np.int64)
         self.translated_words: sp.csr_matrix | None = None
         self.translated_esa: sp.csr_matrix | None = None
-        # Per row of `translated_words`: its neighbours in the model's pool, nearest first, one more than the
-        # translation holds (`TextModel.translation_neighbours`).
+        # Per row of `translated_words`: its neighbours in the model's pool, nearest first, with the spares that
+        # stand in for the post it is compared with (`TextModel.translation_neighbours`).
         self.translated_near: np.ndarray | None = None
 
     def translate(self, model: TextModel) -> None:
@@ -2322,7 +2326,8 @@ def _pivot_rows(
     to a near miss (on the development set translated, such pairs were 15% of the pairs in two languages, and
     leaving the post out raised nDCG@10 in all six arrangements, by 0.002 to 0.050). So, as ESA sets aside a
     text's likeness to itself (`ESA_SELF_THRESHOLD`), a neighbour whose words are the other post's own (cosine
-    at or above the threshold: the post, or a copy) gives way to the next nearest, for that pair only."""
+    at or above the threshold: the post, or a copy) gives way to the next nearest, for that pair only: such
+    pairs come as a group of their own, with their own translations."""
     tn, to = n_side.translated_row[nrows], o_side.translated_row[orows]
     for n_trans, o_trans in ((True, False), (False, True), (True, True)):
         sel = np.flatnonzero(((tn >= 0) == n_trans) & ((to >= 0) == o_trans))
@@ -2332,40 +2337,41 @@ def _pivot_rows(
              else (n_side.feats.words, n_side.feats.esa, nrows[sel]))  # fmt: skip
         b = ((o_side.translated_words, o_side.translated_esa, to[sel]) if o_trans
              else (o_side.feats.words, o_side.feats.esa, orows[sel]))  # fmt: skip
-        if n_trans and not o_trans:
-            a = _without_the_other(model, n_side, a, o_side.feats.words, orows[sel])
-        elif o_trans and not n_trans:
-            b = _without_the_other(model, o_side, b, n_side.feats.words, nrows[sel])
-        yield sel, a, b, int(n_trans) + int(o_trans)
+        count = int(n_trans) + int(o_trans)
+        if count == 2:
+            yield sel, a, b, count
+            continue
+        # One side translated: its translations of the pairs that hold the other post, made without it.
+        if n_trans:
+            hit, lists = _holding_the_other(model, n_side, tn[sel], o_side.feats.words, orows[sel])
+        else:
+            hit, lists = _holding_the_other(model, o_side, to[sel], n_side.feats.words, nrows[sel])
+        keep = np.ones(len(sel), dtype=bool)
+        keep[hit] = False
+        if keep.any():
+            yield sel[keep], (a[0], a[1], a[2][keep]), (b[0], b[1], b[2][keep]), count
+        if len(hit):
+            words, esa = model.translations(lists)
+            own = np.arange(len(hit))
+            if n_trans:
+                yield sel[hit], (words, esa, own), (b[0], b[1], b[2][hit]), count
+            else:
+                yield sel[hit], (a[0], a[1], a[2][hit]), (words, esa, own), count
 
 
-def _without_the_other(
-    model: TextModel,
-    side: _Side,
-    translated: tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray],
-    other_words: sp.csr_matrix,
-    other_rows: np.ndarray,
-) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
-    """`translated` (the translations of `side` at their rows, pair by pair) with, for each pair whose
-    translation holds the other post (`other_rows` of `other_words`, in the pivot language), a translation
-    made without it (`_pivot_rows`): appended rows, which the pair's row then points to."""
-    words, esa, rows = translated
-    near = side.translated_near[rows]
+def _holding_the_other(
+    model: TextModel, side: _Side, trows: np.ndarray, other_words: sp.csr_matrix, other_rows: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Of the pairs (translation `trows[p]` of `side`, the other post at `other_rows[p]` of `other_words`, in
+    the pivot language), those whose translation holds the other post or a copy (`_pivot_rows`): their
+    positions, and for each the pool positions of a translation without it (the next nearest standing in)."""
+    near = side.translated_near[trows]
     width = min(TRANSLATION_NEIGHBOURS, near.shape[1])
     pool_words, _ = model._pool()
     likeness = _pair_dots(pool_words, near.ravel(), other_words, np.repeat(other_rows, near.shape[1]))
     itself = likeness.reshape(near.shape) >= ESA_SELF_THRESHOLD
     hit = np.flatnonzero(itself[:, :width].any(axis=1))
-    if len(hit) == 0:
-        return translated
-    lists = [near[p][~itself[p]][:width] for p in hit.tolist()]
-    extra_words, extra_esa = model.translations(lists)
-    rows = rows.copy()
-    rows[hit] = words.shape[0] + np.arange(len(hit))
-    both_words, both_esa = sp.vstack([words, extra_words]).tocsr(), sp.vstack([esa, extra_esa]).tocsr()
-    both_words.sort_indices()
-    both_esa.sort_indices()
-    return both_words, both_esa, rows
+    return hit, [near[p][~itself[p]][:width] for p in hit.tolist()]
 
 
 def _related_terms(

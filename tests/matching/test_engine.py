@@ -1050,6 +1050,19 @@ def test_a_translation_leaves_out_the_post_it_is_compared_with(crowded) -> None:
     assert results[999].components["lexical"] == pytest.approx(results[posts[0].id].components["lexical"])
 
 
+def test_a_model_stored_with_other_stems_is_outdated(model, monkeypatch) -> None:
+    """The stems a model was fitted with are stored with it: when they change (`stemming.VERSION`), the
+    platform's hourly task refits the stored model (`pipeline.text_model_refit_if_grown` reads `outdated`)."""
+    assert not model.outdated
+    assert not TextModel.from_bytes(model.to_bytes()).outdated
+    monkeypatch.setattr(stemming, "VERSION", stemming.VERSION + 1)
+    assert TextModel.from_bytes(model.to_bytes()).outdated
+    state = pickle.loads(model.to_bytes())
+    del state["words_version"]  # stored before the stems were versioned
+    monkeypatch.undo()
+    assert TextModel.from_bytes(pickle.dumps(state)).outdated
+
+
 def test_a_model_stored_without_a_pivot_loads_and_translates_nothing(model, records, vectors) -> None:
     state = pickle.loads(model.to_bytes())
     for key in ("pivot", "pool", "pool_vectors"):
@@ -1171,16 +1184,26 @@ def test_stems_touch_only_russian_and_arabic_words() -> None:
     text = "Adaptación y résilience: early warnings, 山洪预警, Адаптации к засухам, والتكيف مع الجفاف"
     assert engine.preprocess_words(text) == engine.preprocess_text(text).replace(
         "адаптации к засухам", "адаптац к засух"
-    ).replace("والتكيف مع الجفاف", "تكيف مع جفاف")
+    ).replace("والتكيف مع الجفاف", "تكيف  جفاف")  # مع, "with", left out
     assert stemming.arabic_light_stem("للتكيف") == stemming.arabic_light_stem("التكيف") == "تكيف"
     assert stemming.arabic_light_stem("المجتمعات") == stemming.arabic_light_stem("مجتمع") == "مجتمع"
-    assert stemming.arabic_light_stem("بناء") == "بناء"  # a word's own first letter is no preposition
-    # Stop words are read as the model reads them: none of their stems becomes a term.
+    # A word with letters of neither alphabet (Kazakh қ) stays whole, not cut around them and stemmed.
+    assert engine.preprocess_words("Қазақстан") == "қазақстан"
+
+
+def test_function_words_are_left_out_before_the_stems() -> None:
+    """A stop word's stem is no stop word: stemmed first, тем ("the") took тема (the theme) with it, при ("at")
+    took приём (reception), في ("in") took الوفيات (the deaths)."""
     model = engine.fit_model(
-        [post(1, "need", title="Это является проблемой", description="которые также между")]
-        + [post(2 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)]
+        [post(1, "need", title="Это является темой", description="которые также между; приём заявок")]
+        + [post(2, "need", party="JOR", language="ar", title="الوفيات في المناطق", description="التي من على")]
+        + [post(3 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)]
     )
-    assert not {"эт", "явля", "явл", "котор", "такж", "межд"} & set(model.vectorizer.vocabulary_)
+    vocabulary = set(model.vectorizer.vocabulary_)
+    assert {"тем", "при", "وف", "مناطق"} <= vocabulary
+    assert (
+        not {"это", "является", "явля", "которые", "котор", "также", "между", "في", "التي", "من"} & vocabulary
+    )
 
 
 def test_sentences_end_at_the_punctuation_of_each_script() -> None:

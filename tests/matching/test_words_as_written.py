@@ -59,3 +59,15 @@ def test_russian_and_arabic_stems_read_as_the_first_form_the_post_writes():
     ]  # fmt: skip
     # A folded word the text writes stays found as before (the words of a model stored before the stems).
     assert as_written(["адаптацию", "засухе"], post) == ["адаптацию", "засухе"]
+
+
+def test_a_stem_is_found_as_the_model_reads_it_and_a_written_word_comes_first():
+    """A hyphenated Russian word is stemmed part by part, as the word model does ("социальн-экономическ"), and
+    a word the text writes outranks another word that stems to it: "طن" (tonne) is shown as written, not as
+    "وطنية" (national), whose light10 stem it also is."""
+    post = need("Социально-экономических последствий", "خطة وطنية لخفض 1000 طن من الانبعاثات")
+    assert as_written(["социальн-экономическ", "последств"], post) == [
+        "социально-экономических", "последствий",
+    ]  # fmt: skip
+    assert as_written(["طن"], need("خطة وطنية", "طن")) == ["طن"]
+    assert as_written(["طن"], need("خطة وطنية", "")) == ["وطنية"]  # no such word written: its stem's form

@@ -631,14 +631,18 @@ def test_search_finds_words_of_other_scripts_within_the_texts(client, q, title):
         ("الجفاف", ["التكيف مع الجفاف"]),
         ("наводнения", ["Прогноз наводнений"]),  # Russian: Snowball's stem, a beginning of every form
         ("лесной", ["Мониторинг лесных пожаров"]),
+        ("раннее", ["Системы раннего оповещения"]),  # a stem shorter than 4 letters (ран): its first 4
+        ("وزارات", ["وزارة الزراعة"]),  # a lone و stays: وزار, not زار, which is within المزارعين
     ],
 )
 def test_search_finds_russian_and_arabic_words_in_their_other_forms(client, q, found):
     """A word typed with its article, conjunction or another ending finds the posts that write it otherwise, as
     the matching's stems read them (`apps.posts.stemming.search_term`)."""
     titles = ["فيضانات الأودية", "الإنذار بالفيضان", "التكيف مع الجفاف", "Прогноз наводнений",
-              "Мониторинг лесных пожаров", "Flood forecasting"]  # fmt: skip
-    for title, language in zip(titles, ["ar", "ar", "ar", "ru", "ru", "en"], strict=True):
+              "Мониторинг лесных пожаров", "Flood forecasting", "Системы раннего оповещения", "وزارة الزراعة",
+              "دعم المزارعين"]  # fmt: skip
+    languages = ["ar", "ar", "ar", "ru", "ru", "en", "ru", "ar", "ar"]
+    for title, language in zip(titles, languages, strict=True):
         PostFactory(title=title, description="—", language=language)
     html = client.get(reverse("posts:list"), {"q": q}).content.decode()
     assert [t for t in titles if t in html] == found

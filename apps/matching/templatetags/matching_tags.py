@@ -15,7 +15,7 @@ from apps.accounts.actors import Actor
 from apps.matching.sentences import WORD_PATTERN
 from apps.posts.folding import search_fold
 from apps.posts.models import Post
-from apps.posts.stemming import stem_word
+from apps.posts.stemming import stem_text
 from apps.posts.taxonomies import FACETS
 from apps.posts.templatetags.post_tags import in_brackets
 
@@ -183,28 +183,29 @@ def as_written(terms, post) -> list[str]:
     the text does not hold (a changed text) stays as stored."""
     if not terms:
         return []
-    written = written_words(f"{post.title}\n{post.description}")
-    return [written.get(term, term) for term in terms]
+    exact, stems = written_words(f"{post.title}\n{post.description}")
+    return [exact.get(term) or stems.get(term, term) for term in terms]
 
 
 @functools.lru_cache(maxsize=256)
-def written_words(text: str) -> dict[str, str]:
-    """Each folded word of `text`, and its stem (`stemming.stem_word`: a Russian or Arabic word's), -> the form
-    the text writes it in. Remembered per text: a post's page reads its own text once per match (each match
-    holds its own copy of the post: 20 on a page), at 0.3-0.5 ms a time. Read only: the same dict serves every
-    caller."""
-    written: dict[str, str] = {}
-    keys_of: dict[str, tuple[str, ...]] = {}
+def written_words(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The forms `text` writes its words in: by folded word, and by the stem the word model reads it as
+    (`stemming.stem_text`: a Russian or Arabic word's; a hyphenated word's part by part), which a folded word
+    of the text outranks (the stem طن, tonne, is not shown as وطنية, national, whose light10 stem it also
+    is). Remembered per text: a post's page reads its own text once per match (each match holds its own copy
+    of the post: 20 on a page), at 0.3-0.5 ms a time. Read only: the same dicts serve every caller."""
+    exact: dict[str, str] = {}
+    stems: dict[str, str] = {}
+    keys_of: dict[str, tuple[str, str]] = {}
     # Composed first: an accent typed as a combining mark is no word character, and cut the word in two.
     for word in _WORDS.findall(unicodedata.normalize("NFC", text)):
         keys = keys_of.get(word)
         if keys is None:
             folded = search_fold(word)
-            stem = stem_word(folded)
-            keys = keys_of[word] = (folded,) if stem == folded else (folded, stem)
+            keys = keys_of[word] = (folded, stem_text(folded))
         form = word if word.isupper() else word.lower()
-        for key in keys:
+        for key, written in zip(keys, (exact, stems), strict=True):
             # In capitals only if written so wherever it is (an acronym), not for a title written in capitals.
             if key not in written or (written[key].isupper() and not form.isupper()):
                 written[key] = form
-    return written
+    return exact, stems
