@@ -61,13 +61,18 @@ def arabic_light_stem(word: str) -> str:
     word = word.translate(_ARABIC_NORMAL)
     if len(word) >= 4 and word.startswith("و"):
         word = word[1:]
-    for article in _ARTICLES:
-        if word.startswith(article) and len(word) - len(article) >= 2:
-            word = word[len(article) :]
-            break
+    word = _without_article(word, keep=2)
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 2:
             word = word[: -len(suffix)]
+    return word
+
+
+def _without_article(word: str, *, keep: int) -> str:
+    """An Arabic word without its definite article (and what attaches to it), if `keep` letters remain."""
+    for article in _ARTICLES:
+        if word.startswith(article) and len(word) - len(article) >= keep:
+            return word[len(article) :]
     return word
 
 
@@ -110,10 +115,7 @@ def search_term(word: str) -> str:
         stem = russian_stem(word)
         return stem if len(stem) >= 4 else word[:4]
     if _ARABIC_WORD.fullmatch(word):
-        for article in _ARTICLES:
-            if word.startswith(article) and len(word) - len(article) >= 3:
-                word = word[len(article) :]
-                break
+        word = _without_article(word, keep=3)
         for suffix in _ARABIC_PLURALS:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 return word[: -len(suffix)]

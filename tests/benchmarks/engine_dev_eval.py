@@ -64,6 +64,17 @@ def load(data: Path) -> tuple[list[engine.PostRecord], dict[str, int], dict[str,
     return records, ext_of, qrels
 
 
+def indexed(records: Sequence[engine.PostRecord]) -> tuple[engine.MatchIndex, np.ndarray, np.ndarray]:
+    """`records` embedded, fitted and indexed as the platform does: the index, its needs' rows, and which
+    (need, offer) pairs pass the hard rules."""
+    vectors = engine.embed_posts(records)
+    model = engine.fit_model(records, embeddings=vectors)
+    index = engine.MatchIndex.build(records, model, embeddings=vectors)
+    rows = np.arange(len(index.needs.records))
+    ok = np.isfinite(index._block_scores(index.needs, engine.NEED, rows, engine.DEFAULT_WEIGHTS))
+    return index, rows, ok
+
+
 def rank(scores: np.ndarray, ok: np.ndarray, needs, offers, ext_of) -> dict[str, list[str]]:
     ranked = {}
     for i, n in enumerate(needs):

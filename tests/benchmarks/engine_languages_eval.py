@@ -33,14 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from apps.matching import engine  # noqa: E402
 from apps.matching.evaluation import evaluate  # noqa: E402
-from tests.benchmarks.engine_dev_eval import PARTIES_CSV, rank  # noqa: E402
+from tests.benchmarks.engine_dev_eval import PARTIES_CSV, indexed, rank  # noqa: E402
 
 TRANSLATIONS = Path(__file__).resolve().parent / "data" / "matching-dev-translations"
 LANGUAGES = ("ar", "zh", "ru")
@@ -76,12 +74,8 @@ def scores(posts: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, dic
     groups = engine.party_groups_from_csv(str(PARTIES_CSV))
     records = [engine.post_record_from_import(p, id=i, party_groups=groups) for i, p in enumerate(posts)]
     ext_of = {i: p["external_id"] for i, p in enumerate(posts)}
-    vectors = engine.embed_posts(records)
-    model = engine.fit_model(records, embeddings=vectors)
-    index = engine.MatchIndex.build(records, model, embeddings=vectors)
+    index, rows, ok = indexed(records)
     needs, offers = index.needs.records, index.offers.records
-    rows = np.arange(len(needs))
-    ok = np.isfinite(index._block_scores(index.needs, engine.NEED, rows, engine.DEFAULT_WEIGHTS))
     nf, of = index.needs.feats, index.offers.feats
     results = index.match_rows(engine.NEED, rows, k=20, floor=0.0)
     matched = {ext_of[needs[i].id]: [ext_of[r.offer_id] for r in res] for i, res in enumerate(results)}

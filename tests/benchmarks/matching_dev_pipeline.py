@@ -43,12 +43,8 @@ def print_baselines(records, ext_of, qrels, cross) -> None:
     from apps.matching import engine
     from tests.benchmarks import engine_dev_eval as baselines
 
-    vectors = engine.embed_posts(records)
-    model = engine.fit_model(records, embeddings=vectors)
-    index = engine.MatchIndex.build(records, model, embeddings=vectors)
+    index, rows, ok = baselines.indexed(records)
     needs, offers = index.needs.records, index.offers.records
-    rows = np.arange(len(needs))
-    ok = np.isfinite(index._block_scores(index.needs, engine.NEED, rows, engine.DEFAULT_WEIGHTS))
     nf, of = index.needs.feats, index.offers.feats
     candidates = {
         "random (seed 0)": np.random.default_rng(0).random(ok.shape),
