@@ -2356,7 +2356,7 @@ def _pivot_rows(
     very post it is compared with: its words would then be compared with themselves, a bonus that has nothing
     to do with the pair, given at random on a large platform (the pool is a sample of 4,096 posts) and often
     to a near miss (on the development set translated, such pairs were 15% of the pairs in two languages, and
-    leaving the post out raised nDCG@10 in all six arrangements, by 0.002 to 0.050). So, as ESA sets aside a
+    leaving the post out raised nDCG@10 in all six arrangements, by 0.001 to 0.050). So, as ESA sets aside a
     text's likeness to itself (`ESA_SELF_THRESHOLD`), a neighbour whose words are the other post's own (cosine
     at or above the threshold: the post, or a copy) gives way to the next nearest, for that pair only: such
     pairs come as a group of their own, with their own translations."""
