@@ -16,9 +16,10 @@ from apps.accounts.emails import send_once
 from apps.accounts.models import User
 from apps.posts.models import Post
 from apps.posts.post_data import single_line, subject_title
-from apps.posts.selectors import post_contact_has_left, post_poster_users
+from apps.posts.selectors import post_poster_users
 
 from .models import Match
+from .selectors import connection_contacts
 
 
 def _address(name: str, email: str) -> str:
@@ -31,10 +32,7 @@ def _contact(post: Post) -> dict:
     own email), else (none given, or the address of a person who has left) the people who speak for its Party
     or provider. A name and an email of different people were never put together, nor several emails in one
     address."""
-    if post.contact_email and not post_contact_has_left(post):
-        people = [(post.contact_name, post.contact_email)]
-    else:
-        people = [(u.get_full_name(), u.email) for u in post_poster_users(post)]
+    people = connection_contacts([post])[post.pk]
     return {
         "post": post,
         "contacts": [_address(name, email) for name, email in people],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
@@ -153,6 +153,65 @@ def match_awaiting_count(*, actor: Actor) -> int:
     need_side = Match.objects.active().filter(match_their_interest_unanswered("need"), need__in=published)
     offer_side = Match.objects.active().filter(match_their_interest_unanswered("offer"), offer__in=published)
     return need_side.order_by().values("pk").union(offer_side.order_by().values("pk"), all=True).count()
+
+
+def connection_list_for_actor(*, actor: Actor) -> QuerySet[Match]:
+    """The connections of the actor's Party's or provider's posts, newest first, with both posts and their
+    posters loaded. Every one stays, active or not: when either post is withdrawn or closed the match leaves the
+    lists of matches, but the two sides exchanged contacts and the connection stands as it was made."""
+    if actor.party_id is not None:
+        own = Q(need__party_id=actor.party_id) | Q(offer__party_id=actor.party_id)
+    elif actor.provider_id is not None:
+        own = Q(need__provider_id=actor.provider_id) | Q(offer__provider_id=actor.provider_id)
+    else:
+        return Match.objects.none()
+    return (
+        Match.objects.connections()
+        .filter(own)
+        .select_related("need__party", "need__provider", "offer__party", "offer__provider")
+        .order_by("-connected_at", "-pk")
+    )
+
+
+def connection_contacts(posts: Iterable[Post]) -> dict[int, list[tuple[str, str]]]:
+    """Post id -> (name, email) of whom to write to about it, for the other side of a connection: the contact
+    given on the post, else (none given, or the address of a person who has left: `post_contact_has_left`) the
+    active users who speak for its Party or provider now (`post_poster_users`, in its order). Read when asked,
+    so that it follows a contact who leaves; the connection email and the connections page say the same. Two
+    queries whatever the number of posts."""
+    from apps.accounts.models import Role, User
+
+    posts = list(posts)
+    emails = {p.contact_email.strip().lower() for p in posts if p.contact_email}
+    holders: dict[str, set[bool]] = {}
+    if emails:
+        rows = User.objects.annotate(address=Lower("email")).filter(address__in=emails)
+        for address, active in rows.order_by().values_list("address", "is_active").distinct():
+            holders.setdefault(address, set()).add(active)
+    given = {
+        p.pk for p in posts if p.contact_email and holders.get(p.contact_email.strip().lower()) != {False}
+    }
+    others = [p for p in posts if p.pk not in given]
+    people: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    if others:
+        party_ids = {p.party_id for p in others if p.party_id}
+        provider_ids = {p.provider_id for p in others if not p.party_id and p.provider_id}
+        users = User.objects.filter(
+            Q(role=Role.FOCAL_POINT, party_id__in=party_ids)
+            | Q(role=Role.PROVIDER, provider_id__in=provider_ids),
+            is_active=True,
+        ).exclude(email="")
+        for user in users.order_by("last_name", "first_name", "pk"):
+            key = (
+                ("party", user.party_id) if user.role == Role.FOCAL_POINT else ("provider", user.provider_id)
+            )
+            people.setdefault(key, []).append((user.get_full_name(), user.email))
+    return {
+        p.pk: [(p.contact_name, p.contact_email)]
+        if p.pk in given
+        else people.get(("party", p.party_id) if p.party_id else ("provider", p.provider_id), [])
+        for p in posts
+    }
 
 
 def match_export_rows() -> Iterator[dict]:

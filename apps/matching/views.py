@@ -1,14 +1,18 @@
-"""Pages of the matching app: answering a match (interest or dismiss)."""
+"""Pages of the matching app: answering a match (interest or dismiss), and a poster's connections."""
 
 from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -18,7 +22,15 @@ from apps.accounts.expiry import note_action_lost
 from apps.posts.models import Post
 
 from .models import Match
-from .selectors import MatchSummary, match_add_passages, match_shown_to, match_side_for_actor, match_summaries
+from .selectors import (
+    MatchSummary,
+    connection_contacts,
+    connection_list_for_actor,
+    match_add_passages,
+    match_shown_to,
+    match_side_for_actor,
+    match_summaries,
+)
 from .services import InvalidInterest, MatchAnswerError, match_set_interest
 from .templatetags.matching_tags import match_counts_context, match_for_display
 
@@ -114,3 +126,29 @@ def _answer(
     )
     counts_html = render_to_string("matching/_match_counts.html", {**counts, "oob": True}, request=request)
     return HttpResponse(item + counts_html)
+
+
+@login_required
+def connection_list(request):
+    """The connections of the user's Party or provider, newest first: each with their own post, the other
+    post and its poster, and whom to write to. One stays listed when either post is withdrawn or closed; the
+    other post's title and link only while it is published (taken back, its wording may be being revised)."""
+    actor = Actor.for_user(request.user)
+    # A deactivated provider's users keep the contacts its connections gave them.
+    if not actor.can_post and not actor.is_deactivated_provider:
+        raise PermissionDenied(_("Only focal points and the users of support providers have connections."))
+    page = Paginator(connection_list_for_actor(actor=actor), settings.POSTS_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    connections = list(page.object_list)
+    items = []
+    for match in connections:
+        own_is_need = actor.acts_for(party_id=match.need.party_id, provider_id=match.need.provider_id)
+        own, other = (match.need, match.offer) if own_is_need else (match.offer, match.need)
+        items.append({"match": match, "own": own, "other": other})
+    contacts = connection_contacts(item["other"] for item in items)
+    for item in items:
+        item["contacts"] = contacts[item["other"].pk]
+    response = render(request, "matching/connections.html", {"page": page, "items": items})
+    add_never_cache_headers(response)  # a new connection or a contact who left changes it
+    return response

@@ -36,7 +36,12 @@ from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.accounts.expiry import action_lost_notice, note_action_lost
 from apps.accounts.limits import anonymous_rate_limited
 from apps.accounts.sessions import SessionStore
-from apps.matching.selectors import MatchSummary, match_awaiting_count, match_summaries
+from apps.matching.selectors import (
+    MatchSummary,
+    connection_list_for_actor,
+    match_awaiting_count,
+    match_summaries,
+)
 
 from .filters import PostFilter
 from .forms import CloseForm, PostForm
@@ -463,6 +468,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "total": sum(counts.values()),
         "attention_count": sum(counts.get(s, 0) for s in ATTENTION_STATUSES) if actor.can_post else 0,
         "awaiting_count": match_awaiting_count(actor=actor) if counts.get(Status.PUBLISHED) else 0,
+        "connection_count": connection_list_for_actor(actor=actor).count() if counts else 0,
         "poster_name": poster_name,
         "can_post_needs": actor.party_id is not None,
         "provider_deactivated": actor.is_deactivated_provider,

@@ -2,6 +2,7 @@
 Russian word, an Arabic page laid out right to left, Chinese that breaks anywhere), with every disclosure open."""
 
 import pytest
+from django.utils import timezone
 
 from apps.matching.models import Match
 from tests.factories import CommitteeFactory, FocalPointFactory, PostFactory, party
@@ -49,6 +50,8 @@ def test_no_page_is_wider_than_a_phone_in_any_language(live_server, browser_page
         # A long word, as Russian compounds and codes are: it must wrap, not widen the page.
         title="Обучение специалистов гидрометеорологическихавтоматизированныхинформационных служб",
         description="Курсы повышения квалификации для специалистов гидрометеорологических служб. " * 3,
+        contact_name="Отдел международного сотрудничества Росгидромета",
+        contact_email="international.cooperation.department@meteorological-service.example.org",
     )
     Match.objects.create(
         need=need,
@@ -58,6 +61,10 @@ def test_no_page_is_wider_than_a_phone_in_any_language(live_server, browser_page
         semantic=0.7,
         structured=0.8,
         alignment=0.5,
+        # A connection, so that the connections page lists it with the long address to write to.
+        need_interest="interested",
+        offer_interest="interested",
+        connected_at=timezone.now(),
         explanation={
             "shared_support_types": ["technology"],
             "shared_focus_areas": ["adaptation"],
@@ -72,7 +79,9 @@ def test_no_page_is_wider_than_a_phone_in_any_language(live_server, browser_page
     log_in(page, live_server.url, "focal")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
     found = widths(
-        page, live_server.url, ["/posts/", f"/posts/{need.pk}/", "/posts/new/?kind=need", "/dashboard/"]
+        page,
+        live_server.url,
+        ["/posts/", f"/posts/{need.pk}/", "/posts/new/?kind=need", "/dashboard/", "/matches/connections/"],
     )
     page.context.clear_cookies()
     log_in(page, live_server.url, "committee")

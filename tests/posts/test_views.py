@@ -833,8 +833,8 @@ def test_dashboard_query_count_is_constant(n_posts, focal_point, login, django_a
     client = login(focal_point)
     # 1 session, 2 user, 3 counts by status, 4-9 one page per status (six statuses), 10 the match summaries of
     # the published page's posts (one query per kind; these are all needs), 11 the matches awaiting an answer,
-    # 12 the user's Party name.
-    with django_assert_num_queries(12):
+    # 12 the connections of the Party's posts (counted), 13 the user's Party name.
+    with django_assert_num_queries(13):
         response = client.get(reverse("dashboard"))
     assert len(response.context["sections"]) == 6
 

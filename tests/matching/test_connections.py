@@ -1,0 +1,291 @@
+"""A poster's connections page: the matches both sides were interested in, with whom to write to, for every
+role; kept when either post leaves the lists of matches."""
+
+import pytest
+from django.conf import settings as django_settings
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.actors import Actor
+from apps.matching.models import Interest, Match
+from apps.matching.selectors import connection_contacts
+from apps.matching.services import match_set_interest
+from apps.posts.models import Post
+from apps.posts.services import post_withdraw
+
+from ..factories import (
+    CommitteeFactory,
+    FocalPointFactory,
+    PostFactory,
+    ProviderUserFactory,
+    SecretariatFactory,
+    SupportProviderFactory,
+    UserFactory,
+    party,
+)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/matches/connections/"
+
+
+def connect(need: Post, offer: Post, *, score: float = 0.8) -> Match:
+    """A connection written straight to the database (both sides interested)."""
+    now = timezone.now()
+    return Match.objects.create(
+        need=need,
+        offer=offer,
+        score=score,
+        explanation={"shared_support_types": ["technology"], "cross_lingual": False},
+        need_interest=Interest.INTERESTED,
+        offer_interest=Interest.INTERESTED,
+        need_interest_at=now,
+        offer_interest_at=now,
+        connected_at=now,
+    )
+
+
+@pytest.fixture
+def kenya(db):
+    return FocalPointFactory(username="ken1", party=party("KEN"), email="ken@example.org", first_name="Wanjiru",
+                             last_name="Otieno")  # fmt: skip
+
+
+@pytest.fixture
+def japan(db):
+    return FocalPointFactory(username="jpn1", party=party("JPN"), email="jpn@example.org")
+
+
+@pytest.fixture
+def pair(db):
+    """A Kenyan need connected with a Japanese offer that gives its own contact."""
+    need = PostFactory(kind="need", party=party("KEN"), title="Flood warnings for the Tana basin")
+    offer = PostFactory(
+        kind="offer",
+        party=party("JPN"),
+        title="River flood forecasting",
+        contact_name="Aiko Sato",
+        contact_email="aiko@example.jp",
+    )
+    return connect(need, offer)
+
+
+def test_anonymous_is_sent_to_log_in(client, pair):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("factory", [UserFactory, CommitteeFactory, SecretariatFactory])
+def test_roles_without_posts_have_no_connections_page(client, pair, factory):
+    client.force_login(factory())
+    response = client.get(URL)
+    assert response.status_code == 403
+    assert (
+        "Only focal points and the users of support providers have connections." in response.content.decode()
+    )
+    assert "aiko@example.jp" not in response.content.decode()
+
+
+def test_each_side_sees_the_other_sides_contacts(client, pair, kenya, japan):
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert f'id="connection-{pair.pk}"' in page
+    assert "Flood warnings for the Tana basin" in page  # their own post
+    assert f'href="{reverse("posts:detail", args=[pair.offer.pk])}"' in page
+    assert "River flood forecasting" in page
+    assert 'href="mailto:aiko@example.jp"' in page and "Aiko Sato" in page
+    assert "ken@example.org" not in page  # their own address is not what they are given
+
+    # The need gives no contact of its own: Japan is given the people who speak for Kenya.
+    client.force_login(japan)
+    page = client.get(URL).content.decode()
+    assert 'href="mailto:ken@example.org"' in page and "Wanjiru Otieno" in page
+    assert "aiko@example.jp" not in page
+
+
+def test_another_partys_focal_point_and_unconnected_matches_are_not_listed(client, pair, kenya):
+    brazil = FocalPointFactory(party=party("BRA"))
+    client.force_login(brazil)
+    page = client.get(URL).content.decode()
+    assert "River flood forecasting" not in page and "aiko@example.jp" not in page
+    assert "You have no connections yet." in page
+
+    # Only Kenya interested: not a connection yet.
+    offer = PostFactory(
+        kind="offer", party=party("JPN"), title="Drought index insurance", contact_email="x@jp.org"
+    )
+    Match.objects.create(
+        need=pair.need, offer=offer, score=0.9, explanation={}, need_interest=Interest.INTERESTED
+    )
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert "River flood forecasting" in page
+    assert "Drought index insurance" not in page and "x@jp.org" not in page
+
+
+def test_a_connection_stays_when_the_other_post_is_withdrawn(client, pair, kenya, japan):
+    post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
+    pair.refresh_from_db()
+    assert pair.is_active is False  # gone from the lists of matches
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert f'id="connection-{pair.pk}"' in page
+    assert "Withdrawn by its poster: no longer published." in page
+    # No longer published: nothing of its wording, no link to a page that would answer "not found".
+    assert "River flood forecasting" not in page
+    assert reverse("posts:detail", args=[pair.offer.pk]) not in page
+    # Whom to write to stays: the contacts were exchanged.
+    assert 'href="mailto:aiko@example.jp"' in page
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (Post.Status.CLOSED, "Closed by its poster: no longer published."),
+        (Post.Status.SUBMITTED, "Taken back by its poster: not published at the moment."),
+        (Post.Status.DRAFT, "Taken back by its poster: not published at the moment."),
+    ],
+)
+def test_the_other_posts_wording_is_not_shown_once_unpublished(client, pair, kenya, status, said):
+    Post.objects.filter(pk=pair.offer_id).update(status=status, title="A title being revised")
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert said in page
+    assert "A title being revised" not in page
+
+
+def test_ones_own_unpublished_post_is_shown_with_its_status(client, pair, kenya, japan):
+    post_withdraw(actor=Actor.for_user(kenya), post=pair.need)
+    client.force_login(japan)
+    assert "Withdrawn by its poster: no longer published." in client.get(URL).content.decode()
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert "Flood warnings for the Tana basin" in page  # theirs: its page is visible to them
+    assert '<span class="badge badge-withdrawn">Withdrawn</span>' in page
+    assert "River flood forecasting" in page
+
+
+def test_a_contact_who_has_left_gives_way_to_the_partys_focal_points(client, pair, kenya, japan):
+    FocalPointFactory(username="aiko", party=party("JPN"), email="aiko@example.jp", is_active=False)
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert "aiko@example.jp" not in page
+    assert 'href="mailto:jpn@example.org"' in page
+
+
+def test_no_contact_at_all_says_the_secretariat_can_help(client, kenya):
+    need = PostFactory(kind="need", party=party("KEN"))
+    offer = PostFactory(kind="offer", party=party("NOR"), title="Skills for solar technicians")
+    connect(need, offer)
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert "Skills for solar technicians" in page
+    assert "none given on the post: the secretariat can put you in touch." in page
+
+
+def test_provider_users_see_their_organisations_connections_deactivated_or_not(client, kenya):
+    provider = SupportProviderFactory(short_name="GCFX")
+    user = ProviderUserFactory(provider=provider, email="gcf@example.org")
+    need = PostFactory(kind="need", party=party("KEN"), title="Mangrove restoration in Lamu")
+    offer = PostFactory(kind="offer", party=None, provider=provider, title="Blue carbon grants")
+    match = connect(need, offer)
+
+    client.force_login(user)
+    page = client.get(URL).content.decode()
+    assert f'id="connection-{match.pk}"' in page and "Mangrove restoration in Lamu" in page
+    assert 'href="mailto:ken@example.org"' in page
+    client.force_login(kenya)
+    assert 'href="mailto:gcf@example.org"' in client.get(URL).content.decode()
+
+    # Deactivated by the secretariat: it answers no more matches, but keeps whom it was put in touch with.
+    provider.is_active = False
+    provider.save()
+    client.force_login(user)
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert 'href="mailto:ken@example.org"' in response.content.decode()
+
+
+def test_newest_first_and_paged(client, kenya, settings):
+    settings.POSTS_PAGE_SIZE = 2
+    need = PostFactory(kind="need", party=party("KEN"))
+    matches = []
+    for i, iso3 in enumerate(["JPN", "NOR", "DEU"]):
+        match = connect(need, PostFactory(kind="offer", party=party(iso3), title=f"Offer number {i}"))
+        Match.objects.filter(pk=match.pk).update(connected_at=timezone.now() - timezone.timedelta(days=3 - i))
+        matches.append(match)
+    client.force_login(kenya)
+    first = client.get(URL).content.decode()
+    assert first.index("Offer number 2") < first.index("Offer number 1")
+    assert "Offer number 0" not in first and "Page 1 of 2" in first
+    second = client.get(URL, {"page": 2}).content.decode()
+    assert "Offer number 0" in second and "Offer number 2" not in second
+
+
+def test_queries_do_not_grow_with_the_connections(client, kenya):
+    need = PostFactory(kind="need", party=party("KEN"))
+
+    def queries() -> int:
+        client.force_login(kenya)
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(URL).status_code == 200
+        return len(ctx.captured_queries)
+
+    connect(need, PostFactory(kind="offer", party=party("JPN"), contact_email="a@jp.org"))
+    connect(need, PostFactory(kind="offer", party=party("NOR")))
+    few = queries()
+    for iso3 in ("DEU", "FRA", "GBR", "CAN"):
+        connect(need, PostFactory(kind="offer", party=party(iso3)))
+    connect(need, PostFactory(kind="offer", party=party("SWE"), contact_email="b@se.org"))
+    assert queries() == few
+
+
+def test_connection_contacts_as_the_email_gives_them(kenya, japan):
+    provider = SupportProviderFactory(short_name="ADAPTF")
+    ProviderUserFactory(provider=provider, email="b@fund.org", first_name="Bea", last_name="B")
+    ProviderUserFactory(provider=provider, email="a@fund.org", first_name="Al", last_name="A")
+    ProviderUserFactory(provider=provider, email="gone@fund.org", is_active=False)
+    given = PostFactory(
+        kind="offer", party=party("JPN"), contact_name="Aiko", contact_email=" Aiko@Example.jp "
+    )
+    left = PostFactory(kind="offer", party=party("JPN"), contact_email="left@example.jp")
+    UserFactory(email="LEFT@example.jp", is_active=False)
+    by_provider = PostFactory(kind="offer", party=None, provider=provider)
+    need = PostFactory(kind="need", party=party("KEN"))
+    contacts = connection_contacts([given, left, by_provider, need])
+    assert contacts == {
+        given.pk: [("Aiko", " Aiko@Example.jp ")],
+        left.pk: [(japan.get_full_name(), "jpn@example.org")],
+        by_provider.pk: [("Al A", "a@fund.org"), ("Bea B", "b@fund.org")],
+        need.pk: [("Wanjiru Otieno", "ken@example.org")],
+    }
+
+
+def test_the_dashboard_and_the_match_point_to_the_connections(client, pair, kenya, japan):
+    client.force_login(kenya)
+    dashboard = client.get(reverse("dashboard")).content.decode()
+    assert "You have 1 connection:" in dashboard and f'href="{URL}"' in dashboard
+    page = client.get(reverse("posts:detail", args=[pair.need.pk]), {"matches": "connected"}).content.decode()
+    assert f'href="{URL}#connection-{pair.pk}"' in page
+
+    # Another Party without any connection: no such line.
+    client.force_login(FocalPointFactory(party=party("BRA")))
+    PostFactory(kind="need", party=party("BRA"))
+    dashboard = client.get(reverse("dashboard")).content.decode()
+    assert "You have" not in dashboard and URL not in dashboard
+
+
+def test_the_connection_email_links_to_the_connections(kenya, japan, django_capture_on_commit_callbacks):
+    need = PostFactory(kind="need", party=party("KEN"))
+    offer = PostFactory(kind="offer", party=party("JPN"))
+    match = Match.objects.create(need=need, offer=offer, score=0.7, explanation={})
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        assert f"All your connections: {django_settings.SITE_URL}{URL}\n" in message.body
