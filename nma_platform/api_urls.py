@@ -7,7 +7,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.accounts.apis import HealthApi, NotFoundApi, OfflineRedocView, PingApi
-from apps.matching.apis import MatchInterestApi, PostMatchListApi
+from apps.matching.apis import ConnectionListApi, MatchInterestApi, PostMatchListApi
 from apps.parties.apis import PartyListApi, ProviderListApi, TaxonomyListApi
 from apps.posts.apis import (
     PostCloseApi,
@@ -36,6 +36,7 @@ urlpatterns = [
     path("posts/<int:pk>/close/", PostCloseApi.as_view(), name="post-close"),
     path("posts/<int:pk>/matches/", PostMatchListApi.as_view(), name="post-matches"),
     path("matches/<int:pk>/interest/", MatchInterestApi.as_view(), name="match-interest"),
+    path("connections/", ConnectionListApi.as_view(), name="connections"),
     path("stocktake/", StocktakeApi.as_view(), name="stocktake"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Its script from its own URL (?script), not inline: the Content-Security-Policy allows only the site's files.

@@ -1,4 +1,5 @@
-"""Matches for partner systems: a post's ranked matches, and expressing interest in (or dismissing) one."""
+"""Matches for partner systems: a post's ranked matches, expressing interest in (or dismissing) one, and the
+caller's connections."""
 
 from __future__ import annotations
 
@@ -14,8 +15,21 @@ from apps.posts.selectors import post_list_visible
 from apps.posts.services import post_can_manage
 
 from .models import Match
-from .selectors import match_list_for_post, match_shown_to, match_side_for_actor, match_with_ranks
-from .serializers import MatchInterestSerializer, MatchSerializer, match_api_record
+from .selectors import (
+    connection_contacts,
+    connection_list_for_actor,
+    match_list_for_post,
+    match_shown_to,
+    match_side_for_actor,
+    match_with_ranks,
+)
+from .serializers import (
+    ConnectionSerializer,
+    MatchInterestSerializer,
+    MatchSerializer,
+    connection_api_record,
+    match_api_record,
+)
 from .services import InvalidInterest, match_check_interest, match_set_interest
 
 MATCH_PAGE_SIZE = 20
@@ -83,3 +97,44 @@ class MatchInterestApi(ApiView):
         match = match_set_interest(actor=self.actor, match=match, interest=interest)
         match = match_with_ranks(Match.objects.filter(pk=match.pk)).get()
         return Response(match_api_record(match, side=match_side_for_actor(actor=self.actor, match=match)))
+
+
+class ConnectionListApi(ApiView):
+    permission_classes = [IsAuthenticatedCaller]
+    error_statuses = {"get": (400, 403)}
+
+    @extend_schema(
+        tags=["matches"],
+        summary="Your connections, with whom to write to",
+        description=(
+            "The connections (matches both sides were interested in) of the posts of the caller's own Party or "
+            "provider: a write token's, or a focal point's or provider user's session. Newest first, each with "
+            "the caller's post, the other post and whom to write to about it. A connection stays listed when "
+            "either post is withdrawn, closed or taken back (the other post's title is then null). `offset` and "
+            "`limit` page through them; the `X-Total-Count` header gives how many there are."
+        ),
+        parameters=offset_page_parameters(default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE),
+        responses=ConnectionSerializer(many=True),
+    )
+    def get(self, request):
+        actor = self.actor
+        if actor.party_id is None and actor.provider_id is None:
+            raise PermissionDenied(
+                _("Connections are listed for the systems and users of a Party or support provider only.")
+            )
+        connections = connection_list_for_actor(actor=actor)
+        matches, headers = offset_page(
+            request, connections, default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE, count=connections
+        )
+        sides = []
+        for match in matches:
+            own_is_need = actor.acts_for(party_id=match.need.party_id, provider_id=match.need.provider_id)
+            sides.append((match.need, match.offer) if own_is_need else (match.offer, match.need))
+        contacts = connection_contacts(other for _own, other in sides) if actor.reads_contacts() else None
+        records = [
+            connection_api_record(
+                match, own=own, other=other, contacts=None if contacts is None else contacts[other.pk]
+            )
+            for match, (own, other) in zip(matches, sides, strict=True)
+        ]
+        return Response(records, headers=headers)

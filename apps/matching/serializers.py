@@ -117,5 +117,53 @@ class MatchSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+def connection_api_record(match: Match, *, own: Post, other: Post, contacts: list | None) -> dict[str, Any]:
+    """A connection as the API returns it, from the caller's side: its own post and the other (whose title is
+    given only while it is published: taken back, its wording may be being revised), and whom to write to
+    (None for a token issued without contact details)."""
+    other_summary = _post_summary(other)
+    if other.status != Post.Status.PUBLISHED:
+        other_summary["title"] = None
+    return {
+        "id": match.pk,
+        "connected_at": _time(match.connected_at),
+        "score": round(match.score, 4),
+        "side": "need" if own.pk == match.need_id else "offer",
+        "own": _post_summary(own),
+        "other": other_summary,
+        "contacts": None
+        if contacts is None
+        else [{"name": name, "email": email} for name, email in contacts],
+    }
+
+
+class ConnectionPostSerializer(MatchPostSerializer):
+    title = serializers.CharField(allow_null=True, help_text="null while the post is not published.")
+
+
+class ConnectionContactSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True)
+    email = serializers.EmailField()
+
+
+class ConnectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The match's id.")
+    connected_at = serializers.DateTimeField(help_text="When both sides were interested.")
+    score = serializers.FloatField(help_text="0 to 1; higher is a better fit.")
+    side = serializers.ChoiceField(
+        choices=["need", "offer"], help_text="Which post of the match is the caller's."
+    )
+    own = MatchPostSerializer(help_text="The caller's post.")
+    other = ConnectionPostSerializer(
+        help_text="The other side's post; its title is null while not published."
+    )
+    contacts = ConnectionContactSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Whom to write to about the other post: its contact, or (none given, or one who has left) the "
+        "people who speak for its Party or provider. null for a token issued without contact details.",
+    )
+
+
 class MatchInterestSerializer(serializers.Serializer):
     interest = serializers.ChoiceField(choices=[Interest.INTERESTED.value, Interest.DISMISSED.value])

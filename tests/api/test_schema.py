@@ -47,6 +47,7 @@ EXPECTED_OPERATIONS = {
     ("post", "/api/v1/posts/{id}/close/"),
     ("get", "/api/v1/posts/{id}/matches/"),
     ("post", "/api/v1/matches/{id}/interest/"),
+    ("get", "/api/v1/connections/"),
     ("get", "/api/v1/stocktake/"),
 }
 
