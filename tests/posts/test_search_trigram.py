@@ -1,0 +1,117 @@
+"""The trigram index that serves searches in Arabic, Cyrillic and Chinese letters on PostgreSQL (migration
+posts 0012), and the migration's way on without it where the extension cannot be created."""
+
+import importlib
+import logging
+
+import pytest
+from django.db import connection
+
+from apps.posts.models import Post
+from apps.posts.selectors import post_search
+
+from ..factories import PostFactory, party
+
+pytestmark = pytest.mark.django_db
+
+migration = importlib.import_module("apps.posts.migrations.0012_search_trigram_index")
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's; SQLite, the embedded default, has no index to use")
+
+
+def index_exists() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'post_search_trigram'")
+        return cursor.fetchone() is not None
+
+
+def plan(qs) -> str:
+    """The plan PostgreSQL chooses for the query as Django writes it (`search_text::text LIKE ...`), with its
+    statistics fresh and the index's pending list merged, as autovacuum leaves them (rows just written wait in
+    that list, which the planner prices as read in full)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE posts_post")
+        if index_exists():
+            cursor.execute("SELECT gin_clean_pending_list('post_search_trigram')")
+    return qs.explain()
+
+
+def crowd(n: int = 3000) -> None:
+    """`n` published English posts, written in one statement: a table where reading every row costs more than
+    the index."""
+    kenya = party("KEN")
+    Post.objects.bulk_create(
+        Post(
+            kind="need",
+            status="published",
+            party=kenya,
+            title=f"Early-warning system for flood-prone districts {i}",
+            description="Hydro-meteorological stations, forecasting capacity and community alerts. " * 5,
+            search_text=f"early-warning system for flood-prone districts {i} "
+            + "hydro stations forecasting " * 10,
+            language="en",
+        )
+        for i in range(n)
+    )
+
+
+def test_the_migration_made_the_index():
+    assert index_exists()
+
+
+@pytest.mark.parametrize("query", ["пожаров", "الفيضانات"])
+def test_arabic_and_russian_are_searched_through_the_index(query):
+    crowd()
+    PostFactory(
+        party=party("RUS"), language="ru", title="Пожары в лесах Сибири", description="Борьба с пожарами."
+    )
+    PostFactory(
+        party=party("EGY"), language="ar", title="الإنذار المبكر بالفيضانات", description="محطات الرصد."
+    )
+    found = post_search(Post.objects.published(), query)
+    assert found.count() == 1  # the search still finds what it did
+    assert "post_search_trigram" in plan(found)
+    # Without the index, the same query reads every post.
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX post_search_trigram")  # undone with the test's transaction
+    assert "post_search_trigram" not in plan(found) and "Seq Scan" in plan(found)
+
+
+def test_chinese_pairs_are_still_found_without_it():
+    """A Chinese query is searched as pairs of characters (`_within_terms`), which hold no trigram: read post
+    by post, as before."""
+    PostFactory(
+        party=party("CHN"), language="zh", title="山洪预警系统建设", description="山区社区的预警系统。"
+    )
+    PostFactory(party=party("CHN"), language="zh", title="干旱保险", description="农业")
+    found = post_search(Post.objects.published(), "山洪预警系统")
+    assert [p.title for p in found] == ["山洪预警系统建设"]
+
+
+def test_without_the_extension_the_migration_goes_on_and_says_what_to_run(monkeypatch, caplog):
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX post_search_trigram")  # undone with the test's transaction
+    monkeypatch.setattr(
+        migration, "EXTENSION_SQL", "CREATE EXTENSION IF NOT EXISTS pg_trgm_not_installed_here"
+    )
+    with caplog.at_level(logging.WARNING, logger="apps.posts"), connection.schema_editor() as editor:
+        migration.create_index(None, editor)
+    assert not index_exists()
+    (record,) = [r for r in caplog.records if "pg_trgm could not be created" in r.getMessage()]
+    assert migration.INDEX_SQL in record.getMessage()
+    # The failed statement was undone on its own: the migration's transaction goes on.
+    assert Post.objects.count() == 0
+    PostFactory(title="Пожары")
+    assert post_search(Post.objects.published(), "пожар").count() == 1
+
+
+def test_undone_and_done_again():
+    with connection.schema_editor() as editor:
+        migration.drop_index(None, editor)
+        assert not index_exists()
+        migration.create_index(None, editor)
+    assert index_exists()
