@@ -54,7 +54,7 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
 
     The query is folded as the texts were (`folding.search_fold`): case, accents on Latin letters (precoce
     finds "précoce" and précoce "precoce"), Arabic short vowels, alef with hamza, ё. PostgreSQL matches the
-    expression of the GIN index of migration 0010 (English stemming: "mangrove" finds "mangroves"; a post in
+    stored vector of migration 0013, indexed (English stemming: "mangrove" finds "mangroves"; a post in
     another language is stemmed by the same rules as the query, so its words still find themselves), with
     web-search syntax: quotes, OR, -word. A query with letters of another script than the Latin one (Arabic,
     Chinese, Cyrillic...) is searched within the texts instead (`_within_terms`): English stemming knows nothing
@@ -66,7 +66,8 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
         return qs
     if connection.vendor == "postgresql" and not _OTHER_SCRIPT.search(text):
         vector = RawSQL(_SEARCH_VECTOR_SQL, [], output_field=SearchVectorField())
-        return qs.annotate(search_vector=vector).filter(
+        # An alias, not an annotation: filtered on, never selected (nor computed for each result).
+        return qs.alias(search_vector=vector).filter(
             search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
     for term, exclude in _within_terms(text):
@@ -114,8 +115,9 @@ def _web_search_text(text: str) -> str:
     return _LOOSE_MINUS.sub(" ", text)
 
 
-# The same expression as the index (migration 0010), so PostgreSQL uses it.
-_SEARCH_VECTOR_SQL = "to_tsvector('english', posts_post.search_text)"
+# The column PostgreSQL stores and indexes (migration 0013): `to_tsvector('english', search_text)`, read rather
+# than computed for each post.
+_SEARCH_VECTOR_SQL = "posts_post.search_vector"
 
 
 # --- Helpers for the web pages (read-only; the services still enforce every rule) -------------------------

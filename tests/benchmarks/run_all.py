@@ -45,6 +45,11 @@ BENCHMARKS = [
         ["--database-url", f"{PG}_stocktake", "--posts", "10000", "--matches", "100000", "--repeat", "2"],
     ),
     (
+        "search_scripts.py",
+        ["--database-url", f"{PG}_search"],
+        ["--database-url", f"{PG}_search", "--posts", "10000", "--repeat", "3"],
+    ),
+    (
         "ui_pages.py",
         ["--database-url", f"{PG}_ui"],
         ["--database-url", f"{PG}_ui", "--posts", "10000", "--seconds", "3"],
