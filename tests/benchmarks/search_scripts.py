@@ -5,7 +5,8 @@ a ratio in the same run.
         [--posts 100000] [--repeat 15]
 
 The database is the benchmark's own (its name must contain "bench"): migrated, emptied of posts and filled
-with --posts published posts in one INSERT ... SELECT: 85% English, 5% each Russian, Arabic and Chinese, with
+with --posts published posts in one INSERT ... SELECT per language: 85% English, 5% each Russian, Arabic and
+Chinese, the languages mixed through the publication dates (a prime's multiples modulo the number of posts),
 ~600 characters of the domain's words each, their folded search text written as the platform writes it
 (`folding.post_search_text`). Each query goes through `post_search` over the published posts, as the list page
 and the API call it: the first page (20 posts, newest first) and the count, each timed as the median of
@@ -93,10 +94,10 @@ def build(posts: int) -> None:
                 "(%s::int[])[1 + mod(g, %s)], 'bench-' || g, "
                 f"'{title_sql}', '{description_sql}', %s, '{folded}', "
                 "'[]', '[]', false, true, true, false, false, false, '', '', '', '', "
-                "now() - g * interval '1 minute', now() - g * interval '1 minute', "
-                "now() - g * interval '1 minute', false "
+                "now() - mod(g * 7919, %s) * interval '1 minute', now() - mod(g * 7919, %s) * interval '1 minute', "
+                "now() - mod(g * 7919, %s) * interval '1 minute', false "
                 "FROM generate_series(%s, %s) AS g",
-                [party_ids, len(party_ids), language, first + 1, first + n],
+                [party_ids, len(party_ids), language, posts, posts, posts, first + 1, first + n],
             )
             first += n
         cursor.execute("ANALYZE posts_post")

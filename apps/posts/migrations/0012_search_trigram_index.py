@@ -1,9 +1,10 @@
 """A trigram index over `Post.search_text`, for searches in the scripts that full-text search does not serve.
 
 A query in Arabic, Cyrillic or Chinese letters is searched within the folded texts (`post_search`: `search_text
-LIKE '%term%'`), which read every published post: 135 ms at 100k posts, measured. PostgreSQL's pg_trgm serves
-such a LIKE from a GIN index (1-2 ms for an Arabic or a Russian word; a Chinese term of two characters has no
-trigram and is still read post by post).
+LIKE '%term%'`), which read every published post: 320-360 ms at 100,000 posts for a word none holds or for the
+count of one 5,000 hold (tests/benchmarks/search_scripts.py). PostgreSQL's pg_trgm serves such a LIKE from a GIN
+index: 1-18 ms. A Chinese term of two characters has no trigram and is still read post by post. The index takes
+about 8-11 s to build at 100,000 posts, and 61 MB.
 
 pg_trgm is a trusted extension (PostgreSQL 13 and later): the database's owner may create it without being a
 superuser, as hosted databases allow. Where it cannot be created, the migration says so and goes on without the
