@@ -16,7 +16,6 @@ and the API call it: the first page (20 posts, newest first) and the count, each
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -133,20 +132,11 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    if "bench" not in args.database_url.rsplit("/", 1)[-1]:
-        sys.exit("Refusing to empty a database whose name does not contain 'bench'.")
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nma_platform.settings.test")
-    from tests.benchmarks.databases import ensure_database
+    from tests.benchmarks.databases import django_on_bench_database
 
-    ensure_database(args.database_url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_on_bench_database(args.database_url)
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [INDEX])
         if cursor.fetchone() is None:

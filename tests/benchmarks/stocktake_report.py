@@ -56,19 +56,9 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true", help="time the data already in the database")
     args = parser.parse_args()
 
-    if "bench" not in args.database_url.rsplit("/", 1)[-1]:
-        sys.exit("Refusing to empty a database whose name does not contain 'bench'.")
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nma_platform.settings.test")
-    from tests.benchmarks.databases import ensure_database
+    from tests.benchmarks.databases import django_on_bench_database
 
-    ensure_database(args.database_url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_bench_database(args.database_url)
 
     sizes = []
     if args.small_factor and not args.skip_build:
