@@ -18,6 +18,7 @@ from .models import Match
 from .selectors import (
     connection_contacts,
     connection_list_for_actor,
+    connection_sides,
     match_list_for_post,
     match_shown_to,
     match_side_for_actor,
@@ -107,11 +108,12 @@ class ConnectionListApi(ApiView):
         tags=["matches"],
         summary="Your connections, with whom to write to",
         description=(
-            "The connections (matches both sides were interested in) of the posts of the caller's own Party or "
-            "provider: a write token's, or a focal point's or provider user's session. Newest first, each with "
-            "the caller's post, the other post and whom to write to about it. A connection stays listed when "
-            "either post is withdrawn, closed or taken back (the other post's title is then null). `offset` and "
-            "`limit` page through them; the `X-Total-Count` header gives how many there are."
+            "The connections (matches both sides were interested in) that the caller's own Party or provider "
+            "made: a write token's, or a focal point's or provider user's session. Newest first, each with the "
+            "caller's post, the other post, the partner and whom to write to about it. A connection stays listed "
+            "when either post is withdrawn, closed or returned for changes; the other post's title is null while "
+            "it is returned or awaiting review. `offset` and `limit` page through them; the `X-Total-Count` "
+            "header gives how many there are."
         ),
         parameters=offset_page_parameters(default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE),
         responses=ConnectionSerializer(many=True),
@@ -126,15 +128,14 @@ class ConnectionListApi(ApiView):
         matches, headers = offset_page(
             request, connections, default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE, count=connections
         )
-        sides = []
-        for match in matches:
-            own_is_need = actor.acts_for(party_id=match.need.party_id, provider_id=match.need.provider_id)
-            sides.append((match.need, match.offer) if own_is_need else (match.offer, match.need))
-        contacts = connection_contacts(other for _own, other in sides) if actor.reads_contacts() else None
+        sides = [connection_sides(actor=actor, match=match) for match in matches]
+        contacts = (
+            connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in sides)
+            if actor.reads_contacts()
+            else None
+        )
         records = [
-            connection_api_record(
-                match, own=own, other=other, contacts=None if contacts is None else contacts[other.pk]
-            )
-            for match, (own, other) in zip(matches, sides, strict=True)
+            connection_api_record(item, contacts=None if contacts is None else contacts[item.other.pk])
+            for item in sides
         ]
         return Response(records, headers=headers)

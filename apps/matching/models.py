@@ -77,6 +77,45 @@ class Match(models.Model):
     )
     offer_interest_at = models.DateTimeField(_("offer side answered at"), null=True, blank=True)
     connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
+    # Who made the connection, each side's Party or provider when it was made: the secretariat may later move a post
+    # to another, which must not hand the connection (and the contacts it gave) to a poster that never answered.
+    # Null until connected. Not indexed: connections are read through `match_connected_at`.
+    need_party = models.ForeignKey(
+        "parties.Party",
+        verbose_name=_("need side's Party when connected"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    need_provider = models.ForeignKey(
+        "parties.SupportProvider",
+        verbose_name=_("need side's provider when connected"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    offer_party = models.ForeignKey(
+        "parties.Party",
+        verbose_name=_("offer side's Party when connected"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    offer_provider = models.ForeignKey(
+        "parties.SupportProvider",
+        verbose_name=_("offer side's provider when connected"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
     # When both sides were sent each other's contacts. Null on a connection: the emails are still to send (a
     # task sends them after the commit; the periodic sweep sends those a mail server or broker outage held up).
     connection_notified_at = models.DateTimeField(_("contacts emailed at"), null=True, blank=True)

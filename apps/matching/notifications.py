@@ -32,7 +32,7 @@ def _contact(post: Post) -> dict:
     own email), else (none given, or the address of a person who has left) the people who speak for its Party
     or provider. A name and an email of different people were never put together, nor several emails in one
     address."""
-    people = connection_contacts([post])[post.pk]
+    people = connection_contacts([(post, post.party_id, post.provider_id)])[post.pk]
     return {
         "post": post,
         "contacts": [_address(name, email) for name, email in people],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -156,62 +157,128 @@ def match_awaiting_count(*, actor: Actor) -> int:
 
 
 def connection_list_for_actor(*, actor: Actor) -> QuerySet[Match]:
-    """The connections of the actor's Party's or provider's posts, newest first, with both posts and their
-    posters loaded. Every one stays, active or not: when either post is withdrawn or closed the match leaves the
-    lists of matches, but the two sides exchanged contacts and the connection stands as it was made."""
+    """The connections the actor's Party or provider made (each side's poster is recorded when the match
+    connects: a post the secretariat later moves to another poster does not take them along), newest first,
+    with both posts and the posters who made it loaded; not the texts, which no list of them shows. Every one
+    stays, active or not: when either post is withdrawn or closed the match leaves the lists of matches, but the
+    two sides exchanged contacts and the connection stands as it was made."""
     if actor.party_id is not None:
-        own = Q(need__party_id=actor.party_id) | Q(offer__party_id=actor.party_id)
+        own = Q(need_party_id=actor.party_id) | Q(offer_party_id=actor.party_id)
     elif actor.provider_id is not None:
-        own = Q(need__provider_id=actor.provider_id) | Q(offer__provider_id=actor.provider_id)
+        own = Q(need_provider_id=actor.provider_id) | Q(offer_provider_id=actor.provider_id)
     else:
         return Match.objects.none()
     return (
         Match.objects.connections()
         .filter(own)
-        .select_related("need__party", "need__provider", "offer__party", "offer__provider")
+        .select_related(
+            "need__party", "need__provider", "offer__party", "offer__provider",
+            "need_party", "need_provider", "offer_party", "offer_provider",
+        )
+        .defer("explanation", *(f"{side}__{field}" for side in ("need", "offer")
+                                for field in ("description", "search_text", "eligible", "aims")))
         .order_by("-connected_at", "-pk")
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConnectionSides:
+    """A connection seen from one of its sides: its own post, the other post, and the other side's poster
+    when it connected (party or provider, with its name)."""
+
+    match: Match
+    side: str  # "need" or "offer": the actor's
+    own: Post
+    other: Post
+    other_party_id: int | None
+    other_provider_id: int | None
+    other_name: str
+
+
+def connection_sides(*, actor: Actor, match: Match) -> ConnectionSides:
+    """Which side of a connection (from `connection_list_for_actor`) the actor made, by the posters recorded."""
+    side = (
+        "need"
+        if actor.acts_for(party_id=match.need_party_id, provider_id=match.need_provider_id)
+        else "offer"
+    )
+    other = "offer" if side == "need" else "need"
+    party, provider = getattr(match, f"{other}_party"), getattr(match, f"{other}_provider")
+    return ConnectionSides(
+        match=match,
+        side=side,
+        own=getattr(match, side),
+        other=getattr(match, other),
+        other_party_id=party.pk if party else None,
+        other_provider_id=provider.pk if provider else None,
+        other_name=party.local_name if party else provider.name if provider else "",
     )
 
 
-def connection_contacts(posts: Iterable[Post]) -> dict[int, list[tuple[str, str]]]:
-    """Post id -> (name, email) of whom to write to about it, for the other side of a connection: the contact
-    given on the post, else (none given, or the address of a person who has left: `post_contact_has_left`) the
-    active users who speak for its Party or provider now (`post_poster_users`, in its order). Read when asked,
-    so that it follows a contact who leaves; the connection email and the connections page say the same. Two
-    queries whatever the number of posts."""
+def connection_contacts(
+    sides: Iterable[tuple[Post, int | None, int | None]],
+) -> dict[int, list[tuple[str, str]]]:
+    """Post id -> (name, email) of whom to write to about it, for the other side of a connection; `sides`: each
+    post with the Party or provider that made the connection. The contact given on the post while the post is
+    still that poster's, else (none given, a person who has left: `post_contact_has_left`, or a post moved to
+    another poster since) the active users who speak for that poster now (`post_poster_users`, in its order).
+    Read when asked, so that it follows a contact who leaves; the connection email and the connections page say
+    the same. Two queries whatever the number of posts."""
     from apps.accounts.models import Role, User
 
-    posts = list(posts)
-    emails = {p.contact_email.strip().lower() for p in posts if p.contact_email}
+    sides = list(sides)
+    emails = {post.contact_email.strip().lower() for post, _party, _provider in sides if post.contact_email}
     holders: dict[str, set[bool]] = {}
     if emails:
         rows = User.objects.annotate(address=Lower("email")).filter(address__in=emails)
         for address, active in rows.order_by().values_list("address", "is_active").distinct():
             holders.setdefault(address, set()).add(active)
     given = {
-        p.pk for p in posts if p.contact_email and holders.get(p.contact_email.strip().lower()) != {False}
+        post.pk
+        for post, party_id, provider_id in sides
+        if post.contact_email
+        and (post.party_id, post.provider_id) == (party_id, provider_id)
+        and holders.get(post.contact_email.strip().lower()) != {False}
     }
-    others = [p for p in posts if p.pk not in given]
+    others = [(party_id, provider_id) for post, party_id, provider_id in sides if post.pk not in given]
     people: dict[tuple[str, int], list[tuple[str, str]]] = {}
     if others:
-        party_ids = {p.party_id for p in others if p.party_id}
-        provider_ids = {p.provider_id for p in others if not p.party_id and p.provider_id}
-        users = User.objects.filter(
-            Q(role=Role.FOCAL_POINT, party_id__in=party_ids)
-            | Q(role=Role.PROVIDER, provider_id__in=provider_ids),
-            is_active=True,
-        ).exclude(email="")
+        party_ids = {party_id for party_id, _provider in others if party_id}
+        provider_ids = {provider_id for party_id, provider_id in others if not party_id and provider_id}
+        users = (
+            User.objects.filter(
+                Q(role=Role.FOCAL_POINT, party_id__in=party_ids)
+                | Q(role=Role.PROVIDER, provider_id__in=provider_ids),
+                is_active=True,
+            )
+            .exclude(email="")
+            .only("first_name", "last_name", "email", "role", "party_id", "provider_id")
+        )
         for user in users.order_by("last_name", "first_name", "pk"):
             key = (
                 ("party", user.party_id) if user.role == Role.FOCAL_POINT else ("provider", user.provider_id)
             )
             people.setdefault(key, []).append((user.get_full_name(), user.email))
     return {
-        p.pk: [(p.contact_name, p.contact_email)]
-        if p.pk in given
-        else people.get(("party", p.party_id) if p.party_id else ("provider", p.provider_id), [])
-        for p in posts
+        post.pk: [(post.contact_name, post.contact_email)]
+        if post.pk in given
+        else people.get(("party", party_id) if party_id else ("provider", provider_id), [])
+        for post, party_id, provider_id in sides
     }
+
+
+def connection_page_of(qs: QuerySet[Match], match_id: str | None, per_page: int) -> int | None:
+    """The page of the connections list `qs` that holds the match `match_id` (a query parameter), or None when
+    it is not one of them: a connected match links to its own place in the list, whatever its page."""
+    if not match_id or not re.fullmatch(r"[0-9]{1,18}", match_id):
+        return None
+    match = qs.filter(pk=int(match_id)).first()
+    if match is None:
+        return None
+    before = qs.filter(
+        Q(connected_at__gt=match.connected_at) | Q(connected_at=match.connected_at, pk__gt=match.pk)
+    ).count()
+    return before // per_page + 1
 
 
 def match_export_rows() -> Iterator[dict]:

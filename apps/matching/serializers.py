@@ -117,28 +117,47 @@ class MatchSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def connection_api_record(match: Match, *, own: Post, other: Post, contacts: list | None) -> dict[str, Any]:
-    """A connection as the API returns it, from the caller's side: its own post and the other (whose title is
-    given only while it is published: taken back, its wording may be being revised), and whom to write to
-    (None for a token issued without contact details)."""
+def connection_api_record(sides, *, contacts: list | None) -> dict[str, Any]:
+    """A connection as the API returns it, from the caller's side (`selectors.ConnectionSides`): its own post, the
+    other (whose title is null while it is neither published, withdrawn nor closed: returned for changes, its
+    wording may be being revised), the partner that made it, and whom to write to (None for a token issued
+    without contact details)."""
+    match, other = sides.match, sides.other
     other_summary = _post_summary(other)
-    if other.status != Post.Status.PUBLISHED:
+    if other.status not in (Post.Status.PUBLISHED, Post.Status.WITHDRAWN, Post.Status.CLOSED):
         other_summary["title"] = None
+    party = getattr(match, f"{'offer' if sides.side == 'need' else 'need'}_party")
+    provider = getattr(match, f"{'offer' if sides.side == 'need' else 'need'}_provider")
     return {
         "id": match.pk,
         "connected_at": _time(match.connected_at),
         "score": round(match.score, 4),
-        "side": "need" if own.pk == match.need_id else "offer",
-        "own": _post_summary(own),
+        "side": sides.side,
+        "own": _post_summary(sides.own),
         "other": other_summary,
+        "partner": {
+            "party": party.iso3 if party else None,
+            "provider": provider.short_name if provider else None,
+            "name": sides.other_name,
+        },
         "contacts": None
         if contacts is None
         else [{"name": name, "email": email} for name, email in contacts],
     }
 
 
+class ConnectionPartnerSerializer(serializers.Serializer):
+    party = serializers.CharField(
+        allow_null=True, help_text="ISO 3166-1 alpha-3 code of the Party, if a Party."
+    )
+    provider = serializers.CharField(allow_null=True, help_text="Short name of the support provider, if one.")
+    name = serializers.CharField()
+
+
 class ConnectionPostSerializer(MatchPostSerializer):
-    title = serializers.CharField(allow_null=True, help_text="null while the post is not published.")
+    title = serializers.CharField(
+        allow_null=True, help_text="null while the post is returned for changes or awaiting review."
+    )
 
 
 class ConnectionContactSerializer(serializers.Serializer):

@@ -134,6 +134,8 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
     )
     if became_connection:
         match.connected_at = now
+        match.need_party_id, match.need_provider_id = match.need.party_id, match.need.provider_id
+        match.offer_party_id, match.offer_provider_id = match.offer.party_id, match.offer.provider_id
     match.save()
     match.became_connection = became_connection
     if became_connection:

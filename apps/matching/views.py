@@ -26,6 +26,8 @@ from .selectors import (
     MatchSummary,
     connection_contacts,
     connection_list_for_actor,
+    connection_page_of,
+    connection_sides,
     match_add_passages,
     match_shown_to,
     match_side_for_actor,
@@ -130,25 +132,27 @@ def _answer(
 
 @login_required
 def connection_list(request):
-    """The connections of the user's Party or provider, newest first: each with their own post, the other
+    """The connections the user's Party or provider made, newest first: each with their own post, the other
     post and its poster, and whom to write to. One stays listed when either post is withdrawn or closed; the
-    other post's title and link only while it is published (taken back, its wording may be being revised)."""
+    other post's title only while it is published, withdrawn or closed (returned for changes, its wording may be
+    being revised), and its link only while it is published. `?match=<id>` opens the page that holds it."""
     actor = Actor.for_user(request.user)
     # A deactivated provider's users keep the contacts its connections gave them.
     if not actor.can_post and not actor.is_deactivated_provider:
         raise PermissionDenied(_("Only focal points and the users of support providers have connections."))
-    page = Paginator(connection_list_for_actor(actor=actor), settings.POSTS_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    connections = list(page.object_list)
-    items = []
-    for match in connections:
-        own_is_need = actor.acts_for(party_id=match.need.party_id, provider_id=match.need.provider_id)
-        own, other = (match.need, match.offer) if own_is_need else (match.offer, match.need)
-        items.append({"match": match, "own": own, "other": other})
-    contacts = connection_contacts(item["other"] for item in items)
-    for item in items:
-        item["contacts"] = contacts[item["other"].pk]
-    response = render(request, "matching/connections.html", {"page": page, "items": items})
+    connections = connection_list_for_actor(actor=actor)
+    per_page = settings.POSTS_PAGE_SIZE
+    if "match" in request.GET:
+        # To the page that holds it (its page links then carry no `match`); one of another poster's, or gone, is
+        # just not found there.
+        number = connection_page_of(connections, request.GET["match"], per_page)
+        query = f"?page={number}" if number and number > 1 else ""
+        anchor = f"#connection-{int(request.GET['match'])}" if number else ""
+        return redirect(reverse("matching:connections") + query + anchor)
+    page = Paginator(connections, per_page).get_page(request.GET.get("page"))
+    items = [connection_sides(actor=actor, match=match) for match in page.object_list]
+    contacts = connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in items)
+    context = {"page": page, "items": [(item, contacts[item.other.pk]) for item in items]}
+    response = render(request, "matching/connections.html", context)
     add_never_cache_headers(response)  # a new connection or a contact who left changes it
     return response

@@ -284,6 +284,9 @@ class Post(models.Model):
     # application whenever title or description is written (`save` below, `PostQuerySet`), never by hand.
     # The database's default keeps a row written by code older than this field (a web process not yet
     # restarted after the migration) insertable; the search finds it once it is saved again.
+    # On PostgreSQL, two indexes and a generated column the model does not name depend on it: `search_vector`, its
+    # English full-text vector (migration 0013), and a trigram index (0012). A change of its type, or its removal,
+    # must drop `search_vector` first.
     search_text = models.TextField(_("search text"), default="", db_default="", editable=False)
 
     objects = PostQuerySet.as_manager()

@@ -65,6 +65,8 @@ def test_no_page_is_wider_than_a_phone_in_any_language(live_server, browser_page
         need_interest="interested",
         offer_interest="interested",
         connected_at=timezone.now(),
+        need_party=party("KEN"),
+        offer_party=party("RUS"),
         explanation={
             "shared_support_types": ["technology"],
             "shared_focus_areas": ["adaptation"],

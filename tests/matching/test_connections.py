@@ -4,8 +4,6 @@ role; kept when either post leaves the lists of matches."""
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,6 +43,11 @@ def connect(need: Post, offer: Post, *, score: float = 0.8) -> Match:
         need_interest_at=now,
         offer_interest_at=now,
         connected_at=now,
+        # As `match_set_interest` records them when the match connects.
+        need_party_id=need.party_id,
+        need_provider_id=need.provider_id,
+        offer_party_id=offer.party_id,
+        offer_provider_id=offer.provider_id,
     )
 
 
@@ -134,34 +137,59 @@ def test_a_connection_stays_when_the_other_post_is_withdrawn(client, pair, kenya
     client.force_login(kenya)
     page = client.get(URL).content.decode()
     assert f'id="connection-{pair.pk}"' in page
-    assert "Withdrawn by its poster: no longer published." in page
-    # No longer published: nothing of its wording, no link to a page that would answer "not found".
-    assert "River flood forecasting" not in page
+    assert "Withdrawn: no longer published." in page
+    # Its last wording, to tell the connections apart and to name it when writing; no link to a page that would
+    # answer "not found".
+    assert "River flood forecasting" in page
     assert reverse("posts:detail", args=[pair.offer.pk]) not in page
     # Whom to write to stays: the contacts were exchanged.
     assert 'href="mailto:aiko@example.jp"' in page
 
 
 @pytest.mark.parametrize(
-    ("status", "said"),
+    ("status", "said", "title_shown"),
     [
-        (Post.Status.CLOSED, "Closed by its poster: no longer published."),
-        (Post.Status.SUBMITTED, "Taken back by its poster: not published at the moment."),
-        (Post.Status.DRAFT, "Taken back by its poster: not published at the moment."),
+        (Post.Status.CLOSED, "Closed: no longer published.", True),
+        (Post.Status.WITHDRAWN, "Withdrawn: no longer published.", True),
+        # Taken back by the secretariat, then perhaps submitted again: its wording may be being revised.
+        (Post.Status.RETURNED, "Not published at the moment: being revised or reviewed.", False),
+        (Post.Status.SUBMITTED, "Not published at the moment: being revised or reviewed.", False),
     ],
 )
-def test_the_other_posts_wording_is_not_shown_once_unpublished(client, pair, kenya, status, said):
-    Post.objects.filter(pk=pair.offer_id).update(status=status, title="A title being revised")
+def test_the_other_posts_wording_once_unpublished(client, pair, kenya, status, said, title_shown):
+    Post.objects.filter(pk=pair.offer_id).update(status=status, title="A title as it is now")
     client.force_login(kenya)
     page = client.get(URL).content.decode()
     assert said in page
-    assert "A title being revised" not in page
+    assert ("A title as it is now" in page) is title_shown
+    assert reverse("posts:detail", args=[pair.offer.pk]) not in page
+
+
+def test_a_post_moved_to_another_party_leaves_its_connections_with_the_party_that_made_them(
+    client, pair, kenya, japan
+):
+    """The secretariat may move a post to another Party: the connection, and the contacts it gave, stay with the
+    Parties that answered."""
+    FocalPointFactory(username="tza1", party=party("TZA"), email="tza@example.org")
+    Post.objects.filter(pk=pair.need_id).update(party=party("TZA"), contact_email="new@tza.example.org")
+    client.force_login(FocalPointFactory(username="tza2", party=party("TZA")))
+    page = client.get(URL).content.decode()
+    assert "You have no connections yet." in page and "aiko@example.jp" not in page
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert f'id="connection-{pair.pk}"' in page and 'href="mailto:aiko@example.jp"' in page
+    # Japan is told to write to Kenya's people, not to the post's new Party nor to its new contact.
+    client.force_login(japan)
+    page = client.get(URL).content.decode()
+    assert 'href="mailto:ken@example.org"' in page
+    assert "tza@example.org" not in page and "new@tza.example.org" not in page
+    assert "<bdi>Kenya</bdi></h2>" in page
 
 
 def test_ones_own_unpublished_post_is_shown_with_its_status(client, pair, kenya, japan):
     post_withdraw(actor=Actor.for_user(kenya), post=pair.need)
     client.force_login(japan)
-    assert "Withdrawn by its poster: no longer published." in client.get(URL).content.decode()
+    assert "Withdrawn: no longer published." in client.get(URL).content.decode()
     client.force_login(kenya)
     page = client.get(URL).content.decode()
     assert "Flood warnings for the Tana basin" in page  # theirs: its page is visible to them
@@ -226,22 +254,40 @@ def test_newest_first_and_paged(client, kenya, settings):
     assert "Offer number 0" in second and "Offer number 2" not in second
 
 
-def test_queries_do_not_grow_with_the_connections(client, kenya):
+def test_queries_do_not_grow_with_the_connections(client, kenya, django_assert_num_queries):
     need = PostFactory(kind="need", party=party("KEN"))
-
-    def queries() -> int:
-        client.force_login(kenya)
-        with CaptureQueriesContext(connection) as ctx:
-            assert client.get(URL).status_code == 200
-        return len(ctx.captured_queries)
-
     connect(need, PostFactory(kind="offer", party=party("JPN"), contact_email="a@jp.org"))
     connect(need, PostFactory(kind="offer", party=party("NOR")))
-    few = queries()
+    client.force_login(kenya)
+    # 1 session, 2 user, 3 the page of connections (both posts and both posters joined), 4 its count (the
+    # paginator's), 5 the holders of the contact addresses given, 6 the users who speak for the posters without one.
+    with django_assert_num_queries(6):
+        assert client.get(URL).status_code == 200
     for iso3 in ("DEU", "FRA", "GBR", "CAN"):
         connect(need, PostFactory(kind="offer", party=party(iso3)))
     connect(need, PostFactory(kind="offer", party=party("SWE"), contact_email="b@se.org"))
-    assert queries() == few
+    with django_assert_num_queries(6):
+        assert client.get(URL).status_code == 200
+
+
+def test_a_match_links_to_its_place_among_the_connections(client, kenya, settings):
+    settings.POSTS_PAGE_SIZE = 2
+    need = PostFactory(kind="need", party=party("KEN"))
+    matches = [connect(need, PostFactory(kind="offer", party=party(iso3))) for iso3 in ("JPN", "NOR", "DEU")]
+    client.force_login(kenya)
+    oldest = matches[0]  # newest first: the third, on page 2
+    response = client.get(URL, {"match": oldest.pk})
+    assert response.status_code == 302
+    assert response["Location"] == f"{URL}?page=2#connection-{oldest.pk}"
+    assert f'id="connection-{oldest.pk}"' in client.get(URL, {"page": 2}).content.decode()
+    assert client.get(URL, {"match": matches[2].pk})["Location"] == f"{URL}#connection-{matches[2].pk}"
+    # Another Party's connection, an unknown one, or nonsense: the list's first page, without a word of it.
+    other = connect(
+        PostFactory(kind="need", party=party("BRA")),
+        PostFactory(kind="offer", party=party("JPN"), title="Not yours"),
+    )
+    for value in (str(other.pk), "999999", "abc", "9" * 40, ""):
+        assert client.get(URL, {"match": value})["Location"] == URL, value
 
 
 def test_connection_contacts_as_the_email_gives_them(kenya, japan):
@@ -256,7 +302,7 @@ def test_connection_contacts_as_the_email_gives_them(kenya, japan):
     UserFactory(email="LEFT@example.jp", is_active=False)
     by_provider = PostFactory(kind="offer", party=None, provider=provider)
     need = PostFactory(kind="need", party=party("KEN"))
-    contacts = connection_contacts([given, left, by_provider, need])
+    contacts = connection_contacts((p, p.party_id, p.provider_id) for p in (given, left, by_provider, need))
     assert contacts == {
         given.pk: [("Aiko", " Aiko@Example.jp ")],
         left.pk: [(japan.get_full_name(), "jpn@example.org")],
@@ -270,7 +316,7 @@ def test_the_dashboard_and_the_match_point_to_the_connections(client, pair, keny
     dashboard = client.get(reverse("dashboard")).content.decode()
     assert "You have 1 connection:" in dashboard and f'href="{URL}"' in dashboard
     page = client.get(reverse("posts:detail", args=[pair.need.pk]), {"matches": "connected"}).content.decode()
-    assert f'href="{URL}#connection-{pair.pk}"' in page
+    assert f'href="{URL}?match={pair.pk}#connection-{pair.pk}"' in page
 
     # Another Party without any connection: no such line.
     client.force_login(FocalPointFactory(party=party("BRA")))
@@ -287,5 +333,23 @@ def test_the_connection_email_links_to_the_connections(kenya, japan, django_capt
         match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
         match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
     assert len(mail.outbox) == 2
+    match.refresh_from_db()  # who made it, recorded as it connected
+    assert (match.need_party_id, match.need_provider_id, match.offer_party_id, match.offer_provider_id) == (
+        party("KEN").pk,
+        None,
+        party("JPN").pk,
+        None,
+    )
     for message in mail.outbox:
         assert f"All your connections: {django_settings.SITE_URL}{URL}\n" in message.body
+
+
+def test_the_ended_connection_note_links_to_the_connections_for_its_owner_only(client, pair, kenya, japan):
+    post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
+    url = reverse("posts:detail", args=[pair.need.pk])
+    client.force_login(kenya)
+    page = client.get(url, {"matches": "connected"}).content.decode()
+    assert "connection has ended" in page and f'href="{URL}"' in page
+    client.force_login(SecretariatFactory())  # sees the post's matches, has no connections page
+    page = client.get(url, {"matches": "connected"}).content.decode()
+    assert f'href="{URL}"' not in page

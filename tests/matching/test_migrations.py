@@ -24,3 +24,42 @@ def test_chunks_of_a_run_going_at_the_upgrade_stay_written():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_connections_made_before_the_upgrade_get_their_posters():
+    """0018 records each side's poster when a match connects; the connections made before take their posts'
+    posters of the day, and the other matches none."""
+    before, after = [("matching", "0017_rebuild_chunks_planned")], [("matching", "0018_connection_posters")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        Post, Match = old.get_model("posts", "Post"), old.get_model("matching", "Match")
+        party = old.get_model("parties", "Party").objects.get
+        provider = old.get_model("parties", "SupportProvider").objects.create(
+            short_name="FUNDX", name="Fund X"
+        )
+
+        def post(kind, **poster):
+            return Post.objects.create(kind=kind, status="published", title=kind, description="-", **poster)
+
+        need = post("need", party=party(iso3="KEN"))
+        connected = Match.objects.create(
+            need=need, offer=post("offer", provider=provider), score=0.5, connected_at="2026-01-02T00:00Z"
+        )
+        plain = Match.objects.create(need=need, offer=post("offer", party=party(iso3="JPN")), score=0.4)
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        Match = executor.loader.project_state(after).apps.get_model("matching", "Match")
+        values = ("need_party__iso3", "need_provider_id", "offer_party_id", "offer_provider__short_name")
+        assert Match.objects.filter(pk=connected.pk).values_list(*values).get() == (
+            "KEN",
+            None,
+            None,
+            "FUNDX",
+        )
+        assert Match.objects.filter(pk=plain.pk).values_list(*values).get() == (None, None, None, None)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

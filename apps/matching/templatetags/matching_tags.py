@@ -8,6 +8,7 @@ from django import template
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext
 
@@ -122,6 +123,12 @@ def match_counts_context(
         "awaiting_only": shown == AWAITING,
         "query": query.urlencode(),
     }
+
+
+@register.simple_tag
+def connection_url(match) -> str:
+    """The connections page opened at this connection's place (`views.connection_list`, `?match=`)."""
+    return f"{reverse('matching:connections')}?match={match.pk}"
 
 
 @register.filter

@@ -7,8 +7,10 @@ index: 1-18 ms. A Chinese term of two characters has no trigram and is still rea
 about 8-11 s to build at 100,000 posts, and 61 MB.
 
 pg_trgm is a trusted extension (PostgreSQL 13 and later): the database's owner may create it without being a
-superuser, as hosted databases allow. Where it cannot be created, the migration says so and goes on without the
-index: searches work as before, only slower; `INDEX_SQL` below, run once the extension is there, adds it."""
+superuser, as hosted databases allow. Where it cannot be created, or the index cannot be made (the extension in a
+schema off the search path), or the database's LC_CTYPE is C (pg_trgm then finds no trigram in other scripts'
+letters), the migration says so (a warning in the log) and goes on without the index: searches work as before,
+only slower; `INDEX_SQL` below, run once the extension is there, adds it."""
 
 import logging
 
@@ -22,21 +24,36 @@ INDEX_SQL = (
 )
 
 
+# A Cyrillic word: under a database whose LC_CTYPE is C, pg_trgm counts no letter beyond ASCII as one, finds no
+# trigram in it, and an index would serve no search it is for.
+PROBE_SQL = "SELECT show_trgm('пожар') <> '{}'"
+
+
 def create_index(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
+    advice = "To speed them up, have the database's owner run: %s; %s;" % (EXTENSION_SQL, INDEX_SQL)
     try:
+        # In a savepoint: a failure undoes this step alone, and the migration goes on.
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute(EXTENSION_SQL)
+            cursor.execute(PROBE_SQL)
+            if not cursor.fetchone()[0]:
+                logger.warning(
+                    "pg_trgm finds no trigram in Cyrillic or Arabic words under this database's LC_CTYPE (C?): "
+                    "the trigram index is not made, and searches in those letters read every post. A database "
+                    "made with a UTF-8 locale (C.UTF-8, en_US.UTF-8) serves them."
+                )
+                return
+            cursor.execute(INDEX_SQL)
     except DatabaseError as error:
-        message = (
-            "The PostgreSQL extension pg_trgm could not be created (%s): searches in Arabic, Cyrillic and Chinese "
-            "letters will read every post. To speed them up, have the database's owner run: %s; %s;"
+        logger.warning(
+            "The trigram index could not be made (%s): searches in Arabic, Cyrillic and Chinese letters will read "
+            "every post. %s",
+            str(error).strip(),
+            advice,
         )
-        logger.warning(message, str(error).strip(), EXTENSION_SQL, INDEX_SQL)
-        return
-    schema_editor.execute(INDEX_SQL)
 
 
 def drop_index(apps, schema_editor):
