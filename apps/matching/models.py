@@ -119,6 +119,9 @@ class Match(models.Model):
     # When both sides were sent each other's contacts. Null on a connection: the emails are still to send (a
     # task sends them after the commit; the periodic sweep sends those a mail server or broker outage held up).
     connection_notified_at = models.DateTimeField(_("contacts emailed at"), null=True, blank=True)
+    # When the side that stays was told that the other withdrew or closed its post. Null on a connection whose two
+    # posts are still open, or whose news is still to send (a task after the commit; the sweep after an outage).
+    end_notified_at = models.DateTimeField(_("end of connection emailed at"), null=True, blank=True)
 
     objects = MatchQuerySet.as_manager()
 

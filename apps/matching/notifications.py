@@ -61,6 +61,40 @@ def connection_notify(match: Match) -> int:
     return sent
 
 
+def connection_ended_notify(
+    match: Match, *, gone: Post, own: Post, gone_poster, party_id, provider_id
+) -> int:
+    """Tell the side that stays (the users who speak for the Party or provider that made the connection, each in
+    their language, once each: `send_once`) that `gone_poster` (the Party or provider that made it on the other
+    side) withdrew or closed `gone`. Returns emails sent."""
+    from apps.accounts.models import Role
+
+    if party_id:
+        users = User.objects.filter(role=Role.FOCAL_POINT, party_id=party_id)
+    else:
+        users = User.objects.filter(role=Role.PROVIDER, provider_id=provider_id)
+    sent = 0
+    for user in users.filter(is_active=True).exclude(email="").order_by("last_name", "first_name", "pk"):
+        with translation.override(user.email_language):
+            gone_name = getattr(gone_poster, "local_name", None) or getattr(
+                gone_poster, "name", gone.poster_name
+            )
+            body = render_to_string(
+                "matching/email/connection_ended.txt",
+                {
+                    "gone": gone,
+                    "gone_name": gone_name,
+                    "own": own,
+                    "match": match,
+                    "site_url": settings.SITE_URL,
+                },
+            )
+            subject = _("Connection ended: %(title)s") % {"title": subject_title(gone.title)}
+        sent += send_once(key=f"connection-ended:{match.pk}:{user.pk}", subject=subject, body=body,
+                          recipient=user.email)  # fmt: skip
+    return sent
+
+
 def digest_send(user: User, matches: Sequence[Match], *, more: bool = False) -> int:
     """`more`: there are more new strong matches than the email lists (it points to the dashboard)."""
     with translation.override(user.email_language):

@@ -181,6 +181,16 @@ def connection_list_for_actor(*, actor: Actor) -> QuerySet[Match]:
     )  # fmt: skip
 
 
+def connection_count_for_post(*, post: Post) -> int:
+    """How many of the post's connections have another side still there (not withdrawn nor closed): those whose
+    other side would be told if this post left."""
+    side, other = ("need", "offer") if post.kind == Post.Kind.NEED else ("offer", "need")
+    ended = (Post.Status.WITHDRAWN, Post.Status.CLOSED)
+    return (
+        Match.objects.connections().filter(**{side: post}).exclude(**{f"{other}__status__in": ended}).count()
+    )
+
+
 @dataclass(frozen=True)
 class ConnectionSides:
     """A connection seen from one of its sides: its own post, the other post, and the other side's poster

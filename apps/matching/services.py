@@ -218,6 +218,94 @@ def connection_notice_sweep(*, batch: int = 100) -> int:
     return notified
 
 
+# --- the end of a connection ---------------------------------------------------------------------------------
+
+# A post in one of these has left for good: a connection with it has ended, and the other side is told.
+ENDED_STATUSES = (Post.Status.WITHDRAWN, Post.Status.CLOSED)
+
+
+def connection_ended_queue(*, post: Post) -> None:
+    """After the commit, have the other side of each of the post's connections told that it was withdrawn or
+    closed (`connection_ended_send`). A broker away: the sweep sends it (`connection_ended_sweep`)."""
+    ids = list(
+        Match.objects.connections()
+        .filter(Q(need_id=post.pk) | Q(offer_id=post.pk), end_notified_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    if ids:
+        transaction.on_commit(lambda: _queue_connection_ended(ids), robust=True)
+
+
+def _queue_connection_ended(match_ids: list[int]) -> None:
+    from .tasks import notify_connection_ended
+
+    try:
+        for match_id in match_ids:
+            notify_connection_ended.delay(match_id)
+    except Exception as error:
+        logger.warning("Could not queue the news of ended connections %s; left for the sweep (%s: %s)",
+                       match_ids, type(error).__name__, error)  # fmt: skip
+
+
+def connection_ended_send(*, match_id: int) -> int:
+    """Email the side of a connection whose post is still there that the other withdrew or closed its own, once
+    (each email recorded as it goes, the match marked when all went; a failure leaves it for the retry or the
+    sweep). When both posts have ended, nobody is left to tell. Returns the emails sent."""
+    from .notifications import connection_ended_notify
+
+    match = (
+        Match.objects.connections()
+        .select_related("need", "offer", "need_party", "need_provider", "offer_party", "offer_provider")
+        .filter(pk=match_id, end_notified_at__isnull=True)
+        .filter(Q(need__status__in=ENDED_STATUSES) | Q(offer__status__in=ENDED_STATUSES))
+        .first()
+    )
+    if match is None:
+        return 0
+    sent = 0
+    gone_side = "need" if match.need.status in ENDED_STATUSES else "offer"
+    stays = "offer" if gone_side == "need" else "need"
+    if getattr(match, stays).status not in ENDED_STATUSES:
+        party, provider = getattr(match, f"{gone_side}_party"), getattr(match, f"{gone_side}_provider")
+        gone = getattr(match, gone_side)
+        sent = connection_ended_notify(
+            match,
+            gone=gone,
+            own=getattr(match, stays),
+            party_id=getattr(match, f"{stays}_party_id"),
+            provider_id=getattr(match, f"{stays}_provider_id"),
+            gone_poster=party or provider or (gone.party if gone.party_id else gone.provider),
+        )
+    Match.objects.filter(pk=match.pk, end_notified_at__isnull=True).update(end_notified_at=timezone.now())
+    return sent
+
+
+def connection_ended_sweep(*, batch: int = 100) -> int:
+    """Send the news of connections ended that are still waiting for it: a broker or mail server down when the
+    post was withdrawn or closed, or a post that left another way (an import, the secretariat). Returns the
+    connections dealt with; one that fails again is logged and left for the next sweep."""
+    cut = timezone.now() - CONNECTION_NOTICE_GRACE
+    due = (
+        Match.objects.connections()
+        .filter(end_notified_at__isnull=True)
+        .filter(
+            Q(need__status__in=ENDED_STATUSES, need__updated_at__lte=cut)
+            | Q(offer__status__in=ENDED_STATUSES, offer__updated_at__lte=cut)
+        )
+        .order_by("connected_at")
+        .values_list("pk", flat=True)[:batch]
+    )
+    done = 0
+    for match_id in list(due):
+        try:
+            connection_ended_send(match_id=match_id)
+            done += 1
+        except Exception:
+            logger.warning("The news of ended connection %d could not be sent; will try again", match_id,
+                           exc_info=True)  # fmt: skip
+    return done
+
+
 # --- the daily digest --------------------------------------------------------------------------------------
 
 # A worker stamps `strong_at` with its own clock before its transaction commits: a digest covers the matches

@@ -40,13 +40,14 @@ def rebuild_chunk(run_id: int, side: str, post_ids: list[int]) -> int:
 @shared_task(**RETRY)
 def sweep_pending() -> int:
     """Match whatever is still flagged as waiting (a broker outage, a crashed worker), send the emails of
-    connections still waiting for them (a mail server outage), and queue again the chunks a silent rebuild
+    connections still waiting for them (a mail server outage) and the news of connections ended, and queue again the chunks a silent rebuild
     lost (a broker restarted without its data)."""
     from .pipeline import matching_sweep, rebuild_requeue_lost
-    from .services import connection_notice_sweep
+    from .services import connection_ended_sweep, connection_notice_sweep
 
     matched = matching_sweep()
     connection_notice_sweep()
+    connection_ended_sweep()
     rebuild_requeue_lost()
     return matched
 
@@ -61,6 +62,19 @@ def notify_connection(match_id: int) -> int:
     from .services import connection_notice_send
 
     return connection_notice_send(match_id=match_id)
+
+
+@shared_task(
+    **{**RETRY, "autoretry_for": (*RETRY["autoretry_for"], SMTPException, OSError), "retry_backoff": 30,
+       "retry_backoff_max": 600, "max_retries": 5},
+    soft_time_limit=60, time_limit=90,
+)  # fmt: skip
+def notify_connection_ended(match_id: int) -> int:
+    """Tell the side of a connection that stays that the other withdrew or closed its post (once; the sweep
+    covers what retries miss)."""
+    from .services import connection_ended_send
+
+    return connection_ended_send(match_id=match_id)
 
 
 @shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, TAKE_DOWN_ACTIONS, Actor
 from apps.accounts.models import Role, User
-from apps.matching.services import matching_enqueue, matching_retire
+from apps.matching.services import connection_ended_queue, matching_enqueue, matching_retire
 
 if TYPE_CHECKING:
     from apps.parties.models import SupportProvider
@@ -416,6 +416,8 @@ def _transition(
     _record(post, actor=actor, action=event, from_status=from_status, note=next(iter(fields.values()), ""))
     if from_status == Status.PUBLISHED and to_status != Status.PUBLISHED:
         matching_retire(post_ids=[post.pk])
+    if to_status in (Status.WITHDRAWN, Status.CLOSED):
+        connection_ended_queue(post=post)  # the other side of each of its connections is told
     if to_status in MATCHING_STATUSES or from_status == Status.PUBLISHED:
         # Also a post taken back to its owner: the workers drop it from their indexes when they match it.
         _queue_matching([post])

@@ -38,6 +38,7 @@ from apps.accounts.limits import anonymous_rate_limited
 from apps.accounts.sessions import SessionStore
 from apps.matching.selectors import (
     MatchSummary,
+    connection_count_for_post,
     connection_list_for_actor,
     match_awaiting_count,
     match_summaries,
@@ -158,6 +159,8 @@ def post_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contact_hidden": contact_left and not (can_manage or actor.is_secretariat),
         "events": post.events.select_related("actor") if can_manage else None,
         "close_form": CloseForm(),
+        # Told in the close and withdraw panels: the other sides of its connections are emailed.
+        "connection_count": connection_count_for_post(post=post) if can_manage else 0,
         "perms_moderate": actor.is_secretariat,
         # Its users may still withdraw or close its posts, nothing else: the page does not ask them to edit.
         "provider_deactivated": actor.is_deactivated_provider,

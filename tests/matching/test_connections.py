@@ -353,3 +353,77 @@ def test_the_ended_connection_note_links_to_the_connections_for_its_owner_only(c
     client.force_login(SecretariatFactory())  # sees the post's matches, has no connections page
     page = client.get(url, {"matches": "connected"}).content.decode()
     assert f'href="{URL}"' not in page
+
+
+# --- the end of a connection ---------------------------------------------------------------------------------
+
+
+def test_withdrawing_a_post_tells_the_other_side_once(pair, kenya, japan, django_capture_on_commit_callbacks):
+    FocalPointFactory(username="ken2", party=party("KEN"), email="ken2@example.org", preferred_language="fr")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
+    assert sorted(m.to[0] for m in mail.outbox) == ["ken2@example.org", "ken@example.org"]  # not Japan
+    english = next(m for m in mail.outbox if m.to == ["ken@example.org"])
+    assert english.subject == "Connection ended: River flood forecasting"
+    assert (
+        'Japan has withdrawn its post "River flood forecasting", with which your post "Flood warnings for the Tana '
+        'basin" was connected.' in english.body
+    )
+    assert f"{django_settings.SITE_URL}{URL}?match={pair.pk}\n" in english.body
+    french = next(m for m in mail.outbox if m.to == ["ken2@example.org"])
+    assert french.subject.startswith("Fin de la mise en relation") and "Japon a retiré" in french.body
+    pair.refresh_from_db()
+    assert pair.end_notified_at is not None
+    # Sent once: the task again, the sweep, or the other side leaving too tell nobody more.
+    from apps.matching.services import connection_ended_send, connection_ended_sweep
+
+    assert connection_ended_send(match_id=pair.pk) == 0 and connection_ended_sweep() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        post_withdraw(actor=Actor.for_user(kenya), post=pair.need)
+    assert len(mail.outbox) == 2
+
+
+def test_closing_a_post_tells_the_other_side_it_was_closed(
+    pair, kenya, japan, django_capture_on_commit_callbacks
+):
+    from apps.posts.services import post_close
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_close(actor=Actor.for_user(kenya), post=pair.need, outcome="Funded by the national budget.")
+    (message,) = mail.outbox
+    assert message.to == ["jpn@example.org"]
+    assert 'Kenya has closed its post "Flood warnings for the Tana basin"' in message.body
+
+
+def test_a_post_that_left_without_its_task_is_told_by_the_sweep(
+    pair, kenya, japan, django_capture_on_commit_callbacks
+):
+    """A broker away when the post was withdrawn, or a post withdrawn by an import or the secretariat: the
+    sweep sends the news once the post has been gone a little while."""
+    from datetime import timedelta
+
+    from apps.matching.services import connection_ended_sweep
+
+    with django_capture_on_commit_callbacks(execute=False):
+        post_withdraw(actor=Actor.for_user(japan), post=pair.offer)  # the task never queued
+    closed = PostFactory(kind="offer", party=party("NOR"), title="Solar skills", status="published")
+    other = connect(pair.need, closed)
+    Post.objects.filter(pk=closed.pk).update(status="closed")  # as an import would: no service, no task
+    assert connection_ended_sweep() == 0 and mail.outbox == []  # not yet: the task may be on its way
+    Post.objects.filter(pk__in=[pair.offer_id, closed.pk]).update(
+        updated_at=timezone.now() - timedelta(minutes=3)
+    )
+    assert connection_ended_sweep() == 2
+    assert sorted(m.subject for m in mail.outbox) == ["Connection ended: River flood forecasting",
+                                                      "Connection ended: Solar skills"]  # fmt: skip
+    assert Match.objects.filter(pk__in=[pair.pk, other.pk], end_notified_at__isnull=True).count() == 0
+
+
+def test_the_withdraw_and_close_panels_say_the_other_side_will_be_told(client, pair, kenya):
+    client.force_login(kenya)
+    page = client.get(reverse("posts:detail", args=[pair.need.pk])).content.decode()
+    assert "This post has a connection: the other side will be emailed that it was withdrawn." in page
+    assert "This post has a connection: the other side will be emailed that it was closed." in page
+    Post.objects.filter(pk=pair.offer_id).update(status="withdrawn")  # nobody left to tell
+    page = client.get(reverse("posts:detail", args=[pair.need.pk])).content.decode()
+    assert "will be emailed" not in page

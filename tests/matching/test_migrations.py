@@ -63,3 +63,35 @@ def test_connections_made_before_the_upgrade_get_their_posters():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_connections_ended_before_the_upgrade_are_not_announced_after_it():
+    """0019: the sweep tells the other side of a connection whose post was withdrawn or closed; those that ended
+    before the upgrade are marked as told, or the first sweep would announce them, long after the fact."""
+    before, after = [("matching", "0018_connection_posters")], [("matching", "0019_connection_end_notice")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        Post, Match = old.get_model("posts", "Post"), old.get_model("matching", "Match")
+        kenya = old.get_model("parties", "Party").objects.get(iso3="KEN")
+
+        def post(kind, status):
+            return Post.objects.create(kind=kind, status=status, title=kind, description="-", party=kenya)
+
+        need = post("need", "published")
+        ended = Match.objects.create(need=need, offer=post("offer", "withdrawn"), score=0.5,
+                                     connected_at="2026-01-02T00:00Z")  # fmt: skip
+        open_one = Match.objects.create(need=need, offer=post("offer", "published"), score=0.5,
+                                        connected_at="2026-01-02T00:00Z")  # fmt: skip
+        not_connected = Match.objects.create(need=need, offer=post("offer", "closed"), score=0.5)
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        Match = executor.loader.project_state(after).apps.get_model("matching", "Match")
+        told = dict(Match.objects.values_list("pk", "end_notified_at"))
+        assert told[ended.pk] is not None
+        assert told[open_one.pk] is None and told[not_connected.pk] is None
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
