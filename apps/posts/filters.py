@@ -3,6 +3,7 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.forms import PartySelect, ReadingOrderMixin
@@ -93,14 +94,23 @@ class PostFilter(django_filters.FilterSet):
         label=_("Focus area"), choices=FocusArea.choices, field_name="focus_areas"
     )
     sector = django_filters.ChoiceFilter(label=_("Sector"), choices=Sector.choices, field_name="sectors")
+    # Who may take an offer up, by its `eligible` list: the question of a Party looking for support (the filters
+    # below are about who posted).
+    open_to = PartyFilter(
+        label=_("Offers open to"), queryset=Party.objects.all(), to_field_name="iso3", method="filter_open_to"
+    )
     regional_group = django_filters.ChoiceFilter(
-        label=_("Regional group"), choices=RegionalGroup.choices, field_name="party__regional_group"
+        label=_("Posted from the regional group"),
+        choices=RegionalGroup.choices,
+        field_name="party__regional_group",
     )
     party = PartyFilter(
         label=_("Party"), queryset=Party.objects.all(), to_field_name="iso3", field_name="party"
     )
-    ldc = StrictBooleanFilter(label=_("Least developed countries"), field_name="party__is_ldc")
-    sids = StrictBooleanFilter(label=_("Small island developing States"), field_name="party__is_sids")
+    ldc = StrictBooleanFilter(label=_("Posted by a least developed country"), field_name="party__is_ldc")
+    sids = StrictBooleanFilter(
+        label=_("Posted by a small island developing State"), field_name="party__is_sids"
+    )
 
     class Meta:
         model = Post
@@ -110,11 +120,23 @@ class PostFilter(django_filters.FilterSet):
             "support_type",
             "focus_area",
             "sector",
+            "open_to",
             "regional_group",
             "party",
             "ldc",
             "sids",
         ]
+
+    def filter_open_to(self, queryset, name, party):
+        """The offers the Party may take up, by the engine's rule: open to all (`eligible` empty), or naming its
+        code or one of its groups (regional group, LDC, SIDS); not its own. The list is matched in its JSON text
+        (`"KEN"`, quotes included), which PostgreSQL and SQLite both read."""
+        if party is None:
+            return queryset
+        open_ = Q(eligible=[])
+        for code in (party.iso3, *sorted(party.groups)):
+            open_ |= Q(eligible__icontains=f'"{code}"')
+        return queryset.filter(open_, kind=Post.Kind.OFFER).exclude(party=party)
 
     def filter_q(self, queryset, name, value):
         return post_search(queryset, value)
