@@ -131,7 +131,7 @@ def match_summaries(*, posts: Iterable[Post]) -> dict[int, MatchSummary]:
             .values(f"{side}_id")
             .annotate(
                 total=Count("id"),
-                new=Count("id", filter=Q(created_at__gte=since)),
+                new=Count("id", filter=Q(created_at__gte=since, **{f"{side}_interest": Interest.NONE})),
                 awaiting=Count("id", filter=match_their_interest_unanswered(side)),
                 connected=Count("id", filter=Q(connected_at__isnull=False)),
             )

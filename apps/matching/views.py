@@ -107,7 +107,9 @@ def _answer(
         came_from = _came_from(request)
         # Back to the same page of the list (and filter) when the answer came from it.
         back = came_from if came_from and came_from.split("?")[0] == page else page
-        return redirect(back + "#matches")
+        # To the item answered (still listed: its new state; gone: the panel's top, where the message is).
+        anchor = f"#match-{match.pk}" if match.is_active and not error else "#matches"
+        return redirect(back + anchor)
     match = Match.objects.select_related("need", "offer").get(pk=match.pk)
     other = match.offer if own_post.pk == match.need_id else match.need
     context = {"match": match, "post": own_post, "error": error, "notice": notice}

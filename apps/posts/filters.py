@@ -85,7 +85,14 @@ class ProviderFilter(django_filters.ModelChoiceFilter):
 
 
 class PostFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(label=_("Search"), method="filter_q")
+    q = django_filters.CharFilter(
+        label=_("Search"),
+        method="filter_q",
+        help_text=_(
+            "Finds posts holding these words as written. A post in another language is found by its own words; "
+            "your posts' matches bring such posts to you whatever their language."
+        ),
+    )
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=Post.Kind.choices)
     support_type = django_filters.ChoiceFilter(
         label=_("Type of support"), choices=SupportType.choices, field_name="support_types"

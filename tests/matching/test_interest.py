@@ -109,7 +109,8 @@ def test_interest_through_the_page_and_htmx(match, kenya, login):
     client = login(kenya)
     response = client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
     assert response.status_code == 302
-    assert response["Location"].endswith(reverse("posts:detail", args=[match.need_id]) + "#matches")
+    # Back to the item answered, where its new state shows.
+    assert response["Location"].endswith(reverse("posts:detail", args=[match.need_id]) + f"#match-{match.pk}")
     match.refresh_from_db()
     assert match.need_interest == "interested"
     response = client.post(
@@ -231,7 +232,7 @@ def test_the_panel_explains_with_labels_and_languages(match, kenya, login):
     )
     assert f'Words in common: <span lang="{match.need.language}" dir="auto">flood</span>' in body
     # The wording share of two texts in two languages compares one with posts like the other, not their words.
-    assert "(similar wording, through similar posts " in body and "(similar wording " not in body
+    assert "(similar wording via similar posts " in body and not re.search(r"\(similar wording \d", body)
     # French writes a language's name in lower case within a sentence.
     client = login(kenya)
     client.cookies["django_language"] = "fr"
@@ -439,14 +440,15 @@ def test_the_dashboard_summarises_each_published_posts_matches(match, kenya, jap
     html = response.content.decode()
     (published,) = [s for s in response.context["sections"] if s["status"] == "published"]
     summaries = {p.pk: p.match_summary for p in published["page"].object_list}
-    # Active matches only: four (the inactive one is not counted); three found this week; the other side
-    # interested and Kenya silent in one; one connection.
-    assert summaries[need.pk] == MatchSummary(total=4, new=3, awaiting=1, connected=1)
+    # Active matches only: four (the inactive one is not counted); found this week and not yet answered by Kenya,
+    # two (the connection is answered: no longer news); the other side interested and Kenya silent in one; one
+    # connection.
+    assert summaries[need.pk] == MatchSummary(total=4, new=2, awaiting=1, connected=1)
     assert summaries[quiet.pk] == MatchSummary()
     assert "1 match awaits your answer" in html
     assert reverse("posts:detail", args=[need.pk]) + "#matches" in html
     assert (
-        "4 matches" in html and "1 awaits your answer" in html and "3 new" in html and "1 connected" in html
+        "4 matches" in html and "1 awaits your answer" in html and "2 new" in html and "1 connected" in html
     )
     assert "None yet" in html
 
@@ -1014,14 +1016,14 @@ def test_an_answer_without_javascript_returns_to_the_same_page_of_matches(match,
         {"interest": "dismissed"},
         HTTP_REFERER=f"http://testserver{page}?matches_page=2&matches=awaiting",
     )
-    assert response["Location"] == f"{page}?matches_page=2&matches=awaiting#matches"
+    assert response["Location"] == f"{page}?matches_page=2&matches=awaiting#match-{match.pk}"
     # From anywhere else (or another site), to the post's list.
     response = login(kenya).post(
         reverse("matching:interest", args=[match.pk]),
         {"interest": "dismissed"},
         HTTP_REFERER="https://elsewhere.example/posts/1/?matches_page=2",
     )
-    assert response["Location"] == f"{page}#matches"
+    assert response["Location"] == f"{page}#match-{match.pk}"
 
 
 def test_an_answer_after_the_session_ended_logs_in_back_to_the_page(match, client):
@@ -1266,3 +1268,18 @@ def test_no_ended_note_for_a_connection_retired_while_the_other_post_is_still_pu
     )
     html = login(japan).get(reverse("posts:detail", args=[match.offer_id]), {"matches": "connected"})
     assert "has ended" not in html.content.decode()
+
+
+def test_a_match_is_news_until_its_side_answers_it_and_a_heading_for_screen_readers(match, kenya, login):
+    client = login(kenya)
+    url = reverse("posts:detail", args=[match.need_id])
+    html = client.get(url).content.decode()
+    item = html[html.index(f'id="match-{match.pk}"') :]
+    assert (
+        '<h3 class="match-title">' in item[:600]
+    )  # each match a heading: a screen reader jumps between them
+    assert 'class="badge badge-new"' in item[:1200]
+    client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"})
+    html = client.get(url).content.decode()
+    item = html[html.index(f'id="match-{match.pk}"') :]
+    assert 'class="badge badge-new"' not in item[:1200]

@@ -19,7 +19,7 @@ def a_match(**overrides):
 def test_the_score_s_parts_in_english_read_as_before():
     assert score_components(a_match()) == "(similar wording 41%, similar meaning 49%, shared categories 80%)"
     assert score_components(a_match(alignment=0.5, explanation={"cross_lingual": True})) == (
-        "(similar wording, through similar posts 41%, similar meaning 49%, shared categories 80%, "
+        "(similar wording via similar posts 41%, similar meaning 49%, shared categories 80%, "
         "parts of the need answered 50%)"
     )
 

@@ -63,3 +63,20 @@ def test_the_posters_filters_say_they_are_about_who_posted(client, offers):
     # Ethiopia posted one offer; the LDC filter is about the poster, as its label says.
     assert listed(client, ldc="true") == ["An Ethiopian offer"]
     assert Party.objects.get(iso3="JPN").is_ldc is False
+
+
+def test_the_search_box_says_what_it_finds(client):
+    html = client.get(reverse("posts:list")).content.decode()
+    assert "Finds posts holding these words as written." in html
+    assert 'aria-describedby="id_q_helptext"' in html
+
+
+@pytest.mark.parametrize(
+    ("kind", "heading"), [("need", "New need for Kenya"), ("offer", "New offer for Kenya")]
+)
+def test_the_form_names_what_is_being_posted(client, kind, heading):
+    from ..factories import FocalPointFactory
+
+    client.force_login(FocalPointFactory(party=party("KEN")))
+    html = client.get(reverse("posts:create"), {"kind": kind}).content.decode()
+    assert f"<h1>{heading}</h1>" in html

@@ -49,7 +49,8 @@ def match_for_display(match, post, actor: Actor):
     match.other = match.offer if post.kind == "need" else match.need
     match.own_interest = getattr(match, f"{match.side}_interest", "") if match.side else ""
     match.other_interest = match.offer_interest if match.side == "need" else match.need_interest
-    match.is_new = match.created_at >= fresh_since
+    # New until answered: one answered (interest, dismissal, a connection) is no longer news to its side.
+    match.is_new = match.created_at >= fresh_since and not match.own_interest
     match.is_updated = not match.is_new and match.changed_at is not None and match.changed_at >= fresh_since
     match.passages = None  # see `match_add_passages`
     return match
@@ -151,7 +152,7 @@ def score_components(match, after_word: bool = False) -> str:
     similar meaning 49%, shared categories 80%)"; `after_word`: see `in_brackets`."""
     wording = (
         # The words of one text against those of posts like the other, in its language: not the texts' own words.
-        gettext("similar wording, through similar posts")
+        gettext("similar wording via similar posts")
         if (match.explanation or {}).get("cross_lingual")
         else gettext("similar wording")
     )
