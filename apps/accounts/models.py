@@ -82,7 +82,9 @@ class User(AbstractUser):
     organisation = models.CharField(_("organisation or ministry"), max_length=200, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     digest_opt_in = models.BooleanField(
-        _("daily match digest"), default=True, help_text=_("Send me a daily email of new strong matches.")
+        _("daily match digest"),
+        default=True,
+        help_text=_("Send me a daily email of new strong matches and of the matches awaiting my answer."),
     )
     preferred_language = models.CharField(_("preferred language"), max_length=10, blank=True)
     # The language the user last chose or logged in with on the site, for emails when they prefer none ("Same as

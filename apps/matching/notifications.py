@@ -95,14 +95,30 @@ def connection_ended_notify(
     return sent
 
 
-def digest_send(user: User, matches: Sequence[Match], *, more: bool = False) -> int:
-    """`more`: there are more new strong matches than the email lists (it points to the dashboard)."""
+def digest_send(
+    user: User, matches: Sequence[Match], *, more: bool = False, awaiting: Sequence[Match] = ()
+) -> int:
+    """`more`: there are more new strong matches than the email lists (it points to the dashboard);
+    `awaiting`: matches whose other side expressed interest since the last digest, listed first (the subject
+    names them: a connection waits for this user's answer alone)."""
     with translation.override(user.email_language):
         body = render_to_string(
             "matching/email/digest.txt",
-            {"user": user, "matches": matches, "more": more, "site_url": settings.SITE_URL},
+            {
+                "user": user,
+                "matches": matches,
+                "more": more,
+                "awaiting": awaiting,
+                "site_url": settings.SITE_URL,
+            },
         )
-        if more:  # the list is cut: not "50 new strong matches" for 80
+        if awaiting:
+            subject = ngettext(
+                "%(n)d match awaits your answer on the NMA Platform",
+                "%(n)d matches await your answer on the NMA Platform",
+                len(awaiting),
+            ) % {"n": len(awaiting)}
+        elif more:  # the list is cut: not "50 new strong matches" for 80
             subject = _("More than %(n)d new strong matches on the NMA Platform") % {"n": len(matches)}
         else:
             subject = ngettext(

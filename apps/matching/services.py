@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -369,6 +370,48 @@ def digest_collect(
     return matches
 
 
+def digest_awaiting(
+    *, user: User, since: datetime, until: datetime, limit: int = DIGEST_MAX_MATCHES
+) -> list[Match]:
+    """The active matches of the user's own published posts whose other side expressed interest after `since`
+    (up to `until`, inclusive) and that their side has not answered yet: a connection waits for them alone. Most
+    recent interest first, at most `limit`."""
+    if not user.is_active:
+        return []
+    if user.role == Role.FOCAL_POINT and user.party_id:
+        own_need, own_offer = Q(need__party_id=user.party_id), Q(offer__party_id=user.party_id)
+    elif user.role == Role.PROVIDER and user.provider_id and user.provider.is_active:
+        own_need, own_offer = Q(pk__in=[]), Q(offer__provider_id=user.provider_id)
+    else:
+        return []
+    need_waits = own_need & Q(
+        need_interest=Interest.NONE,
+        offer_interest=Interest.INTERESTED,
+        offer_interest_at__gt=since,
+        offer_interest_at__lte=until,
+    )
+    offer_waits = own_offer & Q(
+        offer_interest=Interest.NONE,
+        need_interest=Interest.INTERESTED,
+        need_interest_at__gt=since,
+        need_interest_at__lte=until,
+    )
+    matches = list(
+        Match.objects.active()
+        .filter(need_waits | offer_waits)
+        .filter(need__status=Post.Status.PUBLISHED, offer__status=Post.Status.PUBLISHED)
+        .exclude(offer__provider__is_active=False)
+        .select_related("need__party", "need__provider", "offer__party", "offer__provider")
+        .order_by(Greatest("need_interest_at", "offer_interest_at").desc(nulls_last=True), "id")[:limit]
+    )
+    for match in matches:
+        own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
+        match.own_post, match.other_post = (
+            (match.need, match.offer) if own_is_need else (match.offer, match.need)
+        )
+    return matches
+
+
 def _digest_since(user: User, until: datetime) -> datetime:
     """Where the user's next digest starts: where their last one ended (the first: a day before `until`)."""
     return user.digest_sent_through or until - DIGEST_FIRST_PERIOD
@@ -398,8 +441,11 @@ def digest_send_for_user(*, user_id: int, until: datetime) -> int:
         matches = digest_collect(user=user, since=since, until=until, limit=DIGEST_MAX_MATCHES + 1)
         more = len(matches) > DIGEST_MAX_MATCHES
         matches = matches[:DIGEST_MAX_MATCHES]
-        sent = digest_send(user, matches, more=more) if matches else 0
-        if matches and not sent:
+        awaiting = digest_awaiting(user=user, since=since, until=until)
+        # A match in both lists is told once, among those awaiting an answer.
+        matches = [m for m in matches if m.pk not in {a.pk for a in awaiting}]
+        sent = digest_send(user, matches, more=more, awaiting=awaiting) if matches or awaiting else 0
+        if (matches or awaiting) and not sent:
             return 0  # the backend took nothing: the same matches go next time
         User.objects.filter(pk=user.pk).update(digest_sent_through=until)
     return sent
@@ -412,8 +458,11 @@ def digest_plan(*, now: datetime | None = None) -> tuple[datetime, list[tuple[Us
     plan = []
     for user in digest_recipients().select_related("provider").order_by("pk"):
         since = _digest_since(user, until)
-        if since < until and (matches := digest_collect(user=user, since=since, until=until)):
-            plan.append((user, len(matches)))
+        if since < until:
+            strong = {m.pk for m in digest_collect(user=user, since=since, until=until)}
+            awaiting = {m.pk for m in digest_awaiting(user=user, since=since, until=until)}
+            if strong | awaiting:
+                plan.append((user, len(strong | awaiting)))
     return until, plan
 
 

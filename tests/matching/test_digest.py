@@ -199,9 +199,9 @@ def test_one_digest_costs_the_same_queries_whatever_its_matches(kenya, brazil, d
     for other in ("JPN", "DEU", "FRA"):
         strong_match("KEN", other, at=T0 - timedelta(hours=1))
     strong_match("BRA", "JPN", at=T0 - timedelta(hours=1))
-    # The recipients' ids; then per user: savepoint, the user (locked, with the provider), its matches (with
-    # both posts), the record, release.
-    with django_assert_num_queries(1 + 2 * 5):
+    # The recipients' ids; then per user: savepoint, the user (locked, with the provider), its strong matches
+    # (with both posts), the matches awaiting its answer (with both posts and posters), the record, release.
+    with django_assert_num_queries(1 + 2 * 6):
         assert digest_send_all(now=T0) == 2
 
 
@@ -271,3 +271,68 @@ def test_a_digest_of_one_match_says_so(kenya):
     (body,) = sent_to("ken@example.org")
     assert mail.outbox[-1].subject == "1 new strong match on the NMA Platform"
     assert "A new strong match for your posts:" in body and "New strong matches" not in body
+
+
+# --- Matches awaiting an answer --------------------------------------------------------------------------------
+
+
+def interested_other_side(need_party: str, offer_party: str, *, at, score=0.4) -> Match:
+    """A match (not strong) whose offer side expressed interest at `at`; the need side has not answered."""
+    need = PostFactory(kind="need", party=party(need_party), title=f"Need of {need_party}")
+    offer = PostFactory(kind="offer", party=party(offer_party), title=f"Offer of {offer_party}")
+    return Match.objects.create(
+        need=need, offer=offer, score=score, offer_interest="interested", offer_interest_at=at
+    )
+
+
+def test_the_digest_tells_of_an_interest_that_waits_for_this_side_once(kenya):
+    match = interested_other_side("KEN", "JPN", at=T0 - timedelta(hours=2))
+    assert digest_send_all(now=T0) == 1
+    (message,) = mail.outbox
+    assert message.subject == "1 match awaits your answer on the NMA Platform"
+    assert "The other side is interested: answer, and if you are interested too we will email" in message.body
+    assert "- Offer of JPN (Japan) ↔ Need of KEN\n" in message.body
+    assert f"/posts/{match.need_id}/?matches=awaiting#match-{match.pk}\n" in message.body
+    assert "strong match" not in message.body  # no strong match to list
+    # Told once: the next day's digest starts where this one ended.
+    assert digest_send_all(now=T0 + timedelta(days=1)) == 0
+
+
+def test_an_interest_already_answered_or_from_this_side_is_not_told(kenya):
+    answered = interested_other_side("KEN", "JPN", at=T0 - timedelta(hours=2))
+    Match.objects.filter(pk=answered.pk).update(need_interest="dismissed")
+    # Kenya's own offer, in which Kenya itself expressed interest: nothing waits for Kenya.
+    need = PostFactory(kind="need", party=party("JPN"))
+    offer = PostFactory(kind="offer", party=party("KEN"))
+    Match.objects.create(need=need, offer=offer, score=0.4, offer_interest="interested",
+                         offer_interest_at=T0 - timedelta(hours=2))  # fmt: skip
+    # Another side's interest before the last digest: told by that one.
+    kenya.digest_sent_through = T0 - timedelta(days=1)
+    kenya.save()
+    interested_other_side("KEN", "DEU", at=T0 - timedelta(days=2))
+    assert digest_send_all(now=T0) == 0 and mail.outbox == []
+
+
+def test_a_strong_match_awaiting_an_answer_is_told_once_among_those_awaiting(kenya):
+    match = strong_match("KEN", "JPN", at=T0 - timedelta(hours=3))
+    Match.objects.filter(pk=match.pk).update(
+        offer_interest="interested", offer_interest_at=T0 - timedelta(hours=2)
+    )
+    other = strong_match("KEN", "DEU", at=T0 - timedelta(hours=3))
+    assert digest_send_all(now=T0) == 1
+    (message,) = mail.outbox
+    assert message.subject == "1 match awaits your answer on the NMA Platform"
+    assert message.body.count(f"#match-{match.pk}") == 1
+    assert "A new strong match for your posts:" in message.body and f"#match-{other.pk}" in message.body
+
+
+def test_a_providers_users_are_told_of_a_partys_interest_in_its_offer(db):
+    provider = SupportProviderFactory(short_name="FUNDY")
+    ProviderUserFactory(provider=provider, email="fund@example.org")
+    need = PostFactory(kind="need", party=party("KEN"), title="Mangroves")
+    offer = PostFactory(kind="offer", party=None, provider=provider, title="Blue carbon")
+    Match.objects.create(need=need, offer=offer, score=0.4, need_interest="interested",
+                         need_interest_at=T0 - timedelta(hours=2))  # fmt: skip
+    assert digest_send_all(now=T0) == 1
+    (message,) = mail.outbox
+    assert message.to == ["fund@example.org"] and "- Mangroves (Kenya) ↔ Blue carbon\n" in message.body
