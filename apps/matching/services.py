@@ -107,7 +107,11 @@ def match_set_interest(*, actor: Actor, match: Match, interest: str) -> Match:
         raise PermissionDenied(_("Only the Parties or providers of the two posts can answer a match."))
     published = Post.Status.PUBLISHED
     if not match.is_active or match.need.status != published or match.offer.status != published:
-        raise MatchAnswerError(_("This match is no longer open."))
+        raise MatchAnswerError(
+            _(
+                "This match is no longer open: one of its posts was withdrawn, closed or returned for changes, or a new ranking left it out."
+            )
+        )
     match.became_connection = False
     provider = match.offer.provider if match.offer.provider_id and interest == Interest.INTERESTED else None
     if match.connected_at is None and provider is not None and not provider.is_active:

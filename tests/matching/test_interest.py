@@ -333,7 +333,10 @@ def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
         reverse("matching:interest", args=[match.pk]), {"interest": "interested"}, follow=True
     )
     assert response.status_code == 200
-    assert "This match is no longer open." in response.content.decode()
+    assert (
+        "This match is no longer open: one of its posts was withdrawn, closed or returned for changes, or a new ranking left it out."
+        in response.content.decode()
+    )
     # With htmx the clicked item says it in place (a redirect to the same page would only change its hash), and
     # loses its buttons and its link to a post that may be gone.
     htmx = client.post(
@@ -342,7 +345,10 @@ def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
     assert htmx.status_code == 200
     item = htmx.content.decode()
     assert item.lstrip().startswith(f'<li class="match" id="match-{match.pk}" tabindex="-1">')
-    assert 'role="alert">This match is no longer open.' in item
+    assert (
+        'role="alert">This match is no longer open: one of its posts was withdrawn, closed or returned for changes, or a new ranking left it out.'
+        in item
+    )
     assert "<form" not in item and reverse("posts:detail", args=[match.offer_id]) not in item
     assert match.offer.title not in item and match.offer.description[:40] not in item
     match.refresh_from_db()
