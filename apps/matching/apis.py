@@ -128,7 +128,7 @@ class ConnectionListApi(ApiView):
         matches, headers = offset_page(
             request, connections, default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE, count=connections
         )
-        sides = [connection_sides(actor=actor, match=match) for match in matches]
+        sides = connection_sides(actor=actor, matches=matches)
         contacts = (
             connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in sides)
             if actor.reads_contacts()

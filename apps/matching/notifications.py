@@ -65,8 +65,9 @@ def connection_ended_notify(
     match: Match, *, gone: Post, own: Post, gone_poster, party_id, provider_id
 ) -> int:
     """Tell the side that stays (the users who speak for the Party or provider that made the connection, each in
-    their language, once each: `send_once`) that `gone_poster` (the Party or provider that made it on the other
-    side) withdrew or closed `gone`. Returns emails sent."""
+    their language, once each: `send_once`) that `gone`, the post of `gone_poster` (the Party or provider that made
+    the connection on the other side), was withdrawn or closed: by whom is not said (its poster, the secretariat,
+    an import), nor its title (it may have been taken back and revised since). Returns emails sent."""
     from apps.accounts.models import Role
 
     if party_id:
@@ -76,9 +77,7 @@ def connection_ended_notify(
     sent = 0
     for user in users.filter(is_active=True).exclude(email="").order_by("last_name", "first_name", "pk"):
         with translation.override(user.email_language):
-            gone_name = getattr(gone_poster, "local_name", None) or getattr(
-                gone_poster, "name", gone.poster_name
-            )
+            gone_name = getattr(gone_poster, "local_name", None) or getattr(gone_poster, "name", "")
             body = render_to_string(
                 "matching/email/connection_ended.txt",
                 {
@@ -89,18 +88,23 @@ def connection_ended_notify(
                     "site_url": settings.SITE_URL,
                 },
             )
-            subject = _("Connection ended: %(title)s") % {"title": subject_title(gone.title)}
+            subject = _("Connection ended: %(title)s") % {"title": subject_title(own.title)}
         sent += send_once(key=f"connection-ended:{match.pk}:{user.pk}", subject=subject, body=body,
                           recipient=user.email)  # fmt: skip
     return sent
 
 
 def digest_send(
-    user: User, matches: Sequence[Match], *, more: bool = False, awaiting: Sequence[Match] = ()
+    user: User,
+    matches: Sequence[Match],
+    *,
+    more: bool = False,
+    awaiting: Sequence[Match] = (),
+    more_awaiting: bool = False,
 ) -> int:
     """`more`: there are more new strong matches than the email lists (it points to the dashboard);
     `awaiting`: matches whose other side expressed interest since the last digest, listed first (the subject
-    names them: a connection waits for this user's answer alone)."""
+    names them: a connection waits for this user's answer alone); `more_awaiting`: more of those than it lists."""
     with translation.override(user.email_language):
         body = render_to_string(
             "matching/email/digest.txt",
@@ -109,10 +113,15 @@ def digest_send(
                 "matches": matches,
                 "more": more,
                 "awaiting": awaiting,
+                "more_awaiting": more_awaiting,
                 "site_url": settings.SITE_URL,
             },
         )
-        if awaiting:
+        if more_awaiting:
+            subject = _("More than %(n)d matches await your answer on the NMA Platform") % {
+                "n": len(awaiting)
+            }
+        elif awaiting:
             subject = ngettext(
                 "%(n)d match awaits your answer on the NMA Platform",
                 "%(n)d matches await your answer on the NMA Platform",

@@ -182,19 +182,28 @@ def connection_list_for_actor(*, actor: Actor) -> QuerySet[Match]:
 
 
 def connection_count_for_post(*, post: Post) -> int:
-    """How many of the post's connections have another side still there (not withdrawn nor closed): those whose
-    other side would be told if this post left."""
+    """How many connections the post's poster made with it that have another side still there (not withdrawn
+    nor closed): those whose other side is told if this post leaves. One the post's previous poster made (the
+    secretariat moved it since) is not this poster's to announce."""
     side, other = ("need", "offer") if post.kind == Post.Kind.NEED else ("offer", "need")
     ended = (Post.Status.WITHDRAWN, Post.Status.CLOSED)
     return (
-        Match.objects.connections().filter(**{side: post}).exclude(**{f"{other}__status__in": ended}).count()
+        Match.objects.connections()
+        .filter(**{side: post, f"{side}_party_id": post.party_id, f"{side}_provider_id": post.provider_id})
+        .exclude(**{f"{other}__status__in": ended})
+        .count()
     )
+
+
+# A post in one of these shows the wording it was last published with (closed and withdrawn posts are not edited).
+_FINAL_OR_PUBLISHED = (Post.Status.PUBLISHED, Post.Status.WITHDRAWN, Post.Status.CLOSED)
 
 
 @dataclass(frozen=True)
 class ConnectionSides:
-    """A connection seen from one of its sides: its own post, the other post, and the other side's poster
-    when it connected (party or provider, with its name)."""
+    """A connection seen from one of its sides: its own post, the other post, the other side's poster when it
+    connected (party or provider, with its name), and what of each post may be shown to this side: a title
+    (None: not to be shown) and whether to link to it."""
 
     match: Match
     side: str  # "need" or "offer": the actor's
@@ -203,26 +212,61 @@ class ConnectionSides:
     other_party_id: int | None
     other_provider_id: int | None
     other_name: str
+    own_title: str | None = None
+    own_linked: bool = False
+    own_moved: bool = False
+    other_title: str | None = None
 
 
-def connection_sides(*, actor: Actor, match: Match) -> ConnectionSides:
-    """Which side of a connection (from `connection_list_for_actor`) the actor made, by the posters recorded."""
-    side = (
-        "need"
-        if actor.acts_for(party_id=match.need_party_id, provider_id=match.need_provider_id)
-        else "offer"
-    )
-    other = "offer" if side == "need" else "need"
-    party, provider = getattr(match, f"{other}_party"), getattr(match, f"{other}_provider")
-    return ConnectionSides(
-        match=match,
-        side=side,
-        own=getattr(match, side),
-        other=getattr(match, other),
-        other_party_id=party.pk if party else None,
-        other_provider_id=provider.pk if provider else None,
-        other_name=party.local_name if party else provider.name if provider else "",
-    )
+def connection_sides(*, actor: Actor, matches: Sequence[Match]) -> list[ConnectionSides]:
+    """Each connection (from `connection_list_for_actor`) from the side the actor made, by the posters recorded.
+
+    What each side may see of the posts, as they are now:
+    - the other post's title while it is published, or withdrawn or closed with the wording it was published
+      with: not after the secretariat took it back since the connection (its wording may have been taken down,
+      or revised and never published again), nor while it is returned or awaiting review;
+    - its own post as its own while it is still the actor's; moved by the secretariat to another poster since,
+      as the other post, and without a link (its page is that poster's now). One query for the returns."""
+    from apps.posts.models import PostEvent
+
+    returned: dict[int, list] = {}
+    post_ids = {m.need_id for m in matches} | {m.offer_id for m in matches}
+    if post_ids:
+        rows = PostEvent.objects.filter(post_id__in=post_ids, action=PostEvent.Action.RETURNED)
+        for post_id, at in rows.order_by().values_list("post_id", "created_at"):
+            returned.setdefault(post_id, []).append(at)
+
+    def title(post: Post, connected_at) -> str | None:
+        taken_back = any(at > connected_at for at in returned.get(post.pk, ()))
+        return post.title if post.status in _FINAL_OR_PUBLISHED and not taken_back else None
+
+    out = []
+    for match in matches:
+        side = (
+            "need"
+            if actor.acts_for(party_id=match.need_party_id, provider_id=match.need_provider_id)
+            else "offer"
+        )
+        other = "offer" if side == "need" else "need"
+        own_post, other_post = getattr(match, side), getattr(match, other)
+        party, provider = getattr(match, f"{other}_party"), getattr(match, f"{other}_provider")
+        moved = not actor.acts_for(party_id=own_post.party_id, provider_id=own_post.provider_id)
+        out.append(
+            ConnectionSides(
+                match=match,
+                side=side,
+                own=own_post,
+                other=other_post,
+                other_party_id=party.pk if party else None,
+                other_provider_id=provider.pk if provider else None,
+                other_name=party.local_name if party else provider.name if provider else "",
+                own_title=title(own_post, match.connected_at) if moved else own_post.title,
+                own_linked=not moved,
+                own_moved=moved,
+                other_title=title(other_post, match.connected_at),
+            )
+        )
+    return out
 
 
 def connection_contacts(

@@ -118,23 +118,22 @@ class MatchSerializer(serializers.Serializer):
 
 
 def connection_api_record(sides, *, contacts: list | None) -> dict[str, Any]:
-    """A connection as the API returns it, from the caller's side (`selectors.ConnectionSides`): its own post, the
-    other (whose title is null while it is neither published, withdrawn nor closed: returned for changes, its
-    wording may be being revised), the partner that made it, and whom to write to (None for a token issued
-    without contact details)."""
-    match, other = sides.match, sides.other
-    other_summary = _post_summary(other)
-    if other.status not in (Post.Status.PUBLISHED, Post.Status.WITHDRAWN, Post.Status.CLOSED):
-        other_summary["title"] = None
-    party = getattr(match, f"{'offer' if sides.side == 'need' else 'need'}_party")
-    provider = getattr(match, f"{'offer' if sides.side == 'need' else 'need'}_provider")
+    """A connection as the API returns it, from the caller's side (`selectors.ConnectionSides`, which says what of
+    each post may be shown: a title of null where not), the partner that made it, and whom to write to (None for a
+    token issued without contact details)."""
+    match = sides.match
+    own, other = _post_summary(sides.own), _post_summary(sides.other)
+    own["title"], other["title"] = sides.own_title, sides.other_title
+    partner_side = "offer" if sides.side == "need" else "need"
+    party, provider = getattr(match, f"{partner_side}_party"), getattr(match, f"{partner_side}_provider")
     return {
         "id": match.pk,
         "connected_at": _time(match.connected_at),
         "score": round(match.score, 4),
         "side": sides.side,
-        "own": _post_summary(sides.own),
-        "other": other_summary,
+        "own": own,
+        "own_moved": sides.own_moved,
+        "other": other,
         "partner": {
             "party": party.iso3 if party else None,
             "provider": provider.short_name if provider else None,
@@ -151,12 +150,14 @@ class ConnectionPartnerSerializer(serializers.Serializer):
         allow_null=True, help_text="ISO 3166-1 alpha-3 code of the Party, if a Party."
     )
     provider = serializers.CharField(allow_null=True, help_text="Short name of the support provider, if one.")
-    name = serializers.CharField()
+    name = serializers.CharField(help_text="Its name, in the language the request asks for.")
 
 
 class ConnectionPostSerializer(MatchPostSerializer):
     title = serializers.CharField(
-        allow_null=True, help_text="null while the post is returned for changes or awaiting review."
+        allow_null=True,
+        help_text="null while the post is returned for changes or awaiting review, or after the secretariat took "
+        "it back since the connection (its wording may have been taken down or revised).",
     )
 
 
@@ -172,15 +173,22 @@ class ConnectionSerializer(serializers.Serializer):
     side = serializers.ChoiceField(
         choices=["need", "offer"], help_text="Which post of the match is the caller's."
     )
-    own = MatchPostSerializer(help_text="The caller's post.")
-    other = ConnectionPostSerializer(
-        help_text="The other side's post; its title is null while not published."
+    own = ConnectionPostSerializer(help_text="The caller's post (as it is now; see `own_moved`).")
+    own_moved = serializers.BooleanField(
+        help_text="The secretariat has moved the caller's post to another Party or provider since the connection: "
+        "it is shown as the other post is."
+    )
+    other = ConnectionPostSerializer(help_text="The other side's post, as it is now.")
+    partner = ConnectionPartnerSerializer(
+        help_text="The Party or provider that made the connection on the other side (a post moved since keeps its "
+        "connections with the poster that made them)."
     )
     contacts = ConnectionContactSerializer(
         many=True,
         allow_null=True,
-        help_text="Whom to write to about the other post: its contact, or (none given, or one who has left) the "
-        "people who speak for its Party or provider. null for a token issued without contact details.",
+        help_text="Whom to write to about the other post: the contact given on it while it is still the partner's, "
+        "else (none given, a person who has left, or a post moved since) the people who speak for the partner. "
+        "null for a token issued without contact details.",
     )
 
 

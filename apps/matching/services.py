@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Greatest
+from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -252,12 +251,34 @@ def _queue_connection_ended(match_ids: list[int]) -> None:
                        match_ids, type(error).__name__, error)  # fmt: skip
 
 
+def connection_posters_fill() -> int:
+    """Record the posters of the connections made without them, by a process still on the code of before they
+    were recorded (between an upgrade's `migrate` and its restart): each post's poster as it is now. The sweep
+    runs it; the connections page lists a connection from then on. Returns the connections filled."""
+    from django.db.models import OuterRef, Subquery
+
+    def of(side: str, field: str) -> Subquery:
+        return Subquery(Post.objects.filter(pk=OuterRef(f"{side}_id")).values(field)[:1])
+
+    return (
+        Match.objects.connections()
+        .filter(need_party__isnull=True, need_provider__isnull=True)
+        .update(
+            need_party_id=of("need", "party_id"),
+            need_provider_id=of("need", "provider_id"),
+            offer_party_id=of("offer", "party_id"),
+            offer_provider_id=of("offer", "provider_id"),
+        )
+    )
+
+
 def connection_ended_send(*, match_id: int) -> int:
-    """Email the side of a connection whose post is still there that the other withdrew or closed its own, once
-    (each email recorded as it goes, the match marked when all went; a failure leaves it for the retry or the
+    """Email the side of a connection whose post is still there that the other post was withdrawn or closed,
+    once (each email recorded as it goes, the match marked when all went; a failure leaves it for the retry or the
     sweep). When both posts have ended, nobody is left to tell. Returns the emails sent."""
     from .notifications import connection_ended_notify
 
+    connection_posters_fill()
     match = (
         Match.objects.connections()
         .select_related("need", "offer", "need_party", "need_provider", "offer_party", "offer_provider")
@@ -272,14 +293,13 @@ def connection_ended_send(*, match_id: int) -> int:
     stays = "offer" if gone_side == "need" else "need"
     if getattr(match, stays).status not in ENDED_STATUSES:
         party, provider = getattr(match, f"{gone_side}_party"), getattr(match, f"{gone_side}_provider")
-        gone = getattr(match, gone_side)
         sent = connection_ended_notify(
             match,
-            gone=gone,
+            gone=getattr(match, gone_side),
             own=getattr(match, stays),
             party_id=getattr(match, f"{stays}_party_id"),
             provider_id=getattr(match, f"{stays}_provider_id"),
-            gone_poster=party or provider or (gone.party if gone.party_id else gone.provider),
+            gone_poster=party or provider,
         )
     Match.objects.filter(pk=match.pk, end_notified_at__isnull=True).update(end_notified_at=timezone.now())
     return sent
@@ -287,7 +307,7 @@ def connection_ended_send(*, match_id: int) -> int:
 
 def connection_ended_sweep(*, batch: int = 100) -> int:
     """Send the news of connections ended that are still waiting for it: a broker or mail server down when the
-    post was withdrawn or closed, or a post that left another way (an import, the secretariat). Returns the
+    post was withdrawn or closed, or a post that left without the post services (an import). Returns the
     connections dealt with; one that fails again is logged and left for the next sweep."""
     cut = timezone.now() - CONNECTION_NOTICE_GRACE
     due = (
@@ -406,7 +426,13 @@ def digest_awaiting(
         .filter(need__status=Post.Status.PUBLISHED, offer__status=Post.Status.PUBLISHED)
         .exclude(offer__provider__is_active=False)
         .select_related("need__party", "need__provider", "offer__party", "offer__provider")
-        .order_by(Greatest("need_interest_at", "offer_interest_at").desc(nulls_last=True), "id")[:limit]
+        # When the other side answered: the offer's for the matches of the user's needs, else the need's.
+        .order_by(
+            Case(
+                When(need_interest=Interest.NONE, then=F("offer_interest_at")), default=F("need_interest_at")
+            ).desc(),
+            "id",
+        )[:limit]
     )
     for match in matches:
         own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
@@ -445,10 +471,16 @@ def digest_send_for_user(*, user_id: int, until: datetime) -> int:
         matches = digest_collect(user=user, since=since, until=until, limit=DIGEST_MAX_MATCHES + 1)
         more = len(matches) > DIGEST_MAX_MATCHES
         matches = matches[:DIGEST_MAX_MATCHES]
-        awaiting = digest_awaiting(user=user, since=since, until=until)
+        awaiting = digest_awaiting(user=user, since=since, until=until, limit=DIGEST_MAX_MATCHES + 1)
+        more_awaiting = len(awaiting) > DIGEST_MAX_MATCHES
+        awaiting = awaiting[:DIGEST_MAX_MATCHES]
         # A match in both lists is told once, among those awaiting an answer.
         matches = [m for m in matches if m.pk not in {a.pk for a in awaiting}]
-        sent = digest_send(user, matches, more=more, awaiting=awaiting) if matches or awaiting else 0
+        sent = (
+            digest_send(user, matches, more=more, awaiting=awaiting, more_awaiting=more_awaiting)
+            if matches or awaiting
+            else 0
+        )
         if (matches or awaiting) and not sent:
             return 0  # the backend took nothing: the same matches go next time
         User.objects.filter(pk=user.pk).update(digest_sent_through=until)

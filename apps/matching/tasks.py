@@ -43,10 +43,11 @@ def sweep_pending() -> int:
     connections still waiting for them (a mail server outage) and the news of connections ended, and queue again the chunks a silent rebuild
     lost (a broker restarted without its data)."""
     from .pipeline import matching_sweep, rebuild_requeue_lost
-    from .services import connection_ended_sweep, connection_notice_sweep
+    from .services import connection_ended_sweep, connection_notice_sweep, connection_posters_fill
 
     matched = matching_sweep()
     connection_notice_sweep()
+    connection_posters_fill()
     connection_ended_sweep()
     rebuild_requeue_lost()
     return matched

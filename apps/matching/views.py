@@ -152,7 +152,7 @@ def connection_list(request):
         anchor = f"#connection-{int(request.GET['match'])}" if number else ""
         return redirect(reverse("matching:connections") + query + anchor)
     page = Paginator(connections, per_page).get_page(request.GET.get("page"))
-    items = [connection_sides(actor=actor, match=match) for match in page.object_list]
+    items = connection_sides(actor=actor, matches=list(page.object_list))
     contacts = connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in items)
     context = {"page": page, "items": [(item, contacts[item.other.pk]) for item in items]}
     response = render(request, "matching/connections.html", context)

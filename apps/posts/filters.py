@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
 from apps.parties.forms import PartySelect, ReadingOrderMixin
@@ -46,7 +47,21 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
-class _ReadingOrder(ReadingOrderMixin, django_filters.fields.ModelChoiceIterator):
+class _SharedRows(forms.models.ModelChoiceIterator):
+    """The field's `shared_rows` (a list several selects read once) in place of a query of its own, if set."""
+
+    def __iter__(self):
+        rows = getattr(self.field, "shared_rows", None)
+        if rows is None:
+            yield from super().__iter__()
+            return
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for row in rows:
+            yield self.choice(row)
+
+
+class _ReadingOrder(ReadingOrderMixin, django_filters.fields.ModelChoiceIterator, _SharedRows):
     """Parties named in the page's language, in its alphabetical order."""
 
 
@@ -133,6 +148,16 @@ class PostFilter(django_filters.FilterSet):
             "ldc",
             "sids",
         ]
+
+    @property
+    def form(self):
+        form = super().form
+        if not hasattr(form, "_parties"):
+            # The two Party selects from one read of the Parties, when the form is drawn (not for results alone).
+            form._parties = SimpleLazyObject(lambda: list(Party.objects.all()))
+            for name in ("open_to", "party"):
+                form.fields[name].shared_rows = form._parties
+        return form
 
     def filter_open_to(self, queryset, name, party):
         """The offers the Party may take up, by the engine's rule: open to all (`eligible` empty), or naming its

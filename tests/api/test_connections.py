@@ -114,6 +114,7 @@ def test_a_moved_post_leaves_its_connections_with_the_party_that_made_them(api, 
     assert api(tokens["bra"]).get(URL).json() == []
     (record,) = api(tokens["ken"]).get(URL).json()
     assert record["side"] == "need" and record["own"]["party"] == "BRA"  # the post as it is now
+    assert record["own_moved"] is True
     _t, japan_token = issue_token(
         scope=ApiToken.Scope.WRITE, issuer=issuer, party=party("JPN"), sees_contacts=True
     )
@@ -153,11 +154,20 @@ def test_queries_do_not_grow_with_the_connections(api, tokens, pair, django_asse
     client.get(URL)  # the token's first use is recorded once (`last_used_at`), not at each call
     connected(offer=PostFactory(kind="offer", party=party("NOR")))  # no contact given: NOR's people
     # 1 the token, 2 the page of connections (both posts and both posters joined; a first page that is not full
-    # holds the count), 3 the holders of the contact addresses given, 4 the users who speak for the other posters.
-    with django_assert_num_queries(4):
+    # holds the count), 3 the posts' returns by the secretariat (whether a title may be shown), 4 the holders of
+    # the contact addresses given, 5 the users who speak for the other posters.
+    with django_assert_num_queries(5):
         assert len(client.get(URL).json()) == 2
     for iso3 in ("DEU", "FRA", "GBR"):
         connected(offer=PostFactory(kind="offer", party=party(iso3)))
     connected(offer=PostFactory(kind="offer", party=party("SWE"), contact_email="b@se.org"))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         assert len(client.get(URL).json()) == 6
+
+
+def test_the_schema_describes_every_field_the_list_gives(api, tokens, pair):
+    schema = api().get("/api/v1/schema/?format=json").json()
+    properties = schema["components"]["schemas"]["Connection"]["properties"]
+    (record,) = api(tokens["ken"]).get(URL).json()
+    assert set(properties) == set(record)
+    assert set(schema["components"]["schemas"]["ConnectionPartner"]["properties"]) == set(record["partner"])

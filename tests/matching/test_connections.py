@@ -260,13 +260,14 @@ def test_queries_do_not_grow_with_the_connections(client, kenya, django_assert_n
     connect(need, PostFactory(kind="offer", party=party("NOR")))
     client.force_login(kenya)
     # 1 session, 2 user, 3 the page of connections (both posts and both posters joined), 4 its count (the
-    # paginator's), 5 the holders of the contact addresses given, 6 the users who speak for the posters without one.
-    with django_assert_num_queries(6):
+    # paginator's), 5 the posts' returns by the secretariat (whether a title may be shown), 6 the holders of the
+    # contact addresses given, 7 the users who speak for the posters without one.
+    with django_assert_num_queries(7):
         assert client.get(URL).status_code == 200
     for iso3 in ("DEU", "FRA", "GBR", "CAN"):
         connect(need, PostFactory(kind="offer", party=party(iso3)))
     connect(need, PostFactory(kind="offer", party=party("SWE"), contact_email="b@se.org"))
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert client.get(URL).status_code == 200
 
 
@@ -364,14 +365,19 @@ def test_withdrawing_a_post_tells_the_other_side_once(pair, kenya, japan, django
         post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
     assert sorted(m.to[0] for m in mail.outbox) == ["ken2@example.org", "ken@example.org"]  # not Japan
     english = next(m for m in mail.outbox if m.to == ["ken@example.org"])
-    assert english.subject == "Connection ended: River flood forecasting"
+    # Named by the recipient's own post, and without saying who withdrew it (its poster, the secretariat, an
+    # import) nor its title (which may have been taken back and revised).
+    assert english.subject == "Connection ended: Flood warnings for the Tana basin"
     assert (
-        'Japan has withdrawn its post "River flood forecasting", with which your post "Flood warnings for the Tana '
-        'basin" was connected.' in english.body
+        'The post of Japan connected with your post "Flood warnings for the Tana basin" has been withdrawn.'
+        in english.body
     )
+    assert (
+        "The contacts you exchanged are still yours to use" not in english.body
+    )  # never emailed (a test row)
     assert f"{django_settings.SITE_URL}{URL}?match={pair.pk}\n" in english.body
     french = next(m for m in mail.outbox if m.to == ["ken2@example.org"])
-    assert french.subject.startswith("Fin de la mise en relation") and "Japon a retiré" in french.body
+    assert french.subject.startswith("Fin de la mise en relation") and "Japon" in french.body
     pair.refresh_from_db()
     assert pair.end_notified_at is not None
     # Sent once: the task again, the sweep, or the other side leaving too tell nobody more.
@@ -392,7 +398,10 @@ def test_closing_a_post_tells_the_other_side_it_was_closed(
         post_close(actor=Actor.for_user(kenya), post=pair.need, outcome="Funded by the national budget.")
     (message,) = mail.outbox
     assert message.to == ["jpn@example.org"]
-    assert 'Kenya has closed its post "Flood warnings for the Tana basin"' in message.body
+    assert (
+        'The post of Kenya connected with your post "River flood forecasting" has been closed.'
+        in message.body
+    )
 
 
 def test_a_post_that_left_without_its_task_is_told_by_the_sweep(
@@ -414,8 +423,7 @@ def test_a_post_that_left_without_its_task_is_told_by_the_sweep(
         updated_at=timezone.now() - timedelta(minutes=3)
     )
     assert connection_ended_sweep() == 2
-    assert sorted(m.subject for m in mail.outbox) == ["Connection ended: River flood forecasting",
-                                                      "Connection ended: Solar skills"]  # fmt: skip
+    assert [m.subject for m in mail.outbox] == ["Connection ended: Flood warnings for the Tana basin"] * 2
     assert Match.objects.filter(pk__in=[pair.pk, other.pk], end_notified_at__isnull=True).count() == 0
 
 
@@ -427,3 +435,92 @@ def test_the_withdraw_and_close_panels_say_the_other_side_will_be_told(client, p
     Post.objects.filter(pk=pair.offer_id).update(status="withdrawn")  # nobody left to tell
     page = client.get(reverse("posts:detail", args=[pair.need.pk])).content.decode()
     assert "will be emailed" not in page
+
+
+def test_the_contacts_line_says_exchanged_only_once_they_were_emailed(pair, kenya, japan,
+                                                                      django_capture_on_commit_callbacks):  # fmt: skip
+    Match.objects.filter(pk=pair.pk).update(connection_notified_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
+    (message,) = mail.outbox
+    assert "The contacts you exchanged are still yours to use" in message.body
+
+
+def test_both_posts_ended_before_the_news_went_nobody_is_told(
+    pair, kenya, japan, django_capture_on_commit_callbacks
+):
+    from apps.matching.services import connection_ended_send
+
+    with django_capture_on_commit_callbacks(execute=False):
+        post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
+        post_withdraw(actor=Actor.for_user(kenya), post=pair.need)
+    assert connection_ended_send(match_id=pair.pk) == 0 and mail.outbox == []
+    pair.refresh_from_db()
+    assert pair.end_notified_at is not None  # nobody left to tell: not tried again by each sweep
+
+
+def test_a_post_moved_then_withdrawn_is_announced_as_the_partys_that_connected(
+    client, pair, kenya, japan, django_capture_on_commit_callbacks
+):
+    """The secretariat moves Kenya's need to Tanzania, which withdraws it: Japan hears that Kenya's post ended
+    (the one it connected with); Tanzania's panel announces nothing, the connection is not its own."""
+    tanzania = FocalPointFactory(username="tza", party=party("TZA"), email="tza@example.org")
+    Post.objects.filter(pk=pair.need_id).update(party=party("TZA"))
+    client.force_login(tanzania)
+    assert "will be emailed" not in client.get(reverse("posts:detail", args=[pair.need_id])).content.decode()
+    need = Post.objects.get(pk=pair.need_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_withdraw(actor=Actor.for_user(tanzania), post=need)
+    (message,) = mail.outbox
+    assert message.to == ["jpn@example.org"]
+    assert (
+        'The post of Kenya connected with your post "River flood forecasting" has been withdrawn.'
+        in message.body
+    )
+
+
+def test_ones_own_post_moved_since_is_shown_as_the_other_is(client, pair, kenya):
+    """Moved to Tanzania and returned for changes, Kenya's old need is Tanzania's draft now: Kenya keeps its
+    connection, without the new wording nor a link to a page that is no longer Kenya's."""
+    from apps.posts.models import PostEvent
+
+    Post.objects.filter(pk=pair.need_id).update(
+        party=party("TZA"), status="returned", title="TZA draft title"
+    )
+    PostEvent.objects.create(post_id=pair.need_id, action="returned", actor_label="secretariat")
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert f'id="connection-{pair.pk}"' in page
+    assert "Moved by the secretariat to another Party or provider since." in page
+    assert "TZA draft title" not in page and reverse("posts:detail", args=[pair.need_id]) not in page
+    assert "River flood forecasting" in page
+
+
+def test_a_post_taken_back_since_the_connection_keeps_its_wording_hidden_once_withdrawn(client, pair, kenya):
+    """The secretariat took Japan's offer back (for its content, say), it was revised, then withdrawn: its
+    current title was never published, or is the one taken down."""
+    from apps.posts.models import PostEvent
+
+    PostEvent.objects.create(post_id=pair.offer_id, action="returned", actor_label="secretariat")
+    Post.objects.filter(pk=pair.offer_id).update(status="withdrawn", title="A title never published")
+    client.force_login(kenya)
+    page = client.get(URL).content.decode()
+    assert "Withdrawn: no longer published." in page and "A title never published" not in page
+    # Taken back before the connection was made: its title since is one the other side saw.
+    PostEvent.objects.filter(post_id=pair.offer_id).update(
+        created_at=pair.connected_at - timezone.timedelta(days=1)
+    )
+    assert "A title never published" in client.get(URL).content.decode()
+
+
+def test_a_connection_made_without_its_posters_is_filled_by_the_sweep(client, pair, kenya, japan):
+    """Made by a process still on the code of before posters were recorded (during an upgrade)."""
+    from apps.matching.tasks import sweep_pending
+
+    Match.objects.filter(pk=pair.pk).update(
+        need_party=None, need_provider=None, offer_party=None, offer_provider=None
+    )
+    client.force_login(kenya)
+    assert f'id="connection-{pair.pk}"' not in client.get(URL).content.decode()
+    sweep_pending()
+    assert f'id="connection-{pair.pk}"' in client.get(URL).content.decode()

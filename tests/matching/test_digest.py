@@ -336,3 +336,25 @@ def test_a_providers_users_are_told_of_a_partys_interest_in_its_offer(db):
     assert digest_send_all(now=T0) == 1
     (message,) = mail.outbox
     assert message.to == ["fund@example.org"] and "- Mangroves (Kenya) ↔ Blue carbon\n" in message.body
+
+
+def test_the_latest_interests_come_first_and_the_rest_is_pointed_to(kenya, settings):
+    """More than the email lists: the newest interests, said to be more (the others wait on the dashboard),
+    on SQLite as on PostgreSQL."""
+    import apps.matching.services as services
+
+    settings.MATCHING_STRONG_SCORE = 0.99
+    old = services.DIGEST_MAX_MATCHES
+    services.DIGEST_MAX_MATCHES = 3
+    try:
+        made = [interested_other_side("KEN", iso3, at=T0 - timedelta(hours=10 - i))
+                for i, iso3 in enumerate(("JPN", "DEU", "FRA", "NOR", "SWE"))]  # fmt: skip
+        assert digest_send_all(now=T0) == 1
+    finally:
+        services.DIGEST_MAX_MATCHES = old
+    (message,) = mail.outbox
+    assert message.subject == "More than 3 matches await your answer on the NMA Platform"
+    listed = [m.pk for m in made if f"#match-{m.pk}\n" in message.body]
+    assert listed == [m.pk for m in made[2:]]  # the three latest: FRA, NOR, SWE
+    assert message.body.index(f"#match-{made[4].pk}") < message.body.index(f"#match-{made[2].pk}")
+    assert "…and more: see them all from your dashboard:" in message.body

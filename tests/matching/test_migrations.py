@@ -30,7 +30,9 @@ def test_chunks_of_a_run_going_at_the_upgrade_stay_written():
 def test_connections_made_before_the_upgrade_get_their_posters():
     """0018 records each side's poster when a match connects; the connections made before take their posts'
     posters of the day, and the other matches none."""
-    before, after = [("matching", "0017_rebuild_chunks_planned")], [("matching", "0018_connection_posters")]
+    # The posts' history as it is now (its entries record their actor's role): posts 0013, which 0018 follows.
+    before = [("matching", "0017_rebuild_chunks_planned"), ("posts", "0013_search_vector_column")]
+    after = [("matching", "0018_connection_posters")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     try:
@@ -49,9 +51,37 @@ def test_connections_made_before_the_upgrade_get_their_posters():
             need=need, offer=post("offer", provider=provider), score=0.5, connected_at="2026-01-02T00:00Z"
         )
         plain = Match.objects.create(need=need, offer=post("offer", party=party(iso3="JPN")), score=0.4)
+        # Connected with Japan's offer; the secretariat moved the offer to Brazil since, then Brazil's to Chile.
+        moved = Match.objects.create(
+            need=need,
+            offer=post("offer", party=party(iso3="CHL")),
+            score=0.5,
+            connected_at="2026-03-01T00:00Z",
+        )
+        PostEvent = old.get_model("posts", "PostEvent")
+        jpn, bra, chl = (party(iso3=code).pk for code in ("JPN", "BRA", "CHL"))
+        for at, changes in (
+            ("2026-02-01T00:00Z", {"party_id": [7, jpn]}),  # before the connection: not the one to undo
+            ("2026-04-01T00:00Z", {"party_id": [jpn, bra], "title": ["a", "b"]}),
+            ("2026-05-01T00:00Z", {"party_id": [bra, chl]}),
+        ):
+            event = PostEvent.objects.create(
+                post_id=moved.offer_id,
+                action="updated",
+                changes=changes,
+                actor_label="secretariat",
+                actor_role="",
+            )
+            PostEvent.objects.filter(pk=event.pk).update(created_at=at)
         executor = MigrationExecutor(connection)
         executor.migrate(after)
         Match = executor.loader.project_state(after).apps.get_model("matching", "Match")
+        assert Match.objects.filter(pk=moved.pk).values_list(
+            "need_party__iso3", "offer_party__iso3"
+        ).get() == (
+            "KEN",
+            "JPN",
+        )
         values = ("need_party__iso3", "need_provider_id", "offer_party_id", "offer_provider__short_name")
         assert Match.objects.filter(pk=connected.pk).values_list(*values).get() == (
             "KEN",

@@ -2,23 +2,45 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
-from django.db.models import OuterRef, Subquery
+
+
+def posters_at_connection(post, connected_at, events) -> tuple[int | None, int | None]:
+    """(party id, provider id) of `post` when the match connected: for each, the old value of its first change
+    after `connected_at` in the post's history (the secretariat may have moved the post since), else the
+    current one. `events`: the post's history entries that changed its poster, oldest first."""
+    found = {"party_id": post.party_id, "provider_id": post.provider_id}
+    seen = set()
+    for created_at, changes in events:
+        if created_at <= connected_at:
+            continue
+        for key in found.keys() - seen:
+            if isinstance(changes.get(key), list) and len(changes[key]) == 2:
+                found[key] = changes[key][0]
+                seen.add(key)
+    return found["party_id"], found["provider_id"]
 
 
 def fill(apps, schema_editor):
-    """The connections made before: each side's poster as it is now (the best record there is), in one statement."""
+    """The connections made before: each side's poster when it connected, from the posts' history where the
+    secretariat moved a post since, else as it is now."""
     Match = apps.get_model("matching", "Match")
-    Post = apps.get_model("posts", "Post")
-
-    def of(side, field):
-        return Subquery(Post.objects.filter(pk=OuterRef(f"{side}_id")).values(field)[:1])
-
-    Match.objects.filter(connected_at__isnull=False).update(
-        need_party_id=of("need", "party_id"),
-        need_provider_id=of("need", "provider_id"),
-        offer_party_id=of("offer", "party_id"),
-        offer_provider_id=of("offer", "provider_id"),
+    PostEvent = apps.get_model("posts", "PostEvent")
+    connected = list(Match.objects.filter(connected_at__isnull=False).select_related("need", "offer"))
+    post_ids = {m.need_id for m in connected} | {m.offer_id for m in connected}
+    events: dict[int, list] = {}
+    moves = PostEvent.objects.filter(post_id__in=post_ids).filter(
+        models.Q(changes__has_key="party_id") | models.Q(changes__has_key="provider_id")
     )
+    for post_id, created_at, changes in moves.order_by("created_at", "id").values_list(
+        "post_id", "created_at", "changes"
+    ):
+        events.setdefault(post_id, []).append((created_at, changes))
+    for match in connected:
+        need = posters_at_connection(match.need, match.connected_at, events.get(match.need_id, []))
+        offer = posters_at_connection(match.offer, match.connected_at, events.get(match.offer_id, []))
+        Match.objects.filter(pk=match.pk).update(
+            need_party_id=need[0], need_provider_id=need[1], offer_party_id=offer[0], offer_provider_id=offer[1]
+        )
 
 
 class Migration(migrations.Migration):

@@ -37,6 +37,8 @@ def create_index(apps, schema_editor):
     try:
         # In a savepoint: a failure undoes this step alone, and the migration goes on.
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            # Fail fast rather than queue behind a long transaction, with every write to posts queued behind it.
+            cursor.execute("SET LOCAL lock_timeout = '10s'")
             cursor.execute(EXTENSION_SQL)
             cursor.execute(PROBE_SQL)
             if not cursor.fetchone()[0]:
