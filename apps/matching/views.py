@@ -135,9 +135,8 @@ def _answer(
 @login_required
 def connection_list(request):
     """The connections the user's Party or provider made, newest first: each with their own post, the other
-    post and its poster, and whom to write to. One stays listed when either post is withdrawn or closed; the
-    other post's title only while it is published, withdrawn or closed (returned for changes, its wording may be
-    being revised), and its link only while it is published. `?match=<id>` opens the page that holds it."""
+    post and its poster, and whom to write to. One stays listed when either post is withdrawn or closed; what of
+    each post is shown is `selectors.connection_sides`'s to say. `?match=<id>` opens the page that holds it."""
     actor = Actor.for_user(request.user)
     # A deactivated provider's users keep the contacts its connections gave them.
     if not actor.can_post and not actor.is_deactivated_provider:
