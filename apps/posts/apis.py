@@ -347,6 +347,13 @@ LIST_PARAMETERS = [
         "party", OpenApiTypes.STR, pattern=r"^[A-Za-z]{3}$", description="ISO3 code of the Party (any case)."
     ),
     OpenApiParameter("provider", OpenApiTypes.STR, description="Short name of the support provider."),
+    OpenApiParameter(
+        "open_to",
+        OpenApiTypes.STR,
+        pattern=r"^[A-Za-z]{3}$",
+        description="Offers this Party (ISO3 code, any case) may take up: open to all (`eligible` empty), or "
+        "naming it or one of its groups (regional group, LDC, SIDS); not its own.",
+    ),
     OpenApiParameter("ldc", OpenApiTypes.BOOL, description="Posted by a least developed country (or not)."),
     OpenApiParameter("sids", OpenApiTypes.BOOL, description="Posted by a small island developing State."),
     _choice_param("status", Post.Status.values, "Status; others' posts are only visible when published."),

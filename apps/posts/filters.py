@@ -155,8 +155,9 @@ class PostFilter(django_filters.FilterSet):
         if not hasattr(form, "_parties"):
             # The two Party selects from one read of the Parties, when the form is drawn (not for results alone).
             form._parties = SimpleLazyObject(lambda: list(Party.objects.all()))
-            for name in ("open_to", "party"):
-                form.fields[name].shared_rows = form._parties
+            for name in ("open_to", "party"):  # a subclass may leave either out (the API's)
+                if name in form.fields:
+                    form.fields[name].shared_rows = form._parties
         return form
 
     def filter_open_to(self, queryset, name, party):

@@ -80,3 +80,15 @@ def test_the_form_names_what_is_being_posted(client, kind, heading):
     client.force_login(FocalPointFactory(party=party("KEN")))
     html = client.get(reverse("posts:create"), {"kind": kind}).content.decode()
     assert f"<h1>{heading}</h1>" in html
+
+
+def test_the_api_lists_the_offers_open_to_a_party_too(offers):
+    from rest_framework.test import APIClient
+
+    response = APIClient().get("/api/v1/posts/", {"open_to": "eth"})
+    assert response.status_code == 200
+    assert sorted(p["title"] for p in response.json()["results"]) == [
+        "For African States", "For Ethiopia", "For LDCs", "Open to all", "Provider, open to all"
+    ]  # fmt: skip
+    bad = APIClient().get("/api/v1/posts/", {"open_to": "XXX"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "open_to"
