@@ -16,7 +16,6 @@ from apps.posts.services import post_can_manage
 
 from .models import Match
 from .selectors import (
-    connection_contacts,
     connection_list_for_actor,
     connection_sides,
     match_list_for_post,
@@ -128,14 +127,5 @@ class ConnectionListApi(ApiView):
         matches, headers = offset_page(
             request, connections, default=MATCH_PAGE_SIZE, most=MAX_MATCH_PAGE_SIZE, count=connections
         )
-        sides = connection_sides(actor=actor, matches=matches)
-        contacts = (
-            connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in sides)
-            if actor.reads_contacts()
-            else None
-        )
-        records = [
-            connection_api_record(item, contacts=None if contacts is None else contacts[item.other.pk])
-            for item in sides
-        ]
-        return Response(records, headers=headers)
+        sides = connection_sides(actor=actor, matches=matches, contacts=actor.reads_contacts())
+        return Response([connection_api_record(item) for item in sides], headers=headers)

@@ -16,7 +16,7 @@ from apps.accounts.emails import send_once
 from apps.accounts.models import User
 from apps.posts.models import Post
 from apps.posts.post_data import single_line, subject_title
-from apps.posts.selectors import post_poster_users
+from apps.posts.selectors import post_poster_users, poster_users
 
 from .models import Match
 from .selectors import connection_contacts
@@ -68,14 +68,9 @@ def connection_ended_notify(
     their language, once each: `send_once`) that `gone`, the post of `gone_poster` (the Party or provider that made
     the connection on the other side), was withdrawn or closed: by whom is not said (its poster, the secretariat,
     an import), nor its title (it may have been taken back and revised since). Returns emails sent."""
-    from apps.accounts.models import Role
-
-    if party_id:
-        users = User.objects.filter(role=Role.FOCAL_POINT, party_id=party_id)
-    else:
-        users = User.objects.filter(role=Role.PROVIDER, provider_id=provider_id)
+    poster = (party_id, None) if party_id else (None, provider_id)
     sent = 0
-    for user in users.filter(is_active=True).exclude(email="").order_by("last_name", "first_name", "pk"):
+    for user in poster_users([poster])[poster]:
         with translation.override(user.email_language):
             gone_name = getattr(gone_poster, "local_name", None) or getattr(gone_poster, "name", "")
             body = render_to_string(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
 from apps.posts.models import Post
-from apps.posts.selectors import post_list_own
+from apps.posts.selectors import contact_addresses_left, post_list_own, poster_users
 
 from .models import Interest, Match, PostEmbedding
 
@@ -216,10 +216,14 @@ class ConnectionSides:
     own_linked: bool = False
     own_moved: bool = False
     other_title: str | None = None
+    contacts: list[tuple[str, str]] | None = None  # whom to write to (`connection_contacts`); None: not read
 
 
-def connection_sides(*, actor: Actor, matches: Sequence[Match]) -> list[ConnectionSides]:
-    """Each connection (from `connection_list_for_actor`) from the side the actor made, by the posters recorded.
+def connection_sides(
+    *, actor: Actor, matches: Sequence[Match], contacts: bool = True
+) -> list[ConnectionSides]:
+    """Each connection (from `connection_list_for_actor`) from the side the actor made, by the posters recorded,
+    with whom to write to unless `contacts` is false (a token issued without contact details).
 
     What each side may see of the posts, as they are now:
     - the other post's title while it is published, or withdrawn or closed with the wording it was published
@@ -266,7 +270,10 @@ def connection_sides(*, actor: Actor, matches: Sequence[Match]) -> list[Connecti
                 other_title=title(other_post, match.connected_at),
             )
         )
-    return out
+    if not contacts:
+        return out
+    found = connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in out)
+    return [replace(item, contacts=found[item.other.pk]) for item in out]
 
 
 def connection_contacts(
@@ -274,49 +281,33 @@ def connection_contacts(
 ) -> dict[int, list[tuple[str, str]]]:
     """Post id -> (name, email) of whom to write to about it, for the other side of a connection; `sides`: each
     post with the Party or provider that made the connection. The contact given on the post while the post is
-    still that poster's, else (none given, a person who has left: `post_contact_has_left`, or a post moved to
-    another poster since) the active users who speak for that poster now (`post_poster_users`, in its order).
-    Read when asked, so that it follows a contact who leaves; the connection email and the connections page say
-    the same. Two queries whatever the number of posts."""
-    from apps.accounts.models import Role, User
-
+    still that poster's, else (none given, a person who has left: `contact_addresses_left`, or a post moved to
+    another poster since) the people who speak for that poster now (`poster_users`). Read when asked, so that it
+    follows a contact who leaves; the connection email and the connections page say the same. Two queries
+    whatever the number of posts."""
     sides = list(sides)
-    emails = {post.contact_email.strip().lower() for post, _party, _provider in sides if post.contact_email}
-    holders: dict[str, set[bool]] = {}
-    if emails:
-        rows = User.objects.annotate(address=Lower("email")).filter(address__in=emails)
-        for address, active in rows.order_by().values_list("address", "is_active").distinct():
-            holders.setdefault(address, set()).add(active)
+    left = contact_addresses_left(
+        post.contact_email for post, _party, _provider in sides if post.contact_email
+    )
     given = {
         post.pk
         for post, party_id, provider_id in sides
         if post.contact_email
         and (post.party_id, post.provider_id) == (party_id, provider_id)
-        and holders.get(post.contact_email.strip().lower()) != {False}
+        and post.contact_email.strip().lower() not in left
     }
-    others = [(party_id, provider_id) for post, party_id, provider_id in sides if post.pk not in given]
-    people: dict[tuple[str, int], list[tuple[str, str]]] = {}
-    if others:
-        party_ids = {party_id for party_id, _provider in others if party_id}
-        provider_ids = {provider_id for party_id, provider_id in others if not party_id and provider_id}
-        users = (
-            User.objects.filter(
-                Q(role=Role.FOCAL_POINT, party_id__in=party_ids)
-                | Q(role=Role.PROVIDER, provider_id__in=provider_ids),
-                is_active=True,
-            )
-            .exclude(email="")
-            .only("first_name", "last_name", "email", "role", "party_id", "provider_id")
-        )
-        for user in users.order_by("last_name", "first_name", "pk"):
-            key = (
-                ("party", user.party_id) if user.role == Role.FOCAL_POINT else ("provider", user.provider_id)
-            )
-            people.setdefault(key, []).append((user.get_full_name(), user.email))
+    people = poster_users(
+        (party_id, None if party_id else provider_id)
+        for post, party_id, provider_id in sides
+        if post.pk not in given
+    )
     return {
         post.pk: [(post.contact_name, post.contact_email)]
         if post.pk in given
-        else people.get(("party", party_id) if party_id else ("provider", provider_id), [])
+        else [
+            (user.get_full_name(), user.email)
+            for user in people[(party_id, None if party_id else provider_id)]
+        ]
         for post, party_id, provider_id in sides
     }
 

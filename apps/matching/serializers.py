@@ -117,10 +117,10 @@ class MatchSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def connection_api_record(sides, *, contacts: list | None) -> dict[str, Any]:
+def connection_api_record(sides) -> dict[str, Any]:
     """A connection as the API returns it, from the caller's side (`selectors.ConnectionSides`, which says what of
     each post may be shown: a title of null where not), the partner that made it, and whom to write to (None for a
-    token issued without contact details)."""
+    token issued without contact details: `sides.contacts` not read)."""
     match = sides.match
     own, other = _post_summary(sides.own), _post_summary(sides.other)
     own["title"], other["title"] = sides.own_title, sides.other_title
@@ -140,8 +140,8 @@ def connection_api_record(sides, *, contacts: list | None) -> dict[str, Any]:
             "name": sides.other_name,
         },
         "contacts": None
-        if contacts is None
-        else [{"name": name, "email": email} for name, email in contacts],
+        if sides.contacts is None
+        else [{"name": name, "email": email} for name, email in sides.contacts],
     }
 
 

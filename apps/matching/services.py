@@ -251,24 +251,24 @@ def _queue_connection_ended(match_ids: list[int]) -> None:
                        match_ids, type(error).__name__, error)  # fmt: skip
 
 
-def connection_posters_fill() -> int:
-    """Record the posters of the connections made without them, by a process still on the code of before they
-    were recorded (between an upgrade's `migrate` and its restart): each post's poster as it is now. The sweep
-    runs it; the connections page lists a connection from then on. Returns the connections filled."""
+def connection_posters_fill(*, match_id: int | None = None) -> int:
+    """Record the posters of the connections made without them (or of that one), by a process still on the code
+    of before they were recorded (between an upgrade's `migrate` and its restart): each post's poster as it is
+    now. The sweep runs it; the connections page lists a connection from then on. Returns the connections
+    filled."""
     from django.db.models import OuterRef, Subquery
 
     def of(side: str, field: str) -> Subquery:
         return Subquery(Post.objects.filter(pk=OuterRef(f"{side}_id")).values(field)[:1])
 
-    return (
-        Match.objects.connections()
-        .filter(need_party__isnull=True, need_provider__isnull=True)
-        .update(
-            need_party_id=of("need", "party_id"),
-            need_provider_id=of("need", "provider_id"),
-            offer_party_id=of("offer", "party_id"),
-            offer_provider_id=of("offer", "provider_id"),
-        )
+    missing = Match.objects.connections().filter(need_party__isnull=True, need_provider__isnull=True)
+    if match_id is not None:
+        missing = missing.filter(pk=match_id)
+    return missing.update(
+        need_party_id=of("need", "party_id"),
+        need_provider_id=of("need", "provider_id"),
+        offer_party_id=of("offer", "party_id"),
+        offer_provider_id=of("offer", "provider_id"),
     )
 
 
@@ -278,7 +278,7 @@ def connection_ended_send(*, match_id: int) -> int:
     sweep). When both posts have ended, nobody is left to tell. Returns the emails sent."""
     from .notifications import connection_ended_notify
 
-    connection_posters_fill()
+    connection_posters_fill(match_id=match_id)  # none recorded: nobody would be told
     match = (
         Match.objects.connections()
         .select_related("need", "offer", "need_party", "need_provider", "offer_party", "offer_provider")
@@ -361,22 +361,37 @@ def digest_recipients() -> QuerySet[User]:
     )
 
 
+def _own_sides(user: User) -> tuple[Q, Q] | None:
+    """(the matches of the user's own needs, those of its own offers) as conditions; None for a user with no
+    posts of their own to hear of (inactive, not a poster, a deactivated provider's)."""
+    if not user.is_active:
+        return None
+    if user.role == Role.FOCAL_POINT and user.party_id:
+        return Q(need__party_id=user.party_id), Q(offer__party_id=user.party_id)
+    if user.role == Role.PROVIDER and user.provider_id and user.provider.is_active:
+        return Q(pk__in=[]), Q(offer__provider_id=user.provider_id)
+    return None
+
+
+def _with_own_post(matches: list[Match], user: User) -> list[Match]:
+    """The matches, each with `own_post` (the user's) and `other_post`."""
+    for match in matches:
+        own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
+        match.own_post, match.other_post = (
+            (match.need, match.offer) if own_is_need else (match.offer, match.need)
+        )
+    return matches
+
+
 def digest_collect(
     *, user: User, since: datetime, until: datetime | None = None, limit: int = DIGEST_MAX_MATCHES
 ) -> list[Match]:
     """The strong matches of the user's own published posts that became strong after `since` (up to `until`,
     inclusive) and that their side has not answered yet (neither dismissed nor already expressed interest
     in), best first, at most `limit`."""
-    if not user.is_active:
+    if (own := _own_sides(user)) is None:
         return []
-    if user.role == Role.FOCAL_POINT and user.party_id:
-        own_need = Q(need__party_id=user.party_id)
-        own_offer = Q(offer__party_id=user.party_id)
-    elif user.role == Role.PROVIDER and user.provider_id and user.provider.is_active:
-        own_need = Q(pk__in=[])
-        own_offer = Q(offer__provider_id=user.provider_id)
-    else:
-        return []
+    own_need, own_offer = own
     period = Q(strong_at__gt=since) if until is None else Q(strong_at__gt=since, strong_at__lte=until)
     matches = list(
         Match.objects.active()
@@ -388,10 +403,7 @@ def digest_collect(
         .select_related("need", "offer")
         .order_by("-score", "id")[:limit]
     )
-    for match in matches:
-        own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
-        match.own_post = match.need if own_is_need else match.offer
-    return matches
+    return _with_own_post(matches, user)
 
 
 def digest_awaiting(
@@ -400,14 +412,9 @@ def digest_awaiting(
     """The active matches of the user's own published posts whose other side expressed interest after `since`
     (up to `until`, inclusive) and that their side has not answered yet: a connection waits for them alone. Most
     recent interest first, at most `limit`."""
-    if not user.is_active:
+    if (own := _own_sides(user)) is None:
         return []
-    if user.role == Role.FOCAL_POINT and user.party_id:
-        own_need, own_offer = Q(need__party_id=user.party_id), Q(offer__party_id=user.party_id)
-    elif user.role == Role.PROVIDER and user.provider_id and user.provider.is_active:
-        own_need, own_offer = Q(pk__in=[]), Q(offer__provider_id=user.provider_id)
-    else:
-        return []
+    own_need, own_offer = own
     need_waits = own_need & Q(
         need_interest=Interest.NONE,
         offer_interest=Interest.INTERESTED,
@@ -434,12 +441,7 @@ def digest_awaiting(
             "id",
         )[:limit]
     )
-    for match in matches:
-        own_is_need = (match.need.party_id == user.party_id) if user.party_id else False
-        match.own_post, match.other_post = (
-            (match.need, match.offer) if own_is_need else (match.offer, match.need)
-        )
-    return matches
+    return _with_own_post(matches, user)
 
 
 def _digest_since(user: User, until: datetime) -> datetime:

@@ -19,6 +19,9 @@ RETRY = {
     "max_retries": 6,
     "acks_late": True,
 }
+# An email's task: mail-server trouble too, more patiently.
+EMAIL_RETRY = {**RETRY, "autoretry_for": (*RETRY["autoretry_for"], SMTPException, OSError), "retry_backoff": 30,
+               "retry_backoff_max": 600, "max_retries": 5}  # fmt: skip
 
 
 @shared_task(**RETRY, soft_time_limit=120, time_limit=180)
@@ -53,11 +56,7 @@ def sweep_pending() -> int:
     return matched
 
 
-@shared_task(
-    **{**RETRY, "autoretry_for": (*RETRY["autoretry_for"], SMTPException, OSError), "retry_backoff": 30,
-       "retry_backoff_max": 600, "max_retries": 5},
-    soft_time_limit=60, time_limit=90,
-)  # fmt: skip
+@shared_task(**EMAIL_RETRY, soft_time_limit=60, time_limit=90)
 def notify_connection(match_id: int) -> int:
     """Email both sides of a new connection each other's contacts (once; the sweep covers what retries miss)."""
     from .services import connection_notice_send
@@ -65,11 +64,7 @@ def notify_connection(match_id: int) -> int:
     return connection_notice_send(match_id=match_id)
 
 
-@shared_task(
-    **{**RETRY, "autoretry_for": (*RETRY["autoretry_for"], SMTPException, OSError), "retry_backoff": 30,
-       "retry_backoff_max": 600, "max_retries": 5},
-    soft_time_limit=60, time_limit=90,
-)  # fmt: skip
+@shared_task(**EMAIL_RETRY, soft_time_limit=60, time_limit=90)
 def notify_connection_ended(match_id: int) -> int:
     """Tell the side of a connection that stays that the other withdrew or closed its post (once; the sweep
     covers what retries miss)."""

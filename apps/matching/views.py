@@ -24,7 +24,6 @@ from apps.posts.models import Post
 from .models import Match
 from .selectors import (
     MatchSummary,
-    connection_contacts,
     connection_list_for_actor,
     connection_page_of,
     connection_sides,
@@ -151,9 +150,7 @@ def connection_list(request):
         anchor = f"#connection-{int(request.GET['match'])}" if number else ""
         return redirect(reverse("matching:connections") + query + anchor)
     page = Paginator(connections, per_page).get_page(request.GET.get("page"))
-    items = connection_sides(actor=actor, matches=list(page.object_list))
-    contacts = connection_contacts((i.other, i.other_party_id, i.other_provider_id) for i in items)
-    context = {"page": page, "items": [(item, contacts[item.other.pk]) for item in items]}
+    context = {"page": page, "items": connection_sides(actor=actor, matches=list(page.object_list))}
     response = render(request, "matching/connections.html", context)
     add_never_cache_headers(response)  # a new connection or a contact who left changes it
     return response

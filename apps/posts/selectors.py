@@ -9,6 +9,7 @@ from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 
 from apps.accounts.actors import Actor
 
@@ -206,31 +207,58 @@ def post_by_export_id(export_ids: Iterable[str], *, lock: bool = False) -> dict[
     return found
 
 
-def post_poster_users(post: Post) -> list:
-    """The active users with an email who speak for the post's Party (focal points) or provider."""
+def poster_users(
+    posters: Iterable[tuple[int | None, int | None]],
+) -> dict[tuple[int | None, int | None], list]:
+    """(party id, provider id) -> the active users with an email who speak for that poster: a Party's focal
+    points, or a provider's users. In one query, whatever the number of posters; each list in a stable order (by
+    name): the page, the emails and their Reply-To list them alike every time."""
     from apps.accounts.models import Role, User
 
-    if post.party_id:
-        condition = Q(role=Role.FOCAL_POINT, party_id=post.party_id)
-    else:
-        condition = Q(role=Role.PROVIDER, provider_id=post.provider_id)
-    # In a stable order (by name): the page, the email and its Reply-To list them alike every time.
-    users = User.objects.filter(condition, is_active=True).exclude(email="")
-    return list(users.order_by("last_name", "first_name", "pk"))
+    posters = set(posters)
+    party_ids = {party_id for party_id, _provider in posters if party_id}
+    provider_ids = {provider_id for party_id, provider_id in posters if not party_id and provider_id}
+    found: dict[tuple[int | None, int | None], list] = {poster: [] for poster in posters}
+    if not party_ids and not provider_ids:
+        return found
+    users = User.objects.filter(
+        Q(role=Role.FOCAL_POINT, party_id__in=party_ids)
+        | Q(role=Role.PROVIDER, provider_id__in=provider_ids),
+        is_active=True,
+    ).exclude(email="")
+    for user in users.order_by("last_name", "first_name", "pk"):
+        key = (user.party_id, None) if user.role == Role.FOCAL_POINT else (None, user.provider_id)
+        if key in found:
+            found[key].append(user)
+    return found
+
+
+def post_poster_users(post: Post) -> list:
+    """The active users with an email who speak for the post's Party (focal points) or provider."""
+    poster = (post.party_id, None) if post.party_id else (None, post.provider_id)
+    return poster_users([poster])[poster]
+
+
+def contact_addresses_left(emails: Iterable[str]) -> set[str]:
+    """Of these contact addresses, those of a person who has left (lower case): the address of deactivated
+    accounts (or an anonymised one's, which keeps none) and of no active one. Whom to write to is then the people
+    who speak for the post's Party or provider now (`poster_users`), as for a post without one; an address of
+    nobody registered (a colleague's, a shared mailbox) stands. One query: whether the holders are active."""
+    from apps.accounts.models import User
+
+    emails = {email.strip().lower() for email in emails if email.strip()}
+    if not emails:
+        return set()
+    holders: dict[str, set[bool]] = {}
+    rows = User.objects.annotate(address=Lower("email")).filter(address__in=emails)
+    for address, active in rows.order_by().values_list("address", "is_active").distinct():
+        holders.setdefault(address, set()).add(active)
+    return {address for address, states in holders.items() if states == {False}}
 
 
 def post_contact_has_left(post: Post) -> bool:
-    """Whether the contact email on the post is the address of a person who has left: the address of a
-    deactivated account (or an anonymised one's, which keeps none), and of no active one. Whom to write to is
-    then the people who speak for its Party or provider now (`post_poster_users`), as for a post without one;
-    an address of nobody registered (a colleague's, a shared mailbox) stands."""
-    from apps.accounts.models import User
-
-    if not post.contact_email:
-        return False
-    # One query (the post's page and each connection email ask): whether its holders are active, each once.
-    holders = User.objects.filter(email__iexact=post.contact_email.strip())
-    return set(holders.order_by().values_list("is_active", flat=True).distinct()) == {False}
+    """Whether the contact email on the post is the address of a person who has left (`contact_addresses_left`)."""
+    return bool(post.contact_email) and bool(contact_addresses_left([post.contact_email]))
 
 
 def post_count_with_contact(*, email: str) -> int:
