@@ -85,6 +85,7 @@ from .services import (
     post_create,
     post_import,
     post_import_check,
+    post_recall,
     post_submit,
     post_update,
     post_withdraw,
@@ -668,7 +669,7 @@ class PostDetailApi(PostApiMixin, ApiView):
         summary="One post",
         description=(
             "With its `ETag`: send it back in `If-None-Match` to have a 304 if the post has not changed, or in "
-            "`If-Match` with a change (PUT, PATCH, submit, withdraw, close) so that it is made only if nobody "
+            "`If-Match` with a change (PUT, PATCH, submit, recall, withdraw, close) so that it is made only if nobody "
             "changed the post since."
         ),
         parameters=[IF_NONE_MATCH, _etag_header(200, 304)],
@@ -736,7 +737,9 @@ class PostDetailApi(PostApiMixin, ApiView):
                 {
                     "field": "status",
                     "code": "not_allowed",
-                    "message": _("Change the status with the life-cycle actions (submit, withdraw, close)."),
+                    "message": _(
+                        "Change the status with the life-cycle actions (submit, recall, withdraw, close)."
+                    ),
                 }
             )
         if "external_id" in body and data.external_id != post.export_id:
@@ -801,6 +804,23 @@ class PostSubmitApi(_TransitionApi):
 
     service = staticmethod(post_submit)
     action = "submit"
+
+
+class PostRecallApi(_TransitionApi):
+    @extend_schema(
+        tags=["posts"],
+        summary="Take a submitted post back from moderation, as a draft to edit",
+        description=_TRANSITION_DOC
+        + " Only while the secretariat has not decided (`submitted`); submit it again when it is ready.",
+        request=None,
+        parameters=[IF_MATCH, IF_NONE_MATCH_WRITE, _etag_header(200)],
+        responses=PostSerializer,
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    service = staticmethod(post_recall)
+    action = "recall"
 
 
 class PostWithdrawApi(_TransitionApi):

@@ -363,6 +363,7 @@ class PostEvent(models.Model):
         CREATED = "created", _("Created")
         UPDATED = "updated", _("Updated")
         SUBMITTED = "submitted", _("Submitted")
+        RECALLED = "recalled", _("Taken back from review")
         PUBLISHED = "published", _("Published")
         RETURNED = "returned", _("Returned")
         CLOSED = "closed", _("Closed")

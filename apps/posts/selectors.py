@@ -124,11 +124,11 @@ _SEARCH_VECTOR_SQL = "posts_post.search_vector"
 # --- Helpers for the web pages (read-only; the services still enforce every rule) -------------------------
 
 # The owner's actions a page may offer, in the order the page lists them.
-POST_PAGE_ACTIONS = ("edit", "submit", "close", "withdraw")
+POST_PAGE_ACTIONS = ("edit", "submit", "recall", "close", "withdraw")
 
 
 def post_allowed_actions(*, actor: Actor, post: Post) -> frozenset[str]:
-    """Which of edit/submit/close/withdraw the actor may do to the post now, so a page shows only those."""
+    """Which of edit/submit/recall/close/withdraw the actor may do to the post now, so a page shows only those."""
     from .services import TRANSITIONS, post_can_manage
 
     if not post_can_manage(actor=actor, post=post):

@@ -40,6 +40,9 @@ Status = Post.Status
 # Allowed transitions: action -> statuses it may start from.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "submit": (Status.DRAFT, Status.RETURNED),
+    # Taking a submission back from the moderation queue, to edit it before the secretariat decides (a typo seen
+    # after submitting): the post is a draft again, and leaves the queue until it is submitted again.
+    "recall": (Status.SUBMITTED,),
     "publish": (Status.SUBMITTED,),
     # Returning a published post takes the publication back (content the secretariat should not have let
     # through, a wrong Party): it leaves the public list and its matches, and its owner can fix and resubmit it.
@@ -89,6 +92,15 @@ _REFUSED = {
     ("submit", Status.PUBLISHED): gettext_lazy("A published post cannot be submitted."),
     ("submit", Status.CLOSED): gettext_lazy("A closed post cannot be submitted."),
     ("submit", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be submitted."),
+    ("recall", Status.DRAFT): gettext_lazy("A draft post is not in review: there is nothing to take back."),
+    ("recall", Status.RETURNED): gettext_lazy(
+        "A returned post is no longer in review: edit it and submit it again."
+    ),
+    ("recall", Status.PUBLISHED): gettext_lazy(
+        "A published post cannot be taken back from review: the secretariat has already published it."
+    ),
+    ("recall", Status.CLOSED): gettext_lazy("A closed post cannot be taken back from review."),
+    ("recall", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be taken back from review."),
     ("publish", Status.DRAFT): gettext_lazy("A draft post cannot be published."),
     ("publish", Status.PUBLISHED): gettext_lazy("A published post cannot be published again."),
     ("publish", Status.RETURNED): gettext_lazy("A returned post cannot be published."),
@@ -105,7 +117,9 @@ _REFUSED = {
     ("close", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be closed."),
     ("withdraw", Status.CLOSED): gettext_lazy("A closed post cannot be withdrawn."),
     ("withdraw", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be withdrawn again."),
-    ("edit", Status.SUBMITTED): gettext_lazy("A submitted post cannot be edited."),
+    ("edit", Status.SUBMITTED): gettext_lazy(
+        "A submitted post cannot be edited: take it back from review first."
+    ),
     ("edit", Status.CLOSED): gettext_lazy("A closed post cannot be edited."),
     ("edit", Status.WITHDRAWN): gettext_lazy("A withdrawn post cannot be edited."),
     ("draft", Status.SUBMITTED): gettext_lazy("A submitted post cannot go back to draft."),
@@ -432,6 +446,21 @@ def post_submit(*, actor: Actor, post: Post, opened_at: datetime | None = None) 
         action="submit",
         to_status=Status.SUBMITTED,
         event="submitted",
+        opened_at=opened_at,
+    )
+
+
+@transaction.atomic
+def post_recall(*, actor: Actor, post: Post, opened_at: datetime | None = None) -> Post:
+    """Take a submitted post back from the moderation queue: it is a draft again, to edit and submit again. Under
+    the post's row lock, so that of the owner's recall and the secretariat's decision made at the same moment,
+    the second finds the post moved on (`PostTransitionError`)."""
+    return _transition(
+        actor=actor,
+        post=post,
+        action="recall",
+        to_status=Status.DRAFT,
+        event="recalled",
         opened_at=opened_at,
     )
 

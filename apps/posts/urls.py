@@ -15,6 +15,7 @@ post_patterns = [
     path("posts/<int:pk>/", views.post_detail, name="detail"),
     path("posts/<int:pk>/edit/", views.post_edit_view, name="edit"),
     path("posts/<int:pk>/submit/", views.post_submit_view, name="submit"),
+    path("posts/<int:pk>/recall/", views.post_recall_view, name="recall"),
     path("posts/<int:pk>/withdraw/", views.post_withdraw_view, name="withdraw"),
     path("posts/<int:pk>/close/", views.post_close_view, name="close"),
     path("dashboard/", views.dashboard, name="dashboard"),

@@ -66,6 +66,7 @@ from .services import (
     post_can_manage,
     post_close,
     post_create,
+    post_recall,
     post_submit,
     post_update,
     post_withdraw,
@@ -368,6 +369,7 @@ _SUCCESS = {  # lazy: in the language of the request that shows them, not of the
     "submit": gettext_lazy(
         "Submitted to the secretariat for review. You will see it here once it is published."
     ),
+    "recall": gettext_lazy("The post is back in your drafts: edit it, then submit it again."),
     "withdraw": gettext_lazy("The post is withdrawn. It is no longer shown or matched."),
     "close": gettext_lazy("The post is closed. Thank you for recording the outcome."),
 }
@@ -390,6 +392,15 @@ def post_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
     post = _managed_post(request, pk, actor)
     _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+    return redirect("posts:detail", pk=post.pk)
+
+
+@_login_required_to_the_post
+@require_POST
+def post_recall_view(request: HttpRequest, pk: int) -> HttpResponse:
+    actor = Actor.for_user(request.user)
+    post = _managed_post(request, pk, actor)
+    _run_action(request, lambda: post_recall(actor=actor, post=post), _SUCCESS["recall"])
     return redirect("posts:detail", pk=post.pk)
 
 

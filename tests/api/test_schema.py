@@ -43,6 +43,7 @@ EXPECTED_OPERATIONS = {
     ("put", "/api/v1/posts/{id}/"),
     ("patch", "/api/v1/posts/{id}/"),
     ("post", "/api/v1/posts/{id}/submit/"),
+    ("post", "/api/v1/posts/{id}/recall/"),
     ("post", "/api/v1/posts/{id}/withdraw/"),
     ("post", "/api/v1/posts/{id}/close/"),
     ("get", "/api/v1/posts/{id}/matches/"),

@@ -166,6 +166,33 @@ def test_submit_draft(call, role, expected):
         assert event.actor.username == "token_issuer"
 
 
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    # Another Party's submitted post is invisible to them: 404, as if it did not exist.
+    _expect(
+        {
+            **MANAGE,
+            "other_party_token": 404,
+            "provider_token": 404,
+            "session_other_focal_point": 404,
+            "session_provider": 404,
+        },
+        default=403,
+    ),
+)
+def test_recall_submitted(call, role, expected):
+    post = PostFactory(status="submitted", published_at=None)
+    response = call(role, "post", f"/api/v1/posts/{post.pk}/recall/")
+    assert response.status_code == expected, response.json()
+    post.refresh_from_db()
+    assert post.status == ("draft" if expected == 200 else "submitted")
+    if expected == 200:
+        assert response.json()["status"] == "draft"
+        assert PostEvent.objects.get(post=post).action == "recalled"
+    else:
+        assert not PostEvent.objects.filter(post=post).exists()
+
+
 @pytest.mark.parametrize(("role", "expected"), _expect(MANAGE, default=403))
 def test_withdraw(call, role, expected):
     post = PostFactory()

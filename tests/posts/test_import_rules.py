@@ -300,7 +300,7 @@ def test_editing_a_post_in_moderation_is_found_in_the_first_pass(tmp_path, focal
     PostFactory(external_id="need-2", status=S.SUBMITTED, published_at=None, title="In moderation")
     lines = [need(1), need(2, title="Changed in moderation"), need(3)]
     _error, stderr = run_failing(write(tmp_path, lines), "--as", focal_point.username)
-    assert "line 2: title: A submitted post cannot be edited." in stderr
+    assert "line 2: title: A submitted post cannot be edited: take it back from review first." in stderr
     assert "line 1:" not in stderr and "line 3:" not in stderr
 
 

@@ -21,6 +21,7 @@ from apps.posts.services import (
     post_create,
     post_import,
     post_publish,
+    post_recall,
     post_return,
     post_submit,
     post_update,
@@ -87,6 +88,8 @@ def act(action: str, actor: Actor, post: Post) -> Post:
         return post_close(actor=actor, post=post, outcome="Funded by a bilateral partner in 2025.")
     if action == "withdraw":
         return post_withdraw(actor=actor, post=post)
+    if action == "recall":
+        return post_recall(actor=actor, post=post)
     if action == "edit":
         return post_update(actor=actor, post=post, data=need_data(title="A new title"))
     raise AssertionError(action)
@@ -108,6 +111,7 @@ ALLOWED = [
     (S.DRAFT, "withdraw", S.WITHDRAWN),
     (S.SUBMITTED, "withdraw", S.WITHDRAWN),
     (S.RETURNED, "withdraw", S.WITHDRAWN),
+    (S.SUBMITTED, "recall", S.DRAFT),
     (S.DRAFT, "edit", S.DRAFT),
     (S.RETURNED, "edit", S.RETURNED),
     (S.PUBLISHED, "edit", S.PUBLISHED),
@@ -148,6 +152,11 @@ REFUSED = [
     (S.WITHDRAWN, "close"),
     (S.WITHDRAWN, "withdraw"),
     (S.WITHDRAWN, "edit"),
+    (S.DRAFT, "recall"),
+    (S.RETURNED, "recall"),
+    (S.PUBLISHED, "recall"),
+    (S.CLOSED, "recall"),
+    (S.WITHDRAWN, "recall"),
 ]
 
 
@@ -205,6 +214,7 @@ WRITES = [
     ("return", S.PUBLISHED, {"secretariat"}, {"secretariat"}),
     ("close", S.PUBLISHED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
     ("withdraw", S.PUBLISHED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
+    ("recall", S.SUBMITTED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
 ]
 
 

@@ -183,6 +183,22 @@ def test_close_by_role(role, client_as):
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_recall_by_role(role, client_as):
+    post = ken_post("submitted")
+    response = client_as(role).post(reverse("posts:recall", args=[post.pk]))
+    post.refresh_from_db()
+    if role in MANAGERS_OF_KEN:
+        assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
+        assert post.status == Post.Status.DRAFT
+        assert post.events.get().action == "recalled"
+    else:
+        # A submitted post is not public: the others do not find it.
+        assert_refused(role, response, hidden=role != "anonymous")
+        assert post.status == Post.Status.SUBMITTED
+        assert not post.events.exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_withdraw_by_role(role, client_as):
     post = ken_post("published")
     response = client_as(role).post(reverse("posts:withdraw", args=[post.pk]))
@@ -195,7 +211,9 @@ def test_withdraw_by_role(role, client_as):
         assert post.status == Post.Status.PUBLISHED
 
 
-@pytest.mark.parametrize("url_name", ["posts:edit", "posts:submit", "posts:close", "posts:withdraw"])
+@pytest.mark.parametrize(
+    "url_name", ["posts:edit", "posts:submit", "posts:recall", "posts:close", "posts:withdraw"]
+)
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize("status", ["draft", "submitted", "returned", "withdrawn"])
 def test_another_partys_unpublished_post_is_not_found_on_every_write_url(
@@ -204,7 +222,7 @@ def test_another_partys_unpublished_post_is_not_found_on_every_write_url(
     post = ken_post(status, title="Kenya's post")
     client = login(other_focal_point)
     response = getattr(client, method)(reverse(url_name, args=[post.pk]))
-    post_only = url_name in ("posts:submit", "posts:withdraw")
+    post_only = url_name in ("posts:submit", "posts:recall", "posts:withdraw")
     # A GET of a POST-only action is refused by its method (405); everything else is a 404, as the post's page
     # and an id that names no post are: the answer does not tell that the post exists. Never a 200.
     assert client.get(reverse("posts:detail", args=[post.pk])).status_code == 404
@@ -213,7 +231,7 @@ def test_another_partys_unpublished_post_is_not_found_on_every_write_url(
     assert post.status == status and post.title == "Kenya's post"
 
 
-@pytest.mark.parametrize("url_name", ["posts:edit", "posts:close", "posts:withdraw"])
+@pytest.mark.parametrize("url_name", ["posts:edit", "posts:recall", "posts:close", "posts:withdraw"])
 def test_another_partys_published_post_is_403_on_every_write_url(url_name, other_focal_point, login):
     post = ken_post("published", title="Kenya's post")
     response = login(other_focal_point).post(reverse(url_name, args=[post.pk]), form_data(title="Mine now"))
@@ -223,12 +241,15 @@ def test_another_partys_published_post_is_403_on_every_write_url(url_name, other
     assert post.status == "published" and post.title == "Kenya's post"
 
 
-@pytest.mark.parametrize("url_name", ["posts:submit", "posts:withdraw"])
-def test_actions_are_post_only(url_name, focal_point, login):
-    post = ken_post("draft")
+@pytest.mark.parametrize(
+    ("url_name", "status"),
+    [("posts:submit", "draft"), ("posts:recall", "submitted"), ("posts:withdraw", "draft")],
+)
+def test_actions_are_post_only(url_name, status, focal_point, login):
+    post = ken_post(status)
     assert login(focal_point).get(reverse(url_name, args=[post.pk])).status_code == 405
     post.refresh_from_db()
-    assert post.status == Post.Status.DRAFT
+    assert post.status == status
 
 
 def test_actions_need_csrf(focal_point):
@@ -277,7 +298,7 @@ def test_editing_a_submitted_post_is_refused_with_a_message(focal_point, login):
         client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Changed")),
     ):
         assert response.status_code == 302
-        assert "A submitted post cannot be edited." in messages_of(response)
+        assert "A submitted post cannot be edited: take it back from review first." in messages_of(response)
     post.refresh_from_db()
     assert post.title == "Under review"
 
