@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
@@ -71,7 +71,13 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
         return qs.alias(search_vector=vector).filter(
             search_vector=SearchQuery(_web_search_text(text), config="english", search_type="websearch")
         )
-    for term, exclude in _within_terms(text):
+    terms = _within_terms(text)
+    characters = sorted({c for term, exclude in terms if not exclude for c in _CJK.findall(term)})
+    if characters and connection.vendor == "postgresql":
+        # Every post a Chinese term finds holds each of its characters: the indexed vector of them (migration
+        # 0015) narrows the posts the LIKEs below read to those, and changes nothing they find.
+        qs = qs.filter(RawSQL(_SEARCH_CJK_SQL, [" ".join(characters)] * 2, output_field=BooleanField()))
+    for term, exclude in terms:
         found = Q(search_text__contains=term)
         qs = qs.exclude(found) if exclude else qs.filter(found)
     return qs
@@ -81,6 +87,9 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
 _OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 # A term: "a phrase" or a word, either after a '-' to exclude it.
 _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
+# Chinese and Japanese characters (kana, CJK extension A, unified and compatibility ideographs), as migration 0015
+# stores them.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{4,}")
 
 
@@ -119,6 +128,13 @@ def _web_search_text(text: str) -> str:
 # The column PostgreSQL stores and indexes (migration 0013): `to_tsvector('english', search_text)`, read rather
 # than computed for each post.
 _SEARCH_VECTOR_SQL = "posts_post.search_vector"
+# Whether a post holds every one of the query's Chinese and Japanese characters, by the vector of them (migration
+# 0015). The query's characters are read by the same parser as the post's (plainto_tsquery: the characters it reads
+# as words, joined by AND); when it reads none ('・' is no word), no post is left out. Both functions are
+# immutable: PostgreSQL computes them once, and the index answers the rest.
+_SEARCH_CJK_SQL = (
+    "(posts_post.search_cjk @@ plainto_tsquery('simple', %s) OR numnode(plainto_tsquery('simple', %s)) = 0)"
+)
 
 
 # --- Helpers for the web pages (read-only; the services still enforce every rule) -------------------------

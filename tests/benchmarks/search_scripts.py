@@ -1,5 +1,5 @@
-"""The site's search in each script on PostgreSQL, with and without the trigram index (migration posts 0012), as
-a ratio in the same run.
+"""The site's search in each script on PostgreSQL, with and without the trigram index (migration posts 0012) and
+the index of Chinese and Japanese characters (0015), as ratios in the same run.
 
     python tests/benchmarks/search_scripts.py --database-url postgres://postgres@127.0.0.1:5432/nma_bench_search
         [--posts 100000] [--repeat 15]
@@ -10,7 +10,7 @@ Chinese, the languages mixed through the publication dates (a prime's multiples 
 ~600 characters of the domain's words each, their folded search text written as the platform writes it
 (`folding.post_search_text`). Each query goes through `post_search` over the published posts, as the list page
 and the API call it: the first page (20 posts, newest first) and the count, each timed as the median of
---repeat runs. Then the trigram index is dropped, the same queries timed again, and the index made again.
+--repeat runs. Then each index in turn is dropped, the same queries timed again, and the index made again.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ QUERIES = [
     ("Chinese, common", "洪水预警"),
     ("Chinese, rare", "干旱"),
 ]
-INDEX = "post_search_trigram"
+INDEXES = ("post_search_trigram", "post_search_cjk")
 
 
 def build(posts: int) -> None:
@@ -137,41 +137,49 @@ def main() -> None:
     django_on_bench_database(args.database_url)
     from django.db import connection
 
+    definitions = {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [INDEX])
-        if cursor.fetchone() is None:
-            sys.exit(
-                f"The index {INDEX} is not there: its migration could not create pg_trgm (see its warning)."
-            )
-        cursor.execute(f"SELECT pg_get_indexdef('{INDEX}'::regclass)")
-        definition = cursor.fetchone()[0]
+        for index in INDEXES:
+            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index])
+            if cursor.fetchone() is None:
+                sys.exit(
+                    f"The index {index} is not there: its migration could not make it (see its warning)."
+                )
+            cursor.execute(f"SELECT pg_get_indexdef('{index}'::regclass)")
+            definitions[index] = cursor.fetchone()[0]
 
     started = time.perf_counter()
     build(args.posts)
+    sizes = []
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT gin_clean_pending_list('{INDEX}')")  # as autovacuum leaves it
+        for index in INDEXES:
+            cursor.execute(f"SELECT gin_clean_pending_list('{index}')")  # as autovacuum leaves it
+            cursor.execute(f"SELECT pg_size_pretty(pg_relation_size('{index}'))")
+            sizes.append(f"{index} {cursor.fetchone()[0]}")
         cursor.execute("ANALYZE posts_post")
-        cursor.execute(f"SELECT pg_size_pretty(pg_relation_size('{INDEX}'))")
-        size = cursor.fetchone()[0]
-    print(f"{args.posts:,} posts built in {time.perf_counter() - started:.1f} s; the index takes {size}")
+    print(f"{args.posts:,} posts built in {time.perf_counter() - started:.1f} s; indexes: {', '.join(sizes)}")
 
-    with_index = measure(args.repeat)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX {INDEX}")
-    without = measure(args.repeat)
-    with connection.cursor() as cursor:
-        started = time.perf_counter()
-        cursor.execute(definition)
-        print(f"index made again in {time.perf_counter() - started:.1f} s")
+    with_indexes = measure(args.repeat)
+    without = {}
+    for index in INDEXES:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX {index}")
+        without[index] = measure(args.repeat)
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            cursor.execute(definitions[index])
+            print(f"{index} made again in {time.perf_counter() - started:.1f} s")
 
-    print(f"\n{'query':18s} {'found':>7s} | {'page, index':>12s} {'without':>9s} {'ratio':>6s} | "
-          f"{'count, index':>12s} {'without':>9s} {'ratio':>6s}")  # fmt: skip
-    for label, _query in QUERIES:
-        page, count, found = with_index[label]
-        page0, count0, found0 = without[label]
-        assert found == found0, (label, found, found0)
-        print(f"{label:18s} {found:7,d} | {page:9.1f} ms {page0:6.1f} ms {page / page0:6.2f} | "
-              f"{count:9.1f} ms {count0:6.1f} ms {count / count0:6.2f}")  # fmt: skip
+    for index in INDEXES:
+        print(f"\nwithout {index}")
+        print(f"{'query':18s} {'found':>7s} | {'page, indexed':>13s} {'without':>9s} {'ratio':>6s} | "
+              f"{'count, indexed':>14s} {'without':>9s} {'ratio':>6s}")  # fmt: skip
+        for label, _query in QUERIES:
+            page, count, found = with_indexes[label]
+            page0, count0, found0 = without[index][label]
+            assert found == found0, (label, found, found0)
+            print(f"{label:18s} {found:7,d} | {page:10.1f} ms {page0:6.1f} ms {page / page0:6.2f} | "
+                  f"{count:11.1f} ms {count0:6.1f} ms {count / count0:6.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Search's indexes on PostgreSQL: the trigram index that serves searches in Arabic and Cyrillic letters
 (migration posts 0012), and the migration's way on without it where the extension cannot be created; the stored
-English vector (0013), which a search of a common word reads rather than computes for each post."""
+English vector (0013), which a search of a common word reads rather than computes for each post; the stored
+vector of Chinese and Japanese characters (0015), which serves searches in those scripts."""
 
 import importlib
 import logging
@@ -16,6 +17,7 @@ from ..factories import PostFactory, party
 pytestmark = pytest.mark.django_db
 
 migration = importlib.import_module("apps.posts.migrations.0012_search_trigram_index")
+cjk_migration = importlib.import_module("apps.posts.migrations.0015_search_cjk_column")
 
 
 @pytest.fixture(autouse=True)
@@ -82,15 +84,100 @@ def test_arabic_and_russian_are_searched_through_the_index(query):
     assert "post_search_trigram" not in plan(found) and "Seq Scan" in plan(found)
 
 
-def test_chinese_pairs_are_still_found_without_it():
-    """A Chinese query is searched as pairs of characters (`_within_terms`), which hold no trigram: read post
-    by post, as before."""
+def cjk_plan(qs) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE posts_post")
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'post_search_cjk'")
+        if cursor.fetchone() is not None:
+            cursor.execute("SELECT gin_clean_pending_list('post_search_cjk')")
+    return qs.explain()
+
+
+def test_chinese_is_searched_through_the_index_of_its_characters():
+    """A Chinese query is searched as pairs of characters (`_within_terms`), which hold no trigram; the vector of
+    the posts' characters (0015) leaves only the posts holding each of them to be read."""
+    crowd()
     PostFactory(
         party=party("CHN"), language="zh", title="山洪预警系统建设", description="山区社区的预警系统。"
     )
     PostFactory(party=party("CHN"), language="zh", title="干旱保险", description="农业")
     found = post_search(Post.objects.published(), "山洪预警系统")
     assert [p.title for p in found] == ["山洪预警系统建设"]
+    assert "post_search_cjk" in cjk_plan(found)
+    assert "post_search_cjk" in cjk_plan(found.order_by().values("pk"))  # the count too
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX post_search_cjk")  # undone with the test's transaction
+    assert "Seq Scan" in cjk_plan(found)
+    assert [p.title for p in found] == ["山洪预警系统建设"]
+
+
+# Texts and queries where a vector of characters could lose a post the LIKE finds: a character the text search
+# parser reads as no word ('・'), a query of no other, a text past the 16,383 positions PostgreSQL counts, kana,
+# compatibility ideographs (folded), scripts mixed in one word, an excluded term, a quoted phrase.
+EDGE_TEXTS = [
+    ("山洪预警系统建设", "山区社区的预警系统。"),
+    ("干旱保险", "农业保险・干旱指数"),
+    ("ミャンマーの洪水", "コミュニティ・防災"),
+    ("長い説明", "気候" * 9000 + "洪水予報"),
+    ("CO2排放核算", "MRV系统・报告; пожары"),
+    ("Flood warnings", "No Chinese here at all."),
+    ("豈有此理", "兼容汉字"),
+]
+EDGE_QUERIES = [
+    "预警", "山洪预警系统", "・", "保险・", "ー", "ミャンマー", "洪水予報", "気候洪水", "CO2排放", "排放 MRV",
+    "预警 -干旱", '"预警系统"', "豈", "洪水", "系统 OR 保险", "旱", "・ пожар",
+]  # fmt: skip
+
+
+def test_the_characters_vector_never_loses_a_post_the_search_finds(monkeypatch):
+    from apps.posts import selectors
+
+    for title, description in EDGE_TEXTS:
+        PostFactory(party=party("CHN"), language="zh", title=title, description=description)
+    with_index = {q: sorted(p.title for p in post_search(Post.objects.published(), q)) for q in EDGE_QUERIES}
+    # The same searches by their LIKEs alone: the condition on the vector made neutral.
+    monkeypatch.setattr(selectors, "_SEARCH_CJK_SQL", "(%s IS NOT NULL AND %s IS NOT NULL)")
+    without = {q: sorted(p.title for p in post_search(Post.objects.published(), q)) for q in EDGE_QUERIES}
+    assert with_index == without
+    assert with_index["洪水予報"] == ["長い説明"]  # past the 16,383rd character
+    assert with_index["ー"] == ["ミャンマーの洪水"]
+    # '・' is no word for the parser: the vector asks nothing of a query with no other such character.
+    assert with_index["・ пожар"] == ["CO2排放核算"]
+    assert with_index["保险・"] == ["干旱保险"]
+    assert with_index["预警 -干旱"] == ["山洪预警系统建设"]
+
+
+def test_the_characters_vector_follows_the_text():
+    post = PostFactory(party=party("CHN"), language="zh", title="洪水预警", description="社区")
+    english = PostFactory(title="Mangroves of Lamu")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, search_cjk::text FROM posts_post ORDER BY id")
+        vectors = dict(cursor.fetchall())
+    assert vectors[english.pk] == ""  # nothing stored for a post without such characters
+    assert set(vectors[post.pk].replace("'", "").split()) == set("洪水预警社区")
+    assert list(post_search(Post.objects.all(), "预警")) == [post]
+    Post.objects.filter(pk=post.pk).update(search_text="干旱保险")
+    assert list(post_search(Post.objects.all(), "预警")) == []
+    assert list(post_search(Post.objects.all(), "干旱")) == [post]
+
+
+def test_the_characters_migration_is_undone_and_done_again():
+    def columns() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'posts_post'"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    post = PostFactory(party=party("CHN"), language="zh", title="洪水预警", description="社区")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no ALTER TABLE while the post's checks wait
+    with connection.schema_editor() as editor:
+        cjk_migration.unstore(None, editor)
+        assert "search_cjk" not in columns()
+        cjk_migration.store(None, editor)
+    assert "search_cjk" in columns()
+    assert list(post_search(Post.objects.all(), "预警")) == [post]  # filled for the rows already there
 
 
 @pytest.mark.parametrize(
