@@ -532,7 +532,11 @@ class _Figures:
         return None if figure in _NULLABLE_FIGURES else 0
 
     def rows(self) -> list[dict[str, Any]]:
-        """Headline rows first, then every figure's breakdowns; zero rows included, so exports line up."""
+        """Headline rows first, then every figure's breakdowns; zero rows included, so exports line up. A month
+        that has not begun yet (a period that ends in the future) has no figures: null, not 0, so that no trend
+        ends in a fall to nothing that has not happened."""
+        now = timezone.now()
+        not_begun = {m.label for m in self.period.months() if m.start > now}
         domains = {
             "support_type": SupportType.values,
             "focus_area": FocusArea.values,
@@ -551,9 +555,8 @@ class _Figures:
                     continue
                 for combination in _product([domains[d] for d in dims]):
                     dimension = dict(zip(dims, combination, strict=True))
-                    rows.append(
-                        {"figure": name, "dimension": dimension, "value": self.get(name, **dimension)}
-                    )
+                    value = None if dimension.get("month") in not_begun else self.get(name, **dimension)
+                    rows.append({"figure": name, "dimension": dimension, "value": value})
         return rows
 
 

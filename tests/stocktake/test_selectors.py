@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.actors import Actor
 from apps.accounts.models import User
@@ -385,9 +386,35 @@ def test_an_empty_period_has_zero_counts_and_no_percentiles(world):
     assert v("needs_unmatched_60d") == 3
     assert v("days_to_first_strong_match_median") is None
     assert v("match_connection_rate") is None
-    assert v("needs_published", month="2030-01") == 0
+    # A month that has not begun has no monthly figures yet: null, not a count of 0.
+    assert v("needs_published", month="2030-01") is None
+    assert v("needs_open", month="2030-01") is None
+    # A month that is over and held nothing counts 0.
+    before = figures(date_from=dt.date(2025, 12, 1), date_to=dt.date(2025, 12, 31))
+    assert before("needs_published", month="2025-12") == 0
+    assert before("matches", month="2025-12") == 0
 
 
+def test_months_not_begun_have_no_figures_and_break_the_trend(world):
+    """A period that ends in the future (the current half-year, the report's default): the months after this one
+    are null in the export, "–" in the table and gaps in the charts, not a fall to 0 at the end of each trend;
+    the month under way has its figures so far."""
+    from apps.stocktake.tables import report_layout
+
+    today = timezone.localdate()
+    following = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    last = (following + dt.timedelta(days=40)).replace(day=1) - dt.timedelta(days=1)
+    v = figures(date_from=dt.date(2026, 1, 1), date_to=last)
+    this_month, next_month = today.strftime("%Y-%m"), following.strftime("%Y-%m")
+    assert v("needs_open", month=this_month) == v("needs_open")
+    assert v("needs_published", month=this_month) is not None
+    assert v("needs_open", month=next_month) is None and v("matches", month=next_month) is None
+    assert v("needs_published", month="2026-01") == 1  # months past keep theirs
+    layout = report_layout(v.export)
+    trend = {row[0]: row[1:] for row in layout["trend"].rows}
+    column = layout["months"].index(next_month)
+    assert all(values[column] == "–" for values in trend.values())
+    assert trend["Needs open"][column - 1] != "–"
 def test_one_day_period(world):
     v = figures(date_from=dt.date(2026, 1, 20), date_to=dt.date(2026, 1, 20))
     assert v("matches") == 1  # M1
