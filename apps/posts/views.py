@@ -367,7 +367,7 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 _SUCCESS = {  # lazy: in the language of the request that shows them, not of the import
     "submit": gettext_lazy(
-        "Submitted to the secretariat for review. You will see it here once it is published."
+        "Submitted to the secretariat for review. Everyone will see it in the list of posts once it is published."
     ),
     "recall": gettext_lazy("The post is back in your drafts: edit it, then submit it again."),
     "withdraw": gettext_lazy("The post is withdrawn. It is no longer shown or matched."),

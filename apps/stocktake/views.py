@@ -103,7 +103,9 @@ def _report_context(
 def report_download(request: HttpRequest, fmt: str) -> HttpResponse:
     form = StocktakeForm.from_query(request.GET)
     if not form.is_valid():
-        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain; charset=utf-8")
+        # A download link with a bad period or filter (written by hand: the page's own links are valid): the
+        # report's page with each error beside its field, as the report answers it, not the form's raw errors.
+        return render(request, "stocktake/report.html", _report_context(request, form), status=400)
     export = stocktake_export(
         date_from=form.cleaned_data["date_from"], date_to=form.cleaned_data["date_to"], filters=form.filters()
     )

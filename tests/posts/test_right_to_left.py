@@ -93,8 +93,8 @@ def test_a_chart_scrolls_in_a_left_to_right_frame_below_its_caption(login, commi
     away with the chart."""
     html = page(login(committee), reverse("stocktake:report") + "?date_from=2026-01-01&date_to=2026-06-30")
     frames = re.findall(
-        r'<figure class="chart-figure"><figcaption id="([\w-]+)">[^<]+</figcaption>'
-        r'<div class="chart-scroll" role="region" aria-labelledby="([\w-]+)" tabindex="0" dir="ltr">\s*<svg ',
+        r'<figure class="chart-figure"><figcaption id="([\w-]+)">[^<]+</figcaption><span id="[\w-]+" hidden>[^<]+</span>'
+        r'<div class="chart-scroll" role="region" aria-labelledby="([\w-]+) [\w-]+" tabindex="0" dir="ltr">\s*<svg ',
         html,
     )
     assert len(frames) == html.count('<svg class="chart"') == 5
@@ -151,3 +151,21 @@ def test_a_chinese_page_reads_full_width_digits_and_commas():
             form = party_form(amount_usd=typed)
             assert form.is_valid(), form.errors
             assert form.cleaned_data["amount_usd"] == amount
+
+
+def test_a_return_reason_keeps_its_own_direction_wherever_its_owner_reads_it(login):
+    """The secretariat's reason, in English, on an Arabic page: its full stop was drawn first ('.site')."""
+    user = FocalPointFactory(username="fp_fji_rtl", party=party("FJI"))
+    post = PostFactory(
+        party=party("FJI"), status="returned", published_at=None, return_reason="Add the budget for the site."
+    )
+    client = login(user)
+    reason = r'dir="auto">Add the budget for the site\.<'
+    assert re.search(reason, page(client, reverse("posts:detail", args=[post.pk])))
+    assert re.search(reason, page(client, reverse("posts:edit", args=[post.pk])))
+    dashboard = page(client, reverse("posts:dashboard"))
+    assert re.search(reason, dashboard)
+    # On a phone the reason is in view: the column next to the title, not the last one off-screen.
+    returned = dashboard[dashboard.index('id="status-returned-title"') :]
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', returned[: returned.index("</thead>")])
+    assert headers[1] == "سبب الإعادة"

@@ -415,6 +415,8 @@ def test_months_not_begun_have_no_figures_and_break_the_trend(world):
     column = layout["months"].index(next_month)
     assert all(values[column] == "–" for values in trend.values())
     assert trend["Needs open"][column - 1] != "–"
+
+
 def test_one_day_period(world):
     v = figures(date_from=dt.date(2026, 1, 20), date_to=dt.date(2026, 1, 20))
     assert v("matches") == 1  # M1

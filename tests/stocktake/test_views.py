@@ -164,6 +164,18 @@ def test_the_period_is_written_one_way_and_once(login, committee, query, field, 
     assert client.get(reverse("stocktake:download", args=["csv"]) + query).status_code == 400
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_bad_download_link_is_the_reports_page_with_its_errors(login, committee, fmt):
+    """A hand-written download link with a reversed period: the report's page, each error by its field, not
+    the form's raw error text naming its fields."""
+    url = reverse("stocktake:download", args=[fmt]) + "?date_from=2026-12-31&date_to=2026-01-01"
+    response = login(committee).get(url)
+    html = response.content.decode()
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    assert "date_to" in response.context["form"].errors
+    assert 'class="error-summary"' in html and "* date_to" not in html
+
+
 def test_a_group_filter_it_cannot_read_is_a_form_error(login, committee, world):
     response = login(committee).get(REPORT + QUERY + "&sids=maybe")
     assert response.status_code == 400
@@ -685,3 +697,21 @@ def test_figures_are_written_as_spanish_writes_numbers():
         assert format_value("ldc_parties_posting_share", 0.07) == "7,0\u00a0%"
         assert format_value("offers_per_need", 1.5) == "1,50"
         assert format_value("needs_published", 12345) == "12\u00a0345"
+
+
+def test_every_region_of_the_report_has_a_name_of_its_own(login, committee, world):
+    """A screen reader lists the regions by name: a bar chart's frame and its table were both named by the one
+    caption (axe: landmark-unique)."""
+    import re
+
+    html = login(committee).get(REPORT + QUERY).content.decode()
+    texts = {
+        m[0]: re.sub(r"<[^>]+>", "", m[1]).strip() for m in re.findall(r'id="([^"]+)"[^>]*>(.*?)</', html)
+    }
+    names = [
+        " ".join(texts[ref] for ref in refs.split())
+        for refs in re.findall(r'role="region" aria-labelledby="([^"]+)"', html)
+    ]
+    assert len(names) >= 10
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert "Open needs and offers by focus area (chart)" in names
