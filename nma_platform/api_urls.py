@@ -4,9 +4,9 @@ Partners hard-code these paths: never rename one within v1.
 """
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
-from apps.accounts.apis import HealthApi, NotFoundApi, OfflineRedocView, PingApi
+from apps.accounts.apis import HealthApi, NotFoundApi, OfflineRedocView, PingApi, SwaggerView
 from apps.matching.apis import ConnectionListApi, MatchInterestApi, PostMatchListApi
 from apps.parties.apis import PartyListApi, ProviderListApi, TaxonomyListApi
 from apps.posts.apis import (
@@ -42,7 +42,7 @@ urlpatterns = [
     path("stocktake/", StocktakeApi.as_view(), name="stocktake"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Its script from its own URL (?script), not inline: the Content-Security-Policy allows only the site's files.
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", OfflineRedocView.as_view(url_name="api:schema"), name="redoc"),
     # Last: any other address under /api/v1/ is a 404 in the API's error format, not an HTML page.
     re_path(r"^[\s\S]*$", NotFoundApi.as_view(), name="not-found"),  # [\s\S], not ".": a newline too

@@ -362,7 +362,8 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "updated_since",
         OpenApiTypes.DATETIME,
-        description="Only posts changed at or after this time (ISO 8601; naive means UTC): incremental sync.",
+        description="Only posts changed at or after this time (ISO 8601; naive means UTC; years 1970 to 9000): "
+        "incremental sync.",
     ),
     _choice_param(
         "ordering",
@@ -916,7 +917,10 @@ class PostRemovedListApi(ApiView):
         ),
         parameters=[
             OpenApiParameter(
-                "since", OpenApiTypes.DATETIME, required=True, description="ISO 8601; naive is UTC."
+                "since",
+                OpenApiTypes.DATETIME,
+                required=True,
+                description="ISO 8601; naive is UTC; years 1970 to 9000.",
             ),
             *offset_page_parameters(default=REMOVED_PAGE_SIZE, most=MAX_REMOVED_PAGE_SIZE),
         ],

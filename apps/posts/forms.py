@@ -32,7 +32,7 @@ from apps.parties.models import (
 
 from .languages import form_language_mismatch
 from .models import AMOUNT_TOO_LARGE, DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Post
-from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, post_rules_errors
+from .post_data import DECLARATIONS, MAX_AMOUNT, PostData, has_visible_text, post_rules_errors
 from .taxonomies import (
     POST_LANGUAGE_CODES,
     POST_LANGUAGES,
@@ -257,15 +257,24 @@ class PartyListWidget(OptionsInPythonMixin, forms.SelectMultiple):
         return option
 
 
+class VisibleTextField(forms.CharField):
+    """Text that must show something: only spaces, zero-width characters or lone combining marks are empty (a
+    required field says so), as the API and the import read them (`has_visible_text`)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value if has_visible_text(value) else self.empty_value
+
+
 class PostForm(forms.Form):
     """A need or an offer of one poster (a Party or a support provider, fixed by the caller)."""
 
     kind = forms.ChoiceField(label=_("Kind"), choices=Post.Kind.choices, widget=forms.RadioSelect)
     # dir="auto": Arabic (or any right-to-left text) is typed and shown right to left, on a page in English.
-    title = forms.CharField(
+    title = VisibleTextField(
         label=_("Title"), max_length=TITLE_MAX_LENGTH, widget=forms.TextInput(attrs={"dir": "auto"})
     )
-    description = forms.CharField(
+    description = VisibleTextField(
         label=_("Description"),
         max_length=DESCRIPTION_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 8, "dir": "auto"}),
@@ -535,7 +544,7 @@ class PostForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    outcome = forms.CharField(
+    outcome = VisibleTextField(
         label=_("Outcome"),
         max_length=DESCRIPTION_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 4, "dir": "auto"}),

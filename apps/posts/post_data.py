@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -211,9 +212,16 @@ def subject_title(text: str, limit: int = 80) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.-–") + "…"
 
 
+def has_visible_text(value: str) -> bool:
+    """Whether the text shows anything: a letter, digit, punctuation mark or symbol. Spaces, zero-width and
+    other format characters (U+200B, U+FEFF) and combining marks without a letter show nothing, and a title of
+    them was taken and shown blank."""
+    return any(unicodedata.category(c)[0] in "LNPS" for c in value)
+
+
 def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int, required: bool) -> str:
     value = record.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not has_visible_text(value)):
         if required:
             errors.append(FieldError(name, _("This field is required and may not be empty."), "required"))
         return ""

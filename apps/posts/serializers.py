@@ -676,7 +676,11 @@ def _keys(choices) -> serializers.ListField:
 
 
 class PostWriteSerializer(serializers.Serializer):
-    """A post in the import format of docs/FORMATS.md (create, replace, or one item of a bulk import)."""
+    """A post in the import format of docs/FORMATS.md (create, replace, or one item of a bulk import).
+
+    A key this format does not have is refused (a 400 naming it: a misspelt field is not silently dropped); the
+    keys of a post as the API returns it (id, status, its times, outcome, return reason...) are taken and
+    ignored, so that a record read can be sent back as it is."""
 
     external_id = serializers.CharField(
         max_length=100,
@@ -801,10 +805,20 @@ class PostCloseSerializer(serializers.Serializer):
 MAX_IMPORT_ITEMS = 1000
 
 
+class PostImportItemSerializer(PostWriteSerializer):
+    """An import item: a post in the import format whose `external_id` is required (the import is idempotent on
+    it). Keys as in a single write: one the format does not have is refused, a post's keys as read are ignored."""
+
+    external_id = serializers.CharField(
+        max_length=100,
+        help_text="The post's id in your system: the import creates or updates the post by it.",
+    )
+
+
 class PostImportSerializer(serializers.Serializer):
     # The bounds the view checks, for the schema's minItems and maxItems.
     items = serializers.ListField(
-        child=PostWriteSerializer(),
+        child=PostImportItemSerializer(),
         min_length=1,
         max_length=MAX_IMPORT_ITEMS,
         help_text="1 to 1,000 posts in the import format.",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from apps.parties.models import SupportProvider
 
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
-from .post_data import DECLARATIONS, FieldError, PostData
+from .post_data import DECLARATIONS, FieldError, PostData, has_visible_text
 from .selectors import PLATFORM_EXPORT_ID, platform_post_number, post_by_export_id
 
 logger = logging.getLogger(__name__)
@@ -487,7 +487,7 @@ def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
     `published_at` is cleared, so the stocktake counts it from its next publication, if any, and never as open
     meanwhile (its history keeps the first). Partners' syncs learn of it from the removed-posts feed
     (`post_was_published`)."""
-    if not reason.strip():
+    if not has_visible_text(reason):
         raise ValueError(_("Give the reason for returning the post, so the owner knows what to change."))
     post = _transition(
         actor=actor,
@@ -534,7 +534,7 @@ def _notify_posters(post_id: int, event: str) -> None:
 
 @transaction.atomic
 def post_close(*, actor: Actor, post: Post, outcome: str, opened_at: datetime | None = None) -> Post:
-    if not outcome.strip():
+    if not has_visible_text(outcome):
         raise ValueError(_("Describe the outcome: how was the need met or the offer taken up?"))
     return _transition(
         actor=actor,

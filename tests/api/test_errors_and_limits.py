@@ -202,3 +202,31 @@ def test_a_contact_email_is_checked_as_the_web_form_checks_it(api, tokens):
         "/api/v1/posts/", {**body, "contact_email": "fp@example.org"}, format="json"
     )
     assert response.status_code == 201
+
+
+def _api_urls() -> list[str]:
+    """Every address of /api/v1/, its <pk> a post's or a match's number."""
+    import re
+
+    from nma_platform import api_urls
+
+    urls = []
+    for pattern in api_urls.urlpatterns:
+        route = getattr(pattern.pattern, "_route", None)
+        if route is not None:
+            urls.append("/api/v1/" + re.sub(r"<int:\w+>", "1", route))
+    return urls
+
+
+@pytest.mark.parametrize("method", ["options", "head", "get"])
+def test_no_address_answers_a_method_with_a_server_error(api, tokens, method):
+    """OPTIONS of the Swagger page (a browser's preflight, a scanner) was a 500, logged as an error each time."""
+    PostFactory()
+    urls = _api_urls()
+    assert "/api/v1/docs/" in urls and "/api/v1/posts/1/recall/" in urls
+    for client in (api(), api(tokens["ken"])):
+        for url in urls:
+            response = getattr(client, method)(url)
+            assert response.status_code < 500, (method, url, response.status_code)
+    assert api().options("/api/v1/docs/").status_code == 405
+    assert api().get("/api/v1/docs/").status_code == 200

@@ -90,6 +90,15 @@ def test_schema_lists_every_endpoint_with_errors_and_auth(api):
     )
     batch = schema["components"]["schemas"]["PostImportRequest"]["properties"]["items"]
     assert (batch["minItems"], batch["maxItems"]) == (1, 1000)  # as the import checks them
+    # An item without external_id is refused: the contract says it is required there (not in a single write).
+    item = schema["components"]["schemas"][batch["items"]["$ref"].rsplit("/", 1)[1]]
+    assert "external_id" in item["required"] and not item["properties"]["external_id"].get("nullable")
+    assert "external_id" not in schema["components"]["schemas"]["PostWriteRequest"].get("required", [])
+    # So are the dates a sync may start from.
+    params = {p["name"]: p for p in schema["paths"]["/api/v1/posts/"]["get"]["parameters"]}
+    assert "years 1970 to 9000" in params["updated_since"]["description"]
+    params = {p["name"]: p for p in schema["paths"]["/api/v1/posts/removed/"]["get"]["parameters"]}
+    assert "years 1970 to 9000" in params["since"]["description"]
     # The header their answers carry is in the contract too, as a header of the 200, not a request parameter.
     for path in ("/api/v1/posts/{id}/matches/", "/api/v1/posts/removed/"):
         assert "X-Total-Count" in schema["paths"][path]["get"]["responses"]["200"]["headers"]

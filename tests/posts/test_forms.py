@@ -300,3 +300,19 @@ def test_a_text_over_its_limit_is_refused_with_its_length_not_cut_by_the_browser
     assert "maxlength" not in str(form["description"]) and "maxlength" not in str(form["title"])
     assert not form.is_valid()
     assert form.errors["description"] == ["Ensure this value has at most 20000 characters (it has 20001)."]
+
+
+@pytest.mark.parametrize("blank", ["\u200b\u200b", "\ufeff", "\u0301"])
+def test_a_title_or_description_that_shows_nothing_is_required(blank):
+    form = party_form(title=blank, description=blank)
+    assert not form.is_valid()
+    assert form.errors["title"] == ["This field is required."]
+    assert form.errors["description"] == ["This field is required."]
+
+
+def test_an_outcome_that_shows_nothing_is_required():
+    from apps.posts.forms import CloseForm
+
+    form = CloseForm({"outcome": "\u200b \u2060"})
+    assert not form.is_valid() and form.errors["outcome"] == ["This field is required."]
+    assert CloseForm({"outcome": "Funded."}).is_valid()

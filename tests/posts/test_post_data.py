@@ -283,3 +283,20 @@ def test_a_deactivated_provider_is_known(refs):
     (tests/accounts/test_deactivated_provider.py)."""
     data = parse_post_record(offer(provider="oldfund"), refs)
     assert data.provider.short_name == "OLDFUND" and not data.provider.is_active
+
+
+INVISIBLE = ["\u200b\u200b", "\ufeff", "\u0301\u0301", " \u200b\u2060 ", "\u00a0\u3000"]
+
+
+@pytest.mark.parametrize("blank", INVISIBLE)
+@pytest.mark.parametrize("name", ["title", "description"])
+def test_text_that_shows_nothing_is_empty(refs, name, blank):
+    """Zero-width and format characters, or combining marks without a letter: a post titled so was taken and
+    shown blank (API and import)."""
+    assert errors_of(need(**{name: blank}), refs)[name].code == "required"
+
+
+def test_text_with_a_visible_character_among_invisible_ones_is_kept(refs):
+    assert parse_post_record(need(title="\u200bé\u200b"), refs).title == "\u200bé\u200b"
+    assert parse_post_record(need(title="洪水"), refs).title == "洪水"
+    assert parse_post_record(need(title="١٢"), refs).title == "١٢"  # Arabic-Indic digits

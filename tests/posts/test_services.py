@@ -396,7 +396,7 @@ def test_withdrawing_a_draft_sets_only_withdrawn_at(focal_point):
     assert (post.submitted_at, post.published_at) == (None, None)
 
 
-@pytest.mark.parametrize("reason", ["", "   "])
+@pytest.mark.parametrize("reason", ["", "   ", "\u200b\ufeff"])
 def test_return_needs_a_reason(reason, secretariat):
     post = ken_post(S.SUBMITTED)
     with pytest.raises(ValueError, match="reason"):
@@ -406,7 +406,7 @@ def test_return_needs_a_reason(reason, secretariat):
     assert not post.events.exists()
 
 
-@pytest.mark.parametrize("outcome", ["", "  \n "])
+@pytest.mark.parametrize("outcome", ["", "  \n ", "\u0301\u200b"])
 def test_close_needs_an_outcome(outcome, focal_point):
     post = ken_post(S.PUBLISHED)
     with pytest.raises(ValueError, match="outcome"):
