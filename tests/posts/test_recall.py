@@ -109,6 +109,21 @@ def test_the_owner_recalling_first_leaves_nothing_to_publish_or_return(focal_poi
     assert Post.objects.get(pk=post.pk).status == S.DRAFT
 
 
+def test_the_secretariat_publishing_a_post_its_owner_took_back_is_told_in_the_admin(
+    focal_point, secretariat, login
+):
+    """The secretariat opened the post in the queue; its owner took it back before the secretariat's click."""
+    post = submitted()
+    staff = login(secretariat)
+    assert staff.get(reverse("admin:posts_post_change", args=[post.pk])).status_code == 200
+    post_recall(actor=Actor.for_user(focal_point), post=post)
+    response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]))
+    assert response.status_code == 302
+    assert any("A draft post cannot be published." in m for m in messages_of(response))
+    post.refresh_from_db()
+    assert post.status == S.DRAFT and post.published_at is None
+
+
 @pytest.mark.parametrize(
     ("status", "message"),
     [
