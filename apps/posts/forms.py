@@ -298,14 +298,15 @@ class PostForm(forms.Form):
     eligible_parties = forms.MultipleChoiceField(
         label=_("Eligible Parties"),
         required=False,
-        help_text=_("Offers only. Hold Ctrl (or Cmd) to choose several."),
+        help_text=_("Offers only. Hold Ctrl (or Cmd) to choose several; on a touch screen, tap each."),
         widget=PartyListWidget,
     )
     partner_parties = forms.MultipleChoiceField(
         label=_("Partner Parties"),
         required=False,
         help_text=_(
-            "Other Parties taking part (welcome, never required). Hold Ctrl (or Cmd) to choose several."
+            "Other Parties taking part (welcome, never required). Hold Ctrl (or Cmd) to choose several; on a "
+            "touch screen, tap each."
         ),
         widget=PartyListWidget,
     )
