@@ -46,7 +46,7 @@ from .folding import search_fold
 from .forms import OpenedAtField
 from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
-from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
+from .post_data import DECLARATIONS, PostData, ReferenceData, has_visible_text, post_rules_errors
 from .selectors import post_changed_since_review_count, post_eligibility_labels
 from .services import (
     TRANSITIONS,
@@ -419,6 +419,18 @@ class PostAdminForm(forms.ModelForm):
         if self.instance.pk is not None and "opened_at" in self.fields:
             self.fields["opened_at"].initial = self.instance.updated_at
 
+    def _visible(self, name: str) -> str:
+        value = self.cleaned_data.get(name, "")
+        if not has_visible_text(value):  # zero-width or format characters only: shown blank
+            raise forms.ValidationError(gettext("This field is required."), code="required")
+        return value
+
+    def clean_title(self) -> str:
+        return self._visible("title")
+
+    def clean_description(self) -> str:
+        return self._visible("description")
+
     def clean_eligible(self) -> list[str]:
         refs = ReferenceData()
         keys: list[str] = []
@@ -680,7 +692,13 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         post = self.get_object(request, object_id) if object_id else None
-        extra_context = {**(extra_context or {}), "can_moderate": False, "can_take_back": False}
+        extra_context = {
+            **(extra_context or {}),
+            "can_moderate": False,
+            "can_take_back": False,
+            # When the page was shown: its Publish and Return refuse a post submitted again since (`_seen_at`).
+            "seen_at": timezone.now().isoformat(),
+        }
         if post is not None:
             can_change = self.has_change_permission(request, post)
             extra_context["can_moderate"] = post.status == Post.Status.SUBMITTED and can_change
@@ -730,10 +748,28 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
                 self.log_change(request, moderated, message)
         return done
 
+    def _seen_at(self, request, name: str):
+        """When the page the secretariat decides from was shown (a hidden field, or a parameter: `name`), or None
+        after saying to show it again (a form of another page, or of an older version)."""
+        try:
+            seen_at = parse_datetime(request.POST.get(name) or request.GET.get(name) or "")
+        except ValueError:  # well formed, but no such time (month 13)
+            seen_at = None
+        if seen_at is None or timezone.is_naive(seen_at):
+            self.message_user(request, gettext("Show the page again, then decide."), messages.ERROR)
+            return None
+        return seen_at
+
     @admin.action(description=_("Publish the selected posts"), permissions=["change"])
     def publish_selected(self, request, queryset) -> None:
+        # What the list showed: a post submitted again since (taken back by its poster and changed) is refused.
+        seen_at = self._seen_at(request, "shown_at")
+        if seen_at is None:
+            return
         done = self._moderate(
-            request, queryset.order_by("submitted_at", "id"), lambda a, p: post_publish(actor=a, post=p)
+            request,
+            queryset.order_by("submitted_at", "id"),
+            lambda a, p: post_publish(actor=a, post=p, seen_at=seen_at),
         )
         if done:
             self.message_user(
@@ -786,7 +822,12 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         form = ReturnReasonForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
-            done = self._moderate(request, posts, lambda a, p: post_return(actor=a, post=p, reason=reason))
+            seen_at = self._seen_at(request, "shown_at")  # the list's time, carried by the reason's page
+            if seen_at is None:
+                return None
+            done = self._moderate(
+                request, posts, lambda a, p: post_return(actor=a, post=p, reason=reason, seen_at=seen_at)
+            )
             if done:
                 self.message_user(
                     request,
@@ -821,6 +862,12 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "not_returnable": [p for p in posts if p.status not in TRANSITIONS["return"]],
             "published": [p for p in posts if p.status == Post.Status.PUBLISHED],
+            # When the posts were shown: the list's time for its action, else the post's page's (a parameter of
+            # its link), else now.
+            "shown_at": request.POST.get("shown_at")
+            or request.GET.get("seen_at")
+            or request.POST.get("seen_at")
+            or timezone.now().isoformat(),
         }
         return TemplateResponse(request, "admin/posts/post/return_reason.html", context)
 
@@ -855,7 +902,10 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         post = self._post_for_moderation(request, object_id)
-        if self._moderate(request, [post], lambda a, p: post_publish(actor=a, post=p)):
+        seen_at = self._seen_at(request, "seen_at")
+        if seen_at is None:
+            return HttpResponseRedirect(self._change_url(post))
+        if self._moderate(request, [post], lambda a, p: post_publish(actor=a, post=p, seen_at=seen_at)):
             self.message_user(request, gettext("Published “%s”.") % post.title, messages.SUCCESS)
         return HttpResponseRedirect(self._change_url(post))
 
@@ -864,7 +914,11 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         form = ReturnReasonForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
-            if self._moderate(request, [post], lambda a, p: post_return(actor=a, post=p, reason=reason)):
+            seen_at = self._seen_at(request, "seen_at")
+            if seen_at is None:
+                return HttpResponseRedirect(self._change_url(post))
+            call = lambda a, p: post_return(actor=a, post=p, reason=reason, seen_at=seen_at)  # noqa: E731
+            if self._moderate(request, [post], call):
                 message = (
                     gettext("Took back the publication of “%s” and returned it to its owner.")
                     if post.status == Post.Status.PUBLISHED

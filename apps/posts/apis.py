@@ -55,7 +55,7 @@ from apps.parties.models import RegionalGroup, SupportProvider
 
 from .filters import PostFilter, ProviderFilter
 from .models import Post, PostEvent
-from .post_data import FieldError, PostData, PostDataError, ReferenceData, parse_post_record
+from .post_data import FieldError, PostData, PostDataError, ReferenceData, has_visible_text, parse_post_record
 from .selectors import PLATFORM_EXPORT_ID, post_by_export_id, post_list_visible
 from .serializers import (
     MAX_IMPORT_ITEMS,
@@ -864,7 +864,7 @@ class PostCloseApi(_TransitionApi):
             raise PermissionDenied(_("You may only act on your own Party's or organisation's posts."))
         body = self.json_body()
         outcome = body.get("outcome") if isinstance(body, dict) else None
-        if not isinstance(outcome, str) or not outcome.strip():
+        if not isinstance(outcome, str) or not has_visible_text(outcome):
             raise field_error(
                 "outcome", _("Describe the outcome: how was the need met or the offer taken up?"), "required"
             )
@@ -882,7 +882,9 @@ class PostRemovedSerializer(rest_serializers.Serializer):
         help_text="As in the list: the post's external id, or post-<id>."
     )
     status = rest_serializers.ChoiceField(
-        choices=Post.Status.choices, help_text="Where it went: closed, withdrawn, or back in moderation."
+        choices=Post.Status.choices,
+        help_text="Where it went: closed, withdrawn, or back to its owner (returned, then submitted again, or a "
+        "draft once its owner takes that submission back from review).",
     )
     updated_at = rest_serializers.DateTimeField(
         help_text="When it last changed (it left the list then or before)."

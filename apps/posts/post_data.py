@@ -212,11 +212,16 @@ def subject_title(text: str, limit: int = 80) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.-–") + "…"
 
 
+# Letters and symbols that draw nothing: the Hangul fillers and the blank Braille pattern, the usual ways to
+# write a "blank" name that passes a check of categories.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def has_visible_text(value: str) -> bool:
     """Whether the text shows anything: a letter, digit, punctuation mark or symbol. Spaces, zero-width and
-    other format characters (U+200B, U+FEFF) and combining marks without a letter show nothing, and a title of
-    them was taken and shown blank."""
-    return any(unicodedata.category(c)[0] in "LNPS" for c in value)
+    other format characters (U+200B, U+FEFF), combining marks without a letter and the blank glyphs above show
+    nothing, and a title of them was taken and shown blank."""
+    return any(unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_GLYPHS for c in value)
 
 
 def _text(record: dict, name: str, errors: list[FieldError], *, max_length: int, required: bool) -> str:

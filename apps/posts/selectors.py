@@ -109,6 +109,8 @@ def _within_terms(text: str) -> list[tuple[str, bool]]:
             continue
         if _CJK_RUN.fullmatch(term) and not exclude:
             terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))
+            if len(term) % 2:  # an odd run's last character, with the one before it (山洪预警系: 警系)
+                terms.append((term[-2:], False))
             continue
         terms.append((search_term(term), exclude))
     return terms

@@ -132,7 +132,15 @@ _REFUSED = {
 
 def post_can_manage(*, actor: Actor, post: Post, action: str | None = None) -> bool:
     """Whether the actor may edit, submit, close or withdraw the post (`action`, or at least one of them when
-    None): its own Party or provider, or staff. A deactivated provider may only take its posts down."""
+    None): its own Party or provider, or staff. A deactivated provider may only take its posts down. Taking a
+    submission back from review is its poster's alone: the secretariat decides on it, publishing it or returning
+    it with a reason (which its poster is told)."""
+    if action == "recall":
+        return (
+            not actor.is_secretariat
+            and actor.can_post
+            and actor.acts_for(party_id=post.party_id, provider_id=post.provider_id)
+        )
     if actor.is_secretariat:
         return True
     if actor.is_deactivated_provider and (action is None or action in TAKE_DOWN_ACTIONS):
@@ -141,6 +149,10 @@ def post_can_manage(*, actor: Actor, post: Post, action: str | None = None) -> b
 
 
 def _require_manage(actor: Actor, post: Post, action: str | None = None) -> None:
+    if action == "recall" and actor.is_secretariat:
+        raise PermissionDenied(
+            _("Only its poster takes a post back from review: publish it, or return it with a reason.")
+        )
     if not post_can_manage(actor=actor, post=post, action=action):
         if actor.is_deactivated_provider and post_can_manage(actor=actor, post=post):
             raise PermissionDenied(PROVIDER_DEACTIVATED_MESSAGE)
@@ -403,9 +415,12 @@ def _transition(
     event: str,
     staff_only: bool = False,
     opened_at: datetime | None = None,
+    seen_at: datetime | None = None,
     **fields,
 ) -> Post:
-    """`opened_at`: as `post_update`'s, the post's `updated_at` when the caller read it (the API's If-Match)."""
+    """`opened_at`: as `post_update`'s, the post's `updated_at` when the caller read it (the API's If-Match).
+    `seen_at`: when the secretariat was shown the submitted post it decides on; a submission since then (its
+    poster took it back, changed it and submitted it again) is one it has not read, and the decision is refused."""
     post = _lock(post)
     if staff_only:
         if not actor.is_secretariat:
@@ -415,6 +430,17 @@ def _transition(
     _require_transition(action, post)
     if opened_at is not None and post.updated_at != opened_at:
         raise PostEditConflict(post, actor)
+    if (
+        seen_at is not None
+        and post.status == Status.SUBMITTED
+        and post.submitted_at is not None
+        and post.submitted_at > seen_at
+    ):
+        raise ValueError(
+            _(
+                "Its poster took it back and submitted it again after this page was shown: read it again first."
+            )
+        )
     if to_status == Status.PUBLISHED:
         _require_provider_publishes(post.provider)
     from_status = post.status
@@ -466,7 +492,8 @@ def post_recall(*, actor: Actor, post: Post, opened_at: datetime | None = None) 
 
 
 @transaction.atomic
-def post_publish(*, actor: Actor, post: Post) -> Post:
+def post_publish(*, actor: Actor, post: Post, seen_at: datetime | None = None) -> Post:
+    """`seen_at`: when the secretariat was shown the post (`_transition`): a submission since is refused."""
     post = _transition(
         actor=actor,
         post=post,
@@ -474,13 +501,14 @@ def post_publish(*, actor: Actor, post: Post) -> Post:
         to_status=Status.PUBLISHED,
         event="published",
         staff_only=True,
+        seen_at=seen_at,
     )
     _notify_posters(post.pk, "published")
     return post
 
 
 @transaction.atomic
-def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
+def post_return(*, actor: Actor, post: Post, reason: str, seen_at: datetime | None = None) -> Post:
     """Return a submitted post to its owner with the reason, or take back a published one the same way.
 
     A post taken back leaves the public list, and its matches are retired (as a withdrawal's are); its
@@ -496,6 +524,7 @@ def post_return(*, actor: Actor, post: Post, reason: str) -> Post:
         to_status=Status.RETURNED,
         event="returned",
         staff_only=True,
+        seen_at=seen_at,
         return_reason=reason.strip(),
     )
     _notify_posters(post.pk, "returned")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken
@@ -297,7 +298,8 @@ def test_publishing_a_deactivated_providers_submission_is_refused_in_the_admin(g
     gcf.is_active = False
     gcf.save()
     client.force_login(secretariat)
-    response = client.post(reverse("admin:posts_post_publish", args=[submitted.pk]), follow=True)
+    seen = {"seen_at": timezone.now().isoformat()}  # as the post's page sends it
+    response = client.post(reverse("admin:posts_post_publish", args=[submitted.pk]), seen, follow=True)
     assert response.status_code == 200
     assert "GCF is deactivated: its posts are not published. Reactivate it first." in response.text
     submitted.refresh_from_db()
@@ -305,7 +307,7 @@ def test_publishing_a_deactivated_providers_submission_is_refused_in_the_admin(g
     # Reactivated, it is published.
     gcf.is_active = True
     gcf.save()
-    client.post(reverse("admin:posts_post_publish", args=[submitted.pk]))
+    client.post(reverse("admin:posts_post_publish", args=[submitted.pk]), seen)
     submitted.refresh_from_db()
     assert submitted.status == S.PUBLISHED
 

@@ -204,8 +204,9 @@ def test_a_contact_email_is_checked_as_the_web_form_checks_it(api, tokens):
     assert response.status_code == 201
 
 
-def _api_urls() -> list[str]:
-    """Every address of /api/v1/, its <pk> a post's or a match's number."""
+def _api_urls(post_id: int, match_id: int) -> list[str]:
+    """Every address of /api/v1/, its <pk> the number of a post (or of a match, for a match's address) that
+    exists: a missing one only reaches the 404."""
     import re
 
     from nma_platform import api_urls
@@ -214,16 +215,21 @@ def _api_urls() -> list[str]:
     for pattern in api_urls.urlpatterns:
         route = getattr(pattern.pattern, "_route", None)
         if route is not None:
-            urls.append("/api/v1/" + re.sub(r"<int:\w+>", "1", route))
+            number = match_id if route.startswith("matches/") else post_id
+            urls.append("/api/v1/" + re.sub(r"<int:\w+>", str(number), route))
     return urls
 
 
 @pytest.mark.parametrize("method", ["options", "head", "get"])
 def test_no_address_answers_a_method_with_a_server_error(api, tokens, method):
     """OPTIONS of the Swagger page (a browser's preflight, a scanner) was a 500, logged as an error each time."""
-    PostFactory()
-    urls = _api_urls()
-    assert "/api/v1/docs/" in urls and "/api/v1/posts/1/recall/" in urls
+    from .factories import MatchFactory
+
+    match = MatchFactory()
+    post = match.need
+    urls = _api_urls(post.pk, match.pk)
+    assert "/api/v1/docs/" in urls and f"/api/v1/posts/{post.pk}/recall/" in urls
+    assert f"/api/v1/matches/{match.pk}/interest/" in urls
     for client in (api(), api(tokens["ken"])):
         for url in urls:
             response = getattr(client, method)(url)

@@ -193,6 +193,9 @@ def test_life_cycle_through_the_api(api, tokens):
     ]
     Post.objects.filter(pk=pk).update(status="published")
     assert client.post(f"{LIST}{pk}/close/", {}, format="json").status_code == 400
+    for blank in ("   ", "\u200b\u2060"):  # an outcome that shows nothing is missing, whatever it is made of
+        refused = client.post(f"{LIST}{pk}/close/", {"outcome": blank}, format="json")
+        assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "required"
     closed = client.post(f"{LIST}{pk}/close/", {"outcome": "Funded by the GCF."}, format="json")
     assert closed.status_code == 200
     assert (closed.json()["status"], closed.json()["outcome"]) == ("closed", "Funded by the GCF.")

@@ -172,6 +172,7 @@ def test_submit_draft(call, role, expected):
     _expect(
         {
             **MANAGE,
+            "session_secretariat": 403,  # the poster's alone: the secretariat publishes or returns it
             "other_party_token": 404,
             "provider_token": 404,
             "session_other_focal_point": 404,

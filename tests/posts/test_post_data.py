@@ -300,3 +300,9 @@ def test_text_with_a_visible_character_among_invisible_ones_is_kept(refs):
     assert parse_post_record(need(title="\u200bé\u200b"), refs).title == "\u200bé\u200b"
     assert parse_post_record(need(title="洪水"), refs).title == "洪水"
     assert parse_post_record(need(title="١٢"), refs).title == "١٢"  # Arabic-Indic digits
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0"])
+def test_letters_and_symbols_that_draw_nothing_are_empty(refs, blank):
+    """The Hangul fillers and the blank Braille pattern are a letter and a symbol by category, and draw nothing."""
+    assert errors_of(need(title=blank), refs)["title"].code == "required"

@@ -4,6 +4,7 @@ test_services.py and tests/api/test_write_permissions.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -15,9 +16,17 @@ from rest_framework.test import APIClient
 from apps.accounts.actors import Actor
 from apps.accounts.models import ApiToken
 from apps.posts.models import Post
-from apps.posts.services import PostTransitionError, post_publish, post_recall, post_return, post_submit
+from apps.posts.services import (
+    PostTransitionError,
+    post_publish,
+    post_recall,
+    post_return,
+    post_submit,
+    post_update,
+)
 
 from ..factories import PostFactory, ProviderUserFactory, SupportProviderFactory, party
+from .test_services import need_data
 from .test_views import form_data, messages_of
 
 pytestmark = pytest.mark.django_db
@@ -115,13 +124,90 @@ def test_the_secretariat_publishing_a_post_its_owner_took_back_is_told_in_the_ad
     """The secretariat opened the post in the queue; its owner took it back before the secretariat's click."""
     post = submitted()
     staff = login(secretariat)
-    assert staff.get(reverse("admin:posts_post_change", args=[post.pk])).status_code == 200
+    seen_at = seen_at_of(staff.get(reverse("admin:posts_post_change", args=[post.pk])))
     post_recall(actor=Actor.for_user(focal_point), post=post)
-    response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]))
+    response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]), {"seen_at": seen_at})
     assert response.status_code == 302
     assert any("A draft post cannot be published." in m for m in messages_of(response))
     post.refresh_from_db()
     assert post.status == S.DRAFT and post.published_at is None
+
+
+def seen_at_of(page) -> str:
+    """The time the admin's page of a submitted post says it was shown, as its Publish form sends it."""
+    return re.search(r'name="seen_at" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def rewritten_and_resubmitted(post: Post, owner) -> Post:
+    """What its owner can do while the secretariat reads the post: take it back, change it, submit it again."""
+    actor = Actor.for_user(owner)
+    post = post_recall(actor=actor, post=post)
+    post = post_update(actor=actor, post=post, data=need_data(title="Never read by the secretariat"))
+    return post_submit(actor=actor, post=post)
+
+
+def test_the_secretariat_never_publishes_a_text_it_was_not_shown(focal_point, secretariat, login):
+    """The page was opened on one text; its poster took the post back, rewrote it and submitted it again before
+    the click: the Publish of that page publishes nothing, and says why (a reviewer published the new text)."""
+    post = submitted(title="Read by the secretariat")
+    staff = login(secretariat)
+    page = staff.get(reverse("admin:posts_post_change", args=[post.pk]))
+    seen_at = seen_at_of(page)
+    return_link = re.search(r'href="([^"]*/return/\?seen_at=[^"]+)"', page.content.decode()).group(1)
+    rewritten_and_resubmitted(post, focal_point)
+
+    response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]), {"seen_at": seen_at})
+    assert response.status_code == 302
+    (message,) = messages_of(response)
+    assert "submitted it again after this page was shown: read it again first." in message
+    post.refresh_from_db()
+    assert (post.status, post.title) == (S.SUBMITTED, "Never read by the secretariat")
+    # Returning it from the same page's link is refused alike: the reason's page carries the page's time.
+    confirm = staff.get(return_link)
+    response = staff.post(return_link, {"reason": "Budget missing.", "seen_at": seen_at_of(confirm)})
+    assert "read it again first." in " ".join(messages_of(response))
+    assert Post.objects.get(pk=post.pk).status == S.SUBMITTED
+    # Shown again, it is published.
+    fresh = seen_at_of(staff.get(reverse("admin:posts_post_change", args=[post.pk])))
+    staff.post(reverse("admin:posts_post_publish", args=[post.pk]), {"seen_at": fresh})
+    assert Post.objects.get(pk=post.pk).status == S.PUBLISHED
+
+
+def test_the_queues_actions_never_decide_on_a_text_submitted_after_the_list_was_shown(
+    focal_point, secretariat, login
+):
+    changed, unchanged = submitted(title="Changed meanwhile"), submitted(title="As listed")
+    staff = login(secretariat)
+    page = staff.get(QUEUE, {"queue": "submitted"}).content.decode()
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    rewritten_and_resubmitted(changed, focal_point)
+    chosen = {
+        "action": "publish_selected",
+        "_selected_action": [changed.pk, unchanged.pk],
+        "shown_at": shown_at,
+    }
+    response = staff.post(QUEUE, chosen)
+    assert any("read it again first." in m for m in messages_of(response))
+    statuses = dict(Post.objects.values_list("pk", "status"))
+    assert (statuses[changed.pk], statuses[unchanged.pk]) == (S.SUBMITTED, S.PUBLISHED)
+    # The return action's page carries the list's time to its confirmation.
+    chosen = {"action": "return_selected", "_selected_action": [changed.pk], "shown_at": shown_at}
+    confirm = staff.post(QUEUE, chosen).content.decode()
+    assert f'name="shown_at" value="{shown_at}"' in confirm
+    staff.post(QUEUE, {**chosen, "apply": "1", "reason": "Budget missing."})
+    assert Post.objects.get(pk=changed.pk).status == S.SUBMITTED
+
+
+def test_a_decision_without_the_time_its_page_was_shown_is_asked_again(secretariat, login):
+    """A form of another page, or of the version before this one: nothing is decided."""
+    post = submitted()
+    staff = login(secretariat)
+    for data in ({}, {"seen_at": "2026-13-01T00:00:00+00:00"}, {"seen_at": "2026-01-01T00:00:00"}):
+        response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]), data, follow=True)
+        assert [str(m) for m in response.context["messages"]] == ["Show the page again, then decide."]
+    response = staff.post(QUEUE, {"action": "publish_selected", "_selected_action": [post.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Show the page again, then decide."]
+    assert Post.objects.get(pk=post.pk).status == S.SUBMITTED
 
 
 @pytest.mark.parametrize(

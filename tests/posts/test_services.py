@@ -214,7 +214,8 @@ WRITES = [
     ("return", S.PUBLISHED, {"secretariat"}, {"secretariat"}),
     ("close", S.PUBLISHED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
     ("withdraw", S.PUBLISHED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
-    ("recall", S.SUBMITTED, {"fp_own", "secretariat"}, {"provider_own", "secretariat"}),
+    # The poster's alone: the secretariat publishes or returns with a reason.
+    ("recall", S.SUBMITTED, {"fp_own"}, {"provider_own"}),
 ]
 
 

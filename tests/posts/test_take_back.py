@@ -3,6 +3,7 @@ public list and its matches at once, its owner hears why, edits and resubmits it
 and the partners' sync all see it as no longer published."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -227,9 +228,11 @@ def test_the_admin_takes_back_a_publication_from_its_page(live, secretariat, log
     assert change_url(live) in confirm  # Cancel goes back to the post
     assert '<div class="breadcrumbs">' in confirm  # styled as the admin's own
 
-    response = staff.post(return_url, {"reason": ""})
+    # The page says when it was shown, as its form sends it (`seen_at`).
+    seen_at = re.search(r'name="seen_at" value="([^"]+)"', confirm).group(1)
+    response = staff.post(return_url, {"reason": "", "seen_at": seen_at})
     assert response.status_code == 200 and Post.objects.get(pk=live.pk).status == S.PUBLISHED
-    response = staff.post(return_url, {"reason": REASON}, follow=True)
+    response = staff.post(return_url, {"reason": REASON, "seen_at": seen_at}, follow=True)
     assert response.redirect_chain[-1][0] == change_url(live)
     assert [str(m) for m in response.context["messages"]] == [
         "Took back the publication of “Mangroves for Lamu” and returned it to its owner."
@@ -248,7 +251,11 @@ def test_the_list_action_returns_submitted_and_published_posts(secretariat, logi
     submitted = PostFactory(status=S.SUBMITTED, published_at=None, title="In the queue")
     published = PostFactory(title="On the list")
     draft = PostFactory(status=S.DRAFT, published_at=None, title="A draft")
-    chosen = {"action": "return_selected", "_selected_action": [submitted.pk, published.pk, draft.pk]}
+    chosen = {
+        "action": "return_selected",
+        "_selected_action": [submitted.pk, published.pk, draft.pk],
+        "shown_at": timezone.now().isoformat(),  # as the list sends it
+    }
     page = staff.post(reverse("admin:posts_post_changelist"), chosen).content.decode()
     assert "<h1>Return posts to their owners</h1>" in page and 'value="Return to owner"' in page
     assert "1 of these posts is published" in page
@@ -267,7 +274,7 @@ def test_staff_without_the_secretariat_role_cannot_take_back(live, login, focal_
         client = login(user)
         url = reverse("admin:posts_post_return", args=[live.pk])
         assert client.get(url).status_code == 403
-        assert client.post(url, {"reason": REASON}).status_code == 403
+        assert client.post(url, {"reason": REASON, "seen_at": timezone.now().isoformat()}).status_code == 403
     live.refresh_from_db()
     assert live.status == S.PUBLISHED and not live.events.exists()
 

@@ -187,7 +187,11 @@ def test_recall_by_role(role, client_as):
     post = ken_post("submitted")
     response = client_as(role).post(reverse("posts:recall", args=[post.pk]))
     post.refresh_from_db()
-    if role in MANAGERS_OF_KEN:
+    if role == "secretariat":  # it decides on the post: publish, or return with a reason
+        assert response.status_code == 403
+        assert "Only its poster takes a post back from review" in response.content.decode()
+        assert post.status == Post.Status.SUBMITTED and not post.events.exists()
+    elif role in MANAGERS_OF_KEN:
         assert response.status_code == 302 and response.url == reverse("posts:detail", args=[post.pk])
         assert post.status == Post.Status.DRAFT
         assert post.events.get().action == "recalled"
@@ -1217,3 +1221,11 @@ def test_a_post_page_asks_once_whether_its_contact_has_left(
     with django_assert_num_queries(10 if left else 9):
         html = client.get(reverse("posts:detail", args=[post.pk])).content.decode()
     assert ("Wanjiru" in html) is not left
+
+
+def test_an_odd_chinese_run_keeps_its_last_character(client):
+    """山洪预警系 was read as 山洪 and 预警: 系 was dropped, and posts without it were found."""
+    for title in ("山洪预警系统", "山洪预警平台"):
+        PostFactory(title=title, description="—", language="zh")
+    html = client.get(reverse("posts:list"), {"q": "山洪预警系"}).content.decode()
+    assert "山洪预警系统" in html and "山洪预警平台" not in html
