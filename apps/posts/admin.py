@@ -756,9 +756,30 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         except ValueError:  # well formed, but no such time (month 13)
             seen_at = None
         if seen_at is None or timezone.is_naive(seen_at):
-            self.message_user(request, gettext("Show the page again, then decide."), messages.ERROR)
+            message = (
+                gettext("Show the list again, then decide.")
+                if name == "shown_at"
+                else gettext("Show the page again, then decide.")
+            )
+            self.message_user(request, message, messages.ERROR)
             return None
         return seen_at
+
+    def _gone_from_the_list(self, request, queryset) -> None:
+        """Say so when selected posts are no longer in the list the action runs on (the queue's filter: taken
+        back by their posters, or decided by someone else since the list was shown): the action skips them."""
+        if request.POST.get("select_across") == "1":  # every post of the list, whichever were ticked
+            return
+        gone = len(set(request.POST.getlist(ACTION_CHECKBOX_NAME))) - queryset.count()
+        if gone > 0:
+            message = ngettext(
+                "%(n)d of the selected posts is no longer in this list (taken back by its poster, or decided "
+                "meanwhile): nothing was done to it. Show the list again.",
+                "%(n)d of the selected posts are no longer in this list (taken back by their posters, or decided "
+                "meanwhile): nothing was done to them. Show the list again.",
+                gone,
+            ) % {"n": gone}
+            self.message_user(request, message, messages.WARNING)
 
     @admin.action(description=_("Publish the selected posts"), permissions=["change"])
     def publish_selected(self, request, queryset) -> None:
@@ -766,6 +787,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         seen_at = self._seen_at(request, "shown_at")
         if seen_at is None:
             return
+        self._gone_from_the_list(request, queryset)
         done = self._moderate(
             request,
             queryset.order_by("submitted_at", "id"),
@@ -825,6 +847,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
             seen_at = self._seen_at(request, "shown_at")  # the list's time, carried by the reason's page
             if seen_at is None:
                 return None
+            self._gone_from_the_list(request, queryset)
             done = self._moderate(
                 request, posts, lambda a, p: post_return(actor=a, post=p, reason=reason, seen_at=seen_at)
             )

@@ -206,7 +206,7 @@ def test_a_decision_without_the_time_its_page_was_shown_is_asked_again(secretari
         response = staff.post(reverse("admin:posts_post_publish", args=[post.pk]), data, follow=True)
         assert [str(m) for m in response.context["messages"]] == ["Show the page again, then decide."]
     response = staff.post(QUEUE, {"action": "publish_selected", "_selected_action": [post.pk]}, follow=True)
-    assert [str(m) for m in response.context["messages"]] == ["Show the page again, then decide."]
+    assert [str(m) for m in response.context["messages"]] == ["Show the list again, then decide."]
     assert Post.objects.get(pk=post.pk).status == S.SUBMITTED
 
 
@@ -257,3 +257,23 @@ def test_a_deactivated_provider_cannot_recall(secretariat, login):
     assert "deactivated this support provider" in response.json()["errors"][0]["message"]
     post.refresh_from_db()
     assert post.status == S.SUBMITTED
+
+
+def test_a_post_taken_back_while_the_queue_was_shown_is_said_to_have_left_it(focal_point, secretariat, login):
+    """Selected in the queue, then taken back by its poster before the click: the queue's action no longer sees
+    it (the list's filter), and said nothing; the post just vanished from the list."""
+    gone, kept = submitted(title="Taken back meanwhile"), submitted(title="Still queued")
+    staff = login(secretariat)
+    page = staff.get(QUEUE + "?queue=submitted").content.decode()
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    post_recall(actor=Actor.for_user(focal_point), post=gone)
+    chosen = {"action": "publish_selected", "_selected_action": [gone.pk, kept.pk], "shown_at": shown_at}
+    response = staff.post(QUEUE + "?queue=submitted", chosen, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert (
+        "1 of the selected posts is no longer in this list (taken back by its poster, or decided meanwhile): "
+        "nothing was done to it. Show the list again." in shown
+    )
+    assert "Published 1 post." in shown
+    statuses = dict(Post.objects.values_list("title", "status"))
+    assert statuses == {"Taken back meanwhile": S.DRAFT, "Still queued": S.PUBLISHED}
