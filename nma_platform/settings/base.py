@@ -246,7 +246,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
-    "axes",
+    "apps.accounts.axes_app.AxesConfig",  # django-axes, its admin section named in the page's language
     "apps.parties",
     "apps.accounts",
     "apps.posts",

@@ -331,3 +331,20 @@ def test_django_permissions_and_groups_are_not_offered_as_they_decide_nothing(cl
     index = client.get(reverse("admin:index")).content.decode()
     assert reverse("admin:index") + "auth/group/" not in index
     assert client.get("/admin/auth/group/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("language", "reset", "lockouts"),
+    [("ar", "إعادة تعيين كلمة المرور", "حظر تسجيل الدخول"), ("zh-hans", "重置密码", "登录锁定")],
+)
+def test_the_admin_speaks_the_pages_language_where_djangos_catalogues_fall_short(
+    staff, language, reset, lockouts
+):
+    """Django 5.2's Arabic catalogue lacks its newer account messages ("Reset password" was English on an Arabic
+    page); django-axes' section was "AXES" in every language."""
+    user = FocalPointFactory(username="fp_ken_lang", party=party("KEN"))
+    staff.cookies["django_language"] = language
+    page = staff.get(change_url(user)).content.decode()
+    assert reset in page and "Reset password" not in page
+    index = staff.get(reverse("admin:index")).content.decode()
+    assert lockouts in index and ">Axes<" not in index
