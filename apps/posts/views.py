@@ -386,31 +386,27 @@ def _run_action(request: HttpRequest, action: Callable[[], object], success: str
     return True
 
 
-@_login_required_to_the_post
-@require_POST
-def post_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
-    actor = Actor.for_user(request.user)
-    post = _managed_post(request, pk, actor)
-    _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
-    return redirect("posts:detail", pk=post.pk)
+def _post_action_view(
+    action: str, service: Callable[..., Post]
+) -> Callable[[HttpRequest, int], HttpResponse]:
+    """The view of a life-cycle step that takes nothing but the click (submit, take back, withdraw): POST only,
+    for the post's managers; a refusal is a message on the post's page, as is the success."""
+
+    @_login_required_to_the_post
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        actor = Actor.for_user(request.user)
+        post = _managed_post(request, pk, actor)
+        _run_action(request, lambda: service(actor=actor, post=post), _SUCCESS[action])
+        return redirect("posts:detail", pk=post.pk)
+
+    view.__name__ = view.__qualname__ = f"post_{action}_view"
+    return view
 
 
-@_login_required_to_the_post
-@require_POST
-def post_recall_view(request: HttpRequest, pk: int) -> HttpResponse:
-    actor = Actor.for_user(request.user)
-    post = _managed_post(request, pk, actor)
-    _run_action(request, lambda: post_recall(actor=actor, post=post), _SUCCESS["recall"])
-    return redirect("posts:detail", pk=post.pk)
-
-
-@_login_required_to_the_post
-@require_POST
-def post_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
-    actor = Actor.for_user(request.user)
-    post = _managed_post(request, pk, actor)
-    _run_action(request, lambda: post_withdraw(actor=actor, post=post), _SUCCESS["withdraw"])
-    return redirect("posts:detail", pk=post.pk)
+post_submit_view = _post_action_view("submit", post_submit)
+post_recall_view = _post_action_view("recall", post_recall)
+post_withdraw_view = _post_action_view("withdraw", post_withdraw)
 
 
 @_login_required_to_the_post
