@@ -88,9 +88,10 @@ _OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 # A term: "a phrase" or a word, either after a '-' to exclude it.
 _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
 # Chinese and Japanese characters (kana, CJK extension A, unified and compatibility ideographs), as migration 0015
-# stores them.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{4,}")
+# stores them; a run of four or more is searched as its pairs.
+_CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{_CJK_CLASS}]")
+_CJK_RUN = re.compile(f"[{_CJK_CLASS}]{{4,}}")
 
 
 def _within_terms(text: str) -> list[tuple[str, bool]]:

@@ -3,7 +3,8 @@ and indexed, so that a search in those scripts reads only the posts that hold it
 
 A Chinese query is searched within the folded texts (`post_search`: `search_text LIKE '%预警%'`, a run of four
 characters or more as its pairs): a pair holds no trigram, so the trigram index of 0012 cannot serve it, and every
-published post was read, 300 ms at 100,000 posts for a word none holds (tests/benchmarks/search_scripts.py).
+published post was read: 55 to 300 ms at 100,000 posts for a word none holds, by the machine's load, and 0.8 ms
+through this index (tests/benchmarks/search_scripts.py).
 `post_search` now also asks this vector for every character of the query (`search_cjk @@ '预' & '警'`): a
 condition each post it finds meets anyway, which the index answers, before the LIKE reads the few posts left.
 The vector holds no positions (`strip`): PostgreSQL counts positions only up to 16,383, which a description of
