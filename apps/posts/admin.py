@@ -25,7 +25,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -315,6 +315,24 @@ class ModerationQueueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeclarationsFilter(admin.SimpleListFilter):
+    """The posts that make every Article 6.8 declaration, or not: what a moderator reads before publishing."""
+
+    title = _("Article 6.8 declarations")
+    parameter_name = "declarations"
+
+    def lookups(self, request, model_admin):
+        return [("all", _("All made")), ("missing", _("Some not made"))]
+
+    def queryset(self, request, queryset):
+        every = Q(**{f"declares_{key}": True for key in DECLARATIONS})
+        if self.value() == "all":
+            return queryset.filter(every)
+        if self.value() == "missing":
+            return queryset.exclude(every)
+        return queryset
+
+
 def _in_queue(request: HttpRequest) -> bool:
     return (
         request.GET.get(ModerationQueueFilter.parameter_name) == "submitted"
@@ -525,6 +543,7 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
         "support_types",
         "focus_areas",
         LanguageFilter,
+        DeclarationsFilter,
         ("involves_iplc", titled_boolean_filter(_("Indigenous Peoples and local communities"))),
         ("matching_pending", titled_boolean_filter(_("matching pending"))),
     )

@@ -20,6 +20,8 @@ from .folding import post_search_text
 from .taxonomies import FinanceInstrument, FocusArea, Sector, SupportType
 
 DESCRIPTION_MAX_LENGTH = 20_000
+# The Article 6.8 eligibility declarations a post makes: its fields `declares_<key>` (../shared/DOMAIN.md).
+DECLARATIONS = ("voluntary", "no_transfer", "ndc", "rights", "safeguards")
 # Under a trillion dollars: no cooperation of the platform comes near it (the largest climate funds hold tens of
 # billions), and every amount up to it is exact to the cent as a float too (SQLite's storage, JSON readers),
 # which amounts of 10^13 and more were not (…99.99 read back as …99.98; SQLite's reading even failed).
@@ -350,6 +352,15 @@ class Post(models.Model):
     def export_id(self) -> str:
         """The id used in exports: the external id, or `post-<id>` for posts made in the platform."""
         return self.external_id or f"post-{self.pk}"
+
+    @property
+    def missing_declarations(self) -> list[str]:
+        """The Article 6.8 declarations its poster has not made, as their labels say them, in the model's order."""
+        return [
+            self._meta.get_field(f"declares_{key}").verbose_name
+            for key in DECLARATIONS
+            if not getattr(self, f"declares_{key}")
+        ]
 
     @property
     def is_editable(self) -> bool:

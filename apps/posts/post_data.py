@@ -21,7 +21,7 @@ from apps.accounts.apis import unsafe_text_problem
 from apps.parties.models import ELIGIBILITY_GROUPS, Party, SupportProvider
 
 from .languages import guess_language, language_mismatch
-from .models import AMOUNT_TOO_LARGE, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT, TITLE_MAX_LENGTH, Post
+from .models import AMOUNT_TOO_LARGE, DECLARATIONS, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT, TITLE_MAX_LENGTH, Post
 from .taxonomies import FACETS, POST_LANGUAGE_CODES, Aim
 
 IMPORT_FIELDS = frozenset(
@@ -49,7 +49,6 @@ IMPORT_FIELDS = frozenset(
         "contact_email",
     }
 )
-DECLARATIONS = ("voluntary", "no_transfer", "ndc", "rights", "safeguards")
 # The enums' `.values` build a new list on every access; a large import checks them millions of times.
 FACET_KEYS: dict[str, list[str]] = {name: choices.values for name, choices in FACETS.items()}
 KINDS = frozenset(Post.Kind.values)
