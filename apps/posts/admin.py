@@ -860,13 +860,19 @@ class PostAdmin(SecretariatAdminMixin, admin.ModelAdmin):
     @admin.action(description=_("Return the selected posts with a reason…"), permissions=["change"])
     def return_selected(self, request, queryset):
         posts = list(queryset.order_by("submitted_at", "id"))
+        if "apply" not in request.POST:
+            # From the list: posts that left it since it was shown are said here, and the reason's page
+            # carries only those still in it.
+            self._gone_from_the_list(request, queryset)
+            if not posts:
+                return None
         form = ReturnReasonForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
             seen_at = self._seen_at(request, "shown_at")  # the list's time, carried by the reason's page
             if seen_at is None:
                 return None
-            self._gone_from_the_list(request, queryset)
+            self._gone_from_the_list(request, queryset)  # left the list while its reason was typed
             done = self._moderate(
                 request, posts, lambda a, p: post_return(actor=a, post=p, reason=reason, seen_at=seen_at)
             )

@@ -71,3 +71,31 @@ def test_the_secretariat_reads_them_while_moderating(secretariat, login):
     assert [p.title for p in found] == ["Two missing"]
     found = staff.get(changelist, {"queue": "submitted", "declarations": "all"}).context["cl"].result_list
     assert [p.title for p in found] == ["All made"]
+
+
+def test_the_note_is_one_sentence_of_the_pages_language(focal_point, login):
+    """Its punctuation is the language's: Chinese ends with 。 and puts no space after its colon."""
+    client = login(focal_point)
+    client.cookies["django_language"] = "zh-hans"
+    draft = PostFactory(
+        party=party("KEN"), status=S.DRAFT, published_at=None, **{**EVERY, "declares_ndc": False}
+    )
+    html = client.get(reverse("posts:detail", args=[draft.pk])).content.decode()
+    note = html[html.index('id="missing-declarations"') :]
+    assert "尚未声明：" in note and "尚未声明： " not in note and "。" in note[: note.index("</p>")]
+
+
+def test_a_reader_who_cannot_submit_the_post_is_not_told(login):
+    """A deactivated provider's users may only withdraw or close its posts: no note asks them to declare."""
+    from ..factories import ProviderUserFactory, SupportProviderFactory
+
+    provider = SupportProviderFactory(short_name="OLDFUND")
+    user = ProviderUserFactory(username="old_provider_user", provider=provider)
+    draft = PostFactory(
+        kind=Post.Kind.OFFER, party=None, provider=provider, status=S.DRAFT, published_at=None
+    )
+    provider.is_active = False
+    provider.save()
+    page = login(user).get(reverse("posts:detail", args=[draft.pk]))
+    assert page.status_code == 200 and "submit" not in page.context["actions"]
+    assert 'id="missing-declarations"' not in page.content.decode()

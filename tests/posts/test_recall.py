@@ -277,3 +277,24 @@ def test_a_post_taken_back_while_the_queue_was_shown_is_said_to_have_left_it(foc
     assert "Published 1 post." in shown
     statuses = dict(Post.objects.values_list("title", "status"))
     assert statuses == {"Taken back meanwhile": S.DRAFT, "Still queued": S.PUBLISHED}
+
+
+def test_the_return_action_says_which_selected_posts_left_the_queue(focal_point, secretariat, login):
+    """The reason's page is built from the posts still in the list: one taken back before the click vanished
+    from it unsaid, and with all of them gone the page offered to return "the 0 posts below"."""
+    gone, kept = submitted(title="Taken back meanwhile"), submitted(title="Still queued")
+    staff = login(secretariat)
+    page = staff.get(QUEUE + "?queue=submitted").content.decode()
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    post_recall(actor=Actor.for_user(focal_point), post=gone)
+    chosen = {"action": "return_selected", "_selected_action": [gone.pk, kept.pk], "shown_at": shown_at}
+    confirm = staff.post(QUEUE + "?queue=submitted", chosen)
+    html = confirm.content.decode()
+    assert "Still queued" in html and "Taken back meanwhile" not in html
+    assert any("1 of the selected posts is no longer in this list" in m for m in messages_of(confirm))
+    # Every selected post gone: back to the list with the warning, no empty reason page.
+    post_recall(actor=Actor.for_user(focal_point), post=kept)
+    response = staff.post(QUEUE + "?queue=submitted", chosen, follow=True)
+    assert response.templates[0].name != "admin/posts/post/return_reason.html"
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("2 of the selected posts are no longer in this list" in m for m in shown)
