@@ -125,3 +125,25 @@ def test_the_lists_find_a_party_by_the_name_they_show(staff, secretariat, langua
     ):
         response = staff.get(reverse(changelist), {"q": name})
         assert list(response.context["cl"].result_list) == [expected], changelist
+
+
+def test_the_post_list_gives_days_and_the_time_on_hover(staff):
+    """A date and a time took two wide columns: at 1280 px the list scrolled sideways, "Published at" out of
+    sight. The days sort as the times do."""
+    from django.utils import timezone
+
+    older = submitted("Older", 9)
+    submitted("Newer", 2)
+    html = staff.get(reverse("admin:posts_post_changelist"), {"queue": "submitted"}).content.decode()
+    day = timezone.localtime(older.submitted_at)
+    assert (
+        f'<time datetime="{day.isoformat()}" title="{day:%Y-%m-%d %H:%M} UTC">{day:%Y-%m-%d}</time>' in html
+    )
+    assert 'class="field-published_on">—</td>' in html  # not published
+    assert "submitted at" not in html.lower().split('id="result_list"')[1].split("</thead>")[0]
+    # Sorting by the column sorts by the time, newest first when reversed.
+    columns = staff.get(reverse("admin:posts_post_changelist")).context["cl"].list_display
+    index = list(columns).index("submitted_on")
+    response = staff.get(reverse("admin:posts_post_changelist"), {"o": f"-{index}"})
+    titles = [p.title for p in response.context["cl"].result_list if p.submitted_at]
+    assert titles == ["Newer", "Older"]
