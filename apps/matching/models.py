@@ -21,6 +21,20 @@ class MatchQuerySet(models.QuerySet):
         return self.filter(connected_at__isnull=False)
 
 
+def _poster_when_connected(model: str, label) -> models.ForeignKey:
+    """A side's Party or provider as it was when the match connected (`Match.need_party` and the three others):
+    null before, kept whatever becomes of the post, never deleted under a connection."""
+    return models.ForeignKey(
+        model,
+        verbose_name=label,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+
+
 class Match(models.Model):
     """One (need, offer) pair the engine ranked in either side's top k, upserted by the worker.
 
@@ -80,41 +94,13 @@ class Match(models.Model):
     # Who made the connection, each side's Party or provider when it was made: the secretariat may later move a post
     # to another, which must not hand the connection (and the contacts it gave) to a poster that never answered.
     # Null until connected. Not indexed: connections are read through `match_connected_at`.
-    need_party = models.ForeignKey(
-        "parties.Party",
-        verbose_name=_("need side's Party when connected"),
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
+    need_party = _poster_when_connected("parties.Party", _("need side's Party when connected"))
+    need_provider = _poster_when_connected(
+        "parties.SupportProvider", _("need side's provider when connected")
     )
-    need_provider = models.ForeignKey(
-        "parties.SupportProvider",
-        verbose_name=_("need side's provider when connected"),
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    offer_party = models.ForeignKey(
-        "parties.Party",
-        verbose_name=_("offer side's Party when connected"),
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    offer_provider = models.ForeignKey(
-        "parties.SupportProvider",
-        verbose_name=_("offer side's provider when connected"),
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
+    offer_party = _poster_when_connected("parties.Party", _("offer side's Party when connected"))
+    offer_provider = _poster_when_connected(
+        "parties.SupportProvider", _("offer side's provider when connected")
     )
     # When both sides were sent each other's contacts. Null on a connection: the emails are still to send (a
     # task sends them after the commit; the periodic sweep sends those a mail server or broker outage held up).

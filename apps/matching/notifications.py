@@ -68,7 +68,7 @@ def connection_ended_notify(
     their language, once each: `send_once`) that `gone`, the post of `gone_poster` (the Party or provider that made
     the connection on the other side), was withdrawn or closed: by whom is not said (its poster, the secretariat,
     an import), nor its title (it may have been taken back and revised since). Returns emails sent."""
-    poster = (party_id, None) if party_id else (None, provider_id)
+    poster = (party_id, provider_id)
     sent = 0
     for user in poster_users([poster])[poster]:
         with translation.override(user.email_language):

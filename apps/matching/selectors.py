@@ -297,17 +297,12 @@ def connection_contacts(
         and post.contact_email.strip().lower() not in left
     }
     people = poster_users(
-        (party_id, None if party_id else provider_id)
-        for post, party_id, provider_id in sides
-        if post.pk not in given
+        (party_id, provider_id) for post, party_id, provider_id in sides if post.pk not in given
     )
     return {
         post.pk: [(post.contact_name, post.contact_email)]
         if post.pk in given
-        else [
-            (user.get_full_name(), user.email)
-            for user in people[(party_id, None if party_id else provider_id)]
-        ]
+        else [(user.get_full_name(), user.email) for user in people[(party_id, provider_id)]]
         for post, party_id, provider_id in sides
     }
 

@@ -230,14 +230,19 @@ def poster_users(
     posters: Iterable[tuple[int | None, int | None]],
 ) -> dict[tuple[int | None, int | None], list]:
     """(party id, provider id) -> the active users with an email who speak for that poster: a Party's focal
-    points, or a provider's users. In one query, whatever the number of posters; each list in a stable order (by
-    name): the page, the emails and their Reply-To list them alike every time."""
+    points, or a provider's users (a pair naming a Party is the Party's, whatever provider it names). In one
+    query, whatever the number of posters; each list in a stable order (by name): the page, the emails and their
+    Reply-To list them alike every time."""
     from apps.accounts.models import Role, User
 
-    posters = set(posters)
-    party_ids = {party_id for party_id, _provider in posters if party_id}
-    provider_ids = {provider_id for party_id, provider_id in posters if not party_id and provider_id}
     found: dict[tuple[int | None, int | None], list] = {poster: [] for poster in posters}
+    asking: dict[tuple[int | None, int | None], list] = {}  # (party, None) or (None, provider) -> the pairs
+    for party_id, provider_id in found:
+        asking.setdefault((party_id, None) if party_id else (None, provider_id), []).append(
+            (party_id, provider_id)
+        )
+    party_ids = {party_id for party_id, _provider in asking if party_id}
+    provider_ids = {provider_id for _party, provider_id in asking if provider_id}
     if not party_ids and not provider_ids:
         return found
     users = User.objects.filter(
@@ -247,14 +252,14 @@ def poster_users(
     ).exclude(email="")
     for user in users.order_by("last_name", "first_name", "pk"):
         key = (user.party_id, None) if user.role == Role.FOCAL_POINT else (None, user.provider_id)
-        if key in found:
-            found[key].append(user)
+        for poster in asking.get(key, ()):
+            found[poster].append(user)
     return found
 
 
 def post_poster_users(post: Post) -> list:
     """The active users with an email who speak for the post's Party (focal points) or provider."""
-    poster = (post.party_id, None) if post.party_id else (None, post.provider_id)
+    poster = (post.party_id, post.provider_id)
     return poster_users([poster])[poster]
 
 

@@ -138,6 +138,12 @@ def seen_at_of(page) -> str:
     return re.search(r'name="seen_at" value="([^"]+)"', page.content.decode()).group(1)
 
 
+def queue_shown_at(staff) -> str:
+    """The time the moderation queue says it was shown, as its actions send it."""
+    page = staff.get(QUEUE, {"queue": "submitted"}).content.decode()
+    return re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+
+
 def rewritten_and_resubmitted(post: Post, owner) -> Post:
     """What its owner can do while the secretariat reads the post: take it back, change it, submit it again."""
     actor = Actor.for_user(owner)
@@ -178,8 +184,7 @@ def test_the_queues_actions_never_decide_on_a_text_submitted_after_the_list_was_
 ):
     changed, unchanged = submitted(title="Changed meanwhile"), submitted(title="As listed")
     staff = login(secretariat)
-    page = staff.get(QUEUE, {"queue": "submitted"}).content.decode()
-    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    shown_at = queue_shown_at(staff)
     rewritten_and_resubmitted(changed, focal_point)
     chosen = {
         "action": "publish_selected",
@@ -264,8 +269,7 @@ def test_a_post_taken_back_while_the_queue_was_shown_is_said_to_have_left_it(foc
     it (the list's filter), and said nothing; the post just vanished from the list."""
     gone, kept = submitted(title="Taken back meanwhile"), submitted(title="Still queued")
     staff = login(secretariat)
-    page = staff.get(QUEUE + "?queue=submitted").content.decode()
-    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    shown_at = queue_shown_at(staff)
     post_recall(actor=Actor.for_user(focal_point), post=gone)
     chosen = {"action": "publish_selected", "_selected_action": [gone.pk, kept.pk], "shown_at": shown_at}
     response = staff.post(QUEUE + "?queue=submitted", chosen, follow=True)
@@ -284,8 +288,7 @@ def test_the_return_action_says_which_selected_posts_left_the_queue(focal_point,
     from it unsaid, and with all of them gone the page offered to return "the 0 posts below"."""
     gone, kept = submitted(title="Taken back meanwhile"), submitted(title="Still queued")
     staff = login(secretariat)
-    page = staff.get(QUEUE + "?queue=submitted").content.decode()
-    shown_at = re.search(r'name="shown_at" value="([^"]+)"', page).group(1)
+    shown_at = queue_shown_at(staff)
     post_recall(actor=Actor.for_user(focal_point), post=gone)
     chosen = {"action": "return_selected", "_selected_action": [gone.pk, kept.pk], "shown_at": shown_at}
     confirm = staff.post(QUEUE + "?queue=submitted", chosen)
