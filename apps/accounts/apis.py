@@ -375,6 +375,23 @@ class ApiView(APIView):
         if errors:
             raise ApiError(errors)
 
+    # DRF checks the caller, then its permissions, then its budget: a refused caller (a bad token, a read token
+    # writing, anyone anonymous writing) was never counted, and could retry without end. Here the budget is
+    # spent first: a token that fails spends its client address's (`anon`), the others their own.
+    def perform_authentication(self, request):
+        try:
+            super().perform_authentication(request)
+        except exceptions.APIException:
+            super().check_throttles(request)  # DRF has made the caller anonymous: its address pays
+            raise
+
+    def check_permissions(self, request):
+        super().check_throttles(request)
+        super().check_permissions(request)
+
+    def check_throttles(self, request):
+        """Done before the permissions (`check_permissions`)."""
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         # What a caller sees depends on its token (drafts, contact details): a shared cache must not hand one

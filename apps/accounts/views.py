@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils import translation
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import i18n as i18n_views
 from django.views.decorators.cache import never_cache
@@ -26,6 +27,7 @@ from .forms import (
     SetPasswordForm,
     password_change_failures_forget,
 )
+from .limits import reset_rate_limited, writes_rate_limited
 from .models import User
 from .permissions import ApiRateThrottle
 
@@ -88,6 +90,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
 # The user's own name, address and phone: never kept in a browser's cache (a shared computer's next user).
 @never_cache
 @login_required
+@writes_rate_limited
 def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
@@ -126,8 +129,10 @@ class AdminPasswordChangeView(auth_views.PasswordChangeView):
         return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
 
 
+@method_decorator(reset_rate_limited, name="dispatch")
 class PasswordResetView(auth_views.PasswordResetView):
-    """Ask for a reset link by email. The answer is the same page whether or not the address is registered."""
+    """Ask for a reset link by email. The answer is the same page whether or not the address is registered. One
+    client address asks at most SITE_THROTTLE_RESET times (and each mailbox gets at most 3 emails an hour)."""
 
     form_class = PasswordResetForm  # its email is made by accounts.services.password_reset_send, in a task
     template_name = "registration/password_reset_form.html"

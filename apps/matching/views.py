@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.accounts.expiry import note_action_lost
+from apps.accounts.limits import writes_rate_limited
 from apps.posts.models import Post
 
 from .models import Match
@@ -68,6 +69,7 @@ def _login_required_answer(view):
 
 @_login_required_answer
 @require_POST
+@writes_rate_limited
 def match_interest(request, pk: int):
     match = get_object_or_404(Match.objects.select_related("need", "offer"), pk=pk)
     actor = Actor.for_user(request.user)

@@ -34,7 +34,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.accounts.expiry import action_lost_notice, note_action_lost
-from apps.accounts.limits import anonymous_rate_limited
+from apps.accounts.limits import anonymous_rate_limited, writes_rate_limited
 from apps.accounts.sessions import SessionStore
 from apps.matching.selectors import (
     MatchSummary,
@@ -275,6 +275,7 @@ def _submit_requested(request: HttpRequest) -> bool:
 # The form holds contact details (and, after a session ended, what was typed): never kept in a browser's cache.
 @never_cache
 @_login_required_keeping_the_form
+@writes_rate_limited
 def post_create_view(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
     if not actor.can_post:
@@ -311,6 +312,7 @@ def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySe
 
 @never_cache
 @_login_required_keeping_the_form
+@writes_rate_limited
 def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
     post = _managed_post(request, pk, actor, Post.objects.with_related().prefetch_related("partner_parties"))
@@ -394,6 +396,7 @@ def _post_action_view(
 
     @_login_required_to_the_post
     @require_POST
+    @writes_rate_limited
     def view(request: HttpRequest, pk: int) -> HttpResponse:
         actor = Actor.for_user(request.user)
         post = _managed_post(request, pk, actor)
@@ -410,6 +413,7 @@ post_withdraw_view = _post_action_view("withdraw", post_withdraw)
 
 
 @_login_required_to_the_post
+@writes_rate_limited
 def post_close_view(request: HttpRequest, pk: int) -> HttpResponse:
     """GET shows the outcome form (also the fallback when the detail page's form had an error); POST closes."""
     actor = Actor.for_user(request.user)

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from markdown_it import MarkdownIt
 
 from apps.accounts.actors import Actor
-from apps.accounts.limits import anonymous_rate_limited
+from apps.accounts.limits import anonymous_rate_limited, writes_rate_limited
 
 from . import services
 from .exports import export_csv, export_filename, export_json
@@ -114,6 +114,7 @@ def report_download(request: HttpRequest, fmt: str) -> HttpResponse:
 
 @require_POST
 @stocktake_reader_required
+@writes_rate_limited
 def snapshot_create(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
     if not actor.is_secretariat:

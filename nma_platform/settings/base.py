@@ -485,6 +485,11 @@ CELERY_RESULT_BACKEND = None
 # Anonymous visitors of the site's expensive public pages (the posts' search, the stocktake summary), per client
 # address (`apps.accounts.limits`); the same form as the API's rates. Logged-in users are not limited there.
 SITE_THROTTLE_ANON = env_rate("SITE_THROTTLE_ANON", "120/minute")
+# A logged-in user's changes on the site (forms, a post's steps, answers to matches), per user: far above what a
+# person does by hand, to stop a script or a stuck page. Requests for a password-reset email, per client address
+# (each mailbox also gets at most 3 an hour).
+SITE_THROTTLE_WRITES = env_rate("SITE_THROTTLE_WRITES", "60/minute")
+SITE_THROTTLE_RESET = env_rate("SITE_THROTTLE_RESET", "10/hour")
 # The health check's broker and worker status is reused this long by each web process (each check takes 0.5 s).
 HEALTH_BROKER_CACHE_SECONDS = env_number(
     "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
@@ -613,10 +618,12 @@ SPECTACULAR_SETTINGS = {
         '**Errors** always have the body `{"errors": [{"field": ..., "code": ..., "message": ...}]}` '
         "(`field` is null when the error is not about one field; bulk import items add `index`): 400 bad "
         "input, 401 no valid token, 403 not allowed, 404 not found, 409 illegal life-cycle transition, "
-        "429 throttled (see Retry-After).\n\n"
+        "412 the post changed since it was read (`If-Match`), 413 body too large, 429 throttled (see "
+        "Retry-After; refused requests count too).\n\n"
         '**Pagination**: `posts/` returns `{"next": url|null, "results": [...]}` pages (`page_size` 1-100); follow '
-        "`next`. `posts/removed/` and `posts/{id}/matches/` take `offset` and `limit`, return a list and say the "
-        "total in the `X-Total-Count` header; reference lists (`parties/`, `providers/`) come whole."
+        "`next`. `posts/removed/`, `posts/{id}/matches/` and `connections/` take `offset` and `limit`, return a "
+        "list and say the total in the `X-Total-Count` header; reference lists (`parties/`, `providers/`) come "
+        "whole."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -1,10 +1,16 @@
 """Anonymous visitors of the site's expensive public pages are rate-limited per address; logged-in users are
-not, and a cache that fails lets everyone through."""
+not, and a cache that fails lets everyone through. A logged-in user's changes are limited per user, and requests
+for a password-reset email per address."""
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from apps.accounts import counters
+from apps.matching.models import Interest
+from apps.posts.models import Post
+from tests.api.factories import MatchFactory
+from tests.factories import FocalPointFactory, PostFactory, party
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +65,61 @@ def test_the_429_page_is_in_the_visitors_language(client, settings):
     client.get(reverse("posts:list"))
     refused = client.get(reverse("posts:list"))
     assert refused.status_code == 429 and "Trop de requêtes" in refused.content.decode()
+
+
+def test_a_users_changes_past_the_budget_get_a_429_and_save_nothing(login, focal_point, settings):
+    settings.SITE_THROTTLE_WRITES = "3/minute"
+    client = login(focal_point)
+    form = {
+        "kind": "need",
+        "title": "Early-warning system",
+        "description": "Stations and alerts for river floods.",
+        "support_types": ["technology"],
+        "focus_areas": ["adaptation"],
+        "language": "en",
+    }
+    draft = PostFactory(status=Post.Status.DRAFT, published_at=None)
+    match = MatchFactory()
+    posts = Post.objects.count()
+    # The budget is the user's, whichever of their forms or steps spends it.
+    assert client.post(reverse("posts:create"), form).status_code == 302
+    profile = {"first_name": "Wanjiru", "preferred_language": "en"}
+    assert client.post(reverse("accounts:profile"), profile).status_code == 302
+    assert client.post(reverse("posts:submit", args=[draft.pk])).status_code == 302
+    refused = [
+        client.post(reverse("posts:create"), form),
+        client.post(reverse("posts:withdraw", args=[draft.pk])),
+        client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"}),
+    ]
+    for response in refused:
+        assert response.status_code == 429 and int(response["Retry-After"]) > 0
+        assert "Nothing was saved by this one" in response.content.decode()
+    match.refresh_from_db()
+    draft.refresh_from_db()
+    assert Post.objects.count() == posts + 1 and draft.status == Post.Status.SUBMITTED
+    assert match.need_interest == Interest.NONE
+    focal_point.refresh_from_db()
+    assert focal_point.first_name == "Wanjiru"
+    # Reading is not limited; nor is another user.
+    assert client.get(reverse("posts:detail", args=[draft.pk])).status_code == 200
+    other = login(FocalPointFactory(username="fp_ken_2", party=party("KEN")))
+    assert (
+        other.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"}).status_code
+        == 302
+    )
+
+
+def test_requests_for_a_reset_email_are_limited_per_address(client, settings, focal_point):
+    settings.SITE_THROTTLE_RESET = "2/hour"
+    url = reverse("accounts:password_reset")
+    assert client.get(url).status_code == 200
+    answers = [
+        client.post(url, {"email": address})
+        for address in ("a@example.org", focal_point.email, "c@example.org")
+    ]
+    assert [a.status_code for a in answers] == [302, 302, 429]
+    assert "many password resets" in answers[2].content.decode()
+    assert client.get(url).status_code == 200  # the form itself is not counted
+    # Another address has its own budget.
+    assert client.post(url, {"email": focal_point.email}, REMOTE_ADDR="10.0.0.9").status_code == 302
+    assert len(mail.outbox) == 2 and {m.to[0] for m in mail.outbox} == {focal_point.email}
