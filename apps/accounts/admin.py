@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.parties.admin import SecretariatAdminMixin, is_secretariat_staff
+from apps.parties.admin import SecretariatAdminMixin
 from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
 from apps.posts.selectors import post_count_with_contact
 
@@ -171,6 +171,21 @@ class UserAdmin(SecretariatAdminMixin, DjangoUserAdmin):
                     )
                     % {"n": count, "email": obj.email},
                     messages.WARNING,
+                )
+            # Their tokens belong to partner systems, which a person leaving does not cut off: said, not done.
+            tokens = ApiToken.objects.usable().filter(created_by=obj).count()
+            if tokens:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(n)d API token this person issued keeps working: it belongs to a partner system. Revoke "
+                        "it in API tokens if it should stop.",
+                        "%(n)d API tokens this person issued keep working: they belong to partner systems. Revoke "
+                        "them in API tokens if they should stop.",
+                        tokens,
+                    )
+                    % {"n": tokens},
+                    messages.INFO,
                 )
 
     @admin.action(description=_("Anonymise the selected users (erase their personal data)…"),
@@ -366,12 +381,9 @@ class LoginLockoutAdmin(SecretariatAdminMixin, AxesAccessAttemptAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return is_secretariat_staff(request)
-
-    def get_actions(self, request: HttpRequest):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # "unlock" says what deleting these rows means
-        return actions
+        # Only through "unlock", which also forgets the wrong current passwords and records whom it unlocked:
+        # Django's delete page did neither.
+        return False
 
     @admin.action(description=_("Unlock: forget the selected failed attempts"))
     def unlock(self, request: HttpRequest, queryset) -> None:

@@ -44,6 +44,30 @@ def test_deactivating_a_person_named_on_no_post_says_nothing_more(secretariat, l
     assert "as their contact" not in page and "as its contact" not in page
 
 
+def test_deactivating_a_person_who_issued_tokens_says_they_keep_working(secretariat, login):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.models import ApiToken
+    from tests.api.factories import issue_token
+    from tests.factories import SecretariatFactory
+
+    person = SecretariatFactory(username="leaving")
+    issue_token(issuer=person, name="Kenya MRV")
+    issue_token(issuer=person, name="Dashboards")
+    revoked, _raw = issue_token(issuer=person, name="Old")
+    expired, _raw = issue_token(issuer=person, name="Older", expires_at=timezone.now() + timedelta(days=1))
+    ApiToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    ApiToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    issue_token(issuer=secretariat, name="Someone else's")
+    page = _deactivate(login(secretariat), person).content.decode()
+    assert "2 API tokens this person issued keep working" in page
+    assert ApiToken.objects.usable().filter(created_by=person).count() == 2  # said, not done
+    quiet = SecretariatFactory(username="quiet")
+    assert "keep working" not in _deactivate(login(secretariat), quiet).content.decode()
+
+
 def test_the_secretariat_finds_the_posts_that_name_a_person(post, secretariat, login):
     other = PostFactory(party=party("KEN"), contact_email="climate@env.go.ke")
     client = login(secretariat)
