@@ -326,6 +326,23 @@ def test_updated_badge_only_for_a_material_change(match, kenya, login):
     assert "badge-updated" in body
 
 
+def test_answering_a_match_just_found_leaves_it_neither_new_nor_updated(kenya, login):
+    """A pair is stamped as changed when it is found: answering it made it "Updated", though nothing changed."""
+    need = PostFactory(party=party("KEN"), kind="need")
+    offer = PostFactory(party=party("JPN"), kind="offer")
+    now = timezone.now()
+    found = Match.objects.create(need=need, offer=offer, score=0.7, changed_at=now)
+    Match.objects.filter(pk=found.pk).update(created_at=now + timedelta(milliseconds=2))  # inserted just after
+    client = login(kenya)
+    page = reverse("posts:detail", args=[need.pk])
+    assert "badge-new" in client.get(page).content.decode()
+    client.post(reverse("matching:interest", args=[found.pk]), {"interest": "interested"})
+    body = client.get(page).content.decode()
+    assert "badge-new" not in body and "badge-updated" not in body
+    Match.objects.filter(pk=found.pk).update(changed_at=now + timedelta(minutes=5))  # re-ranked since
+    assert "badge-updated" in client.get(page).content.decode()
+
+
 def test_answering_a_match_that_closed_meanwhile_says_so(match, kenya, login):
     client = login(kenya)
     Match.objects.filter(pk=match.pk).update(is_active=False)

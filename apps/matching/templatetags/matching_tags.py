@@ -51,7 +51,13 @@ def match_for_display(match, post, actor: Actor):
     match.other_interest = match.offer_interest if match.side == "need" else match.need_interest
     # New until answered: one answered (interest, dismissal, a connection) is no longer news to its side.
     match.is_new = match.created_at >= fresh_since and not match.own_interest
-    match.is_updated = not match.is_new and match.changed_at is not None and match.changed_at >= fresh_since
+    # Updated: changed since it was found (a new pair's change time is the time it was found), lately.
+    match.is_updated = (
+        not match.is_new
+        and match.changed_at is not None
+        and match.changed_at >= fresh_since
+        and match.changed_at > match.created_at
+    )
     match.passages = None  # see `match_add_passages`
     return match
 
