@@ -172,6 +172,19 @@
           window.htmx.trigger(form, "filters-changed");
         }
       });
+      // The search box searches as it is typed, but not while an input method (pinyin, kana, a Korean or an
+      // Arabic keyboard's composition) is still composing: it searched for "tai'yang" and announced no results
+      // before the characters were chosen. The composition's end searches for what it gave.
+      var query = form.querySelector("input[name=q]");
+      if (query) {
+        var typed = function (event) {
+          if (!event.isComposing && window.htmx) {
+            window.htmx.trigger(query, "query-typed");
+          }
+        };
+        query.addEventListener("input", typed);
+        query.addEventListener("compositionend", typed);
+      }
     });
     document.querySelectorAll("form[data-post-form]").forEach(function (form) {
       syncOfferOnly(form);

@@ -86,3 +86,30 @@ def test_a_failed_search_says_so_on_the_page_and_to_screen_readers(
     message = "The request failed: try again, or reload the page."
     page.locator("#results .request-failed").get_by_text(message).wait_for()
     assert page.locator("#results-announcer").inner_text() == message
+
+
+def test_the_search_box_waits_for_an_input_method_to_finish_composing(
+    live_server,
+    browser_page,  # noqa: F811
+):
+    """Pinyin typed into the box is not yet the query: it searched for "tai'yang" and announced no results before
+    the characters were chosen. It searches once they are."""
+    page = browser_page
+    PostFactory(title="太阳能微电网培训", language="zh", party=party("CHN"))
+    PostFactory(title="Flood early warning")
+    page.goto(f"{live_server.url}/posts/")
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "q=" in request.url else None)
+    page.locator("#id_q").focus()
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.imeSetComposition", {"text": "tai'yang", "selectionStart": 8, "selectionEnd": 8})
+    page.wait_for_timeout(1200)  # three times the search's delay
+    assert asked == [], asked
+    assert "2 posts found" in page.locator("#results").inner_text()
+    cdp.send("Input.insertText", {"text": "太阳能"})  # the candidate chosen: the composition ends
+    page.locator("#results").get_by_text("1 post found").wait_for()
+    assert page.locator("#results").get_by_text("太阳能微电网培训").count() == 1
+    assert all("tai" not in url for url in asked) and len(asked) == 1, asked
+    # Typing without an input method still searches as it goes.
+    page.locator("#id_q").fill("flood")
+    page.locator("#results").get_by_text("Flood early warning").wait_for()
