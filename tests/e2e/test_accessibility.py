@@ -5,9 +5,12 @@ import re
 import pytest
 from django.conf import settings
 
-from tests.factories import PostFactory, party
+from tests.factories import FocalPointFactory, PostFactory, SecretariatFactory, party
 
-from .test_focal_point_flow import browser_page  # noqa: F401 - the fixture
+from .test_focal_point_flow import (
+    browser_page,  # noqa: F401 - the fixture
+    log_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -113,3 +116,45 @@ def test_the_search_box_waits_for_an_input_method_to_finish_composing(
     # Typing without an input method still searches as it goes.
     page.locator("#id_q").fill("flood")
     page.locator("#results").get_by_text("Flood early warning").wait_for()
+
+
+def test_chinese_table_labels_stay_whole_and_the_admins_buttons_clear_the_title(
+    live_server,
+    browser_page,  # noqa: F811
+):
+    """Chinese breaks between any two characters: the dashboard's "Edit and submit again" stood as a column of
+    seven characters on a phone. And the admin's buttons, floated up, covered the end of a post's title."""
+    page = browser_page
+    FocalPointFactory(username="fp_ken", party=party("KEN"))
+    SecretariatFactory(username="secretariat")
+    PostFactory(
+        status="returned",
+        published_at=None,
+        return_reason="金额有误：请核对项目预算。",
+        title="Solar mini-grids",
+    )
+    published = PostFactory(
+        title="Flood early-warning systems for the coastal villages of Mombasa and Kilifi"
+    )
+    log_in(page, live_server.url, "fp_ken")
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server.url}])
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{live_server.url}/dashboard/")
+    # Lines its first text takes (a box per line; the link's visually hidden title after it is not counted).
+    lines = (
+        "e => { const r = document.createRange(); r.selectNodeContents(e.firstChild);"
+        " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
+    )
+    link = page.get_by_role("link", name=re.compile("^编辑并再次提交"))
+    assert link.evaluate(lines) == 1
+    for header in page.locator("th").all():
+        assert header.evaluate(lines) == 1, header.inner_text()
+    assert page.get_by_role("cell", name="需求").first.evaluate(lines) == 1
+
+    page.context.clear_cookies()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, live_server.url, "secretariat")
+    page.goto(f"{live_server.url}/admin/posts/post/{published.pk}/change/")
+    title = page.locator("#content > h2").bounding_box()
+    tools = page.locator(".object-tools").bounding_box()
+    assert tools["y"] >= title["y"] + title["height"], (title, tools)
