@@ -332,7 +332,8 @@ def test_answering_a_match_just_found_leaves_it_neither_new_nor_updated(kenya, l
     offer = PostFactory(party=party("JPN"), kind="offer")
     now = timezone.now()
     found = Match.objects.create(need=need, offer=offer, score=0.7, changed_at=now)
-    Match.objects.filter(pk=found.pk).update(created_at=now + timedelta(milliseconds=2))  # inserted just after
+    # Inserted just after the run's time, as the worker does.
+    Match.objects.filter(pk=found.pk).update(created_at=now + timedelta(milliseconds=2))
     client = login(kenya)
     page = reverse("posts:detail", args=[need.pk])
     assert "badge-new" in client.get(page).content.decode()
