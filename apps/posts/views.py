@@ -287,9 +287,8 @@ def post_create_view(request: HttpRequest) -> HttpResponse:
         form = PostForm(request.POST, party=party, provider=provider)
         if form.is_valid():
             post = post_create(actor=actor, data=form.to_post_data())
-            messages.success(request, _("Your draft “%(title)s” is saved.") % {"title": post.title})
-            if _submit_requested(request):
-                _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+            submit = partial(post_submit, actor=actor, post=post) if _submit_requested(request) else None
+            _say_saved(request, _("Your draft “%(title)s” is saved.") % {"title": post.title}, submit)
             return redirect("posts:detail", pk=post.pk)
     elif (kept := _kept_form_data(request)) is not None:
         form = PostForm(kept, party=party, provider=provider)
@@ -330,7 +329,10 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
             update = partial(post_update, actor=actor, post=post, data=form.to_post_data(),
                              opened_at=form.cleaned_data["opened_at"])  # fmt: skip
             try:
-                ok = _run_action(request, update, _("Your changes are saved."))
+                update()
+            except (PostTransitionError, ValueError) as error:
+                messages.error(request, str(error))
+                return redirect("posts:detail", pk=post.pk)
             except PostEditConflict as conflict:
                 # The form comes back with what the editor typed (nothing is lost) and what the other change
                 # made to the fields they left alone (saving again put the old values back), now carrying the
@@ -354,8 +356,12 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
                     "taken_labels": [form.fields[name].label for name in taken],
                 }
                 return render(request, "posts/form.html", context, status=409)
-            if ok and _submit_requested(request) and "submit" in actions:
-                _run_action(request, lambda: post_submit(actor=actor, post=post), _SUCCESS["submit"])
+            submit = (
+                partial(post_submit, actor=actor, post=post)
+                if _submit_requested(request) and "submit" in actions
+                else None
+            )
+            _say_saved(request, _("Your changes are saved."), submit)
             return redirect("posts:detail", pk=post.pk)
     elif (kept := _kept_form_data(request)) is not None:
         # Bound as typed, with the time the form was first opened: a change made meanwhile is still a conflict
@@ -375,6 +381,27 @@ _SUCCESS = {  # lazy: in the language of the request that shows them, not of the
     "withdraw": gettext_lazy("The post is withdrawn. It is no longer shown or matched."),
     "close": gettext_lazy("The post is closed. Thank you for recording the outcome."),
 }
+
+
+def _say_saved(request: HttpRequest, saved: str, submit: Callable[[], object] | None) -> None:
+    """After a save: say so; with "Save and submit", submit too and say both in one message (or that it is saved,
+    and why the submission was refused). It said "Your draft is saved" of a post no longer a draft."""
+    if submit is not None:
+        try:
+            submit()
+        except (PostTransitionError, ValueError) as error:
+            messages.success(request, saved)
+            messages.error(request, str(error))
+            return
+        messages.success(request, str(_SAVED_AND_SUBMITTED))
+        return
+    messages.success(request, saved)
+
+
+_SAVED_AND_SUBMITTED = gettext_lazy(
+    "Saved and submitted to the secretariat for review. Everyone will see it in the list of posts once it is "
+    "published."
+)
 
 
 def _run_action(request: HttpRequest, action: Callable[[], object], success: str) -> bool:

@@ -332,7 +332,35 @@ def test_create_save_and_submit(focal_point, login):
     response = login(focal_point).post(reverse("posts:create"), form_data(save_and_submit="1"))
     post = Post.objects.get()
     assert post.status == Post.Status.SUBMITTED
-    assert any("Submitted" in m for m in messages_of(response))
+    # One message for the two steps: it said "Your draft is saved" first, of a post no longer a draft.
+    assert messages_of(response) == [
+        "Saved and submitted to the secretariat for review. Everyone will see it in the list of posts once it is "
+        "published."
+    ]
+
+
+def test_saving_alone_says_so(focal_point, login):
+    client = login(focal_point)
+    created = client.post(reverse("posts:create"), form_data())
+    post = Post.objects.get()
+    assert messages_of(created) == [f"Your draft “{post.title}” is saved."]
+    client.get(created.url)  # where the message is shown (and spent)
+    edited = client.post(reverse("posts:edit", args=[post.pk]), form_data(title="Sharper title"))
+    assert messages_of(edited) == ["Your changes are saved."]
+
+
+def test_a_save_whose_submission_is_refused_says_both(focal_point, login, monkeypatch):
+    def refused(*, actor, post):
+        raise ValueError("Give the post's contact before submitting it.")
+
+    monkeypatch.setattr("apps.posts.views.post_submit", refused)
+    response = login(focal_point).post(reverse("posts:create"), form_data(save_and_submit="1"))
+    post = Post.objects.get()
+    assert post.status == Post.Status.DRAFT
+    assert messages_of(response) == [
+        f"Your draft “{post.title}” is saved.",
+        "Give the post's contact before submitting it.",
+    ]
 
 
 def test_edit_and_resubmit_a_returned_post(focal_point, login):
@@ -340,13 +368,16 @@ def test_edit_and_resubmit_a_returned_post(focal_point, login):
     client = login(focal_point)
     page = client.get(reverse("posts:edit", args=[post.pk]))
     assert "Say which districts the stations cover." in page.content.decode()
-    client.post(
+    response = client.post(
         reverse("posts:edit", args=[post.pk]),
         form_data(description="Stations in Garissa and Tana River counties.", save_and_submit="1"),
     )
     post.refresh_from_db()
     assert post.status == Post.Status.SUBMITTED
     assert post.description == "Stations in Garissa and Tana River counties."
+    assert [m.split(".")[0] for m in messages_of(response)] == [
+        "Saved and submitted to the secretariat for review"
+    ]
 
 
 def test_edit_published_post_stays_published(focal_point, login):
