@@ -9,6 +9,7 @@ from django.contrib.admin import forms as admin_forms
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import password_validation
 from django.core.cache import cache
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -20,12 +21,27 @@ logger = logging.getLogger(__name__)
 
 
 def language_choices() -> list[tuple[str, str]]:
-    """The languages a user may prefer: the site's (settings.LANGUAGES, the UI languages with a catalogue).
+    """The languages a user may prefer: the site's (settings.LANGUAGES, the UI languages with a catalogue), each
+    in its own name, as the footer's switcher has them: a user who landed on a page in a language they do not read
+    finds theirs ("Arabe" on a French page was no help to an Arabic reader).
 
     The profile form and the admin offer the same list; read when a form is built, so a change of
     LANGUAGES (or a test's override) applies at once.
     """
-    return [("", _("Same as the site")), *settings.LANGUAGES]
+    return [
+        ("", _("Same as the site")),
+        *((code, get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES),
+    ]
+
+
+class LanguageSelect(forms.Select):
+    """Each language's option says which language its name is in (`lang`), for screen readers and fonts."""
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        if value:
+            option["attrs"]["lang"] = value
+        return option
 
 
 def preferred_language_field(
@@ -36,7 +52,7 @@ def preferred_language_field(
         choices=language_choices,
         required=False,
         help_text=help_text,
-        widget=forms.Select(attrs={"autocomplete": "language"}),
+        widget=LanguageSelect(attrs={"autocomplete": "language"}),
     )
 
 

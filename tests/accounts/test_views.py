@@ -134,6 +134,25 @@ def test_profile_page_shows_the_users_details(focal_point, login):
     assert 'name="role"' not in html and 'name="party"' not in html
 
 
+def test_the_profile_names_each_language_in_its_own_words(focal_point, login, settings):
+    """On a page in a language one does not read, one's own must be findable: "Arabe" was no help."""
+    client = login(focal_point)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ru"
+    html = client.get(reverse("accounts:profile")).content.decode()
+    select = html[
+        html.index('name="preferred_language"') : html.index(
+            "</select>", html.index('name="preferred_language"')
+        )
+    ]
+    for code, name in [("en", "English"), ("ar", "العربيّة"), ("zh-hans", "简体中文"), ("fr", "français"),
+                       ("es", "español")]:  # fmt: skip
+        assert re.search(rf'<option value="{code}" lang="{code}"[^>]*>{name}</option>', select), (
+            code,
+            select,
+        )
+    assert "Французский" not in select and "Как на сайте" in select  # the rest of the page stays Russian
+
+
 def test_profile_edit(focal_point, login):
     client = login(focal_point)
     response = client.post(
