@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -39,7 +40,7 @@ def snapshot_create(
     export = stocktake_export(date_from=date_from, date_to=date_to, filters=clean_filters)
     return Snapshot.objects.create(
         title=title,
-        slug=_unique_slug(title),
+        slug=_unique_slug(title, date_from, date_to),
         date_from=date_from,
         date_to=date_to,
         filters=clean_filters,
@@ -53,8 +54,13 @@ def snapshot_create(
 RESERVED_SLUGS = frozenset({"new"})
 
 
-def _unique_slug(title: str) -> str:
-    base = slugify(title)[:100] or "snapshot"
+def _unique_slug(title: str, date_from: dt.date, date_to: dt.date) -> str:
+    """The permalink's name, from the title's Latin letters. A title in another script has none, and gave
+    `snapshot`, `snapshot-2` or the digits run together (`12202612` of "第12次会议（2026年12月）"): it is named by
+    its period instead, which reads the same in every language."""
+    base = slugify(title)[:100]
+    if not re.search("[a-z]", base):
+        base = f"snapshot-{date_from.isoformat()}-{date_to.isoformat()}"
     if base in RESERVED_SLUGS:
         base = f"{base}-snapshot"
     slug, n = base, 1

@@ -1,6 +1,7 @@
 """The `stocktake` management command, the snapshot service's permissions, and the SVG chart helpers."""
 
 import csv
+import datetime as dt
 import io
 import json
 
@@ -127,6 +128,20 @@ def test_snapshot_slugs_are_unique_and_never_new(db):
         "gcnma-12-june-2026-2",
         "new-snapshot",
     )
+
+
+def test_a_title_without_latin_letters_is_named_by_its_period(db):
+    meeting = {"date_from": dt.date(2026, 7, 1), "date_to": dt.date(2026, 12, 31)}
+    russian = snapshot_create(actor=SYSTEM, title="Совещание Комитета, декабрь", **meeting)
+    again = snapshot_create(actor=SYSTEM, title="Совещание Комитета, декабрь", **meeting)
+    chinese = snapshot_create(actor=SYSTEM, title="非市场方法委员会第12次会议（2026年12月）", **meeting)
+    french = snapshot_create(actor=SYSTEM, title="Réunion du Comité, décembre", **meeting)
+    assert [s.slug for s in (russian, again, chinese, french)] == [
+        "snapshot-2026-07-01-2026-12-31",
+        "snapshot-2026-07-01-2026-12-31-2",
+        "snapshot-2026-07-01-2026-12-31-3",
+        "reunion-du-comite-decembre",
+    ]
 
 
 def test_nice_ticks():
