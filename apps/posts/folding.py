@@ -6,7 +6,7 @@ splits Chinese and Japanese into pairs of characters): lower case in every scrip
 precoce, sequías and sequias are one word to users who type without accents), while the marks that make
 another script's letter stay (Russian й is not и, Arabic ئ is not ي); compatibility forms as their plain
 letters (the ligature ﬁ, full-width Ａ); Arabic short vowels (harakat) and the tatweel off, alef with hamza or
-madda as alef (إنذار and انذار are one word); ё as е. Chinese and Japanese are kept as written: the search
+madda as alef (إنذار and انذار are one word); ё as е; ’ as '. Chinese and Japanese are kept as written: the search
 finds their words within the texts, not as the engine's pairs of characters.
 
 The fold is done in Python, not by the database (PostgreSQL's `unaccent` extension needs a superuser to be
@@ -19,7 +19,9 @@ import unicodedata
 
 _LATIN_MARKS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
 _ARABIC_MARKS = re.compile(r"[\u064b-\u0652\u0640]+")
-_FOLDS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ё": "е"})
+# The typographic apostrophes as the typewriter's: a French, Mac or phone keyboard types l’eau, another l'eau
+# (migration posts 0016 folded the posts' stored text so).
+_FOLDS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ё": "е", "’": "'", "‘": "'", "ʼ": "'"})
 
 
 def search_fold(text: str) -> str:

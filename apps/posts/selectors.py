@@ -62,7 +62,7 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
     of Russian endings or Arabic prefixes (пожар should find пожаров, فيضانات بالفيضانات), and Chinese has no
     spaces to find words by. SQLite, the embedded default, searches every query so.
     """
-    text = search_fold(text.strip()[:200])
+    text = search_fold(text.strip()[:200]).translate(_QUOTES)
     if not _WORD.search(text):  # nothing to search for ('-', '"'): as if the box were empty
         return qs
     if connection.vendor == "postgresql" and not _OTHER_SCRIPT.search(text):
@@ -87,6 +87,12 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
 _OTHER_SCRIPT = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 # A term: "a phrase" or a word, either after a '-' to exclude it.
 _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
+# The quotation marks of the six languages and their keyboards, as the '"' that quotes a phrase: « », “ ”, „,
+# 「 」 and 『 』 were searched as letters (a French « alerte précoce » found nothing).
+_QUOTES = str.maketrans(dict.fromkeys("«»“”„‟「」『』〝〞〟", '"'))
+# Within a word, what separates words rather than belongs to one: punctuation (a comma, Chinese 、 and ，, a
+# bracket), but an apostrophe or a hyphen inside it (l'eau, early-warning). `太阳能，培训` is two terms.
+_SEPARATORS = re.compile(r"[^\w'-]+")
 # Chinese and Japanese characters (kana, CJK extension A, unified and compatibility ideographs), as migration 0015
 # stores them; a run of four or more is searched as its pairs.
 _CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -102,18 +108,21 @@ def _within_terms(text: str) -> list[tuple[str, bool]]:
     terms = []
     for minus, phrase, word_minus, word in _TERM.findall(_web_search_text(text)):
         exclude = bool(minus or word_minus)
-        term = phrase or word.strip("'-()!&|")
-        if not term or (not phrase and term == "or"):
-            continue
         if phrase:
-            terms.append((term, exclude))
+            # Spaces inside the marks are not the phrase's: « alerte précoce » (French spaces them).
+            if phrase.strip():
+                terms.append((phrase.strip(), exclude))
             continue
-        if _CJK_RUN.fullmatch(term) and not exclude:
-            terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))
-            if len(term) % 2:  # an odd run's last character, with the one before it (山洪预警系: 警系)
-                terms.append((term[-2:], False))
-            continue
-        terms.append((search_term(term), exclude))
+        for part in _SEPARATORS.split(word):
+            term = part.strip("'-")
+            if not term or term == "or":
+                continue
+            if _CJK_RUN.fullmatch(term) and not exclude:
+                terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))
+                if len(term) % 2:  # an odd run's last character, with the one before it (山洪预警系: 警系)
+                    terms.append((term[-2:], False))
+                continue
+            terms.append((search_term(term), exclude))
     return terms
 
 

@@ -178,3 +178,65 @@ def test_migration_fills_the_search_text_of_existing_posts(monkeypatch):
     migration.fill(apps, SimpleNamespace(connection=connection, quote_name=connection.ops.quote_name))
     assert titles("precoce") == [f"Alerte précoce {n}" for n in range(5)]
     assert titles("reseau hydrometrique") == [f"Alerte précoce {n}" for n in range(5)]
+
+
+# --- what keyboards type: apostrophes, quotation marks, punctuation between words ----------------------------
+
+
+@pytest.fixture
+def typed_posts():
+    return {
+        "straight": PostFactory(
+            title="Accès à l'eau potable", description="Forages et pompes.", language="fr"
+        ),
+        "curly": PostFactory(
+            title="Qualité de l’eau des rivières", description="Laboratoires.", language="fr"
+        ),
+        "phrase": PostFactory(title="Systèmes d’alerte précoce", description="Sirènes, SMS.", language="fr"),
+        "chinese": PostFactory(
+            title="太阳能微电网培训", description="为乡村技术人员提供培训。", language="zh"
+        ),
+        "english": PostFactory(title="Flood and drought early warning", description="Gauges.", language="en"),
+    }
+
+
+@pytest.mark.parametrize("q", ["l'eau", "l’eau", "l‘eau", "lʼeau", "L’EAU"])
+def test_either_apostrophe_finds_both(typed_posts, q):
+    assert titles(q) == sorted(["Accès à l'eau potable", "Qualité de l’eau des rivières"])
+
+
+@pytest.mark.parametrize(
+    "q", ['"alerte précoce"', "« alerte précoce »", "«alerte précoce»", "“alerte précoce”"]
+)
+def test_a_phrase_in_any_quotation_marks(typed_posts, q):
+    assert titles(q) == ["Systèmes d’alerte précoce"]
+
+
+@pytest.mark.parametrize(
+    "q", ["太阳能 培训", "太阳能，培训", "太阳能、培训", "太阳能,培训", "“太阳能微电网”", "「太阳能」"]
+)
+def test_chinese_terms_apart_by_its_punctuation(typed_posts, q):
+    assert titles(q) == ["太阳能微电网培训"]
+
+
+@pytest.mark.parametrize("q", ["flood, drought", "(flood) drought", "drought; flood"])
+def test_punctuation_between_words_is_no_part_of_them(typed_posts, q):
+    assert titles(q) == ["Flood and drought early warning"]
+
+
+def test_the_migration_refolds_the_apostrophes_of_existing_posts(monkeypatch):
+    from django.apps import apps
+
+    migration = importlib.import_module("apps.posts.migrations.0016_search_text_apostrophes")
+    monkeypatch.setattr(migration, "BATCH", 1)  # several rounds
+    curly = [PostFactory(title=f"Qualité de l’eau {n}", description="Rivières.") for n in range(3)]
+    plain = PostFactory(title="Accès à l'eau", description="Forages.")
+    # As stored before the fold knew the typographic apostrophe.
+    Post.objects.filter(pk__in=[p.pk for p in curly]).update(
+        search_text=Concat(Value("qualite de l’eau "), F("id"))
+    )
+    assert Post.objects.filter(search_text__contains="’").count() == 3
+    migration.refold(apps, SimpleNamespace(connection=connection, quote_name=connection.ops.quote_name))
+    assert not Post.objects.filter(search_text__contains="’").exists()
+    assert titles("l'eau") == titles("l’eau") == sorted([plain.title, *(p.title for p in curly)])
+    assert Post.objects.get(pk=curly[0].pk).search_text == "qualite de l'eau 0\nrivieres."
