@@ -157,8 +157,7 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80, named: tuple[d
             return ", ".join(str(labels[name].get(v, v)) for v in items)
         if isinstance(value, list):
             return ", ".join(map(str, value))
-        text = str(value)
-        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+        return str(value)
 
     def label(name: str) -> str:
         field_name = name.removesuffix("_id")
@@ -169,13 +168,36 @@ def _changes_summary(event: PostEvent, *, limit: int | None = 80, named: tuple[d
 
     # One line per field, written as the admin's language writes a colon (French: a no-break space before it).
     line = gettext("%(field)s: %(old)s → %(new)s")
-    return mark_safe(
-        "<br>".join(
-            line
-            % {"field": escape(label(name)), "old": escape(shown(name, old)), "new": escape(shown(name, new))}
-            for name, (old, new) in event.changes.items()
-        )
+    lines = []
+    for name, (old, new) in event.changes.items():
+        before, after = _from_first_difference(shown(name, old), shown(name, new), limit)
+        lines.append(line % {"field": escape(label(name)), "old": escape(before), "new": escape(after)})
+    return mark_safe("<br>".join(lines))
+
+
+# Characters kept before a long text's first change, so that it is read in its sentence.
+_CHANGE_CONTEXT = 30
+
+
+def _from_first_difference(old: str, new: str, limit: int | None) -> tuple[str, str]:
+    """Two versions of a text, each shortened to `limit` characters (None: whole). A long text is shown from a
+    little before the first character that differs: cut at its start, an edit past the limit showed the same
+    words on both sides ("a sentence added to the description" read as no change at all)."""
+    if limit is None or (len(old) <= limit and len(new) <= limit):
+        return old, new
+    first = next(
+        (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new))
     )
+    start = max(0, first - _CHANGE_CONTEXT)
+    if start and (space := old.rfind(" ", 0, start + 1)) > start - _CHANGE_CONTEXT // 2:
+        start = space + 1  # from a word's start, where there is one near
+
+    def cut(text: str) -> str:
+        part = text[start:]
+        part = part if len(part) <= limit else part[: limit - 1] + "…"
+        return ("…" + part) if start else part
+
+    return cut(old), cut(new)
 
 
 class ReadOnlyMixin:
@@ -197,7 +219,8 @@ class PostEventInline(ReadOnlyMixin, admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    show_change_link = False
+    # To the entry's own page, which gives its changed texts whole.
+    show_change_link = True
     verbose_name_plural = _("History (every change, who made it and when)")
 
     def has_view_permission(self, request, obj=None) -> bool:

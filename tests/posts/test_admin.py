@@ -1,6 +1,7 @@
 """The secretariat's admin for posts: moderation queue and actions, content edits through the services,
 history, search, query counts, and who may use any of it."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -463,6 +464,35 @@ def test_history_names_parties_and_fields_and_keeps_whole_texts_on_the_entrys_pa
     assert long_text not in html and long_text[:60] in html  # shortened in the table
     entry = staff.get(reverse("admin:posts_postevent_change", args=[event.pk])).content.decode()
     assert long_text.strip() in entry  # the whole earlier text, on the entry's own page
+
+
+def test_a_long_text_changed_past_its_start_shows_the_change_and_links_to_the_whole(staff):
+    """Both versions were cut at 80 characters: a sentence added to a long description showed the same words on
+    each side of the arrow, and the entry had no link to its own page."""
+    post = PostFactory(status=S.DRAFT, published_at=None)
+    before = "Community early-warning sirens for the villages along the lower Tana river, with SMS alerts in Swahili."
+    after = before + " Budget: USD 250,000 over two years."
+    event = PostEvent.objects.create(
+        post=post, action="updated", actor_label="fp_ken", changes={"description": [before, after]}
+    )
+    html = staff.get(change_url(post)).content.decode()
+    line = re.search(r"description: (.*?) → (.*?)(?:<br>|</td>|</p>)", html).groups()
+    assert line[0] != line[1], line
+    assert line[0].startswith("…") and "in Swahili." in line[0]
+    assert "Budget: USD 250,000" in line[1]
+    assert reverse("admin:posts_postevent_change", args=[event.pk]) in html  # the entry whole, one click away
+
+
+def test_a_long_chinese_text_changed_in_its_middle(staff):
+    from apps.posts.admin import _from_first_difference
+
+    before = "斐济政府愿与太平洋岛国分享沿海社区预警系统的经验，" * 5
+    after = before[:100] + "并提供为期两周的培训" + before[100:]
+    old, new = _from_first_difference(before, after, 80)
+    assert old != new and "并提供为期两周的培训" in new and "并提供" not in old
+    assert old.startswith("…") and len(old) <= 81 and len(new) <= 81
+    assert _from_first_difference("short", "shorter", 80) == ("short", "shorter")
+    assert _from_first_difference(before, after, None) == (before, after)
 
 
 def test_change_page_query_count_does_not_grow_with_history(staff, django_assert_max_num_queries):
