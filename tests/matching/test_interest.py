@@ -72,6 +72,25 @@ def test_both_sides_interested_makes_a_connection_and_emails_both(
     assert "River flood forecasting" in to_kenya.body
 
 
+def test_a_chinese_email_and_panel_put_no_space_after_a_full_width_colon(
+    match, kenya, japan, django_capture_on_commit_callbacks, login
+):
+    """Chinese writes 得分：80%: the label's full-width colon is its own space (it read 得分： 80%)."""
+    kenya.preferred_language = "zh-hans"
+    kenya.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        match_set_interest(actor=Actor.for_user(kenya), match=match, interest="interested")
+        match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")
+    chinese = next(m for m in mail.outbox if m.to == ["ken@example.org"]).body
+    english = next(m for m in mail.outbox if m.to == ["jpn@example.org"]).body
+    assert re.search(r"得分：\d", chinese) and "： " not in chinese, chinese
+    assert re.search(r"Score: \d", english)
+    client = login(kenya)
+    client.cookies["django_language"] = "zh-hans"
+    panel = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
+    assert "共同的支持类型：" in panel and "： " not in panel
+
+
 def test_dismissing_never_connects(match, kenya, japan):
     match_set_interest(actor=Actor.for_user(kenya), match=match, interest="dismissed")
     match = match_set_interest(actor=Actor.for_user(japan), match=match, interest="interested")

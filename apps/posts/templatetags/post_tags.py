@@ -124,3 +124,11 @@ def changed_fields(changes: dict | None) -> str:
                 label = name.replace("_", " ")
         labels[str(label)] = None
     return ", ".join(labels)
+
+
+@register.filter(is_safe=True)
+def before_value(label: str) -> str:
+    """A label that ends with its colon ("Score:"), and the space before its value: none after a full-width sign,
+    as Chinese writes it (得分：71%, not 得分： 71%)."""
+    label = str(label)
+    return label if label.endswith(("：", "；", "，", "、", "。")) else label + " "
