@@ -1041,6 +1041,11 @@ def test_the_500_page_renders_without_a_request_or_the_database(django_assert_nu
     with django_assert_num_queries(0):
         html = render_to_string("500.html")
     assert "Something went wrong on our side" in html
+    # In each of the site's languages, marked as such: which one the visitor reads is not known there.
+    for lang, words in [("fr", "Une erreur s’est produite"), ("es", "Se ha producido un error"),
+                        ("ru", "произошла ошибка"), ("zh-Hans", "出现了错误"), ("ar", "حدث خطأ")]:  # fmt: skip
+        section = html[html.index(f'<section lang="{lang}"') :]
+        assert words in section[: section.index("</section>")], lang
 
 
 def test_the_owners_history_says_what_an_edit_changed(focal_point, login):
