@@ -1265,3 +1265,13 @@ def test_an_odd_chinese_run_keeps_its_last_character(client):
         PostFactory(title=title, description="—", language="zh")
     html = client.get(reverse("posts:list"), {"q": "山洪预警系"}).content.decode()
     assert "山洪预警系统" in html and "山洪预警平台" not in html
+
+
+def test_chinese_counts_after_headings_take_full_width_brackets(focal_point, login):
+    ken_post("published")
+    client = login(focal_point)
+    client.cookies["django_language"] = "zh-hans"
+    html = client.get(reverse("dashboard")).content.decode()
+    assert '<span class="muted">（1）</span>' in html and '<span class="muted">(1)</span>' not in html
+    client.cookies["django_language"] = "en"
+    assert '<span class="muted">(1)</span>' in client.get(reverse("dashboard")).content.decode()
