@@ -353,3 +353,39 @@ def test_redis_urls_with_a_database_number_or_none_are_taken(tmp_path):
     for url in ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/15"):
         result = manage("check", env={**TEST_SETTINGS, "REDIS_URL": url}, tmp_path=tmp_path)
         assert result.returncode == 0, (url, result.stderr)
+
+
+def test_a_refused_request_is_logged_once_in_one_line_and_a_server_error_with_its_traceback(settings):
+    """An expected 403 was a dozen lines of traceback, printed twice under `make run` (Django's own console
+    handler, on with DEBUG, and the root's)."""
+    import io
+    import logging
+    import logging.config
+    import sys
+
+    from django.utils.log import DEFAULT_LOGGING
+
+    from nma_platform.settings import base
+
+    settings.DEBUG = True  # as under `make run`: Django's console handler prints
+    stream = io.StringIO()
+    saved_stderr, sys.stderr = sys.stderr, stream  # where both console handlers write
+    try:
+        logging.config.dictConfig(
+            DEFAULT_LOGGING
+        )  # as Django configures logging: its own, then the project's
+        logging.config.dictConfig(base.LOGGING)
+        request_log = logging.getLogger("django.request")
+        for status, error in ((403, PermissionError("not yours")), (500, RuntimeError("boom"))):
+            try:
+                raise error
+            except Exception:
+                request_log.warning("Refused: /posts/1/submit/", exc_info=True, extra={"status_code": status})
+    finally:
+        sys.stderr = saved_stderr
+        logging.config.dictConfig(DEFAULT_LOGGING)  # back as the test run configured it
+        logging.config.dictConfig(settings.LOGGING)
+    text = stream.getvalue()
+    assert text.count("Refused: /posts/1/submit/") == 2, text  # once each, not twice
+    assert "PermissionError" not in text  # the 403 in one line
+    assert "RuntimeError: boom" in text  # the 500 with its traceback

@@ -659,10 +659,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"client_errors_in_one_line": {"()": "nma_platform.logs.ClientErrorsInOneLine"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors_in_one_line"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", LOG_LEVELS)},
-    # django-axes says at INFO what it cleaned at every login (three lines); its lockouts are warnings.
-    "loggers": {"axes": {"level": env_choice("AXES_LOG_LEVEL", "WARNING", LOG_LEVELS)}},
+    "loggers": {
+        # django-axes says at INFO what it cleaned at every login (three lines); its lockouts are warnings.
+        "axes": {"level": env_choice("AXES_LOG_LEVEL", "WARNING", LOG_LEVELS)},
+        # Django's own console handler (with DEBUG) printed each of its lines a second time beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
+    },
 }
 
 # The API's read path prepares its repeated statements on PostgreSQL; turn off behind PgBouncer in
