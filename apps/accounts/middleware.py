@@ -1,9 +1,10 @@
-"""Request bodies: large ones for the API's bulk import only."""
+"""Request bodies: large ones for the API's bulk import only. And a page for the site's 405."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
@@ -49,3 +50,25 @@ class RequestSizeMiddleware:
             patch_vary_headers(response, ["Accept-Language", "Cookie"])  # the language came from them
             return response
         return self.get_response(request)
+
+
+class MethodNotAllowedPageMiddleware:
+    """A page for a 405 of the site: a visit (GET) to an address that only a form's button posts to (submit,
+    withdraw, an answer to a match) answered an empty body, which browsers show as their own error page. The
+    status and its Allow header stay; the API, htmx and answers that have a body are left as they are."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code != 405
+            or response.content
+            or request.path.startswith("/api/")
+            or request.headers.get("HX-Request")
+        ):
+            return response
+        page = render(request, "405.html", status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page

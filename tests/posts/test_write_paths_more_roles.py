@@ -191,3 +191,18 @@ def test_a_get_never_writes(focal_point, secretariat, login):
     match.refresh_from_db()
     assert (draft.status, published.status, submitted.status) == (S.DRAFT, S.PUBLISHED, S.SUBMITTED)
     assert match.need_interest == ""
+
+
+def test_a_visit_to_a_buttons_address_gets_a_page_saying_so(focal_point, login):
+    """It answered a 405 without a body, which a browser shows as its own error page."""
+    published = PostFactory()
+    client = login(focal_point)
+    response = client.get(reverse("posts:withdraw", args=[published.pk]))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    html = response.content.decode()
+    assert "Not a page to visit" in html and reverse("posts:list") in html
+    # htmx and the API keep their own answers.
+    assert client.get(reverse("posts:withdraw", args=[published.pk]), HTTP_HX_REQUEST="true").content == b""
+    assert "errors" in client.get(f"/api/v1/posts/{published.pk}/withdraw/").json()
+    published.refresh_from_db()
+    assert published.status == S.PUBLISHED
