@@ -99,7 +99,7 @@ class MatchAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("explanation"))
     def explanation_shown(self, match):
-        from apps.posts.templatetags.post_tags import language_name_in_sentence
+        from apps.posts.templatetags.post_tags import before_value, language_name_in_sentence
 
         from .templatetags.matching_tags import as_written, term_labels
 
@@ -122,7 +122,10 @@ class MatchAdmin(ReadOnlyAdmin):
                                            f"{language_name_in_sentence(e.get('offer_language', ''))}"))  # fmt: skip
         if not lines:
             return "—"
-        return format_html_join(mark_safe("<br>"), "{} {}", lines)
+        # The space after a label is the filter's: none after a full-width colon (Chinese 共同的部门：水).
+        return format_html_join(
+            mark_safe("<br>"), "{}{}", ((before_value(label), value) for label, value in lines)
+        )
 
     @admin.display(
         description=_("need's poster"), ordering=Coalesce("need__party__name", "need__provider__name")

@@ -361,9 +361,19 @@ def test_the_ended_connection_note_links_to_the_connections_for_its_owner_only(c
 
 def test_withdrawing_a_post_tells_the_other_side_once(pair, kenya, japan, django_capture_on_commit_callbacks):
     FocalPointFactory(username="ken2", party=party("KEN"), email="ken2@example.org", preferred_language="fr")
+    FocalPointFactory(
+        username="ken3", party=party("KEN"), email="ken3@example.org", preferred_language="zh-hans"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         post_withdraw(actor=Actor.for_user(japan), post=pair.offer)
-    assert sorted(m.to[0] for m in mail.outbox) == ["ken2@example.org", "ken@example.org"]  # not Japan
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "ken2@example.org",
+        "ken3@example.org",
+        "ken@example.org",
+    ]  # not Japan
+    chinese = next(m for m in mail.outbox if m.to == ["ken3@example.org"]).body
+    assert "：http" in chinese and "： " not in chinese  # no space after a full-width colon
+    assert "(Japon) mise en relation" in next(m for m in mail.outbox if m.to == ["ken2@example.org"]).body
     english = next(m for m in mail.outbox if m.to == ["ken@example.org"])
     # Named by the recipient's own post, and without saying who withdrew it (its poster, the secretariat, an
     # import) nor its title (which may have been taken back and revised).
@@ -386,7 +396,7 @@ def test_withdrawing_a_post_tells_the_other_side_once(pair, kenya, japan, django
     assert connection_ended_send(match_id=pair.pk) == 0 and connection_ended_sweep() == 0
     with django_capture_on_commit_callbacks(execute=True):
         post_withdraw(actor=Actor.for_user(kenya), post=pair.need)
-    assert len(mail.outbox) == 2
+    assert len(mail.outbox) == 3
 
 
 def test_closing_a_post_tells_the_other_side_it_was_closed(

@@ -87,8 +87,16 @@ def test_a_chinese_email_and_panel_put_no_space_after_a_full_width_colon(
     assert re.search(r"Score: \d", english)
     client = login(kenya)
     client.cookies["django_language"] = "zh-hans"
+    match.explanation = {**match.explanation, "related_terms": ["alerts"], "terms_language": "en"}
+    match.save()
     panel = client.get(reverse("posts:detail", args=[match.need_id])).content.decode()
-    assert "共同的支持类型：" in panel and "： " not in panel
+    assert "共同的支持类型：" in panel and "相关词语：<span" in panel and "： " not in panel
+    assert "匹配<span" in panel  # the heading's count: no space before its full-width bracket
+    from apps.matching.admin import MatchAdmin
+
+    with translation.override("zh-hans"):
+        shown = MatchAdmin(Match, None).explanation_shown(match)
+    assert "共同的支持类型：" in shown and "： " not in shown
 
 
 def test_dismissing_never_connects(match, kenya, japan):
@@ -156,12 +164,12 @@ def test_an_htmx_answer_updates_the_panels_counts_in_place(match, kenya, login):
     assert html.index(f'id="match-{match.pk}"') < html.index(
         '<h2 id="matches-heading" data-hx-swap-oob="true">'
     )
-    assert 'Matches awaiting your answer <span class="muted">(1 of 2)</span>' in html
+    assert 'Matches awaiting your answer<span class="muted"> (1 of 2)</span>' in html
     assert '<div id="match-filters" data-hx-swap-oob="true">' in html and "1 match awaits your answer" in html
     response = client.post(reverse("matching:interest", args=[other.pk]), {"interest": "interested"},
                            HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}")  # fmt: skip
     html = response.content.decode()
-    assert "await your answer" not in html and 'Matches <span class="muted">(2)</span>' in html
+    assert "await your answer" not in html and 'Matches<span class="muted"> (2)</span>' in html
 
 
 def test_answering_the_last_awaiting_match_keeps_the_filter_the_page_shows(match, kenya, secretariat, login):
@@ -171,13 +179,13 @@ def test_answering_the_last_awaiting_match_keeps_the_filter_the_page_shows(match
                                  HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}?matches=awaiting")  # fmt: skip
     html = response.content.decode()
     # The list still shows the filter's items: the heading says so, and the way back to all of them stays.
-    assert 'Matches awaiting your answer <span class="muted">(0 of 1)</span>' in html
+    assert 'Matches awaiting your answer<span class="muted"> (0 of 1)</span>' in html
     assert "Show all matches" in html and "await your answer:" not in html
     # Opened afresh, the empty filter lists every match; the secretariat (which answers for neither side) is
     # never shown "your answer".
     Match.objects.filter(pk=match.pk).update(need_interest="", offer_interest="interested")
     staff_page = login(secretariat).get(page, {"matches": "awaiting"}).content.decode()
-    assert "awaiting your answer" not in staff_page and 'Matches <span class="muted">(1)</span>' in staff_page
+    assert "awaiting your answer" not in staff_page and 'Matches<span class="muted"> (1)</span>' in staff_page
 
 
 def test_a_bad_answer_is_a_message_not_an_error(match, kenya, login):
@@ -659,7 +667,7 @@ def test_the_panel_pages_through_every_match_and_filters_those_awaiting_an_answe
     url = reverse("posts:detail", args=[match.need_id])
     first = client.get(url)
     html = first.content.decode()
-    assert 'Matches <span class="muted">(25)</span>' in html
+    assert 'Matches<span class="muted"> (25)</span>' in html
     assert len(first.context["matches"]) == 20 and "Page 1 of 2" in html
     assert "matches_page=2#matches" in html
     second = client.get(url, {"matches_page": 2})
@@ -674,7 +682,7 @@ def test_the_panel_pages_through_every_match_and_filters_those_awaiting_an_answe
     assert [m.pk for m in only.context["matches"]] == [match.pk]
     assert "Show all matches" in only.content.decode()
     # The heading says what is listed, of how many.
-    assert 'Matches awaiting your answer <span class="muted">(1 of 25)</span>' in only.content.decode()
+    assert 'Matches awaiting your answer<span class="muted"> (1 of 25)</span>' in only.content.decode()
     # Connections have their list too, which the connection email links to.
     other = Match.objects.exclude(pk=match.pk).order_by("score").first()  # rank 25: on page 2
     Match.objects.filter(pk=other.pk).update(connected_at=timezone.now(), need_interest="interested",
@@ -684,7 +692,7 @@ def test_the_panel_pages_through_every_match_and_filters_those_awaiting_an_answe
     connections = client.get(url, {"matches": "connected"})
     assert [m.pk for m in connections.context["matches"]] == [other.pk]
     assert f'id="match-{other.pk}"' in connections.content.decode()
-    assert 'Connections <span class="muted">(1 of 25)</span>' in connections.content.decode()
+    assert 'Connections<span class="muted"> (1 of 25)</span>' in connections.content.decode()
     # An odd page number or filter never breaks the page.
     for params in ({"matches_page": "x"}, {"matches_page": 99}, {"matches": "nonsense"}):
         assert client.get(url, params).status_code == 200
