@@ -84,6 +84,20 @@ def test_a_chinese_email_and_panel_put_no_space_after_a_full_width_colon(
     chinese = next(m for m in mail.outbox if m.to == ["ken@example.org"]).body
     english = next(m for m in mail.outbox if m.to == ["jpn@example.org"]).body
     assert re.search(r"得分：\d", chinese) and "： " not in chinese, chinese
+    # And where the other post gives no contact.
+    from django.template.loader import render_to_string
+
+    with translation.override("zh-hans"):
+        body = render_to_string(
+            "matching/email/connection.txt",
+            {
+                "own": match.need,
+                "other": {"post": match.offer, "contacts": []},
+                "match": match,
+                "site_url": "",
+            },
+        )
+    assert "联系人：" in body and "： " not in body, body
     assert re.search(r"Score: \d", english)
     client = login(kenya)
     client.cookies["django_language"] = "zh-hans"

@@ -128,7 +128,12 @@ def changed_fields(changes: dict | None) -> str:
 
 @register.filter(is_safe=True)
 def before_value(label: str) -> str:
-    """A label that ends with its colon ("Score:"), and the space before its value: none after a full-width sign,
-    as Chinese writes it (得分：71%, not 得分： 71%)."""
-    label = str(label)
-    return label if label.endswith(("：", "；", "，", "、", "。")) else label + " "
+    """A label that ends with its colon ("Score:"), and the space before its value (`space_after`)."""
+    return str(label) + space_after(label)
+
+
+@register.filter(is_safe=True)
+def space_after(label: str) -> str:
+    """The space between a label and its value: none after a full-width sign, as Chinese writes it (得分：71%,
+    not 得分： 71%)."""
+    return "" if str(label).endswith(("：", "；", "，", "、", "。")) else " "
