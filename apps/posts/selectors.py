@@ -90,9 +90,10 @@ _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
 # The quotation marks of the six languages and their keyboards, as the '"' that quotes a phrase: « », “ ”, „,
 # 「 」 and 『 』 were searched as letters (a French « alerte précoce » found nothing).
 _QUOTES = str.maketrans(dict.fromkeys("«»“”„‟「」『』〝〞〟", '"'))
-# Within a word, what separates words rather than belongs to one: punctuation (a comma, Chinese 、 and ，, a
-# bracket), but an apostrophe or a hyphen inside it (l'eau, early-warning). `太阳能，培训` is two terms.
-_SEPARATORS = re.compile(r"[^\w'-]+")
+# Within a word, the signs that separate words rather than belong to one: commas, semicolons, colons, full stops
+# of Chinese and Japanese, question and exclamation marks, brackets (`太阳能，培训` and `flood,drought` are two
+# terms each). Not the signs that words hold: c++, M&E, 1.5°C, U.S., covid-19, l'eau.
+_SEPARATORS = re.compile(r"[,;:!?()\[\]{}、。〈〉《》【】〔〕]+")
 # Chinese and Japanese characters (kana, CJK extension A, unified and compatibility ideographs), as migration 0015
 # stores them; a run of four or more is searched as its pairs.
 _CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -114,7 +115,7 @@ def _within_terms(text: str) -> list[tuple[str, bool]]:
                 terms.append((phrase.strip(), exclude))
             continue
         for part in _SEPARATORS.split(word):
-            term = part.strip("'-")
+            term = part.strip("'-&|")
             if not term or term == "or":
                 continue
             if _CJK_RUN.fullmatch(term) and not exclude:

@@ -240,3 +240,23 @@ def test_the_migration_refolds_the_apostrophes_of_existing_posts(monkeypatch):
     assert not Post.objects.filter(search_text__contains="’").exists()
     assert titles("l'eau") == titles("l’eau") == sorted([plain.title, *(p.title for p in curly)])
     assert Post.objects.get(pk=curly[0].pk).search_text == "qualite de l'eau 0\nrivieres."
+
+
+@pytest.mark.parametrize(
+    ("q", "terms"),
+    [
+        ("c++", [("c++", False)]),
+        ("flood -M&E", [("flood", False), ("m&e", True)]),
+        ("1.5°C u.s.", [("1.5°c", False), ("u.s.", False)]),
+        ("covid\u201119", [("covid\u201019", False)]),  # a non-breaking hyphen, folded as a hyphen, kept
+        ("flood,drought (sahel)", [("flood", False), ("drought", False), ("sahel", False)]),
+        ("太阳能，培训", [("太阳能", False), ("培训", False)]),
+        ("-“alerte précoce”", [("alerte precoce", True)]),
+    ],
+)
+def test_the_terms_searched_within_the_texts(q, terms):
+    """What the search looks for within the texts (SQLite, and a query in another script on PostgreSQL): split on
+    every sign, c++ searched "c" (nearly every post) and `flood -M&E` excluded every post holding an m."""
+    from apps.posts.selectors import _QUOTES, _within_terms
+
+    assert _within_terms(search_fold(q).translate(_QUOTES)) == terms
