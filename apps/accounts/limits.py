@@ -31,25 +31,27 @@ def _rate_limited(rate_setting: str, key: Callable[[HttpRequest], str | None], k
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            who = key(request)
-            if who is not None:
-                wait = rate_spend(
-                    f"site-throttle:{who}",
-                    getattr(settings, rate_setting),
-                    cache=cache,
-                    now=time.time(),
-                    what="the site's rate limit",
-                )
-                if wait is not None:
-                    seconds = max(1, math.ceil(wait))
-                    response = render(request, "429.html", {"seconds": seconds, "kind": kind}, status=429)
-                    response["Retry-After"] = str(seconds)
-                    return response
+            seconds = _spend(rate_setting, key(request))
+            if seconds is not None:
+                response = render(request, "429.html", {"seconds": seconds, "kind": kind}, status=429)
+                response["Retry-After"] = str(seconds)
+                return response
             return view(request, *args, **kwargs)
 
         return limited
 
     return decorate
+
+
+def _spend(rate_setting: str, who: str | None) -> int | None:
+    """Spend one request of `who`'s budget: None when allowed (or `who` is None), else the whole seconds to wait."""
+    if who is None:
+        return None
+    wait = rate_spend(
+        f"site-throttle:{who}", getattr(settings, rate_setting), cache=cache, now=time.time(),
+        what="the site's rate limit",
+    )  # fmt: skip
+    return None if wait is None else max(1, math.ceil(wait))
 
 
 def _client(request: HttpRequest) -> str:
@@ -63,14 +65,20 @@ anonymous_rate_limited = _rate_limited(
     "pages",
 )
 
+
+def _writer(request: HttpRequest) -> str | None:
+    return f"writes:{request.user.pk}" if request.method == "POST" and request.user.is_authenticated else None
+
+
 # A logged-in user's POSTs (an anonymous one is sent to log in by the view).
-writes_rate_limited = _rate_limited(
-    "SITE_THROTTLE_WRITES",
-    lambda request: (
-        f"writes:{request.user.pk}" if request.method == "POST" and request.user.is_authenticated else None
-    ),
-    "writes",
-)
+writes_rate_limited = _rate_limited("SITE_THROTTLE_WRITES", _writer, "writes")
+
+
+def writes_wait(request: HttpRequest) -> int | None:
+    """For a view that answers a spent budget itself (the post's form, shown again as typed): spend one of the
+    user's changes; None when allowed, else the seconds to wait."""
+    return _spend("SITE_THROTTLE_WRITES", _writer(request))
+
 
 # Requests for a password-reset email, per client address.
 reset_rate_limited = _rate_limited(

@@ -28,13 +28,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.accounts.actors import PROVIDER_DEACTIVATED_MESSAGE, Actor
 from apps.accounts.expiry import action_lost_notice, note_action_lost
-from apps.accounts.limits import anonymous_rate_limited, writes_rate_limited
+from apps.accounts.limits import anonymous_rate_limited, writes_rate_limited, writes_wait
 from apps.accounts.sessions import SessionStore
 from apps.matching.selectors import (
     MatchSummary,
@@ -275,7 +275,6 @@ def _submit_requested(request: HttpRequest) -> bool:
 # The form holds contact details (and, after a session ended, what was typed): never kept in a browser's cache.
 @never_cache
 @_login_required_keeping_the_form
-@writes_rate_limited
 def post_create_view(request: HttpRequest) -> HttpResponse:
     actor = Actor.for_user(request.user)
     if not actor.can_post:
@@ -285,6 +284,8 @@ def post_create_view(request: HttpRequest) -> HttpResponse:
     party, provider = _poster_of(request, actor)
     if request.method == "POST":
         form = PostForm(request.POST, party=party, provider=provider)
+        if (wait := writes_wait(request)) is not None:
+            return _form_too_fast(request, form, {"post": None, "can_submit": True}, wait)
         if form.is_valid():
             post = post_create(actor=actor, data=form.to_post_data())
             submit = partial(post_submit, actor=actor, post=post) if _submit_requested(request) else None
@@ -311,7 +312,6 @@ def _managed_post(request: HttpRequest, pk: int, actor: Actor, queryset: QuerySe
 
 @never_cache
 @_login_required_keeping_the_form
-@writes_rate_limited
 def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor.for_user(request.user)
     post = _managed_post(request, pk, actor, Post.objects.with_related().prefetch_related("partner_parties"))
@@ -325,6 +325,8 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     # Editing never moves a post to another poster: the form validates against the post's own.
     if request.method == "POST":
         form = PostForm(request.POST, party=post.party, provider=post.provider)
+        if (wait := writes_wait(request)) is not None:
+            return _form_too_fast(request, form, {"post": post, "can_submit": "submit" in actions}, wait)
         if form.is_valid():
             update = partial(post_update, actor=actor, post=post, data=form.to_post_data(),
                              opened_at=form.cleaned_data["opened_at"])  # fmt: skip
@@ -381,6 +383,27 @@ _SUCCESS = {  # lazy: in the language of the request that shows them, not of the
     "withdraw": gettext_lazy("The post is withdrawn. It is no longer shown or matched."),
     "close": gettext_lazy("The post is closed. Thank you for recording the outcome."),
 }
+
+
+def _form_too_fast(request: HttpRequest, form: PostForm, context: dict, seconds: int) -> HttpResponse:
+    """The post's form again, as it was sent, when its user has spent their changes (`SITE_THROTTLE_WRITES`):
+    nothing is saved, nothing typed is lost, and it still carries the time it was first opened (a page of its own
+    sent them back to a form fetched afresh, whose save would undo a change made meanwhile)."""
+    form.is_valid()
+    form.add_error(
+        None,
+        ngettext(
+            "You have sent many changes in a short time: nothing was saved. Wait %(seconds)d second, then save "
+            "again.",
+            "You have sent many changes in a short time: nothing was saved. Wait %(seconds)d seconds, then save "
+            "again.",
+            seconds,
+        )
+        % {"seconds": seconds},
+    )
+    response = render(request, "posts/form.html", {"form": form, **context}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 def _say_saved(request: HttpRequest, saved: str, submit: Callable[[], object] | None) -> None:

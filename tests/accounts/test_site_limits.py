@@ -2,6 +2,8 @@
 not, and a cache that fails lets everyone through. A logged-in user's changes are limited per user, and requests
 for a password-reset email per address."""
 
+import re
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -87,13 +89,18 @@ def test_a_users_changes_past_the_budget_get_a_429_and_save_nothing(login, focal
     assert client.post(reverse("accounts:profile"), profile).status_code == 302
     assert client.post(reverse("posts:submit", args=[draft.pk])).status_code == 302
     refused = [
-        client.post(reverse("posts:create"), form),
         client.post(reverse("posts:withdraw", args=[draft.pk])),
         client.post(reverse("matching:interest", args=[match.pk]), {"interest": "interested"}),
     ]
     for response in refused:
         assert response.status_code == 429 and int(response["Retry-After"]) > 0
         assert "Nothing was saved by this one" in response.content.decode()
+    # The post's form comes back as it was sent, saying why (nothing typed is lost).
+    again = client.post(reverse("posts:create"), {**form, "title": "Typed before the limit"})
+    assert again.status_code == 429 and int(again["Retry-After"]) > 0
+    html = again.content.decode()
+    assert "You have sent many changes in a short time: nothing was saved." in html
+    assert 'value="Typed before the limit"' in html
     match.refresh_from_db()
     draft.refresh_from_db()
     assert Post.objects.count() == posts + 1 and draft.status == Post.Status.SUBMITTED
@@ -123,3 +130,26 @@ def test_requests_for_a_reset_email_are_limited_per_address(client, settings, fo
     # Another address has its own budget.
     assert client.post(url, {"email": focal_point.email}, REMOTE_ADDR="10.0.0.9").status_code == 302
     assert len(mail.outbox) == 2 and {m.to[0] for m in mail.outbox} == {focal_point.email}
+
+
+def test_an_edit_past_the_budget_keeps_the_form_and_its_opening_time(login, focal_point, settings):
+    """A page of its own sent the editor back to the form fetched afresh: saving it then undid, without a word,
+    a change someone made meanwhile. The form comes back as sent, still carrying the time it was opened."""
+    settings.SITE_THROTTLE_WRITES = "1/minute"
+    post = PostFactory(status=Post.Status.DRAFT, published_at=None, title="Old title")
+    client = login(focal_point)
+    page = client.get(reverse("posts:edit", args=[post.pk])).content.decode()
+    opened = re.search(r'name="opened_at" value="([^"]+)"', page).group(1)
+    form = {
+        "kind": "need", "title": "Old title", "description": post.description, "support_types": ["technology"],
+        "focus_areas": ["adaptation"], "language": "en", "opened_at": opened,
+    }  # fmt: skip
+    assert (
+        client.post(reverse("accounts:profile"), {"preferred_language": "en"}).status_code == 302
+    )  # the one change
+    refused = client.post(reverse("posts:edit", args=[post.pk]), {**form, "title": "My new title"})
+    assert refused.status_code == 429
+    html = refused.content.decode()
+    assert 'value="My new title"' in html and f'name="opened_at" value="{opened}"' in html
+    post.refresh_from_db()
+    assert post.title == "Old title"
