@@ -40,6 +40,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from .actors import Actor
 from .authentication import request_actor
+from .permissions import ApiRateThrottle
 from .serializers import ErrorSerializer, HealthSerializer, PingSerializer
 
 logger = logging.getLogger(__name__)
@@ -377,12 +378,18 @@ class ApiView(APIView):
 
     # DRF checks the caller, then its permissions, then its budget: a refused caller (a bad token, a read token
     # writing, anyone anonymous writing) was never counted, and could retry without end. Here the budget is
-    # spent first: a token that fails spends its client address's (`anon`), the others their own.
+    # spent first, and a caller whose credentials fail spends one too (`ApiRateThrottle.allow_refused`).
     def perform_authentication(self, request):
+        # Django's user of the session, as loaded (lazily) before DRF replaces it by an anonymous one on failure.
+        session_user = getattr(request._request, "user", None)
         try:
             super().perform_authentication(request)
         except exceptions.APIException:
-            super().check_throttles(request)  # DRF has made the caller anonymous: its address pays
+            for throttle in self.get_throttles():
+                if isinstance(throttle, ApiRateThrottle) and not throttle.allow_refused(
+                    request, session_user
+                ):
+                    self.throttled(request, throttle.wait())
             raise
 
     def check_permissions(self, request):

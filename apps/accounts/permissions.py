@@ -7,6 +7,7 @@ may act on a particular post or match is decided by the services, which raise Pe
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import time
 
@@ -151,6 +152,22 @@ class ApiRateThrottle(BaseThrottle):
         else:
             # NUM_PROXIES decides which X-Forwarded-For hop is the client.
             scope, ident = "anon", self.get_ident(request)
+        return self._spend(scope, ident)
+
+    def allow_refused(self, request, session_user) -> bool:
+        """A request whose credentials were refused spends a budget too, or a caller could retry without end. A
+        token that fails (unknown, revoked, expired) spends one of its own, kept under a hash of what was sent,
+        at the tokens' rate: a partner looping with a revoked token is slowed without taking the budget of the
+        others at its address (a ministry behind one NAT). A browser session refused (its CSRF check) spends its
+        user's (`session_user`: Django's, which DRF has replaced by an anonymous one); the rest, their address's."""
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if header:
+            return self._spend("token", "refused-" + hashlib.sha256(header.encode()).hexdigest()[:32])
+        if session_user is not None and session_user.is_authenticated:
+            return self._spend("user", session_user.pk)
+        return self._spend("anon", self.get_ident(request))
+
+    def _spend(self, scope: str, ident) -> bool:
         wait = rate_spend(
             f"api-throttle:{scope}:{ident}",
             api_settings.DEFAULT_THROTTLE_RATES.get(scope),

@@ -167,26 +167,33 @@ def test_a_get_or_delete_never_writes(api, tokens):
     assert Post.objects.filter(pk=draft.pk).exists()
 
 
-def test_refused_callers_spend_their_budget_too(api, tokens, settings):
+def test_refused_callers_spend_their_budget_too(api, tokens, settings, session_api, focal_point):
     """A caller refused (a bad token, a read token writing, an anonymous write) used to be counted nowhere, and
-    could retry without end: it spends its token's budget, or its address's when it has no valid token."""
+    could retry without end. A valid token spends its own budget; a token that fails spends one of its own too,
+    not its address's (a partner looping with a revoked token behind a ministry's NAT would otherwise starve the
+    others there); an anonymous caller spends its address's; a session refused its CSRF check, its user's."""
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"anon": "3/minute", "token": "3/minute", "user": "100/minute"},
+        "DEFAULT_THROTTLE_RATES": {"anon": "3/minute", "token": "3/minute", "user": "3/minute"},
     }
     draft = PostFactory(status=S.DRAFT, published_at=None)
     reader = api(tokens["read"])
     assert [reader.post(f"{POSTS}{draft.pk}/submit/").status_code for _ in range(4)] == [403, 403, 403, 429]
-    # Another token is not affected.
-    assert api(tokens["ken"]).get("/api/v1/parties/").status_code == 200
-    # A token that does not exist, then an anonymous caller, from the same address: one budget.
-    forged = api("nma_" + "x" * 43)
-    assert [forged.post(POSTS, {}, format="json").status_code for _ in range(3)] == [401, 401, 401]
-    throttled = forged.post(POSTS, {}, format="json")
+    assert api(tokens["ken"]).get("/api/v1/parties/").status_code == 200  # another token is not affected
+    revoked = api(tokens["revoked"])
+    assert [revoked.get("/api/v1/parties/").status_code for _ in range(3)] == [401, 401, 401]
+    throttled = revoked.get("/api/v1/parties/")
     assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
-    assert api().post(POSTS, {}, format="json").status_code == 429
-    # A revoked token is refused as it is: it spends the address's budget, now spent.
-    assert api(tokens["revoked"]).get("/api/v1/parties/").status_code == 429
+    # The others at that address are not: anonymous readers, another bad token.
+    assert api().get("/api/v1/parties/").status_code == 200
+    assert api("nma_" + "x" * 43).post(POSTS, {}, format="json").status_code == 401
+    anonymous = api()
+    assert [anonymous.post(POSTS, {}, format="json").status_code for _ in range(2)] == [401, 401]
+    assert anonymous.post(POSTS, {}, format="json").status_code == 429  # with the read before: 3 of 3
+    # A browser session without its CSRF token spends its user's budget.
+    browser = session_api(focal_point)
+    assert [browser.post(POSTS, {}, format="json").status_code for _ in range(3)] == [403, 403, 403]
+    assert browser.post(POSTS, {}, format="json").status_code == 429
     draft.refresh_from_db()
     assert draft.status == S.DRAFT
 
