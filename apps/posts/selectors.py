@@ -91,9 +91,9 @@ _TERM = re.compile(r'(-?)"([^"]+)"|(-?)([^\s"]+)')
 # 「 」 and 『 』 were searched as letters (a French « alerte précoce » found nothing).
 _QUOTES = str.maketrans(dict.fromkeys("«»“”„‟「」『』〝〞〟", '"'))
 # Within a word, the signs that separate words rather than belong to one: commas, semicolons, colons, full stops
-# of Chinese and Japanese, question and exclamation marks, brackets (`太阳能，培训` and `flood,drought` are two
+# of Chinese and Japanese, Arabic ، ؛ ؟, question and exclamation marks, brackets (`太阳能，培训` and `flood,drought` are two
 # terms each). Not the signs that words hold: c++, M&E, 1.5°C, U.S., covid-19, l'eau.
-_SEPARATORS = re.compile(r"[,;:!?()\[\]{}、。〈〉《》【】〔〕]+")
+_SEPARATORS = re.compile(r"[,;:!?()\[\]{}、。〈〉《》【】〔〕،؛؟]+")
 # Chinese and Japanese characters (kana, CJK extension A, unified and compatibility ideographs), as migration 0015
 # stores them; a run of four or more is searched as its pairs.
 _CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
