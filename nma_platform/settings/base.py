@@ -491,7 +491,7 @@ SITE_THROTTLE_ANON = env_rate("SITE_THROTTLE_ANON", "120/minute")
 # person does by hand, to stop a script or a stuck page. Requests for a password-reset email, per client address
 # (each mailbox also gets at most 3 an hour).
 SITE_THROTTLE_WRITES = env_rate("SITE_THROTTLE_WRITES", "60/minute")
-SITE_THROTTLE_RESET = env_rate("SITE_THROTTLE_RESET", "10/hour")
+SITE_THROTTLE_RESET = env_rate("SITE_THROTTLE_RESET", "30/hour")
 # The health check's broker and worker status is reused this long by each web process (each check takes 0.5 s).
 HEALTH_BROKER_CACHE_SECONDS = env_number(
     "HEALTH_BROKER_CACHE_SECONDS", 10.0, expected="of 0 or more", valid=lambda v: v >= 0
