@@ -77,6 +77,16 @@ def post_search(qs: PostQuerySet, text: str) -> PostQuerySet:
         # Every post a Chinese term finds holds each of its characters: the indexed vector of them (migration
         # 0015) narrows the posts the LIKEs below read to those, and changes nothing they find.
         qs = qs.filter(RawSQL(_SEARCH_CJK_SQL, [" ".join(characters)] * 2, output_field=BooleanField()))
+    found = _holding(qs, terms)
+    loose = _within_terms(text, characters=True)
+    if loose != terms and not found.exists():
+        # A Chinese run of words typed without a space (太阳能培训: 太阳能 and 培训) cut into pairs where its words
+        # do not end (太阳, 能培, 培训) finds nothing: then the posts that hold each of its characters.
+        return _holding(qs, loose)
+    return found
+
+
+def _holding(qs: PostQuerySet, terms: list[tuple[str, bool]]) -> PostQuerySet:
     for term, exclude in terms:
         found = Q(search_text__contains=term)
         qs = qs.exclude(found) if exclude else qs.filter(found)
@@ -101,11 +111,11 @@ _CJK = re.compile(f"[{_CJK_CLASS}]")
 _CJK_RUN = re.compile(f"[{_CJK_CLASS}]{{4,}}")
 
 
-def _within_terms(text: str) -> list[tuple[str, bool]]:
+def _within_terms(text: str, *, characters: bool = False) -> list[tuple[str, bool]]:
     """The (folded) query's terms, each with whether it excludes: quoted phrases as they are; a Chinese or
-    Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart); a Russian or
-    Arabic word as the part that all its forms share (`apps.posts.stemming.search_term`: пожары -> пожар,
-    الفيضانات -> فيضان), as the matching reads them; "or" and stray signs dropped."""
+    Japanese run of four characters or more as its pairs (山洪预警: 山洪 and 预警, found apart), or as its characters
+    (`characters`); a Russian or Arabic word as the part that all its forms share (`apps.posts.stemming.
+    search_term`: пожары -> пожар, الفيضانات -> فيضان), as the matching reads them; "or" and stray signs dropped."""
     terms = []
     for minus, phrase, word_minus, word in _TERM.findall(_web_search_text(text)):
         exclude = bool(minus or word_minus)
@@ -117,6 +127,9 @@ def _within_terms(text: str) -> list[tuple[str, bool]]:
         for part in _SEPARATORS.split(word):
             term = part.strip("'-&|")
             if not term or term == "or":
+                continue
+            if _CJK_RUN.fullmatch(term) and not exclude and characters:
+                terms.extend((c, False) for c in dict.fromkeys(term))  # each character once
                 continue
             if _CJK_RUN.fullmatch(term) and not exclude:
                 terms.extend((term[i : i + 2], False) for i in range(0, len(term) - 1, 2))

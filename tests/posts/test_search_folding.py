@@ -262,3 +262,13 @@ def test_the_terms_searched_within_the_texts(q, terms):
     from apps.posts.selectors import _QUOTES, _within_terms
 
     assert _within_terms(search_fold(q).translate(_QUOTES)) == terms
+
+
+def test_chinese_words_typed_without_a_space_are_found(typed_posts, django_assert_max_num_queries):
+    """太阳能培训 (solar energy, training) cut into pairs (太阳, 能培, 训) found nothing: 能培 is in no text. Then the
+    posts holding each of its characters are found; pairs that find something are kept (a second query only
+    when they find nothing)."""
+    assert titles("太阳能培训") == ["太阳能微电网培训"]
+    assert titles("风能发电培训") == []  # 风, 发 are in no post
+    with django_assert_max_num_queries(2):  # whether its pairs find posts, then the posts
+        assert len(post_search(Post.objects.all(), "电网培训")) == 1  # 电网, 培训: found by its pairs
