@@ -116,7 +116,11 @@
     var source = event.detail.elt;
     var item = source && source.closest && source.closest(".match");
     var announcer = document.getElementById(item ? "match-announcer" : "results-announcer");
-    var message = document.documentElement.getAttribute("data-request-failed") || "The request failed.";
+    // Refused for its pace (the user's budget of changes): said so, not as a failure to retry at once.
+    var paced = event.detail.xhr && event.detail.xhr.status === 429;
+    var message =
+      document.documentElement.getAttribute(paced ? "data-too-many-requests" : "data-request-failed") ||
+      "The request failed.";
     announce(announcer, message);
     // Shown too: on the match it concerns, or above the list's results (which are those of the last search
     // that worked, not of the filters now chosen).

@@ -158,3 +158,30 @@ def test_chinese_table_labels_stay_whole_and_the_admins_buttons_clear_the_title(
     title = page.locator("#content > h2").bounding_box()
     tools = page.locator(".object-tools").bounding_box()
     assert tools["y"] >= title["y"] + title["height"], (title, tools)
+
+
+def test_an_answer_refused_for_its_pace_says_so_on_the_match(
+    live_server,
+    browser_page,  # noqa: F811
+    settings,
+):
+    """Past the user's budget of changes, an htmx answer said only "The request failed"."""
+    from apps.matching.models import Match
+
+    page = browser_page
+    settings.SITE_THROTTLE_WRITES = "1/minute"
+    FocalPointFactory(username="fp_ken", party=party("KEN"))
+    need = PostFactory(kind="need", party=party("KEN"), title="Flood warnings for the Tana basin")
+    first, second = (
+        Match.objects.create(need=need, offer=PostFactory(kind="offer", party=party(code)), score=score)
+        for code, score in (("JPN", 0.8), ("NOR", 0.7))
+    )
+    log_in(page, live_server.url, "fp_ken")
+    page.goto(f"{live_server.url}/posts/{need.pk}/")
+    page.locator(f"#match-{first.pk}").get_by_role("button", name="Express interest", exact=True).click()
+    page.locator(f"#match-{first.pk} .match-actions").get_by_text("You expressed interest.").wait_for()
+    page.locator(f"#match-{second.pk}").get_by_role("button", name="Express interest", exact=True).click()
+    message = "Many changes in a short time: nothing was saved. Try again in a few seconds."
+    page.locator(f"#match-{second.pk} .request-failed").get_by_text(message).wait_for()
+    second.refresh_from_db()
+    assert second.need_interest == ""
