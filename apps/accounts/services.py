@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from .actors import Actor
 from .counters import cache_failed, cache_resting
+from .emails import sender
 from .models import User
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def password_reset_send(*, user_id: int) -> int:
     with translation.override(user.email_language):
         subject = "".join(render_to_string(RESET_SUBJECT, context).splitlines())
         body = render_to_string(RESET_BODY, context)
-    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    return send_mail(subject, body, sender(user.email_language), [user.email])
 
 
 def user_sessions_end(*, user: User) -> int:

@@ -12,7 +12,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from apps.accounts.emails import send_once
+from apps.accounts.emails import send_once, sender
 from apps.accounts.models import User
 from apps.posts.models import Post
 from apps.posts.post_data import single_line, subject_title
@@ -57,7 +57,8 @@ def connection_notify(match: Match) -> int:
                 )
                 subject = _("New connection: %(title)s") % {"title": subject_title(other.title)}
             sent += send_once(key=f"connection:{match.pk}:{user.pk}", subject=subject, body=body,
-                              recipient=user.email, reply_to=contact["reply_to"])  # fmt: skip
+                              recipient=user.email, language=user.email_language,
+                              reply_to=contact["reply_to"])  # fmt: skip
     return sent
 
 
@@ -85,7 +86,7 @@ def connection_ended_notify(
             )
             subject = _("Connection ended: %(title)s") % {"title": subject_title(own.title)}
         sent += send_once(key=f"connection-ended:{match.pk}:{user.pk}", subject=subject, body=body,
-                          recipient=user.email)  # fmt: skip
+                          recipient=user.email, language=user.email_language)  # fmt: skip
     return sent
 
 
@@ -130,4 +131,4 @@ def digest_send(
                 "%(n)d new strong matches on the NMA Platform",
                 len(matches),
             ) % {"n": len(matches)}
-    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    return send_mail(subject, body, sender(user.email_language), [user.email])

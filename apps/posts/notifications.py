@@ -57,5 +57,5 @@ def moderation_notify(*, post_id: int, event: str) -> int:
             )
             subject = SUBJECTS["taken_back" if taken_back else event](subject_title(post.title))
         sent += send_once(key=f"moderation:{post.pk}:{event}:{decision}:{user.pk}", subject=subject, body=body,
-                          recipient=user.email)  # fmt: skip
+                          recipient=user.email, language=user.email_language)  # fmt: skip
     return sent

@@ -18,15 +18,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_records_older_than_a_year_are_pruned_and_newer_ones_kept():
-    send_once(key="old", subject="s", body="b", recipient="a@example.org")
-    send_once(key="recent", subject="s", body="b", recipient="a@example.org")
+    send_once(key="old", subject="s", body="b", recipient="a@example.org", language="en")
+    send_once(key="recent", subject="s", body="b", recipient="a@example.org", language="en")
     now = timezone.now()
     SentEmail.objects.filter(key="old").update(sent_at=now - SENT_EMAIL_KEEP - timedelta(minutes=1))
     SentEmail.objects.filter(key="recent").update(sent_at=now - SENT_EMAIL_KEEP + timedelta(hours=1))
     assert prune_sent_emails() == 1
     assert list(SentEmail.objects.values_list("key", flat=True)) == ["recent"]
     # A kept record still stops the email from going twice.
-    assert send_once(key="recent", subject="s", body="b", recipient="a@example.org") == 0
+    assert send_once(key="recent", subject="s", body="b", recipient="a@example.org", language="en") == 0
     assert len(mail.outbox) == 2
 
 
@@ -37,8 +37,15 @@ def test_the_pruning_runs_daily_from_beat():
 
 
 def test_reply_to_is_set_only_when_given():
-    send_once(key="a", subject="s", body="b", recipient="a@example.org", reply_to=["B <b@example.org>"])
-    send_once(key="b", subject="s", body="b", recipient="a@example.org")
+    send_once(
+        key="a",
+        subject="s",
+        body="b",
+        recipient="a@example.org",
+        language="en",
+        reply_to=["B <b@example.org>"],
+    )
+    send_once(key="b", subject="s", body="b", recipient="a@example.org", language="en")
     first, second = mail.outbox
     assert first.message()["Reply-To"] == "B <b@example.org>"
     assert "Reply-To" not in second.message()
@@ -62,3 +69,23 @@ def test_expired_sessions_are_deleted_daily_from_beat():
     Session.objects.filter(pk=old.pk).update(expire_date=timezone.now() - timedelta(seconds=1))
     assert clear_sessions() == 1
     assert list(Session.objects.values_list("pk", flat=True)) == [current.pk]
+
+
+def test_the_sender_is_named_in_the_recipients_language(settings):
+    """It was "NMA Platform" in every language; a name the deployment chose stays as it is."""
+    from django.core import mail
+
+    from apps.accounts.emails import sender
+
+    settings.DEFAULT_FROM_EMAIL = "NMA Platform <no-reply@example.org>"
+    send_once(key="fr", subject="s", body="b", recipient="a@example.org", language="fr")
+    send_once(key="zh", subject="s", body="b", recipient="a@example.org", language="zh-hans")
+    assert [m.from_email for m in mail.outbox] == [
+        "Plateforme des ANM <no-reply@example.org>",
+        "非市场方法平台 <no-reply@example.org>",
+    ]
+    assert sender("en") == "NMA Platform <no-reply@example.org>"
+    settings.DEFAULT_FROM_EMAIL = "UNFCCC Secretariat <nma@unfccc.int>"
+    assert sender("fr") == "UNFCCC Secretariat <nma@unfccc.int>"
+    settings.DEFAULT_FROM_EMAIL = "nma@unfccc.int"
+    assert sender("ru") == "nma@unfccc.int"
