@@ -147,3 +147,9 @@ def test_the_post_list_gives_days_and_the_time_on_hover(staff):
     response = staff.get(reverse("admin:posts_post_changelist"), {"o": f"-{index}"})
     titles = [p.title for p in response.context["cl"].result_list if p.submitted_at]
     assert titles == ["Newer", "Older"]
+
+
+def test_the_admins_search_box_is_named_in_the_pages_language(staff):
+    staff.cookies["django_language"] = "fr"
+    html = staff.get(reverse("admin:posts_post_changelist")).content.decode()
+    assert 'alt="Rechercher"' in html and 'alt="Search"' not in html
