@@ -43,10 +43,10 @@ from apps.parties.admin import PresenceFilter, SecretariatAdminMixin, is_secreta
 from apps.parties.models import NAME_FIELDS as PARTY_NAME_FIELDS
 
 from .folding import search_fold
-from .forms import OpenedAtField
+from .forms import OpenedAtField, VisibleTextField
 from .languages import form_language_mismatch
 from .models import FocusAreaTerm, InstrumentTerm, Post, PostEvent, SectorTerm, SupportTypeTerm
-from .post_data import DECLARATIONS, PostData, ReferenceData, has_visible_text, post_rules_errors
+from .post_data import DECLARATIONS, PostData, ReferenceData, post_rules_errors
 from .selectors import post_changed_since_review_count, post_eligibility_labels
 from .services import (
     TRANSITIONS,
@@ -468,23 +468,13 @@ class PostAdminForm(forms.ModelForm):
     class Meta:
         model = Post
         fields = CONTENT_FIELDS
+        # Text that shows nothing (zero-width or format characters only) is empty, as on the site and the API.
+        field_classes = {"title": VisibleTextField, "description": VisibleTextField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None and "opened_at" in self.fields:
             self.fields["opened_at"].initial = self.instance.updated_at
-
-    def _visible(self, name: str) -> str:
-        value = self.cleaned_data.get(name, "")
-        if not has_visible_text(value):  # zero-width or format characters only: shown blank
-            raise forms.ValidationError(gettext("This field is required."), code="required")
-        return value
-
-    def clean_title(self) -> str:
-        return self._visible("title")
-
-    def clean_description(self) -> str:
-        return self._visible("description")
 
     def clean_eligible(self) -> list[str]:
         refs = ReferenceData()
