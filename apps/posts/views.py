@@ -328,10 +328,10 @@ def post_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
         if (wait := writes_wait(request)) is not None:
             return _form_too_fast(request, form, {"post": post, "can_submit": "submit" in actions}, wait)
         if form.is_valid():
-            update = partial(post_update, actor=actor, post=post, data=form.to_post_data(),
-                             opened_at=form.cleaned_data["opened_at"])  # fmt: skip
             try:
-                update()
+                post_update(
+                    actor=actor, post=post, data=form.to_post_data(), opened_at=form.cleaned_data["opened_at"]
+                )
             except (PostTransitionError, ValueError) as error:
                 messages.error(request, str(error))
                 return redirect("posts:detail", pk=post.pk)
