@@ -91,3 +91,11 @@ class PostFactory(factory.django.DjangoModelFactory):
     def instruments(self, create, extracted, **kwargs):
         if create and extracted:
             self.instruments.set(extracted)
+
+
+def offer_of(provider, **kwargs) -> Post:
+    """An offer of a support provider, published unless `status` says otherwise (only published and closed posts
+    have a publication date)."""
+    if kwargs.get("status", Post.Status.PUBLISHED) not in (Post.Status.PUBLISHED, Post.Status.CLOSED):
+        kwargs.setdefault("published_at", None)
+    return PostFactory(kind="offer", party=None, provider=provider, **kwargs)

@@ -8,7 +8,7 @@ import pytest
 from apps.accounts.models import ApiToken, User
 from apps.matching.models import Interest
 from apps.posts.models import Post
-from tests.factories import PostFactory, party
+from tests.factories import PostFactory, offer_of, party
 
 from .conftest import csrf_headers
 from .factories import MatchFactory, issue_token
@@ -23,12 +23,6 @@ OFFER = {
     "support_types": ["finance"],
     "focus_areas": ["adaptation"],
 }
-
-
-def offer_of(provider, **kwargs) -> Post:
-    if kwargs.get("status", S.PUBLISHED) not in (S.PUBLISHED, S.CLOSED):
-        kwargs.setdefault("published_at", None)
-    return PostFactory(kind="offer", party=None, provider=provider, **kwargs)
 
 
 def test_a_provider_user_in_a_browser_session_takes_its_offers_through_every_step(session_api, provider_user):

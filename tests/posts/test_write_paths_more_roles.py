@@ -12,7 +12,7 @@ from apps.matching.models import Interest
 from apps.posts.models import Post
 from apps.stocktake.models import Snapshot
 from tests.api.factories import MatchFactory
-from tests.factories import PostFactory, ProviderUserFactory
+from tests.factories import PostFactory, ProviderUserFactory, offer_of
 
 pytestmark = pytest.mark.django_db
 S = Post.Status
@@ -25,12 +25,6 @@ OFFER_FORM = {
     "focus_areas": ["adaptation"],
     "language": "en",
 }
-
-
-def offer_of(provider, **kwargs) -> Post:
-    if kwargs.get("status", S.PUBLISHED) not in (S.PUBLISHED, S.CLOSED):
-        kwargs.setdefault("published_at", None)
-    return PostFactory(kind="offer", party=None, provider=provider, **kwargs)
 
 
 @pytest.fixture
