@@ -5,6 +5,7 @@ Pure: no database, no Django. The USE encoder loads once per process (module-sco
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import pickle
@@ -1399,3 +1400,149 @@ def test_the_salt_covers_model_weights_code_and_storage(model, monkeypatch):
     monkeypatch.setattr(engine, "_code_digest", lambda: b"another engine")
     others["code"] = engine.fingerprint_salt(3, weights, model)
     assert base not in others.values() and len(set(others.values())) == len(others), others
+
+
+# -- language pairs ---------------------------------------------------------------------------------------------
+
+GLACIER_NEED = (
+    "Alerta temprana ante aluviones de lagunas glaciares",
+    "Se requiere tecnología y capacitación para instalar sistemas de alerta temprana frente a aluviones por "
+    "desborde de lagunas de origen glaciar: cámaras, sensores de nivel y sirenas en los poblados aguas abajo, y "
+    "simulacros de evacuación con las comunidades.",
+)
+CITY_FLOODS_ES = (
+    "Sistemas de alerta temprana ante inundaciones urbanas",
+    "Asistencia técnica para diseñar sistemas de alerta temprana de inundaciones en ciudades: redes de "
+    "pluviómetros, modelos hidrológicos y avisos por mensajes de texto y sirenas, con cursos para técnicos "
+    "municipales y simulacros con la población.",
+)
+GLACIER_OFFER_EN = (
+    "Glacial lake outburst floods: monitoring and alarm systems",
+    "Expertise on glacial lakes in high mountains: inventories of glacial lakes, assessment of moraine dams and "
+    "debris flows, early warning stations with cameras and water-level sensors linked to sirens in downstream "
+    "villages, training and evacuation drills.",
+)
+SPANISH_OTHERS = [
+    ("Minirredes solares para comunidades aisladas",
+     "Financiamiento de minirredes solares con baterías para las comunidades rurales sin acceso a la red "
+     "eléctrica y capacitación de técnicos locales."),
+    ("Protección de los bosques con los pueblos indígenas",
+     "Apoyo a los pueblos indígenas para la titulación de sus territorios y la vigilancia de los bosques frente a "
+     "la deforestación."),
+    ("Riego tecnificado para pequeños agricultores",
+     "Sistemas de riego por goteo, semillas resistentes a la sequía y asistencia técnica para las comunidades "
+     "campesinas."),
+    ("Buses eléctricos para el transporte público",
+     "Compra de buses eléctricos, estaciones de carga y formación de conductores y mecánicos para la ciudad."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def glacier_corpus() -> list[PostRecord]:
+    """A Spanish need, two offers (a Spanish one on part of it, an English one on all of it), Spanish posts on
+    other subjects, English posts, and two French ones (too few to be measured)."""
+    return [
+        post(1, "need", party="PER", language="es", title=GLACIER_NEED[0], description=GLACIER_NEED[1]),
+        post(2, "offer", party="ESP", language="es", title=CITY_FLOODS_ES[0], description=CITY_FLOODS_ES[1]),
+        post(3, "offer", party="CHE", language="en", title=GLACIER_OFFER_EN[0], description=GLACIER_OFFER_EN[1]),
+        *(post(10 + i, "offer", party="MEX", language="es", title=t, description=d)
+          for i, (t, d) in enumerate(SPANISH_OTHERS)),
+        *(post(20 + i, "offer", title=t, description=d) for i, (t, d) in enumerate(TEXTS)),
+        *(post(40 + i, "need", title=t, description=d) for i, (t, d) in enumerate(TEXTS)),
+        post(60, "offer", party="FRA", language="fr", title="Forêts et peuples autochtones",
+             description="Protection des forêts tropicales avec les communautés locales."),
+        post(61, "offer", party="FRA", language="fr", title="Mini-réseaux solaires",
+             description="Financement de mini-réseaux solaires pour les villages isolés."),
+    ]  # fmt: skip
+
+
+def test_pairs_in_a_smaller_language_are_read_against_the_main_languages_background(glacier_corpus) -> None:
+    """Two Spanish posts in a mostly English corpus share words whose idf is high because they are Spanish, and
+    USE sees them closer too: a Spanish need on glacial lakes ranked a Spanish offer on city floods above the
+    English offer on glacial lakes. Each component is lowered by how far its median for that pair of languages
+    lies above the median of two English posts (`TextModel.language_offsets`)."""
+    model = engine.fit_model(glacier_corpus)
+    need = glacier_corpus[0]
+
+    def ranked(model: TextModel) -> list[int]:
+        return [r.offer_id for r in MatchIndex.build(glacier_corpus, model).match(need, k=20, floor=0.0)]
+
+    offsets = model.language_offsets
+    assert offsets[("es", "es")]["esa"] > 0.2  # Spanish posts share Spanish concepts
+    assert set(offsets[("en", "es")]) == {"semantic"}  # words of two languages are not compared in the blend
+    assert ("en", "en") not in offsets  # the pivot's own pairs are the background
+    assert not any("fr" in pair for pair in offsets)  # two French posts: too few to measure
+    with_offsets = ranked(model)
+    assert with_offsets.index(3) < with_offsets.index(2)
+    before = copy.copy(model)
+    before.language_offsets = {}
+    without = ranked(before)
+    assert without.index(2) < without.index(3)
+    # Each pair loses its languages' offsets, no more: two Spanish posts both, a Spanish and an English post
+    # the semantic one only, two English posts nothing.
+    share = engine.DEFAULT_WEIGHTS.esa_share
+    pairs = {
+        r.offer_id: r.components for r in MatchIndex.build(glacier_corpus, model).match(need, k=20, floor=0.0)
+    }
+    plain = {
+        r.offer_id: r.components
+        for r in MatchIndex.build(glacier_corpus, before).match(need, k=20, floor=0.0)
+    }
+    lexical, semantic = model.language_offset("es", "es", share)
+    assert pairs[2]["lexical"] == pytest.approx(max(plain[2]["lexical"] - lexical, 0.0))
+    assert pairs[2]["semantic"] == pytest.approx(max(plain[2]["semantic"] - semantic, 0.0))
+    assert pairs[3]["semantic"] == pytest.approx(
+        plain[3]["semantic"] - model.language_offset("en", "es", share)[1]
+    )
+    assert pairs[3]["lexical"] == pytest.approx(plain[3]["lexical"])  # through the pivot, as before
+    english = glacier_corpus[-8]  # an English need
+    in_english = {r.id for r in glacier_corpus if r.language == "en"}
+
+    def english_offers(model: TextModel) -> dict[int, float]:
+        results = MatchIndex.build(glacier_corpus, model).match(english, k=20, floor=0.0)
+        return {r.offer_id: r.score for r in results if r.offer_id in in_english}
+
+    assert len(english_offers(model)) >= 5 and english_offers(model) == english_offers(before)
+
+
+def test_language_offsets_are_symmetric_stored_and_read_as_none_when_missing(glacier_corpus) -> None:
+    model = engine.fit_model(glacier_corpus)
+    assert model.language_offset("es", "en", 0.3) == model.language_offset("en", "es", 0.3)
+    lexical, semantic = model.language_offset("es", "es", 0.3)
+    words, esa = model.language_offsets[("es", "es")]["words"], model.language_offsets[("es", "es")]["esa"]
+    assert lexical == pytest.approx(0.7 * words + 0.3 * esa)
+    assert model.language_offset("en", "en", 0.3) == model.language_offset("fr", "es", 0.3) == (0.0, 0.0)
+    assert model.language_offset("en", "es", 0.3)[0] == 0.0  # lexical: pairs in one language only
+    tables = model.language_offset_tables(["es", "en", "fr"], 0.3)
+    for table in tables:
+        assert np.array_equal(table, table.T)
+    assert tables[0][0, 0] == pytest.approx(lexical) and tables[1][0, 0] == pytest.approx(semantic)
+    assert tables[1][0, 1] == pytest.approx(model.language_offset("es", "en", 0.3)[1])
+    assert not tables[0][2].any() and not tables[1][2].any()  # French: not measured
+    assert TextModel.from_bytes(model.to_bytes()).language_offsets == model.language_offsets
+    # A model stored before the offsets were measured: it reads every pair as before and is refitted.
+    state = pickle.loads(model.to_bytes())
+    del state["language_offsets"]
+    old = TextModel.from_bytes(pickle.dumps(state))
+    assert old.language_offsets is None and old.outdated and not model.outdated
+    assert old.language_offset_tables(["es", "en"], 0.3)[0].shape == (0, 0)
+    plain = copy.copy(model)
+    plain.language_offsets = {}
+    need = glacier_corpus[0]
+    assert MatchIndex.build(glacier_corpus, old).match(need, k=5, floor=0.0) == MatchIndex.build(
+        glacier_corpus, plain
+    ).match(need, k=5, floor=0.0)
+
+
+def test_a_post_in_a_language_the_index_has_not_seen_is_matched_without_an_offset(glacier_corpus) -> None:
+    """A post matched on its own adds its language to a copy of the index's codes: its pairs are read as the
+    pivot's, and the indexed posts' pairs keep theirs."""
+    model = engine.fit_model(glacier_corpus)
+    index = MatchIndex.build(glacier_corpus, model)
+    russian = post(90, "need", party="KAZ", language="ru", title="Раннее предупреждение о прорывах ледниковых озёр",
+                   description="Нужны датчики уровня воды, камеры и сирены в сёлах ниже по течению.")  # fmt: skip
+    results = index.match(russian, k=5, floor=0.0)
+    assert results
+    assert "ru" not in index.languages  # the index's own table did not grow
+    indexed = MatchIndex.build([*glacier_corpus, russian], model)
+    assert [r.offer_id for r in indexed.match(russian, k=5, floor=0.0)] == [r.offer_id for r in results]

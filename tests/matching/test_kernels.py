@@ -73,6 +73,7 @@ def _index(seed: int) -> MatchIndex:
 def test_compiled_block_equals_the_numpy_block(seed: int, weights: Weights) -> None:
     index = _index(seed)
     assert index._n_residual > 0  # rare eligibility tokens: the kernel's residual block is exercised
+    assert index.model.language_offsets  # three languages: their pairs' offsets are exercised
     depth, floor = engine._first_stage(20, 0.2, weights)
     below = np.float32(floor - 1.0)
     compared = 0
