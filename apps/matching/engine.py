@@ -76,17 +76,19 @@ TRANSLATION_NEIGHBOURS = 8
 # Neighbours kept beyond those, to stand in for the post a translation is compared with and its copies (the
 # same offer posted by several providers): with more copies than this among the nearest, fewer posts translate.
 TRANSLATION_SPARES = 4
-# Language-pair calibration (`TextModel.language_offsets`): how alike two unrelated posts look depends on their
-# languages. In a corpus written mostly in one language, the words of a smaller one are rare, so their idf is
-# high: two Spanish posts share "sistemas", "alerta", "capacitar" and read as alike as English posts that share a
-# subject (on the development set, the median lexical score of Spanish pairs was 0.61, of French pairs 0.47,
-# against 0.28 for English pairs), and USE too sees posts in one language as closer (semantic 0.46 and 0.34
-# against 0.27). A need in Spanish then ranked a Spanish offer on part of its request above the English offer
-# that met all of it. Each component of a pair is lowered by how far the median of its language pair lies above
-# that of the pivot language's pairs, so that every pair is read against the same background. A language needs
+# The words' background of a language (`TextModel.language_offsets`): on a platform written mostly in one
+# language, the words of a smaller one are rare, so their idf is high, and two posts in it share words that are
+# distinctive only because they are in that language ("sistemas", "alerta", "capacitar"); ESA, whose concepts are
+# mostly in the main language, finds the same few concepts for all of them. On the development set the median
+# lexical score of two Spanish posts was 0.61, of two French posts 0.47, of two English posts 0.28, and a need
+# in Spanish ranked a Spanish offer on part of its request above the English offer that met all of it. The same
+# 20 posts' pairs, written in English and then translated into Russian, Chinese or Arabic as a minority of the
+# corpus, went from a median word score of 0.15-0.18 to 0.21-0.34 and ESA 0.59-0.63 to 0.99: a property of the
+# language, not of the posts' subjects. So the lexical component of two posts in one language other than the
+# pivot is lowered by how far that language's median lies above the pivot's (never raised). A language needs
 # LANGUAGE_MIN_POSTS posts to be measured (else it is read as the pivot is); up to LANGUAGE_SAMPLE of its posts
-# are. nDCG@10 0.909 -> 0.917, cross-lingual needs 0.893 -> 0.932; 5-fold cross-validated over the weights,
-# 0.892 -> 0.907 and 0.879 -> 0.921 (engine_dev_eval.py --cv), the folds choosing the same weights as before.
+# are. USE showed no such effect on the translated pairs (medians within 0.04 of English, either way), so the
+# semantic component is left as it is. nDCG@10 0.909 -> 0.918, cross-lingual needs 0.893 -> 0.931.
 LANGUAGE_MIN_POSTS = 5
 LANGUAGE_SAMPLE = 200
 
@@ -673,7 +675,7 @@ class TextModel:
         pivot: str | None = None,
         pool: np.ndarray | None = None,
         pool_vectors: np.ndarray | None = None,
-        language_offsets: dict[tuple[str, str], dict[str, float]] | None = None,
+        language_offsets: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.vectorizer = vectorizer
         self.concepts = concepts  # (n_concepts, vocabulary), rows L2-normalised TF-IDF
@@ -686,9 +688,10 @@ class TextModel:
         self.pivot = pivot
         self.pool = pool
         self.pool_vectors = pool_vectors
-        # (language, language), sorted -> component -> offset (`_language_offsets`); None for a model stored
-        # before they were measured (read as no offset).
+        # language -> {"words": offset, "esa": offset} (`_language_offsets`); None for a model stored before
+        # they were measured (read as no offset).
         self.language_offsets = language_offsets
+        self._offset_tables: dict[tuple[int, tuple[str, ...], float], np.ndarray] = {}
         self._pool_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self._terms: np.ndarray | None = None
         self._analyzer: Any = None
@@ -710,7 +713,8 @@ class TextModel:
 
         `embeddings` (n, 512), aligned with `corpus`, avoids re-embedding when the caller has them cached;
         otherwise a sample of at most a few hundred texts is embedded for calibration (and PCA).
-        `languages`, aligned with `corpus`: the texts' language codes, for the pseudo-translation (`translate`).
+        `languages`, aligned with `corpus`: the texts' language codes, for the pseudo-translation (`translate`)
+        and the languages' word backgrounds (`language_offsets`).
         """
         texts = [t for t in corpus]
         if not texts:
@@ -765,75 +769,59 @@ class TextModel:
         if model.pivot is not None and len(model.pool) and len(sample) > 1:
             model.calibration.update(model._translated_calibration(feats, raw, off_diagonal))
         if languages is not None:
-            model.language_offsets = model._language_offsets(texts, list(languages), embeddings, rng)
+            model.language_offsets = model._language_offsets(texts, list(languages), rng)
         return model
 
     def _language_offsets(
-        self,
-        texts: Sequence[str],
-        languages: Sequence[str],
-        embeddings: np.ndarray | None,
-        rng: np.random.Generator,
-    ) -> dict[tuple[str, str], dict[str, float]]:
-        """Per pair of languages (sorted codes), how far the median of each component (word TF-IDF and ESA,
-        read on their scales, for two posts in one language; USE for any two) lies above its median between two
-        posts in the pivot language, over samples of the corpus' posts in each (LANGUAGE_MIN_POSTS). The pivot's
-        own pair and the languages too little written to be measured have none."""
+        self, texts: Sequence[str], languages: Sequence[str], rng: np.random.Generator
+    ) -> dict[str, dict[str, float]]:
+        """Per language other than the pivot with LANGUAGE_MIN_POSTS posts: how far the medians of the word
+        TF-IDF and ESA similarities between two of its posts (read on their scales) lie above those between two
+        posts in the pivot language, over samples of the corpus' posts in each (none when below)."""
+        if self.pivot is None:
+            return {}
         rows_of: dict[str, list[int]] = {}
         for i, language in enumerate(languages):
             rows_of.setdefault(language, []).append(i)
-        chosen = {
-            language: np.sort(rng.choice(rows, size=min(LANGUAGE_SAMPLE, len(rows)), replace=False))
-            for language, rows in sorted(rows_of.items())
-            if len(rows) >= LANGUAGE_MIN_POSTS
-        }
-        if self.pivot not in chosen or len(chosen) < 2:
+        medians: dict[str, dict[str, float]] = {}
+        for language, rows in sorted(rows_of.items()):
+            if len(rows) < LANGUAGE_MIN_POSTS:
+                continue
+            chosen = np.sort(rng.choice(rows, size=min(LANGUAGE_SAMPLE, len(rows)), replace=False))
+            words, esa = self.lexical([texts[i] for i in chosen])
+            pairs = ~np.eye(len(chosen), dtype=bool)
+            medians[language] = {name: float(np.median(self.normalise(name, (m @ m.T).toarray())[pairs]))
+                                 for name, m in (("words", words), ("esa", esa))}  # fmt: skip
+        base = medians.get(self.pivot)
+        if base is None:
             return {}
-        feats = {}
-        for language, rows in chosen.items():
-            language_texts = [texts[i] for i in rows]
-            vectors = (encode_texts(language_texts) if embeddings is None
-                       else _l2(np.asarray(embeddings, dtype=np.float32)[rows]))  # fmt: skip
-            feats[language] = self.features(language_texts, vectors=vectors)
-        medians: dict[tuple[str, str], dict[str, float]] = {}
-        for a, b in itertools.combinations_with_replacement(sorted(chosen), 2):
-            raw = self._raw_similarities(feats[a], feats[b])
-            pairs = (
-                ~np.eye(len(chosen[a]), dtype=bool) if a == b else np.ones(raw["semantic"].shape, dtype=bool)
-            )
-            names = ("words", "esa", "semantic") if a == b else ("semantic",)
-            medians[(a, b)] = {
-                name: float(np.median(self.normalise(name, raw[name])[pairs])) for name in names
-            }
-        base = medians[(self.pivot, self.pivot)]
-        return {pair: {name: value - base[name] for name, value in values.items()}
-                for pair, values in medians.items() if pair != (self.pivot, self.pivot)}  # fmt: skip
+        offsets = {language: {name: max(value - base[name], 0.0) for name, value in values.items()}
+                   for language, values in medians.items() if language != self.pivot}  # fmt: skip
+        return {language: values for language, values in offsets.items() if any(values.values())}
 
-    def language_offset(self, a: str, b: str, esa_share: float) -> tuple[float, float]:
-        """(lexical, semantic) offsets of a pair of posts in languages `a` and `b` (`_language_offsets`): what
-        is taken from its components. The lexical one, for two posts in one language only, on the blend of
-        words and ESA that `esa_share` makes."""
-        values = (self.language_offsets or {}).get((a, b) if a <= b else (b, a))
+    def language_offset(self, language: str, esa_share: float) -> float:
+        """What is taken from the lexical component of two posts both in `language` (`_language_offsets`), on
+        the blend of words and ESA that `esa_share` makes; 0 for the pivot and unmeasured languages."""
+        values = (self.language_offsets or {}).get(language)
         if not values:
-            return 0.0, 0.0
-        lexical = (1.0 - esa_share) * values.get("words", 0.0) + esa_share * values.get("esa", 0.0)
-        return (lexical if a == b else 0.0), values.get("semantic", 0.0)
+            return 0.0
+        return (1.0 - esa_share) * values["words"] + esa_share * values["esa"]
 
-    def language_offset_tables(
-        self, languages: Sequence[str], esa_share: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(lexical, semantic) offsets (`language_offset`) as two float32 tables indexed by the codes of
-        `languages` (code -> language), symmetric as the offsets are, or two empty tables (0, 0) when the model
-        has none."""
+    def language_offset_table(self, languages: Sequence[str], esa_share: float) -> np.ndarray:
+        """`language_offset` of each of `languages` (code -> language), float32, or an empty table when the
+        model has no offsets (remembered per languages and share: a rebuild asks for it per block)."""
         if not self.language_offsets:
-            empty = np.zeros((0, 0), dtype=np.float32)
-            return empty, empty
-        n = len(languages)
-        lexical, semantic = np.zeros((n, n), dtype=np.float32), np.zeros((n, n), dtype=np.float32)
-        for i, a in enumerate(languages):
-            for j, b in enumerate(languages):
-                lexical[i, j], semantic[i, j] = self.language_offset(a, b, esa_share)
-        return lexical, semantic
+            return _NO_OFFSETS
+        key = (id(self.language_offsets), tuple(languages), esa_share)
+        table = self._offset_tables.get(key)
+        if table is None:
+            table = np.array(
+                [self.language_offset(language, esa_share) for language in languages], dtype=np.float32
+            )
+            if len(self._offset_tables) > 64:
+                self._offset_tables.clear()
+            self._offset_tables[key] = table
+        return table
 
     def _translated_calibration(
         self, feats: TextFeatures, raw: dict[str, np.ndarray], off_diagonal: np.ndarray
@@ -1093,7 +1081,7 @@ class TextModel:
     def outdated(self) -> bool:
         """Stored before what a fit gives now: without a pivot language (`translate`), reading every word as
         written (`preprocess_text`, before `preprocess_words` read Russian and Arabic words as their stems), with
-        other stems (`stemming.VERSION`), or without the language pairs' offsets (`language_offsets`). Such a
+        other stems (`stemming.VERSION`), or without the languages' word offsets (`language_offsets`). Such a
         model still works (with other stems, its own Russian and Arabic terms may go unfound until then); the
         hourly refit replaces it (`pipeline.text_model_refit_if_grown`)."""
         return (
@@ -1659,11 +1647,10 @@ class MatchIndex:
         sem = np.einsum("ij,ij->i", nf.vectors[nrows], of.vectors[orows])
         lexical = model.lexical_from(words, esa, weights.esa_share)
         semantic = model.normalise("semantic", sem)
-        lex_off, sem_off = _offset_tables(model, n_side, o_side, weights.esa_share)
-        if lex_off.size:
+        offsets = _offset_table(model, n_side, o_side, weights.esa_share)
+        if offsets.size:
             n_code, o_code = n_side.language_code[nrows], o_side.language_code[orows]
-            lexical = np.clip(lexical - lex_off[n_code, o_code], 0.0, 1.0)
-            semantic = np.clip(semantic - sem_off[n_code, o_code], 0.0, 1.0)
+            lexical = np.where(n_code == o_code, np.maximum(lexical - offsets[n_code], 0.0), lexical)
         structured = _structured(
             n_side.sectors[nrows], n_side.focus[nrows], n_side.support[nrows], n_side.amount[nrows],
             o_side.sectors[orows], o_side.focus[orows], o_side.support[orows], o_side.amount[orows],
@@ -1719,13 +1706,13 @@ class MatchIndex:
         sem = q.vectors @ other.feats.vectors[cols].T
         _normalise_into(model, "semantic", sem, 1.0)
         q_lang, o_lang = q_side.language_code[rows], other.language_code[cols]
-        lex_off, sem_off = _offset_tables(model, q_side, other, share)
-        if lex_off.size:
-            pairs = np.ix_(q_lang, o_lang)
-            lex -= lex_off[pairs]
-            sem -= sem_off[pairs]
-            np.clip(lex, 0.0, 1.0, out=lex)
-            np.clip(sem, 0.0, 1.0, out=sem)
+        offsets = _offset_table(model, q_side, other, share)
+        if offsets.size:
+            for code in np.unique(q_lang).tolist():  # two posts in one language: its offset
+                if offsets[code]:
+                    block = lex[q_lang == code]
+                    np.subtract(block, offsets[code], out=block, where=o_lang[None, :] == code)
+                    lex[q_lang == code] = np.maximum(block, 0.0)
         lex -= sem  # L - S
         lex *= np.float32(weights.lexical / total_w)
         xl = weights.cross_lingual_lexical
@@ -1781,7 +1768,7 @@ class MatchIndex:
         for name, scale in (("words", 1.0 - share), ("esa", share), ("semantic", 1.0)):
             lo, hi = model.calibration[name]
             cal += [np.float32(lo), np.float32(scale / (hi - lo))]
-        lex_off, sem_off = _offset_tables(model, q_side, other, share)
+        offsets = _offset_table(model, q_side, other, share)
         coef = np.array([1.0 - share, share, weights.lexical / total_w,
                          (weights.semantic + weights.lexical) / total_w, weights.cross_lingual_lexical],
                         dtype=np.float32)  # fmt: skip
@@ -1820,7 +1807,7 @@ class MatchIndex:
             q.words.indptr, q.words.indices, q.words.data, words_t.indptr, words_t.indices, words_t.data,
             q.esa.indptr, q.esa.indices, q.esa.data, esa_t.indptr, esa_t.indices, esa_t.data,
             start, stop, np.array(cal, dtype=np.float32), coef,
-            q_side.language_code[rows], other.language_code, lex_off, sem_off,
+            q_side.language_code[rows], other.language_code, offsets,
             table, r_prof.astype(np.intp), c_prof.astype(np.intp), r_amount.astype(np.float32),
             r_flag.astype(np.int8), c_amount.astype(np.float32), c_flag.astype(np.int8), c_amt,
             r_bits.astype(np.uint64), c_bits.astype(np.uint64), r_open, c_open,
@@ -2309,12 +2296,20 @@ def _row_product(a: sp.csr_matrix, b_t: sp.csr_matrix) -> np.ndarray:
     return out.astype(np.float32).reshape(1, -1)
 
 
-def _offset_tables(model: TextModel, a: _Side, b: _Side, esa_share: float) -> tuple[np.ndarray, np.ndarray]:
-    """The language pairs' (lexical, semantic) offsets (`TextModel.language_offset_tables`), indexed [code of
-    a post of `a`, code of a post of `b`]. The sides' codes come from one table, or from a copy of it with
-    languages added (a post matched on its own): the larger one names them all."""
+_NO_OFFSETS = np.zeros(0, dtype=np.float32)
+
+
+def _offset_table(model: TextModel, a: _Side, b: _Side, esa_share: float) -> np.ndarray:
+    """The languages' word offsets (`TextModel.language_offset_table`), indexed by the codes of the posts of
+    `a` and `b`. The sides' codes come from one table, or from a copy of it with languages added (a post matched
+    on its own): the larger one names them all."""
     codes = a.languages if len(a.languages) >= len(b.languages) else b.languages
-    return model.language_offset_tables(sorted(codes, key=codes.__getitem__), esa_share)
+    table = model.language_offset_table(sorted(codes, key=codes.__getitem__), esa_share)
+    if table.size and len(table) <= max(
+        int(a.languages_used.max(initial=0)), int(b.languages_used.max(initial=0))
+    ):
+        raise ValueError("a language code outside the offsets' table")  # the compiled loop would read past it
+    return table
 
 
 def _normalise_into(model: TextModel, name: str, x: np.ndarray, scale: float) -> None:

@@ -92,7 +92,7 @@ def score_block(
     out,
     qw_indptr, qw_indices, qw_data, bw_indptr, bw_indices, bw_data,
     qe_indptr, qe_indices, qe_data, be_indptr, be_indices, be_data,
-    start, stop, cal, coef, r_lang, c_lang, lex_off, sem_off,
+    start, stop, cal, coef, r_lang, c_lang, offsets,
     table, r_prof, c_prof, r_amount, r_flag, c_amount, c_flag, c_amt,
     r_bits, c_bits, r_open, c_open, r_support, c_support, r_party, c_party, r_ok, c_ok,
     residual, below, take, floor, thresholds,
@@ -104,8 +104,8 @@ def score_block(
 
     cal: (lo, scale / (hi - lo)) of words, ESA and semantic, for the scales 1 - esa_share, esa_share and 1.
     coef: (1 - esa_share, esa_share, lexical / W, (semantic + lexical) / W, cross_lingual_lexical).
-    lex_off, sem_off: the language pairs' offsets (`TextModel.language_offset_tables`), indexed by the codes of
-    r_lang and c_lang; (0, 0) when there are none.
+    offsets: what is taken from the lexical component of two posts in one language, by its code
+    (`TextModel.language_offset_table`); empty when there is nothing to take.
     table: the scaled tag fit of (row profile, column profile). The columns' profiles, amounts and flags cover
     the run [start, stop) only; the other column arrays cover the whole side. Amounts: the need's
     0.15 * scale / sqrt(amount) and the offer's sqrt(amount); flags 1 (the need asks for 0), 2 (unknown).
@@ -132,7 +132,7 @@ def score_block(
     c_ok_run = c_ok[start:stop]
     c_party_run = c_party[start:stop]
     c_lang_run = c_lang[start:stop]
-    offsets = lex_off.shape[0] > 0
+    any_offset = offsets.shape[0] > 0
     for i in range(n):
         row = out[i]
         if not r_ok[i]:
@@ -144,6 +144,7 @@ def score_block(
         _scatter(qw_indptr, qw_indices, qw_data, i, bw_indptr, bw_indices, bw_data, start, stop, words)
         _scatter(qe_indptr, qe_indices, qe_data, i, be_indptr, be_indices, be_data, start, stop, esa)
         rl = r_lang[i]
+        own = offsets[rl] if any_offset else zero  # two posts in the row's language
         ra = r_amount[i]
         rf = r_flag[i]
         rb = r_bits[i]
@@ -169,13 +170,10 @@ def score_block(
             le = min(max(le, zero), e_share)
             sem = row[j] * a_s - lo_s_a
             sem = min(max(sem, zero), one)
-            lexical = lw + le
-            if offsets:
-                cl = c_lang_run[j]
-                lexical = min(max(lexical - lex_off[rl, cl], zero), one)
-                sem = min(max(sem - sem_off[rl, cl], zero), one)
+            same = rl == c_lang_run[j]
+            lexical = max(lw + le - own, zero) if same else lw + le
             lex = (lexical - sem) * w_lex
-            lex *= xl if rl != c_lang_run[j] else one
+            lex *= one if same else xl
             total = lex + sem * w_sum + tags[j] + amounts[j]
             row[j] = total if ok else below
         kth = row.min() if take >= m else _kth_largest(row, take)

@@ -475,7 +475,8 @@ def text_model_current() -> tuple[int, TextModel]:
 def text_model_refit_if_grown() -> int | None:
     """Refit when the published corpus has grown by MATCHING_REFIT_GROWTH since the last fit, or when the newest
     model is outdated (`engine.TextModel.outdated`): stored before models kept a pivot language (until then it
-    compares no pair in two languages word for word), or before Russian and Arabic words were read as stems."""
+    compares no pair in two languages word for word), before Russian and Arabic words were read as stems, or
+    before it measured the languages' word backgrounds (`engine.TextModel.language_offsets`)."""
     last = TextModelVersion.objects.order_by("-version").values_list("corpus_size", flat=True).first()
     size = Post.objects.published().count()
     if last is None or size >= last * (1 + settings.MATCHING_REFIT_GROWTH):

@@ -18,7 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.matching import engine
-from apps.matching.engine import MatchIndex, PostRecord, TextModel, Weights, match_all, passes_hard_rules
+from apps.matching.engine import (
+    MatchIndex,
+    MatchResult,
+    PostRecord,
+    TextModel,
+    Weights,
+    match_all,
+    passes_hard_rules,
+)
 from apps.posts import stemming
 
 GROUPS = {
@@ -1456,76 +1464,82 @@ def glacier_corpus() -> list[PostRecord]:
     ]  # fmt: skip
 
 
-def test_pairs_in_a_smaller_language_are_read_against_the_main_languages_background(glacier_corpus) -> None:
-    """Two Spanish posts in a mostly English corpus share words whose idf is high because they are Spanish, and
-    USE sees them closer too: a Spanish need on glacial lakes ranked a Spanish offer on city floods above the
-    English offer on glacial lakes. Each component is lowered by how far its median for that pair of languages
-    lies above the median of two English posts (`TextModel.language_offsets`)."""
+def test_two_posts_in_a_smaller_language_are_read_against_its_words_background(glacier_corpus) -> None:
+    """Two Spanish posts in a mostly English corpus share words whose idf is high because they are Spanish (and
+    ESA finds the same few Spanish concepts for both): a Spanish need on glacial lakes ranked a Spanish offer on
+    city floods above the English offer on glacial lakes. The lexical component of two posts in one language is
+    lowered by how far that language's median lies above the pivot's (`TextModel.language_offsets`)."""
     model = engine.fit_model(glacier_corpus)
     need = glacier_corpus[0]
 
-    def ranked(model: TextModel) -> list[int]:
-        return [r.offer_id for r in MatchIndex.build(glacier_corpus, model).match(need, k=20, floor=0.0)]
+    def matched(model: TextModel, post: PostRecord = need) -> dict[int, MatchResult]:
+        return {r.offer_id: r for r in MatchIndex.build(glacier_corpus, model).match(post, k=20, floor=0.0)}
 
     offsets = model.language_offsets
-    assert offsets[("es", "es")]["esa"] > 0.2  # Spanish posts share Spanish concepts
-    assert set(offsets[("en", "es")]) == {"semantic"}  # words of two languages are not compared in the blend
-    assert ("en", "en") not in offsets  # the pivot's own pairs are the background
-    assert not any("fr" in pair for pair in offsets)  # two French posts: too few to measure
-    with_offsets = ranked(model)
-    assert with_offsets.index(3) < with_offsets.index(2)
+    assert set(offsets) == {"es"}  # English is the background; two French posts are too few to measure
+    assert offsets["es"]["esa"] > 0.2 and offsets["es"]["words"] >= 0.0
+    with_offsets = matched(model)
     before = copy.copy(model)
     before.language_offsets = {}
-    without = ranked(before)
-    assert without.index(2) < without.index(3)
-    # Each pair loses its languages' offsets, no more: two Spanish posts both, a Spanish and an English post
-    # the semantic one only, two English posts nothing.
-    share = engine.DEFAULT_WEIGHTS.esa_share
-    pairs = {
-        r.offer_id: r.components for r in MatchIndex.build(glacier_corpus, model).match(need, k=20, floor=0.0)
-    }
-    plain = {
-        r.offer_id: r.components
-        for r in MatchIndex.build(glacier_corpus, before).match(need, k=20, floor=0.0)
-    }
-    lexical, semantic = model.language_offset("es", "es", share)
-    assert pairs[2]["lexical"] == pytest.approx(max(plain[2]["lexical"] - lexical, 0.0))
-    assert pairs[2]["semantic"] == pytest.approx(max(plain[2]["semantic"] - semantic, 0.0))
-    assert pairs[3]["semantic"] == pytest.approx(
-        plain[3]["semantic"] - model.language_offset("en", "es", share)[1]
-    )
-    assert pairs[3]["lexical"] == pytest.approx(plain[3]["lexical"])  # through the pivot, as before
-    english = glacier_corpus[-8]  # an English need
+    without = matched(before)
+
+    def ranked(results: dict[int, MatchResult]) -> list[int]:
+        return sorted(results, key=lambda offer: (-results[offer].score, offer))
+
+    assert ranked(with_offsets).index(3) < ranked(with_offsets).index(2)
+    assert ranked(without).index(2) < ranked(without).index(3)
+    # The Spanish pair loses its language's offset from its lexical component, no more; the pair across two
+    # languages (its words compared through English) and the English pairs keep their scores.
+    offset = model.language_offset("es", engine.DEFAULT_WEIGHTS.esa_share)
+    spanish, plain = with_offsets[2].components, without[2].components
+    assert offset > 0.05
+    assert spanish["lexical"] == pytest.approx(max(plain["lexical"] - offset, 0.0))
+    assert spanish["semantic"] == plain["semantic"]
+    assert with_offsets[3].components == without[3].components
+    english = glacier_corpus[-8]
     in_english = {r.id for r in glacier_corpus if r.language == "en"}
-
-    def english_offers(model: TextModel) -> dict[int, float]:
-        results = MatchIndex.build(glacier_corpus, model).match(english, k=20, floor=0.0)
-        return {r.offer_id: r.score for r in results if r.offer_id in in_english}
-
-    assert len(english_offers(model)) >= 5 and english_offers(model) == english_offers(before)
+    assert len(in_english & set(matched(model, english))) >= 5
+    assert {o: r.score for o, r in matched(model, english).items() if o in in_english} == {
+        o: r.score for o, r in matched(before, english).items() if o in in_english
+    }
 
 
-def test_language_offsets_are_symmetric_stored_and_read_as_none_when_missing(glacier_corpus) -> None:
+def test_the_first_stage_and_the_rescoring_agree_on_the_languages_offsets(glacier_corpus) -> None:
+    """The three ways a pair is scored (the compiled block that selects candidates, the numpy block, the float64
+    rescoring) take the same offsets from the same pairs, from either side."""
     model = engine.fit_model(glacier_corpus)
-    assert model.language_offset("es", "en", 0.3) == model.language_offset("en", "es", 0.3)
-    lexical, semantic = model.language_offset("es", "es", 0.3)
-    words, esa = model.language_offsets[("es", "es")]["words"], model.language_offsets[("es", "es")]["esa"]
-    assert lexical == pytest.approx(0.7 * words + 0.3 * esa)
-    assert model.language_offset("en", "en", 0.3) == model.language_offset("fr", "es", 0.3) == (0.0, 0.0)
-    assert model.language_offset("en", "es", 0.3)[0] == 0.0  # lexical: pairs in one language only
-    tables = model.language_offset_tables(["es", "en", "fr"], 0.3)
-    for table in tables:
-        assert np.array_equal(table, table.T)
-    assert tables[0][0, 0] == pytest.approx(lexical) and tables[1][0, 0] == pytest.approx(semantic)
-    assert tables[1][0, 1] == pytest.approx(model.language_offset("es", "en", 0.3)[1])
-    assert not tables[0][2].any() and not tables[1][2].any()  # French: not measured
+    assert model.language_offsets
+    index = MatchIndex.build(glacier_corpus, model)
+    weights = Weights()
+    depth, floor = engine._first_stage(20, 0.0, weights)
+    for kind, side, other in (("need", index.needs, index.offers), ("offer", index.offers, index.needs)):
+        rows = np.arange(len(side.records))
+        scores = index._block_scores(side, kind, rows, weights)
+        q, o = np.nonzero(np.isfinite(scores))
+        n_side, n_rows, o_side, o_rows = (side, q, other, o) if kind == "need" else (other, o, side, q)
+        assert (n_side.language_code[n_rows] == o_side.language_code[o_rows]).any()
+        comp = index._pair_scores(n_side, n_rows, o_side, o_rows, weights)
+        np.testing.assert_allclose(comp["score"], scores[q, o], rtol=0, atol=1e-5)
+        compiled, _ = index._block_candidates(
+            side, kind, rows, weights, (0, len(other.records)), depth, floor
+        )
+        np.testing.assert_allclose(compiled[q, o], scores[q, o], rtol=0, atol=2e-6)
+
+
+def test_language_offsets_are_stored_and_read_as_none_when_missing(glacier_corpus) -> None:
+    model = engine.fit_model(glacier_corpus)
+    words, esa = model.language_offsets["es"]["words"], model.language_offsets["es"]["esa"]
+    assert model.language_offset("es", 0.3) == pytest.approx(0.7 * words + 0.3 * esa)
+    assert model.language_offset("en", 0.3) == model.language_offset("fr", 0.3) == 0.0
+    np.testing.assert_allclose(model.language_offset_table(["fr", "es", "en"], 0.3),
+                               [0.0, model.language_offset("es", 0.3), 0.0], rtol=1e-6)  # fmt: skip
     assert TextModel.from_bytes(model.to_bytes()).language_offsets == model.language_offsets
     # A model stored before the offsets were measured: it reads every pair as before and is refitted.
     state = pickle.loads(model.to_bytes())
     del state["language_offsets"]
     old = TextModel.from_bytes(pickle.dumps(state))
     assert old.language_offsets is None and old.outdated and not model.outdated
-    assert old.language_offset_tables(["es", "en"], 0.3)[0].shape == (0, 0)
+    assert old.language_offset_table(["es", "en"], 0.3).size == 0
     plain = copy.copy(model)
     plain.language_offsets = {}
     need = glacier_corpus[0]
