@@ -4,7 +4,7 @@
 
 `--quick` passes each script its own small-size option where it has one, for a smoke run. PostgreSQL
 benchmarks use BENCH_DATABASE_URL (default: a scratch database on the local server). `--data` names the
-matching development set's folder for the three quality benchmarks (default: ../shared/matching-dev beside the
+matching development set's folder for the four quality benchmarks (default: ../shared/matching-dev beside the
 repository; `make bench DATA=DIR`).
 """
 
@@ -22,12 +22,18 @@ REPO = HERE.parents[1]
 PG = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nma_bench")
 
 # Read the labelled development set (`--data`).
-QUALITY = ("matching_dev_pipeline.py", "engine_dev_eval.py", "engine_languages_eval.py")
+QUALITY = (
+    "matching_dev_pipeline.py",
+    "engine_dev_eval.py",
+    "engine_languages_eval.py",
+    "engine_language_background_eval.py",
+)
 # (script, full-run arguments, quick-run arguments); each PostgreSQL benchmark gets its own scratch database.
 BENCHMARKS = [
     ("matching_dev_pipeline.py", [], []),
     ("engine_dev_eval.py", ["--cv"], []),
     ("engine_languages_eval.py", [], ["--languages", "ru"]),
+    ("engine_language_background_eval.py", [], ["--languages", "ru", "--draws", "1"]),
     ("engine_speed.py", [], ["--quick", "--sizes", "10000"]),
     (
         "matching_speed_db.py",
