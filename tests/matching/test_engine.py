@@ -1517,7 +1517,8 @@ def test_the_first_stage_and_the_rescoring_agree_on_the_languages_offsets(glacie
         scores = index._block_scores(side, kind, rows, weights)
         q, o = np.nonzero(np.isfinite(scores))
         n_side, n_rows, o_side, o_rows = (side, q, other, o) if kind == "need" else (other, o, side, q)
-        assert (n_side.language_code[n_rows] == o_side.language_code[o_rows]).any()
+        spanish = index.languages["es"]
+        assert ((n_side.language_code[n_rows] == spanish) & (o_side.language_code[o_rows] == spanish)).any()
         comp = index._pair_scores(n_side, n_rows, o_side, o_rows, weights)
         np.testing.assert_allclose(comp["score"], scores[q, o], rtol=0, atol=1e-5)
         compiled, _ = index._block_candidates(
@@ -1560,3 +1561,26 @@ def test_a_post_in_a_language_the_index_has_not_seen_is_matched_without_an_offse
     assert "ru" not in index.languages  # the index's own table did not grow
     indexed = MatchIndex.build([*glacier_corpus, russian], model)
     assert [r.offer_id for r in indexed.match(russian, k=5, floor=0.0)] == [r.offer_id for r in results]
+
+
+def test_a_post_matched_on_its_own_takes_its_languages_offset_as_when_indexed(glacier_corpus) -> None:
+    """A Spanish need edited since the index was built is matched on its own: its pairs with Spanish offers
+    lose the same offset as when it is indexed."""
+    model = engine.fit_model(glacier_corpus)
+    plain = copy.copy(model)
+    plain.language_offsets = {}
+    edited = dataclasses.replace(glacier_corpus[0], description=glacier_corpus[0].description + " Urgente.")
+
+    def alone(model: TextModel) -> dict[int, MatchResult]:
+        return {r.offer_id: r for r in MatchIndex.build(glacier_corpus, model).match(edited, k=20, floor=0.0)}
+
+    indexed = MatchIndex.build([edited, *glacier_corpus[1:]], model).match(edited, k=20, floor=0.0)
+    # The same up to the embedding of one text against a batch (float32 sums in another order).
+    assert [(r.offer_id, r.score) for r in alone(model).values()] == [
+        (r.offer_id, pytest.approx(r.score, abs=1e-6)) for r in indexed
+    ]
+    offset = model.language_offset("es", engine.DEFAULT_WEIGHTS.esa_share)
+    assert alone(model)[2].components["lexical"] == pytest.approx(
+        max(alone(plain)[2].components["lexical"] - offset, 0.0)
+    )
+    assert alone(model)[3].components == alone(plain)[3].components
