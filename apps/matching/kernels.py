@@ -104,8 +104,9 @@ def score_block(
 
     cal: (lo, scale / (hi - lo)) of words, ESA and semantic, for the scales 1 - esa_share, esa_share and 1.
     coef: (1 - esa_share, esa_share, lexical / W, (semantic + lexical) / W, cross_lingual_lexical).
-    offsets: what is taken from the lexical component of two posts in one language, by its code
-    (`TextModel.language_offset_table`); empty when there is nothing to take.
+    offsets: (2, n) the background of the lexical component of two posts in one language and 1 / (1 - it), by
+    the language's code (`engine._offset_table`): such a pair's lexical component L is read as
+    max(L - offset, 0) * gain; (2, 0) when no language has one.
     table: the scaled tag fit of (row profile, column profile). The columns' profiles, amounts and flags cover
     the run [start, stop) only; the other column arrays cover the whole side. Amounts: the need's
     0.15 * scale / sqrt(amount) and the offer's sqrt(amount); flags 1 (the need asks for 0), 2 (unknown).
@@ -132,7 +133,7 @@ def score_block(
     c_ok_run = c_ok[start:stop]
     c_party_run = c_party[start:stop]
     c_lang_run = c_lang[start:stop]
-    any_offset = offsets.shape[0] > 0
+    any_offset = offsets.shape[1] > 0
     for i in range(n):
         row = out[i]
         if not r_ok[i]:
@@ -144,7 +145,8 @@ def score_block(
         _scatter(qw_indptr, qw_indices, qw_data, i, bw_indptr, bw_indices, bw_data, start, stop, words)
         _scatter(qe_indptr, qe_indices, qe_data, i, be_indptr, be_indices, be_data, start, stop, esa)
         rl = r_lang[i]
-        own = offsets[rl] if any_offset else zero  # two posts in the row's language
+        own = offsets[0, rl] if any_offset else zero  # two posts in the row's language
+        gain = offsets[1, rl] if any_offset else one
         ra = r_amount[i]
         rf = r_flag[i]
         rb = r_bits[i]
@@ -171,7 +173,7 @@ def score_block(
             sem = row[j] * a_s - lo_s_a
             sem = min(max(sem, zero), one)
             same = rl == c_lang_run[j]
-            lexical = max(lw + le - own, zero) if same else lw + le
+            lexical = max(lw + le - own, zero) * gain if same else lw + le
             lex = (lexical - sem) * w_lex
             lex *= one if same else xl
             total = lex + sem * w_sum + tags[j] + amounts[j]

@@ -1425,7 +1425,7 @@ CITY_FLOODS_ES = (
     "municipales y simulacros con la población.",
 )
 GLACIER_OFFER_EN = (
-    "Glacial lake outburst floods: monitoring and alarm systems",
+    "Monitoring and alarm systems for glacial lake outburst floods",
     "Expertise on glacial lakes in high mountains: inventories of glacial lakes, assessment of moraine dams and "
     "debris flows, early warning stations with cameras and water-level sensors linked to sirens in downstream "
     "villages, training and evacuation drills.",
@@ -1467,8 +1467,9 @@ def glacier_corpus() -> list[PostRecord]:
 def test_two_posts_in_a_smaller_language_are_read_against_its_words_background(glacier_corpus) -> None:
     """Two Spanish posts in a mostly English corpus share words whose idf is high because they are Spanish (and
     ESA finds the same few Spanish concepts for both): a Spanish need on glacial lakes ranked a Spanish offer on
-    city floods above the English offer on glacial lakes. The lexical component of two posts in one language is
-    lowered by how far that language's median lies above the pivot's (`TextModel.language_offsets`)."""
+    city floods above the English offer on glacial lakes. The lexical component L of two posts in one language
+    is read against that language's background, the offset by which its median lies above the pivot's
+    (`TextModel.language_offsets`): (L - offset) / (1 - offset)."""
     model = engine.fit_model(glacier_corpus)
     need = glacier_corpus[0]
 
@@ -1488,12 +1489,12 @@ def test_two_posts_in_a_smaller_language_are_read_against_its_words_background(g
 
     assert ranked(with_offsets).index(3) < ranked(with_offsets).index(2)
     assert ranked(without).index(2) < ranked(without).index(3)
-    # The Spanish pair loses its language's offset from its lexical component, no more; the pair across two
-    # languages (its words compared through English) and the English pairs keep their scores.
+    # The Spanish pair's lexical component is read against its language's background, nothing else changes; the
+    # pair across two languages (its words compared through English) and the English pairs keep their scores.
     offset = model.language_offset("es", engine.DEFAULT_WEIGHTS.esa_share)
     spanish, plain = with_offsets[2].components, without[2].components
     assert offset > 0.05
-    assert spanish["lexical"] == pytest.approx(max(plain["lexical"] - offset, 0.0))
+    assert spanish["lexical"] == pytest.approx(max(plain["lexical"] - offset, 0.0) / (1.0 - offset))
     assert spanish["semantic"] == plain["semantic"]
     assert with_offsets[3].components == without[3].components
     english = glacier_corpus[-8]
@@ -1581,6 +1582,6 @@ def test_a_post_matched_on_its_own_takes_its_languages_offset_as_when_indexed(gl
     ]
     offset = model.language_offset("es", engine.DEFAULT_WEIGHTS.esa_share)
     assert alone(model)[2].components["lexical"] == pytest.approx(
-        max(alone(plain)[2].components["lexical"] - offset, 0.0)
+        max(alone(plain)[2].components["lexical"] - offset, 0.0) / (1.0 - offset)
     )
     assert alone(model)[3].components == alone(plain)[3].components
