@@ -19,7 +19,6 @@ as in English. Each draw prints:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from apps.matching import engine  # noqa: E402
 from apps.matching.evaluation import evaluate  # noqa: E402
 from tests.benchmarks.engine_dev_eval import load, matched, require_dev_set  # noqa: E402
-from tests.benchmarks.engine_languages_eval import LANGUAGES, TRANSLATIONS, read_jsonl  # noqa: E402
+from tests.benchmarks.engine_languages_eval import LANGUAGES, read_jsonl, translated_set_parser  # noqa: E402
 
 GROUPS = ("translated", "English", "Spanish and French")
 
@@ -53,12 +52,7 @@ def medians(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "matching-dev")
-    parser.add_argument("--translations", type=Path, default=TRANSLATIONS)
-    parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=LANGUAGES)
+    parser = translated_set_parser(__doc__)
     parser.add_argument("--draws", type=int, default=3)
     args = parser.parse_args()
     require_dev_set(args.data)

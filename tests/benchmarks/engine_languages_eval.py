@@ -112,13 +112,19 @@ def line(label: str, posts: list[dict], qrels: dict[str, dict[str, int]]) -> str
             f"TF-IDF {before['TF-IDF']['ndcg']:.3f}")  # fmt: skip
 
 
-def main() -> None:
+def translated_set_parser(description: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks on the translated development set: --data, --translations, --languages."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "matching-dev")
     parser.add_argument("--translations", type=Path, default=TRANSLATIONS)
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=LANGUAGES)
+    return parser
+
+
+def main() -> None:
+    parser = translated_set_parser(__doc__)
     parser.add_argument("--without-distractors", action="store_true", help="the needs and offers only")
     args = parser.parse_args()
     if not all((args.data / name).is_file() for name in ("posts.jsonl", "distractors.jsonl", "qrels.tsv")):
